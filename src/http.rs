@@ -1,0 +1,93 @@
+//! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
+//! the WebSocket signaling endpoint and a health check.
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::sfu::engine::EngineHandle;
+use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: EngineHandle,
+}
+
+/// The web app's files, compiled in.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../web/index.html"),
+    ),
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/app.js"),
+    ),
+    (
+        "/session.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/session.js"),
+    ),
+    (
+        "/signaling.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/signaling.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../web/style.css"),
+    ),
+    (
+        "/icon.svg",
+        "image/svg+xml",
+        include_bytes!("../web/icon.svg"),
+    ),
+];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws))
+        .route("/healthz", get(healthz))
+        .fallback(get(asset))
+        .with_state(state)
+}
+
+async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // Frames past this hard limit close the socket; below it, session.rs answers
+    // anything over MAX_MESSAGE_BYTES with a clear error.
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES * 16)
+        .on_upgrade(move |socket| session::run(socket, state.engine))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.engine.status().await {
+        Some(status) => Json(status).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
+    }
+}
+
+async fn asset(uri: Uri) -> Response {
+    match ASSETS.iter().find(|(path, _, _)| *path == uri.path()) {
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}

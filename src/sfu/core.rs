@@ -1,0 +1,866 @@
+//! The media engine's logic, Sans-IO: rooms, peers, negotiation, and forwarding of RTP
+//! between peers. It takes datagrams, signaling messages and the time as inputs and
+//! produces datagrams to send and signaling messages to deliver; it never touches a
+//! socket or reads the clock, so tests drive it directly. [`super::engine`] is the I/O
+//! shell around it.
+//!
+//! Flow of a packet: a datagram is routed to its peer (STUN by the server's ufrag,
+//! everything else by the source address learnt from STUN), fed to that peer's `Rtc`,
+//! and the `Rtc` is drained. Drained events go to one queue; handling an `RtpPacket`
+//! writes it to every subscriber's down stream (rewritten PT, sequence number,
+//! timestamp) and drains each subscriber in turn.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::Rng;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::DtlsCert;
+use str0m::ice::IceCreds;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
+use tracing::{debug, info, warn};
+
+use super::codec;
+use super::demux::{self, Kind};
+use super::peer::{nackable, DownState, DownTrack, Peer, TrackKey, UpTrack};
+use crate::room::{JoinError, Rooms};
+use crate::signaling::protocol::{
+    valid_name, ClientMsg, ErrorCode, PeerId, PeerInfo, Role, ServerMsg,
+};
+
+/// Settings of the media engine.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Addresses put in the server's ICE host candidates (advertised IP, media port).
+    pub candidates: Vec<SocketAddr>,
+    /// Most participants in one room.
+    pub room_capacity: usize,
+}
+
+/// What the engine wants the I/O shell to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Deliver a signaling message to a participant's WebSocket.
+    Signal(PeerId, ServerMsg),
+    /// The participant is gone from the engine: close its WebSocket.
+    Close(PeerId),
+}
+
+/// Counters of what the engine dropped, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams that belonged to no peer (unknown ufrag or address, or garbage).
+    pub unroutable: u64,
+    /// Datagrams a peer's `Rtc` refused or could not parse.
+    pub rejected: u64,
+    /// RTP packets forwarded to a receiver.
+    pub forwarded: u64,
+}
+
+pub struct Sfu {
+    cfg: SfuConfig,
+    /// One DTLS certificate for all peers: generating a key per peer costs milliseconds.
+    dtls_cert: DtlsCert,
+    rooms: Rooms,
+    peers: HashMap<PeerId, Peer>,
+    /// Server ufrag → peer, to route STUN requests.
+    by_ufrag: HashMap<String, PeerId>,
+    /// Remote address → peer, learnt from STUN, to route DTLS and SRTP.
+    by_addr: HashMap<SocketAddr, PeerId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(PeerId, Event)>,
+    out: VecDeque<Output>,
+    /// Peers whose `Rtc` failed; removed once the current event is handled.
+    doomed: Vec<(PeerId, &'static str)>,
+    counters: Counters,
+}
+
+impl Sfu {
+    pub fn new(cfg: SfuConfig) -> Self {
+        let dtls_cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("the crypto backend generates a DTLS certificate");
+        Sfu {
+            rooms: Rooms::new(cfg.room_capacity),
+            cfg,
+            dtls_cert,
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            out: VecDeque::new(),
+            doomed: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Next output, datagrams first.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(Output::Transmit(t));
+        }
+        self.out.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for p in self.peers.values() {
+            let times = p
+                .next_timeout
+                .into_iter()
+                .chain(p.up.values().filter_map(|u| u.keyframes.poll_timeout()));
+            for t in times {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        next
+    }
+
+    /// A participant asks to join a room.
+    pub fn join(&mut self, id: PeerId, room: &str, name: &str, role: Role) {
+        let Role::Participant = role;
+        if self.peers.contains_key(&id) {
+            self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
+            return;
+        }
+        if !valid_name(room) || !valid_name(name) {
+            self.signal(
+                id,
+                ServerMsg::error(
+                    ErrorCode::BadName,
+                    "room and name must be 1 to 64 characters, without control characters",
+                ),
+            );
+            self.out.push_back(Output::Close(id));
+            return;
+        }
+        let (room, name) = (room.trim().to_string(), name.trim().to_string());
+        let others = match self.rooms.join(&room, id) {
+            Ok(others) => others,
+            Err(JoinError::Full(n)) => {
+                info!(id, room, "join refused: room full");
+                self.signal(
+                    id,
+                    ServerMsg::error(
+                        ErrorCode::RoomFull,
+                        format!("room \"{room}\" is full ({n} participants)"),
+                    ),
+                );
+                self.out.push_back(Output::Close(id));
+                return;
+            }
+        };
+        let ufrag = loop {
+            let u = random_token(16);
+            if !self.by_ufrag.contains_key(&u) {
+                break u;
+            }
+        };
+        let info = PeerInfo {
+            id,
+            name,
+            audio: true,
+            video: true,
+        };
+        info!(id, room, name = info.name, "joined");
+        let peers = others
+            .iter()
+            .filter_map(|o| self.peers.get(o).map(|p| p.info.clone()))
+            .collect();
+        self.signal(
+            id,
+            ServerMsg::Joined {
+                id,
+                room: room.clone(),
+                peers,
+                capacity: self.rooms.capacity(),
+            },
+        );
+        for o in &others {
+            self.signal(*o, ServerMsg::PeerJoined { peer: info.clone() });
+        }
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.peers.insert(id, Peer::new(id, info, room, ufrag));
+    }
+
+    /// A signaling message from a joined participant.
+    pub fn handle_signal(&mut self, now: Instant, id: PeerId, msg: ClientMsg) {
+        if !self.peers.contains_key(&id) {
+            return;
+        }
+        match msg {
+            ClientMsg::Join { .. } => {
+                self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"))
+            }
+            ClientMsg::Offer { sdp } => self.handle_offer(now, id, &sdp),
+            ClientMsg::Answer { sdp } => self.handle_answer(now, id, &sdp),
+            ClientMsg::Candidate { candidate, .. } => self.handle_candidate(id, &candidate),
+            ClientMsg::Media { audio, video } => self.handle_media_state(id, audio, video),
+            ClientMsg::Leave => self.leave(now, id, "left"),
+        }
+        self.process(now);
+    }
+
+    /// The participant's connection is gone (WebSocket closed or timed out).
+    pub fn leave(&mut self, now: Instant, id: PeerId, reason: &'static str) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        info!(id, room = peer.room, reason, "left");
+        self.by_ufrag.remove(&peer.ufrag);
+        for a in &peer.addrs {
+            if self.by_addr.get(a) == Some(&id) {
+                self.by_addr.remove(a);
+            }
+        }
+        let rest = self.rooms.leave(&peer.room, id);
+        for o in &rest {
+            self.signal(
+                *o,
+                ServerMsg::PeerLeft {
+                    id,
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        // Its up tracks: every receiver stops its down track.
+        for (mid, up) in &peer.up {
+            for s in &up.subscribers {
+                let Some(sub) = self.peers.get_mut(s) else {
+                    continue;
+                };
+                let key = (id, *mid);
+                let Some(d) = sub.down.get_mut(&key) else {
+                    continue;
+                };
+                d.source_gone = true;
+                match d.state {
+                    DownState::ToOpen => {
+                        sub.down.remove(&key);
+                    }
+                    DownState::Open(m) => d.state = DownState::ToStop(m),
+                    _ => {}
+                }
+            }
+        }
+        // Its down tracks: the publishers forget it.
+        for (src, mid) in peer.down.keys() {
+            if let Some(up) = self.peers.get_mut(src).and_then(|p| p.up.get_mut(mid)) {
+                up.subscribers.retain(|s| *s != id);
+            }
+        }
+        for o in &rest {
+            self.negotiate(*o);
+        }
+        if let Some(rtc) = peer.rtc.as_mut() {
+            // Say goodbye on the media path too (RTCP BYE, DTLS close_notify).
+            if rtc.close().is_ok() {
+                let mut ignored = VecDeque::new();
+                let _ = peer.drain(&mut self.transmits, &mut ignored);
+            }
+        }
+        self.out.push_back(Output::Close(id));
+        let _ = now;
+    }
+
+    /// A datagram arrived on the media port from `src`, addressed to `dst`.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        let kind = demux::classify(buf);
+        let id = match kind {
+            Kind::Stun => demux::stun_local_ufrag(buf).and_then(|u| self.by_ufrag.get(u)),
+            Kind::Dtls | Kind::Rtp => self.by_addr.get(&src),
+            Kind::Other => None,
+        };
+        let Some(&id) = id else {
+            self.counters.unroutable += 1;
+            debug!(%src, len = buf.len(), "dropped unroutable datagram");
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        let Some(rtc) = peer.rtc.as_mut() else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        let Ok(recv) = Receive::new(Protocol::Udp, src, dst, buf) else {
+            self.counters.rejected += 1;
+            return;
+        };
+        let input = Input::Receive(now, recv);
+        if !rtc.accepts(&input) {
+            self.counters.rejected += 1;
+            return;
+        }
+        if let Err(e) = rtc.handle_input(input) {
+            // A bad datagram must not end a call: whatever is fatal shows in poll_output.
+            self.counters.rejected += 1;
+            debug!(id, %src, "datagram refused: {e}");
+        }
+        if kind == Kind::Stun && !peer.addrs.contains(&src) {
+            peer.addrs.push(src);
+            self.by_addr.insert(src, id);
+        }
+        self.drain(id);
+        self.process(now);
+    }
+
+    /// Time has passed: drive every `Rtc` whose timer expired and send deferred
+    /// keyframe requests.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.next_timeout.is_some_and(|t| t <= now))
+            .map(|p| p.id)
+            .collect();
+        for id in due {
+            let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) else {
+                continue;
+            };
+            if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
+                debug!(id, "timeout input failed: {e}");
+            }
+            self.drain(id);
+        }
+        let mut deferred = Vec::new();
+        for p in self.peers.values_mut() {
+            for (mid, up) in p.up.iter_mut() {
+                if up.keyframes.poll(now) {
+                    deferred.push((p.id, *mid));
+                }
+            }
+        }
+        for (id, mid) in deferred {
+            self.send_keyframe_request(id, mid, KeyframeRequestKind::Pli);
+        }
+        self.process(now);
+    }
+
+    fn signal(&mut self, id: PeerId, msg: ServerMsg) {
+        self.out.push_back(Output::Signal(id, msg));
+    }
+
+    fn build_rtc(&self, now: Instant, ufrag: &str) -> Rtc {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.to_string(),
+                pass: random_token(24),
+            })
+            .set_dtls_cert(self.dtls_cert.clone())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        for addr in &self.cfg.candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        rtc
+    }
+
+    fn handle_offer(&mut self, now: Instant, id: PeerId, sdp: &str) {
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                self.signal(
+                    id,
+                    ServerMsg::error(ErrorCode::BadSdp, format!("invalid SDP offer: {e}")),
+                );
+                return;
+            }
+        };
+        let fresh = self.peers.get(&id).is_some_and(|p| p.rtc.is_none());
+        if fresh {
+            let ufrag = self.peers[&id].ufrag.clone();
+            let rtc = self.build_rtc(now, &ufrag);
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.rtc = Some(rtc);
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        // Glare: the browser's offer wins; str0m drops our pending offer, so the tracks
+        // in it go back to waiting for the next one.
+        if peer.pending_offer.take().is_some() {
+            for d in peer.down.values_mut() {
+                d.state = match d.state {
+                    DownState::Negotiating(_) => DownState::ToOpen,
+                    DownState::Stopping(m) => DownState::ToStop(m),
+                    s => s,
+                };
+            }
+            peer.down
+                .retain(|_, d| !(d.state == DownState::ToOpen && d.source_gone));
+        }
+        let rtc = peer.rtc.as_mut().expect("created above");
+        let answer = match rtc.sdp_api().accept_offer(offer) {
+            Ok(a) => a,
+            Err(e) => {
+                if fresh {
+                    peer.rtc = None;
+                }
+                self.signal(
+                    id,
+                    ServerMsg::error(ErrorCode::BadSdp, format!("cannot accept the offer: {e}")),
+                );
+                return;
+            }
+        };
+        let first = !peer.answered;
+        peer.answered = true;
+        self.signal(
+            id,
+            ServerMsg::Answer {
+                sdp: answer.to_sdp_string(),
+            },
+        );
+        self.drain(id);
+        // MediaAdded events of this offer subscribe the others to the new up tracks.
+        self.process(now);
+        if first {
+            // The newcomer receives everything already published in the room.
+            let room = self.peers[&id].room.clone();
+            let tracks: Vec<(TrackKey, MediaKind)> = self
+                .rooms
+                .members(&room)
+                .iter()
+                .filter(|o| **o != id)
+                .filter_map(|o| self.peers.get(o))
+                .flat_map(|p| p.up.iter().map(move |(mid, u)| ((p.id, *mid), u.kind)))
+                .collect();
+            for (key, kind) in tracks {
+                self.subscribe(id, key, kind);
+            }
+        }
+        self.negotiate(id);
+    }
+
+    fn handle_answer(&mut self, now: Instant, id: PeerId, sdp: &str) {
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                self.signal(
+                    id,
+                    ServerMsg::error(ErrorCode::BadSdp, format!("invalid SDP answer: {e}")),
+                );
+                return;
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let (Some(pending), Some(rtc)) = (peer.pending_offer.take(), peer.rtc.as_mut()) else {
+            self.signal(
+                id,
+                ServerMsg::error(ErrorCode::BadState, "answer without a pending offer"),
+            );
+            return;
+        };
+        if let Err(e) = rtc.sdp_api().accept_answer(pending, answer) {
+            // The offer is void; its changes wait for the next one.
+            for d in peer.down.values_mut() {
+                d.state = match d.state {
+                    DownState::Negotiating(_) => DownState::ToOpen,
+                    DownState::Stopping(m) => DownState::ToStop(m),
+                    s => s,
+                };
+            }
+            self.signal(
+                id,
+                ServerMsg::error(ErrorCode::BadSdp, format!("cannot accept the answer: {e}")),
+            );
+            self.drain(id);
+            return;
+        }
+        let mut opened = Vec::new();
+        peer.down.retain(|key, d| match d.state {
+            DownState::Negotiating(m) if d.source_gone => {
+                d.state = DownState::ToStop(m);
+                true
+            }
+            DownState::Negotiating(m) => {
+                d.state = DownState::Open(m);
+                if d.kind == MediaKind::Video {
+                    opened.push(*key);
+                }
+                true
+            }
+            DownState::Stopping(_) => false,
+            _ => true,
+        });
+        self.drain(id);
+        // A new receiver needs a keyframe to start decoding.
+        for (src, mid) in opened {
+            self.request_keyframe(now, src, mid, KeyframeRequestKind::Fir);
+        }
+        self.negotiate(id);
+    }
+
+    fn handle_candidate(&mut self, id: PeerId, candidate: &str) {
+        let line = candidate.trim();
+        if line.is_empty() {
+            return;
+        }
+        let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) else {
+            return;
+        };
+        // ICE-lite needs no remote candidates (the browser's checks reveal its address),
+        // but they help when given. mDNS names cannot be parsed and are skipped.
+        match Candidate::from_sdp_string(line) {
+            Ok(c) => {
+                rtc.add_remote_candidate(c);
+                self.drain(id);
+            }
+            Err(e) => debug!(id, "skipped remote candidate {line:?}: {e}"),
+        }
+    }
+
+    fn handle_media_state(&mut self, id: PeerId, audio: bool, video: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.info.audio = audio;
+        peer.info.video = video;
+        let room = peer.room.clone();
+        let others: Vec<PeerId> = self
+            .rooms
+            .members(&room)
+            .iter()
+            .copied()
+            .filter(|o| *o != id)
+            .collect();
+        for o in others {
+            self.signal(o, ServerMsg::PeerMedia { id, audio, video });
+        }
+    }
+
+    /// Makes `sub` a receiver of the track `key`.
+    fn subscribe(&mut self, sub: PeerId, key: TrackKey, kind: MediaKind) {
+        if sub == key.0 {
+            return;
+        }
+        let Some(up) = self
+            .peers
+            .get_mut(&key.0)
+            .and_then(|p| p.up.get_mut(&key.1))
+        else {
+            return;
+        };
+        if !up.subscribers.contains(&sub) {
+            up.subscribers.push(sub);
+        }
+        let Some(peer) = self.peers.get_mut(&sub) else {
+            return;
+        };
+        let start_seq = rand::rng().random_range(1..30_000);
+        peer.down
+            .entry(key)
+            .or_insert_with(|| DownTrack::new(kind, start_seq));
+    }
+
+    /// Sends the server's offer for pending track changes, unless an exchange is
+    /// already under way (one at a time; the answer triggers the next).
+    fn negotiate(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.answered || peer.pending_offer.is_some() {
+            return;
+        }
+        let Some(rtc) = peer.rtc.as_mut() else {
+            return;
+        };
+        if !peer
+            .down
+            .values()
+            .any(|d| matches!(d.state, DownState::ToOpen | DownState::ToStop(_)))
+        {
+            return;
+        }
+        let mut api = rtc.sdp_api();
+        let mut keys: Vec<&TrackKey> = peer.down.keys().collect();
+        // Stable m-line order: by publisher, then its mid.
+        keys.sort();
+        let keys: Vec<TrackKey> = keys.into_iter().copied().collect();
+        for key in keys {
+            let d = peer.down.get_mut(&key).expect("key from the map");
+            match d.state {
+                DownState::ToOpen => {
+                    let mid = api.add_media(
+                        d.kind,
+                        Direction::SendOnly,
+                        Some(key.0.to_string()),
+                        Some(format!("{}-{}", key.0, key.1)),
+                        None,
+                    );
+                    d.state = DownState::Negotiating(mid);
+                }
+                DownState::ToStop(mid) => {
+                    api.stop_media(mid);
+                    d.state = DownState::Stopping(mid);
+                }
+                _ => {}
+            }
+        }
+        match api.apply() {
+            Some((offer, pending)) => {
+                peer.pending_offer = Some(pending);
+                let sdp = offer.to_sdp_string();
+                self.signal(id, ServerMsg::Offer { sdp });
+            }
+            None => {
+                // Nothing changed for str0m (e.g. m-lines already stopped).
+                peer.down
+                    .retain(|_, d| !matches!(d.state, DownState::Stopping(_)));
+            }
+        }
+        self.drain(id);
+    }
+
+    /// Drains a peer's `Rtc`; a failing one is scheduled for removal.
+    fn drain(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = peer.drain(&mut self.transmits, &mut self.events) {
+            warn!(id, "media connection failed: {e}");
+            self.doomed.push((id, "error"));
+        }
+    }
+
+    /// Handles queued events until none are left.
+    fn process(&mut self, now: Instant) {
+        loop {
+            if let Some((id, event)) = self.events.pop_front() {
+                self.handle_event(now, id, event);
+                continue;
+            }
+            if let Some((id, reason)) = self.doomed.pop() {
+                if self.peers.contains_key(&id) {
+                    self.signal(
+                        id,
+                        ServerMsg::error(ErrorCode::MediaFailed, "the media connection failed"),
+                    );
+                    self.leave(now, id, reason);
+                }
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, id: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.forward(now, id, pkt),
+            Event::KeyframeRequest(req) => {
+                let Some(peer) = self.peers.get(&id) else {
+                    return;
+                };
+                let source = peer
+                    .down
+                    .iter()
+                    .find(|(_, d)| d.state == DownState::Open(req.mid))
+                    .map(|(k, _)| *k);
+                if let Some((src, mid)) = source {
+                    self.request_keyframe(now, src, mid, req.kind);
+                }
+            }
+            Event::MediaAdded(m) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                if !m.direction.is_receiving() || peer.up.contains_key(&m.mid) {
+                    return;
+                }
+                debug!(id, mid = %m.mid, kind = ?m.kind, "up track");
+                peer.up.insert(m.mid, UpTrack::new(m.kind));
+                let room = peer.room.clone();
+                let others: Vec<PeerId> = self
+                    .rooms
+                    .members(&room)
+                    .iter()
+                    .copied()
+                    .filter(|o| *o != id)
+                    .collect();
+                for o in others {
+                    self.subscribe(o, (id, m.mid), m.kind);
+                    self.negotiate(o);
+                }
+            }
+            Event::Connected => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.connected_at = Some(now);
+                    info!(id, "media connected");
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.peers.contains_key(&id) =>
+            {
+                self.signal(
+                    id,
+                    ServerMsg::error(
+                        ErrorCode::MediaFailed,
+                        "no media traffic from you for 15 seconds",
+                    ),
+                );
+                self.leave(now, id, "timeout");
+            }
+            Event::Closed => self.leave(now, id, "left"),
+            _ => {}
+        }
+    }
+
+    /// Writes one incoming RTP packet of `from` to each of its receivers.
+    fn forward(&mut self, now: Instant, from: PeerId, pkt: RtpPacket) {
+        let Some(publisher) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let Some(rtc) = publisher.rtc.as_mut() else {
+            return;
+        };
+        let Some(mid) = rtc
+            .direct_api()
+            .stream_rx(&pkt.header.ssrc)
+            .map(|s| s.mid())
+        else {
+            return;
+        };
+        let Some(up) = publisher.up.get_mut(&mid) else {
+            return;
+        };
+        let Some(params) = up.params(rtc, pkt.header.payload_type) else {
+            return;
+        };
+        let codec = params.spec().codec;
+        let clock_rate = params.spec().clock_rate.get();
+        let keyframe_start =
+            up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
+        let generation = *pkt.header.ssrc;
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let subscribers = std::mem::take(&mut up.subscribers);
+        let mut wants_keyframe = false;
+        for sub_id in &subscribers {
+            let Some(sub) = self.peers.get_mut(sub_id) else {
+                continue;
+            };
+            let Some(down) = sub.down.get_mut(&(from, mid)) else {
+                continue;
+            };
+            let DownState::Open(down_mid) = down.state else {
+                continue;
+            };
+            let Some(rtc) = sub.rtc.as_mut() else {
+                continue;
+            };
+            if down.waiting_keyframe {
+                if !keyframe_start {
+                    wants_keyframe = true;
+                    continue;
+                }
+                down.waiting_keyframe = false;
+            }
+            let Some(pt) = down.map_pt(rtc, down_mid, &params) else {
+                continue;
+            };
+            let Some(rw) = down.rewriter.rewrite(
+                generation,
+                *pkt.seq_no,
+                pkt.header.timestamp,
+                now,
+                clock_rate,
+            ) else {
+                continue;
+            };
+            let mut api = rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(down_mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.timestamp, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(nackable(codec)),
+            );
+            self.counters.forwarded += 1;
+            let id = *sub_id;
+            self.drain(id);
+        }
+        if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
+            // Subscribers added while forwarding (none today) would be lost otherwise.
+            let added = std::mem::replace(&mut up.subscribers, subscribers);
+            up.subscribers.extend(added);
+        }
+        if wants_keyframe {
+            self.request_keyframe(now, from, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Asks the publisher of track (`src`, `mid`) for a keyframe, throttled.
+    fn request_keyframe(&mut self, now: Instant, src: PeerId, mid: Mid, kind: KeyframeRequestKind) {
+        let Some(up) = self.peers.get_mut(&src).and_then(|p| p.up.get_mut(&mid)) else {
+            return;
+        };
+        if up.kind != MediaKind::Video || !up.keyframes.request(now) {
+            return;
+        }
+        self.send_keyframe_request(src, mid, kind);
+    }
+
+    fn send_keyframe_request(&mut self, src: PeerId, mid: Mid, kind: KeyframeRequestKind) {
+        let Some(rtc) = self.peers.get_mut(&src).and_then(|p| p.rtc.as_mut()) else {
+            return;
+        };
+        let mut api = rtc.direct_api();
+        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
+            return;
+        };
+        debug!(src, %mid, ?kind, "keyframe request");
+        rx.request_keyframe(kind);
+        self.drain(src);
+    }
+}
+
+/// A random alphanumeric token (ICE credentials).
+fn random_token(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}

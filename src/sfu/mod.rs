@@ -1,0 +1,11 @@
+//! The packet plane: ICE, DTLS and SRTP termination with str0m, and RTP forwarding
+//! between the participants of a room.
+
+pub mod codec;
+pub mod core;
+pub mod demux;
+pub mod engine;
+pub mod forward;
+pub mod keyframe;
+pub mod peer;
+pub mod udp;

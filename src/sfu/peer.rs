@@ -1,0 +1,200 @@
+//! One participant's media side: its `Rtc`, the tracks it sends up, the tracks it
+//! receives down, and the state of its SDP negotiation with the server.
+//!
+//! [`Peer::drain`] is the only place in the crate that calls `Rtc::poll_output`; every
+//! mutation of the `Rtc` is followed by a drain (str0m's run-loop contract).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpPendingOffer;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::net::Transmit;
+use str0m::{Event, Output, Rtc, RtcError};
+
+use super::forward::Rewriter;
+use super::keyframe::Throttle;
+use crate::signaling::protocol::{PeerId, PeerInfo};
+
+/// Identifies a track across the server: the publishing peer and its m-line.
+pub type TrackKey = (PeerId, Mid);
+
+/// A track the browser sends to the server.
+#[derive(Debug)]
+pub struct UpTrack {
+    pub kind: MediaKind,
+    /// Peers that receive this track (their down track is keyed by this track's key).
+    pub subscribers: Vec<PeerId>,
+    /// Keyframe requests on their way to the publisher.
+    pub keyframes: Throttle,
+    /// Payload parameters of the PTs seen on this track, looked up once.
+    params: Vec<(Pt, Option<PayloadParams>)>,
+}
+
+impl UpTrack {
+    pub fn new(kind: MediaKind) -> Self {
+        UpTrack {
+            kind,
+            subscribers: Vec::new(),
+            keyframes: Throttle::default(),
+            params: Vec::new(),
+        }
+    }
+
+    /// The payload parameters of `pt` in the publisher's `Rtc`.
+    pub fn params(&mut self, rtc: &Rtc, pt: Pt) -> Option<PayloadParams> {
+        if let Some((_, p)) = self.params.iter().find(|(k, _)| *k == pt) {
+            return *p;
+        }
+        let p = rtc.codec_config().find(|p| p.pt() == pt).copied();
+        self.params.push((pt, p));
+        p
+    }
+}
+
+/// Where a down track is in its negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownState {
+    /// Waiting for the next offer to add it.
+    ToOpen,
+    /// In an offer that is waiting for the browser's answer.
+    Negotiating(Mid),
+    /// Negotiated: packets flow.
+    Open(Mid),
+    /// Waiting for the next offer to stop it.
+    ToStop(Mid),
+    /// Stopped in an offer that is waiting for the browser's answer.
+    Stopping(Mid),
+}
+
+/// A track the server sends to the browser: another participant's up track.
+#[derive(Debug)]
+pub struct DownTrack {
+    pub kind: MediaKind,
+    pub state: DownState,
+    /// The publisher left; stop this track as soon as negotiation allows.
+    pub source_gone: bool,
+    /// No video is forwarded until a keyframe starts, so the decoder never sees a
+    /// frame that references one it does not have.
+    pub waiting_keyframe: bool,
+    pub rewriter: Rewriter,
+    /// Publisher PT → this peer's PT (`None`: codec not negotiated here; packets dropped).
+    pt_map: Vec<(Pt, Option<Pt>)>,
+}
+
+impl DownTrack {
+    pub fn new(kind: MediaKind, start_seq: u16) -> Self {
+        DownTrack {
+            kind,
+            state: DownState::ToOpen,
+            source_gone: false,
+            waiting_keyframe: kind == MediaKind::Video,
+            rewriter: Rewriter::new(start_seq),
+            pt_map: Vec::new(),
+        }
+    }
+
+    /// The PT this peer expects for the publisher's payload `params` on m-line `mid`.
+    pub fn map_pt(&mut self, rtc: &Rtc, mid: Mid, params: &PayloadParams) -> Option<Pt> {
+        if let Some((_, out)) = self.pt_map.iter().find(|(k, _)| *k == params.pt()) {
+            return *out;
+        }
+        let out = rtc
+            .codec_config()
+            .match_params(*params)
+            .map(|p| p.pt())
+            .filter(|pt| {
+                rtc.media(mid)
+                    .is_none_or(|m| m.remote_pts().is_empty() || m.remote_pts().contains(pt))
+            });
+        self.pt_map.push((params.pt(), out));
+        out
+    }
+}
+
+/// One participant.
+pub struct Peer {
+    pub id: PeerId,
+    pub info: PeerInfo,
+    pub room: String,
+    /// Created by the browser's first offer.
+    pub rtc: Option<Rtc>,
+    /// The server-side ICE username fragment; STUN requests carrying it belong here.
+    pub ufrag: String,
+    /// When the `Rtc` next wants `Input::Timeout`.
+    pub next_timeout: Option<Instant>,
+    pub up: HashMap<Mid, UpTrack>,
+    pub down: HashMap<TrackKey, DownTrack>,
+    /// The browser's first offer has been answered; server offers may follow.
+    pub answered: bool,
+    /// The server's offer awaiting the browser's answer.
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// Remote addresses seen on the media port, for routing and cleanup.
+    pub addrs: Vec<SocketAddr>,
+    pub connected_at: Option<Instant>,
+}
+
+impl Peer {
+    pub fn new(id: PeerId, info: PeerInfo, room: String, ufrag: String) -> Self {
+        Peer {
+            id,
+            info,
+            room,
+            rtc: None,
+            ufrag,
+            next_timeout: None,
+            up: HashMap::new(),
+            down: HashMap::new(),
+            answered: false,
+            pending_offer: None,
+            addrs: Vec::new(),
+            connected_at: None,
+        }
+    }
+
+    /// Drains the `Rtc` to its next timeout: datagrams go to `transmits`, events the
+    /// engine acts on go to `events`. The only caller of `poll_output`.
+    pub fn drain(
+        &mut self,
+        transmits: &mut VecDeque<Transmit>,
+        events: &mut VecDeque<(PeerId, Event)>,
+    ) -> Result<(), RtcError> {
+        let Some(rtc) = self.rtc.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            match rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.next_timeout = Some(t);
+                    return Ok(());
+                }
+                Output::Transmit(t) => transmits.push_back(t),
+                Output::Event(e) => {
+                    if wanted(&e) {
+                        events.push_back((self.id, e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Events the engine acts on; the rest are dropped in the drain.
+fn wanted(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Connected
+            | Event::IceConnectionStateChange(_)
+            | Event::MediaAdded(_)
+            | Event::RtpPacket(_)
+            | Event::KeyframeRequest(_)
+            | Event::Closed
+    )
+}
+
+/// Whether the codec's packets can be resent on NACK (video; audio is not worth it).
+pub fn nackable(codec: Codec) -> bool {
+    codec.is_video()
+}
