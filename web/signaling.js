@@ -1,0 +1,82 @@
+// @ts-check
+/**
+ * The signaling wire: a WebSocket carrying the JSON messages of
+ * src/signaling/protocol.rs. This module knows the protocol and nothing of the DOM.
+ */
+
+/** @typedef {'participant'} Role */
+
+/**
+ * @typedef {{type: 'join', room: string, name: string, role?: Role}
+ *   | {type: 'offer', sdp: string}
+ *   | {type: 'answer', sdp: string}
+ *   | {type: 'candidate', candidate: string, sdpMid?: string | null}
+ *   | {type: 'media', audio: boolean, video: boolean}
+ *   | {type: 'leave'}} ClientMsg
+ */
+
+/** @typedef {{id: number, name: string, audio: boolean, video: boolean}} PeerInfo */
+
+/**
+ * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number}
+ *   | {type: 'peerJoined', peer: PeerInfo}
+ *   | {type: 'peerLeft', id: number, reason: string}
+ *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
+ *   | {type: 'answer', sdp: string}
+ *   | {type: 'offer', sdp: string}
+ *   | {type: 'error', code: string, message: string}} ServerMsg
+ */
+
+/** The WebSocket URL of the server that served this page. */
+export function defaultUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+export class Signaling extends EventTarget {
+  /** @param {string} url */
+  constructor(url) {
+    super();
+    this.url = url;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+  }
+
+  /** Opens the socket; resolves when it is open. */
+  open() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      ws.onopen = () => resolve(undefined);
+      ws.onerror = () => reject(new Error('cannot reach the server'));
+      ws.onclose = (ev) => {
+        this.dispatchEvent(new CustomEvent('close', { detail: { code: ev.code, reason: ev.reason } }));
+      };
+      ws.onmessage = (ev) => {
+        /** @type {ServerMsg} */
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+      };
+    });
+  }
+
+  /** @param {ClientMsg} msg */
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(msg));
+    }
+  }
+
+  close() {
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close();
+      this.ws = null;
+    }
+  }
+}
