@@ -131,7 +131,7 @@ function renderPeers(s) {
     /** @type {HTMLElement} */ (tile.querySelector('.who')).textContent = info.name;
     tile.classList.toggle('no-video', !info.video);
     tile.classList.toggle('muted', !info.audio);
-    /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : '🔇';
+    /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : 'muted';
     const stream = s.streams.get(id);
     if (stream) attachStream(id, stream);
   }

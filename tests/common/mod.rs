@@ -1,0 +1,472 @@
+//! Shared pieces of the integration tests: the server started in-process on loopback
+//! with ephemeral ports, and test participants built on str0m that speak the real
+//! signaling over WSS and the real media over UDP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, PeerId, ServerMsg};
+use lanrelay::{Config, Server};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("lanrelay-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts the server on 127.0.0.1 with ephemeral ports.
+pub async fn start_server(room_capacity: usize) -> Server {
+    let mut config = Config::loopback(temp_dir("certs"));
+    config.room_capacity = room_capacity;
+    lanrelay::start(config).await.expect("server starts")
+}
+
+/// A TLS client configuration that trusts exactly the server's certificate.
+pub fn tls_client(server: &Server) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(server.cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Opens the signaling WebSocket.
+pub async fn connect_ws(server: &Server) -> Ws {
+    let url = format!("wss://127.0.0.1:{}/ws", server.https_addr.port());
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(tls_client(server))),
+    )
+    .await
+    .expect("websocket connects");
+    ws
+}
+
+pub async fn send(ws: &mut Ws, msg: &ClientMsg) {
+    ws.send(Message::text(serde_json::to_string(msg).unwrap()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message, skipping pings; `None` when the socket closed.
+pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")?;
+        match m.ok()? {
+            Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("valid server message")),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+/// Expects an error message with `code`.
+pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
+    match recv(ws).await {
+        Some(ServerMsg::Error { code: c, message }) if c == code => message,
+        other => panic!("expected error {code:?}, got {other:?}"),
+    }
+}
+
+/// A plain HTTPS GET; returns (status, body).
+pub async fn https_get(server: &Server, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connector = tokio_rustls::TlsConnector::from(tls_client(server));
+    let tcp = TcpStream::connect(server.https_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// What a test participant has seen so far.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub id: PeerId,
+    pub connected: bool,
+    /// Frames received, by the tag of the participant that sent them and kind.
+    pub frames: HashMap<(String, MediaKind), u64>,
+    /// Frames whose payload did not match what the sender wrote.
+    pub corrupt: u64,
+    /// Highest frame counter per (sender, kind), to check ordering and loss.
+    pub last_counter: HashMap<(String, MediaKind), u32>,
+    pub keyframe_requests: u64,
+    pub joined: Vec<PeerId>,
+    pub left: Vec<(PeerId, String)>,
+    pub errors: Vec<(ErrorCode, String)>,
+    pub server_offers: u64,
+    /// Received m-lines that are active, by mid.
+    pub recv_mids: Vec<Mid>,
+}
+
+/// Commands to a running test participant.
+#[derive(Debug)]
+pub enum PeerCmd {
+    /// Ask the server for a keyframe on every received video track (PLI), `n` times.
+    RequestKeyframe(u32),
+    /// Go silent without closing anything: no WebSocket or UDP traffic, sockets kept open.
+    Vanish,
+    /// Say goodbye and stop.
+    Leave,
+}
+
+pub struct TestPeer {
+    pub tag: String,
+    pub seen: Arc<Mutex<Seen>>,
+    cmd: mpsc::UnboundedSender<PeerCmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestPeer {
+    /// Joins `room` as `tag`, negotiates audio+video with the server and starts sending.
+    pub async fn join(server: &Server, room: &str, tag: &str) -> TestPeer {
+        let mut ws = connect_ws(server).await;
+        send(
+            &mut ws,
+            &ClientMsg::Join {
+                room: room.into(),
+                name: tag.into(),
+                role: Default::default(),
+            },
+        )
+        .await;
+        let id = match recv(&mut ws).await {
+            Some(ServerMsg::Joined { id, .. }) => id,
+            other => panic!("{tag}: expected joined, got {other:?}"),
+        };
+        let seen = Arc::new(Mutex::new(Seen {
+            id,
+            ..Default::default()
+        }));
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let driver = Driver::new(tag, ws, seen.clone()).await;
+        let task = tokio::spawn(driver.run(cmd_rx));
+        TestPeer {
+            tag: tag.into(),
+            seen,
+            cmd,
+            task,
+        }
+    }
+
+    pub fn seen(&self) -> Seen {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn frames_from(&self, tag: &str, kind: MediaKind) -> u64 {
+        self.seen().frames.get(&(tag.to_string(), kind)).copied().unwrap_or(0)
+    }
+
+    pub fn command(&self, c: PeerCmd) {
+        let _ = self.cmd.send(c);
+    }
+
+    /// Waits until `f` holds for what this participant has seen.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&Seen) -> bool) {
+        let end = Instant::now() + timeout;
+        loop {
+            if f(&self.seen()) {
+                return;
+            }
+            if Instant::now() > end {
+                panic!("{}: timed out waiting for {what}; seen: {:?}", self.tag, self.seen());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn leave(self) {
+        self.command(PeerCmd::Leave);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+const AUDIO_EVERY: Duration = Duration::from_millis(20);
+const VIDEO_EVERY: Duration = Duration::from_millis(33);
+const VIDEO_FRAME_BYTES: usize = 3000;
+
+/// A test frame: a VP8-looking header (keyframe bit as asked), then the sender's tag,
+/// a counter, and a pattern derived from both, so the receiver can check every byte.
+pub fn make_frame(kind: MediaKind, tag: &str, counter: u32, keyframe: bool) -> Vec<u8> {
+    let size = if kind == MediaKind::Video { VIDEO_FRAME_BYTES } else { 80 };
+    let mut f = Vec::with_capacity(size);
+    if kind == MediaKind::Video {
+        // VP8 payload header: bit 0 clear = key frame; keyframes carry the start code.
+        f.extend_from_slice(&[if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+    }
+    f.push(tag.len() as u8);
+    f.extend_from_slice(tag.as_bytes());
+    f.extend_from_slice(&counter.to_be_bytes());
+    let seed = counter as usize + tag.len();
+    while f.len() < size {
+        f.push(((f.len() + seed) % 251) as u8);
+    }
+    f
+}
+
+/// Parses a frame made by [`make_frame`]; `None` when any byte is off.
+pub fn check_frame(kind: MediaKind, data: &[u8]) -> Option<(String, u32)> {
+    let body = if kind == MediaKind::Video { data.get(6..)? } else { data };
+    let n = *body.first()? as usize;
+    let tag = std::str::from_utf8(body.get(1..1 + n)?).ok()?.to_string();
+    let counter = u32::from_be_bytes(body.get(1 + n..5 + n)?.try_into().ok()?);
+    let keyframe = data.first() == Some(&0x10);
+    (make_frame(kind, &tag, counter, keyframe) == data).then_some((tag, counter))
+}
+
+/// The event loop of one test participant: str0m `Rtc` (full ICE, frame mode) on a
+/// loopback UDP socket, the WebSocket, and periodic audio and video frames.
+struct Driver {
+    tag: String,
+    ws: Ws,
+    rtc: Rtc,
+    udp: UdpSocket,
+    local: SocketAddr,
+    seen: Arc<Mutex<Seen>>,
+    pending: Option<SdpPendingOffer>,
+    send_audio: Option<Mid>,
+    send_video: Option<Mid>,
+    counters: (u32, u32),
+    keyframe_wanted: bool,
+    start: Instant,
+}
+
+impl Driver {
+    async fn new(tag: &str, mut ws: Ws, seen: Arc<Mutex<Seen>>) -> Driver {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = udp.local_addr().unwrap();
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        send(&mut ws, &ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+        Driver {
+            tag: tag.into(),
+            ws,
+            rtc,
+            udp,
+            local,
+            seen,
+            pending: Some(pending),
+            send_audio: Some(audio),
+            send_video: Some(video),
+            counters: (0, 0),
+            keyframe_wanted: true,
+            start: now,
+        }
+    }
+
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
+        let mut audio_tick = tokio::time::interval(AUDIO_EVERY);
+        let mut video_tick = tokio::time::interval(VIDEO_EVERY);
+        let mut buf = vec![0u8; 2000];
+        loop {
+            let timeout = match self.drain() {
+                Some(t) => t,
+                None => return,
+            };
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(timeout));
+            tokio::select! {
+                _ = sleep => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+                r = self.udp.recv_from(&mut buf) => {
+                    let Ok((n, src)) = r else { continue };
+                    if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
+                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), recv));
+                    }
+                }
+                m = self.ws.next() => {
+                    match m {
+                        Some(Ok(Message::Text(t))) => {
+                            let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
+                            self.on_signal(msg).await;
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    }
+                }
+                _ = audio_tick.tick() => self.write_frame(MediaKind::Audio),
+                _ = video_tick.tick() => self.write_frame(MediaKind::Video),
+                c = cmds.recv() => match c {
+                    Some(PeerCmd::RequestKeyframe(n)) => {
+                        let mids = self.seen.lock().unwrap().recv_mids.clone();
+                        for _ in 0..n {
+                            for mid in &mids {
+                                let video = self.rtc.media(*mid).is_some_and(|m| m.kind() == MediaKind::Video);
+                                if let Some(mut w) = self.rtc.writer(*mid).filter(|_| video) {
+                                    if w.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+                                        let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+                                    }
+                                }
+                                let _ = self.drain();
+                            }
+                        }
+                    }
+                    Some(PeerCmd::Vanish) => {
+                        // Keep both sockets open but never touch them again.
+                        let keep = (self.ws, self.udp);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        drop(keep);
+                        return;
+                    }
+                    Some(PeerCmd::Leave) | None => {
+                        let _ = send(&mut self.ws, &ClientMsg::Leave).await;
+                        let _ = self.ws.close(None).await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Drains the `Rtc`: sends datagrams, records events. `None` when it died.
+    fn drain(&mut self) -> Option<Instant> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return Some(t),
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.udp.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => {
+                    eprintln!("{}: rtc error {e}", self.tag);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        let mut seen = self.seen.lock().unwrap();
+        match e {
+            Event::IceConnectionStateChange(IceConnectionState::Connected) | Event::Connected => {
+                seen.connected = true
+            }
+            Event::MediaAdded(m) if !m.direction.is_sending() => seen.recv_mids.push(m.mid),
+            Event::MediaData(d) => {
+                let kind = if d.params.spec().codec == Codec::Opus {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                match check_frame(kind, &d.data) {
+                    Some((tag, counter)) => {
+                        *seen.frames.entry((tag.clone(), kind)).or_default() += 1;
+                        seen.last_counter.insert((tag, kind), counter);
+                    }
+                    None => seen.corrupt += 1,
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                seen.keyframe_requests += 1;
+                self.keyframe_wanted = true;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_signal(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Answer { sdp } => {
+                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                if let Some(p) = self.pending.take() {
+                    self.rtc.sdp_api().accept_answer(p, answer).unwrap();
+                }
+            }
+            ServerMsg::Offer { sdp } => {
+                self.seen.lock().unwrap().server_offers += 1;
+                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
+                send(&mut self.ws, &ClientMsg::Answer { sdp: answer.to_sdp_string() }).await;
+            }
+            ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
+            ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
+            ServerMsg::Error { code, message } => self.seen.lock().unwrap().errors.push((code, message)),
+            _ => {}
+        }
+    }
+
+    fn write_frame(&mut self, kind: MediaKind) {
+        if !self.rtc.is_connected() {
+            return;
+        }
+        let (mid, codec, freq) = match kind {
+            MediaKind::Audio => (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
+            MediaKind::Video => (self.send_video, Codec::Vp8, Frequency::NINETY_KHZ),
+        };
+        let Some(mid) = mid else { return };
+        let counter = match kind {
+            MediaKind::Audio => {
+                self.counters.0 += 1;
+                self.counters.0
+            }
+            MediaKind::Video => {
+                self.counters.1 += 1;
+                self.counters.1
+            }
+        };
+        // Like an encoder: a keyframe first, when asked, and every 3 s.
+        let keyframe = kind == MediaKind::Video && (self.keyframe_wanted || counter % 90 == 0);
+        if kind == MediaKind::Video {
+            self.keyframe_wanted = false;
+        }
+        let data = make_frame(kind, &self.tag, counter, keyframe);
+        let now = Instant::now();
+        let elapsed = now - self.start;
+        let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
+        let Some(w) = self.rtc.writer(mid) else { return };
+        let Some(pt) = w.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+            return;
+        };
+        let _ = w.write(pt, now, time, data);
+    }
+}
