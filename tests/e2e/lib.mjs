@@ -43,9 +43,12 @@ export async function startServer(extraArgs = []) {
     proc.stdout.on('data', check);
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
+  const media = out.match(/media on UDP (127\.0\.0\.1:\d+)/);
   return {
     url,
     port: Number(new URL(url).port),
+    /** The server's media address, as a browser's selected candidate pair shows it. */
+    mediaAddr: media ? media[1] : null,
     logs: () => out,
     async stop() {
       proc.kill('SIGINT');

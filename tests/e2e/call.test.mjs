@@ -1,0 +1,117 @@
+// Browser end-to-end: real Chromium pages with fake camera and microphone call each
+// other through the real HTTPS page and the server's media port.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor } from './lib.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/**
+ * Asserts the page plays every remote participant: video with a size, frames decoded
+ * and bytes received rising over two seconds, audio packets arriving, and the call
+ * carried by the server (selected pair's remote address is the server's media port).
+ */
+async function assertPlaying(page, label, expectRemotes) {
+  const first = await waitFor(async () => {
+    const s = await mediaStats(page);
+    return s && s.videos.length === expectRemotes && s.videos.every((v) => v.width > 0) &&
+      s.video.streams >= expectRemotes && s.video.framesDecoded > 0 ? s : null;
+  }, 20000, `${label}: ${expectRemotes} remote videos playing`);
+  await new Promise((r) => setTimeout(r, 2000));
+  const later = await mediaStats(page);
+  assert.ok(later.video.framesDecoded > first.video.framesDecoded + 20, `${label}: frames keep decoding ${first.video.framesDecoded} -> ${later.video.framesDecoded}`);
+  assert.ok(later.video.bytesReceived > first.video.bytesReceived, `${label}: video bytes rise`);
+  assert.ok(later.audio.packetsReceived > first.audio.packetsReceived + 20, `${label}: audio packets arrive ${first.audio.packetsReceived} -> ${later.audio.packetsReceived}`);
+  assert.equal(later.remoteAddress, server.mediaAddr, `${label}: the call is relayed by the server`);
+  assert.equal(later.state, 'connected');
+  return later;
+}
+
+test('two browsers call each other through the server', async () => {
+  const a = await newPage(browser);
+  const b = await newPage(browser, { width: 390, height: 844 });
+  const t0 = Date.now();
+  await a.goto(`${server.url}?room=pair&name=Alice&autojoin=1`);
+  await b.goto(`${server.url}?room=pair&name=Bob&autojoin=1`);
+  // Time from autojoin to the first decoded remote frame on the second page.
+  await waitFor(async () => {
+    const s = await mediaStats(b);
+    return s && s.video.framesDecoded > 0;
+  }, 20000, 'first decoded frame');
+  console.log(`autojoin to first decoded remote frame: ${Date.now() - t0} ms`);
+  try {
+    await assertPlaying(a, 'alice', 1);
+    await assertPlaying(b, 'bob', 1);
+    await waitFor(async () => (await a.textContent('#status-text'))?.includes('relayed via server'), 5000, 'status text');
+    assert.equal(await a.textContent('[data-peer] .who'), 'Bob');
+    assert.equal(await b.textContent('[data-peer] .who'), 'Alice');
+
+    // Muting is shown to the other side.
+    await a.click('#mic');
+    await waitFor(async () => (await b.getAttribute('[data-peer]', 'class'))?.includes('muted'), 5000, 'muted badge');
+    await a.click('#cam');
+    await waitFor(async () => (await b.getAttribute('[data-peer]', 'class'))?.includes('no-video'), 5000, 'camera-off avatar');
+  } catch (e) {
+    console.log(a.logs.join('\n'), b.logs.join('\n'), server.logs().slice(-4000));
+    throw e;
+  } finally {
+    await a.context().close();
+    await b.context().close();
+  }
+});
+
+test('a third participant joins, then one leaves', async () => {
+  const pages = [];
+  for (const name of ['Ann', 'Ben', 'Cat']) {
+    const p = await newPage(browser);
+    await p.goto(`${server.url}?room=trio&name=${name}&autojoin=1`);
+    pages.push(p);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const [ann, ben, cat] = pages;
+  try {
+    await assertPlaying(ann, 'ann', 2);
+    await assertPlaying(ben, 'ben', 2);
+    await assertPlaying(cat, 'cat', 2);
+    await cat.click('#hangup');
+    for (const [p, label] of [[ann, 'ann'], [ben, 'ben']]) {
+      await waitFor(async () => (await p.locator('[data-peer]').count()) === 1, 10000, `${label}: cat's tile removed`);
+      await assertPlaying(p, label, 1);
+    }
+  } catch (e) {
+    for (const p of pages) console.log(p.logs.join('\n'));
+    console.log(server.logs().slice(-4000));
+    throw e;
+  } finally {
+    for (const p of pages) await p.context().close();
+  }
+});
+
+test('a full room is refused with a clear message', async () => {
+  const small = await startServer(['--room-capacity', '1']);
+  const a = await newPage(browser);
+  const b = await newPage(browser);
+  try {
+    await a.goto(`${small.url}?room=solo&name=One&autojoin=1`);
+    await waitFor(async () => (await a.textContent('#status-text'))?.startsWith('Connected'), 15000, 'first connects');
+    await b.goto(`${small.url}?room=solo&name=Two&autojoin=1`);
+    await waitFor(async () => !(await b.isHidden('#failed')), 10000, 'failure overlay');
+    const reason = await b.textContent('#failed-reason');
+    assert.match(reason, /full/);
+  } finally {
+    await a.context().close();
+    await b.context().close();
+    await small.stop();
+  }
+});

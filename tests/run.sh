@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh Debian machine
+# (Chromium from Debian's packages, Node.js, the npm packages), then runs every check
+# and test: formatting, clippy, Rust unit and integration tests, browser end-to-end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: $* (run as root, or install them)" >&2
+    exit 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+log "system packages"
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v ip >/dev/null || need+=(iproute2)
+command -v cc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+/usr/bin/chromium --version 2>/dev/null | head -n1 || true
+
+log "npm packages (tests/e2e)"
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+log "cargo test"
+cargo test --locked 2>&1 | tee -a "$results"
+
+log "cargo build --release (the binary the browser tests run)"
+cargo build --release --locked
+
+log "browser end-to-end tests (headless Chromium)"
+(cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
+
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+npass=$(grep -E '^# pass [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
+nfail=$(grep -E '^# fail [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
+echo
+echo "all: $((passed + npass)) passed, $((failed + nfail)) failed"
