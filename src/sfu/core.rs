@@ -785,6 +785,10 @@ impl Sfu {
             let DownState::Open(down_mid) = down.state else {
                 continue;
             };
+            // str0m drops writes before DTLS is up; keep waiting for a keyframe until then.
+            if sub.connected_at.is_none() {
+                continue;
+            }
             let Some(rtc) = sub.rtc.as_mut() else {
                 continue;
             };
