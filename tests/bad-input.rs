@@ -46,17 +46,38 @@ async fn malformed_messages_get_errors_and_the_socket_stays_usable() {
 
     // After all that, joining works.
     send(&mut ws, &join("bad", "carol")).await;
-    assert!(matches!(recv(&mut ws).await, Some(ServerMsg::Joined { .. })));
+    assert!(matches!(
+        recv(&mut ws).await,
+        Some(ServerMsg::Joined { .. })
+    ));
     send(&mut ws, &join("bad", "carol")).await;
     expect_error(&mut ws, ErrorCode::BadState).await;
 
     // Invalid SDP: a clear error, and the participant stays in the room.
-    send(&mut ws, &ClientMsg::Offer { sdp: "this is not sdp".into() }).await;
+    send(
+        &mut ws,
+        &ClientMsg::Offer {
+            sdp: "this is not sdp".into(),
+        },
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::BadSdp).await;
-    send(&mut ws, &ClientMsg::Answer { sdp: "v=0\r\n".into() }).await;
+    send(
+        &mut ws,
+        &ClientMsg::Answer {
+            sdp: "v=0\r\n".into(),
+        },
+    )
+    .await;
     let m = recv(&mut ws).await;
     assert!(
-        matches!(m, Some(ServerMsg::Error { code: ErrorCode::BadSdp | ErrorCode::BadState, .. })),
+        matches!(
+            m,
+            Some(ServerMsg::Error {
+                code: ErrorCode::BadSdp | ErrorCode::BadState,
+                ..
+            })
+        ),
         "{m:?}"
     );
     // An unparseable candidate is ignored, not fatal.
@@ -76,7 +97,12 @@ async fn malformed_messages_get_errors_and_the_socket_stays_usable() {
 #[tokio::test]
 async fn bad_names_are_refused() {
     let server = start_server(8).await;
-    for (room, name) in [("", "x"), ("room", "   "), ("r", &"n".repeat(65)), ("a\u{1}b", "x")] {
+    for (room, name) in [
+        ("", "x"),
+        ("room", "   "),
+        ("r", &"n".repeat(65)),
+        ("a\u{1}b", "x"),
+    ] {
         let mut ws = connect_ws(&server).await;
         send(&mut ws, &join(room, name)).await;
         expect_error(&mut ws, ErrorCode::BadName).await;
@@ -91,7 +117,10 @@ async fn a_full_room_refuses_the_next_participant() {
     let mut a = connect_ws(&server).await;
     let mut b = connect_ws(&server).await;
     send(&mut a, &join("small", "a")).await;
-    assert!(matches!(recv(&mut a).await, Some(ServerMsg::Joined { capacity: 2, .. })));
+    assert!(matches!(
+        recv(&mut a).await,
+        Some(ServerMsg::Joined { capacity: 2, .. })
+    ));
     send(&mut b, &join("small", "b")).await;
     assert!(matches!(recv(&mut b).await, Some(ServerMsg::Joined { .. })));
     let mut c = connect_ws(&server).await;
@@ -129,7 +158,11 @@ async fn garbage_datagrams_do_not_disturb_a_call() {
     let alice = TestPeer::join(&server, "noise", "alice").await;
     let bob = TestPeer::join(&server, "noise", "bob").await;
     bob.wait_for("alice's video", Duration::from_secs(15), |s| {
-        s.frames.get(&("alice".into(), MediaKind::Video)).copied().unwrap_or(0) >= 10
+        s.frames
+            .get(&("alice".into(), MediaKind::Video))
+            .copied()
+            .unwrap_or(0)
+            >= 10
     })
     .await;
 
@@ -145,10 +178,19 @@ async fn garbage_datagrams_do_not_disturb_a_call() {
         vec![0x00; 20],
         stun,
         vec![0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 1, 2, 3],
-        [vec![0x80, 0x60, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef], vec![7; 1000]].concat(),
+        [
+            vec![0x80, 0x60, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef],
+            vec![7; 1000],
+        ]
+        .concat(),
         (0..1400).map(|i| (i * 7) as u8).collect(),
     ];
-    let before = alice.seen().frames.get(&("bob".into(), MediaKind::Video)).copied().unwrap_or(0);
+    let before = alice
+        .seen()
+        .frames
+        .get(&("bob".into(), MediaKind::Video))
+        .copied()
+        .unwrap_or(0);
     for round in 0..200 {
         for s in &samples {
             let _ = junk.send_to(s, media).await;
@@ -160,7 +202,11 @@ async fn garbage_datagrams_do_not_disturb_a_call() {
     // The call carries on: more frames arrive on both sides, none corrupted.
     alice
         .wait_for("more of bob's video", Duration::from_secs(5), |s| {
-            s.frames.get(&("bob".into(), MediaKind::Video)).copied().unwrap_or(0) > before + 20
+            s.frames
+                .get(&("bob".into(), MediaKind::Video))
+                .copied()
+                .unwrap_or(0)
+                > before + 20
         })
         .await;
     assert_eq!(alice.seen().corrupt + bob.seen().corrupt, 0);

@@ -15,12 +15,21 @@ async fn health_and_assets() {
     let (status, body) = https_get(&server, "/").await;
     assert_eq!(status, 200);
     assert!(body.contains("<title>lanrelay</title>"));
-    for path in ["/app.js", "/session.js", "/signaling.js", "/style.css", "/icon.svg"] {
+    for path in [
+        "/app.js",
+        "/session.js",
+        "/signaling.js",
+        "/style.css",
+        "/icon.svg",
+    ] {
         assert_eq!(https_get(&server, path).await.0, 200, "{path}");
     }
     assert_eq!(https_get(&server, "/nope").await.0, 404);
     // The printed URL uses the real port.
-    assert!(server.urls.iter().any(|u| u.ends_with(&format!(":{}/", server.https_addr.port()))));
+    assert!(server
+        .urls
+        .iter()
+        .any(|u| u.ends_with(&format!(":{}/", server.https_addr.port()))));
     server.shutdown().await;
 }
 
@@ -33,9 +42,15 @@ async fn certificate_is_reused_and_key_is_private() {
     let first = lanrelay::start(config.clone()).await.unwrap();
     let pem = first.cert_pem.clone();
     first.shutdown().await;
-    let mode = std::fs::metadata(dir.join("server.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("server.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let second = lanrelay::start(config).await.unwrap();
-    assert_eq!(second.cert_pem, pem, "the certificate is reused on the next start");
+    assert_eq!(
+        second.cert_pem, pem,
+        "the certificate is reused on the next start"
+    );
     second.shutdown().await;
 }

@@ -15,17 +15,28 @@ async fn receiver_pli_reaches_sender_throttled() {
     let bob = TestPeer::join(&server, "kf", "bob").await;
 
     bob.wait_for("alice's video", Duration::from_secs(15), |s| {
-        s.frames.get(&("alice".into(), MediaKind::Video)).copied().unwrap_or(0) >= 20
+        s.frames
+            .get(&("alice".into(), MediaKind::Video))
+            .copied()
+            .unwrap_or(0)
+            >= 20
     })
     .await;
     // The server asked alice for a keyframe when bob's track opened.
-    assert!(alice.seen().keyframe_requests >= 1, "a new receiver triggers a keyframe request");
+    assert!(
+        alice.seen().keyframe_requests >= 1,
+        "a new receiver triggers a keyframe request"
+    );
 
     // Steady state: no request arrives on its own.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let settled = alice.seen().keyframe_requests;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(alice.seen().keyframe_requests, settled, "no spontaneous requests");
+    assert_eq!(
+        alice.seen().keyframe_requests,
+        settled,
+        "no spontaneous requests"
+    );
 
     // One request from bob arrives at alice.
     bob.command(PeerCmd::RequestKeyframe(1));

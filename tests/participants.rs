@@ -10,7 +10,10 @@ use common::{start_server, TestPeer};
 use str0m::media::MediaKind;
 
 fn video_from(s: &common::Seen, tag: &str) -> u64 {
-    s.frames.get(&(tag.into(), MediaKind::Video)).copied().unwrap_or(0)
+    s.frames
+        .get(&(tag.into(), MediaKind::Video))
+        .copied()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,17 +22,26 @@ async fn third_joins_and_one_leaves() {
     let a = TestPeer::join(&server, "trio", "a").await;
     let b = TestPeer::join(&server, "trio", "b").await;
     let wait = Duration::from_secs(15);
-    b.wait_for("a's video", wait, |s| video_from(s, "a") > 10).await;
+    b.wait_for("a's video", wait, |s| video_from(s, "a") > 10)
+        .await;
 
     let c = TestPeer::join(&server, "trio", "c").await;
-    c.wait_for("a's and b's video", wait, |s| video_from(s, "a") > 10 && video_from(s, "b") > 10)
+    c.wait_for("a's and b's video", wait, |s| {
+        video_from(s, "a") > 10 && video_from(s, "b") > 10
+    })
+    .await;
+    a.wait_for("c's video", wait, |s| video_from(s, "c") > 10)
         .await;
-    a.wait_for("c's video", wait, |s| video_from(s, "c") > 10).await;
-    b.wait_for("c's video", wait, |s| video_from(s, "c") > 10).await;
+    b.wait_for("c's video", wait, |s| video_from(s, "c") > 10)
+        .await;
     for p in [&a, &b, &c] {
         let s = p.seen();
         assert_eq!(s.corrupt, 0, "{}", p.tag);
-        assert!(s.server_offers >= 1, "{}: tracks were added by server offers", p.tag);
+        assert!(
+            s.server_offers >= 1,
+            "{}: tracks were added by server offers",
+            p.tag
+        );
     }
     assert!(a.seen().joined.contains(&c.seen().id));
 
@@ -37,15 +49,25 @@ async fn third_joins_and_one_leaves() {
     let c_id = c.seen().id;
     let offers_before = a.seen().server_offers;
     c.leave().await;
-    a.wait_for("c's departure", wait, |s| s.left.iter().any(|(id, r)| *id == c_id && r == "left"))
-        .await;
-    a.wait_for("an offer stopping c's tracks", wait, |s| s.server_offers > offers_before)
-        .await;
+    a.wait_for("c's departure", wait, |s| {
+        s.left.iter().any(|(id, r)| *id == c_id && r == "left")
+    })
+    .await;
+    a.wait_for("an offer stopping c's tracks", wait, |s| {
+        s.server_offers > offers_before
+    })
+    .await;
     let b_before = video_from(&a.seen(), "b");
     let c_before = video_from(&a.seen(), "c");
-    a.wait_for("b's video to continue", wait, |s| video_from(s, "b") > b_before + 20)
-        .await;
-    assert_eq!(video_from(&a.seen(), "c"), c_before, "nothing arrives from c anymore");
+    a.wait_for("b's video to continue", wait, |s| {
+        video_from(s, "b") > b_before + 20
+    })
+    .await;
+    assert_eq!(
+        video_from(&a.seen(), "c"),
+        c_before,
+        "nothing arrives from c anymore"
+    );
     assert_eq!(server.engine.status().await.unwrap().participants, 2);
 
     a.leave().await;

@@ -16,14 +16,30 @@ async fn audio_and_video_are_relayed_both_ways() {
 
     let wait = Duration::from_secs(15);
     bob.wait_for("alice's media", wait, |s| {
-        s.frames.get(&("alice".into(), MediaKind::Video)).copied().unwrap_or(0) >= 30
-            && s.frames.get(&("alice".into(), MediaKind::Audio)).copied().unwrap_or(0) >= 50
+        s.frames
+            .get(&("alice".into(), MediaKind::Video))
+            .copied()
+            .unwrap_or(0)
+            >= 30
+            && s.frames
+                .get(&("alice".into(), MediaKind::Audio))
+                .copied()
+                .unwrap_or(0)
+                >= 50
     })
     .await;
     alice
         .wait_for("bob's media", wait, |s| {
-            s.frames.get(&("bob".into(), MediaKind::Video)).copied().unwrap_or(0) >= 30
-                && s.frames.get(&("bob".into(), MediaKind::Audio)).copied().unwrap_or(0) >= 50
+            s.frames
+                .get(&("bob".into(), MediaKind::Video))
+                .copied()
+                .unwrap_or(0)
+                >= 30
+                && s.frames
+                    .get(&("bob".into(), MediaKind::Audio))
+                    .copied()
+                    .unwrap_or(0)
+                    >= 50
         })
         .await;
 
@@ -38,7 +54,10 @@ async fn audio_and_video_are_relayed_both_ways() {
     let before = bob.seen().last_counter[&("alice".to_string(), MediaKind::Video)];
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = bob.seen().last_counter[&("alice".to_string(), MediaKind::Video)];
-    assert!(after > before + 5, "video keeps flowing: {before} -> {after}");
+    assert!(
+        after > before + 5,
+        "video keeps flowing: {before} -> {after}"
+    );
 
     let status = server.engine.status().await.unwrap();
     assert_eq!(status.participants, 2);

@@ -14,7 +14,11 @@ async fn vanished_participant_is_removed() {
     let a = TestPeer::join(&server, "ghost", "a").await;
     let b = TestPeer::join(&server, "ghost", "b").await;
     a.wait_for("b's video", Duration::from_secs(15), |s| {
-        s.frames.get(&("b".into(), MediaKind::Video)).copied().unwrap_or(0) > 10
+        s.frames
+            .get(&("b".into(), MediaKind::Video))
+            .copied()
+            .unwrap_or(0)
+            > 10
     })
     .await;
 

@@ -84,7 +84,9 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
             .await
             .expect("a message within 10 s")?;
         match m.ok()? {
-            Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("valid server message")),
+            Message::Text(t) => {
+                return Some(serde_json::from_str(t.as_str()).expect("valid server message"))
+            }
             Message::Close(_) => return None,
             _ => continue,
         }
@@ -116,7 +118,10 @@ pub async fn https_get(server: &Server, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -195,7 +200,11 @@ impl TestPeer {
     }
 
     pub fn frames_from(&self, tag: &str, kind: MediaKind) -> u64 {
-        self.seen().frames.get(&(tag.to_string(), kind)).copied().unwrap_or(0)
+        self.seen()
+            .frames
+            .get(&(tag.to_string(), kind))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn command(&self, c: PeerCmd) {
@@ -210,7 +219,11 @@ impl TestPeer {
                 return;
             }
             if Instant::now() > end {
-                panic!("{}: timed out waiting for {what}; seen: {:?}", self.tag, self.seen());
+                panic!(
+                    "{}: timed out waiting for {what}; seen: {:?}",
+                    self.tag,
+                    self.seen()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -229,11 +242,22 @@ const VIDEO_FRAME_BYTES: usize = 3000;
 /// A test frame: a VP8-looking header (keyframe bit as asked), then the sender's tag,
 /// a counter, and a pattern derived from both, so the receiver can check every byte.
 pub fn make_frame(kind: MediaKind, tag: &str, counter: u32, keyframe: bool) -> Vec<u8> {
-    let size = if kind == MediaKind::Video { VIDEO_FRAME_BYTES } else { 80 };
+    let size = if kind == MediaKind::Video {
+        VIDEO_FRAME_BYTES
+    } else {
+        80
+    };
     let mut f = Vec::with_capacity(size);
     if kind == MediaKind::Video {
         // VP8 payload header: bit 0 clear = key frame; keyframes carry the start code.
-        f.extend_from_slice(&[if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+        f.extend_from_slice(&[
+            if keyframe { 0x10 } else { 0x11 },
+            0x02,
+            0x00,
+            0x9d,
+            0x01,
+            0x2a,
+        ]);
     }
     f.push(tag.len() as u8);
     f.extend_from_slice(tag.as_bytes());
@@ -247,7 +271,11 @@ pub fn make_frame(kind: MediaKind, tag: &str, counter: u32, keyframe: bool) -> V
 
 /// Parses a frame made by [`make_frame`]; `None` when any byte is off.
 pub fn check_frame(kind: MediaKind, data: &[u8]) -> Option<(String, u32)> {
-    let body = if kind == MediaKind::Video { data.get(6..)? } else { data };
+    let body = if kind == MediaKind::Video {
+        data.get(6..)?
+    } else {
+        data
+    };
     let n = *body.first()? as usize;
     let tag = std::str::from_utf8(body.get(1..1 + n)?).ok()?.to_string();
     let counter = u32::from_be_bytes(body.get(1 + n..5 + n)?.try_into().ok()?);
@@ -287,7 +315,13 @@ impl Driver {
         let audio = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let video = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        send(&mut ws, &ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+        send(
+            &mut ws,
+            &ClientMsg::Offer {
+                sdp: offer.to_sdp_string(),
+            },
+        )
+        .await;
         Driver {
             tag: tag.into(),
             ws,
@@ -426,11 +460,19 @@ impl Driver {
                 self.seen.lock().unwrap().server_offers += 1;
                 let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
                 let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
-                send(&mut self.ws, &ClientMsg::Answer { sdp: answer.to_sdp_string() }).await;
+                send(
+                    &mut self.ws,
+                    &ClientMsg::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                )
+                .await;
             }
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
-            ServerMsg::Error { code, message } => self.seen.lock().unwrap().errors.push((code, message)),
+            ServerMsg::Error { code, message } => {
+                self.seen.lock().unwrap().errors.push((code, message))
+            }
             _ => {}
         }
     }
@@ -463,8 +505,14 @@ impl Driver {
         let now = Instant::now();
         let elapsed = now - self.start;
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
-        let Some(w) = self.rtc.writer(mid) else { return };
-        let Some(pt) = w.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+        let Some(w) = self.rtc.writer(mid) else {
+            return;
+        };
+        let Some(pt) = w
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
             return;
         };
         let _ = w.write(pt, now, time, data);
