@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn unknown_type_and_fields_are_rejected() {
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"nope"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"offer","sdp":"x","bogus":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"offer","sdp":"x","bogus":1}"#).is_err()
+        );
         assert!(serde_json::from_str::<ClientMsg>("not json").is_err());
     }
 
