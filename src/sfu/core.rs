@@ -439,6 +439,14 @@ impl Sfu {
         };
         let first = !peer.answered;
         peer.answered = true;
+        // A remote ICE restart gives the server new credentials: route by the new ufrag.
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag != peer.ufrag {
+            debug!(id, "ICE restart");
+            let old = std::mem::replace(&mut peer.ufrag, ufrag.clone());
+            self.by_ufrag.remove(&old);
+            self.by_ufrag.insert(ufrag, id);
+        }
         self.signal(
             id,
             ServerMsg::Answer {

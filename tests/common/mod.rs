@@ -136,6 +136,8 @@ pub struct Seen {
     pub corrupt: u64,
     /// Highest frame counter per (sender, kind), to check ordering and loss.
     pub last_counter: HashMap<(String, MediaKind), u32>,
+    /// First frame counter seen per (sender, kind).
+    pub first_counter: HashMap<(String, MediaKind), u32>,
     pub keyframe_requests: u64,
     pub joined: Vec<PeerId>,
     pub left: Vec<(PeerId, String)>,
@@ -152,6 +154,14 @@ pub enum PeerCmd {
     RequestKeyframe(u32),
     /// Go silent without closing anything: no WebSocket or UDP traffic, sockets kept open.
     Vanish,
+    /// Drop every `up`-th outgoing and every `down`-th incoming RTP datagram (0: none).
+    SetLoss { up: u32, down: u32 },
+    /// Offer a second video track (like a screen share). With `glare`, the offer is
+    /// sent in reply to the server's next offer instead of answering it, as a browser
+    /// does when both sides offer at once.
+    AddVideoTrack { glare: bool },
+    /// Renegotiate with new ICE credentials.
+    IceRestart,
     /// Say goodbye and stop.
     Leave,
 }
@@ -283,6 +293,11 @@ pub fn check_frame(kind: MediaKind, data: &[u8]) -> Option<(String, u32)> {
     (make_frame(kind, &tag, counter, keyframe) == data).then_some((tag, counter))
 }
 
+/// RTP or RTCP by its first byte (RFC 7983).
+fn is_rtp(buf: &[u8]) -> bool {
+    matches!(buf.first(), Some(128..=191))
+}
+
 /// The event loop of one test participant: str0m `Rtc` (full ICE, frame mode) on a
 /// loopback UDP socket, the WebSocket, and periodic audio and video frames.
 struct Driver {
@@ -295,7 +310,12 @@ struct Driver {
     pending: Option<SdpPendingOffer>,
     send_audio: Option<Mid>,
     send_video: Option<Mid>,
-    counters: (u32, u32),
+    send_video2: Option<Mid>,
+    counters: [u32; 3],
+    loss: (u32, u32),
+    rtp_out: u32,
+    rtp_in: u32,
+    glare_pending: bool,
     keyframe_wanted: bool,
     start: Instant,
 }
@@ -332,7 +352,12 @@ impl Driver {
             pending: Some(pending),
             send_audio: Some(audio),
             send_video: Some(video),
-            counters: (0, 0),
+            send_video2: None,
+            counters: [0; 3],
+            loss: (0, 0),
+            rtp_out: 0,
+            rtp_in: 0,
+            glare_pending: false,
             keyframe_wanted: true,
             start: now,
         }
@@ -354,6 +379,12 @@ impl Driver {
                 }
                 r = self.udp.recv_from(&mut buf) => {
                     let Ok((n, src)) = r else { continue };
+                    if is_rtp(&buf[..n]) {
+                        self.rtp_in += 1;
+                        if self.loss.1 > 0 && self.rtp_in % self.loss.1 == 0 {
+                            continue;
+                        }
+                    }
                     if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
                         let _ = self.rtc.handle_input(Input::Receive(Instant::now(), recv));
                     }
@@ -385,6 +416,17 @@ impl Driver {
                             }
                         }
                     }
+                    Some(PeerCmd::SetLoss { up, down }) => self.loss = (up, down),
+                    Some(PeerCmd::AddVideoTrack { glare: true }) => self.glare_pending = true,
+                    Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
+                    Some(PeerCmd::IceRestart) => {
+                        let mut api = self.rtc.sdp_api();
+                        api.ice_restart(true);
+                        if let Some((offer, pending)) = api.apply() {
+                            self.pending = Some(pending);
+                            send(&mut self.ws, &ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+                        }
+                    }
                     Some(PeerCmd::Vanish) => {
                         // Keep both sockets open but never touch them again.
                         let keep = (self.ws, self.udp);
@@ -408,6 +450,12 @@ impl Driver {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => return Some(t),
                 Ok(Output::Transmit(t)) => {
+                    if is_rtp(&t.contents) {
+                        self.rtp_out += 1;
+                        if self.loss.0 > 0 && self.rtp_out % self.loss.0 == 0 {
+                            continue;
+                        }
+                    }
                     let _ = self.udp.try_send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(e)) => self.on_event(e),
@@ -435,6 +483,9 @@ impl Driver {
                 match check_frame(kind, &d.data) {
                     Some((tag, counter)) => {
                         *seen.frames.entry((tag.clone(), kind)).or_default() += 1;
+                        seen.first_counter
+                            .entry((tag.clone(), kind))
+                            .or_insert(counter);
                         seen.last_counter.insert((tag, kind), counter);
                     }
                     None => seen.corrupt += 1,
@@ -458,6 +509,12 @@ impl Driver {
             }
             ServerMsg::Offer { sdp } => {
                 self.seen.lock().unwrap().server_offers += 1;
+                if self.glare_pending {
+                    // Both sides offer: like a browser (impolite), ignore theirs, send ours.
+                    self.glare_pending = false;
+                    self.offer_video_track().await;
+                    return;
+                }
                 let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
                 let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
                 send(
@@ -477,7 +534,29 @@ impl Driver {
         }
     }
 
+    async fn offer_video_track(&mut self) {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        self.pending = Some(pending);
+        self.send_video2 = Some(mid);
+        send(
+            &mut self.ws,
+            &ClientMsg::Offer {
+                sdp: offer.to_sdp_string(),
+            },
+        )
+        .await;
+    }
+
     fn write_frame(&mut self, kind: MediaKind) {
+        self.write_frame_on(kind, false);
+        if kind == MediaKind::Video && self.send_video2.is_some() {
+            self.write_frame_on(kind, true);
+        }
+    }
+
+    fn write_frame_on(&mut self, kind: MediaKind, second: bool) {
         if !self.rtc.is_connected() {
             return;
         }
@@ -485,23 +564,25 @@ impl Driver {
             MediaKind::Audio => (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
             MediaKind::Video => (self.send_video, Codec::Vp8, Frequency::NINETY_KHZ),
         };
-        let Some(mid) = mid else { return };
-        let counter = match kind {
-            MediaKind::Audio => {
-                self.counters.0 += 1;
-                self.counters.0
-            }
-            MediaKind::Video => {
-                self.counters.1 += 1;
-                self.counters.1
-            }
+        let (mid, tag) = if second {
+            (self.send_video2, format!("{}+", self.tag))
+        } else {
+            (mid, self.tag.clone())
         };
+        let Some(mid) = mid else { return };
+        let slot = match (kind, second) {
+            (MediaKind::Audio, _) => 0,
+            (MediaKind::Video, false) => 1,
+            (MediaKind::Video, true) => 2,
+        };
+        self.counters[slot] += 1;
+        let counter = self.counters[slot];
         // Like an encoder: a keyframe first, when asked, and every 3 s.
         let keyframe = kind == MediaKind::Video && (self.keyframe_wanted || counter % 90 == 0);
-        if kind == MediaKind::Video {
+        if kind == MediaKind::Video && (second || self.send_video2.is_none()) {
             self.keyframe_wanted = false;
         }
-        let data = make_frame(kind, &self.tag, counter, keyframe);
+        let data = make_frame(kind, &tag, counter, keyframe);
         let now = Instant::now();
         let elapsed = now - self.start;
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
