@@ -3,7 +3,8 @@
  * The page: start form, call view, tiles and controls. It drives a CallSession and
  * renders its events; it never speaks the signaling protocol itself.
  *
- * Deep links: /?room=R&name=N pre-fills the form; &autojoin=1 joins at once.
+ * Deep links: /?room=R&name=N pre-fills the form; &autojoin=1 joins at once;
+ * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
 
@@ -76,7 +77,7 @@ async function join(room, name) {
   share.textContent = share.href;
   document.title = `${room} · lanrelay`;
 
-  const s = new CallSession({ room, name });
+  const s = new CallSession({ room, name, videoCodec: params.get('vcodec') || '' });
   session = s;
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };

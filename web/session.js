@@ -25,10 +25,12 @@ const MAX_RETRIES = 5;
 
 export class CallSession extends EventTarget {
   /**
-   * @param {{room: string, name: string, url?: string}} opts
+   * @param {{room: string, name: string, url?: string, videoCodec?: string}} opts
    */
   constructor(opts) {
     super();
+    /** Preferred video codec to send ('vp8', 'h264'); empty lets the browser choose. */
+    this.videoCodec = (opts.videoCodec || '').toLowerCase();
     this.room = opts.room;
     this.name = opts.name;
     this.url = opts.url || defaultUrl();
@@ -155,7 +157,8 @@ export class CallSession extends EventTarget {
     const streams = stream ? [stream] : [];
     // Both m-lines always exist so toggling devices never needs renegotiation.
     pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams });
-    pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams });
+    const vt = pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams });
+    if (this.videoCodec) preferCodec(vt, this.videoCodec);
     pc.onicecandidate = (ev) => {
       if (ev.candidate) {
         this.sig?.send({ type: 'candidate', candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid });
@@ -292,6 +295,23 @@ export class CallSession extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/**
+ * Puts the codec named `name` (e.g. 'h264') first and only, keeping retransmission.
+ * @param {RTCRtpTransceiver} transceiver
+ * @param {string} name
+ */
+function preferCodec(transceiver, name) {
+  const caps = RTCRtpReceiver.getCapabilities('video');
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === `video/${name}`);
+  if (!wanted.length) {
+    console.warn(`video codec ${name} not available; using the browser's default`);
+    return;
+  }
+  const rtx = caps.codecs.filter((c) => c.mimeType.toLowerCase() === 'video/rtx');
+  transceiver.setCodecPreferences([...wanted, ...rtx]);
 }
 
 /** Camera and microphone, falling back to what the device has (or nothing). */

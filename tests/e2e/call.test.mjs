@@ -98,6 +98,25 @@ test('a third participant joins, then one leaves', async () => {
   }
 });
 
+test('H.264 video is relayed to a receiver (Safari sends H.264)', async () => {
+  const a = await newPage(browser);
+  const b = await newPage(browser);
+  try {
+    await a.goto(`${server.url}?room=h264&name=Hana&autojoin=1&vcodec=h264`);
+    await b.goto(`${server.url}?room=h264&name=Vic&autojoin=1`);
+    const s = await assertPlaying(b, 'vic', 1);
+    assert.deepEqual(s.video.codecs, ['video/H264'], 'vic decodes H.264 from hana');
+    const back = await assertPlaying(a, 'hana', 1);
+    assert.deepEqual(back.video.codecs, ['video/VP8'], 'hana decodes VP8 from vic');
+  } catch (e) {
+    console.log(a.logs.join('\n'), b.logs.join('\n'), server.logs().slice(-4000));
+    throw e;
+  } finally {
+    await a.context().close();
+    await b.context().close();
+  }
+});
+
 test('a full room is refused with a clear message', async () => {
   const small = await startServer(['--room-capacity', '1']);
   const a = await newPage(browser);

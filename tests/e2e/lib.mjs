@@ -116,7 +116,7 @@ export async function mediaStats(page) {
     const report = await pc.getStats();
     const byId = new Map();
     report.forEach((r) => byId.set(r.id, r));
-    let video = { framesDecoded: 0, bytesReceived: 0, frameWidth: 0, streams: 0 };
+    let video = { framesDecoded: 0, bytesReceived: 0, frameWidth: 0, streams: 0, codecs: [] };
     let audio = { packetsReceived: 0, bytesReceived: 0, streams: 0 };
     let remoteAddress = null;
     let pairState = null;
@@ -126,6 +126,8 @@ export async function mediaStats(page) {
         video.bytesReceived += r.bytesReceived || 0;
         video.frameWidth = Math.max(video.frameWidth, r.frameWidth || 0);
         video.streams += 1;
+        const codec = r.codecId && byId.get(r.codecId);
+        if (codec) video.codecs.push(codec.mimeType);
       }
       if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         audio.packetsReceived += r.packetsReceived || 0;
