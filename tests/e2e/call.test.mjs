@@ -2,7 +2,31 @@
 // other through the real HTTPS page and the server's media port.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, mediaStats, waitFor } from './lib.mjs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, repoRoot } from './lib.mjs';
+
+const artifacts = join(repoRoot, 'tests', 'e2e', 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+/**
+ * Layout checks a person would make on the call page: every control is on screen and
+ * at least 44 px tall (touch targets), and each remote tile is visible and not tiny.
+ */
+async function assertLayout(page, label) {
+  const viewport = page.viewportSize();
+  const boxes = await page.evaluate(() =>
+    [...document.querySelectorAll('.controls button, .tile.remote')].map((el) => {
+      const r = el.getBoundingClientRect();
+      return { cls: el.className, x: r.x, y: r.y, w: r.width, h: r.height };
+    }));
+  for (const b of boxes) {
+    assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= viewport.width + 1 && b.y + b.h <= viewport.height + 1, `${label}: ${b.cls} on screen ${JSON.stringify(b)}`);
+    if (b.cls.includes('round')) assert.ok(b.h >= 44 && b.w >= 44, `${label}: ${b.cls} is a large touch target`);
+    if (b.cls.includes('tile')) assert.ok(b.w >= 150 && b.h >= 100, `${label}: remote tile is a usable size`);
+  }
+  await page.screenshot({ path: join(artifacts, `call-${label}.png`) });
+}
 
 let server;
 let browser;
@@ -54,6 +78,8 @@ test('two browsers call each other through the server', async () => {
     await assertPlaying(a, 'alice', 1);
     await assertPlaying(b, 'bob', 1);
     await waitFor(async () => (await a.textContent('#status-text'))?.includes('relayed via server'), 5000, 'status text');
+    await assertLayout(a, 'laptop');
+    await assertLayout(b, 'phone');
     assert.equal(await a.textContent('[data-peer] .who'), 'Bob');
     assert.equal(await b.textContent('[data-peer] .who'), 'Alice');
 
