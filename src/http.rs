@@ -1,7 +1,7 @@
 //! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
 //! the WebSocket signaling endpoint and a health check.
 
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
+        .route("/api/rooms", get(rooms))
+        .route("/api/rooms/{name}", get(room))
         .fallback(get(asset))
         .with_state(state)
 }
@@ -75,6 +77,29 @@ async fn healthz(State(state): State<AppState>) -> Response {
     match state.engine.status().await {
         Some(status) => Json(status).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
+    }
+}
+
+/// Every room with its participants, the path each receives on, and the server's
+/// measurements of relayed legs.
+async fn rooms(State(state): State<AppState>) -> Response {
+    match state.engine.rooms().await {
+        Some(rooms) => Json(rooms).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
+    }
+}
+
+async fn room(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some(rooms) = state.engine.rooms().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
+    };
+    match rooms.into_iter().find(|r| r.name == name) {
+        Some(r) => Json(r).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such room"})),
+        )
+            .into_response(),
     }
 }
 

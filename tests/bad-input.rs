@@ -21,6 +21,7 @@ fn join(room: &str, name: &str) -> ClientMsg {
         room: room.into(),
         name: name.into(),
         role: Default::default(),
+        mode: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -29,7 +29,7 @@ use super::demux::{self, Kind};
 use super::peer::{nackable, DownState, DownTrack, Peer, TrackKey, UpTrack};
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{
-    valid_name, ClientMsg, ErrorCode, PeerId, PeerInfo, Role, ServerMsg,
+    valid_name, ClientMsg, ErrorCode, LegStats, Mode, Path, PeerId, PeerInfo, Role, ServerMsg,
 };
 
 /// Settings of the media engine.
@@ -61,6 +61,31 @@ pub struct Counters {
     pub rejected: u64,
     /// RTP packets forwarded to a receiver.
     pub forwarded: u64,
+}
+
+/// A room as `/api/rooms` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSnapshot {
+    pub name: String,
+    pub mode: Mode,
+    pub capacity: usize,
+    pub participants: Vec<ParticipantSnapshot>,
+}
+
+/// A participant as `/api/rooms` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantSnapshot {
+    #[serde(flatten)]
+    pub info: PeerInfo,
+    /// Its media connection to the server is up.
+    pub relay_connected: bool,
+    /// Tracks it sends to the server, and tracks the server sends it.
+    pub up_tracks: usize,
+    pub down_tracks: usize,
+    /// The server's measurements of its relayed legs (when connected to the server).
+    pub relay: Option<LegStats>,
 }
 
 pub struct Sfu {
@@ -114,6 +139,40 @@ impl Sfu {
         self.rooms.len()
     }
 
+    /// Every room with its participants and the server's measurements, for `/api/rooms`.
+    pub fn rooms_snapshot(&self) -> Vec<RoomSnapshot> {
+        self.rooms
+            .names()
+            .into_iter()
+            .map(|name| {
+                let mode = self.rooms.mode(&name).unwrap_or_default();
+                let participants = self
+                    .rooms
+                    .members(&name)
+                    .iter()
+                    .filter_map(|id| self.peers.get(id))
+                    .map(|p| ParticipantSnapshot {
+                        info: p.info.clone(),
+                        relay_connected: p.connected_at.is_some(),
+                        up_tracks: p.up.len(),
+                        down_tracks: p
+                            .down
+                            .values()
+                            .filter(|d| matches!(d.state, DownState::Open(_)))
+                            .count(),
+                        relay: p.connected_at.map(|_| p.stats.current().clone()),
+                    })
+                    .collect();
+                RoomSnapshot {
+                    capacity: self.rooms.capacity(mode),
+                    name,
+                    mode,
+                    participants,
+                }
+            })
+            .collect()
+    }
+
     /// Next output, datagrams first.
     pub fn poll_output(&mut self) -> Option<Output> {
         if let Some(t) = self.transmits.pop_front() {
@@ -138,7 +197,7 @@ impl Sfu {
     }
 
     /// A participant asks to join a room.
-    pub fn join(&mut self, id: PeerId, room: &str, name: &str, role: Role) {
+    pub fn join(&mut self, id: PeerId, room: &str, name: &str, role: Role, mode: Mode) {
         let Role::Participant = role;
         if self.peers.contains_key(&id) {
             self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
@@ -156,17 +215,18 @@ impl Sfu {
             return;
         }
         let (room, name) = (room.trim().to_string(), name.trim().to_string());
-        let others = match self.rooms.join(&room, id) {
-            Ok(others) => others,
-            Err(JoinError::Full(n)) => {
-                info!(id, room, "join refused: room full");
-                self.signal(
-                    id,
-                    ServerMsg::error(
-                        ErrorCode::RoomFull,
-                        format!("room \"{room}\" is full ({n} participants)"),
+        let (mode, others) = match self.rooms.join(&room, id, mode) {
+            Ok(joined) => joined,
+            Err(e) => {
+                info!(id, room, "join refused: {e}");
+                let message = match e {
+                    JoinError::Full(n) => format!("room \"{room}\" is full ({n} participants)"),
+                    JoinError::DirectFull => format!(
+                        "room \"{room}\" is full: it is a direct call, which takes two participants; \
+                         use another room in relay or auto mode for more"
                     ),
-                );
+                };
+                self.signal(id, ServerMsg::error(ErrorCode::RoomFull, message));
                 self.out.push_back(Output::Close(id));
                 return;
             }
@@ -182,8 +242,9 @@ impl Sfu {
             name,
             audio: true,
             video: true,
+            path: None,
         };
-        info!(id, room, name = info.name, "joined");
+        info!(id, room, name = info.name, ?mode, "joined");
         let peers = others
             .iter()
             .filter_map(|o| self.peers.get(o).map(|p| p.info.clone()))
@@ -194,7 +255,8 @@ impl Sfu {
                 id,
                 room: room.clone(),
                 peers,
-                capacity: self.rooms.capacity(),
+                capacity: self.rooms.capacity(mode),
+                mode,
             },
         );
         for o in &others {
@@ -217,6 +279,22 @@ impl Sfu {
             ClientMsg::Answer { sdp } => self.handle_answer(now, id, &sdp),
             ClientMsg::Candidate { candidate, .. } => self.handle_candidate(id, &candidate),
             ClientMsg::Media { audio, video } => self.handle_media_state(id, audio, video),
+            ClientMsg::Direct { to, signal } => {
+                let same_room =
+                    self.peers.get(&to).map(|p| &p.room) == self.peers.get(&id).map(|p| &p.room);
+                if to == id || !same_room {
+                    self.signal(
+                        id,
+                        ServerMsg::error(
+                            ErrorCode::NoSuchPeer,
+                            format!("no participant {to} in your room"),
+                        ),
+                    );
+                } else {
+                    self.signal(to, ServerMsg::Direct { from: id, signal });
+                }
+            }
+            ClientMsg::Path { path, reason } => self.handle_path(id, path, reason),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);
@@ -376,6 +454,7 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         for addr in &self.cfg.candidates {
             match Candidate::host(*addr, "udp") {
@@ -512,6 +591,7 @@ impl Sfu {
             return;
         }
         let mut opened = Vec::new();
+        let mut stopped = Vec::new();
         peer.down.retain(|key, d| match d.state {
             DownState::Negotiating(m) if d.source_gone => {
                 d.state = DownState::ToStop(m);
@@ -524,9 +604,15 @@ impl Sfu {
                 }
                 true
             }
-            DownState::Stopping(_) => false,
+            DownState::Stopping(m) => {
+                stopped.push(m);
+                false
+            }
             _ => true,
         });
+        for m in stopped {
+            peer.stats.forget(m);
+        }
         self.drain(id);
         // A new receiver needs a keyframe to start decoding.
         for (src, mid) in opened {
@@ -554,6 +640,36 @@ impl Sfu {
         }
     }
 
+    fn handle_path(&mut self, id: PeerId, path: Path, reason: String) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let reason: String = reason.chars().take(200).collect();
+        info!(id, ?path, reason, "receives on");
+        peer.info.path = Some(path);
+        let room = peer.room.clone();
+        for o in self.others(&room, id) {
+            self.signal(
+                o,
+                ServerMsg::PeerPath {
+                    id,
+                    path,
+                    reason: reason.clone(),
+                },
+            );
+        }
+    }
+
+    /// Members of `room` other than `id`.
+    fn others(&self, room: &str, id: PeerId) -> Vec<PeerId> {
+        self.rooms
+            .members(room)
+            .iter()
+            .copied()
+            .filter(|o| *o != id)
+            .collect()
+    }
+
     fn handle_media_state(&mut self, id: PeerId, audio: bool, video: bool) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -561,13 +677,7 @@ impl Sfu {
         peer.info.audio = audio;
         peer.info.video = video;
         let room = peer.room.clone();
-        let others: Vec<PeerId> = self
-            .rooms
-            .members(&room)
-            .iter()
-            .copied()
-            .filter(|o| *o != id)
-            .collect();
+        let others = self.others(&room, id);
         for o in others {
             self.signal(o, ServerMsg::PeerMedia { id, audio, video });
         }
@@ -714,14 +824,7 @@ impl Sfu {
                 debug!(id, mid = %m.mid, kind = ?m.kind, "up track");
                 peer.up.insert(m.mid, UpTrack::new(m.kind));
                 let room = peer.room.clone();
-                let others: Vec<PeerId> = self
-                    .rooms
-                    .members(&room)
-                    .iter()
-                    .copied()
-                    .filter(|o| *o != id)
-                    .collect();
-                for o in others {
+                for o in self.others(&room, id) {
                     self.subscribe(o, (id, m.mid), m.kind);
                     self.negotiate(o);
                 }
@@ -745,6 +848,23 @@ impl Sfu {
                 self.leave(now, id, "timeout");
             }
             Event::Closed => self.leave(now, id, "left"),
+            Event::MediaIngressStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let kind = p.up.get(&s.mid).map(|u| u.kind);
+                    p.stats.on_ingress(&s, kind);
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.stats.on_egress(&s);
+                }
+            }
+            Event::PeerStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let stats = p.stats.on_peer(&s).clone();
+                    self.signal(id, ServerMsg::Stats { stats });
+                }
+            }
             _ => {}
         }
     }

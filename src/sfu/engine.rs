@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, error, warn};
 
-use super::core::{Output, Sfu, SfuConfig};
+use super::core::{Output, RoomSnapshot, Sfu, SfuConfig};
 use super::udp::UdpIo;
-use crate::signaling::protocol::{ClientMsg, ErrorCode, PeerId, Role, ServerMsg};
+use crate::signaling::protocol::{ClientMsg, ErrorCode, Mode, PeerId, Role, ServerMsg};
 
 /// Queue length of one session's outgoing messages. A session that falls this far
 /// behind is disconnected rather than allowed to grow the engine's memory.
@@ -26,6 +26,7 @@ pub enum Command {
         room: String,
         name: String,
         role: Role,
+        mode: Mode,
         /// Where the engine sends this participant's messages.
         tx: mpsc::Sender<ServerMsg>,
     },
@@ -40,6 +41,10 @@ pub enum Command {
     /// Answers with a snapshot of the engine's state.
     Status {
         reply: tokio::sync::oneshot::Sender<Status>,
+    },
+    /// Answers with every room, its participants and their stats.
+    Rooms {
+        reply: tokio::sync::oneshot::Sender<Vec<RoomSnapshot>>,
     },
 }
 
@@ -69,6 +74,12 @@ impl EngineHandle {
     pub async fn status(&self) -> Option<Status> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.tx.send(Command::Status { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(Command::Rooms { reply }).await.ok()?;
         rx.await.ok()
     }
 }
@@ -137,15 +148,19 @@ impl Shell {
                 room,
                 name,
                 role,
+                mode,
                 tx,
             } => {
                 self.sessions.insert(id, tx);
-                sfu.join(id, &room, &name, role);
+                sfu.join(id, &room, &name, role, mode);
             }
             Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
             Command::Leave { id, reason } => {
                 sfu.leave(now, id, reason);
                 self.sessions.remove(&id);
+            }
+            Command::Rooms { reply } => {
+                let _ = reply.send(sfu.rooms_snapshot());
             }
             Command::Status { reply } => {
                 let c = sfu.counters();

@@ -8,4 +8,5 @@ pub mod engine;
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
+pub mod stats;
 pub mod udp;

@@ -16,6 +16,7 @@ use str0m::{Event, Output, Rtc, RtcError};
 
 use super::forward::Rewriter;
 use super::keyframe::Throttle;
+use super::stats::StatsTracker;
 use crate::signaling::protocol::{PeerId, PeerInfo};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
@@ -134,6 +135,8 @@ pub struct Peer {
     /// Remote addresses seen on the media port, for routing and cleanup.
     pub addrs: Vec<SocketAddr>,
     pub connected_at: Option<Instant>,
+    /// The server's measurements of this participant's relayed legs.
+    pub stats: StatsTracker,
 }
 
 impl Peer {
@@ -151,6 +154,7 @@ impl Peer {
             pending_offer: None,
             addrs: Vec::new(),
             connected_at: None,
+            stats: StatsTracker::default(),
         }
     }
 
@@ -191,6 +195,9 @@ fn wanted(e: &Event) -> bool {
             | Event::RtpPacket(_)
             | Event::KeyframeRequest(_)
             | Event::Closed
+            | Event::PeerStats(_)
+            | Event::MediaIngressStats(_)
+            | Event::MediaEgressStats(_)
     )
 }
 

@@ -25,6 +25,55 @@ pub enum Role {
     Participant,
 }
 
+/// How media travels in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Media through the server (SFU).
+    Relay,
+    /// Media peer to peer between two browsers; the server only relays signaling.
+    Direct,
+    /// Start relayed, move to direct when it works, back to relay when it breaks.
+    #[default]
+    Auto,
+}
+
+/// Which path a participant currently receives media on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Path {
+    Relay,
+    Direct,
+}
+
+/// Signaling between two browsers for their direct (peer-to-peer) connection. The
+/// server passes these along without looking inside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum DirectSignal {
+    /// SDP offer of the direct connection.
+    Offer { sdp: String },
+    /// SDP answer of the direct connection.
+    Answer { sdp: String },
+    /// A trickled ICE candidate of the direct connection.
+    Candidate {
+        candidate: String,
+        #[serde(default, rename = "sdpMid")]
+        sdp_mid: Option<String>,
+        #[serde(default, rename = "sdpMLineIndex")]
+        sdp_m_line_index: Option<u16>,
+    },
+    /// The sender now receives on `path`: send your media there.
+    Using { path: Path },
+    /// Receive on `path` (or choose yourself again, when absent), e.g. for a comparison run.
+    Force {
+        #[serde(default)]
+        path: Option<Path>,
+    },
+    /// The direct connection is closed, with why.
+    Bye { reason: String },
+}
+
 /// A message from the browser to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
@@ -35,6 +84,10 @@ pub enum ClientMsg {
         name: String,
         #[serde(default)]
         role: Role,
+        /// The call mode the participant asks for; the room keeps the mode of whoever
+        /// opened it (see `joined.mode`).
+        #[serde(default)]
+        mode: Mode,
     },
     /// An SDP offer from the browser (its first offer, or a renegotiation).
     Offer { sdp: String },
@@ -48,6 +101,10 @@ pub enum ClientMsg {
     },
     /// The participant's own microphone/camera state, shown to the others.
     Media { audio: bool, video: bool },
+    /// Pass a direct-connection message to another participant of the room.
+    Direct { to: PeerId, signal: DirectSignal },
+    /// The participant now receives on `path`, and why (shown in stats and to others).
+    Path { path: Path, reason: String },
     /// Leave the room and close the connection.
     Leave,
 }
@@ -60,6 +117,36 @@ pub struct PeerInfo {
     pub name: String,
     pub audio: bool,
     pub video: bool,
+    /// The path this participant receives on, once known.
+    pub path: Option<Path>,
+}
+
+/// What the server measures on one participant's relayed connection (its two legs:
+/// *up* from the browser to the server, *down* from the server to the browser).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegStats {
+    /// Round-trip time between server and browser (STUN/RTCP), milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Media bitrate received from the browser, bits per second.
+    pub up_bps: f64,
+    /// Media bitrate sent to the browser, bits per second.
+    pub down_bps: f64,
+    /// Share of packets from the browser that were lost (0..1), as the server saw it.
+    pub up_loss: Option<f64>,
+    /// Share of packets to the browser that were lost (0..1), as the browser reported.
+    pub down_loss: Option<f64>,
+    /// Largest interarrival jitter of the browser's streams at the server, milliseconds.
+    pub up_jitter_ms: Option<f64>,
+    /// Retransmission requests the server sent (up) and received (down).
+    pub up_nacks: u64,
+    pub down_nacks: u64,
+    /// Keyframe requests received from the browser.
+    pub down_plis: u64,
+    /// The selected candidate pair: the server's address, the browser's address.
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub protocol: Option<String>,
 }
 
 /// A message from the server to the browser.
@@ -73,6 +160,8 @@ pub enum ServerMsg {
         peers: Vec<PeerInfo>,
         /// Largest number of participants this room takes.
         capacity: usize,
+        /// The room's call mode.
+        mode: Mode,
     },
     /// Someone entered the room.
     PeerJoined { peer: PeerInfo },
@@ -84,6 +173,16 @@ pub enum ServerMsg {
         audio: bool,
         video: bool,
     },
+    /// A participant now receives on another path.
+    PeerPath {
+        id: PeerId,
+        path: Path,
+        reason: String,
+    },
+    /// A direct-connection message from another participant.
+    Direct { from: PeerId, signal: DirectSignal },
+    /// Once a second: the server's measurements of this participant's relayed legs.
+    Stats { stats: LegStats },
     /// The server's answer to the browser's offer.
     Answer { sdp: String },
     /// A server-initiated renegotiation (tracks of others added or removed). Each
@@ -111,6 +210,8 @@ pub enum ErrorCode {
     BadSdp,
     /// The media connection timed out or failed.
     MediaFailed,
+    /// A direct message named someone who is not in the room.
+    NoSuchPeer,
     /// The server is shutting down or overloaded.
     Unavailable,
 }
@@ -145,7 +246,8 @@ mod tests {
             ClientMsg::Join {
                 room: "r".into(),
                 name: "n".into(),
-                role: Role::Participant
+                role: Role::Participant,
+                mode: Mode::Auto,
             }
         );
     }
@@ -169,6 +271,36 @@ mod tests {
         assert_eq!(s, r#"{"type":"peerLeft","id":3,"reason":"left"}"#);
         let e = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full")).unwrap();
         assert_eq!(e, r#"{"type":"error","code":"roomFull","message":"full"}"#);
+    }
+
+    #[test]
+    fn direct_signals_round_trip() {
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"direct","to":2,"signal":{"kind":"candidate","candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#,
+        )
+        .unwrap();
+        let ClientMsg::Direct { to: 2, signal } = m else {
+            panic!("{m:?}")
+        };
+        let back = serde_json::to_string(&ServerMsg::Direct { from: 1, signal }).unwrap();
+        assert_eq!(
+            back,
+            r#"{"type":"direct","from":1,"signal":{"kind":"candidate","candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#
+        );
+        let j: ClientMsg =
+            serde_json::from_str(r#"{"type":"join","room":"r","name":"n","mode":"direct"}"#)
+                .unwrap();
+        assert!(matches!(
+            j,
+            ClientMsg::Join {
+                mode: Mode::Direct,
+                ..
+            }
+        ));
+        assert!(serde_json::from_str::<ClientMsg>(
+            r#"{"type":"join","room":"r","name":"n","mode":"p2p"}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -59,10 +59,10 @@ pub async fn run(mut ws: WebSocket, engine: EngineHandle) {
                     }
                 };
                 let cmd = match msg {
-                    ClientMsg::Join { room, name, role } if !joined => {
+                    ClientMsg::Join { room, name, role, mode } if !joined => {
                         joined = true;
                         let Some(tx) = tx.take() else { break "error" };
-                        Command::Join { id, room, name, role, tx }
+                        Command::Join { id, room, name, role, mode, tx }
                     }
                     ClientMsg::Join { .. } => {
                         if !reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break "disconnected" }

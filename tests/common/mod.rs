@@ -183,6 +183,7 @@ impl TestPeer {
                 room: room.into(),
                 name: tag.into(),
                 role: Default::default(),
+                mode: Default::default(),
             },
         )
         .await;
