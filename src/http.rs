@@ -16,33 +16,19 @@ pub struct AppState {
     pub engine: EngineHandle,
 }
 
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// The web app's files, compiled in.
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_bytes!("../web/index.html"),
-    ),
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../web/app.js"),
-    ),
-    (
-        "/session.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../web/session.js"),
-    ),
-    (
-        "/signaling.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../web/signaling.js"),
-    ),
+    ("/", HTML, include_bytes!("../web/index.html")),
+    ("/index.html", HTML, include_bytes!("../web/index.html")),
+    ("/app.js", JS, include_bytes!("../web/app.js")),
+    ("/session.js", JS, include_bytes!("../web/session.js")),
+    ("/links.js", JS, include_bytes!("../web/links.js")),
+    ("/stats.js", JS, include_bytes!("../web/stats.js")),
+    ("/compare.js", JS, include_bytes!("../web/compare.js")),
+    ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
     (
         "/style.css",
         "text/css; charset=utf-8",

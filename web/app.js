@@ -4,9 +4,11 @@
  * renders its events; it never speaks the signaling protocol itself.
  *
  * Deep links: /?room=R&name=N pre-fills the form; &autojoin=1 joins at once;
+ * &mode=relay|direct|auto picks the call path (default auto);
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
+import { mountComparePanel } from './compare.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -21,10 +23,24 @@ function randomRoom() {
 }
 
 /** @param {string} room */
-function roomUrl(room) {
+function roomUrl(room, mode = '') {
   const u = new URL('/', location.href);
   u.searchParams.set('room', room);
+  if (mode && mode !== 'auto') u.searchParams.set('mode', mode);
   return u.toString();
+}
+
+const MODES = ['auto', 'relay', 'direct'];
+/** The mode asked for in the link, else auto. */
+function linkMode() {
+  const m = params.get('mode') || '';
+  return MODES.includes(m) ? m : 'auto';
+}
+
+/** The mode chosen on the start page. */
+function formMode() {
+  const checked = /** @type {HTMLInputElement | null} */ (document.querySelector('input[name="mode"]:checked'));
+  return checked?.value || 'auto';
 }
 
 /** @type {CallSession | null} */
@@ -39,9 +55,15 @@ function showStart() {
   const name = /** @type {HTMLInputElement} */ ($('name'));
   room.value = params.get('room') || randomRoom();
   name.value = params.get('name') || localStorage.getItem('lanrelay.name') || '';
+  const mode = linkMode();
+  document.querySelectorAll('input[name="mode"]').forEach((el) => {
+    const input = /** @type {HTMLInputElement} */ (el);
+    input.checked = input.value === mode;
+    input.addEventListener('change', () => updateLink());
+  });
   const updateLink = () => {
     const link = /** @type {HTMLAnchorElement} */ ($('room-link'));
-    link.href = roomUrl(room.value.trim() || 'room');
+    link.href = roomUrl(room.value.trim() || 'room', formMode());
     link.textContent = link.href;
   };
   room.addEventListener('input', updateLink);
@@ -54,11 +76,14 @@ function showStart() {
     if (!r || !n) return;
     localStorage.setItem('lanrelay.name', n);
     const u = new URL(location.href);
+    const m = formMode();
     u.searchParams.set('room', r);
     u.searchParams.set('name', n);
+    if (m === 'auto') u.searchParams.delete('mode');
+    else u.searchParams.set('mode', m);
     u.searchParams.delete('autojoin');
     history.replaceState(null, '', u);
-    join(r, n);
+    join(r, n, m);
   });
   (name.value ? $('join') : name).focus();
 }
@@ -66,27 +91,39 @@ function showStart() {
 /**
  * @param {string} room
  * @param {string} name
+ * @param {string} mode
  */
-async function join(room, name) {
+async function join(room, name, mode) {
   $('start').hidden = true;
   $('call').hidden = false;
   $('failed').hidden = true;
   $('room-label').textContent = room;
   const share = /** @type {HTMLAnchorElement} */ ($('share-link'));
-  share.href = roomUrl(room);
+  share.href = roomUrl(room, mode);
   share.textContent = share.href;
   document.title = `${room} · lanrelay`;
 
-  const s = new CallSession({ room, name, videoCodec: params.get('vcodec') || '' });
+  const directTimeoutMs = Number(params.get('directTimeout')) * 1000 || undefined;
+  const s = new CallSession({ room, name, mode, videoCodec: params.get('vcodec') || '', directTimeoutMs });
   session = s;
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
   s.addEventListener('peers', () => renderPeers(s));
   s.addEventListener('stream', (ev) => {
-    const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
-    attachStream(peerId, stream);
+    const { peerId } = /** @type {CustomEvent} */ (ev).detail;
+    showActiveStream(peerId);
   });
+  s.addEventListener('path', (ev) => {
+    const { path, reason } = /** @type {CustomEvent} */ (ev).detail;
+    $('path-reason').textContent = `${path === 'direct' ? 'Direct' : 'Relayed'}: ${reason}`;
+    for (const id of s.peers.keys()) showActiveStream(id);
+  });
+  s.addEventListener('joined', (ev) => {
+    const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
+    if (roomMode !== mode) $('path-reason').textContent = `This room is a ${roomMode} call (chosen by whoever opened it).`;
+  });
+  mountComparePanel($('compare'), s);
   try {
     await s.start();
   } catch (e) {
@@ -101,21 +138,32 @@ async function join(room, name) {
   setPressed('cam', hasVideo);
 }
 
-/** @param {{state: string, reason?: string, path?: string}} d */
+/** @param {{state: string, reason?: string, path?: string, canRelay?: boolean}} d */
 function renderState(d) {
   const status = $('status');
   status.dataset.state = d.state;
+  status.dataset.path = d.path || '';
   const text = {
-    connecting: 'Connecting…',
-    connected: d.path === 'relay' ? 'Connected · relayed via server' : 'Connected',
+    connecting: d.reason ? `Connecting… (${d.reason})` : 'Connecting…',
+    connected: d.path === 'direct' ? 'Connected · direct (peer to peer)' : 'Connected · relayed via server',
     reconnecting: `Reconnecting… ${d.reason ? `(${d.reason})` : ''}`,
     failed: `Failed: ${d.reason || 'unknown error'}`,
     ended: 'Call ended',
   }[d.state] || d.state;
   $('status-text').textContent = text;
+  if (d.state === 'connected' && d.reason) {
+    $('path-reason').textContent = `${d.path === 'direct' ? 'Direct' : 'Relayed'}: ${d.reason}`;
+  }
   if (d.state === 'failed') {
-    $('failed-reason').textContent = d.reason || '';
+    $('failed-title').textContent = d.canRelay ? 'Direct connection failed' : 'Call ended';
+    $('failed-reason').textContent = d.canRelay
+      ? `${d.reason || ''}. The server can carry the call instead.`
+      : d.reason || '';
+    $('to-relay').hidden = !d.canRelay;
+    $('rejoin').hidden = !!d.canRelay;
     $('failed').hidden = false;
+  } else {
+    $('failed').hidden = true;
   }
 }
 
@@ -133,8 +181,9 @@ function renderPeers(s) {
     tile.classList.toggle('no-video', !info.video);
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : 'muted';
-    const stream = s.streams.get(id);
-    if (stream) attachStream(id, stream);
+    showActiveStream(id);
+    const badge = pathBadge(tile);
+    badge.textContent = info.path ? (info.path === 'direct' ? 'direct' : 'relayed') : '';
   }
   const n = s.peers.size;
   $('count').textContent = n ? `· ${n + 1} in call` : '';
@@ -154,13 +203,31 @@ function tileFor(id) {
   video.playsInline = true;
   video.className = 'remote';
   const cap = document.createElement('figcaption');
-  cap.innerHTML = '<span class="who"></span><span class="badges"></span>';
+  cap.innerHTML = '<span class="who"></span><span class="badges"></span><span class="path-badge"></span>';
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   tile.append(video, avatar, cap);
   $('tiles').append(tile);
   tiles.set(id, tile);
   return tile;
+}
+
+/** @param {HTMLElement} tile */
+function pathBadge(tile) {
+  return /** @type {HTMLElement} */ (tile.querySelector('.path-badge'));
+}
+
+/**
+ * Shows a participant's media from the path the call is received on (or the other
+ * path while that one has nothing yet).
+ * @param {number} peerId
+ */
+function showActiveStream(peerId) {
+  if (!session) return;
+  const primary = session.path === 'direct' ? session.streams.direct : session.streams.relay;
+  const other = session.path === 'direct' ? session.streams.relay : session.streams.direct;
+  const stream = primary.get(peerId) || other.get(peerId);
+  if (stream) attachStream(peerId, stream);
 }
 
 /**
@@ -210,14 +277,23 @@ $('cam').addEventListener('click', () => {
 });
 $('hangup').addEventListener('click', () => {
   session?.hangup();
-  location.href = roomUrl(session?.room || '');
+  location.href = roomUrl(session?.room || '', session?.requestedMode);
 });
 $('rejoin').addEventListener('click', () => location.reload());
+$('to-relay').addEventListener('click', () => {
+  $('failed').hidden = true;
+  session?.switchToRelay();
+});
+$('stats').addEventListener('click', () => {
+  const panel = $('compare');
+  panel.hidden = !panel.hidden;
+  $('stats').setAttribute('aria-pressed', String(!panel.hidden));
+});
 
 const room = params.get('room');
 const name = params.get('name');
 if (room && name && params.get('autojoin') === '1') {
-  join(room, name);
+  join(room, name, linkMode());
 } else {
   showStart();
 }

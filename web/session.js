@@ -1,62 +1,113 @@
 // @ts-check
 /**
- * One call: local media, the RTCPeerConnection to the server, and the negotiation
- * with it. Emits events for the UI and never touches the DOM.
+ * One call: local media, the signaling connection, and the media paths. Chooses the
+ * path that carries the call and emits events for the UI; never touches the DOM.
+ *
+ * Modes (chosen by whoever opens the room; joiners follow):
+ * - relay:  media through the server only.
+ * - direct: media peer to peer only (two participants); when the direct connection
+ *           cannot be established the session says so (state `failed` with
+ *           `canRelay`) and `switchToRelay()` moves the call to the server.
+ * - auto:   the call starts relayed, a direct connection is tried in the background
+ *           (two participants only) and takes over once it delivers media; when it
+ *           breaks the call falls back to relay at once and direct is retried later.
+ *
+ * Each side chooses the path it *receives* on and tells the other (`using`), which
+ * then sends there; that is how a switch happens without dropping the call.
  *
  * Events (CustomEvent detail):
- * - `state`   {state: 'connecting'|'connected'|'reconnecting'|'failed'|'ended', reason?: string, path?: string}
- * - `peers`   {peers: Map<number, PeerInfo>}          the others in the room changed
- * - `stream`  {peerId: number, stream: MediaStream}    media of a participant arrived
- * - `joined`  {id: number, room: string}
- *
- * Negotiation: the browser offers first; afterwards the server offers whenever tracks
- * of others come or go. The server is "polite": if both offer at once, the browser
- * ignores the server's offer and the server re-offers after answering ours.
+ * - `state`   {state: 'connecting'|'connected'|'reconnecting'|'failed'|'ended', reason?, path?, canRelay?}
+ * - `path`    {path: 'relay'|'direct', reason}     the path media is received on changed
+ * - `peers`   {peers: Map<number, PeerInfo>}
+ * - `stream`  {peerId, stream, path}              media of a participant arrived on a path
+ * - `stats`   {relay?, direct?, server?}          once a second, see stats.js
+ * - `joined`  {id, room, mode}
  */
 import { Signaling, defaultUrl } from './signaling.js';
+import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
+import { StatsCollector, buildReport } from './stats.js';
 
 /** @typedef {import('./signaling.js').PeerInfo} PeerInfo */
 /** @typedef {import('./signaling.js').ServerMsg} ServerMsg */
+/** @typedef {'relay'|'direct'} PathName */
 
-/** How long ICE may stay disconnected before the call is rebuilt. */
+/** How long ICE to the server may stay disconnected before the call is rebuilt. */
 const ICE_GRACE_MS = 4000;
 /** Reconnection attempts before giving up. */
 const MAX_RETRIES = 5;
+/** Delays before trying a direct connection again in auto mode. */
+const DIRECT_RETRY_MS = [15000, 30000, 60000];
+/** Keep sending on the relay this long after the other side moved to direct. */
+const RELAY_GRACE_MS = 1500;
 
 export class CallSession extends EventTarget {
   /**
-   * @param {{room: string, name: string, url?: string, videoCodec?: string}} opts
+   * @param {{room: string, name: string, url?: string, videoCodec?: string,
+   *          mode?: string, directTimeoutMs?: number}} opts
    */
   constructor(opts) {
     super();
-    /** Preferred video codec to send ('vp8', 'h264'); empty lets the browser choose. */
-    this.videoCodec = (opts.videoCodec || '').toLowerCase();
     this.room = opts.room;
     this.name = opts.name;
     this.url = opts.url || defaultUrl();
+    /** Preferred video codec to send ('vp8', 'h264'); empty lets the browser choose. */
+    this.videoCodec = (opts.videoCodec || '').toLowerCase();
+    /** The mode asked for; `mode` becomes the room's once joined. */
+    this.requestedMode = ['relay', 'direct', 'auto'].includes(opts.mode || '') ? opts.mode : 'auto';
+    this.mode = this.requestedMode;
+    this.directTimeoutMs = opts.directTimeoutMs || DIRECT_TIMEOUT_MS;
     /** @type {MediaStream | null} */
     this.localStream = null;
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
     /** @type {Signaling | null} */
     this.sig = null;
+    /** @type {RelayLink | null} */
+    this.relay = null;
+    /** @type {DirectLink | null} */
+    this.direct = null;
     /** @type {Map<number, PeerInfo>} */
     this.peers = new Map();
-    /** @type {Map<number, MediaStream>} */
-    this.streams = new Map();
+    /** Remote streams by participant, per path. */
+    /** @type {{relay: Map<number, MediaStream>, direct: Map<number, MediaStream>}} */
+    this.streams = { relay: new Map(), direct: new Map() };
     this.id = 0;
     this.micOn = true;
     this.camOn = true;
     this.state = 'idle';
+    /** @type {PathName | null} the path this side receives on */
+    this.path = null;
+    this.pathReason = '';
+    /** @type {{at: number, path: PathName, reason: string}[]} */
+    this.pathLog = [];
+    /** @type {PathName | null} a path pinned by a comparison run */
+    this.forced = null;
+    /** The user moved a failed direct call to the relay. */
+    this.relayChosen = false;
     this.retries = 0;
+    this.directFailures = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.directRetry = undefined;
+    this.lastDirectFailure = '';
     this.ended = false;
-    /** @type {Promise<void>} negotiation steps run one after another */
-    this.chain = Promise.resolve();
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.iceTimer = undefined;
-    /** Milliseconds from start() to the first connected state, for the UI and tests. */
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.relayQuiet = undefined;
     this.connectMs = 0;
     this.startedAt = 0;
+    /** The server's latest measurements of our relayed legs. */
+    this.serverStats = null;
+    this.collector = new StatsCollector(this);
+  }
+
+  /** The connection of the active path (for stats and tests). */
+  get pc() {
+    if (this.path === 'direct' && this.direct) return this.direct.pc;
+    return this.relay?.pc || this.direct?.pc || null;
+  }
+
+  /** The other participant, when there is exactly one. */
+  get onlyPeer() {
+    return this.peers.size === 1 ? [...this.peers.keys()][0] : null;
   }
 
   /** Gets the camera and microphone, then joins. */
@@ -64,6 +115,7 @@ export class CallSession extends EventTarget {
     this.startedAt = performance.now();
     this.setState('connecting');
     this.localStream = await getLocalMedia();
+    this.collector.start();
     await this.connect();
   }
 
@@ -81,7 +133,7 @@ export class CallSession extends EventTarget {
       this.retry('cannot reach the server');
       return;
     }
-    sig.send({ type: 'join', room: this.room, name: this.name });
+    sig.send({ type: 'join', room: this.room, name: this.name, mode: /** @type {any} */ (this.requestedMode) });
   }
 
   /** @param {ServerMsg} msg */
@@ -89,45 +141,59 @@ export class CallSession extends EventTarget {
     switch (msg.type) {
       case 'joined':
         this.id = msg.id;
+        this.mode = msg.mode;
         this.peers = new Map(msg.peers.map((p) => [p.id, p]));
-        this.emit('joined', { id: msg.id, room: msg.room });
+        this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
         this.emit('peers', { peers: this.peers });
-        this.startPeerConnection();
+        if (this.mode !== 'direct' || this.relayChosen) this.startRelay();
+        if (this.mode === 'direct' && !this.relayChosen && this.peers.size === 0) {
+          this.setState('connecting', 'waiting for the other participant');
+        }
+        this.sendMediaState();
+        this.evaluateDirect();
         break;
       case 'peerJoined':
         this.peers.set(msg.peer.id, msg.peer);
         this.emit('peers', { peers: this.peers });
+        this.evaluateDirect();
         break;
       case 'peerLeft':
         this.peers.delete(msg.id);
-        this.streams.delete(msg.id);
+        this.streams.relay.delete(msg.id);
+        this.streams.direct.delete(msg.id);
         this.emit('peers', { peers: this.peers });
+        if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
+        this.evaluateDirect();
+        if (this.mode === 'direct' && !this.relay && this.peers.size === 0) {
+          this.path = null;
+          this.setState('connecting', 'waiting for the other participant');
+        }
         break;
-      case 'peerMedia': {
+      case 'peerMedia':
+      case 'peerPath': {
         const p = this.peers.get(msg.id);
         if (p) {
-          p.audio = msg.audio;
-          p.video = msg.video;
+          if (msg.type === 'peerMedia') {
+            p.audio = msg.audio;
+            p.video = msg.video;
+          } else {
+            p.path = msg.path;
+          }
           this.emit('peers', { peers: this.peers });
         }
         break;
       }
       case 'answer':
-        this.enqueue(async () => {
-          if (!this.pc || this.pc.signalingState !== 'have-local-offer') return;
-          await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-        });
+        this.relay?.onAnswer(msg.sdp);
         break;
       case 'offer':
-        this.enqueue(async () => {
-          const pc = this.pc;
-          // Our own offer is out: the server (polite) will re-offer after answering it.
-          if (!pc || pc.signalingState !== 'stable') return;
-          await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-          const answer = await pc.createAnswer();
-          await pc.setLocalDescription(answer);
-          this.sig?.send({ type: 'answer', sdp: answer.sdp || '' });
-        });
+        this.relay?.onOffer(msg.sdp);
+        break;
+      case 'direct':
+        this.onDirectSignal(msg.from, msg.signal);
+        break;
+      case 'stats':
+        this.serverStats = msg.stats;
         break;
       case 'error':
         this.onError(msg.code, msg.message);
@@ -144,62 +210,328 @@ export class CallSession extends EventTarget {
     if (code === 'roomFull' || code === 'badName') {
       this.fail(message);
     } else if (code === 'mediaFailed') {
-      this.retry(message);
+      if (this.path === 'direct') {
+        this.relay?.close();
+        this.relay = null;
+      } else {
+        this.retry(message);
+      }
     }
   }
 
-  startPeerConnection() {
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
-    this.pc = pc;
-    const stream = this.localStream;
-    const audio = stream?.getAudioTracks()[0] || null;
-    const video = stream?.getVideoTracks()[0] || null;
-    const streams = stream ? [stream] : [];
-    // Both m-lines always exist so toggling devices never needs renegotiation.
-    pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams });
-    const vt = pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams });
-    if (this.videoCodec) preferCodec(vt, this.videoCodec);
-    pc.onicecandidate = (ev) => {
-      if (ev.candidate) {
-        this.sig?.send({ type: 'candidate', candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid });
-      }
-    };
-    pc.ontrack = (ev) => {
-      const s = ev.streams[0];
-      if (!s) return;
-      const peerId = Number(s.id);
-      if (!Number.isFinite(peerId)) return;
-      this.streams.set(peerId, s);
-      this.emit('stream', { peerId, stream: s });
-    };
-    pc.onconnectionstatechange = () => this.onConnectionState();
-    this.enqueue(async () => {
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription(offer);
-      this.sig?.send({ type: 'offer', sdp: offer.sdp || '' });
+  // ---- relay path ---------------------------------------------------------------
+
+  startRelay() {
+    if (this.relay || !this.sig) return;
+    const link = new RelayLink(this.sig, this.localStream, this.videoCodec);
+    this.relay = link;
+    link.addEventListener('stream', (ev) => {
+      const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
+      this.streams.relay.set(peerId, stream);
+      this.emit('stream', { peerId, stream, path: 'relay' });
     });
-    this.sendMediaState();
+    link.addEventListener('state', (ev) => this.onRelayState(link, /** @type {CustomEvent} */ (ev).detail));
+    // Someone already receiving directly from us needs nothing on the relay.
+    if (this.peerUsing === 'direct' && this.direct?.state === 'delivering') link.setSending(false);
   }
 
-  onConnectionState() {
-    const pc = this.pc;
-    if (!pc) return;
-    const s = pc.connectionState;
-    if (s === 'connected') {
+  /**
+   * @param {RelayLink} link
+   * @param {{state: string, reason?: string}} d
+   */
+  onRelayState(link, d) {
+    if (link !== this.relay) return;
+    if (d.state === 'connected') {
       clearTimeout(this.iceTimer);
       this.retries = 0;
-      if (!this.connectMs) this.connectMs = Math.round(performance.now() - this.startedAt);
-      this.setState('connected', undefined, 'relay');
-    } else if (s === 'disconnected') {
-      this.setState('reconnecting', 'media path interrupted');
+      if (!this.path) this.switchPath('relay', 'connected to the server');
+      else this.announce();
+    } else if (d.state === 'broken') {
+      if (this.path === 'direct') return;
+      this.setState('reconnecting', 'media path to the server interrupted');
       clearTimeout(this.iceTimer);
+      const pc = link.pc;
       this.iceTimer = setTimeout(() => {
-        if (this.pc === pc && pc.connectionState !== 'connected') this.retry('media path lost');
+        if (this.relay === link && pc.connectionState !== 'connected') this.retry('media path to the server lost');
       }, ICE_GRACE_MS);
-    } else if (s === 'failed') {
-      this.retry('media connection failed');
+    } else if (d.state === 'failed') {
+      if (this.path !== 'direct') this.retry(d.reason || 'media connection to the server failed');
     }
   }
+
+  // ---- direct path --------------------------------------------------------------
+
+  /** Starts or stops the direct connection as the room and mode require. */
+  evaluateDirect() {
+    const peer = this.onlyPeer;
+    const wanted = peer !== null && !this.relayChosen && (this.mode === 'direct' || this.mode === 'auto');
+    if (!wanted) {
+      if (this.direct) {
+        this.closeDirect(this.peers.size > 1 ? 'more than two participants: the call stays relayed' : 'direct path not used', true);
+      }
+      if (this.peers.size > 1 && this.path !== 'relay' && this.relay) {
+        this.switchPath('relay', 'more than two participants: the call stays relayed');
+      }
+      return;
+    }
+    if (this.direct && this.direct.peerId === peer) return;
+    if (this.directRetry) return;
+    // The newer participant (higher id) offers; the other waits for its offer.
+    if (this.id > peer) this.startDirect(peer);
+  }
+
+  /** @param {number} peerId */
+  startDirect(peerId) {
+    if (!this.sig) return null;
+    this.direct?.close();
+    const link = new DirectLink(this.sig, peerId, this.id > peerId, this.localStream, this.videoCodec, this.directTimeoutMs);
+    this.direct = link;
+    this.peerUsing = this.mode === 'direct' ? 'direct' : this.peerUsing || 'relay';
+    link.addEventListener('stream', (ev) => {
+      const { stream } = /** @type {CustomEvent} */ (ev).detail;
+      this.streams.direct.set(peerId, stream);
+      this.emit('stream', { peerId, stream, path: 'direct' });
+    });
+    link.addEventListener('state', (ev) => this.onDirectState(link, /** @type {CustomEvent} */ (ev).detail));
+    return link;
+  }
+
+  /**
+   * @param {number} from
+   * @param {any} signal
+   */
+  onDirectSignal(from, signal) {
+    switch (signal.kind) {
+      case 'offer':
+        if (this.relayChosen || this.mode === 'relay' || this.peers.size !== 1) {
+          this.sig?.send({ type: 'direct', to: from, signal: { kind: 'bye', reason: 'this side does not use a direct path' } });
+          return;
+        }
+        clearTimeout(this.directRetry);
+        this.directRetry = undefined;
+        if (!this.direct || this.direct.peerId !== from || this.direct.initiator) this.startDirect(from);
+        this.direct?.onSignal(signal);
+        break;
+      case 'answer':
+      case 'candidate':
+        if (this.direct?.peerId === from) this.direct.onSignal(signal);
+        break;
+      case 'using':
+        this.onPeerUsing(signal.path);
+        break;
+      case 'force':
+        this.forced = signal.path || null;
+        if (this.forced) this.receiveOn(this.forced, 'comparison run');
+        else this.settlePath('comparison run finished');
+        break;
+      case 'bye':
+        if (this.direct?.peerId === from) {
+          this.closeDirect(`the other side closed the direct path: ${signal.reason}`, false);
+          if (this.mode === 'auto') this.scheduleDirectRetry();
+        }
+        break;
+    }
+  }
+
+  /**
+   * @param {DirectLink} link
+   * @param {{state: string, reason?: string}} d
+   */
+  onDirectState(link, d) {
+    if (link !== this.direct) return;
+    if (d.state === 'delivering') {
+      this.directFailures = 0;
+      this.lastDirectFailure = '';
+      if (!this.forced || this.forced === 'direct') {
+        this.switchPath('direct', this.mode === 'direct' ? 'direct connection established' : 'the direct path delivers media');
+      }
+    } else if (d.state === 'failed' || d.state === 'broken') {
+      const what = d.state === 'failed' ? 'direct connection failed' : 'direct path broke';
+      const reason = `${what}: ${d.reason || 'unknown'}`;
+      this.lastDirectFailure = reason;
+      this.closeDirect(d.reason || what, true);
+      if (this.mode === 'direct' && !this.relay) {
+        this.path = null;
+        this.setState('failed', reason, undefined, true);
+      } else {
+        if (this.path !== 'relay') this.switchPath('relay', reason);
+        if (this.mode === 'auto') this.scheduleDirectRetry();
+      }
+    }
+  }
+
+  /**
+   * @param {string} reason
+   * @param {boolean} tellPeer
+   */
+  closeDirect(reason, tellPeer) {
+    const link = this.direct;
+    if (!link) return;
+    this.direct = null;
+    link.close(tellPeer ? reason : undefined);
+    for (const [id] of this.streams.direct) this.streams.direct.delete(id);
+    // Nobody receives directly anymore: send everything on the relay.
+    this.relay?.setSending(true);
+    this.peerUsing = 'relay';
+    if (this.path === 'direct' && this.relay) this.switchPath('relay', reason);
+  }
+
+  scheduleDirectRetry() {
+    clearTimeout(this.directRetry);
+    if (this.directFailures >= DIRECT_RETRY_MS.length) return;
+    const delay = DIRECT_RETRY_MS[this.directFailures];
+    this.directFailures += 1;
+    this.directRetry = setTimeout(() => {
+      this.directRetry = undefined;
+      this.evaluateDirect();
+    }, delay);
+  }
+
+  /** The user's way out of a failed direct call: carry it through the server. */
+  switchToRelay() {
+    this.relayChosen = true;
+    clearTimeout(this.directRetry);
+    this.closeDirect('switched to relay', true);
+    this.startRelay();
+    this.switchPath('relay', 'you switched the call to relay after the direct connection failed');
+  }
+
+  // ---- choosing the path ----------------------------------------------------------
+
+  /**
+   * The other side now receives on `path`: send our media there.
+   * @param {PathName} path
+   */
+  onPeerUsing(path) {
+    this.peerUsing = path;
+    clearTimeout(this.relayQuiet);
+    if (path === 'relay') {
+      if (!this.relay) this.startRelay();
+      this.relay?.setSending(true);
+      if (this.forced === 'relay') this.direct?.setSending(false);
+      // In a direct room, the other side moving to the relay brings us along.
+      if (this.mode === 'direct' && this.path !== 'relay' && this.direct?.state !== 'delivering') {
+        this.relayChosen = true;
+        this.closeDirect('the other participant switched the call to relay', false);
+        this.switchPath('relay', 'the other participant switched the call to relay');
+      }
+    } else {
+      this.direct?.setSending(true);
+      this.relayQuiet = setTimeout(() => {
+        if (this.peerUsing === 'direct' && this.direct?.state === 'delivering') this.relay?.setSending(false);
+      }, RELAY_GRACE_MS);
+    }
+  }
+
+  /**
+   * Receive on `path` now (used by comparison runs), connecting it first if needed.
+   * @param {PathName} path
+   * @param {string} reason
+   */
+  receiveOn(path, reason) {
+    if (path === 'direct') {
+      if (this.direct?.state === 'delivering') this.switchPath('direct', reason);
+      else if (!this.direct && this.onlyPeer !== null && this.id > this.onlyPeer) this.startDirect(this.onlyPeer);
+    } else {
+      if (!this.relay) this.startRelay();
+      this.direct?.setSending(true);
+      this.switchPath('relay', reason);
+    }
+  }
+
+  /** Picks the path by the usual rules again (after a comparison run). */
+  settlePath(reason) {
+    if (this.direct?.state === 'delivering') this.switchPath('direct', reason);
+    else if (this.relay) this.switchPath('relay', reason);
+  }
+
+  /**
+   * @param {PathName} path
+   * @param {string} reason
+   */
+  switchPath(path, reason) {
+    if (path === 'relay' && !this.relay) this.startRelay();
+    const changed = this.path !== path;
+    this.path = path;
+    this.pathReason = reason;
+    if (changed) {
+      this.pathLog.push({ at: Date.now(), path, reason });
+      this.emit('path', { path, reason });
+    }
+    if (!this.connectMs) this.connectMs = Math.round(performance.now() - this.startedAt);
+    this.announce();
+    this.setState('connected', reason, path);
+  }
+
+  /** Tells the server and the other side which path we receive on. */
+  announce() {
+    if (!this.path) return;
+    this.sig?.send({ type: 'path', path: this.path, reason: this.pathReason });
+    const peer = this.onlyPeer;
+    if (peer !== null && (this.direct || this.mode !== 'relay')) {
+      this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'using', path: this.path } });
+    }
+  }
+
+  // ---- comparison --------------------------------------------------------------------
+
+  /**
+   * Runs the call on each path in turn for `seconds` and returns a report of what was
+   * measured on each (see stats.js). Needs exactly two participants.
+   * @param {number} seconds
+   * @param {PathName[]} [order]
+   * @param {(msg: string) => void} [progress]
+   */
+  async runComparison(seconds, order = ['relay', 'direct'], progress = () => {}) {
+    const peer = this.onlyPeer;
+    if (peer === null) throw new Error('a comparison needs exactly two participants');
+    const windows = [];
+    const warmup = 2000;
+    const startedAt = Date.now();
+    try {
+      for (const path of order) {
+        progress(`switching to ${path}`);
+        this.forced = path;
+        this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force', path } });
+        this.receiveOn(path, `comparison run: ${path}`);
+        const ready = await this.waitFor(() => (path === 'relay' ? this.relay?.state === 'delivering' || this.relay?.state === 'connected' : this.direct?.state === 'delivering'), this.directTimeoutMs + 2000);
+        if (!ready) {
+          windows.push({ path, error: path === 'direct' ? this.lastDirectFailure || 'the direct path did not deliver media' : 'the relay did not connect' });
+          continue;
+        }
+        this.switchPath(path, `comparison run: ${path}`);
+        await sleep(warmup);
+        const from = Date.now();
+        for (let left = seconds; left > 0; left--) {
+          progress(`measuring ${path}: ${left} s left`);
+          await sleep(1000);
+        }
+        windows.push({ path, from, to: Date.now() });
+      }
+    } finally {
+      this.forced = null;
+      this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force' } });
+      this.settlePath('comparison run finished');
+      if (!this.direct && this.mode === 'auto') this.evaluateDirect();
+    }
+    progress('done');
+    return buildReport(this, { startedAt, seconds, order, warmupMs: warmup, windows });
+  }
+
+  /**
+   * @param {() => boolean | undefined} cond
+   * @param {number} ms
+   */
+  async waitFor(cond, ms) {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (cond()) return true;
+      await sleep(200);
+    }
+    return !!cond();
+  }
+
+  // ---- devices, leaving ----------------------------------------------------------------
 
   /** @param {string} reason */
   retry(reason) {
@@ -248,44 +580,42 @@ export class CallSession extends EventTarget {
     this.sig?.send({ type: 'leave' });
     this.ended = true;
     this.teardown();
+    this.collector.stop();
     this.localStream?.getTracks().forEach((t) => t.stop());
     this.setState('ended');
   }
 
   teardown() {
     clearTimeout(this.iceTimer);
-    if (this.pc) {
-      this.pc.onconnectionstatechange = null;
-      this.pc.close();
-      this.pc = null;
-    }
+    clearTimeout(this.directRetry);
+    clearTimeout(this.relayQuiet);
+    this.directRetry = undefined;
+    this.direct?.close();
+    this.direct = null;
+    this.relay?.close();
+    this.relay = null;
     if (this.sig) {
       const sig = this.sig;
       this.sig = null;
       sig.close();
     }
-    this.chain = Promise.resolve();
-    this.streams.clear();
+    this.path = null;
+    this.peerUsing = undefined;
+    this.streams.relay.clear();
+    this.streams.direct.clear();
     this.peers.clear();
     this.emit('peers', { peers: this.peers });
-  }
-
-  /** @param {() => Promise<void>} step */
-  enqueue(step) {
-    this.chain = this.chain.then(step).catch((e) => {
-      console.error('negotiation failed', e);
-      this.retry('negotiation failed');
-    });
   }
 
   /**
    * @param {string} state
    * @param {string} [reason]
    * @param {string} [path]
+   * @param {boolean} [canRelay]
    */
-  setState(state, reason, path) {
+  setState(state, reason, path, canRelay) {
     this.state = state;
-    this.emit('state', { state, reason, path });
+    this.emit('state', { state, reason, path, canRelay });
   }
 
   /**
@@ -297,21 +627,9 @@ export class CallSession extends EventTarget {
   }
 }
 
-/**
- * Puts the codec named `name` (e.g. 'h264') first and only, keeping retransmission.
- * @param {RTCRtpTransceiver} transceiver
- * @param {string} name
- */
-function preferCodec(transceiver, name) {
-  const caps = RTCRtpReceiver.getCapabilities('video');
-  if (!caps || !transceiver.setCodecPreferences) return;
-  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === `video/${name}`);
-  if (!wanted.length) {
-    console.warn(`video codec ${name} not available; using the browser's default`);
-    return;
-  }
-  const rtx = caps.codecs.filter((c) => c.mimeType.toLowerCase() === 'video/rtx');
-  transceiver.setCodecPreferences([...wanted, ...rtx]);
+/** @param {number} ms */
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Camera and microphone, falling back to what the device has (or nothing). */

@@ -1,8 +1,8 @@
 // Shared helpers of the browser tests: start the real server binary on loopback with
 // ephemeral ports, launch headless Chromium with a fake camera and microphone, and
 // read WebRTC stats from a page.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,14 +17,20 @@ function serverBinary() {
 }
 
 /**
- * Starts lanrelay on 127.0.0.1 with ephemeral ports and a fresh certificate directory.
- * Resolves with {url, port, stop(), logs()} once it printed its URL.
+ * Starts lanrelay with ephemeral ports and a fresh certificate directory, on
+ * 127.0.0.1 (or `opts.ip`), inside network namespace `opts.netns` when given.
+ * Resolves with {url, port, mediaAddr, stop(), logs()} once it printed its URL.
  * @param {string[]} [extraArgs]
+ * @param {{netns?: string, ip?: string}} [opts]
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], opts = {}) {
   const certs = mkdtempSync(join(tmpdir(), 'lanrelay-certs-'));
-  const args = ['--listen', '127.0.0.1:0', '--certs', certs, ...extraArgs];
-  const proc = spawn(serverBinary(), args, {
+  const ip = opts.ip || '127.0.0.1';
+  const args = ['--listen', `${ip}:0`, '--certs', certs, ...extraArgs];
+  const [cmd, argv] = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, serverBinary(), ...args]]
+    : [serverBinary(), args];
+  const proc = spawn(cmd, argv, {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'lanrelay=debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -33,8 +39,9 @@ export async function startServer(extraArgs = []) {
   proc.stderr.on('data', (d) => (out += d));
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20000);
+    const urlRe = new RegExp(`https://${ip.replace(/\./g, '\\.')}:(\\d+)/`);
     const check = () => {
-      const m = out.match(/https:\/\/127\.0\.0\.1:(\d+)\//);
+      const m = out.match(urlRe);
       if (m) {
         clearTimeout(timer);
         resolve(m[0]);
@@ -43,7 +50,7 @@ export async function startServer(extraArgs = []) {
     proc.stdout.on('data', check);
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
-  const media = out.match(/media on UDP (127\.0\.0\.1:\d+)/);
+  const media = out.match(new RegExp(`media on UDP (${ip.replace(/\./g, '\\.')}:\\d+)`));
   return {
     url,
     port: Number(new URL(url).port),
@@ -79,12 +86,96 @@ export const chromiumArgs = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/** Launches headless Chromium (Debian's) that accepts the server's self-signed cert. */
-export async function launchBrowser(extra = []) {
+/**
+ * Launches headless Chromium (Debian's) that accepts the server's self-signed cert,
+ * inside network namespace `netns` when given.
+ * @param {string[]} [extra]
+ * @param {{netns?: string}} [opts]
+ */
+export async function launchBrowser(extra = [], opts = {}) {
+  let executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  if (opts.netns) {
+    // Playwright talks to the browser over a pipe, so only the browser needs to run
+    // inside the namespace.
+    const wrapper = join(mkdtempSync(join(tmpdir(), 'lanrelay-ns-')), 'chromium');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${opts.netns} ${executablePath} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    executablePath = wrapper;
+  }
   return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    executablePath,
     args: [...chromiumArgs, '--ignore-certificate-errors', ...extra],
   });
+}
+
+/** Whether this process may create network namespaces (root with `ip`). */
+export function canUseNetns() {
+  try {
+    return process.getuid?.() === 0 && !!execFileSync('ip', ['-V']).length;
+  } catch {
+    return false;
+  }
+}
+
+/** @param {string[]} args */
+function ip(args) {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * A network namespace with only loopback up: tests inside it reach nothing but
+ * themselves. Returns {name, remove()}.
+ * @param {string} tag
+ */
+export function loopbackNamespace(tag) {
+  const name = `lr-${tag}-${process.pid}`;
+  try { ip(['netns', 'del', name]); } catch {}
+  ip(['netns', 'add', name]);
+  ip(['-n', name, 'link', 'set', 'lo', 'up']);
+  return { name, remove: () => { try { ip(['netns', 'del', name]); } catch {} } };
+}
+
+/**
+ * The phone scenario: a server namespace reachable from two client namespaces that
+ * cannot reach each other (no forwarding on the server side). Addresses:
+ * server 10.201.0.1, clients 10.201.1.2 and 10.201.2.2.
+ * Returns {srv, c1, c2, serverIp, remove()}.
+ */
+export function isolatedClients() {
+  const p = process.pid;
+  const srv = `lr-srv-${p}`;
+  const c1 = `lr-c1-${p}`;
+  const c2 = `lr-c2-${p}`;
+  const remove = () => {
+    for (const n of [srv, c1, c2]) {
+      try { ip(['netns', 'del', n]); } catch {}
+    }
+  };
+  remove();
+  try {
+    for (const n of [srv, c1, c2]) {
+      ip(['netns', 'add', n]);
+      ip(['-n', n, 'link', 'set', 'lo', 'up']);
+    }
+    ip(['link', 'add', 'c1-eth', 'netns', c1, 'type', 'veth', 'peer', 'name', 'srv-c1', 'netns', srv]);
+    ip(['link', 'add', 'c2-eth', 'netns', c2, 'type', 'veth', 'peer', 'name', 'srv-c2', 'netns', srv]);
+    ip(['-n', c1, 'addr', 'add', '10.201.1.2/24', 'dev', 'c1-eth']);
+    ip(['-n', srv, 'addr', 'add', '10.201.1.1/24', 'dev', 'srv-c1']);
+    ip(['-n', c2, 'addr', 'add', '10.201.2.2/24', 'dev', 'c2-eth']);
+    ip(['-n', srv, 'addr', 'add', '10.201.2.1/24', 'dev', 'srv-c2']);
+    ip(['-n', srv, 'addr', 'add', '10.201.0.1/32', 'dev', 'lo']);
+    for (const [n, dev] of [[c1, 'c1-eth'], [c2, 'c2-eth'], [srv, 'srv-c1'], [srv, 'srv-c2']]) {
+      ip(['-n', n, 'link', 'set', dev, 'up']);
+    }
+    ip(['-n', c1, 'route', 'add', '10.201.0.1/32', 'via', '10.201.1.1']);
+    ip(['-n', c2, 'route', 'add', '10.201.0.1/32', 'via', '10.201.2.1']);
+    // The server namespace keeps ip_forward=0: c1 and c2 cannot reach each other.
+    execFileSync('ip', ['netns', 'exec', srv, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { srv, c1, c2, serverIp: '10.201.0.1', remove };
 }
 
 /**
@@ -108,10 +199,10 @@ export async function newPage(browser, viewport = { width: 1280, height: 800 }) 
  * candidate pair's remote address.
  * @param {import('playwright-core').Page} page
  */
-export async function mediaStats(page) {
-  return page.evaluate(async () => {
+export async function mediaStats(page, which = 'active') {
+  return page.evaluate(async (which) => {
     const s = /** @type {any} */ (window).lanrelay?.session;
-    const pc = s?.pc;
+    const pc = which === 'active' ? s?.pc : s?.[which]?.pc;
     if (!pc) return null;
     const report = await pc.getStats();
     const byId = new Map();
@@ -119,6 +210,7 @@ export async function mediaStats(page) {
     let video = { framesDecoded: 0, bytesReceived: 0, frameWidth: 0, streams: 0, codecs: [] };
     let audio = { packetsReceived: 0, bytesReceived: 0, streams: 0 };
     let remoteAddress = null;
+    let localAddress = null;
     let pairState = null;
     report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') {
@@ -137,7 +229,9 @@ export async function mediaStats(page) {
       if (r.type === 'transport' && r.selectedCandidatePairId) {
         const pair = byId.get(r.selectedCandidatePairId);
         const remote = pair && byId.get(pair.remoteCandidateId);
+        const local = pair && byId.get(pair.localCandidateId);
         if (remote) remoteAddress = `${remote.address}:${remote.port}`;
+        if (local) localAddress = `${local.address}:${local.port}`;
         pairState = pair?.state ?? null;
       }
     });
@@ -146,8 +240,11 @@ export async function mediaStats(page) {
       width: /** @type {HTMLVideoElement} */ (v).videoWidth,
       height: /** @type {HTMLVideoElement} */ (v).videoHeight,
     }));
-    return { video, audio, remoteAddress, pairState, videos, state: s.state, connectMs: s.connectMs };
-  });
+    return {
+      video, audio, remoteAddress, localAddress, pairState, videos, state: s.state, connectMs: s.connectMs,
+      path: s.path, pathLog: s.pathLog, hasRelay: !!s.relay, hasDirect: !!s.direct,
+    };
+  }, which);
 }
 
 /** Polls `fn` until it returns a truthy value or `ms` pass. */

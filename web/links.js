@@ -1,0 +1,331 @@
+// @ts-check
+/**
+ * The two media paths of a call, each one RTCPeerConnection:
+ * - RelayLink: to the server (SFU). The browser offers first; afterwards the server
+ *   offers whenever others' tracks come or go.
+ * - DirectLink: to the one other browser, signaled through the server.
+ *
+ * Links emit events and never touch the DOM:
+ * - `stream`  {peerId, stream}   remote media arrived on this link
+ * - `state`   {state: 'connecting'|'connected'|'delivering'|'broken'|'failed'|'closed', reason?}
+ */
+
+/** @typedef {import('./signaling.js').Signaling} Signaling */
+
+/** How long a direct connection may take to deliver media before it counts as failed. */
+export const DIRECT_TIMEOUT_MS = 10000;
+
+class Link extends EventTarget {
+  /** @param {'relay'|'direct'} path */
+  constructor(path) {
+    super();
+    this.path = path;
+    /** @type {RTCPeerConnection} */
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.state = 'connecting';
+    this.createdAt = performance.now();
+    /** Milliseconds from creation to the first decoded video frame (or audio packet). */
+    this.firstFrameMs = 0;
+    /** @type {Promise<void>} negotiation steps run one after another */
+    this.chain = Promise.resolve();
+    /** @type {RTCRtpSender[]} */
+    this.senders = [];
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.probe = undefined;
+    this.closed = false;
+    this.pc.onconnectionstatechange = () => this.onConnectionState();
+  }
+
+  /**
+   * Adds the local audio and video (both m-lines always exist, so toggling devices
+   * never needs renegotiation).
+   * @param {MediaStream | null} stream
+   * @param {string} videoCodec
+   */
+  addLocalMedia(stream, videoCodec) {
+    const audio = stream?.getAudioTracks()[0] || null;
+    const video = stream?.getVideoTracks()[0] || null;
+    const streams = stream ? [stream] : [];
+    const at = this.pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams });
+    const vt = this.pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams });
+    if (videoCodec) preferCodec(vt, videoCodec);
+    this.senders = [at.sender, vt.sender];
+    this.tracks = [audio, video];
+  }
+
+  /**
+   * Sends the local media on this link, or stops sending (keeps the connection).
+   * @param {boolean} on
+   */
+  setSending(on) {
+    this.senders.forEach((s, i) => {
+      const want = on ? this.tracks?.[i] || null : null;
+      if (s.track !== want) s.replaceTrack(want).catch(() => {});
+    });
+    this.sending = on;
+  }
+
+  onConnectionState() {
+    const s = this.pc.connectionState;
+    if (s === 'connected') {
+      if (this.state === 'connecting') this.setState('connected');
+      this.startProbe();
+    } else if (s === 'disconnected' || s === 'failed') {
+      if (this.state === 'connecting') {
+        if (s === 'failed') this.setState('failed', 'ICE failed: no network route between the two ends');
+      } else if (this.state !== 'failed' && this.state !== 'closed') {
+        this.setState('broken', s === 'failed' ? 'the connection failed' : 'the connection was interrupted');
+      }
+    }
+  }
+
+  /** Watches the inbound stats until media is decoded: then the link is 'delivering'. */
+  startProbe() {
+    if (this.probe) return;
+    this.probe = setInterval(async () => {
+      if (this.closed) return;
+      const report = await this.pc.getStats().catch(() => null);
+      if (!report) return;
+      let frames = 0;
+      let audio = 0;
+      let hasVideo = false;
+      report.forEach((r) => {
+        if (r.type !== 'inbound-rtp') return;
+        if (r.kind === 'video') {
+          hasVideo = true;
+          frames += r.framesDecoded || 0;
+        } else {
+          audio += r.packetsReceived || 0;
+        }
+      });
+      if (frames > 0 || (!hasVideo && audio > 0)) {
+        if (!this.firstFrameMs) this.firstFrameMs = Math.round(performance.now() - this.createdAt);
+        if (this.state === 'connected' || this.state === 'connecting') this.setState('delivering');
+      }
+    }, 250);
+  }
+
+  /**
+   * @param {string} state
+   * @param {string} [reason]
+   */
+  setState(state, reason) {
+    if (this.state === state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, reason } }));
+  }
+
+  /** @param {() => Promise<void>} step */
+  enqueue(step) {
+    this.chain = this.chain.then(step).catch((e) => {
+      console.error(`${this.path} negotiation failed`, e);
+      if (!this.closed) this.setState('failed', `negotiation failed: ${e?.message || e}`);
+    });
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.probe);
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+    this.setState('closed');
+  }
+}
+
+/** The connection to the server. */
+export class RelayLink extends Link {
+  /**
+   * @param {Signaling} sig
+   * @param {MediaStream | null} stream
+   * @param {string} videoCodec
+   */
+  constructor(sig, stream, videoCodec) {
+    super('relay');
+    this.sig = sig;
+    this.addLocalMedia(stream, videoCodec);
+    this.pc.onicecandidate = (ev) => {
+      if (ev.candidate) {
+        sig.send({ type: 'candidate', candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid });
+      }
+    };
+    this.pc.ontrack = (ev) => {
+      const s = ev.streams[0];
+      const peerId = s ? Number(s.id) : NaN;
+      if (!s || !Number.isFinite(peerId)) return;
+      this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream: s } }));
+    };
+    this.enqueue(async () => {
+      const offer = await this.pc.createOffer();
+      await this.pc.setLocalDescription(offer);
+      sig.send({ type: 'offer', sdp: offer.sdp || '' });
+    });
+  }
+
+  /** @param {string} sdp */
+  onAnswer(sdp) {
+    this.enqueue(async () => {
+      if (this.pc.signalingState !== 'have-local-offer') return;
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    });
+  }
+
+  /** @param {string} sdp */
+  onOffer(sdp) {
+    this.enqueue(async () => {
+      // Our own offer is out: the server (polite) re-offers after answering it.
+      if (this.pc.signalingState !== 'stable') return;
+      await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      this.sig.send({ type: 'answer', sdp: answer.sdp || '' });
+    });
+  }
+}
+
+/** The peer-to-peer connection to the one other participant. */
+export class DirectLink extends Link {
+  /**
+   * @param {Signaling} sig
+   * @param {number} peerId the other participant
+   * @param {boolean} initiator whether this side makes the offer
+   * @param {MediaStream | null} stream
+   * @param {string} videoCodec
+   * @param {number} [timeoutMs]
+   */
+  constructor(sig, peerId, initiator, stream, videoCodec, timeoutMs = DIRECT_TIMEOUT_MS) {
+    super('direct');
+    this.sig = sig;
+    this.peerId = peerId;
+    this.initiator = initiator;
+    /** Candidates that arrived before the remote description. */
+    /** @type {RTCIceCandidateInit[]} */
+    this.early = [];
+    this.stream = stream;
+    this.videoCodec = videoCodec;
+    // The offerer creates the m-lines; the answerer attaches its media to the ones
+    // the offer creates (transceivers added before the offer would not match them).
+    if (initiator) this.addLocalMedia(stream, videoCodec);
+    this.pc.onicecandidate = (ev) => {
+      if (!ev.candidate) return;
+      this.send({
+        kind: 'candidate',
+        candidate: ev.candidate.candidate,
+        sdpMid: ev.candidate.sdpMid,
+        sdpMLineIndex: ev.candidate.sdpMLineIndex,
+      });
+    };
+    this.pc.ontrack = (ev) => {
+      const s = ev.streams[0];
+      if (s) this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream: s } }));
+    };
+    this.timer = setTimeout(() => {
+      if (this.state === 'connecting' || this.state === 'connected') {
+        const ice = this.pc.iceConnectionState;
+        this.setState('failed', `no direct media within ${Math.round(timeoutMs / 1000)} s (ICE ${ice}): the two devices cannot reach each other`);
+      }
+    }, timeoutMs);
+    if (initiator) {
+      this.enqueue(async () => {
+        const offer = await this.pc.createOffer();
+        await this.pc.setLocalDescription(offer);
+        this.send({ kind: 'offer', sdp: offer.sdp || '' });
+      });
+    }
+  }
+
+  /** @param {any} signal */
+  send(signal) {
+    this.sig.send({ type: 'direct', to: this.peerId, signal });
+  }
+
+  /** @param {any} signal a DirectSignal of kind offer, answer or candidate */
+  onSignal(signal) {
+    const pc = this.pc;
+    if (signal.kind === 'offer') {
+      this.enqueue(async () => {
+        await pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp });
+        if (!this.initiator && !this.senders.length) this.attachLocalMedia();
+        await this.flushEarly();
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.send({ kind: 'answer', sdp: answer.sdp || '' });
+      });
+    } else if (signal.kind === 'answer') {
+      this.enqueue(async () => {
+        if (pc.signalingState !== 'have-local-offer') return;
+        await pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp });
+        await this.flushEarly();
+      });
+    } else if (signal.kind === 'candidate') {
+      const c = { candidate: signal.candidate, sdpMid: signal.sdpMid, sdpMLineIndex: signal.sdpMLineIndex };
+      this.enqueue(async () => {
+        if (!pc.remoteDescription) {
+          this.early.push(c);
+          return;
+        }
+        await pc.addIceCandidate(c).catch((e) => console.warn('direct candidate refused', e));
+      });
+    }
+  }
+
+  /** Answerer: sends the local audio and video on the offer's m-lines. */
+  attachLocalMedia() {
+    const stream = this.stream;
+    const tracks = { audio: stream?.getAudioTracks()[0] || null, video: stream?.getVideoTracks()[0] || null };
+    /** @type {RTCRtpSender[]} */
+    const senders = [];
+    /** @type {(MediaStreamTrack | null)[]} */
+    const ordered = [];
+    for (const kind of /** @type {const} */ (['audio', 'video'])) {
+      const tr = this.pc.getTransceivers().find((t) => t.receiver.track.kind === kind && !t.stopped);
+      if (!tr) continue;
+      const track = tracks[kind];
+      if (track) {
+        tr.direction = 'sendrecv';
+        tr.sender.replaceTrack(track);
+        if (stream) tr.sender.setStreams(stream);
+      }
+      if (kind === 'video' && this.videoCodec) preferCodec(tr, this.videoCodec);
+      senders.push(tr.sender);
+      ordered.push(track);
+    }
+    this.senders = senders;
+    this.tracks = ordered;
+  }
+
+  async flushEarly() {
+    const early = this.early.splice(0);
+    for (const c of early) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  /** @param {string} state @param {string} [reason] */
+  setState(state, reason) {
+    if (state !== 'connecting' && state !== 'connected') clearTimeout(this.timer);
+    super.setState(state, reason);
+  }
+
+  /** @param {string} [reason] */
+  close(reason) {
+    clearTimeout(this.timer);
+    if (!this.closed && reason) this.send({ kind: 'bye', reason });
+    super.close();
+  }
+}
+
+/**
+ * Puts the codec named `name` (e.g. 'h264') first and only, keeping retransmission.
+ * @param {RTCRtpTransceiver} transceiver
+ * @param {string} name
+ */
+function preferCodec(transceiver, name) {
+  const caps = RTCRtpReceiver.getCapabilities('video');
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === `video/${name}`);
+  if (!wanted.length) {
+    console.warn(`video codec ${name} not available; using the browser's default`);
+    return;
+  }
+  const rtx = caps.codecs.filter((c) => c.mimeType.toLowerCase() === 'video/rtx');
+  transceiver.setCodecPreferences([...wanted, ...rtx]);
+}
