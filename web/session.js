@@ -327,7 +327,7 @@ export class CallSession extends EventTarget {
       case 'bye':
         if (this.direct?.peerId === from) {
           this.closeDirect(`the other side closed the direct path: ${signal.reason}`, false);
-          if (this.mode === 'auto') this.scheduleDirectRetry();
+          this.directFailed(`direct connection failed: ${signal.reason}`);
         }
         break;
     }
@@ -347,16 +347,24 @@ export class CallSession extends EventTarget {
       }
     } else if (d.state === 'failed' || d.state === 'broken') {
       const what = d.state === 'failed' ? 'direct connection failed' : 'direct path broke';
-      const reason = `${what}: ${d.reason || 'unknown'}`;
-      this.lastDirectFailure = reason;
       this.closeDirect(d.reason || what, true);
-      if (this.mode === 'direct' && !this.relay) {
-        this.path = null;
-        this.setState('failed', reason, undefined, true);
-      } else {
-        if (this.path !== 'relay') this.switchPath('relay', reason);
-        if (this.mode === 'auto') this.scheduleDirectRetry();
-      }
+      this.directFailed(`${what}: ${d.reason || 'unknown'}`);
+    }
+  }
+
+  /**
+   * The direct connection failed or broke (here or on the other side): a direct call
+   * says so and offers the relay; an automatic one carries on relayed.
+   * @param {string} reason
+   */
+  directFailed(reason) {
+    this.lastDirectFailure = reason;
+    if (this.mode === 'direct' && !this.relay) {
+      this.path = null;
+      this.setState('failed', reason, undefined, true);
+    } else {
+      if (this.path !== 'relay' || this.pathReason !== reason) this.switchPath('relay', reason);
+      if (this.mode === 'auto') this.scheduleDirectRetry();
     }
   }
 

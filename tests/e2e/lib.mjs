@@ -170,7 +170,7 @@ export function isolatedClients() {
     ip(['-n', c1, 'route', 'add', '10.201.0.1/32', 'via', '10.201.1.1']);
     ip(['-n', c2, 'route', 'add', '10.201.0.1/32', 'via', '10.201.2.1']);
     // The server namespace keeps ip_forward=0: c1 and c2 cannot reach each other.
-    execFileSync('ip', ['netns', 'exec', srv, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+    execFileSync('ip', ['netns', 'exec', srv, 'sh', '-c', 'echo 0 > /proc/sys/net/ipv4/ip_forward']);
   } catch (e) {
     remove();
     throw e;
@@ -245,6 +245,23 @@ export async function mediaStats(page, which = 'active') {
       path: s.path, pathLog: s.pathLog, hasRelay: !!s.relay, hasDirect: !!s.direct,
     };
   }, which);
+}
+
+/**
+ * Navigates, retrying when Chromium reports a network change (interfaces of a freshly
+ * made namespace coming up while the browser starts).
+ * @param {import('playwright-core').Page} page
+ * @param {string} url
+ */
+export async function gotoRetry(page, url) {
+  for (let i = 0; ; i++) {
+    try {
+      return await page.goto(url);
+    } catch (e) {
+      if (i >= 4 || !/ERR_NETWORK_CHANGED/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** Polls `fn` until it returns a truthy value or `ms` pass. */

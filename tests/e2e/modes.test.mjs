@@ -3,7 +3,7 @@
 // direct path connects two browsers over 127.0.0.1 and nothing leaves the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, mediaStats, waitFor, canUseNetns, loopbackNamespace } from './lib.mjs';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, canUseNetns, loopbackNamespace } from './lib.mjs';
 
 const skip = canUseNetns() ? false : 'needs root to create a network namespace';
 let ns;
@@ -28,8 +28,8 @@ async function pair(room, mode, extra = '') {
   const a = await newPage(browser);
   const b = await newPage(browser);
   const t0 = Date.now();
-  await a.goto(`${server.url}?room=${room}&name=A&autojoin=1&mode=${mode}${extra}`);
-  await b.goto(`${server.url}?room=${room}&name=B&autojoin=1&mode=${mode}${extra}`);
+  await gotoRetry(a, `${server.url}?room=${room}&name=A&autojoin=1&mode=${mode}${extra}`);
+  await gotoRetry(b, `${server.url}?room=${room}&name=B&autojoin=1&mode=${mode}${extra}`);
   return { a, b, t0 };
 }
 
