@@ -8,12 +8,15 @@
  * Links emit events and never touch the DOM:
  * - `stream`  {peerId, stream}   remote media arrived on this link
  * - `state`   {state: 'connecting'|'connected'|'delivering'|'broken'|'failed'|'closed', reason?}
+ * - `stall`   {ms}  a delivering link received nothing for STALL_MS (fires once per stall)
  */
 
 /** @typedef {import('./signaling.js').Signaling} Signaling */
 
 /** How long a direct connection may take to deliver media before it counts as failed. */
 export const DIRECT_TIMEOUT_MS = 10000;
+/** A delivering link that receives nothing for this long has stalled. */
+export const STALL_MS = 1500;
 
 class Link extends EventTarget {
   /** @param {'relay'|'direct'} path */
@@ -33,6 +36,10 @@ class Link extends EventTarget {
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.probe = undefined;
     this.closed = false;
+    /** Inbound RTP bytes at the last probe, and when they last grew. */
+    this.inBytes = 0;
+    this.inAt = performance.now();
+    this.stalled = false;
     this.pc.onconnectionstatechange = () => this.onConnectionState();
   }
 
@@ -88,9 +95,11 @@ class Link extends EventTarget {
       if (!report) return;
       let frames = 0;
       let audio = 0;
+      let bytes = 0;
       let hasVideo = false;
       report.forEach((r) => {
         if (r.type !== 'inbound-rtp') return;
+        bytes += r.bytesReceived || 0;
         if (r.kind === 'video') {
           hasVideo = true;
           frames += r.framesDecoded || 0;
@@ -98,8 +107,17 @@ class Link extends EventTarget {
           audio += r.packetsReceived || 0;
         }
       });
+      const now = performance.now();
+      if (bytes > this.inBytes) {
+        this.inBytes = bytes;
+        this.inAt = now;
+        this.stalled = false;
+      } else if (this.state === 'delivering' && !this.stalled && now - this.inAt > STALL_MS) {
+        this.stalled = true;
+        this.dispatchEvent(new CustomEvent('stall', { detail: { ms: Math.round(now - this.inAt) } }));
+      }
       if (frames > 0 || (!hasVideo && audio > 0)) {
-        if (!this.firstFrameMs) this.firstFrameMs = Math.round(performance.now() - this.createdAt);
+        if (!this.firstFrameMs) this.firstFrameMs = Math.round(now - this.createdAt);
         if (this.state === 'connected' || this.state === 'connecting') this.setState('delivering');
       }
     }, 250);

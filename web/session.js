@@ -293,6 +293,14 @@ export class CallSession extends EventTarget {
       this.emit('stream', { peerId, stream, path: 'direct' });
     });
     link.addEventListener('state', (ev) => this.onDirectState(link, /** @type {CustomEvent} */ (ev).detail));
+    link.addEventListener('stall', (ev) => {
+      // Receiving on the direct path and nothing arrives: fall back now rather than
+      // wait for ICE to notice.
+      if (link !== this.direct || this.path !== 'direct' || this.forced === 'direct') return;
+      const { ms } = /** @type {CustomEvent} */ (ev).detail;
+      this.closeDirect(`no media for ${ms} ms`, true);
+      this.directFailed(`direct path broke: no media for ${ms} ms`);
+    });
     return link;
   }
 

@@ -139,9 +139,12 @@ export function loopbackNamespace(tag) {
  * The phone scenario: a server namespace reachable from two client namespaces that
  * cannot reach each other (no forwarding on the server side). Addresses:
  * server 10.201.0.1, clients 10.201.1.2 and 10.201.2.2.
- * Returns {srv, c1, c2, serverIp, remove()}.
+ * With `routed`, the server namespace forwards between the clients until
+ * `setForwarding(false)` cuts them apart (a direct path that breaks mid-call).
+ * Returns {srv, c1, c2, serverIp, setForwarding(on), remove()}.
+ * @param {{routed?: boolean}} [opts]
  */
-export function isolatedClients() {
+export function isolatedClients(opts = {}) {
   const p = process.pid;
   const srv = `lr-srv-${p}`;
   const c1 = `lr-c1-${p}`;
@@ -169,13 +172,24 @@ export function isolatedClients() {
     }
     ip(['-n', c1, 'route', 'add', '10.201.0.1/32', 'via', '10.201.1.1']);
     ip(['-n', c2, 'route', 'add', '10.201.0.1/32', 'via', '10.201.2.1']);
-    // The server namespace keeps ip_forward=0: c1 and c2 cannot reach each other.
-    execFileSync('ip', ['netns', 'exec', srv, 'sh', '-c', 'echo 0 > /proc/sys/net/ipv4/ip_forward']);
+    if (opts.routed) {
+      ip(['-n', c1, 'route', 'add', '10.201.2.0/24', 'via', '10.201.1.1']);
+      ip(['-n', c2, 'route', 'add', '10.201.1.0/24', 'via', '10.201.2.1']);
+    }
   } catch (e) {
     remove();
     throw e;
   }
-  return { srv, c1, c2, serverIp: '10.201.0.1', remove };
+  // Without forwarding in the server namespace, c1 and c2 cannot reach each other.
+  const setForwarding = (/** @type {boolean} */ on) =>
+    execFileSync('ip', ['netns', 'exec', srv, 'sh', '-c', `echo ${on ? 1 : 0} > /proc/sys/net/ipv4/ip_forward`]);
+  try {
+    setForwarding(!!opts.routed);
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, remove };
 }
 
 /**
