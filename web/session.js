@@ -334,8 +334,9 @@ export class CallSession extends EventTarget {
         break;
       case 'bye':
         if (this.direct?.peerId === from) {
+          const what = this.direct.state === 'delivering' ? 'direct path broke' : 'direct connection failed';
           this.closeDirect(`the other side closed the direct path: ${signal.reason}`, false);
-          this.directFailed(`direct connection failed: ${signal.reason}`);
+          this.directFailed(`${what}: ${signal.reason}`);
         }
         break;
     }

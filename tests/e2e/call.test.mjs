@@ -1,10 +1,11 @@
 // Browser end-to-end: real Chromium pages with fake camera and microphone call each
-// other through the real HTTPS page and the server's media port.
+// other through the real HTTPS page and the server's media port (relay mode), inside a
+// fresh network namespace with only loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, newPage, mediaStats, waitFor, repoRoot } from './lib.mjs';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, repoRoot, canUseNetns, loopbackNamespace } from './lib.mjs';
 
 const artifacts = join(repoRoot, 'tests', 'e2e', 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -28,17 +29,22 @@ async function assertLayout(page, label) {
   await page.screenshot({ path: join(artifacts, `call-${label}.png`) });
 }
 
+const skip = canUseNetns() ? false : 'needs root to create a network namespace';
+let ns;
 let server;
 let browser;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
+  if (skip) return;
+  ns = loopbackNamespace('call');
+  server = await startServer([], { netns: ns.name });
+  browser = await launchBrowser([], { netns: ns.name });
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
+  ns?.remove();
 });
 
 /**
@@ -62,12 +68,12 @@ async function assertPlaying(page, label, expectRemotes) {
   return later;
 }
 
-test('two browsers call each other through the server', async () => {
+test('two browsers call each other through the server', { skip }, async () => {
   const a = await newPage(browser);
   const b = await newPage(browser, { width: 390, height: 844 });
   const t0 = Date.now();
-  await a.goto(`${server.url}?room=pair&name=Alice&autojoin=1`);
-  await b.goto(`${server.url}?room=pair&name=Bob&autojoin=1`);
+  await gotoRetry(a, `${server.url}?room=pair&name=Alice&autojoin=1&mode=relay`);
+  await gotoRetry(b, `${server.url}?room=pair&name=Bob&autojoin=1&mode=relay`);
   // Time from autojoin to the first decoded remote frame on the second page.
   await waitFor(async () => {
     const s = await mediaStats(b);
@@ -97,11 +103,11 @@ test('two browsers call each other through the server', async () => {
   }
 });
 
-test('a third participant joins, then one leaves', async () => {
+test('a third participant joins, then one leaves', { skip }, async () => {
   const pages = [];
   for (const name of ['Ann', 'Ben', 'Cat']) {
     const p = await newPage(browser);
-    await p.goto(`${server.url}?room=trio&name=${name}&autojoin=1`);
+    await gotoRetry(p, `${server.url}?room=trio&name=${name}&autojoin=1&mode=relay`);
     pages.push(p);
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -124,12 +130,12 @@ test('a third participant joins, then one leaves', async () => {
   }
 });
 
-test('H.264 video is relayed to a receiver (Safari sends H.264)', async () => {
+test('H.264 video is relayed to a receiver (Safari sends H.264)', { skip }, async () => {
   const a = await newPage(browser);
   const b = await newPage(browser);
   try {
-    await a.goto(`${server.url}?room=h264&name=Hana&autojoin=1&vcodec=h264`);
-    await b.goto(`${server.url}?room=h264&name=Vic&autojoin=1`);
+    await gotoRetry(a, `${server.url}?room=h264&name=Hana&autojoin=1&vcodec=h264&mode=relay`);
+    await gotoRetry(b, `${server.url}?room=h264&name=Vic&autojoin=1&mode=relay`);
     const s = await assertPlaying(b, 'vic', 1);
     assert.deepEqual(s.video.codecs, ['video/H264'], 'vic decodes H.264 from hana');
     const back = await assertPlaying(a, 'hana', 1);
@@ -143,14 +149,14 @@ test('H.264 video is relayed to a receiver (Safari sends H.264)', async () => {
   }
 });
 
-test('a full room is refused with a clear message', async () => {
-  const small = await startServer(['--room-capacity', '1']);
+test('a full room is refused with a clear message', { skip }, async () => {
+  const small = await startServer(['--room-capacity', '1'], { netns: ns.name });
   const a = await newPage(browser);
   const b = await newPage(browser);
   try {
-    await a.goto(`${small.url}?room=solo&name=One&autojoin=1`);
+    await gotoRetry(a, `${small.url}?room=solo&name=One&autojoin=1`);
     await waitFor(async () => (await a.textContent('#status-text'))?.startsWith('Connected'), 15000, 'first connects');
-    await b.goto(`${small.url}?room=solo&name=Two&autojoin=1`);
+    await gotoRetry(b, `${small.url}?room=solo&name=Two&autojoin=1`);
     await waitFor(async () => !(await b.isHidden('#failed')), 10000, 'failure overlay');
     const reason = await b.textContent('#failed-reason');
     assert.match(reason, /full/);

@@ -40,9 +40,10 @@ export async function startServer(extraArgs = [], opts = {}) {
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20000);
     const urlRe = new RegExp(`https://${ip.replace(/\./g, '\\.')}:(\\d+)/`);
+    // The last line of the start-up banner names the media port: wait for it.
     const check = () => {
       const m = out.match(urlRe);
-      if (m) {
+      if (m && /media on UDP .*\n/.test(out)) {
         clearTimeout(timer);
         resolve(m[0]);
       }

@@ -185,3 +185,30 @@ test('comparison run reports both paths from real stats', { skip }, async () => 
     await close(a, b);
   }
 });
+
+test('auto mode: three participants stay relayed; when one leaves the two go direct', { skip }, async () => {
+  const pages = [];
+  for (const name of ['X', 'Y', 'Z']) {
+    const p = await newPage(browser);
+    await gotoRetry(p, `${server.url}?room=m-trio&name=${name}&autojoin=1&mode=auto`);
+    pages.push(p);
+  }
+  const [x, y, z] = pages;
+  try {
+    for (const [p, label] of [[x, 'x'], [y, 'y'], [z, 'z']]) {
+      const s = await playing(p, label, (s) => s.videos.length === 2);
+      assert.equal(s.path, 'relay', `${label}: relayed with three`);
+      assert.equal(s.hasDirect, false, `${label}: no direct connection with three`);
+    }
+    await z.click('#hangup');
+    for (const [p, label] of [[x, 'x'], [y, 'y']]) {
+      const s = await playing(p, label, (s) => s.path === 'direct' && s.videos.length === 1);
+      assert.equal(s.path, 'direct');
+    }
+  } catch (e) {
+    dump(pages);
+    throw e;
+  } finally {
+    await close(...pages);
+  }
+});
