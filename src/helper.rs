@@ -17,6 +17,7 @@ const PAGES: &[&str] = &[
     "/trust",
     "/trust.html",
     "/trust.js",
+    "/trust.css",
     "/style.css",
     "/icon.svg",
 ];

@@ -109,7 +109,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let candidates = media.candidates.clone();
     let advertised: Vec<IpAddr> = candidates.iter().map(SocketAddr::ip).collect();
 
-    let wanted = certificate_names(&config, &advertised);
+    // --advertise addresses go in the certificate even when no media socket of their
+    // family could be bound for them.
+    let mut cert_ips = advertised.clone();
+    cert_ips.extend(config.advertise.iter().copied());
+    let wanted = certificate_names(&config, &cert_ips);
     let source = cert_source(&config);
     let certs =
         certs::prepare(&source, &wanted, OffsetDateTime::now_utc()).context("TLS certificate")?;
