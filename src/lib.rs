@@ -240,6 +240,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
         .render()
     );
+    if let Some(a) = server.http_addr {
+        println!("HTTP helper on TCP {a} (the CA and /trust; redirects the rest to HTTPS)");
+    }
     println!(
         "HTTPS on TCP {}, media on UDP {}",
         server.https_addr,
@@ -250,9 +253,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if let Some(a) = server.http_addr {
-        println!("HTTP helper on TCP {a} (the CA and /trust; redirects the rest to HTTPS)");
-    }
     tokio::select! {
         _ = shutdown => {
             info!("shutting down");

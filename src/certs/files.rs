@@ -1,6 +1,7 @@
 //! Certificate files on disk: written atomically (a complete new file is renamed over
 //! the old one, so the reloader never reads half a file), private keys readable by
-//! their owner only (mode 0600), and a cheap stamp to notice changes.
+//! their owner only (mode 0600) and owned by whoever owned the file they replace, and
+//! a cheap stamp to notice changes.
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +30,12 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
         .open(tmp)?;
     // The umask may have narrowed the mode at creation; set it exactly.
     f.set_permissions(fs::Permissions::from_mode(mode))?;
+    // Keep the owner of the file being replaced: `sudo lanrelay certs --renew` must
+    // not leave a service's key readable by root only. (Fails harmlessly when not
+    // root, and then the owner is already the caller.)
+    if let Ok(old) = fs::metadata(path) {
+        let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
+    }
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);

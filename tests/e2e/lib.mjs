@@ -35,7 +35,8 @@ export async function startServer(extraArgs = []) {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20000);
     const check = () => {
       const m = out.match(/https:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) {
+      // The "media on UDP" line is printed last: wait for it whole.
+      if (m && /media on UDP [^\n]*\n/.test(out)) {
         clearTimeout(timer);
         resolve(m[0]);
       }
@@ -44,9 +45,14 @@ export async function startServer(extraArgs = []) {
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
   const media = out.match(/media on UDP (127\.0\.0\.1:\d+)/);
+  const helper = out.match(/HTTP helper on TCP (127\.0\.0\.1:\d+)/);
   return {
     url,
     port: Number(new URL(url).port),
+    /** The plain-HTTP helper, `http://127.0.0.1:PORT` (null when it is off). */
+    httpUrl: helper ? `http://${helper[1]}` : null,
+    /** The certificate directory (lanrelay's CA is `ca.crt` in it). */
+    certsDir: certs,
     /** The server's media address, as a browser's selected candidate pair shows it. */
     mediaAddr: media ? media[1] : null,
     logs: () => out,
