@@ -151,8 +151,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     }
     let trust_urls: Vec<String> = match http_addr {
+        // 0.0.0.0 takes IPv4 only; [::] takes both.
         Some(a) if a.ip().is_unspecified() => advertised
             .iter()
+            .filter(|ip| ip.is_ipv4() || a.is_ipv6())
             .map(|ip| format!("http://{}/trust", SocketAddr::new(*ip, a.port())))
             .collect(),
         Some(a) => vec![format!("http://{a}/trust")],
