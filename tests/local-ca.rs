@@ -2,7 +2,8 @@
 //! verifies with rustls against the CA alone for every name and address the server is
 //! reached by (and not for others), the private keys are private, and when the
 //! addresses change the server certificate is re-issued from the same CA, so clients
-//! that trusted the CA keep working.
+//! that trusted the CA keep working; a running server renews a certificate near its
+//! expiry by itself.
 
 mod common;
 
@@ -167,4 +168,66 @@ async fn a_new_address_reissues_the_server_certificate_from_the_same_ca() {
     let third = lanrelay::start(config).await.unwrap();
     assert_eq!(read(&dir, "server.crt"), new_leaf);
     third.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_certificate_due_for_renewal_is_renewed_while_running() {
+    let dir = common::temp_dir("ca-renew");
+    let server = lanrelay::start(Config::loopback(dir.clone()))
+        .await
+        .unwrap();
+    // Swap in a certificate from the same CA that expires in about two weeks, as if
+    // the server had been running for a year.
+    let ca =
+        lanrelay::certs::Authority::load_or_create(&dir, None, time::OffsetDateTime::now_utc())
+            .unwrap();
+    let issued_long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(380);
+    let old = ca
+        .issue(
+            &["localhost".into(), "127.0.0.1".into()],
+            None,
+            issued_long_ago,
+        )
+        .unwrap();
+    lanrelay::certs::Authority::write(&old, &dir.join("server.crt"), &dir.join("server.key"))
+        .unwrap();
+    let days_left = |pem: &str| {
+        let s = lanrelay::certs::inspect::summarize_pem(pem).unwrap();
+        (s.not_after - time::OffsetDateTime::now_utc()).whole_days()
+    };
+    assert!(days_left(&old.cert_pem) < 30);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let current = read(&dir, "server.crt");
+        if current != old.cert_pem && days_left(&current) > 300 {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "not renewed within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The renewed certificate is the one served, and it is from the same CA.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = fetch::https(
+            server.https_addr,
+            &server.cert_pem,
+            "127.0.0.1",
+            "/api/trust",
+        )
+        .await
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let names = v["server"]["names"].as_array().unwrap().len();
+        // The swapped-in certificate had two names; the renewal covers them all again.
+        if names > 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "renewed certificate not served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(read(&dir, "ca.crt"), server.cert_pem);
+    server.shutdown().await;
 }

@@ -13,7 +13,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use super::files::stamp;
+use super::files::{stamp, Stamp};
 use super::inspect::{self, CertSummary, Expiry};
 use super::{Authority, Wanted};
 
@@ -34,16 +34,24 @@ pub struct Watch {
 
 /// Starts the reload task; abort the handle to stop it.
 pub fn spawn(watch: Watch) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(watch))
+    // The files as they were loaded: stamped now, not when the task first runs, so a
+    // change made in between is not taken for the loaded version.
+    let loaded = (stamp(&watch.cert_path), stamp(&watch.key_path));
+    tokio::spawn(run(watch, loaded))
 }
 
-async fn run(w: Watch) {
+async fn run(w: Watch, loaded: (Option<Stamp>, Option<Stamp>)) {
     let stamps = || (stamp(&w.cert_path), stamp(&w.key_path));
-    let mut settle = Settle::new(stamps());
+    let mut settle = Settle::new(loaded);
     let mut ticker = tokio::time::interval(w.poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // The start already logged any expiry warning.
-    let mut last_nag = Some(Instant::now());
+    // For a certificate of one's own, the start already logged any expiry warning;
+    // lanrelay's own is renewed as soon as it is due (the start issued a fresh one, so
+    // that is when one is swapped in or the server ran for a year).
+    let mut last_nag = match w.renewal {
+        Some(_) => None,
+        None => Some(Instant::now()),
+    };
     loop {
         ticker.tick().await;
         if settle.observe(stamps()) {
