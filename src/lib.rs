@@ -181,11 +181,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let helper = match helper_listener {
         Some(l) => {
-            let fallback = advertised
-                .first()
-                .map(|ip| SocketAddr::new(*ip, 0).to_string())
-                .and_then(|s| s.rsplit_once(':').map(|(h, _)| h.to_string()))
-                .unwrap_or_else(|| "localhost".to_string());
+            // Where to redirect a request whose Host header is unusable.
+            let fallback = match advertised.first() {
+                Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+                Some(ip) => ip.to_string(),
+                None => "localhost".to_string(),
+            };
             let app = helper::router(trust.clone(), https_addr.port(), fallback);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let l = tokio::net::TcpListener::from_std(l)?;

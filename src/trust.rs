@@ -61,19 +61,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(info: Arc<TrustInfo>) -> Router<
 const NO_CA: &str = "This lanrelay serves a certificate of its own (--cert), so it has no \
                      lanrelay certificate authority to install.";
 
-fn download(mime: &'static str, filename: &'static str, body: Vec<u8>) -> Response {
+/// A file to save: its type, `Content-Disposition` and body.
+fn download(mime: &'static str, disposition: &'static str, body: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, mime),
             (header::CACHE_CONTROL, "no-cache"),
-            (
-                header::CONTENT_DISPOSITION,
-                match filename {
-                    "lanrelay-ca.crt" => "attachment; filename=\"lanrelay-ca.crt\"",
-                    "lanrelay-ca.cer" => "attachment; filename=\"lanrelay-ca.cer\"",
-                    _ => "attachment; filename=\"lanrelay.mobileconfig\"",
-                },
-            ),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
@@ -84,7 +78,7 @@ async fn ca_pem(State(info): State<Arc<TrustInfo>>) -> Response {
     match &info.ca {
         Some(ca) => download(
             "application/x-x509-ca-cert",
-            "lanrelay-ca.crt",
+            "attachment; filename=\"lanrelay-ca.crt\"",
             ca.pem.clone().into_bytes(),
         ),
         None => (StatusCode::NOT_FOUND, NO_CA).into_response(),
@@ -95,7 +89,7 @@ async fn ca_der(State(info): State<Arc<TrustInfo>>) -> Response {
     match &info.ca {
         Some(ca) => download(
             "application/x-x509-ca-cert",
-            "lanrelay-ca.cer",
+            "attachment; filename=\"lanrelay-ca.cer\"",
             ca.der.clone(),
         ),
         None => (StatusCode::NOT_FOUND, NO_CA).into_response(),
@@ -106,7 +100,7 @@ async fn ca_profile(State(info): State<Arc<TrustInfo>>) -> Response {
     match &info.ca {
         Some(ca) => download(
             "application/x-apple-aspen-config",
-            "lanrelay.mobileconfig",
+            "attachment; filename=\"lanrelay.mobileconfig\"",
             ca.mobileconfig.clone().into_bytes(),
         ),
         None => (StatusCode::NOT_FOUND, NO_CA).into_response(),

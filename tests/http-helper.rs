@@ -58,6 +58,10 @@ async fn redirects_pages_and_serves_the_ca() {
         crt.header("content-type"),
         Some("application/x-x509-ca-cert")
     );
+    assert_eq!(
+        crt.header("content-disposition"),
+        Some("attachment; filename=\"lanrelay-ca.crt\"")
+    );
     assert_eq!(crt.text(), ca_pem);
     assert_eq!(crt.text(), server.cert_pem);
     let cer = fetch::http(http, Some("127.0.0.1"), "/ca.cer").await;
