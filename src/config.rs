@@ -2,8 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// lanrelay: a WebRTC relay (SFU) for local networks. Open one of the printed URLs on
 /// each device to call through this machine.
@@ -12,28 +13,82 @@ use clap::Parser;
 pub struct Args {
     /// HTTPS address and port for the web app and the WebSocket signaling. Port 0
     /// picks a free port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8443")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:8443"
+    )]
     pub listen: SocketAddr,
 
     /// UDP address and port for all media (ICE, DTLS, SRTP). Default: the same IP and
     /// port number as --listen, so one port number is opened in the firewall.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
     pub media_listen: Option<SocketAddr>,
 
-    /// An address browsers reach this machine at, put in the ICE host candidates;
-    /// repeat for several. Default: the --media-listen or --listen IP when it is not a
-    /// wildcard, else every non-loopback, non-link-local IPv4 and global IPv6 address.
-    #[arg(long, value_name = "IP")]
+    /// An address browsers reach this machine at, put in the ICE host candidates and
+    /// the server certificate; repeat for several. Default: the --media-listen or
+    /// --listen IP when it is not a wildcard, else every non-loopback, non-link-local
+    /// IPv4 and global IPv6 address.
+    #[arg(long, global = true, value_name = "IP")]
     pub advertise: Vec<IpAddr>,
 
-    /// Directory for the TLS certificate and key (generated on first start, reused
-    /// afterwards).
-    #[arg(long, value_name = "DIR", default_value = "certs")]
+    /// A DNS name this machine is reached by, added to the server certificate and the
+    /// printed URLs; repeat for several. The host name, HOST.local and localhost are
+    /// always in the certificate.
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_hostname)]
+    pub hostname: Vec<String>,
+
+    /// Directory for lanrelay's certificate authority (ca.crt, ca.key) and the server
+    /// certificate it issues (server.crt, server.key), created on first start.
+    #[arg(long, global = true, value_name = "DIR", default_value = "certs")]
     pub certs: PathBuf,
+
+    /// Serve this certificate chain (PEM, server certificate first) instead of one
+    /// from lanrelay's own CA; needs --key. Reloaded when the file changes.
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --cert. Reloaded when the file changes.
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Plain-HTTP helper: redirects pages to HTTPS and serves the CA certificate and
+    /// the install page (/trust) to devices that do not trust it yet. "off" disables
+    /// it. Default: the --listen IP, port 8080 (port 0 when --listen has port 0).
+    #[arg(long, global = true, value_name = "ADDR:PORT|off", value_parser = parse_http_listen)]
+    pub http_listen: Option<HttpListen>,
+
+    /// Same as --http-listen off.
+    #[arg(long, global = true, conflicts_with = "http_listen")]
+    pub no_http: bool,
 
     /// Most participants in one room.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub room_capacity: u32,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one, lanrelay runs the server.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Show the certificate authority's fingerprint and the server certificate's
+    /// names and expiry.
+    Certs {
+        /// Issue a new server certificate now, from the same CA, for the current
+        /// names and addresses (a running server picks it up within seconds).
+        #[arg(long)]
+        renew: bool,
+    },
+}
+
+/// The value of --http-listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    Off,
+    On(SocketAddr),
 }
 
 /// Everything the server needs to start.
@@ -43,33 +98,90 @@ pub struct Config {
     pub media_listen: SocketAddr,
     /// Empty means: discover the machine's addresses.
     pub advertise: Vec<IpAddr>,
+    /// Extra DNS names for the server certificate and the printed URLs.
+    pub hostnames: Vec<String>,
     pub certs_dir: PathBuf,
+    /// A certificate of one's own; when set, no CA is created or used.
+    pub custom_cert: Option<CustomCert>,
+    /// The plain-HTTP helper's address; `None` turns it off.
+    pub http_listen: Option<SocketAddr>,
+    /// How often the certificate files are checked for changes (hot reload).
+    pub cert_poll: Duration,
     pub room_capacity: usize,
+}
+
+/// `--cert FILE --key FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl From<Args> for Config {
     fn from(a: Args) -> Self {
+        let http_listen = match (a.no_http, a.http_listen) {
+            (true, _) | (_, Some(HttpListen::Off)) => None,
+            (false, Some(HttpListen::On(addr))) => Some(addr),
+            // Follow --listen: its IP, and port 0 when it asks for a free port.
+            (false, None) => Some(SocketAddr::new(
+                a.listen.ip(),
+                if a.listen.port() == 0 { 0 } else { 8080 },
+            )),
+        };
+        let custom_cert = match (a.cert, a.key) {
+            (Some(cert), Some(key)) => Some(CustomCert { cert, key }),
+            _ => None,
+        };
         Config {
             listen: a.listen,
             media_listen: a.media_listen.unwrap_or(a.listen),
             advertise: a.advertise,
+            hostnames: a.hostname,
             certs_dir: a.certs,
+            custom_cert,
+            http_listen,
+            cert_poll: Duration::from_secs(2),
             room_capacity: a.room_capacity as usize,
         }
     }
 }
 
 impl Config {
-    /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports.
+    /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports,
+    /// including the HTTP helper.
     pub fn loopback(certs_dir: PathBuf) -> Self {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
         Config {
             listen: any,
             media_listen: any,
             advertise: vec![],
+            hostnames: vec![],
             certs_dir,
+            custom_cert: None,
+            http_listen: Some(any),
+            cert_poll: Duration::from_millis(250),
             room_capacity: 8,
         }
+    }
+}
+
+fn parse_http_listen(s: &str) -> Result<HttpListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HttpListen::Off);
+    }
+    s.parse()
+        .map(HttpListen::On)
+        .map_err(|_| format!("expected ADDR:PORT or off, got {s:?}"))
+}
+
+/// A DNS name: letters, digits, '-' and '.', labels of 1–63 characters; lower-cased.
+pub fn parse_hostname(s: &str) -> Result<String, String> {
+    if crate::certs::names::is_dns_name(s) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS name (letters, digits, '-' and '.')"
+        ))
     }
 }
 
@@ -97,5 +209,61 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:8443".parse().unwrap());
         assert_eq!(c.advertise.len(), 2);
         assert!(Args::try_parse_from(["lanrelay", "--room-capacity", "0"]).is_err());
+    }
+
+    #[test]
+    fn http_helper_follows_listen_and_can_be_turned_off() {
+        let c = Config::from(Args::try_parse_from(["lanrelay"]).unwrap());
+        assert_eq!(c.http_listen, Some("0.0.0.0:8080".parse().unwrap()));
+        let c =
+            Config::from(Args::try_parse_from(["lanrelay", "--listen", "127.0.0.1:0"]).unwrap());
+        assert_eq!(c.http_listen, Some("127.0.0.1:0".parse().unwrap()));
+        let c =
+            Config::from(Args::try_parse_from(["lanrelay", "--http-listen", "[::]:8081"]).unwrap());
+        assert_eq!(c.http_listen, Some("[::]:8081".parse().unwrap()));
+        for off in [["--http-listen", "off"].as_slice(), &["--no-http"]] {
+            let args = Args::try_parse_from(std::iter::once("lanrelay").chain(off.iter().copied()));
+            assert_eq!(Config::from(args.unwrap()).http_listen, None, "{off:?}");
+        }
+        assert!(Args::try_parse_from(["lanrelay", "--http-listen", "8080"]).is_err());
+        assert!(
+            Args::try_parse_from(["lanrelay", "--no-http", "--http-listen", "0.0.0.0:1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn custom_certificate_needs_both_files() {
+        assert!(Args::try_parse_from(["lanrelay", "--cert", "a.pem"]).is_err());
+        assert!(Args::try_parse_from(["lanrelay", "--key", "a.pem"]).is_err());
+        let a = Args::try_parse_from(["lanrelay", "--cert", "c.pem", "--key", "k.pem"]).unwrap();
+        let c = Config::from(a);
+        assert_eq!(
+            c.custom_cert,
+            Some(CustomCert {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+    }
+
+    #[test]
+    fn hostnames_and_the_certs_subcommand() {
+        let a = Args::try_parse_from([
+            "lanrelay",
+            "--hostname",
+            "Box.example.org",
+            "--hostname",
+            "relay",
+        ])
+        .unwrap();
+        assert_eq!(a.hostname, ["box.example.org", "relay"]);
+        assert!(a.command.is_none());
+        assert!(Args::try_parse_from(["lanrelay", "--hostname", "bad name"]).is_err());
+        assert!(Args::try_parse_from(["lanrelay", "--hostname", "-x"]).is_err());
+        // Flags may follow the subcommand.
+        let a =
+            Args::try_parse_from(["lanrelay", "certs", "--certs", "/tmp/c", "--renew"]).unwrap();
+        assert!(matches!(a.command, Some(Command::Certs { renew: true })));
+        assert_eq!(a.certs, PathBuf::from("/tmp/c"));
     }
 }

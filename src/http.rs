@@ -1,5 +1,8 @@
 //! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
-//! the WebSocket signaling endpoint and a health check.
+//! the WebSocket signaling endpoint, a health check, and the CA downloads and install
+//! page data ([`crate::trust`]).
+
+use std::sync::Arc;
 
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
@@ -9,15 +12,20 @@ use axum::{Json, Router};
 
 use crate::sfu::engine::EngineHandle;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
+use crate::trust::{self, TrustInfo};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: EngineHandle,
+    /// The CA and certificate facts for the install page.
+    pub trust: Arc<TrustInfo>,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// The web app's files, compiled in.
 const ASSETS: &[(&str, &str, &[u8])] = &[
@@ -29,16 +37,14 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/stats.js", JS, include_bytes!("../web/stats.js")),
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../web/style.css"),
-    ),
-    (
-        "/icon.svg",
-        "image/svg+xml",
-        include_bytes!("../web/icon.svg"),
-    ),
+    ("/style.css", CSS, include_bytes!("../web/style.css")),
+    ("/icon.svg", SVG, include_bytes!("../web/icon.svg")),
+    // The install page and the start page's invite block (QR code of the room link).
+    ("/trust", HTML, include_bytes!("../web/trust.html")),
+    ("/trust.html", HTML, include_bytes!("../web/trust.html")),
+    ("/trust.js", JS, include_bytes!("../web/trust.js")),
+    ("/trust.css", CSS, include_bytes!("../web/trust.css")),
+    ("/invite.js", JS, include_bytes!("../web/invite.js")),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -47,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{name}", get(room))
+        .merge(trust::router(state.trust.clone()))
         .fallback(get(asset))
         .with_state(state)
 }
@@ -90,8 +97,15 @@ async fn room(State(state): State<AppState>, Path(name): Path<String>) -> Respon
 }
 
 async fn asset(uri: Uri) -> Response {
-    match ASSETS.iter().find(|(path, _, _)| *path == uri.path()) {
-        Some((_, mime, body)) => (
+    asset_response(uri.path())
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+}
+
+/// The web app's file at `path`, if there is one.
+pub(crate) fn asset_response(path: &str) -> Option<Response> {
+    let (_, mime, body) = ASSETS.iter().find(|(p, _, _)| *p == path)?;
+    Some(
+        (
             [
                 (header::CONTENT_TYPE, *mime),
                 (header::CACHE_CONTROL, "no-cache"),
@@ -99,6 +113,5 @@ async fn asset(uri: Uri) -> Response {
             *body,
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
-    }
+    )
 }

@@ -12,23 +12,34 @@
 //!   forwarding) and [`room`] its membership registry.
 //! - [`signaling::session`] serves one WebSocket and talks to the engine through a
 //!   channel of commands; [`signaling::protocol`] is the typed wire format.
-//! - [`http`] is the router: web app, `/ws`, `/healthz`. [`certs`] provides TLS.
+//! - [`http`] is the router: web app, `/ws`, `/healthz`, and [`trust`]'s CA downloads.
+//!   [`certs`] provides TLS: lanrelay's own CA and the server certificate it issues
+//!   (or `--cert/--key`), reloaded when the files change. [`helper`] is the
+//!   plain-HTTP port that hands out the CA and redirects everything else to HTTPS.
+//!   [`banner`] and [`qr`] print the URLs with QR codes.
 //!
 //! [`start`] brings it all up and returns a [`Server`] with the bound addresses, which
-//! is what the integration tests use; `main` calls [`run`].
+//! is what the integration tests use; `main` calls [`run`], or [`certs_command`].
 
+pub mod banner;
 pub mod certs;
 pub mod config;
+pub mod helper;
 pub mod http;
 pub mod net;
+pub mod qr;
 pub mod room;
 pub mod sfu;
 pub mod signaling;
+pub mod trust;
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
+use time::OffsetDateTime;
 use tracing::{info, warn};
 
 pub use config::Config;
@@ -39,22 +50,42 @@ use sfu::udp::UdpIo;
 pub struct Server {
     /// Where HTTPS listens (real port when 0 was asked for).
     pub https_addr: SocketAddr,
+    /// Where the plain-HTTP helper listens; `None` when it is off (or could not bind).
+    pub http_addr: Option<SocketAddr>,
     /// Where the media sockets listen.
     pub media_addrs: Vec<SocketAddr>,
     /// The ICE host candidates given to browsers.
     pub candidates: Vec<SocketAddr>,
-    /// URLs to open, one per advertised address.
+    /// URLs to open, one per advertised address (and `--hostname`).
     pub urls: Vec<String>,
-    /// The HTTPS certificate (PEM), for clients that want to trust it.
+    /// The install page on the HTTP helper, one per advertised address.
+    pub trust_urls: Vec<String>,
+    /// What a client should trust (PEM): lanrelay's CA certificate, or the custom
+    /// certificate chain given with `--cert`.
     pub cert_pem: String,
+    /// Whether lanrelay's own CA issued the server certificate.
+    pub own_ca: bool,
     pub engine: EngineHandle,
     handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    helper: Option<HelperTask>,
+    reload: tokio::task::JoinHandle<()>,
+}
+
+/// The HTTP helper's task and the way to stop it.
+struct HelperTask {
+    stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
     /// Stops accepting connections and waits for the HTTPS server to end.
     pub async fn shutdown(self) {
+        self.reload.abort();
+        if let Some(h) = self.helper {
+            let _ = h.stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), h.task).await;
+        }
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(1)));
         let _ = self.task.await;
@@ -67,7 +98,8 @@ impl Server {
     }
 }
 
-/// Binds every socket, starts the media engine and the HTTPS server.
+/// Binds every socket, starts the media engine, the HTTPS server, the HTTP helper
+/// and the certificate reloader.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -77,9 +109,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let candidates = media.candidates.clone();
     let advertised: Vec<IpAddr> = candidates.iter().map(SocketAddr::ip).collect();
 
-    let hostname = net::hostname();
-    let certs = certs::load_or_generate(&config.certs_dir, &advertised, hostname.as_deref())
-        .context("TLS certificate")?;
+    // --advertise addresses go in the certificate even when no media socket of their
+    // family could be bound for them.
+    let mut cert_ips = advertised.clone();
+    cert_ips.extend(config.advertise.iter().copied());
+    let wanted = certificate_names(&config, &cert_ips);
+    let source = cert_source(&config);
+    let certs =
+        certs::prepare(&source, &wanted, OffsetDateTime::now_utc()).context("TLS certificate")?;
     let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
         certs.cert_pem.clone().into_bytes(),
         certs.key_pem.clone().into_bytes(),
@@ -91,43 +128,123 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("cannot listen on {} (HTTPS)", config.listen))?;
     listener.set_nonblocking(true)?;
     let https_addr = listener.local_addr()?;
-
-    let engine = engine::spawn(media, config.room_capacity);
-    let app = http::router(http::AppState {
-        engine: engine.clone(),
-    });
-    let handle = axum_server::Handle::new();
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    let helper_listener = bind_helper(&config);
+    let http_addr = match &helper_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let mut urls: Vec<String> = advertised
         .iter()
         .map(|ip| net::https_url(*ip, https_addr.port()))
         .collect();
+    urls.extend(
+        config
+            .hostnames
+            .iter()
+            .map(|h| format!("https://{h}:{}/", https_addr.port())),
+    );
     if https_addr.ip().is_unspecified() || https_addr.ip().is_loopback() {
         let local = format!("https://localhost:{}/", https_addr.port());
         if !urls.contains(&local) {
             urls.push(local);
         }
     }
+    let trust_urls: Vec<String> = match http_addr {
+        // 0.0.0.0 takes IPv4 only; [::] takes both.
+        Some(a) if a.ip().is_unspecified() => advertised
+            .iter()
+            .filter(|ip| ip.is_ipv4() || a.is_ipv6())
+            .map(|ip| format!("http://{}/trust", SocketAddr::new(*ip, a.port())))
+            .collect(),
+        Some(a) => vec![format!("http://{a}/trust")],
+        None => vec![],
+    };
+
+    let current = Arc::new(RwLock::new(certs.summary.clone()));
+    let trust = Arc::new(trust::TrustInfo {
+        ca: certs.ca.as_deref().map(trust::CaFiles::new),
+        server: current.clone(),
+        https_urls: urls.clone(),
+        trust_urls: trust_urls.clone(),
+    });
+
+    let engine = engine::spawn(media, config.room_capacity);
+    let app = http::router(http::AppState {
+        engine: engine.clone(),
+        trust: trust.clone(),
+    });
+    let handle = axum_server::Handle::new();
+    let server =
+        axum_server::tls_rustls::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+    let task = tokio::spawn(server.serve(app.into_make_service()));
+
+    let helper = match helper_listener {
+        Some(l) => {
+            // Where to redirect a request whose Host header is unusable.
+            let fallback = match advertised.first() {
+                Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+                Some(ip) => ip.to_string(),
+                None => "localhost".to_string(),
+            };
+            let app = helper::router(trust.clone(), https_addr.port(), fallback);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let l = tokio::net::TcpListener::from_std(l)?;
+            let task = tokio::spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            });
+            Some(HelperTask { stop, task })
+        }
+        None => None,
+    };
+
+    let (cert_path, key_path) = source.leaf_paths();
+    let own_ca = certs.ca.is_some();
+    let reload = certs::reload::spawn(certs::reload::Watch {
+        cert_path,
+        key_path,
+        tls,
+        poll: config.cert_poll,
+        current,
+        renewal: certs.ca.clone().map(|ca| (ca, wanted)),
+    });
+
     Ok(Server {
         https_addr,
+        http_addr,
         media_addrs,
         candidates,
         urls,
-        cert_pem: certs.cert_pem,
+        trust_urls,
+        cert_pem: certs.trust_pem().to_string(),
+        own_ca,
         engine,
         handle,
         task,
+        helper,
+        reload,
     })
 }
 
 /// Runs the server until `shutdown` completes or the HTTPS server fails.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut server = start(config).await?;
-    println!("lanrelay is running. Open one of these on each device:");
-    for u in &server.urls {
-        println!("  {u}");
+    print!(
+        "{}",
+        banner::Banner {
+            urls: &server.urls,
+            trust_urls: &server.trust_urls,
+            own_ca: server.own_ca,
+            ansi: std::io::stdout().is_terminal(),
+        }
+        .render()
+    );
+    if let Some(a) = server.http_addr {
+        println!("HTTP helper on TCP {a} (the CA and /trust; redirects the rest to HTTPS)");
     }
     println!(
         "HTTPS on TCP {}, media on UDP {}",
@@ -148,6 +265,76 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         r = &mut server.task => {
             r.context("HTTPS server task")??;
             Ok(())
+        }
+    }
+}
+
+/// `lanrelay certs [--renew]`: the report to print.
+pub fn certs_command(config: &Config, renew: bool) -> anyhow::Result<String> {
+    let advertised =
+        net::advertise_addresses(&config.advertise, config.media_listen, config.listen);
+    let wanted = certificate_names(config, &advertised);
+    let source = cert_source(config);
+    let mut out = certs::command::run(&source, &wanted, renew, OffsetDateTime::now_utc())?;
+    if let (certs::Source::LocalCa { .. }, Some(h)) = (&source, config.http_listen) {
+        if h.port() != 0 {
+            let ips: Vec<IpAddr> = if h.ip().is_unspecified() {
+                advertised
+            } else {
+                vec![h.ip()]
+            };
+            out.push_str("\nInstall page (while lanrelay runs):\n");
+            for ip in ips {
+                out.push_str(&format!(
+                    "  http://{}/trust\n",
+                    SocketAddr::new(ip, h.port())
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where the server certificate comes from.
+fn cert_source(config: &Config) -> certs::Source {
+    match &config.custom_cert {
+        Some(c) => certs::Source::Files {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        },
+        None => certs::Source::LocalCa {
+            dir: config.certs_dir.clone(),
+        },
+    }
+}
+
+/// Every name and address the server certificate should cover.
+fn certificate_names(config: &Config, advertised: &[IpAddr]) -> certs::Wanted {
+    let hostname = net::hostname();
+    let ips = certs::names::reachable_ips(config.listen, advertised, &net::lan_addresses());
+    certs::Wanted {
+        names: certs::names::server_names(hostname.as_deref(), &config.hostnames, &ips),
+        hostname,
+    }
+}
+
+/// Binds the HTTP helper's port; a failure is logged, not fatal (the port, 8080 by
+/// default, may be taken by something else, and HTTPS works without the helper).
+fn bind_helper(config: &Config) -> Option<std::net::TcpListener> {
+    let addr = config.http_listen?;
+    let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    });
+    match bound {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!(
+                %addr,
+                "cannot listen on the HTTP helper port ({e}); devices fetch the CA over \
+                 HTTPS instead (pick another port with --http-listen, or --no-http)"
+            );
+            None
         }
     }
 }

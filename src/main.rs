@@ -1,7 +1,8 @@
-//! The `lanrelay` binary: parse flags, set up logging, run until Ctrl-C.
+//! The `lanrelay` binary: parse flags, set up logging, run until Ctrl-C (or run the
+//! `certs` subcommand).
 
 use clap::Parser;
-use lanrelay::config::{Args, Config};
+use lanrelay::config::{Args, Command, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,10 +11,22 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "lanrelay=info".into()),
         )
+        // Logs on stderr (as documented); stdout carries the URLs and QR codes.
+        .with_writer(std::io::stderr)
         .init();
-    let config = Config::from(Args::parse());
-    lanrelay::run(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let args = Args::parse();
+    let command = args.command.clone();
+    let config = Config::from(args);
+    match command {
+        Some(Command::Certs { renew }) => {
+            print!("{}", lanrelay::certs_command(&config, renew)?);
+            Ok(())
+        }
+        None => {
+            lanrelay::run(config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        }
+    }
 }

@@ -26,6 +26,8 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v ip >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(gcc)
+# certutil: the browser test adds lanrelay's CA to a fresh NSS database.
+command -v certutil >/dev/null || need+=(libnss3-tools)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 /usr/bin/chromium --version 2>/dev/null | head -n1 || true
 

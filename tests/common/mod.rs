@@ -600,3 +600,7 @@ impl Driver {
         let _ = w.write(pt, now, time, data);
     }
 }
+
+/// Requests for the certificate tests: HTTPS with a chosen trust and server name, and
+/// plain HTTP for the helper port.
+pub mod fetch;

@@ -52,9 +52,14 @@ export async function startServer(extraArgs = [], opts = {}) {
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
   const media = out.match(new RegExp(`media on UDP (${ip.replace(/\./g, '\\.')}:\\d+)`));
+  const helper = out.match(new RegExp(`HTTP helper on TCP (${ip.replace(/\./g, '\\.')}:\\d+)`));
   return {
     url,
     port: Number(new URL(url).port),
+    /** The plain-HTTP helper, `http://127.0.0.1:PORT` (null when it is off). */
+    httpUrl: helper ? `http://${helper[1]}` : null,
+    /** The certificate directory (lanrelay's CA is `ca.crt` in it). */
+    certsDir: certs,
     /** The server's media address, as a browser's selected candidate pair shows it. */
     mediaAddr: media ? media[1] : null,
     logs: () => out,
