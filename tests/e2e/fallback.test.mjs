@@ -4,7 +4,7 @@
 // and the call must fall back to the relay and keep playing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, canUseNetns, isolatedClients } from './lib.mjs';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, canUseNetns, isolatedClients } from './lib.mjs';
 
 const skip = canUseNetns() ? false : 'needs root to create network namespaces';
 let net;
@@ -35,7 +35,7 @@ test('auto mode falls back to the relay when the direct path breaks', { skip }, 
     await gotoRetry(a, `${server.url}?room=fb&name=One&autojoin=1&mode=auto`);
     await gotoRetry(b, `${server.url}?room=fb&name=Two&autojoin=1&mode=auto`);
     for (const p of [a, b]) {
-      await waitFor(async () => (await mediaStats(p))?.path === 'direct', 25000, 'the call moves to direct');
+      await waitFor(async () => (await mediaStats(p))?.path === 'direct', 40000, 'the call moves to direct');
     }
     const direct = await mediaStats(a);
     assert.equal(direct.remoteAddress.split(':')[0], '10.201.2.2', 'direct pair ends at the other browser');
@@ -64,7 +64,7 @@ test('auto mode falls back to the relay when the direct path breaks', { skip }, 
     failed = false;
   } finally {
     if (failed) {
-      for (const p of [a, b]) console.log(p.logs.join('\n'));
+      for (const p of [a, b]) console.log(JSON.stringify(await sessionState(p)), p.logs.join('\n'));
       console.log(server.logs().slice(-3000));
     }
     await a.context().close();

@@ -284,6 +284,17 @@ export async function gotoRetry(page, url) {
   }
 }
 
+/** The call session's own view (for failure reports). */
+export async function sessionState(page) {
+  return page.evaluate(() => {
+    const s = /** @type {any} */ (window).lanrelay?.session;
+    if (!s) return null;
+    const link = (l) => l && { state: l.state, pc: l.pc.connectionState, ice: l.pc.iceConnectionState, signaling: l.pc.signalingState };
+    return { id: s.id, mode: s.mode, path: s.path, state: s.state, lastDirectFailure: s.lastDirectFailure,
+      directFailures: s.directFailures, relay: link(s.relay), direct: link(s.direct), pathLog: s.pathLog, peers: [...s.peers.keys()] };
+  }).catch((e) => String(e));
+}
+
 /** Polls `fn` until it returns a truthy value or `ms` pass. */
 export async function waitFor(fn, ms, what) {
   const end = Date.now() + ms;
