@@ -67,6 +67,16 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub room_capacity: u32,
 
+    /// Most viewers (receive-only) in one room; 0 means limited only by the machine.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub viewer_capacity: u32,
+
+    /// Protect a room with a token: WHIP/WHEP requests for ROOM must carry
+    /// `Authorization: Bearer TOKEN`, and browsers must join with `token=TOKEN` in the
+    /// room link. Repeat for several rooms.
+    #[arg(long, value_name = "ROOM=TOKEN", value_parser = parse_room_token)]
+    pub room_token: Vec<(String, String)>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -108,6 +118,10 @@ pub struct Config {
     /// How often the certificate files are checked for changes (hot reload).
     pub cert_poll: Duration,
     pub room_capacity: usize,
+    /// Most viewers in one room (0: no limit).
+    pub viewer_capacity: usize,
+    /// Rooms that need a token, with their tokens.
+    pub room_tokens: Vec<(String, String)>,
 }
 
 /// `--cert FILE --key FILE`.
@@ -142,6 +156,8 @@ impl From<Args> for Config {
             http_listen,
             cert_poll: Duration::from_secs(2),
             room_capacity: a.room_capacity as usize,
+            viewer_capacity: a.viewer_capacity as usize,
+            room_tokens: a.room_token,
         }
     }
 }
@@ -161,7 +177,18 @@ impl Config {
             http_listen: Some(any),
             cert_poll: Duration::from_millis(250),
             room_capacity: 8,
+            viewer_capacity: 0,
+            room_tokens: vec![],
         }
+    }
+}
+
+fn parse_room_token(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((room, token)) if !room.is_empty() && !token.is_empty() => {
+            Ok((room.to_string(), token.to_string()))
+        }
+        _ => Err("expected ROOM=TOKEN".into()),
     }
 }
 

@@ -169,7 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         trust_urls: trust_urls.clone(),
     });
 
-    let engine = engine::spawn(media, config.room_capacity);
+    let engine = engine::spawn(media, config.room_capacity, config.viewer_capacity);
     let app = http::router(http::AppState {
         engine: engine.clone(),
         trust: trust.clone(),

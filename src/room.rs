@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::signaling::protocol::{Mode, PeerId};
+use crate::signaling::protocol::{Mode, PeerId, Role};
 
 /// A direct call connects two browsers to each other, so a direct room takes two.
 pub const DIRECT_CAPACITY: usize = 2;
@@ -15,11 +15,18 @@ pub enum JoinError {
     Full(usize),
     #[error("the room is a direct call, which takes two participants")]
     DirectFull,
+    #[error("the room has its maximum of {0} viewers")]
+    ViewersFull(usize),
+    #[error("a direct call is not relayed by the server, so it cannot be watched")]
+    DirectNoViewers,
 }
 
 #[derive(Debug)]
 struct Room {
+    /// Participants, in joining order.
     members: Vec<PeerId>,
+    /// Receive-only viewers; they have their own cap.
+    viewers: Vec<PeerId>,
     /// Set by whoever opened the room; joiners follow it.
     mode: Mode,
 }
@@ -30,13 +37,16 @@ pub struct Rooms {
     rooms: HashMap<String, Room>,
     /// Most participants one room takes.
     capacity: usize,
+    /// Most viewers one room takes (0: no limit but the machine's).
+    viewer_capacity: usize,
 }
 
 impl Rooms {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, viewer_capacity: usize) -> Self {
         Rooms {
             rooms: HashMap::new(),
             capacity,
+            viewer_capacity,
         }
     }
 
@@ -48,32 +58,57 @@ impl Rooms {
         }
     }
 
-    /// Adds `id` to `room`, opening it in `mode` if it does not exist; returns the
-    /// room's mode and the members that were already there.
+    /// Adds `id` to `room` as `role`, opening the room in `mode` if it does not exist;
+    /// returns the room's mode and the participants that were already there.
     pub fn join(
         &mut self,
         room: &str,
         id: PeerId,
         mode: Mode,
+        role: Role,
     ) -> Result<(Mode, Vec<PeerId>), JoinError> {
-        let capacity = self.capacity;
+        let (capacity, viewer_capacity) = (self.capacity, self.viewer_capacity);
         let entry = self.rooms.entry(room.to_string()).or_insert_with(|| Room {
             members: Vec::new(),
-            mode,
-        });
-        let cap = match entry.mode {
-            Mode::Direct => capacity.min(DIRECT_CAPACITY),
-            _ => capacity,
-        };
-        if entry.members.len() >= cap {
-            return Err(if entry.mode == Mode::Direct && cap < capacity {
-                JoinError::DirectFull
+            viewers: Vec::new(),
+            // Viewers open rooms for participants to come: never as direct calls.
+            mode: if role == Role::Viewer && mode == Mode::Direct {
+                Mode::Auto
             } else {
-                JoinError::Full(cap)
-            });
+                mode
+            },
+        });
+        let refused = match role {
+            Role::Viewer if entry.mode == Mode::Direct => Some(JoinError::DirectNoViewers),
+            Role::Viewer if viewer_capacity > 0 && entry.viewers.len() >= viewer_capacity => {
+                Some(JoinError::ViewersFull(viewer_capacity))
+            }
+            Role::Viewer => None,
+            Role::Participant => {
+                let cap = match entry.mode {
+                    Mode::Direct => capacity.min(DIRECT_CAPACITY),
+                    _ => capacity,
+                };
+                if entry.members.len() < cap {
+                    None
+                } else if entry.mode == Mode::Direct && cap < capacity {
+                    Some(JoinError::DirectFull)
+                } else {
+                    Some(JoinError::Full(cap))
+                }
+            }
+        };
+        if let Some(e) = refused {
+            if entry.members.is_empty() && entry.viewers.is_empty() {
+                self.rooms.remove(room);
+            }
+            return Err(e);
         }
         let others = entry.members.clone();
-        entry.members.push(id);
+        match role {
+            Role::Participant => entry.members.push(id),
+            Role::Viewer => entry.viewers.push(id),
+        }
         Ok((entry.mode, others))
     }
 
@@ -83,11 +118,20 @@ impl Rooms {
             return Vec::new();
         };
         r.members.retain(|m| *m != id);
+        r.viewers.retain(|m| *m != id);
         let rest = r.members.clone();
-        if rest.is_empty() {
+        if rest.is_empty() && r.viewers.is_empty() {
             self.rooms.remove(room);
         }
         rest
+    }
+
+    /// Viewers of `room`.
+    pub fn viewers(&self, room: &str) -> &[PeerId] {
+        self.rooms
+            .get(room)
+            .map(|r| r.viewers.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Members of `room`, in joining order.
@@ -125,13 +169,29 @@ mod tests {
 
     #[test]
     fn capacity_is_enforced_and_rooms_vanish_when_empty() {
-        let mut r = Rooms::new(2);
-        assert_eq!(r.join("a", 1, Mode::Relay).unwrap(), (Mode::Relay, vec![]));
-        assert_eq!(r.join("a", 2, Mode::Relay).unwrap().1, vec![1]);
-        assert_eq!(r.join("a", 3, Mode::Relay), Err(JoinError::Full(2)));
-        assert!(r.join("b", 3, Mode::Relay).unwrap().1.is_empty());
+        let mut r = Rooms::new(2, 0);
+        assert_eq!(
+            r.join("a", 1, Mode::Relay, Role::Participant).unwrap(),
+            (Mode::Relay, vec![])
+        );
+        assert_eq!(
+            r.join("a", 2, Mode::Relay, Role::Participant).unwrap().1,
+            vec![1]
+        );
+        assert_eq!(
+            r.join("a", 3, Mode::Relay, Role::Participant),
+            Err(JoinError::Full(2))
+        );
+        assert!(r
+            .join("b", 3, Mode::Relay, Role::Participant)
+            .unwrap()
+            .1
+            .is_empty());
         assert_eq!(r.leave("a", 1), vec![2]);
-        assert_eq!(r.join("a", 4, Mode::Relay).unwrap().1, vec![2]);
+        assert_eq!(
+            r.join("a", 4, Mode::Relay, Role::Participant).unwrap().1,
+            vec![2]
+        );
         r.leave("a", 2);
         r.leave("a", 4);
         assert_eq!(r.members("a"), &[] as &[PeerId]);
@@ -140,14 +200,46 @@ mod tests {
 
     #[test]
     fn the_opener_sets_the_mode_and_direct_rooms_take_two() {
-        let mut r = Rooms::new(8);
-        assert_eq!(r.join("d", 1, Mode::Direct).unwrap().0, Mode::Direct);
+        let mut r = Rooms::new(8, 0);
+        assert_eq!(
+            r.join("d", 1, Mode::Direct, Role::Participant).unwrap().0,
+            Mode::Direct
+        );
         // A joiner asking for another mode gets the room's.
-        assert_eq!(r.join("d", 2, Mode::Auto).unwrap().0, Mode::Direct);
-        assert_eq!(r.join("d", 3, Mode::Direct), Err(JoinError::DirectFull));
+        assert_eq!(
+            r.join("d", 2, Mode::Auto, Role::Participant).unwrap().0,
+            Mode::Direct
+        );
+        assert_eq!(
+            r.join("d", 3, Mode::Direct, Role::Participant),
+            Err(JoinError::DirectFull)
+        );
         assert_eq!(r.capacity(Mode::Direct), 2);
         assert_eq!(r.capacity(Mode::Auto), 8);
         assert_eq!(r.mode("d"), Some(Mode::Direct));
         assert_eq!(r.names(), vec!["d".to_string()]);
+    }
+
+    #[test]
+    fn viewers_have_their_own_cap_and_keep_rooms_alive() {
+        let mut r = Rooms::new(1, 2);
+        r.join("v", 1, Mode::Auto, Role::Participant).unwrap();
+        assert_eq!(r.join("v", 2, Mode::Auto, Role::Viewer).unwrap().1, vec![1]);
+        r.join("v", 3, Mode::Auto, Role::Viewer).unwrap();
+        assert_eq!(
+            r.join("v", 4, Mode::Auto, Role::Viewer),
+            Err(JoinError::ViewersFull(2))
+        );
+        assert_eq!(r.members("v"), &[1]);
+        assert_eq!(r.viewers("v"), &[2, 3]);
+        // The participant leaves; the viewers keep the room for the next presenter.
+        r.leave("v", 1);
+        assert_eq!(r.viewers("v"), &[2, 3]);
+        assert!(r.join("v", 5, Mode::Auto, Role::Participant).is_ok());
+        r.join("d", 6, Mode::Direct, Role::Participant).unwrap();
+        assert_eq!(
+            r.join("d", 7, Mode::Auto, Role::Viewer),
+            Err(JoinError::DirectNoViewers)
+        );
     }
 }

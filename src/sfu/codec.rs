@@ -16,20 +16,35 @@ pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
 }
 
 fn vp8_starts_keyframe(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
+    vp8_header_offset(p).is_some_and(|i| p.get(i).is_some_and(|h| h & 0x01 == 0))
+}
+
+/// The frame width of a VP8 keyframe's first packet (RFC 6386 9.1), if it is one.
+pub fn vp8_keyframe_width(p: &[u8]) -> Option<u32> {
+    let i = vp8_header_offset(p)?;
+    let h = p.get(i..i + 8)?;
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    Some(u16::from_le_bytes([h[6], h[7]]) as u32 & 0x3fff)
+}
+
+/// Where the VP8 payload header starts, for the first packet of a frame (S=1, PID=0).
+fn vp8_header_offset(p: &[u8]) -> Option<usize> {
+    let b0 = *p.first()?;
     let extended = b0 & 0x80 != 0;
     let start = b0 & 0x10 != 0;
     let partition = b0 & 0x07;
     if !start || partition != 0 {
-        return false;
+        return None;
     }
     let mut i = 1;
     if extended {
-        let Some(&x) = p.get(1) else { return false };
+        let x = *p.get(1)?;
         i = 2;
         if x & 0x80 != 0 {
             // PictureID: one or two bytes.
-            let Some(&pid) = p.get(i) else { return false };
+            let pid = *p.get(i)?;
             i += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -39,8 +54,7 @@ fn vp8_starts_keyframe(p: &[u8]) -> bool {
             i += 1; // TID/Y/KEYIDX
         }
     }
-    // VP8 payload header: bit 0 of the first byte is 0 for a key frame (RFC 6386 9.1).
-    p.get(i).is_some_and(|h| h & 0x01 == 0)
+    Some(i)
 }
 
 fn h264_starts_keyframe(p: &[u8]) -> bool {
@@ -93,6 +107,17 @@ mod tests {
         assert!(!starts_keyframe(Codec::Vp8, &[0x00, 0x50]));
         assert!(!starts_keyframe(Codec::Vp8, &[]));
         assert!(!starts_keyframe(Codec::Vp8, &[0x90, 0x80]));
+    }
+
+    #[test]
+    fn vp8_keyframe_width_is_read() {
+        // S=1 PID=0, frame tag (key frame), start code, width 640 | scale bits, height 360.
+        let p = [
+            0x10, 0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01,
+        ];
+        assert_eq!(vp8_keyframe_width(&p), Some(640));
+        assert_eq!(vp8_keyframe_width(&[0x10, 0x51, 0x01, 0x00]), None);
+        assert_eq!(vp8_keyframe_width(&p[..6]), None);
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
@@ -27,6 +28,7 @@ use tracing::{debug, info, warn};
 use super::codec;
 use super::demux::{self, Kind};
 use super::peer::{nackable, DownState, DownTrack, Peer, TrackKey, UpTrack};
+use super::simulcast::{Inputs, Quality};
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{
     valid_name, ClientMsg, ErrorCode, LegStats, Mode, Path, PeerId, PeerInfo, Role, ServerMsg,
@@ -39,7 +41,12 @@ pub struct SfuConfig {
     pub candidates: Vec<SocketAddr>,
     /// Most participants in one room.
     pub room_capacity: usize,
+    /// Most viewers in one room (0: no limit).
+    pub viewer_capacity: usize,
 }
+
+/// How often simulcast layer choices are revisited (moving up needs time to pass).
+const LAYER_TICK: Duration = Duration::from_millis(500);
 
 /// What the engine wants the I/O shell to do.
 #[derive(Debug)]
@@ -104,6 +111,8 @@ pub struct Sfu {
     /// Peers whose `Rtc` failed; removed once the current event is handled.
     doomed: Vec<(PeerId, &'static str)>,
     counters: Counters,
+    /// When simulcast layer choices are next revisited (while any peer exists).
+    next_layer_tick: Option<Instant>,
 }
 
 impl Sfu {
@@ -113,7 +122,8 @@ impl Sfu {
             .generate_certificate()
             .expect("the crypto backend generates a DTLS certificate");
         Sfu {
-            rooms: Rooms::new(cfg.room_capacity),
+            rooms: Rooms::new(cfg.room_capacity, cfg.viewer_capacity),
+            next_layer_tick: None,
             cfg,
             dtls_cert,
             peers: HashMap::new(),
@@ -183,12 +193,12 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
+        let mut next: Option<Instant> = self.next_layer_tick.filter(|_| !self.peers.is_empty());
         for p in self.peers.values() {
-            let times = p
-                .next_timeout
-                .into_iter()
-                .chain(p.up.values().filter_map(|u| u.keyframes.poll_timeout()));
+            let times = p.next_timeout.into_iter().chain(
+                p.up.values()
+                    .flat_map(|u| u.keyframes.iter().filter_map(|(_, t)| t.poll_timeout())),
+            );
             for t in times {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
@@ -198,7 +208,6 @@ impl Sfu {
 
     /// A participant asks to join a room.
     pub fn join(&mut self, id: PeerId, room: &str, name: &str, role: Role, mode: Mode) {
-        let Role::Participant = role;
         if self.peers.contains_key(&id) {
             self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
             return;
@@ -215,7 +224,7 @@ impl Sfu {
             return;
         }
         let (room, name) = (room.trim().to_string(), name.trim().to_string());
-        let (mode, others) = match self.rooms.join(&room, id, mode) {
+        let (mode, others) = match self.rooms.join(&room, id, mode, role) {
             Ok(joined) => joined,
             Err(e) => {
                 info!(id, room, "join refused: {e}");
@@ -224,6 +233,13 @@ impl Sfu {
                     JoinError::DirectFull => format!(
                         "room \"{room}\" is full: it is a direct call, which takes two participants; \
                          use another room in relay or auto mode for more"
+                    ),
+                    JoinError::ViewersFull(n) => {
+                        format!("room \"{room}\" has its maximum of {n} viewers")
+                    }
+                    JoinError::DirectNoViewers => format!(
+                        "room \"{room}\" is a direct call between two devices: the server does not \
+                         carry its media, so it cannot be watched"
                     ),
                 };
                 self.signal(id, ServerMsg::error(ErrorCode::RoomFull, message));
@@ -244,7 +260,7 @@ impl Sfu {
             video: true,
             path: None,
         };
-        info!(id, room, name = info.name, ?mode, "joined");
+        info!(id, room, name = info.name, ?mode, ?role, "joined");
         let peers = others
             .iter()
             .filter_map(|o| self.peers.get(o).map(|p| p.info.clone()))
@@ -259,11 +275,41 @@ impl Sfu {
                 mode,
             },
         );
-        for o in &others {
-            self.signal(*o, ServerMsg::PeerJoined { peer: info.clone() });
+        match role {
+            Role::Participant => {
+                for o in self.audience(&room, id) {
+                    self.signal(o, ServerMsg::PeerJoined { peer: info.clone() });
+                }
+                let count = self.rooms.viewers(&room).len();
+                if count > 0 {
+                    self.signal(id, ServerMsg::Viewers { count });
+                }
+            }
+            Role::Viewer => self.announce_viewers(&room),
         }
         self.by_ufrag.insert(ufrag.clone(), id);
-        self.peers.insert(id, Peer::new(id, info, room, ufrag));
+        self.peers
+            .insert(id, Peer::new(id, info, role, room, ufrag));
+        self.next_layer_tick.get_or_insert(Instant::now());
+    }
+
+    /// Everyone in `room` but `id`: participants and viewers.
+    fn audience(&self, room: &str, id: PeerId) -> Vec<PeerId> {
+        self.rooms
+            .members(room)
+            .iter()
+            .chain(self.rooms.viewers(room))
+            .copied()
+            .filter(|o| *o != id)
+            .collect()
+    }
+
+    /// Tells the participants of `room` how many viewers watch.
+    fn announce_viewers(&mut self, room: &str) {
+        let count = self.rooms.viewers(room).len();
+        for o in self.rooms.members(room).to_vec() {
+            self.signal(o, ServerMsg::Viewers { count });
+        }
     }
 
     /// A signaling message from a joined participant.
@@ -295,6 +341,22 @@ impl Sfu {
                 }
             }
             ClientMsg::Path { path, reason } => self.handle_path(id, path, reason),
+            ClientMsg::Render { peer, width, .. } => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    for ((src, _), d) in p.down.iter_mut() {
+                        if *src == peer && d.kind == MediaKind::Video {
+                            d.render_width = (width > 0).then_some(width);
+                        }
+                    }
+                }
+                self.choose_layers(now, id, "the video's size on screen changed");
+            }
+            ClientMsg::Quality { quality } => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.quality = quality;
+                }
+                self.choose_layers(now, id, "quality preference changed");
+            }
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);
@@ -312,22 +374,31 @@ impl Sfu {
                 self.by_addr.remove(a);
             }
         }
-        let rest = self.rooms.leave(&peer.room, id);
-        for o in &rest {
-            self.signal(
-                *o,
-                ServerMsg::PeerLeft {
-                    id,
-                    reason: reason.to_string(),
-                },
-            );
+        self.rooms.leave(&peer.room, id);
+        match peer.role {
+            Role::Participant => {
+                for o in self.audience(&peer.room, id) {
+                    self.signal(
+                        o,
+                        ServerMsg::PeerLeft {
+                            id,
+                            reason: reason.to_string(),
+                        },
+                    );
+                }
+            }
+            Role::Viewer => self.announce_viewers(&peer.room),
         }
+        let mut touched: Vec<PeerId> = Vec::new();
         // Its up tracks: every receiver stops its down track.
         for (mid, up) in &peer.up {
             for s in &up.subscribers {
                 let Some(sub) = self.peers.get_mut(s) else {
                     continue;
                 };
+                if !touched.contains(s) {
+                    touched.push(*s);
+                }
                 let key = (id, *mid);
                 let Some(d) = sub.down.get_mut(&key) else {
                     continue;
@@ -348,8 +419,8 @@ impl Sfu {
                 up.subscribers.retain(|s| *s != id);
             }
         }
-        for o in &rest {
-            self.negotiate(*o);
+        for o in touched {
+            self.negotiate(o);
         }
         if let Some(rtc) = peer.rtc.as_mut() {
             // Say goodbye on the media path too (RTCP BYE, DTLS close_notify).
@@ -426,13 +497,22 @@ impl Sfu {
         let mut deferred = Vec::new();
         for p in self.peers.values_mut() {
             for (mid, up) in p.up.iter_mut() {
-                if up.keyframes.poll(now) {
-                    deferred.push((p.id, *mid));
+                for (rid, throttle) in up.keyframes.iter_mut() {
+                    if throttle.poll(now) {
+                        deferred.push((p.id, *mid, *rid));
+                    }
                 }
             }
         }
-        for (id, mid) in deferred {
-            self.send_keyframe_request(id, mid, KeyframeRequestKind::Pli);
+        for (id, mid, rid) in deferred {
+            self.send_keyframe_request(id, mid, rid, KeyframeRequestKind::Pli);
+        }
+        if self.next_layer_tick.is_some_and(|t| t <= now) {
+            self.next_layer_tick = Some(now + LAYER_TICK);
+            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.choose_layers(now, id, "bandwidth estimate");
+            }
         }
         self.process(now);
     }
@@ -455,6 +535,9 @@ impl Sfu {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Bandwidth estimation towards each browser picks its simulcast layers; it
+            // only probes once a desired bitrate is set (see choose_layers).
+            .enable_bwe(Some(Bitrate::kbps(600)))
             .build(now);
         for addr in &self.cfg.candidates {
             match Candidate::host(*addr, "udp") {
@@ -546,6 +629,7 @@ impl Sfu {
                 .filter_map(|o| self.peers.get(o))
                 .flat_map(|p| p.up.iter().map(move |(mid, u)| ((p.id, *mid), u.kind)))
                 .collect();
+            // (a viewer gets the same tracks; it has no up tracks of its own)
             for (key, kind) in tracks {
                 self.subscribe(id, key, kind);
             }
@@ -616,8 +700,9 @@ impl Sfu {
         self.drain(id);
         // A new receiver needs a keyframe to start decoding.
         for (src, mid) in opened {
-            self.request_keyframe(now, src, mid, KeyframeRequestKind::Fir);
+            self.request_keyframe(now, src, mid, None, KeyframeRequestKind::Fir);
         }
+        self.choose_layers(now, id, "new track");
         self.negotiate(id);
     }
 
@@ -809,22 +894,29 @@ impl Sfu {
                     .down
                     .iter()
                     .find(|(_, d)| d.state == DownState::Open(req.mid))
-                    .map(|(k, _)| *k);
-                if let Some((src, mid)) = source {
-                    self.request_keyframe(now, src, mid, req.kind);
+                    .map(|(k, d)| (*k, d.layer));
+                if let Some(((src, mid), layer)) = source {
+                    self.request_keyframe(now, src, mid, layer, req.kind);
                 }
             }
             Event::MediaAdded(m) => {
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return;
                 };
-                if !m.direction.is_receiving() || peer.up.contains_key(&m.mid) {
+                if !m.direction.is_receiving()
+                    || peer.up.contains_key(&m.mid)
+                    || peer.role == Role::Viewer
+                {
                     return;
                 }
-                debug!(id, mid = %m.mid, kind = ?m.kind, "up track");
-                peer.up.insert(m.mid, UpTrack::new(m.kind));
+                let simulcast = m
+                    .simulcast
+                    .as_ref()
+                    .is_some_and(|s| s.recv.len() > 1 || s.send.len() > 1);
+                debug!(id, mid = %m.mid, kind = ?m.kind, simulcast, "up track");
+                peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
                 let room = peer.room.clone();
-                for o in self.others(&room, id) {
+                for o in self.audience(&room, id) {
                     self.subscribe(o, (id, m.mid), m.kind);
                     self.negotiate(o);
                 }
@@ -859,6 +951,11 @@ impl Sfu {
                     p.stats.on_egress(&s);
                 }
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.estimate_bps = Some(estimate.as_f64());
+                }
+            }
             Event::PeerStats(s) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     let stats = p.stats.on_peer(&s).clone();
@@ -877,10 +974,10 @@ impl Sfu {
         let Some(rtc) = publisher.rtc.as_mut() else {
             return;
         };
-        let Some(mid) = rtc
+        let Some((mid, rid)) = rtc
             .direct_api()
             .stream_rx(&pkt.header.ssrc)
-            .map(|s| s.mid())
+            .map(|s| (s.mid(), s.rid()))
         else {
             return;
         };
@@ -894,6 +991,15 @@ impl Sfu {
         let clock_rate = params.spec().clock_rate.get();
         let keyframe_start =
             up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
+        let simulcast = up.simulcast && rid.is_some();
+        if let (true, Some(r)) = (simulcast, rid) {
+            up.rates.on_packet(now, r, pkt.payload.len());
+            if keyframe_start {
+                if let Some(w) = codec::vp8_keyframe_width(&pkt.payload) {
+                    up.rates.on_width(r, w);
+                }
+            }
+        }
         let generation = *pkt.header.ssrc;
         let ext = ExtensionValues {
             audio_level: pkt.header.ext_vals.audio_level,
@@ -902,7 +1008,8 @@ impl Sfu {
             ..Default::default()
         };
         let subscribers = std::mem::take(&mut up.subscribers);
-        let mut wants_keyframe = false;
+        let mut wants_keyframe: Vec<Option<Rid>> = Vec::new();
+        let mut switched: Vec<(PeerId, Rid)> = Vec::new();
         for sub_id in &subscribers {
             let Some(sub) = self.peers.get_mut(sub_id) else {
                 continue;
@@ -920,9 +1027,33 @@ impl Sfu {
             let Some(rtc) = sub.rtc.as_mut() else {
                 continue;
             };
-            if down.waiting_keyframe {
+            if simulcast {
+                // One layer per receiver: the current one, until the wanted one starts
+                // with a keyframe (the decoder can only join a stream there).
+                let target = down.selector.target();
+                if rid == target && target != down.layer {
+                    if keyframe_start {
+                        down.layer = target;
+                        if let Some(t) = target {
+                            switched.push((*sub_id, t));
+                        }
+                    } else {
+                        if !wants_keyframe.contains(&target) {
+                            wants_keyframe.push(target);
+                        }
+                        if down.layer.is_none() {
+                            continue;
+                        }
+                    }
+                }
+                if rid != down.layer {
+                    continue;
+                }
+            } else if down.waiting_keyframe {
                 if !keyframe_start {
-                    wants_keyframe = true;
+                    if !wants_keyframe.contains(&None) {
+                        wants_keyframe.push(None);
+                    }
                     continue;
                 }
                 down.waiting_keyframe = false;
@@ -958,31 +1089,161 @@ impl Sfu {
             let added = std::mem::replace(&mut up.subscribers, subscribers);
             up.subscribers.extend(added);
         }
-        if wants_keyframe {
-            self.request_keyframe(now, from, mid, KeyframeRequestKind::Pli);
+        for layer in wants_keyframe {
+            self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
+        }
+        for (sub, layer) in switched {
+            self.announce_layer(sub, from, mid, layer);
         }
     }
 
-    /// Asks the publisher of track (`src`, `mid`) for a keyframe, throttled.
-    fn request_keyframe(&mut self, now: Instant, src: PeerId, mid: Mid, kind: KeyframeRequestKind) {
+    /// Tells a receiver which layer of a publisher's video it now gets.
+    fn announce_layer(&mut self, sub: PeerId, src: PeerId, mid: Mid, layer: Rid) {
+        let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
+            return;
+        };
+        let layers = up.rates.active(Instant::now());
+        let index = layers.iter().position(|l| l.rid == layer).unwrap_or(0);
+        let reason = self
+            .peers
+            .get(&sub)
+            .map(|p| match p.quality {
+                Quality::High => "you asked for high quality".to_string(),
+                Quality::Low => "you asked for low quality".to_string(),
+                Quality::Auto => match p.estimate_bps {
+                    Some(e) => format!(
+                        "fits your link (estimate {:.0} kbit/s) and screen",
+                        e / 1000.0
+                    ),
+                    None => "starting small until your link is measured".to_string(),
+                },
+            })
+            .unwrap_or_default();
+        debug!(sub, src, %layer, index, "layer switch");
+        self.signal(
+            sub,
+            ServerMsg::Layer {
+                peer: src,
+                rid: layer.to_string(),
+                index,
+                count: layers.len(),
+                reason,
+            },
+        );
+    }
+
+    /// Revisits the simulcast layer of every video `id` receives; asks for a keyframe
+    /// on each newly wanted layer and sets the bandwidth estimator's goals.
+    fn choose_layers(&mut self, now: Instant, id: PeerId, why: &str) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let keys: Vec<TrackKey> = peer
+            .down
+            .iter()
+            .filter(|(_, d)| d.kind == MediaKind::Video && matches!(d.state, DownState::Open(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        let (estimate, quality) = (peer.estimate_bps, peer.quality);
+        let mut requests = Vec::new();
+        let (mut min_bps, mut desired_bps) = (0.0, 0.0);
+        for (src, mid) in keys {
+            let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
+                continue;
+            };
+            if !up.simulcast {
+                continue;
+            }
+            let layers = up.rates.active(now);
+            let Some(down) = self
+                .peers
+                .get_mut(&id)
+                .and_then(|p| p.down.get_mut(&(src, mid)))
+            else {
+                continue;
+            };
+            let before = down.selector.target();
+            let target = down.selector.choose(
+                now,
+                Inputs {
+                    layers: &layers,
+                    estimate_bps: estimate,
+                    render_width: down.render_width,
+                    quality,
+                },
+            );
+            if target != before && target != down.layer {
+                debug!(id, src, ?target, why, "layer wanted");
+                requests.push((src, mid, target));
+            }
+            // Keep probing towards the next layer up, so the estimate can show it fits.
+            if let Some(i) = target.and_then(|t| layers.iter().position(|l| l.rid == t)) {
+                min_bps += layers[i].bps;
+                desired_bps += layers.get(i + 1).unwrap_or(&layers[i]).bps * 1.2;
+            }
+        }
+        if desired_bps > 0.0 {
+            if let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) {
+                rtc.bwe().set_bitrate(
+                    Bitrate::bps(min_bps as u64),
+                    Bitrate::bps(desired_bps as u64),
+                );
+                self.drain(id);
+            }
+        }
+        for (src, mid, layer) in requests {
+            self.request_keyframe(now, src, mid, layer, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Asks the publisher of track (`src`, `mid`) for a keyframe on `layer`, throttled.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        src: PeerId,
+        mid: Mid,
+        layer: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
         let Some(up) = self.peers.get_mut(&src).and_then(|p| p.up.get_mut(&mid)) else {
             return;
         };
-        if up.kind != MediaKind::Video || !up.keyframes.request(now) {
+        if up.kind != MediaKind::Video {
             return;
         }
-        self.send_keyframe_request(src, mid, kind);
+        // Without a layer on a simulcast track (a new receiver), ask every layer: the
+        // receiver's layer is chosen from what arrives first.
+        let layers: Vec<Option<Rid>> = if layer.is_none() && up.simulcast {
+            up.rates.active(now).iter().map(|l| Some(l.rid)).collect()
+        } else {
+            vec![layer]
+        };
+        let mut send = Vec::new();
+        for l in layers {
+            if up.throttle(l).request(now) {
+                send.push(l);
+            }
+        }
+        for l in send {
+            self.send_keyframe_request(src, mid, l, kind);
+        }
     }
 
-    fn send_keyframe_request(&mut self, src: PeerId, mid: Mid, kind: KeyframeRequestKind) {
+    fn send_keyframe_request(
+        &mut self,
+        src: PeerId,
+        mid: Mid,
+        layer: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
         let Some(rtc) = self.peers.get_mut(&src).and_then(|p| p.rtc.as_mut()) else {
             return;
         };
         let mut api = rtc.direct_api();
-        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
+        let Some(rx) = api.stream_rx_by_mid(mid, layer) else {
             return;
         };
-        debug!(src, %mid, ?kind, "keyframe request");
+        debug!(src, %mid, ?layer, ?kind, "keyframe request");
         rx.request_keyframe(kind);
         self.drain(src);
     }

@@ -91,11 +91,12 @@ pub struct MediaSockets {
 }
 
 /// Starts the engine task. It runs until every [`EngineHandle`] is dropped.
-pub fn spawn(media: MediaSockets, room_capacity: usize) -> EngineHandle {
+pub fn spawn(media: MediaSockets, room_capacity: usize, viewer_capacity: usize) -> EngineHandle {
     let (tx, rx) = mpsc::channel(1024);
     let sfu = Sfu::new(SfuConfig {
         candidates: media.candidates.clone(),
         room_capacity,
+        viewer_capacity,
     });
     tokio::spawn(run(sfu, media, rx));
     EngineHandle { tx }

@@ -8,5 +8,6 @@ pub mod engine;
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
+pub mod simulcast;
 pub mod stats;
 pub mod udp;

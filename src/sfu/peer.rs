@@ -10,14 +10,15 @@ use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::net::Transmit;
 use str0m::{Event, Output, Rtc, RtcError};
 
 use super::forward::Rewriter;
 use super::keyframe::Throttle;
+use super::simulcast::{LayerRates, Quality, Selector};
 use super::stats::StatsTracker;
-use crate::signaling::protocol::{PeerId, PeerInfo};
+use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
 pub type TrackKey = (PeerId, Mid);
@@ -28,20 +29,38 @@ pub struct UpTrack {
     pub kind: MediaKind,
     /// Peers that receive this track (their down track is keyed by this track's key).
     pub subscribers: Vec<PeerId>,
-    /// Keyframe requests on their way to the publisher.
-    pub keyframes: Throttle,
+    /// Keyframe requests on their way to the publisher, per layer (`None`: no simulcast).
+    pub keyframes: Vec<(Option<Rid>, Throttle)>,
+    /// The browser sends several layers (simulcast), with these rids.
+    pub simulcast: bool,
+    /// Bitrate and size of each layer.
+    pub rates: LayerRates,
     /// Payload parameters of the PTs seen on this track, looked up once.
     params: Vec<(Pt, Option<PayloadParams>)>,
 }
 
 impl UpTrack {
-    pub fn new(kind: MediaKind) -> Self {
+    pub fn new(kind: MediaKind, simulcast: bool) -> Self {
         UpTrack {
             kind,
             subscribers: Vec::new(),
-            keyframes: Throttle::default(),
+            keyframes: Vec::new(),
+            simulcast,
+            rates: LayerRates::default(),
             params: Vec::new(),
         }
+    }
+
+    /// The keyframe request throttle of layer `rid`.
+    pub fn throttle(&mut self, rid: Option<Rid>) -> &mut Throttle {
+        let i = match self.keyframes.iter().position(|(r, _)| *r == rid) {
+            Some(i) => i,
+            None => {
+                self.keyframes.push((rid, Throttle::default()));
+                self.keyframes.len() - 1
+            }
+        };
+        &mut self.keyframes[i].1
     }
 
     /// The payload parameters of `pt` in the publisher's `Rtc`.
@@ -81,6 +100,12 @@ pub struct DownTrack {
     /// frame that references one it does not have.
     pub waiting_keyframe: bool,
     pub rewriter: Rewriter,
+    /// Simulcast: the layer wanted for this receiver.
+    pub selector: Selector,
+    /// Simulcast: the layer being forwarded (switches to the wanted one on its keyframe).
+    pub layer: Option<Rid>,
+    /// The width this receiver shows the video at, when it told us.
+    pub render_width: Option<u32>,
     /// Publisher PT → this peer's PT (`None`: codec not negotiated here; packets dropped).
     pt_map: Vec<(Pt, Option<Pt>)>,
 }
@@ -93,6 +118,9 @@ impl DownTrack {
             source_gone: false,
             waiting_keyframe: kind == MediaKind::Video,
             rewriter: Rewriter::new(start_seq),
+            selector: Selector::default(),
+            layer: None,
+            render_width: None,
             pt_map: Vec::new(),
         }
     }
@@ -119,6 +147,11 @@ impl DownTrack {
 pub struct Peer {
     pub id: PeerId,
     pub info: PeerInfo,
+    pub role: Role,
+    /// The server's bandwidth estimate towards this peer (bits per second).
+    pub estimate_bps: Option<f64>,
+    /// This peer's simulcast quality preference.
+    pub quality: Quality,
     pub room: String,
     /// Created by the browser's first offer.
     pub rtc: Option<Rtc>,
@@ -140,10 +173,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(id: PeerId, info: PeerInfo, room: String, ufrag: String) -> Self {
+    pub fn new(id: PeerId, info: PeerInfo, role: Role, room: String, ufrag: String) -> Self {
         Peer {
             id,
             info,
+            role,
+            estimate_bps: None,
+            quality: Quality::Auto,
             room,
             rtc: None,
             ufrag,
@@ -198,6 +234,7 @@ fn wanted(e: &Event) -> bool {
             | Event::PeerStats(_)
             | Event::MediaIngressStats(_)
             | Event::MediaEgressStats(_)
+            | Event::EgressBitrateEstimate(_)
     )
 }
 

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sfu::simulcast::Quality;
+
 /// The id the server gives each participant; unique for the server's lifetime.
 pub type PeerId = u64;
 
@@ -23,6 +25,9 @@ pub enum Role {
     /// Sends and receives audio and video.
     #[default]
     Participant,
+    /// Only watches: receives the participants' media, sends nothing, is not shown as
+    /// a tile (participants see a viewer count).
+    Viewer,
 }
 
 /// How media travels in a call.
@@ -105,6 +110,15 @@ pub enum ClientMsg {
     Direct { to: PeerId, signal: DirectSignal },
     /// The participant now receives on `path`, and why (shown in stats and to others).
     Path { path: Path, reason: String },
+    /// The size (device pixels) at which the video of participant `peer` is shown, so
+    /// the server sends no larger simulcast layer than useful.
+    Render {
+        peer: PeerId,
+        width: u32,
+        height: u32,
+    },
+    /// The receiver's quality preference for simulcast video.
+    Quality { quality: Quality },
     /// Leave the room and close the connection.
     Leave,
 }
@@ -183,6 +197,17 @@ pub enum ServerMsg {
     Direct { from: PeerId, signal: DirectSignal },
     /// Once a second: the server's measurements of this participant's relayed legs.
     Stats { stats: LegStats },
+    /// The simulcast layer of participant `peer`'s video now forwarded to you
+    /// (`index` 0 is the smallest of `count` layers), and why.
+    Layer {
+        peer: PeerId,
+        rid: String,
+        index: usize,
+        count: usize,
+        reason: String,
+    },
+    /// How many viewers watch the room (sent to participants when it changes).
+    Viewers { count: usize },
     /// The server's answer to the browser's offer.
     Answer { sdp: String },
     /// A server-initiated renegotiation (tracks of others added or removed). Each
