@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, PeerId, ServerMsg};
+use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, PeerId, Role, ServerMsg};
 use lanrelay::{Config, Server};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -145,6 +145,8 @@ pub struct Seen {
     pub server_offers: u64,
     /// Received m-lines that are active, by mid.
     pub recv_mids: Vec<Mid>,
+    /// The latest viewer count the server announced.
+    pub viewers: Option<usize>,
 }
 
 /// Commands to a running test participant.
@@ -176,13 +178,18 @@ pub struct TestPeer {
 impl TestPeer {
     /// Joins `room` as `tag`, negotiates audio+video with the server and starts sending.
     pub async fn join(server: &Server, room: &str, tag: &str) -> TestPeer {
+        Self::join_as(server, room, tag, Role::Participant).await
+    }
+
+    /// Joins `room` as `tag` in `role`.
+    pub async fn join_as(server: &Server, room: &str, tag: &str, role: Role) -> TestPeer {
         let mut ws = connect_ws(server).await;
         send(
             &mut ws,
             &ClientMsg::Join {
                 room: room.into(),
                 name: tag.into(),
-                role: Default::default(),
+                role,
                 mode: Default::default(),
             },
         )
@@ -527,6 +534,7 @@ impl Driver {
                 .await;
             }
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
+            ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
             ServerMsg::Error { code, message } => {
                 self.seen.lock().unwrap().errors.push((code, message))
