@@ -169,7 +169,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         trust_urls: trust_urls.clone(),
     });
 
-    let engine = engine::spawn(media, config.room_capacity, config.viewer_capacity);
+    let engine = engine::spawn(
+        media,
+        engine::Limits {
+            room_capacity: config.room_capacity,
+            viewer_capacity: config.viewer_capacity,
+            room_tokens: config.room_tokens.iter().cloned().collect(),
+        },
+    );
     let app = http::router(http::AppState {
         engine: engine.clone(),
         trust: trust.clone(),

@@ -22,6 +22,7 @@ fn join(room: &str, name: &str) -> ClientMsg {
         name: name.into(),
         role: Default::default(),
         mode: Default::default(),
+        token: None,
     }
 }
 

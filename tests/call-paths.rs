@@ -19,6 +19,7 @@ async fn join(ws: &mut Ws, room: &str, name: &str, mode: Mode) -> (u64, Mode) {
             name: name.into(),
             role: Default::default(),
             mode,
+            token: None,
         },
     )
     .await;
@@ -133,6 +134,7 @@ async fn direct_signals_pass_between_the_two_browsers() {
             name: "d".into(),
             role: Default::default(),
             mode: Mode::Direct,
+            token: None,
         },
     )
     .await;

@@ -95,6 +95,7 @@ async fn viewer_caps_and_direct_rooms() {
         name: "v".into(),
         role,
         mode,
+        token: None,
     };
     let mut a = connect_ws(&server).await;
     send(&mut a, &join("r", Role::Viewer, Mode::Auto)).await;
@@ -111,5 +112,32 @@ async fn viewer_caps_and_direct_rooms() {
     send(&mut d, &join("d", Role::Viewer, Mode::Auto)).await;
     let msg = expect_error(&mut d, ErrorCode::RoomFull).await;
     assert!(msg.contains("cannot be watched"), "{msg}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rooms_with_a_token_need_it() {
+    let mut config = lanrelay::Config::loopback(common::temp_dir("token"));
+    config.room_tokens = vec![("secret".into(), "s3cr3t".into())];
+    let server = lanrelay::start(config).await.unwrap();
+    for (token, ok) in [(None, false), (Some("nope"), false), (Some("s3cr3t"), true)] {
+        let mut ws = connect_ws(&server).await;
+        let msg = ClientMsg::Join {
+            room: "secret".into(),
+            name: "n".into(),
+            role: Role::Viewer,
+            mode: Mode::Auto,
+            token: token.map(String::from),
+        };
+        send(&mut ws, &msg).await;
+        if ok {
+            assert!(matches!(
+                recv(&mut ws).await,
+                Some(ServerMsg::Joined { .. })
+            ));
+        } else {
+            expect_error(&mut ws, ErrorCode::Forbidden).await;
+        }
+    }
     server.shutdown().await;
 }

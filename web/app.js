@@ -5,6 +5,9 @@
  *
  * Deep links: /?room=R&name=N pre-fills the form; &autojoin=1 joins at once;
  * &mode=relay|direct|auto picks the call path (default auto);
+ * &role=viewer watches without sending (a player page);
+ * &quality=auto|high|low sets the received video quality; &simulcast=0 sends one layer;
+ * &token=T joins a room protected with a token;
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
@@ -23,12 +26,31 @@ function randomRoom() {
 }
 
 /** @param {string} room */
-function roomUrl(room, mode = '') {
+function roomUrl(room, mode = '', role = '') {
   const u = new URL('/', location.href);
   u.searchParams.set('room', room);
   if (mode && mode !== 'auto') u.searchParams.set('mode', mode);
+  if (role) u.searchParams.set('role', role);
+  const token = params.get('token');
+  if (token) u.searchParams.set('token', token);
   return u.toString();
 }
+
+const viewer = params.get('role') === 'viewer';
+/** Resize reports, per participant, sent at most every 300 ms. */
+/** @type {Map<number, ReturnType<typeof setTimeout>>} */
+const renderTimers = new Map();
+const resizeObserver = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const tile = /** @type {HTMLElement} */ (e.target);
+    const id = Number(tile.dataset.peer);
+    clearTimeout(renderTimers.get(id));
+    renderTimers.set(id, setTimeout(() => {
+      const dpr = window.devicePixelRatio || 1;
+      session?.sendRender(id, tile.clientWidth * dpr, tile.clientHeight * dpr);
+    }, 300));
+  }
+});
 
 const MODES = ['auto', 'relay', 'direct'];
 /** The mode asked for in the link, else auto. */
@@ -104,7 +126,31 @@ async function join(room, name, mode) {
   document.title = `${room} · lanrelay`;
 
   const directTimeoutMs = Number(params.get('directTimeout')) * 1000 || undefined;
-  const s = new CallSession({ room, name, mode, videoCodec: params.get('vcodec') || '', directTimeoutMs });
+  document.body.classList.toggle('viewer', viewer);
+  const s = new CallSession({
+    room,
+    name,
+    mode,
+    videoCodec: params.get('vcodec') || '',
+    directTimeoutMs,
+    role: viewer ? 'viewer' : 'participant',
+    simulcast: params.get('simulcast') !== '0',
+    token: params.get('token') || '',
+  });
+  const quality = params.get('quality');
+  if (quality === 'high' || quality === 'low') {
+    s.quality = quality;
+    /** @type {HTMLSelectElement} */ ($('quality')).value = quality;
+  }
+  s.addEventListener('viewers', (ev) => {
+    const { count } = /** @type {CustomEvent} */ (ev).detail;
+    $('watching').textContent = count ? `· ${count} watching` : '';
+  });
+  s.addEventListener('layer', (ev) => {
+    const d = /** @type {CustomEvent} */ (ev).detail;
+    const tile = tiles.get(d.peerId);
+    if (tile) tile.dataset.layer = `layer ${d.index + 1}/${d.count} (${d.rid})`;
+  });
   session = s;
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };
@@ -130,6 +176,7 @@ async function join(room, name, mode) {
     renderState({ state: 'failed', reason: String(e) });
     return;
   }
+  if (viewer) return;
   const self = /** @type {HTMLVideoElement} */ ($('self-video'));
   self.srcObject = s.localStream;
   const hasVideo = !!s.localStream?.getVideoTracks().length;
@@ -186,7 +233,7 @@ function renderPeers(s) {
     badge.textContent = info.path ? (info.path === 'direct' ? 'direct' : 'relayed') : '';
   }
   const n = s.peers.size;
-  $('count').textContent = n ? `· ${n + 1} in call` : '';
+  $('count').textContent = viewer ? (n ? `· ${n} presenting` : '') : n ? `· ${n + 1} in call` : '';
   $('alone').hidden = n > 0 || s.state === 'failed';
   $('tiles').dataset.count = String(Math.min(n + 1, 9));
 }
@@ -206,9 +253,12 @@ function tileFor(id) {
   cap.innerHTML = '<span class="who"></span><span class="badges"></span><span class="path-badge"></span>';
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
-  tile.append(video, avatar, cap);
+  const info = document.createElement('div');
+  info.className = 'live-info';
+  tile.append(video, avatar, cap, info);
   $('tiles').append(tile);
   tiles.set(id, tile);
+  resizeObserver.observe(tile);
   return tile;
 }
 
@@ -284,6 +334,55 @@ $('to-relay').addEventListener('click', () => {
   $('failed').hidden = true;
   session?.switchToRelay();
 });
+$('quality').addEventListener('change', () => {
+  const q = /** @type {HTMLSelectElement} */ ($('quality')).value;
+  session?.setQuality(/** @type {'auto'|'high'|'low'} */ (q));
+});
+$('watch').addEventListener('click', () => {
+  const url = roomUrl(session?.room || '', '', 'viewer');
+  const link = /** @type {HTMLAnchorElement} */ ($('watch-link'));
+  link.href = url;
+  link.textContent = url;
+  /** @type {HTMLImageElement} */ ($('watch-qr')).src = `/qr.svg?text=${encodeURIComponent(url)}`;
+  navigator.clipboard?.writeText(url).catch(() => {});
+  $('watch-box').hidden = false;
+});
+$('watch-close').addEventListener('click', () => ($('watch-box').hidden = true));
+$('pip').addEventListener('click', async () => {
+  const video = /** @type {HTMLVideoElement | null} */ (document.querySelector('video.remote'));
+  if (!video) return;
+  if (document.pictureInPictureElement) await document.exitPictureInPicture();
+  else await video.requestPictureInPicture().catch((e) => console.warn('picture in picture', e));
+});
+$('info').addEventListener('click', () => {
+  const on = !document.body.classList.contains('show-info');
+  document.body.classList.toggle('show-info', on);
+  $('info').setAttribute('aria-pressed', String(on));
+});
+// Live quality of each remote video, shown on demand.
+setInterval(async () => {
+  if (!session || !document.body.classList.contains('show-info')) return;
+  const pc = session.relay?.pc;
+  const report = pc ? await pc.getStats() : null;
+  /** @type {Map<string, any>} */
+  const byTrack = new Map();
+  report?.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier) byTrack.set(r.trackIdentifier, r);
+  });
+  for (const [id, tile] of tiles) {
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    const stream = /** @type {MediaStream | null} */ (video.srcObject);
+    const track = stream?.getVideoTracks()[0];
+    const r = track && byTrack.get(track.id);
+    const prev = /** @type {any} */ (tile).prevStats;
+    const kbps = r && prev ? Math.round(((r.bytesReceived - prev.bytesReceived) * 8) / (r.timestamp - prev.timestamp)) : 0;
+    /** @type {any} */ (tile).prevStats = r;
+    const layer = tile.dataset.layer || 'single layer';
+    /** @type {HTMLElement} */ (tile.querySelector('.live-info')).textContent =
+      `${layer} · ${video.videoWidth}×${video.videoHeight} · ${r?.framesPerSecond ?? 0} fps · ${kbps} kbit/s`;
+    void id;
+  }
+}, 1000);
 $('stats').addEventListener('click', () => {
   const panel = $('compare');
   panel.hidden = !panel.hidden;
@@ -292,7 +391,12 @@ $('stats').addEventListener('click', () => {
 
 const room = params.get('room');
 const name = params.get('name');
-if (room && name && params.get('autojoin') === '1') {
+if (viewer && room) {
+  // A player page: no form, no camera.
+  $('pip').hidden = false;
+  $('info').hidden = false;
+  join(room, name || 'viewer', 'relay');
+} else if (room && name && params.get('autojoin') === '1') {
   join(room, name, linkMode());
 } else {
   showStart();

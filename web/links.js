@@ -15,6 +15,13 @@
 
 /** How long a direct connection may take to deliver media before it counts as failed. */
 export const DIRECT_TIMEOUT_MS = 10000;
+/** The simulcast layers a publisher sends: rid, size and bitrate cap of each. */
+export const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 /** A delivering link that receives nothing for this long has stalled. */
 export const STALL_MS = 1500;
 
@@ -45,16 +52,21 @@ class Link extends EventTarget {
 
   /**
    * Adds the local audio and video (both m-lines always exist, so toggling devices
-   * never needs renegotiation).
+   * never needs renegotiation). With `simulcast`, video goes out in three layers
+   * (quarter, half and full resolution) for the server to pick from per receiver.
    * @param {MediaStream | null} stream
    * @param {string} videoCodec
+   * @param {boolean} [simulcast]
    */
-  addLocalMedia(stream, videoCodec) {
+  addLocalMedia(stream, videoCodec, simulcast = false) {
     const audio = stream?.getAudioTracks()[0] || null;
     const video = stream?.getVideoTracks()[0] || null;
     const streams = stream ? [stream] : [];
     const at = this.pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams });
-    const vt = this.pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams });
+    /** @type {RTCRtpTransceiverInit} */
+    const vinit = { direction: video ? 'sendrecv' : 'recvonly', streams };
+    if (video && simulcast) vinit.sendEncodings = SIMULCAST_LAYERS;
+    const vt = this.pc.addTransceiver(video || 'video', vinit);
     if (videoCodec) preferCodec(vt, videoCodec);
     this.senders = [at.sender, vt.sender];
     this.tracks = [audio, video];
@@ -157,11 +169,12 @@ export class RelayLink extends Link {
    * @param {Signaling} sig
    * @param {MediaStream | null} stream
    * @param {string} videoCodec
+   * @param {boolean} [simulcast]
    */
-  constructor(sig, stream, videoCodec) {
+  constructor(sig, stream, videoCodec, simulcast = false) {
     super('relay');
     this.sig = sig;
-    this.addLocalMedia(stream, videoCodec);
+    this.addLocalMedia(stream, videoCodec, simulcast);
     this.pc.onicecandidate = (ev) => {
       if (ev.candidate) {
         sig.send({ type: 'candidate', candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid });

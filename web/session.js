@@ -43,10 +43,23 @@ const RELAY_GRACE_MS = 1500;
 export class CallSession extends EventTarget {
   /**
    * @param {{room: string, name: string, url?: string, videoCodec?: string,
-   *          mode?: string, directTimeoutMs?: number}} opts
+   *          mode?: string, directTimeoutMs?: number, role?: string, simulcast?: boolean,
+   *          token?: string}} opts
    */
   constructor(opts) {
     super();
+    /** 'participant', or 'viewer' (receives only, relayed). */
+    this.role = opts.role === 'viewer' ? 'viewer' : 'participant';
+    /** Send video to the server in three layers. */
+    this.simulcast = opts.simulcast !== false;
+    /** The room's token, for rooms that need one. */
+    this.token = opts.token || '';
+    /** How many viewers watch the room. */
+    this.viewers = 0;
+    /** The simulcast layer the server forwards, per participant. */
+    /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
+    this.layers = new Map();
+    this.quality = 'auto';
     this.room = opts.room;
     this.name = opts.name;
     this.url = opts.url || defaultUrl();
@@ -54,6 +67,7 @@ export class CallSession extends EventTarget {
     this.videoCodec = (opts.videoCodec || '').toLowerCase();
     /** The mode asked for; `mode` becomes the room's once joined. */
     this.requestedMode = ['relay', 'direct', 'auto'].includes(opts.mode || '') ? opts.mode : 'auto';
+    if (this.role === 'viewer') this.requestedMode = 'relay';
     this.mode = this.requestedMode;
     this.directTimeoutMs = opts.directTimeoutMs || DIRECT_TIMEOUT_MS;
     /** @type {MediaStream | null} */
@@ -114,7 +128,7 @@ export class CallSession extends EventTarget {
   async start() {
     this.startedAt = performance.now();
     this.setState('connecting');
-    this.localStream = await getLocalMedia();
+    this.localStream = this.role === 'viewer' ? null : await getLocalMedia();
     this.collector.start();
     await this.connect();
   }
@@ -133,7 +147,14 @@ export class CallSession extends EventTarget {
       this.retry('cannot reach the server');
       return;
     }
-    sig.send({ type: 'join', room: this.room, name: this.name, mode: /** @type {any} */ (this.requestedMode) });
+    sig.send({
+      type: 'join',
+      room: this.room,
+      name: this.name,
+      role: /** @type {any} */ (this.role),
+      mode: /** @type {any} */ (this.requestedMode),
+      ...(this.token ? { token: this.token } : {}),
+    });
   }
 
   /** @param {ServerMsg} msg */
@@ -145,7 +166,8 @@ export class CallSession extends EventTarget {
         this.peers = new Map(msg.peers.map((p) => [p.id, p]));
         this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
         this.emit('peers', { peers: this.peers });
-        if (this.mode !== 'direct' || this.relayChosen) this.startRelay();
+        if (this.mode !== 'direct' || this.relayChosen || this.role === 'viewer') this.startRelay();
+        if (this.quality !== 'auto') this.sig?.send({ type: 'quality', quality: /** @type {any} */ (this.quality) });
         if (this.mode === 'direct' && !this.relayChosen && this.peers.size === 0) {
           this.setState('connecting', 'waiting for the other participant');
         }
@@ -195,6 +217,16 @@ export class CallSession extends EventTarget {
       case 'stats':
         this.serverStats = msg.stats;
         break;
+      case 'viewers':
+        this.viewers = msg.count;
+        // Viewers watch through the server: keep sending there even on a direct call.
+        if (msg.count > 0) this.relay?.setSending(true);
+        this.emit('viewers', { count: msg.count });
+        break;
+      case 'layer':
+        this.layers.set(msg.peer, { rid: msg.rid, index: msg.index, count: msg.count, reason: msg.reason });
+        this.emit('layer', { peerId: msg.peer, ...this.layers.get(msg.peer) });
+        break;
       case 'error':
         this.onError(msg.code, msg.message);
         break;
@@ -207,7 +239,7 @@ export class CallSession extends EventTarget {
    */
   onError(code, message) {
     console.warn('server error', code, message);
-    if (code === 'roomFull' || code === 'badName') {
+    if (code === 'roomFull' || code === 'badName' || code === 'forbidden') {
       this.fail(message);
     } else if (code === 'mediaFailed') {
       if (this.path === 'direct') {
@@ -223,7 +255,7 @@ export class CallSession extends EventTarget {
 
   startRelay() {
     if (this.relay || !this.sig) return;
-    const link = new RelayLink(this.sig, this.localStream, this.videoCodec);
+    const link = new RelayLink(this.sig, this.localStream, this.videoCodec, this.simulcast);
     this.relay = link;
     link.addEventListener('stream', (ev) => {
       const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
@@ -435,7 +467,9 @@ export class CallSession extends EventTarget {
     } else {
       this.direct?.setSending(true);
       this.relayQuiet = setTimeout(() => {
-        if (this.peerUsing === 'direct' && this.direct?.state === 'delivering') this.relay?.setSending(false);
+        if (this.peerUsing === 'direct' && this.direct?.state === 'delivering' && this.viewers === 0) {
+          this.relay?.setSending(false);
+        }
       }, RELAY_GRACE_MS);
     }
   }
@@ -546,6 +580,25 @@ export class CallSession extends EventTarget {
       await sleep(200);
     }
     return !!cond();
+  }
+
+  // ---- simulcast -------------------------------------------------------------------------
+
+  /**
+   * Tells the server the size participant `peerId`'s video is shown at (device pixels),
+   * so it forwards no larger layer than useful.
+   * @param {number} peerId
+   * @param {number} width
+   * @param {number} height
+   */
+  sendRender(peerId, width, height) {
+    this.sig?.send({ type: 'render', peer: peerId, width: Math.round(width), height: Math.round(height) });
+  }
+
+  /** @param {'auto'|'high'|'low'} quality */
+  setQuality(quality) {
+    this.quality = quality;
+    this.sig?.send({ type: 'quality', quality });
   }
 
   // ---- devices, leaving ----------------------------------------------------------------

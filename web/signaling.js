@@ -4,26 +4,35 @@
  * src/signaling/protocol.rs. This module knows the protocol and nothing of the DOM.
  */
 
-/** @typedef {'participant'} Role */
+/** @typedef {'participant'|'viewer'} Role */
 
 /**
- * @typedef {{type: 'join', room: string, name: string, role?: Role}
+ * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string}
  *   | {type: 'offer', sdp: string}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string, sdpMid?: string | null}
  *   | {type: 'media', audio: boolean, video: boolean}
+ *   | {type: 'direct', to: number, signal: any}
+ *   | {type: 'path', path: 'relay'|'direct', reason: string}
+ *   | {type: 'render', peer: number, width: number, height: number}
+ *   | {type: 'quality', quality: 'auto'|'high'|'low'}
  *   | {type: 'leave'}} ClientMsg
  */
 
-/** @typedef {{id: number, name: string, audio: boolean, video: boolean}} PeerInfo */
+/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null}} PeerInfo */
 
 /**
- * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number}
+ * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto'}
  *   | {type: 'peerJoined', peer: PeerInfo}
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string}
+ *   | {type: 'peerPath', id: number, path: 'relay'|'direct', reason: string}
+ *   | {type: 'direct', from: number, signal: any}
+ *   | {type: 'stats', stats: any}
+ *   | {type: 'layer', peer: number, rid: string, index: number, count: number, reason: string}
+ *   | {type: 'viewers', count: number}
  *   | {type: 'error', code: string, message: string}} ServerMsg
  */
 

@@ -43,6 +43,8 @@ pub struct SfuConfig {
     pub room_capacity: usize,
     /// Most viewers in one room (0: no limit).
     pub viewer_capacity: usize,
+    /// Rooms that need a token, with their tokens.
+    pub room_tokens: HashMap<String, String>,
 }
 
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
@@ -207,7 +209,15 @@ impl Sfu {
     }
 
     /// A participant asks to join a room.
-    pub fn join(&mut self, id: PeerId, room: &str, name: &str, role: Role, mode: Mode) {
+    pub fn join(
+        &mut self,
+        id: PeerId,
+        room: &str,
+        name: &str,
+        role: Role,
+        mode: Mode,
+        token: Option<&str>,
+    ) {
         if self.peers.contains_key(&id) {
             self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
             return;
@@ -224,6 +234,18 @@ impl Sfu {
             return;
         }
         let (room, name) = (room.trim().to_string(), name.trim().to_string());
+        if !self.token_ok(&room, token) {
+            info!(id, room, "join refused: token");
+            self.signal(
+                id,
+                ServerMsg::error(
+                    ErrorCode::Forbidden,
+                    format!("room \"{room}\" needs its token"),
+                ),
+            );
+            self.out.push_back(Output::Close(id));
+            return;
+        }
         let (mode, others) = match self.rooms.join(&room, id, mode, role) {
             Ok(joined) => joined,
             Err(e) => {
@@ -291,6 +313,14 @@ impl Sfu {
         self.peers
             .insert(id, Peer::new(id, info, role, room, ufrag));
         self.next_layer_tick.get_or_insert(Instant::now());
+    }
+
+    /// Whether `token` opens `room` (rooms without a token are open).
+    pub fn token_ok(&self, room: &str, token: Option<&str>) -> bool {
+        match self.cfg.room_tokens.get(room) {
+            None => true,
+            Some(t) => token.is_some_and(|given| given.as_bytes() == t.as_bytes()),
+        }
     }
 
     /// Everyone in `room` but `id`: participants and viewers.

@@ -27,6 +27,7 @@ pub enum Command {
         name: String,
         role: Role,
         mode: Mode,
+        token: Option<String>,
         /// Where the engine sends this participant's messages.
         tx: mpsc::Sender<ServerMsg>,
     },
@@ -90,13 +91,22 @@ pub struct MediaSockets {
     pub candidates: Vec<SocketAddr>,
 }
 
+/// Room limits and access rules.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub room_capacity: usize,
+    pub viewer_capacity: usize,
+    pub room_tokens: HashMap<String, String>,
+}
+
 /// Starts the engine task. It runs until every [`EngineHandle`] is dropped.
-pub fn spawn(media: MediaSockets, room_capacity: usize, viewer_capacity: usize) -> EngineHandle {
+pub fn spawn(media: MediaSockets, limits: Limits) -> EngineHandle {
     let (tx, rx) = mpsc::channel(1024);
     let sfu = Sfu::new(SfuConfig {
         candidates: media.candidates.clone(),
-        room_capacity,
-        viewer_capacity,
+        room_capacity: limits.room_capacity,
+        viewer_capacity: limits.viewer_capacity,
+        room_tokens: limits.room_tokens,
     });
     tokio::spawn(run(sfu, media, rx));
     EngineHandle { tx }
@@ -150,10 +160,11 @@ impl Shell {
                 name,
                 role,
                 mode,
+                token,
                 tx,
             } => {
                 self.sessions.insert(id, tx);
-                sfu.join(id, &room, &name, role, mode);
+                sfu.join(id, &room, &name, role, mode, token.as_deref());
             }
             Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
             Command::Leave { id, reason } => {

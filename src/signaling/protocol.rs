@@ -93,6 +93,9 @@ pub enum ClientMsg {
         /// opened it (see `joined.mode`).
         #[serde(default)]
         mode: Mode,
+        /// The room's token, for rooms that need one (`--room-token`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An SDP offer from the browser (its first offer, or a renegotiation).
     Offer { sdp: String },
@@ -237,6 +240,8 @@ pub enum ErrorCode {
     MediaFailed,
     /// A direct message named someone who is not in the room.
     NoSuchPeer,
+    /// The room needs a token and none or a wrong one was given.
+    Forbidden,
     /// The server is shutting down or overloaded.
     Unavailable,
 }
@@ -273,6 +278,7 @@ mod tests {
                 name: "n".into(),
                 role: Role::Participant,
                 mode: Mode::Auto,
+                token: None,
             }
         );
     }

@@ -59,10 +59,10 @@ pub async fn run(mut ws: WebSocket, engine: EngineHandle) {
                     }
                 };
                 let cmd = match msg {
-                    ClientMsg::Join { room, name, role, mode } if !joined => {
+                    ClientMsg::Join { room, name, role, mode, token } if !joined => {
                         joined = true;
                         let Some(tx) = tx.take() else { break "error" };
-                        Command::Join { id, room, name, role, mode, tx }
+                        Command::Join { id, room, name, role, mode, token, tx }
                     }
                     ClientMsg::Join { .. } => {
                         if !reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break "disconnected" }

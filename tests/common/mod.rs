@@ -191,6 +191,7 @@ impl TestPeer {
                 name: tag.into(),
                 role,
                 mode: Default::default(),
+                token: None,
             },
         )
         .await;
