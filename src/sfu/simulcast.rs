@@ -200,11 +200,12 @@ fn ideal_index(inputs: Inputs<'_>) -> usize {
         Quality::High => return top,
         Quality::Auto => {}
     }
-    // The link: the largest layer within the estimate (the smallest always fits).
+    // The link: the largest measured layer within the estimate (the smallest always
+    // fits; a layer not measured yet does not, so a new receiver starts small).
     let by_bandwidth = match inputs.estimate_bps {
         Some(est) => layers
             .iter()
-            .rposition(|l| l.bps <= est * HEADROOM)
+            .rposition(|l| l.bps > 0.0 && l.bps <= est * HEADROOM)
             .unwrap_or(0),
         None => 0,
     };
@@ -303,6 +304,14 @@ mod tests {
             s.choose(t(3800), inputs(&l, Some(3_000_000.0))),
             Some("f".into())
         );
+    }
+
+    #[test]
+    fn unmeasured_layers_do_not_fit() {
+        let mut l = layers();
+        l[2].bps = 0.0;
+        let mut s = Selector::default();
+        assert_eq!(s.choose(Instant::now(), inputs(&l, Some(9_000_000.0))), Some("h".into()));
     }
 
     #[test]
