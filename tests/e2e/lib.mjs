@@ -195,7 +195,19 @@ export function isolatedClients(opts = {}) {
     remove();
     throw e;
   }
-  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, remove };
+  /**
+   * Limits what the server namespace sends towards client namespace 2 (its downlink),
+   * with a token bucket; `null` removes the limit.
+   * @param {number | null} kbit
+   */
+  const limitC2 = (kbit) => {
+    if (kbit === null) {
+      try { ip(['netns', 'exec', srv, 'tc', 'qdisc', 'del', 'dev', 'srv-c2', 'root']); } catch {}
+      return;
+    }
+    ip(['netns', 'exec', srv, 'tc', 'qdisc', 'replace', 'dev', 'srv-c2', 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kbit', 'latency', '80ms']);
+  };
+  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, remove };
 }
 
 /**

@@ -1,0 +1,148 @@
+// Many viewers and simulcast: one Chromium publisher sends three layers; viewer pages
+// (role=viewer) each play exactly one layer, chosen per viewer. A viewer asking for
+// low quality gets a smaller layer than one asking for high; switching is clean (frames
+// keep decoding); and a viewer whose downlink is squeezed (a token bucket on its link,
+// in its own network namespace) is moved down to a layer that fits.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, canUseNetns, isolatedClients } from './lib.mjs';
+
+const skip = canUseNetns() ? false : 'needs root to create network namespaces';
+let net;
+let server;
+let b1;
+let b2;
+
+before(async () => {
+  if (skip) return;
+  net = isolatedClients();
+  server = await startServer([], { netns: net.srv, ip: net.serverIp });
+  b1 = await launchBrowser([], { netns: net.c1 });
+  b2 = await launchBrowser([], { netns: net.c2 });
+});
+
+after(async () => {
+  await b1?.close();
+  await b2?.close();
+  await server?.stop();
+  net?.remove();
+});
+
+/** The layer the server says it forwards to this viewer, and what the page decodes. */
+async function viewerState(page) {
+  const s = await mediaStats(page);
+  const layer = await page.evaluate(() => [...window.lanrelay.session.layers.values()][0] || null);
+  return s && { width: s.video.frameWidth, frames: s.video.framesDecoded, videos: s.videos, layer };
+}
+
+/** Samples framesDecoded every 250 ms for `ms`; returns the longest stall in ms. */
+async function longestStall(page, ms) {
+  let last = (await viewerState(page)).frames;
+  let lastChange = Date.now();
+  let worst = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 250));
+    const f = (await viewerState(page)).frames;
+    if (f > last) {
+      last = f;
+      lastChange = Date.now();
+    }
+    worst = Math.max(worst, Date.now() - lastChange);
+  }
+  return worst;
+}
+
+test('viewers each get the layer that suits them', { skip }, async () => {
+  const pub = await newPage(b1);
+  const pages = [pub];
+  let failed = true;
+  try {
+    await gotoRetry(pub, `${server.url}?room=show&name=Presenter&autojoin=1&mode=relay`);
+    const low = await newPage(b1, { width: 640, height: 480 });
+    const high = await newPage(b1);
+    const auto = await newPage(b1);
+    pages.push(low, high, auto);
+    await gotoRetry(low, `${server.url}?room=show&role=viewer&quality=low`);
+    await gotoRetry(high, `${server.url}?room=show&role=viewer&quality=high`);
+    await gotoRetry(auto, `${server.url}?room=show&role=viewer`);
+
+    // Every viewer plays; the presenter sees them as a count, not as tiles.
+    for (const [p, label] of [[low, 'low'], [high, 'high'], [auto, 'auto']]) {
+      await waitFor(async () => {
+        const v = await viewerState(p);
+        return v && v.frames > 30 && v.videos.length === 1 && v.videos[0].width > 0 && v.layer;
+      }, 25000, `${label} viewer plays`);
+    }
+    await waitFor(async () => (await pub.textContent('#watching')) === '· 3 watching', 5000, 'viewer count');
+    assert.equal(await pub.locator('[data-peer]').count(), 0, 'viewers are not tiles');
+
+    const lo = await waitFor(async () => {
+      const v = await viewerState(low);
+      return v.layer.rid === 'q' && v.width > 0 && v.width <= 400 ? v : null;
+    }, 10000, 'low viewer on the smallest layer');
+    const hi = await waitFor(async () => {
+      const v = await viewerState(high);
+      return v.layer.rid === 'f' && v.width >= 960 ? v : null;
+    }, 15000, 'high viewer on the full layer');
+    console.log(`low viewer: layer ${lo.layer.rid} ${lo.width}px (${lo.layer.reason}); high viewer: layer ${hi.layer.rid} ${hi.width}px (${hi.layer.reason})`);
+    assert.ok(lo.width < hi.width);
+
+    // The low viewer changes its mind: the switch is clean, frames keep decoding.
+    await low.selectOption('#quality', 'high');
+    const stall = longestStall(low, 6000);
+    const up = await waitFor(async () => {
+      const v = await viewerState(low);
+      return v.layer.rid === 'f' && v.width >= 960 ? v : null;
+    }, 10000, 'switch up to the full layer');
+    const worst = await stall;
+    console.log(`low→high switch: now ${up.width}px; longest decode stall during the switch ${worst} ms`);
+    assert.ok(worst < 1000, `frames kept decoding (longest stall ${worst} ms)`);
+    const errors = low.logs.filter((l) => /decod|pageerror/i.test(l));
+    assert.deepEqual(errors, [], 'no decoder errors');
+    failed = false;
+  } finally {
+    if (failed) {
+      for (const p of pages) console.log(JSON.stringify(await sessionState(p)), p.logs.join('\n'));
+      console.log(server.logs().slice(-4000));
+    }
+    for (const p of pages) await p.context().close();
+  }
+});
+
+test('a viewer whose downlink drops is moved down to a layer that fits', { skip }, async () => {
+  const pub = await newPage(b1);
+  const wide = await newPage(b2); // the viewer in namespace c2, whose link we squeeze
+  const pages = [pub, wide];
+  let failed = true;
+  try {
+    await gotoRetry(pub, `${server.url}?room=squeeze&name=Presenter&autojoin=1&mode=relay`);
+    await gotoRetry(wide, `${server.url}?room=squeeze&role=viewer`);
+    const before = await waitFor(async () => {
+      const v = await viewerState(wide);
+      return v?.layer && v.layer.rid !== 'q' && v.width >= 640 ? v : null;
+    }, 30000, 'the unconstrained viewer climbs above the smallest layer');
+    console.log(`unconstrained: layer ${before.layer.rid} ${before.width}px (${before.layer.reason})`);
+
+    net.limitC2(350);
+    const cut = Date.now();
+    const after = await waitFor(async () => {
+      const v = await viewerState(wide);
+      return v.layer.rid === 'q' ? v : null;
+    }, 20000, 'down-switch after the bandwidth drop');
+    const took = Date.now() - cut;
+    const frames = after.frames;
+    await waitFor(async () => (await viewerState(wide)).frames > frames + 20, 10000, 'video keeps playing on the small layer');
+    const now = await viewerState(wide);
+    console.log(`downlink limited to 350 kbit/s: down to layer ${now.layer.rid} (${now.width}px) after ${took} ms; reason: ${now.layer.reason}`);
+    assert.ok(now.width < before.width);
+    failed = false;
+  } finally {
+    net.limitC2(null);
+    if (failed) {
+      for (const p of pages) console.log(JSON.stringify(await sessionState(p)), p.logs.join('\n'));
+      console.log(server.logs().slice(-4000));
+    }
+    for (const p of pages) await p.context().close();
+  }
+});
