@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{name}", get(room))
         .merge(trust::router(state.trust.clone()))
+        .merge(crate::whip::router())
         .fallback(get(asset))
         .with_state(state)
 }

@@ -32,6 +32,7 @@ pub mod room;
 pub mod sfu;
 pub mod signaling;
 pub mod trust;
+pub mod whip;
 
 use std::future::Future;
 use std::io::IsTerminal;

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::codec;
 use super::demux::{self, Kind};
-use super::peer::{nackable, DownState, DownTrack, Peer, TrackKey, UpTrack};
+use super::peer::{nackable, DownState, DownTrack, Peer, SessionKind, TrackKey, UpTrack};
 use super::simulcast::{Inputs, Quality};
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{
@@ -107,6 +107,8 @@ pub struct Sfu {
     by_ufrag: HashMap<String, PeerId>,
     /// Remote address → peer, learnt from STUN, to route DTLS and SRTP.
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// WHIP/WHEP resource id (the last part of its URL) → peer.
+    by_resource: HashMap<String, PeerId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(PeerId, Event)>,
     out: VecDeque<Output>,
@@ -131,6 +133,7 @@ impl Sfu {
             peers: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            by_resource: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             out: VecDeque::new(),
@@ -399,6 +402,7 @@ impl Sfu {
         };
         info!(id, room = peer.room, reason, "left");
         self.by_ufrag.remove(&peer.ufrag);
+        self.by_resource.retain(|_, p| *p != id);
         for a in &peer.addrs {
             if self.by_addr.get(a) == Some(&id) {
                 self.by_addr.remove(a);
@@ -434,6 +438,11 @@ impl Sfu {
                     continue;
                 };
                 d.source_gone = true;
+                if sub.kind == SessionKind::Whep {
+                    // Its m-line is free for the next publisher.
+                    sub.down.remove(&key);
+                    continue;
+                }
                 match d.state {
                     DownState::ToOpen => {
                         sub.down.remove(&key);
@@ -450,7 +459,15 @@ impl Sfu {
             }
         }
         for o in touched {
-            self.negotiate(o);
+            if self
+                .peers
+                .get(&o)
+                .is_some_and(|p| p.kind == SessionKind::Whep)
+            {
+                self.attach_fixed(now, o);
+            } else {
+                self.negotiate(o);
+            }
         }
         if let Some(rtc) = peer.rtc.as_mut() {
             // Say goodbye on the media path too (RTCP BYE, DTLS close_notify).
@@ -460,7 +477,6 @@ impl Sfu {
             }
         }
         self.out.push_back(Output::Close(id));
-        let _ = now;
     }
 
     /// A datagram arrived on the media port from `src`, addressed to `dst`.
@@ -828,7 +844,7 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if !peer.answered || peer.pending_offer.is_some() {
+        if !peer.answered || peer.pending_offer.is_some() || peer.kind != SessionKind::Browser {
             return;
         }
         let Some(rtc) = peer.rtc.as_mut() else {
@@ -933,6 +949,12 @@ impl Sfu {
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return;
                 };
+                if peer.kind == SessionKind::Whep {
+                    if m.direction.is_sending() {
+                        peer.fixed_mids.push((m.mid, m.kind));
+                    }
+                    return;
+                }
                 if !m.direction.is_receiving()
                     || peer.up.contains_key(&m.mid)
                     || peer.role == Role::Viewer
@@ -947,8 +969,14 @@ impl Sfu {
                 peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
                 let room = peer.room.clone();
                 for o in self.audience(&room, id) {
-                    self.subscribe(o, (id, m.mid), m.kind);
-                    self.negotiate(o);
+                    match self.peers.get(&o).map(|p| p.kind) {
+                        Some(SessionKind::Browser) => {
+                            self.subscribe(o, (id, m.mid), m.kind);
+                            self.negotiate(o);
+                        }
+                        Some(SessionKind::Whep) => self.attach_fixed(now, o),
+                        _ => {}
+                    }
                 }
             }
             Event::Connected => {
@@ -994,6 +1022,181 @@ impl Sfu {
             }
             _ => {}
         }
+    }
+
+    /// A WHIP publisher (RFC 9725) offers to publish into `room`. Returns the resource
+    /// id for its URL and the SDP answer.
+    pub fn whip(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: &str,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<(String, String), (ErrorCode, String)> {
+        self.http_session(now, id, room, token, offer, SessionKind::Whip)
+    }
+
+    /// A WHEP player offers to receive `room`'s current publishers. Returns the
+    /// resource id for its URL and the SDP answer.
+    pub fn whep(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: &str,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<(String, String), (ErrorCode, String)> {
+        self.http_session(now, id, room, token, offer, SessionKind::Whep)
+    }
+
+    /// Ends the WHIP/WHEP session `resource`; false when there is none.
+    pub fn end_resource(&mut self, now: Instant, resource: &str) -> bool {
+        let Some(id) = self.by_resource.get(resource).copied() else {
+            return false;
+        };
+        self.leave(now, id, "left");
+        self.process(now);
+        true
+    }
+
+    fn http_session(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: &str,
+        token: Option<&str>,
+        offer: &str,
+        kind: SessionKind,
+    ) -> Result<(String, String), (ErrorCode, String)> {
+        let room = room.trim().to_string();
+        if !valid_name(&room) {
+            return Err((ErrorCode::BadName, "invalid room name".into()));
+        }
+        if !self.token_ok(&room, token) {
+            return Err((
+                ErrorCode::Forbidden,
+                format!("room \"{room}\" needs its token"),
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| (ErrorCode::BadSdp, format!("invalid SDP offer: {e}")))?;
+        let role = match kind {
+            SessionKind::Whep => Role::Viewer,
+            _ => Role::Participant,
+        };
+        self.rooms
+            .join(&room, id, Mode::Relay, role)
+            .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
+        let ufrag = loop {
+            let u = random_token(16);
+            if !self.by_ufrag.contains_key(&u) {
+                break u;
+            }
+        };
+        let mut rtc = self.build_rtc(now, &ufrag);
+        let answer = match rtc.sdp_api().accept_offer(offer) {
+            Ok(a) => a,
+            Err(e) => {
+                self.rooms.leave(&room, id);
+                return Err((ErrorCode::BadSdp, format!("cannot accept the offer: {e}")));
+            }
+        };
+        let name = match kind {
+            SessionKind::Whip => "WHIP publisher",
+            _ => "WHEP player",
+        };
+        let info = PeerInfo {
+            id,
+            name: name.into(),
+            audio: true,
+            video: true,
+            path: Some(Path::Relay),
+        };
+        let mut peer = Peer::new(id, info.clone(), role, room.clone(), ufrag.clone());
+        peer.kind = kind;
+        peer.rtc = Some(rtc);
+        peer.answered = true;
+        let resource = random_token(24);
+        info!(id, room, ?kind, "HTTP media session");
+        self.by_ufrag.insert(ufrag, id);
+        self.by_resource.insert(resource.clone(), id);
+        self.peers.insert(id, peer);
+        self.next_layer_tick.get_or_insert(now);
+        match role {
+            Role::Participant => {
+                for o in self.audience(&room, id) {
+                    self.signal(o, ServerMsg::PeerJoined { peer: info.clone() });
+                }
+            }
+            Role::Viewer => self.announce_viewers(&room),
+        }
+        self.drain(id);
+        self.process(now);
+        if kind == SessionKind::Whep {
+            self.attach_fixed(now, id);
+            self.process(now);
+        }
+        Ok((resource, answer.to_sdp_string()))
+    }
+
+    /// WHEP: binds the room's publishers' tracks to the player's free m-lines (first
+    /// publisher first, one track per m-line of the same kind).
+    fn attach_fixed(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let bound: Vec<Mid> = peer
+            .down
+            .values()
+            .filter_map(|d| match d.state {
+                DownState::Open(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let taken: Vec<TrackKey> = peer.down.keys().copied().collect();
+        let free: Vec<(Mid, MediaKind)> = peer
+            .fixed_mids
+            .iter()
+            .filter(|(m, _)| !bound.contains(m))
+            .copied()
+            .collect();
+        let room = peer.room.clone();
+        let mut binds: Vec<(Mid, TrackKey, MediaKind)> = Vec::new();
+        for (mid, kind) in free {
+            let source = self
+                .rooms
+                .members(&room)
+                .iter()
+                .filter_map(|p| self.peers.get(p))
+                .flat_map(|p| p.up.iter().map(move |(m, u)| ((p.id, *m), u.kind)))
+                .find(|(key, k)| {
+                    *k == kind && !taken.contains(key) && !binds.iter().any(|(_, b, _)| b == key)
+                });
+            if let Some((key, _)) = source {
+                binds.push((mid, key, kind));
+            }
+        }
+        for (mid, key, kind) in binds {
+            let start_seq = rand::rng().random_range(1..30_000);
+            let mut down = DownTrack::new(kind, start_seq);
+            down.state = DownState::Open(mid);
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.down.insert(key, down);
+            }
+            if let Some(up) = self
+                .peers
+                .get_mut(&key.0)
+                .and_then(|p| p.up.get_mut(&key.1))
+            {
+                if !up.subscribers.contains(&id) {
+                    up.subscribers.push(id);
+                }
+            }
+            debug!(id, src = key.0, %mid, "WHEP m-line bound");
+            self.request_keyframe(now, key.0, key.1, None, KeyframeRequestKind::Fir);
+        }
+        self.choose_layers(now, id, "new track");
     }
 
     /// Writes one incoming RTP packet of `from` to each of its receivers.

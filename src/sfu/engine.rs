@@ -47,7 +47,24 @@ pub enum Command {
     Rooms {
         reply: tokio::sync::oneshot::Sender<Vec<RoomSnapshot>>,
     },
+    /// A WHIP (publish) or WHEP (play) offer for a room.
+    HttpSession {
+        whep: bool,
+        id: PeerId,
+        room: String,
+        token: Option<String>,
+        offer: String,
+        reply: tokio::sync::oneshot::Sender<HttpSessionResult>,
+    },
+    /// Ends a WHIP/WHEP session by its resource id; answers whether it existed.
+    EndResource {
+        resource: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
 }
+
+/// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
+pub type HttpSessionResult = Result<(String, String), (ErrorCode, String)>;
 
 /// A snapshot of the engine, for health checks and tests.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -76,6 +93,48 @@ impl EngineHandle {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.tx.send(Command::Status { reply }).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Starts a WHIP (`whep` false) or WHEP session.
+    pub async fn http_session(
+        &self,
+        whep: bool,
+        room: String,
+        token: Option<String>,
+        offer: String,
+    ) -> HttpSessionResult {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let id = crate::signaling::session::next_peer_id();
+        let cmd = Command::HttpSession {
+            whep,
+            id,
+            room,
+            token,
+            offer,
+            reply,
+        };
+        let unavailable = || {
+            (
+                ErrorCode::Unavailable,
+                "the media engine is not running".to_string(),
+            )
+        };
+        self.tx.send(cmd).await.map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+
+    /// Ends a WHIP/WHEP session; false when it does not exist.
+    pub async fn end_resource(&self, resource: String) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self
+            .tx
+            .send(Command::EndResource { resource, reply })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
@@ -170,6 +229,24 @@ impl Shell {
             Command::Leave { id, reason } => {
                 sfu.leave(now, id, reason);
                 self.sessions.remove(&id);
+            }
+            Command::HttpSession {
+                whep,
+                id,
+                room,
+                token,
+                offer,
+                reply,
+            } => {
+                let r = if whep {
+                    sfu.whep(now, id, &room, token.as_deref(), &offer)
+                } else {
+                    sfu.whip(now, id, &room, token.as_deref(), &offer)
+                };
+                let _ = reply.send(r);
+            }
+            Command::EndResource { resource, reply } => {
+                let _ = reply.send(sfu.end_resource(now, &resource));
             }
             Command::Rooms { reply } => {
                 let _ = reply.send(sfu.rooms_snapshot());

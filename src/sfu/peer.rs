@@ -143,11 +143,26 @@ impl DownTrack {
     }
 }
 
+/// How a peer talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A browser on the WebSocket: renegotiates as tracks come and go.
+    Browser,
+    /// A WHIP publisher (RFC 9725): publishes only, one SDP exchange.
+    Whip,
+    /// A WHEP player: receives on the m-lines of its one offer; publishers' tracks are
+    /// bound to those m-lines (and rebound when publishers change).
+    Whep,
+}
+
 /// One participant.
 pub struct Peer {
     pub id: PeerId,
     pub info: PeerInfo,
     pub role: Role,
+    pub kind: SessionKind,
+    /// WHEP: the m-lines of its offer that the server sends on, with their kind.
+    pub fixed_mids: Vec<(Mid, MediaKind)>,
     /// The server's bandwidth estimate towards this peer (bits per second).
     pub estimate_bps: Option<f64>,
     /// This peer's simulcast quality preference.
@@ -178,6 +193,8 @@ impl Peer {
             id,
             info,
             role,
+            kind: SessionKind::Browser,
+            fixed_mids: Vec::new(),
             estimate_bps: None,
             quality: Quality::Auto,
             room,

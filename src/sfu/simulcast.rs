@@ -311,7 +311,10 @@ mod tests {
         let mut l = layers();
         l[2].bps = 0.0;
         let mut s = Selector::default();
-        assert_eq!(s.choose(Instant::now(), inputs(&l, Some(9_000_000.0))), Some("h".into()));
+        assert_eq!(
+            s.choose(Instant::now(), inputs(&l, Some(9_000_000.0))),
+            Some("h".into())
+        );
     }
 
     #[test]

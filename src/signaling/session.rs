@@ -20,9 +20,14 @@ pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A new participant id, unique for the process.
+pub fn next_peer_id() -> PeerId {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Serves one WebSocket until it closes.
 pub async fn run(mut ws: WebSocket, engine: EngineHandle) {
-    let id: PeerId = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id: PeerId = next_peer_id();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut tx = Some(tx);
     let mut joined = false;
