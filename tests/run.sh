@@ -28,11 +28,19 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(gcc)
 # certutil: the browser test adds lanrelay's CA to a fresh NSS database.
 command -v certutil >/dev/null || need+=(libnss3-tools)
+# tc (token bucket on a namespace link) for the squeezed-viewer test.
+command -v tc >/dev/null || need+=(iproute2)
+# Python with venv for the aiortc WHIP/WHEP tests.
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 /usr/bin/chromium --version 2>/dev/null | head -n1 || true
 
 log "npm packages (tests/e2e)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+log "Python packages (tests/whip: aiortc)"
+if [ ! -x tests/whip/.venv/bin/python ]; then python3 -m venv tests/whip/.venv; fi
+tests/whip/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/whip/requirements.txt
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -49,6 +57,9 @@ cargo test --locked 2>&1 | tee -a "$results"
 log "cargo build --release (the binary the browser tests run)"
 cargo build --release --locked
 
+log "WHIP/WHEP with aiortc"
+(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py) 2>&1 | tee -a "$results"
+
 log "browser end-to-end tests (headless Chromium)"
 (cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
 
@@ -56,5 +67,10 @@ passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | grep -E
 failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 npass=$(grep -E '^# pass [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
 nfail=$(grep -E '^# fail [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
+# pytest's closing line: "N passed[, M failed] in S s".
+ppass=$(grep -E '^[0-9]+ passed.* in [0-9.]+s' "$results" | grep -Eo '^[0-9]+' | awk '{s+=$1} END {print s+0}')
+pfail=$(grep -E '^[0-9]+ passed.* in [0-9.]+s|^[0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+npass=$((npass + ppass))
+nfail=$((nfail + pfail))
 echo
 echo "all: $((passed + npass)) passed, $((failed + nfail)) failed"

@@ -80,6 +80,8 @@ pub struct RoomSnapshot {
     pub mode: Mode,
     pub capacity: usize,
     pub participants: Vec<ParticipantSnapshot>,
+    /// Receive-only viewers (browsers with `role=viewer`, WHEP players).
+    pub viewers: Vec<ParticipantSnapshot>,
 }
 
 /// A participant as `/api/rooms` shows it.
@@ -88,6 +90,7 @@ pub struct RoomSnapshot {
 pub struct ParticipantSnapshot {
     #[serde(flatten)]
     pub info: PeerInfo,
+    pub role: Role,
     /// Its media connection to the server is up.
     pub relay_connected: bool,
     /// Tracks it sends to the server, and tracks the server sends it.
@@ -156,33 +159,31 @@ impl Sfu {
 
     /// Every room with its participants and the server's measurements, for `/api/rooms`.
     pub fn rooms_snapshot(&self) -> Vec<RoomSnapshot> {
+        let snap = |id: &PeerId| {
+            self.peers.get(id).map(|p| ParticipantSnapshot {
+                info: p.info.clone(),
+                role: p.role,
+                relay_connected: p.connected_at.is_some(),
+                up_tracks: p.up.len(),
+                down_tracks: p
+                    .down
+                    .values()
+                    .filter(|d| matches!(d.state, DownState::Open(_)))
+                    .count(),
+                relay: p.connected_at.map(|_| p.stats.current().clone()),
+            })
+        };
         self.rooms
             .names()
             .into_iter()
             .map(|name| {
                 let mode = self.rooms.mode(&name).unwrap_or_default();
-                let participants = self
-                    .rooms
-                    .members(&name)
-                    .iter()
-                    .filter_map(|id| self.peers.get(id))
-                    .map(|p| ParticipantSnapshot {
-                        info: p.info.clone(),
-                        relay_connected: p.connected_at.is_some(),
-                        up_tracks: p.up.len(),
-                        down_tracks: p
-                            .down
-                            .values()
-                            .filter(|d| matches!(d.state, DownState::Open(_)))
-                            .count(),
-                        relay: p.connected_at.map(|_| p.stats.current().clone()),
-                    })
-                    .collect();
                 RoomSnapshot {
                     capacity: self.rooms.capacity(mode),
+                    participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
+                    viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
                     name,
                     mode,
-                    participants,
                 }
             })
             .collect()
@@ -950,8 +951,10 @@ impl Sfu {
                     return;
                 };
                 if peer.kind == SessionKind::Whep {
+                    // The player's m-lines appear once it is connected: bind them.
                     if m.direction.is_sending() {
                         peer.fixed_mids.push((m.mid, m.kind));
+                        self.attach_fixed(now, id);
                     }
                     return;
                 }

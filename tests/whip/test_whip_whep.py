@@ -1,0 +1,214 @@
+"""WHIP and WHEP with an independent WebRTC stack (aiortc): one aiortc peer publishes
+into a room with WHIP, two aiortc players receive it with WHEP and decode frames, and
+DELETE ends each session and frees it on the server. Also the HTTP details: status
+codes, Location, content types, CORS, bearer tokens and PATCH.
+
+The server binary is LANRELAY_BIN (default target/release/lanrelay), started on
+127.0.0.1 with ephemeral ports; aiortc is told to gather only 127.0.0.1.
+"""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aioice.ice
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+# Loopback only: aiortc skips 127.0.0.1 by default.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("LANRELAY_BIN", str(ROOT / "target" / "release" / "lanrelay"))
+CTX = ssl.create_default_context()
+CTX.check_hostname = False
+CTX.verify_mode = ssl.CERT_NONE
+
+
+@pytest.fixture(scope="module")
+def server():
+    certs = tempfile.mkdtemp(prefix="lanrelay-whip-")
+    proc = subprocess.Popen(
+        [BIN, "--listen", "127.0.0.1:0", "--certs", certs, "--room-token", "locked=s3cret"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "lanrelay=info")},
+    )
+    out = ""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        out += line
+        if "media on UDP" in line:
+            break
+    m = re.search(r"https://127\.0\.0\.1:(\d+)/", out)
+    assert m, out
+    # Keep draining the server's output (into a file for failure reports).
+    logfile = open(os.path.join(certs, "server.log"), "w")
+    import threading
+
+    threading.Thread(target=lambda: [logfile.write(l) or logfile.flush() for l in proc.stdout], daemon=True).start()
+    yield f"https://127.0.0.1:{m.group(1)}"
+    if os.environ.get("LANRELAY_LOG"):
+        print(open(os.path.join(certs, "server.log")).read()[-6000:])
+    proc.terminate()
+    proc.wait(5)
+    shutil.rmtree(certs, ignore_errors=True)
+
+
+def request(method, url, body=None, headers=None):
+    """An HTTP request; returns (status, headers, body text)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, context=CTX, timeout=10) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+
+def participants(server, room):
+    status, _, body = request("GET", f"{server}/api/rooms/{room}")
+    if status == 404:
+        return []
+    room = json.loads(body)
+    return room["participants"] + room["viewers"]
+
+
+async def post_offer(server, path, pc, token=None):
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)  # aiortc gathers its candidates here
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    status, h, body = await asyncio.to_thread(
+        request, "POST", f"{server}{path}", pc.localDescription.sdp.encode(), headers
+    )
+    return status, h, body
+
+
+async def count_frames(track, seconds):
+    """Decoded frames received on `track` within `seconds`."""
+    frames = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            await asyncio.wait_for(track.recv(), timeout=max(0.1, end - time.time()))
+            frames += 1
+        except (asyncio.TimeoutError, Exception):
+            break
+    return frames
+
+
+def test_whip_publish_and_two_whep_players(server):
+    async def run():
+        log = []
+        pub = RTCPeerConnection()
+        pub.addTrack(VideoStreamTrack())
+        pub.addTrack(AudioStreamTrack())
+        status, h, answer = await post_offer(server, "/whip/stage", pub)
+        log.append(f"WHIP POST /whip/stage -> {status}, Location: {h.get('location')}, Content-Type: {h.get('content-type')}, ETag: {h.get('etag')}")
+        assert status == 201, answer
+        assert h["content-type"].startswith("application/sdp")
+        assert re.fullmatch(r"/whip/stage/[A-Za-z0-9]+", h["location"])
+        assert h.get("access-control-allow-origin") == "*"
+        assert "Location" in h.get("access-control-expose-headers", "")
+        await pub.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        whip_url = server + h["location"]
+
+        players = []
+        for i in range(2):
+            pc = RTCPeerConnection()
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+            got = {}
+            pc.on("track", lambda track, got=got: got.setdefault(track.kind, track))
+            status, h, answer = await post_offer(server, "/whep/stage", pc)
+            log.append(f"WHEP POST /whep/stage -> {status}, Location: {h.get('location')}")
+            assert status == 201, answer
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            players.append((pc, got, server + h["location"]))
+
+        for i, (pc, got, _) in enumerate(players):
+            for _ in range(100):
+                if "video" in got:
+                    break
+                await asyncio.sleep(0.1)
+            assert "video" in got, f"player {i} got no video track"
+            frames = await count_frames(got["video"], 4)
+            log.append(f"player {i}: {frames} video frames decoded in 4 s")
+            assert frames >= 20, f"player {i} decoded {frames} frames"
+            assert "audio" in got
+
+        parts = participants(server, "stage")
+        assert len(parts) == 3, parts
+        players_seen = [p for p in parts if p["role"] == "viewer"]
+        assert len(players_seen) == 2 and all(p["downTracks"] == 2 for p in players_seen), players_seen
+        publisher = [p for p in parts if p["name"] == "WHIP publisher"][0]
+        assert publisher["upTracks"] == 2 and publisher["relayConnected"], publisher
+
+        # DELETE ends each session and the server frees it.
+        status, _, _ = await asyncio.to_thread(request, "DELETE", players[0][2])
+        log.append(f"WHEP DELETE -> {status}")
+        assert status == 200
+        assert len(participants(server, "stage")) == 2
+        status, _, _ = await asyncio.to_thread(request, "DELETE", players[0][2])
+        assert status == 404, "a deleted session is gone"
+        status, _, _ = await asyncio.to_thread(request, "DELETE", whip_url)
+        log.append(f"WHIP DELETE -> {status}")
+        assert status == 200
+        status, _, _ = await asyncio.to_thread(request, "DELETE", players[1][2])
+        assert status == 200
+        assert participants(server, "stage") == []
+        for pc, _, _ in players:
+            await pc.close()
+        await pub.close()
+        print("\n".join(log))
+
+    asyncio.run(run())
+
+
+def test_http_details(server):
+    sdp_headers = {"Content-Type": "application/sdp"}
+    # Wrong content type, bad SDP.
+    status, _, _ = request("POST", f"{server}/whip/x", b"v=0", {"Content-Type": "text/plain"})
+    assert status == 415
+    status, _, body = request("POST", f"{server}/whip/x", b"not sdp", sdp_headers)
+    assert status == 400 and "SDP" in body
+    # CORS preflight.
+    status, h, _ = request("OPTIONS", f"{server}/whep/x", None, {"Origin": "https://player.example", "Access-Control-Request-Method": "POST"})
+    assert status == 204
+    assert h["access-control-allow-origin"] == "*"
+    assert "POST" in h["access-control-allow-methods"]
+    assert "Authorization" in h["access-control-allow-headers"]
+    # PATCH (trickle) is refused clearly; unknown sessions are 404.
+    status, h, _ = request("PATCH", f"{server}/whip/x/nosuch", b"a=ice-ufrag:x", {"Content-Type": "application/trickle-ice-sdpfrag"})
+    assert status == 405 and "DELETE" in h["allow"]
+    status, _, _ = request("DELETE", f"{server}/whep/x/nosuch")
+    assert status == 404
+
+
+def test_bearer_token(server):
+    async def run():
+        for token, expected in [(None, 401), ("wrong", 401), ("s3cret", 201)]:
+            pc = RTCPeerConnection()
+            pc.addTransceiver("video", direction="recvonly")
+            status, h, _ = await post_offer(server, "/whep/locked", pc, token)
+            assert status == expected, (token, status)
+            if status == 401:
+                assert h.get("www-authenticate") == "Bearer"
+            else:
+                await asyncio.to_thread(request, "DELETE", server + h["location"])
+            await pc.close()
+
+    asyncio.run(run())
