@@ -383,6 +383,7 @@ export class CallSession extends EventTarget {
     if (d.state === 'delivering') {
       this.directFailures = 0;
       this.lastDirectFailure = '';
+      this.quietRelay();
       if (!this.forced || this.forced === 'direct') {
         this.switchPath('direct', this.mode === 'direct' ? 'direct connection established' : 'the direct path delivers media');
       }
@@ -466,12 +467,22 @@ export class CallSession extends EventTarget {
       }
     } else {
       this.direct?.setSending(true);
-      this.relayQuiet = setTimeout(() => {
-        if (this.peerUsing === 'direct' && this.direct?.state === 'delivering' && this.viewers === 0) {
-          this.relay?.setSending(false);
-        }
-      }, RELAY_GRACE_MS);
+      this.quietRelay();
     }
+  }
+
+  /**
+   * Stops sending on the relay once the other side receives directly (after a grace
+   * period, so nothing is lost while it switches), unless viewers watch through it.
+   */
+  quietRelay() {
+    clearTimeout(this.relayQuiet);
+    if (this.peerUsing !== 'direct') return;
+    this.relayQuiet = setTimeout(() => {
+      if (this.peerUsing === 'direct' && this.direct?.state === 'delivering' && this.viewers === 0) {
+        this.relay?.setSending(false);
+      }
+    }, RELAY_GRACE_MS);
   }
 
   /**

@@ -17,7 +17,7 @@ mkdirSync(artifacts, { recursive: true });
 async function assertLayout(page, label) {
   const viewport = page.viewportSize();
   const boxes = await page.evaluate(() =>
-    [...document.querySelectorAll('.controls button, .tile.remote')].map((el) => {
+    [...document.querySelectorAll('.controls button, .tile.remote')].filter((el) => el.getClientRects().length > 0).map((el) => {
       const r = el.getBoundingClientRect();
       return { cls: el.className, x: r.x, y: r.y, w: r.width, h: r.height };
     }));
