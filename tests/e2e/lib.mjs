@@ -288,11 +288,17 @@ export async function mediaStats(page, which = 'active') {
 export async function gotoRetry(page, url) {
   for (let i = 0; ; i++) {
     try {
-      return await page.goto(url);
+      const res = await page.goto(url);
+      // The app shows the start or the call view once its modules ran; a module lost
+      // to a network change leaves both hidden: load the page again.
+      const ready = await page
+        .waitForFunction(() => !!document.querySelector('main:not([hidden])'), null, { timeout: 5000 })
+        .then(() => true, () => false);
+      if (ready || i >= 4) return res;
     } catch (e) {
       if (i >= 4 || !/ERR_NETWORK_CHANGED/.test(String(e))) throw e;
-      await new Promise((r) => setTimeout(r, 500));
     }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
