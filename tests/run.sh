@@ -63,13 +63,13 @@ log "WHIP/WHEP with aiortc"
 log "browser end-to-end tests (headless Chromium)"
 (cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
 
-passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-npass=$(grep -E '^# pass [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
-nfail=$(grep -E '^# fail [0-9]+' "$results" | awk '{s+=$3} END {print s+0}')
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}' || true)
+failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}' || true)
+npass=$(grep -E '^# pass [0-9]+' "$results" | awk '{s+=$3} END {print s+0}' || true)
+nfail=$(grep -E '^# fail [0-9]+' "$results" | awk '{s+=$3} END {print s+0}' || true)
 # pytest's closing line: "N passed[, M failed] in S s".
-ppass=$(grep -E '^[0-9]+ passed.* in [0-9.]+s' "$results" | grep -Eo '^[0-9]+' | awk '{s+=$1} END {print s+0}')
-pfail=$(grep -E '^[0-9]+ passed.* in [0-9.]+s|^[0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+ppass=$(grep -E '^[0-9]+ passed.* in [0-9.]+s' "$results" | grep -Eo '^[0-9]+' | awk '{s+=$1} END {print s+0}' || true)
+pfail=$(grep -E '^[0-9]+ passed.* in [0-9.]+s|^[0-9]+ failed' "$results" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}' || true)
 npass=$((npass + ppass))
 nfail=$((nfail + pfail))
 echo
