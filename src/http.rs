@@ -1,5 +1,5 @@
 //! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
-//! the WebSocket signaling endpoint and a health check.
+//! the WebSocket signaling endpoint, a health check and Prometheus metrics.
 
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{name}", get(room))
         .fallback(get(asset))
@@ -64,6 +65,19 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Some(status) => Json(status).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
     }
+}
+
+/// Counters and gauges in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (Some(status), Some(rooms)) = (state.engine.status().await, state.engine.rooms().await)
+    else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&status, &rooms),
+    )
+        .into_response()
 }
 
 /// Every room with its participants, the path each receives on, and the server's

@@ -12,7 +12,8 @@
 //!   forwarding) and [`room`] its membership registry.
 //! - [`signaling::session`] serves one WebSocket and talks to the engine through a
 //!   channel of commands; [`signaling::protocol`] is the typed wire format.
-//! - [`http`] is the router: web app, `/ws`, `/healthz`. [`certs`] provides TLS.
+//! - [`http`] is the router: web app, `/ws`, `/healthz`, `/metrics` ([`metrics`]).
+//!   [`certs`] provides TLS.
 //!
 //! [`start`] brings it all up and returns a [`Server`] with the bound addresses, which
 //! is what the integration tests use; `main` calls [`run`].
@@ -20,6 +21,7 @@
 pub mod certs;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod room;
 pub mod sfu;
