@@ -21,6 +21,7 @@
 pub mod certs;
 pub mod config;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod net;
 pub mod room;
