@@ -57,9 +57,13 @@ pub fn vp8(p: Vp8Packet, size: usize, stamp: Stamp) -> Vec<u8> {
     finish(out, size, stamp)
 }
 
-/// An Opus-sized audio payload: a TOC byte (SILK/CELT 20 ms frame), filler, stamp.
+/// The TOC byte of the generator's Opus payloads (CELT fullband 20 ms, one frame); a
+/// VP8 descriptor never starts with it (its X bit is always set here).
+pub const OPUS_TOC: u8 = 0x78;
+
+/// An Opus-sized audio payload: a TOC byte, filler, stamp.
 pub fn opus(size: usize, stamp: Stamp) -> Vec<u8> {
-    let out = vec![0x78];
+    let out = vec![OPUS_TOC];
     finish(out, size, stamp)
 }
 

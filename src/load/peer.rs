@@ -187,6 +187,7 @@ impl Media {
     pub async fn run(mut self, mut ws: Option<Ws>) -> Outcome {
         let mut phase = self.shared.phase.clone();
         let mut buf = vec![0u8; 2048];
+        let mut immediate = 0u32;
         loop {
             let rtc_due = match self.drain() {
                 Ok(t) => t,
@@ -199,6 +200,21 @@ impl Media {
                 Some(p) if p < rtc_due => p,
                 _ => rtc_due,
             };
+            // str0m sends queued RTP only on its next timeout, which it asks for "now".
+            // A tokio timer would round that up to the next millisecond tick and add
+            // up to 2 ms to every packet, so a timeout that is already due is handled
+            // at once (a few times in a row at most, so sockets keep their turn).
+            let now = Instant::now();
+            if due <= now && immediate < 8 {
+                immediate += 1;
+                let _ = self.rtc.handle_input(Input::Timeout(now));
+                if let Err(e) = self.send_due(now) {
+                    self.outcome.error = Some(e.to_string());
+                    break;
+                }
+                continue;
+            }
+            immediate = 0;
             tokio::select! {
                 r = self.udp.readable() => {
                     if r.is_err() {

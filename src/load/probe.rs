@@ -26,6 +26,8 @@ pub struct Probe {
     streams: HashMap<u32, StreamProbe>,
     /// Transit times in nanoseconds, one per packet.
     pub transit_ns: Vec<u32>,
+    /// The same for audio packets only (Opus payloads of the generator).
+    pub audio_transit_ns: Vec<u32>,
     pub packets: u64,
     pub bytes: u64,
     /// Payloads whose stamp was missing or whose bytes changed.
@@ -63,7 +65,11 @@ impl Probe {
         };
         let sent = epoch + Duration::from_nanos(sent_ns);
         let transit = arrived.saturating_duration_since(sent).as_nanos();
-        self.transit_ns.push(transit.min(u32::MAX as u128) as u32);
+        let transit = transit.min(u32::MAX as u128) as u32;
+        self.transit_ns.push(transit);
+        if data.first() == Some(&payload::OPUS_TOC) {
+            self.audio_transit_ns.push(transit);
+        }
         let s = self.streams.entry(ssrc).or_default();
         s.received += 1;
         match s.first {

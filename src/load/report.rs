@@ -36,8 +36,11 @@ pub struct Row {
     /// (RSS with everyone connected − RSS before joining) / receivers, KiB.
     pub server_rss_per_receiver_kib: f64,
     pub transit_p50_us: f64,
+    pub transit_p90_us: f64,
     pub transit_p99_us: f64,
     pub transit_max_us: f64,
+    /// Audio packets alone (small, every 20 ms).
+    pub audio_transit_p99_us: f64,
     pub loss_pct: f64,
     pub corrupt: u64,
     pub seq_breaks: u64,
@@ -51,6 +54,9 @@ pub struct Row {
     /// The generator used ≥ 90 % of its threads: figures above this are its limit.
     pub generator_saturated: bool,
     pub send_drops: u64,
+    /// The machine's 1-minute load average when the window closed (other work on the
+    /// box competes for the same cores and shows here).
+    pub load_average: f64,
     pub errors: Vec<String>,
 }
 

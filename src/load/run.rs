@@ -73,10 +73,13 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
                 Target::Janus => run_janus(args, step, i).await?,
             };
             eprintln!(
-                "   {:.0} pkt/s, {:.2} µs/pkt, p99 {:.3} ms, loss {:.3} %, {}/{} connected",
+                "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}), loss {:.3} %, {}/{} connected",
                 row.forwarded_pps,
                 row.server_cpu_us_per_packet,
+                row.transit_p50_us / 1000.0,
+                row.transit_p90_us / 1000.0,
                 row.transit_p99_us / 1000.0,
+                row.audio_transit_p99_us / 1000.0,
                 row.loss_pct,
                 row.connected,
                 row.participants
@@ -342,12 +345,14 @@ where
     }
     let window = (t1 - t0).as_secs_f64();
     let mut transit: Vec<u32> = Vec::new();
+    let mut audio_transit: Vec<u32> = Vec::new();
     let (mut packets, mut bytes, mut corrupt, mut breaks, mut reordered, mut drops) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut expected, mut received) = (0u64, 0u64);
     let mut connect_ms: Vec<u32> = Vec::new();
     for o in &outcomes {
         transit.extend_from_slice(&o.probe.transit_ns);
+        audio_transit.extend_from_slice(&o.probe.audio_transit_ns);
         packets += o.probe.packets;
         bytes += o.probe.bytes;
         corrupt += o.probe.corrupt;
@@ -365,6 +370,7 @@ where
         }
     }
     transit.sort_unstable();
+    audio_transit.sort_unstable();
     connect_ms.sort_unstable();
     let server_cpu = (cpu1 - cpu0).as_secs_f64();
     let gen_cpu = (gen1 - gen0).as_secs_f64();
@@ -396,8 +402,10 @@ where
             / 1024.0
             / st.receivers.max(1) as f64,
         transit_p50_us: percentile(&transit, 50.0) as f64 / 1000.0,
+        transit_p90_us: percentile(&transit, 90.0) as f64 / 1000.0,
         transit_p99_us: percentile(&transit, 99.0) as f64 / 1000.0,
         transit_max_us: transit.last().copied().unwrap_or(0) as f64 / 1000.0,
+        audio_transit_p99_us: percentile(&audio_transit, 99.0) as f64 / 1000.0,
         loss_pct: if expected > 0 {
             (expected.saturating_sub(received)) as f64 * 100.0 / expected as f64
         } else {
@@ -412,6 +420,10 @@ where
         generator_threads: threads,
         generator_saturated: gen_pct >= 90.0 * threads as f64,
         send_drops: drops,
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::NAN),
         errors: std::mem::take(&mut st.errors),
     };
     Ok((row, outcomes))
