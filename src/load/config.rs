@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
+    /// Address the participants bind to when loading Janus (default: --bind). Janus
+    /// gathers no loopback candidates, so benches/janus-compare.sh passes the
+    /// address of the veth in its namespace.
+    #[arg(long)]
+    pub janus_bind: Option<IpAddr>,
+
     /// Worker threads of the generator's runtime (all participants share them).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

@@ -244,7 +244,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 name: format!("{name}-pub"),
                 publish: Some(publish(args)),
                 expect_video: 0,
-                bind_ip: args.bind,
+                bind_ip: args.janus_bind.unwrap_or(args.bind),
             };
             match janus.publish(number, spec, st.shared.clone()).await {
                 Ok((feed, task)) => {
@@ -256,6 +256,12 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
         }
         feeds.push(room_feeds);
     }
+    // Janus lets subscribers join a feed only once its media is up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while st.shared.ready.load(Ordering::Relaxed) < st.tasks.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let janus = Arc::new(janus);
     let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let mut joins = JoinSet::new();
@@ -276,7 +282,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 name: format!("{name}-sub"),
                 publish: None,
                 expect_video: others.len(),
-                bind_ip: args.bind,
+                bind_ip: args.janus_bind.unwrap_or(args.bind),
             };
             let (janus, shared, sem) = (janus.clone(), st.shared.clone(), sem.clone());
             joins.spawn(async move {
