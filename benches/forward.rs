@@ -2,19 +2,31 @@
 //! datagram (classify it, pull the ufrag out of STUN) and for every forwarded packet
 //! (keyframe detection, sequence/timestamp rewriting). Run with `cargo bench`.
 //!
-//! A whole `Sfu` forwarding step (datagram in, SRTP decrypt, rewrite, SRTP encrypt for
-//! each receiver) needs two peers that finished ICE and DTLS with it; that is measured
-//! end to end by the load generator (`lanrelay-load`), which reports server CPU time
-//! per forwarded packet, rather than here.
+//! `sfu_step` measures a whole forwarding step of the Sans-IO engine: one SRTP datagram
+//! from a publisher goes into [`Sfu::handle_datagram`] (routing, SRTP decrypt, str0m's
+//! receive path, keyframe check, rewriting, `write_rtp` and SRTP encrypt for each
+//! receiver) and every resulting datagram is taken out with [`Sfu::poll_output`]. The
+//! publisher and receivers are str0m `Rtc`s wired to the engine in memory (ICE, DTLS and
+//! renegotiation done for real, without sockets), so this is the engine's CPU cost per
+//! forwarded packet without the system calls, which `lanrelay-load` adds back.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lanrelay::load::payload::{self, Stamp, Vp8Packet};
 use lanrelay::sfu::codec::starts_keyframe;
+use lanrelay::sfu::core::{Output as SfuOutput, Sfu, SfuConfig};
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
 use lanrelay::sfu::forward::Rewriter;
+use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
+use std::net::SocketAddr;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// A STUN binding request as a browser sends it: USERNAME, then the usual attributes.
 fn stun_request() -> Vec<u8> {
@@ -107,5 +119,279 @@ fn rewrite(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, demux, codec, rewrite);
+/// A str0m participant wired to the engine in memory.
+struct Client {
+    id: PeerId,
+    addr: SocketAddr,
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    video: Option<Mid>,
+    connected: bool,
+}
+
+/// One publisher and `receivers` viewers in one room of an in-memory engine.
+struct Harness {
+    sfu: Sfu,
+    server: SocketAddr,
+    clients: Vec<Client>,
+    now: Instant,
+    seq: u64,
+    picture_id: u16,
+}
+
+impl Harness {
+    fn new(receivers: usize) -> Harness {
+        let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let now = Instant::now();
+        let mut h = Harness {
+            sfu: Sfu::new(SfuConfig {
+                candidates: vec![server],
+                room_capacity: receivers + 1,
+            }),
+            server,
+            clients: Vec::new(),
+            now,
+            seq: 1000,
+            picture_id: 0,
+        };
+        for i in 0..=receivers {
+            let id = i as PeerId + 1;
+            let addr: SocketAddr = format!("10.0.1.{}:{}", 1 + i / 200, 6000 + i)
+                .parse()
+                .unwrap();
+            let mut rtc = Rtc::builder()
+                .set_rtp_mode(true)
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(true)
+                .build(h.now);
+            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+            let mut api = rtc.sdp_api();
+            let dir = if i == 0 {
+                Direction::SendOnly
+            } else {
+                Direction::RecvOnly
+            };
+            let video = api.add_media(MediaKind::Video, dir, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            h.sfu.join(
+                id,
+                "bench",
+                &format!("p{i}"),
+                Role::Participant,
+                Mode::Relay,
+            );
+            h.sfu.handle_signal(
+                h.now,
+                id,
+                ClientMsg::Offer {
+                    sdp: offer.to_sdp_string(),
+                },
+            );
+            h.clients.push(Client {
+                id,
+                addr,
+                rtc,
+                pending: Some(pending),
+                video: (i == 0).then_some(video),
+                connected: false,
+            });
+            h.pump(5);
+        }
+        // ICE, DTLS and the server's offers to the viewers.
+        for _ in 0..3000 {
+            h.pump(1);
+            if h.clients.iter().all(|c| c.connected) {
+                break;
+            }
+        }
+        assert!(h.clients.iter().all(|c| c.connected), "everyone connects");
+        h.pump(50);
+        // A keyframe opens the video to every viewer.
+        let key = h.publish(true);
+        h.feed(&key);
+        h.pump(5);
+        h
+    }
+
+    /// Lets `ms` milliseconds of fake time pass, delivering everything in memory.
+    fn pump(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.now += Duration::from_millis(1);
+            for c in &mut self.clients {
+                let _ = c.rtc.handle_input(Input::Timeout(self.now));
+            }
+            self.sfu.handle_timeout(self.now);
+            self.exchange();
+        }
+    }
+
+    /// Moves datagrams and signaling between the clients and the engine until quiet.
+    fn exchange(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                while let Ok(out) = self.clients[i].rtc.poll_output() {
+                    match out {
+                        Output::Timeout(_) => break,
+                        Output::Transmit(t) => {
+                            moved = true;
+                            let (src, dst) = (t.source, t.destination);
+                            self.sfu.handle_datagram(self.now, src, dst, &t.contents);
+                        }
+                        Output::Event(Event::Connected) => self.clients[i].connected = true,
+                        Output::Event(_) => {}
+                    }
+                }
+            }
+            while let Some(out) = self.sfu.poll_output() {
+                moved = true;
+                match out {
+                    SfuOutput::Transmit(t) => {
+                        let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination)
+                        else {
+                            continue;
+                        };
+                        let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                            .unwrap();
+                        let _ = c.rtc.handle_input(Input::Receive(self.now, r));
+                    }
+                    SfuOutput::Signal(id, msg) => self.signal(id, msg),
+                    SfuOutput::Close(_) => {}
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn signal(&mut self, id: PeerId, msg: ServerMsg) {
+        let now = self.now;
+        let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        match msg {
+            ServerMsg::Answer { sdp } => {
+                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                let pending = c.pending.take().unwrap();
+                c.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+            }
+            ServerMsg::Offer { sdp } => {
+                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
+                self.sfu.handle_signal(
+                    now,
+                    id,
+                    ClientMsg::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The publisher's next video packet as the SRTP datagram it sends.
+    fn publish(&mut self, keyframe: bool) -> (SocketAddr, Vec<u8>) {
+        self.now += Duration::from_micros(10);
+        self.seq += 1;
+        self.picture_id = self.picture_id.wrapping_add(1) & 0x7fff;
+        let data = payload::vp8(
+            Vp8Packet {
+                picture_id: self.picture_id,
+                first: true,
+                keyframe,
+                width: 1280,
+                height: 720,
+            },
+            1100,
+            Stamp {
+                number: self.seq as u32,
+                sent_ns: 0,
+            },
+        );
+        let p = &mut self.clients[0];
+        let mid = p.video.unwrap();
+        let pt = p
+            .rtc
+            .codec_config()
+            .find(|c| c.spec().codec == Codec::Vp8)
+            .unwrap()
+            .pt();
+        let ts = (self.seq * 3000) as u32;
+        p.rtc
+            .direct_api()
+            .stream_tx_by_mid(mid, None)
+            .unwrap()
+            .write_rtp(RtpWrite::new(pt, self.seq.into(), ts, self.now, data).marker(true));
+        let _ = p.rtc.handle_input(Input::Timeout(self.now));
+        loop {
+            match p.rtc.poll_output().unwrap() {
+                Output::Transmit(t) if t.contents.len() > 1000 => {
+                    return (t.source, t.contents.to_vec());
+                }
+                Output::Timeout(_) => {
+                    let _ = p.rtc.handle_input(Input::Timeout(self.now));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One forwarding step as the engine's loop runs it: the datagram in, then the
+    /// timeout str0m asks for to release what was written (it is already due), and
+    /// every resulting datagram out.
+    fn feed(&mut self, (src, buf): &(SocketAddr, Vec<u8>)) -> usize {
+        self.sfu.handle_datagram(self.now, *src, self.server, buf);
+        let mut sent = self.drain_sfu();
+        if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.sfu.handle_timeout(self.now);
+            sent += self.drain_sfu();
+        }
+        sent
+    }
+
+    fn drain_sfu(&mut self) -> usize {
+        let mut sent = 0;
+        while let Some(out) = self.sfu.poll_output() {
+            if let SfuOutput::Transmit(t) = out {
+                sent += usize::from(t.contents.len() > 1000);
+            }
+        }
+        sent
+    }
+}
+
+fn sfu_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sfu_step");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(4));
+    for receivers in [1usize, 10, 50] {
+        g.throughput(Throughput::Elements(receivers as u64));
+        g.bench_with_input(
+            BenchmarkId::new("video_packet_to_receivers", receivers),
+            &receivers,
+            |b, &n| {
+                let mut h = Harness::new(n);
+                let first = h.publish(false);
+                assert_eq!(h.feed(&first), n, "forwarded to everyone");
+                b.iter_custom(|iters| {
+                    let packets: Vec<_> = (0..iters).map(|_| h.publish(false)).collect();
+                    let start = Instant::now();
+                    for p in &packets {
+                        black_box(h.feed(p));
+                    }
+                    let elapsed = start.elapsed();
+                    // Keep ICE and RTCP alive between samples.
+                    h.pump(20);
+                    elapsed
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, demux, codec, rewrite, sfu_step);
 criterion_main!(benches);
