@@ -1,7 +1,10 @@
 //! One simulated participant: a str0m `Rtc` in RTP mode (full ICE, like a browser) on
 //! its own UDP socket, run as one tokio task. A publisher paces synthetic VP8 video
 //! (a keyframe every few seconds and whenever asked) and Opus-sized audio; a receiver
-//! checks every packet with a [`Probe`]. Signaling is done by the caller
+//! checks every packet with a [`Probe`]. Receive sockets report each datagram's
+//! kernel arrival time (SO_TIMESTAMPNS), so transit is measured to the moment the
+//! packet reached the receiver, not to when the generator got round to reading it
+//! (both are reported). Signaling is done by the caller
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
 //! task so the server's renegotiation offers are answered during the call.
 
@@ -11,13 +14,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+
 use futures_util::{SinkExt, StreamExt};
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -62,8 +72,6 @@ pub struct Spec {
 /// State every participant shares with the controller.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// Stamps count nanoseconds from here.
-    pub epoch: Instant,
     pub phase: watch::Receiver<Phase>,
     /// Participants that receive every stream they expect.
     pub ready: Arc<AtomicUsize>,
@@ -94,6 +102,8 @@ pub struct Media {
     pending: Option<SdpPendingOffer>,
     measuring: bool,
     video_ssrcs: HashSet<u32>,
+    /// (kernel arrival, read) of the datagram being handled, wall-clock nanoseconds.
+    current_rx: (u64, u64),
     outcome: Outcome,
 }
 
@@ -104,6 +114,8 @@ impl Media {
             .await
             .map_err(LoadError::Io)?;
         let local = udp.local_addr().map_err(LoadError::Io)?;
+        setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| LoadError::Io(e.into()))?;
         let now = Instant::now();
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
@@ -129,6 +141,7 @@ impl Media {
             pending: None,
             measuring: false,
             video_ssrcs: HashSet::new(),
+            current_rx: (0, 0),
             outcome,
         })
     }
@@ -269,13 +282,40 @@ impl Media {
         self.outcome
     }
 
-    /// Reads every queued datagram, draining the `Rtc` after each.
+    /// Reads every queued datagram with its kernel arrival time, draining the `Rtc`
+    /// after each.
     fn read_all(&mut self, buf: &mut [u8]) {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
         loop {
-            let (n, src) = match self.udp.try_recv_from(buf) {
-                Ok(r) => r,
+            let fd = self.udp.as_raw_fd();
+            let res = self.udp.try_io(Interest::READABLE, || {
+                let mut iov = [IoSliceMut::new(buf)];
+                let msg =
+                    recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                        .map_err(std::io::Error::from)?;
+                let mut arrived = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                            arrived =
+                                Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
+                        }
+                    }
+                }
+                let src = msg.address.and_then(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| SocketAddr::V4((*v4).into()))
+                        .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+                });
+                Ok((msg.bytes, src, arrived))
+            });
+            let (n, src, arrived) = match res {
+                Ok((n, Some(src), arrived)) => (n, src, arrived),
+                Ok(_) => continue,
                 Err(_) => return,
             };
+            let read = wall_ns();
+            self.current_rx = (arrived.unwrap_or(read), read);
             let now = Instant::now();
             let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) else {
                 continue;
@@ -328,13 +368,10 @@ impl Media {
                     }
                 }
                 if self.measuring {
-                    self.outcome.probe.record(
-                        ssrc,
-                        *pkt.seq_no,
-                        &pkt.payload,
-                        pkt.timestamp,
-                        self.shared.epoch,
-                    );
+                    let (arrived, read) = self.current_rx;
+                    self.outcome
+                        .probe
+                        .record(ssrc, *pkt.seq_no, &pkt.payload, arrived, read);
                 }
             }
             Event::KeyframeRequest(_) => {
@@ -378,7 +415,6 @@ impl Media {
         if !self.rtc.is_connected() {
             return Ok(());
         }
-        let epoch = self.shared.epoch;
         if let Some(p) = self.publisher.as_mut() {
             p.schedule(now);
         }
@@ -401,7 +437,7 @@ impl Media {
             let (Some(mid), Some(pt)) = (mid, payload_type(&self.rtc, codec)) else {
                 continue;
             };
-            let sent_ns = Instant::now().duration_since(epoch).as_nanos() as u64;
+            let sent_ns = wall_ns();
             let stamp = Stamp { number, sent_ns };
             let data = match pkt.vp8 {
                 Some(v) => payload::vp8(v, pkt.size, stamp),
@@ -420,6 +456,15 @@ impl Media {
             self.drain()?;
         }
     }
+}
+
+/// Wall-clock time in nanoseconds since 1970: the clock of the kernel's receive
+/// timestamps, and the same for every participant of the machine.
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// The next WebSocket message, or never when there is no WebSocket.

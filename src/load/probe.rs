@@ -5,7 +5,6 @@
 //! read from the socket.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use super::payload::{self, Stamp};
 
@@ -24,10 +23,14 @@ struct StreamProbe {
 #[derive(Debug, Default, Clone)]
 pub struct Probe {
     streams: HashMap<u32, StreamProbe>,
-    /// Transit times in nanoseconds, one per packet.
+    /// Transit times in nanoseconds, one per packet: from the publisher's stamp to the
+    /// kernel's arrival timestamp at the receiver's socket.
     pub transit_ns: Vec<u32>,
     /// The same for audio packets only (Opus payloads of the generator).
     pub audio_transit_ns: Vec<u32>,
+    /// From the stamp to when the receiver read the packet (adds the generator's own
+    /// queueing).
+    pub read_transit_ns: Vec<u32>,
     pub packets: u64,
     pub bytes: u64,
     /// Payloads whose stamp was missing or whose bytes changed.
@@ -47,25 +50,18 @@ pub struct LossCount {
 }
 
 impl Probe {
-    /// Records one packet: RTP sequence number (extended), payload, arrival time.
-    /// `epoch` is the shared instant the stamps count from.
-    pub fn record(
-        &mut self,
-        ssrc: u32,
-        rtp_seq: u64,
-        data: &[u8],
-        arrived: Instant,
-        epoch: Instant,
-    ) {
+    /// Records one packet: RTP sequence number (extended), payload, kernel arrival
+    /// time and read time (wall-clock nanoseconds, the clock of the stamps).
+    pub fn record(&mut self, ssrc: u32, rtp_seq: u64, data: &[u8], arrived_ns: u64, read_ns: u64) {
         self.packets += 1;
         self.bytes += data.len() as u64;
         let Some(Stamp { number, sent_ns }) = payload::check(data) else {
             self.corrupt += 1;
             return;
         };
-        let sent = epoch + Duration::from_nanos(sent_ns);
-        let transit = arrived.saturating_duration_since(sent).as_nanos();
-        let transit = transit.min(u32::MAX as u128) as u32;
+        let since = |t: u64| t.saturating_sub(sent_ns).min(u32::MAX as u64) as u32;
+        let transit = since(arrived_ns);
+        self.read_transit_ns.push(since(read_ns));
         self.transit_ns.push(transit);
         if data.first() == Some(&payload::OPUS_TOC) {
             self.audio_transit_ns.push(transit);
@@ -120,7 +116,6 @@ mod tests {
 
     #[test]
     fn loss_transit_and_continuity() {
-        let epoch = Instant::now();
         let mut p = Probe::default();
         let pkt = |n: u32| {
             payload::opus(
@@ -133,19 +128,20 @@ mod tests {
         };
         // Numbers 0..10 without 5; RTP seq follows with an offset of 1000.
         for n in (0..10).filter(|n| *n != 5) {
-            let arrived = epoch + Duration::from_micros(n as u64 * 1000 + 300);
-            p.record(7, 1000 + n as u64, &pkt(n), arrived, epoch);
+            let arrived = n as u64 * 1_000_000 + 300_000;
+            p.record(7, 1000 + n as u64, &pkt(n), arrived, arrived + 50_000);
         }
         let l = p.loss();
         assert_eq!((l.expected, l.received), (10, 9));
         assert_eq!(p.seq_breaks, 0);
         assert!(p.transit_ns.iter().all(|t| *t == 300_000));
+        assert!(p.read_transit_ns.iter().all(|t| *t == 350_000));
         // A server that renumbers wrongly shows as a break.
-        p.record(7, 5000, &pkt(10), epoch, epoch);
+        p.record(7, 5000, &pkt(10), 10_000_000, 10_000_000);
         assert_eq!(p.seq_breaks, 1);
         let mut bad = pkt(11);
         bad[3] ^= 0xff;
-        p.record(7, 5001, &bad, epoch, epoch);
+        p.record(7, 5001, &bad, 0, 0);
         assert_eq!(p.corrupt, 1);
         assert_eq!(percentile(&[1, 2, 3, 4], 50.0), 2);
         assert_eq!(percentile(&[1, 2, 3, 4], 99.0), 4);

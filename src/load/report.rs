@@ -35,12 +35,18 @@ pub struct Row {
     pub server_rss_before_mib: f64,
     /// (RSS with everyone connected − RSS before joining) / receivers, KiB.
     pub server_rss_per_receiver_kib: f64,
+    /// Transit from the publisher's stamp to the kernel's arrival timestamp at the
+    /// receiver's socket, microseconds.
     pub transit_p50_us: f64,
     pub transit_p90_us: f64,
     pub transit_p99_us: f64,
     pub transit_max_us: f64,
     /// Audio packets alone (small, every 20 ms).
     pub audio_transit_p99_us: f64,
+    /// Transit to the moment the generator read the packet (adds its own queueing:
+    /// grows when the generator, not the server, is the bottleneck).
+    pub read_transit_p50_us: f64,
+    pub read_transit_p99_us: f64,
     pub loss_pct: f64,
     pub corrupt: u64,
     pub seq_breaks: u64,
@@ -54,6 +60,8 @@ pub struct Row {
     /// The generator used ≥ 90 % of its threads: figures above this are its limit.
     pub generator_saturated: bool,
     pub send_drops: u64,
+    /// RTP packets the publishers wrote during the window.
+    pub sent_packets: u64,
     /// The machine's 1-minute load average when the window closed (other work on the
     /// box competes for the same cores and shows here).
     pub load_average: f64,

@@ -73,16 +73,20 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
                 Target::Janus => run_janus(args, step, i).await?,
             };
             eprintln!(
-                "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}), loss {:.3} %, {}/{} connected",
+                "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}; to read p50/p99 {:.3}/{:.3}), loss {:.3} %, {}/{} connected, {} send drops, sent {}",
                 row.forwarded_pps,
                 row.server_cpu_us_per_packet,
                 row.transit_p50_us / 1000.0,
                 row.transit_p90_us / 1000.0,
                 row.transit_p99_us / 1000.0,
                 row.audio_transit_p99_us / 1000.0,
+                row.read_transit_p50_us / 1000.0,
+                row.read_transit_p99_us / 1000.0,
                 row.loss_pct,
                 row.connected,
-                row.participants
+                row.participants,
+                row.send_drops,
+                row.sent_packets,
             );
             rows.push(row);
             // Let the server settle (and Janus tear down) between steps.
@@ -113,12 +117,11 @@ struct Step {
 }
 
 impl Step {
-    fn new(epoch: Instant) -> Step {
+    fn new() -> Step {
         let (phase, rx) = watch::channel(Phase::Connect);
         Step {
             phase,
             shared: Shared {
-                epoch,
                 phase: rx,
                 ready: Arc::new(AtomicUsize::new(0)),
             },
@@ -155,8 +158,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
         return Err(LoadError::Http(format!("no /healthz answer from {base}")));
     }
     let rss_before = server.rss_bytes()?;
-    let epoch = Instant::now();
-    let mut st = Step::new(epoch);
+    let mut st = Step::new();
     let tag = format!("{}-{}", std::process::id(), index);
     let rooms = plan(args.scenario, step, args.room_size, &tag);
     let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
@@ -223,8 +225,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
     let tls = tls_any_cert();
     let janus = Janus::connect(url, tls.clone()).await?;
     let rss_before = server.rss_bytes()?;
-    let epoch = Instant::now();
-    let mut st = Step::new(epoch);
+    let mut st = Step::new();
     let rooms = plan(args.scenario, step, args.room_size, "janus");
     // Room numbers unique per process and step.
     let room_base = (std::process::id() as u64 % 10_000) * 100_000 + index as u64 * 1000;
@@ -352,6 +353,7 @@ where
     let window = (t1 - t0).as_secs_f64();
     let mut transit: Vec<u32> = Vec::new();
     let mut audio_transit: Vec<u32> = Vec::new();
+    let mut read_transit: Vec<u32> = Vec::new();
     let (mut packets, mut bytes, mut corrupt, mut breaks, mut reordered, mut drops) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut expected, mut received) = (0u64, 0u64);
@@ -359,6 +361,7 @@ where
     for o in &outcomes {
         transit.extend_from_slice(&o.probe.transit_ns);
         audio_transit.extend_from_slice(&o.probe.audio_transit_ns);
+        read_transit.extend_from_slice(&o.probe.read_transit_ns);
         packets += o.probe.packets;
         bytes += o.probe.bytes;
         corrupt += o.probe.corrupt;
@@ -377,6 +380,7 @@ where
     }
     transit.sort_unstable();
     audio_transit.sort_unstable();
+    read_transit.sort_unstable();
     connect_ms.sort_unstable();
     let server_cpu = (cpu1 - cpu0).as_secs_f64();
     let gen_cpu = (gen1 - gen0).as_secs_f64();
@@ -412,6 +416,8 @@ where
         transit_p99_us: percentile(&transit, 99.0) as f64 / 1000.0,
         transit_max_us: transit.last().copied().unwrap_or(0) as f64 / 1000.0,
         audio_transit_p99_us: percentile(&audio_transit, 99.0) as f64 / 1000.0,
+        read_transit_p50_us: percentile(&read_transit, 50.0) as f64 / 1000.0,
+        read_transit_p99_us: percentile(&read_transit, 99.0) as f64 / 1000.0,
         loss_pct: if expected > 0 {
             (expected.saturating_sub(received)) as f64 * 100.0 / expected as f64
         } else {
@@ -426,6 +432,7 @@ where
         generator_threads: threads,
         generator_saturated: gen_pct >= 90.0 * threads as f64,
         send_drops: drops,
+        sent_packets: outcomes.iter().map(|o| o.sent_packets).sum(),
         load_average: std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|l| l.split_whitespace().next()?.parse().ok())
