@@ -1,6 +1,6 @@
 //! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
 //! the WebSocket signaling endpoint, a health check, and the CA downloads and install
-//! page data ([`crate::trust`]).
+//! page data ([`crate::trust`]), and Prometheus metrics ([`crate::metrics`]).
 
 use std::sync::Arc;
 
@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{name}", get(room))
         .merge(trust::router(state.trust.clone()))
@@ -72,6 +73,19 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Some(status) => Json(status).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
     }
+}
+
+/// Counters and gauges in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (Some(status), Some(rooms)) = (state.engine.status().await, state.engine.rooms().await)
+    else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&status, &rooms),
+    )
+        .into_response()
 }
 
 /// Every room with its participants, the path each receives on, and the server's

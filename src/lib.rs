@@ -12,7 +12,7 @@
 //!   forwarding) and [`room`] its membership registry.
 //! - [`signaling::session`] serves one WebSocket and talks to the engine through a
 //!   channel of commands; [`signaling::protocol`] is the typed wire format.
-//! - [`http`] is the router: web app, `/ws`, `/healthz`, and [`trust`]'s CA downloads.
+//! - [`http`] is the router: web app, `/ws`, `/healthz`, `/metrics` ([`metrics`]), and [`trust`]'s CA downloads.
 //!   [`certs`] provides TLS: lanrelay's own CA and the server certificate it issues
 //!   (or `--cert/--key`), reloaded when the files change. [`helper`] is the
 //!   plain-HTTP port that hands out the CA and redirects everything else to HTTPS.
@@ -26,6 +26,8 @@ pub mod certs;
 pub mod config;
 pub mod helper;
 pub mod http;
+pub mod load;
+pub mod metrics;
 pub mod net;
 pub mod qr;
 pub mod room;

@@ -70,6 +70,8 @@ pub struct Counters {
     pub rejected: u64,
     /// RTP packets forwarded to a receiver.
     pub forwarded: u64,
+    /// RTP payload bytes of those packets (headers and SRTP overhead not included).
+    pub forwarded_bytes: u64,
 }
 
 /// A room as `/api/rooms` shows it.
@@ -1317,6 +1319,7 @@ impl Sfu {
                     .nackable(nackable(codec)),
             );
             self.counters.forwarded += 1;
+            self.counters.forwarded_bytes += pkt.payload.len() as u64;
             let id = *sub_id;
             self.drain(id);
         }

@@ -73,8 +73,13 @@ pub struct Status {
     pub rooms: usize,
     pub participants: usize,
     pub forwarded_packets: u64,
+    /// RTP payload bytes forwarded (without headers and SRTP overhead).
+    pub forwarded_bytes: u64,
     pub unroutable_datagrams: u64,
     pub rejected_datagrams: u64,
+    /// Seconds the engine task (worker 0) spent handling inputs and sending, as
+    /// opposed to waiting: its load.
+    pub worker_busy_seconds: f64,
 }
 
 /// The engine's command channel; cheap to clone.
@@ -175,6 +180,8 @@ struct Shell {
     sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
     sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
+    /// Time spent between waking up and going back to wait, for `/metrics`.
+    busy: Duration,
 }
 
 async fn run(mut sfu: Sfu, media: MediaSockets, mut rx: mpsc::Receiver<Command>) {
@@ -182,13 +189,16 @@ async fn run(mut sfu: Sfu, media: MediaSockets, mut rx: mpsc::Receiver<Command>)
         sockets: media.sockets,
         candidates: media.candidates,
         sessions: HashMap::new(),
+        busy: Duration::ZERO,
     };
     if shell.sockets.is_empty() {
         error!("no media socket: the engine cannot run");
         return;
     }
+    let mut woke = std::time::Instant::now();
     loop {
         shell.flush(&mut sfu);
+        shell.busy += woke.elapsed();
         let deadline = sfu
             .poll_timeout()
             .map(TokioInstant::from_std)
@@ -196,12 +206,20 @@ async fn run(mut sfu: Sfu, media: MediaSockets, mut rx: mpsc::Receiver<Command>)
         let has_second = shell.sockets.len() > 1;
         tokio::select! {
             cmd = rx.recv() => {
+                woke = std::time::Instant::now();
                 let Some(cmd) = cmd else { break };
                 shell.command(&mut sfu, cmd);
             }
-            r = shell.sockets[0].readable() => shell.read(&mut sfu, 0, r),
-            r = async { shell.sockets[1].readable().await }, if has_second => shell.read(&mut sfu, 1, r),
+            r = shell.sockets[0].readable() => {
+                woke = std::time::Instant::now();
+                shell.read(&mut sfu, 0, r);
+            }
+            r = async { shell.sockets[1].readable().await }, if has_second => {
+                woke = std::time::Instant::now();
+                shell.read(&mut sfu, 1, r);
+            }
             _ = tokio::time::sleep_until(deadline) => {
+                woke = std::time::Instant::now();
                 sfu.handle_timeout(std::time::Instant::now());
             }
         }
@@ -257,8 +275,10 @@ impl Shell {
                     rooms: sfu.room_count(),
                     participants: sfu.peer_count(),
                     forwarded_packets: c.forwarded,
+                    forwarded_bytes: c.forwarded_bytes,
                     unroutable_datagrams: c.unroutable,
                     rejected_datagrams: c.rejected,
+                    worker_busy_seconds: self.busy.as_secs_f64(),
                 });
             }
         }

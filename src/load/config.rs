@@ -1,0 +1,145 @@
+//! The load generator's flags.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// lanrelay-load: simulated WebRTC participants (str0m) that join a running SFU through
+/// its real signaling and UDP, send paced synthetic VP8 video and Opus-sized audio,
+/// check every packet they receive, and report forwarded packets/s, server CPU time
+/// per forwarded packet, server memory per receiver, transit time, loss and time to
+/// connect.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lanrelay-load", version, about, long_about = None)]
+pub struct Args {
+    /// What to measure: one publisher to N viewers, N independent 1:1 calls, or M
+    /// rooms where all K participants publish and receive each other.
+    #[arg(long, value_enum, default_value = "one-to-many")]
+    pub scenario: Scenario,
+
+    /// one-to-many: the numbers of viewers to sweep, e.g. 10,50,100,200.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    pub viewers: Vec<usize>,
+
+    /// pairs: the numbers of 1:1 calls to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,20")]
+    pub pairs: Vec<usize>,
+
+    /// rooms: the numbers of rooms to sweep (each with --room-size participants).
+    #[arg(long, value_delimiter = ',', default_value = "2,4")]
+    pub rooms: Vec<usize>,
+
+    /// rooms: participants per room.
+    #[arg(long, default_value_t = 4)]
+    pub room_size: usize,
+
+    /// Servers to load, one after the other for each step: lanrelay, janus, or both.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "lanrelay")]
+    pub target: Vec<Target>,
+
+    /// Start this lanrelay binary for each step on 127.0.0.1 with ephemeral ports.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["server_url", "server_pid"])]
+    pub spawn: Option<PathBuf>,
+
+    /// Attach to a running lanrelay at this URL (https://HOST:PORT); it needs a
+    /// --room-capacity large enough for the scenario.
+    #[arg(long, value_name = "URL", requires = "server_pid")]
+    pub server_url: Option<String>,
+
+    /// The running lanrelay's process id, to read its CPU time and memory.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// Janus's HTTP API, e.g. http://127.0.0.1:8088/janus (see benches/janus-compare.sh).
+    #[arg(long, value_name = "URL")]
+    pub janus_url: Option<String>,
+
+    /// Janus's process id.
+    #[arg(long, value_name = "PID")]
+    pub janus_pid: Option<u32>,
+
+    /// Seconds of measurement per step (after everyone receives media and a warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+
+    /// Seconds between everyone receiving media and the start of measurement.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+
+    /// Video bitrate of each publisher, kbit/s.
+    #[arg(long, default_value_t = 2500)]
+    pub video_kbps: u32,
+
+    /// Video frames per second.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+
+    /// A keyframe every this many seconds (and whenever the server asks).
+    #[arg(long, default_value_t = 3)]
+    pub keyframe_secs: u32,
+
+    /// Send no audio.
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Address the participants' UDP sockets bind to (Janus ignores loopback, so use
+    /// the namespace's veth address there).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Address the participants bind to when loading Janus (default: --bind). Janus
+    /// gathers no loopback candidates, so benches/janus-compare.sh passes the
+    /// address of the veth in its namespace.
+    #[arg(long)]
+    pub janus_bind: Option<IpAddr>,
+
+    /// Worker threads of the generator's runtime (all participants share them).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Participants joining at once.
+    #[arg(long, default_value_t = 16)]
+    pub connect_concurrency: usize,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    OneToMany,
+    Pairs,
+    Rooms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Lanrelay,
+    Janus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let a = Args::try_parse_from([
+            "lanrelay-load",
+            "--viewers",
+            "10,50",
+            "--target",
+            "lanrelay,janus",
+            "--spawn",
+            "target/release/lanrelay",
+        ])
+        .unwrap();
+        assert_eq!(a.viewers, vec![10, 50]);
+        assert_eq!(a.target, vec![Target::Lanrelay, Target::Janus]);
+        assert!(Args::try_parse_from(["lanrelay-load", "--server-url", "https://x:1"]).is_err());
+    }
+}

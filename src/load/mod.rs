@@ -1,0 +1,48 @@
+//! The load generator behind the `lanrelay-load` binary: simulated participants with
+//! real WebRTC stacks (str0m) that join a running SFU through its real signaling and
+//! UDP, and a report of what one box carries.
+//!
+//! - [`config`]: flags. [`run`]: the sweep (join, wait, warm up, measure, leave).
+//! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task): publisher
+//!   pacing ([`payload`] makes the VP8/Opus payloads and their stamps) and receiver
+//!   checks ([`probe`]).
+//! - [`lanrelay`] and [`janus`]: the two servers' signaling; [`client`]: WSS and a
+//!   small HTTP client; [`spawn`]: starting lanrelay; [`procfs`]: CPU and memory of
+//!   a process; [`report`]: the table and the JSON.
+
+pub mod client;
+pub mod config;
+pub mod janus;
+pub mod lanrelay;
+pub mod payload;
+pub mod peer;
+pub mod probe;
+pub mod procfs;
+pub mod report;
+pub mod run;
+pub mod spawn;
+
+/// What can go wrong while generating load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error("I/O: {0}")]
+    Io(std::io::Error),
+    #[error("cannot read {0}: {1}")]
+    Proc(String, std::io::Error),
+    #[error("unexpected format of {0}")]
+    ProcFormat(String),
+    #[error("starting the server: {0}")]
+    Spawn(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("signaling: {0}")]
+    Signaling(String),
+    #[error("SDP: {0}")]
+    Sdp(String),
+    #[error("media: {0}")]
+    Media(String),
+    #[error("Janus: {0}")]
+    Janus(String),
+}

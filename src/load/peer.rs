@@ -1,0 +1,653 @@
+//! One simulated participant: a str0m `Rtc` in RTP mode (full ICE, like a browser) on
+//! its own UDP socket, run as one tokio task. A publisher paces synthetic VP8 video
+//! (a keyframe every few seconds and whenever asked) and Opus-sized audio; a receiver
+//! checks every packet with a [`Probe`]. Receive sockets report each datagram's
+//! kernel arrival time (SO_TIMESTAMPNS), so transit is measured to the moment the
+//! packet reached the receiver, not to when the generator got round to reading it
+//! (both are reported). Signaling is done by the caller
+//! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
+//! task so the server's renegotiation offers are answered during the call.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::client::Ws;
+use super::payload::{self, Stamp, Vp8Packet};
+use super::probe::Probe;
+use super::LoadError;
+use crate::signaling::protocol::{ClientMsg, ServerMsg};
+
+/// Where a run is; every participant task watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Joining and warming up: nothing is recorded.
+    Connect,
+    /// The measuring window: receivers record every packet.
+    Measure,
+    /// Leave and report.
+    Stop,
+}
+
+/// What one participant sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish {
+    pub video_kbps: u32,
+    pub fps: u32,
+    /// A keyframe every this many seconds (and whenever a receiver asks).
+    pub keyframe_secs: u32,
+    pub audio: bool,
+}
+
+/// Everything a participant task needs besides its signaling.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub publish: Option<Publish>,
+    /// Video streams it should receive; it counts as connected once each delivered.
+    pub expect_video: usize,
+    pub bind_ip: IpAddr,
+}
+
+/// State every participant shares with the controller.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub phase: watch::Receiver<Phase>,
+    /// Participants that receive every stream they expect.
+    pub ready: Arc<AtomicUsize>,
+}
+
+/// What a participant reports when it stops.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub name: String,
+    pub joined_at: Option<Instant>,
+    /// When it first received every video stream it expects.
+    pub ready_at: Option<Instant>,
+    pub probe: Probe,
+    pub sent_packets: u64,
+    /// Datagrams the socket would not take (generator overloaded).
+    pub send_drops: u64,
+    pub error: Option<String>,
+}
+
+/// A participant's media side.
+pub struct Media {
+    rtc: Rtc,
+    udp: UdpSocket,
+    local: SocketAddr,
+    spec: Spec,
+    shared: Shared,
+    publisher: Option<Publisher>,
+    pending: Option<SdpPendingOffer>,
+    measuring: bool,
+    video_ssrcs: HashSet<u32>,
+    /// (kernel arrival, read) of the datagram being handled, wall-clock nanoseconds.
+    current_rx: (u64, u64),
+    outcome: Outcome,
+}
+
+impl Media {
+    /// Binds the socket and builds the `Rtc` (full ICE, RTP mode, Opus + VP8).
+    pub async fn new(spec: Spec, shared: Shared) -> Result<Media, LoadError> {
+        let udp = UdpSocket::bind(SocketAddr::new(spec.bind_ip, 0))
+            .await
+            .map_err(LoadError::Io)?;
+        let local = udp.local_addr().map_err(LoadError::Io)?;
+        setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| LoadError::Io(e.into()))?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let candidate = Candidate::host(local, "udp")
+            .map_err(|e| LoadError::Media(format!("candidate {local}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let outcome = Outcome {
+            name: spec.name.clone(),
+            joined_at: Some(now),
+            ..Default::default()
+        };
+        Ok(Media {
+            publisher: spec.publish.map(|p| Publisher::new(p, now)),
+            rtc,
+            udp,
+            local,
+            spec,
+            shared,
+            pending: None,
+            measuring: false,
+            video_ssrcs: HashSet::new(),
+            current_rx: (0, 0),
+            outcome,
+        })
+    }
+
+    /// Marks the moment signaling started (join), for the time to connect.
+    pub fn set_joined_at(&mut self, at: Instant) {
+        self.outcome.joined_at = Some(at);
+    }
+
+    /// The first offer: send-only audio and video for a publisher, receive-only for a
+    /// viewer (the server adds its own m-lines for what others publish).
+    pub fn offer(&mut self, recvonly_placeholders: bool) -> Result<String, LoadError> {
+        let mut api = self.rtc.sdp_api();
+        if let Some(p) = self.publisher.as_mut() {
+            if p.cfg.audio {
+                p.audio_mid =
+                    Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+            }
+            p.video_mid =
+                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        } else if recvonly_placeholders {
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| LoadError::Media("nothing to offer".into()))?;
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), LoadError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| LoadError::Sdp(e.to_string()))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| LoadError::Signaling("answer without an offer".into()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| LoadError::Sdp(e.to_string()))
+    }
+
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, LoadError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| LoadError::Sdp(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| LoadError::Sdp(e.to_string()))?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Runs the call until the phase says stop, answering lanrelay's renegotiation on
+    /// `ws` if there is one. Returns what was measured.
+    pub async fn run(mut self, mut ws: Option<Ws>) -> Outcome {
+        let mut phase = self.shared.phase.clone();
+        let mut buf = vec![0u8; 2048];
+        let mut immediate = 0u32;
+        loop {
+            let rtc_due = match self.drain() {
+                Ok(t) => t,
+                Err(e) => {
+                    self.outcome.error = Some(e.to_string());
+                    break;
+                }
+            };
+            let due = match self.publisher.as_ref().map(Publisher::next_due) {
+                Some(p) if p < rtc_due => p,
+                _ => rtc_due,
+            };
+            // str0m sends queued RTP only on its next timeout, which it asks for "now".
+            // A tokio timer would round that up to the next millisecond tick and add
+            // up to 2 ms to every packet, so a timeout that is already due is handled
+            // at once (a few times in a row at most, so sockets keep their turn).
+            let now = Instant::now();
+            if due <= now && immediate < 8 {
+                immediate += 1;
+                let _ = self.rtc.handle_input(Input::Timeout(now));
+                if let Err(e) = self.send_due(now) {
+                    self.outcome.error = Some(e.to_string());
+                    break;
+                }
+                continue;
+            }
+            immediate = 0;
+            tokio::select! {
+                r = self.udp.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
+                    self.read_all(&mut buf);
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
+                    let now = Instant::now();
+                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                    if let Err(e) = self.send_due(now) {
+                        self.outcome.error = Some(e.to_string());
+                        break;
+                    }
+                }
+                m = next_ws(&mut ws) => {
+                    match m {
+                        Some(Ok(Message::Text(t))) => {
+                            if let Err(e) = self.on_signal(t.as_str(), &mut ws).await {
+                                self.outcome.error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => {
+                            self.outcome.error = Some("signaling connection closed".into());
+                            break;
+                        }
+                    }
+                }
+                r = phase.changed() => {
+                    let p = if r.is_err() { Phase::Stop } else { *phase.borrow_and_update() };
+                    match p {
+                        Phase::Connect => {}
+                        Phase::Measure => {
+                            self.measuring = true;
+                            self.outcome.probe = Probe::default();
+                            self.outcome.sent_packets = 0;
+                        }
+                        Phase::Stop => break,
+                    }
+                }
+            }
+        }
+        if let Some(ws) = ws.as_mut() {
+            let leave = serde_json::to_string(&ClientMsg::Leave).unwrap_or_default();
+            let _ = ws.send(Message::text(leave)).await;
+            let _ = ws.close(None).await;
+        }
+        let _ = self.rtc.close();
+        let _ = self.drain();
+        self.outcome
+    }
+
+    /// Reads every queued datagram with its kernel arrival time, draining the `Rtc`
+    /// after each.
+    fn read_all(&mut self, buf: &mut [u8]) {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        loop {
+            let fd = self.udp.as_raw_fd();
+            let res = self.udp.try_io(Interest::READABLE, || {
+                let mut iov = [IoSliceMut::new(buf)];
+                let msg =
+                    recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                        .map_err(std::io::Error::from)?;
+                let mut arrived = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                            arrived =
+                                Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
+                        }
+                    }
+                }
+                let src = msg.address.and_then(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| SocketAddr::V4((*v4).into()))
+                        .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+                });
+                Ok((msg.bytes, src, arrived))
+            });
+            let (n, src, arrived) = match res {
+                Ok((n, Some(src), arrived)) => (n, src, arrived),
+                Ok(_) => continue,
+                Err(_) => return,
+            };
+            let read = wall_ns();
+            self.current_rx = (arrived.unwrap_or(read), read);
+            let now = Instant::now();
+            let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) else {
+                continue;
+            };
+            let _ = self.rtc.handle_input(Input::Receive(now, recv));
+            if let Err(e) = self.drain() {
+                self.outcome.error = Some(e.to_string());
+                return;
+            }
+        }
+    }
+
+    /// Drains the `Rtc` to its next timeout: sends datagrams, handles events.
+    fn drain(&mut self) -> Result<Instant, LoadError> {
+        loop {
+            match self
+                .rtc
+                .poll_output()
+                .map_err(|e| LoadError::Media(e.to_string()))?
+            {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    if self.udp.try_send_to(&t.contents, t.destination).is_err() {
+                        self.outcome.send_drops += 1;
+                    }
+                }
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::RtpPacket(pkt) => {
+                let ssrc = *pkt.header.ssrc;
+                if self.outcome.ready_at.is_none() && !self.video_ssrcs.contains(&ssrc) {
+                    let video = self
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&pkt.header.ssrc)
+                        .map(|s| s.mid())
+                        .and_then(|mid| self.rtc.media(mid))
+                        .is_some_and(|m| m.kind() == MediaKind::Video);
+                    if video && payload::check(&pkt.payload).is_some() {
+                        self.video_ssrcs.insert(ssrc);
+                        if self.video_ssrcs.len() >= self.spec.expect_video {
+                            self.outcome.ready_at = Some(pkt.timestamp);
+                            self.shared.ready.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if self.measuring {
+                    let (arrived, read) = self.current_rx;
+                    self.outcome
+                        .probe
+                        .record(ssrc, *pkt.seq_no, &pkt.payload, arrived, read);
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                if let Some(p) = self.publisher.as_mut() {
+                    p.keyframe_wanted = true;
+                }
+            }
+            Event::Connected if self.spec.expect_video == 0 && self.outcome.ready_at.is_none() => {
+                self.outcome.ready_at = Some(Instant::now());
+                self.shared.ready.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_signal(&mut self, text: &str, ws: &mut Option<Ws>) -> Result<(), LoadError> {
+        let msg: ServerMsg =
+            serde_json::from_str(text).map_err(|e| LoadError::Signaling(e.to_string()))?;
+        match msg {
+            ServerMsg::Answer { sdp } => self.accept_answer(&sdp)?,
+            ServerMsg::Offer { sdp } => {
+                let answer = self.accept_offer(&sdp)?;
+                let msg = serde_json::to_string(&ClientMsg::Answer { sdp: answer })
+                    .map_err(|e| LoadError::Signaling(e.to_string()))?;
+                if let Some(ws) = ws.as_mut() {
+                    ws.send(Message::text(msg))
+                        .await
+                        .map_err(|e| LoadError::Signaling(e.to_string()))?;
+                }
+            }
+            ServerMsg::Error { code, message } => {
+                return Err(LoadError::Signaling(format!("{code:?}: {message}")))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes every packet whose time has come.
+    fn send_due(&mut self, now: Instant) -> Result<(), LoadError> {
+        if !self.rtc.is_connected() {
+            return Ok(());
+        }
+        if let Some(p) = self.publisher.as_mut() {
+            p.schedule(now);
+        }
+        loop {
+            let Some(p) = self.publisher.as_mut() else {
+                return Ok(());
+            };
+            let Some(pkt) = p.queue.front().copied().filter(|q| q.at <= now) else {
+                return Ok(());
+            };
+            p.queue.pop_front();
+            let (mid, codec, slot) = match pkt.kind {
+                MediaKind::Audio => (p.audio_mid, Codec::Opus, 0),
+                MediaKind::Video => (p.video_mid, Codec::Vp8, 1),
+            };
+            let number = p.numbers[slot];
+            p.numbers[slot] += 1;
+            let seq = p.seqs[slot];
+            p.seqs[slot] += 1;
+            let (Some(mid), Some(pt)) = (mid, payload_type(&self.rtc, codec)) else {
+                continue;
+            };
+            let sent_ns = wall_ns();
+            let stamp = Stamp { number, sent_ns };
+            let data = match pkt.vp8 {
+                Some(v) => payload::vp8(v, pkt.size, stamp),
+                None => payload::opus(pkt.size, stamp),
+            };
+            let mut api = self.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, seq.into(), pkt.rtp_ts, now, data)
+                    .marker(pkt.marker)
+                    .nackable(pkt.kind == MediaKind::Video),
+            );
+            self.outcome.sent_packets += 1;
+            self.drain()?;
+        }
+    }
+}
+
+/// Wall-clock time in nanoseconds since 1970: the clock of the kernel's receive
+/// timestamps, and the same for every participant of the machine.
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The next WebSocket message, or never when there is no WebSocket.
+async fn next_ws(
+    ws: &mut Option<Ws>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws.as_mut() {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn payload_type(rtc: &Rtc, codec: Codec) -> Option<Pt> {
+    rtc.codec_config()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+}
+
+/// A packet waiting for its send time (the pacer).
+#[derive(Debug, Clone, Copy)]
+struct Scheduled {
+    at: Instant,
+    kind: MediaKind,
+    size: usize,
+    rtp_ts: u32,
+    marker: bool,
+    vp8: Option<Vp8Packet>,
+}
+
+/// A publisher's encoder and pacer: frames at a fixed rate, split into packets that
+/// are spread evenly over the frame interval, as a browser's pacer does.
+struct Publisher {
+    cfg: Publish,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    start: Instant,
+    next_frame: Instant,
+    next_audio: Instant,
+    frame_no: u64,
+    audio_no: u64,
+    keyframe_wanted: bool,
+    queue: VecDeque<Scheduled>,
+    /// Stamp packet numbers and RTP sequence numbers, [audio, video].
+    numbers: [u32; 2],
+    seqs: [u64; 2],
+}
+
+const AUDIO_EVERY: Duration = Duration::from_millis(20);
+/// Opus at about 48 kbit/s in 20 ms frames.
+const AUDIO_BYTES: usize = 120;
+
+impl Publisher {
+    fn new(cfg: Publish, now: Instant) -> Self {
+        let start_seq = 1000 + (now.elapsed().as_nanos() % 20_000) as u64;
+        Publisher {
+            cfg,
+            audio_mid: None,
+            video_mid: None,
+            start: now,
+            next_frame: now,
+            next_audio: now,
+            frame_no: 0,
+            audio_no: 0,
+            keyframe_wanted: true,
+            queue: VecDeque::new(),
+            numbers: [0; 2],
+            seqs: [start_seq, start_seq + 7],
+        }
+    }
+
+    fn frame_interval(&self) -> Duration {
+        Duration::from_secs(1) / self.cfg.fps.max(1)
+    }
+
+    fn next_due(&self) -> Instant {
+        let mut due = self.next_frame;
+        if self.cfg.audio {
+            due = due.min(self.next_audio);
+        }
+        if let Some(q) = self.queue.front() {
+            due = due.min(q.at);
+        }
+        due
+    }
+
+    /// Queues the frames and audio packets whose time has come.
+    fn schedule(&mut self, now: Instant) {
+        while self.cfg.audio && self.next_audio <= now {
+            let at = self.next_audio;
+            let rtp_ts = (self.audio_no * 960) as u32;
+            self.audio_no += 1;
+            self.next_audio += AUDIO_EVERY;
+            self.insert(Scheduled {
+                at,
+                kind: MediaKind::Audio,
+                size: AUDIO_BYTES,
+                rtp_ts,
+                marker: false,
+                vp8: None,
+            });
+        }
+        let interval = self.frame_interval();
+        while self.next_frame <= now {
+            let at = self.next_frame;
+            self.next_frame += interval;
+            let gop = (self.cfg.keyframe_secs.max(1) * self.cfg.fps.max(1)) as u64;
+            let keyframe = self.keyframe_wanted || self.frame_no % gop == 0;
+            self.keyframe_wanted = false;
+            // Budget per GOP at the target bitrate; a keyframe is 4x an inter frame.
+            let per_frame = self.cfg.video_kbps as f64 * 1000.0 / 8.0 / self.cfg.fps.max(1) as f64;
+            let unit = per_frame * gop as f64 / (gop as f64 + 3.0);
+            let bytes = if keyframe { unit * 4.0 } else { unit } as usize;
+            let sizes = payload::split_frame(bytes);
+            let rtp_ts = (at.duration_since(self.start).as_micros() * 9 / 100) as u32;
+            let picture_id = (self.frame_no % 0x8000) as u16;
+            let step = interval / sizes.len() as u32;
+            let count = sizes.len();
+            for (i, size) in sizes.into_iter().enumerate() {
+                self.insert(Scheduled {
+                    at: at + step * i as u32,
+                    kind: MediaKind::Video,
+                    size,
+                    rtp_ts,
+                    marker: i + 1 == count,
+                    vp8: Some(Vp8Packet {
+                        picture_id,
+                        first: i == 0,
+                        keyframe,
+                        width: 1280,
+                        height: 720,
+                    }),
+                });
+            }
+            self.frame_no += 1;
+        }
+    }
+
+    /// Inserts keeping the queue in time order (audio between video packets).
+    fn insert(&mut self, s: Scheduled) {
+        let pos = self.queue.partition_point(|q| q.at <= s.at);
+        self.queue.insert(pos, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_hits_the_bitrate_and_spreads_packets() {
+        let t0 = Instant::now();
+        let mut p = Publisher::new(
+            Publish {
+                video_kbps: 2500,
+                fps: 30,
+                keyframe_secs: 3,
+                audio: true,
+            },
+            t0,
+        );
+        p.keyframe_wanted = false;
+        let mut video_bytes = 0;
+        let mut audio = 0;
+        let mut last = t0;
+        // Three seconds: one GOP.
+        for ms in 0..3000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            p.schedule(now);
+            while let Some(s) = p.queue.front().copied() {
+                if s.at > now {
+                    break;
+                }
+                p.queue.pop_front();
+                assert!(s.at >= last, "time order");
+                last = s.at;
+                match s.kind {
+                    MediaKind::Video => video_bytes += s.size,
+                    MediaKind::Audio => audio += 1,
+                }
+            }
+        }
+        let kbps = video_bytes * 8 / 3 / 1000;
+        assert!((2300..=2600).contains(&kbps), "{kbps} kbit/s");
+        assert_eq!(audio, 150);
+    }
+}

@@ -1,0 +1,87 @@
+//! CPU time and memory of a process from `/proc` (Linux): what the report divides by
+//! forwarded packets and receivers.
+
+use std::time::Duration;
+
+use super::LoadError;
+
+/// Linux reports utime/stime in clock ticks of USER_HZ, which is 100 on every
+/// architecture Linux supports today.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// A process to observe: a pid, or this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proc {
+    Pid(u32),
+    Myself,
+}
+
+impl Proc {
+    fn path(&self, file: &str) -> String {
+        match self {
+            Proc::Pid(p) => format!("/proc/{p}/{file}"),
+            Proc::Myself => format!("/proc/self/{file}"),
+        }
+    }
+
+    /// User plus system CPU time of all its threads so far.
+    pub fn cpu_time(&self) -> Result<Duration, LoadError> {
+        let path = self.path("stat");
+        let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
+        let ticks = parse_stat_cpu_ticks(&text).ok_or(LoadError::ProcFormat(path))?;
+        Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+    }
+
+    /// Resident memory (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> Result<u64, LoadError> {
+        let path = self.path("status");
+        let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
+        parse_status_rss_kb(&text)
+            .map(|kb| kb * 1024)
+            .ok_or(LoadError::ProcFormat(path))
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> Result<u64, LoadError> {
+        let path = self.path("status");
+        let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(LoadError::ProcFormat(path))
+    }
+}
+
+/// utime + stime (fields 14 and 15) from `/proc/PID/stat`. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted after the last `)`.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14 → index 11.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn parse_status_rss_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_and_status() {
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
+        let status = "Name:\tlanrelay\nVmPeak:\t  100 kB\nVmRSS:\t   20480 kB\nThreads:\t4\n";
+        assert_eq!(parse_status_rss_kb(status), Some(20480));
+        assert!(Proc::Myself.cpu_time().is_ok());
+        assert!(Proc::Myself.rss_bytes().unwrap() > 0);
+        assert!(Proc::Myself.threads().unwrap() >= 1);
+    }
+}

@@ -1,0 +1,161 @@
+//! `GET /metrics`: the engine's counters and gauges in the Prometheus text exposition
+//! format (version 0.0.4), for operators who scrape the box. A pure function of an
+//! engine [`Status`] and the rooms snapshot, so it is tested without a server.
+//!
+//! Loss and bitrate are gauges over the participants whose relay connection is up,
+//! aggregated (mean and max, sums) rather than labelled per participant, so the number
+//! of series stays fixed however many people join.
+
+use std::fmt::Write;
+
+use crate::sfu::core::RoomSnapshot;
+use crate::sfu::engine::Status;
+
+/// The Content-Type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders every metric.
+pub fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
+    let mut out = String::with_capacity(2048);
+    let connected: Vec<_> = rooms
+        .iter()
+        .flat_map(|r| r.participants.iter())
+        .filter_map(|p| p.relay.as_ref())
+        .collect();
+
+    metric(
+        &mut out,
+        "lanrelay_rooms",
+        "gauge",
+        "Rooms that exist now.",
+        &[("", status.rooms as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_participants",
+        "gauge",
+        "Participants in all rooms.",
+        &[("", status.participants as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_relay_connected_participants",
+        "gauge",
+        "Participants whose media connection to the server is up.",
+        &[("", connected.len() as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_forwarded_packets_total",
+        "counter",
+        "RTP packets forwarded to receivers.",
+        &[("", status.forwarded_packets as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_forwarded_bytes_total",
+        "counter",
+        "RTP payload bytes forwarded to receivers (headers and SRTP overhead not counted).",
+        &[("", status.forwarded_bytes as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_unroutable_datagrams_total",
+        "counter",
+        "Datagrams on the media port that belonged to no participant.",
+        &[("", status.unroutable_datagrams as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_rejected_datagrams_total",
+        "counter",
+        "Datagrams a participant's WebRTC stack refused or could not parse.",
+        &[("", status.rejected_datagrams as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_worker_busy_seconds_total",
+        "counter",
+        "Seconds each media worker spent handling input rather than waiting (its load: rate() of this is the busy share of one core).",
+        &[("worker=\"0\"", status.worker_busy_seconds)],
+    );
+
+    let loss = |f: fn(&crate::signaling::protocol::LegStats) -> Option<f64>| {
+        let v: Vec<f64> = connected.iter().filter_map(|s| f(s)).collect();
+        let max = v.iter().copied().fold(0.0, f64::max);
+        let mean = if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        (mean, max)
+    };
+    let (up_mean, up_max) = loss(|s| s.up_loss);
+    let (down_mean, down_max) = loss(|s| s.down_loss);
+    metric(
+        &mut out,
+        "lanrelay_leg_loss_ratio",
+        "gauge",
+        "Packet loss (0..1) on relayed legs over the last second: up = participant to server as the server saw it, down = server to participant as the participant reported; mean and max over connected participants.",
+        &[
+            ("direction=\"up\",stat=\"mean\"", up_mean),
+            ("direction=\"up\",stat=\"max\"", up_max),
+            ("direction=\"down\",stat=\"mean\"", down_mean),
+            ("direction=\"down\",stat=\"max\"", down_max),
+        ],
+    );
+    let up_bps: f64 = connected.iter().map(|s| s.up_bps).sum();
+    let down_bps: f64 = connected.iter().map(|s| s.down_bps).sum();
+    metric(
+        &mut out,
+        "lanrelay_media_bitrate_bps",
+        "gauge",
+        "Media bitrate summed over connected participants: up = received by the server, down = sent by it.",
+        &[("direction=\"up\"", up_bps), ("direction=\"down\"", down_bps)],
+    );
+    out
+}
+
+/// One metric family: HELP, TYPE and one sample per label set (`""` for none).
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_has_help_type_and_samples() {
+        let status = Status {
+            rooms: 2,
+            participants: 3,
+            forwarded_packets: 12345,
+            forwarded_bytes: 9_876_543,
+            unroutable_datagrams: 1,
+            rejected_datagrams: 0,
+            worker_busy_seconds: 1.5,
+        };
+        let text = render(&status, &[]);
+        assert!(text.contains("# TYPE lanrelay_forwarded_packets_total counter\n"));
+        assert!(text.contains("\nlanrelay_forwarded_packets_total 12345\n"));
+        assert!(text.contains("\nlanrelay_forwarded_bytes_total 9876543\n"));
+        assert!(text.contains("\nlanrelay_rooms 2\n"));
+        assert!(text.contains("lanrelay_worker_busy_seconds_total{worker=\"0\"} 1.5\n"));
+        assert!(text.contains("lanrelay_leg_loss_ratio{direction=\"down\",stat=\"max\"} 0\n"));
+        // Every sample line is `name{labels} value` with a numeric value.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').expect("name and value");
+            assert!(name.starts_with("lanrelay_"), "{line}");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
