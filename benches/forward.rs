@@ -310,6 +310,7 @@ impl Harness {
             },
             1100,
             Stamp {
+                stream: 1,
                 number: self.seq as u32,
                 sent_ns: 0,
             },

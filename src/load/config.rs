@@ -79,6 +79,11 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub keyframe_secs: u32,
 
+    /// Publishers send three simulcast layers (rids h, m, l at all, 1/4 and 1/16 of
+    /// --video-kbps) on their video m-line.
+    #[arg(long)]
+    pub simulcast: bool,
+
     /// Send no audio.
     #[arg(long)]
     pub no_audio: bool,

@@ -2,14 +2,17 @@
 //! picture id, a key frame or inter frame header at the start of each frame) and
 //! Opus-sized audio, each ending in a *stamp* that the receiver checks.
 //!
-//! The stamp (last [`STAMP_LEN`] bytes) carries the sender's per-stream packet number
-//! and its send time in nanoseconds since a shared epoch (same machine, same clock),
-//! followed by a checksum of everything before it and a magic word. The filler bytes
-//! depend on the packet number, so any changed byte fails the checksum.
+//! The stamp (last [`STAMP_LEN`] bytes) carries the sender's stream (audio, or which
+//! video layer), its packet number on that stream and its wall-clock send time in
+//! nanoseconds (same machine, same clock), followed by a checksum and a magic word.
+//! The checksum covers every byte before it except the VP8 payload descriptor, which a
+//! simulcast forwarder may legitimately rewrite (Janus renumbers picture ids when it
+//! switches layers); the stamp says how many leading bytes it skips. The filler bytes
+//! depend on the packet number, so any other changed byte fails the checksum.
 
-/// Bytes at the end of every payload: packet number (4), send time (8), checksum (4),
-/// magic (4).
-pub const STAMP_LEN: usize = 20;
+/// Bytes at the end of every payload: stream (1), bytes skipped by the checksum (1),
+/// packet number (4), send time (8), checksum (4), magic (4).
+pub const STAMP_LEN: usize = 22;
 const MAGIC: [u8; 4] = *b"LRLD";
 
 /// Largest RTP payload the generator writes, so SRTP packets stay under 1200 bytes.
@@ -18,9 +21,11 @@ pub const MAX_PAYLOAD: usize = 1100;
 /// What the receiver learns from a valid stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
+    /// Which of the sender's streams: 0 audio, 1.. video (simulcast layers).
+    pub stream: u8,
     /// The sender's packet number on this stream (from 0, no gaps).
     pub number: u32,
-    /// Send time, nanoseconds since the generator's epoch.
+    /// Send time, wall-clock nanoseconds since 1970.
     pub sent_ns: u64,
 }
 
@@ -43,6 +48,7 @@ pub fn vp8(p: Vp8Packet, size: usize, stamp: Stamp) -> Vec<u8> {
     out.push(0x80);
     out.push(0x80 | ((p.picture_id >> 8) as u8 & 0x7f));
     out.push(p.picture_id as u8);
+    let descriptor = out.len();
     if p.first {
         // Frame tag (RFC 6386 9.1): bit 0 = 0 for a key frame, version 0, show_frame 1,
         // then a first partition size we do not honour (no decoder reads this).
@@ -54,7 +60,7 @@ pub fn vp8(p: Vp8Packet, size: usize, stamp: Stamp) -> Vec<u8> {
             out.extend_from_slice(&p.height.to_le_bytes());
         }
     }
-    finish(out, size, stamp)
+    finish(out, size, stamp, descriptor)
 }
 
 /// The TOC byte of the generator's Opus payloads (CELT fullband 20 ms, one frame); a
@@ -64,18 +70,20 @@ pub const OPUS_TOC: u8 = 0x78;
 /// An Opus-sized audio payload: a TOC byte, filler, stamp.
 pub fn opus(size: usize, stamp: Stamp) -> Vec<u8> {
     let out = vec![OPUS_TOC];
-    finish(out, size, stamp)
+    finish(out, size, stamp, 0)
 }
 
-fn finish(mut out: Vec<u8>, size: usize, stamp: Stamp) -> Vec<u8> {
+fn finish(mut out: Vec<u8>, size: usize, stamp: Stamp, skip: usize) -> Vec<u8> {
     let size = size.max(out.len() + STAMP_LEN);
     let seed = stamp.number as usize;
     while out.len() < size - STAMP_LEN {
         out.push(((out.len() * 7 + seed) % 251) as u8);
     }
+    out.push(stamp.stream);
+    out.push(skip as u8);
     out.extend_from_slice(&stamp.number.to_be_bytes());
     out.extend_from_slice(&stamp.sent_ns.to_be_bytes());
-    let sum = fnv1a(&out);
+    let sum = fnv1a(&out[skip..]);
     out.extend_from_slice(&sum.to_be_bytes());
     out.extend_from_slice(&MAGIC);
     out
@@ -87,14 +95,20 @@ pub fn check(payload: &[u8]) -> Option<Stamp> {
     if n < STAMP_LEN || payload[n - 4..] != MAGIC {
         return None;
     }
-    let body = &payload[..n - 8];
+    let stream = payload[n - 22];
+    let skip = payload[n - 21] as usize;
+    let body = payload.get(skip..n - 8)?;
     let sum = u32::from_be_bytes(payload[n - 8..n - 4].try_into().ok()?);
     if fnv1a(body) != sum {
         return None;
     }
     let number = u32::from_be_bytes(payload[n - 20..n - 16].try_into().ok()?);
     let sent_ns = u64::from_be_bytes(payload[n - 16..n - 8].try_into().ok()?);
-    Some(Stamp { number, sent_ns })
+    Some(Stamp {
+        stream,
+        number,
+        sent_ns,
+    })
 }
 
 /// FNV-1a, 32 bits: cheap and enough to catch changed bytes (not an adversary).
@@ -126,6 +140,7 @@ mod tests {
     #[test]
     fn stamp_round_trip_and_corruption() {
         let s = Stamp {
+            stream: 0,
             number: 42,
             sent_ns: 123_456_789,
         };
@@ -141,6 +156,7 @@ mod tests {
     #[test]
     fn vp8_payloads_are_what_the_server_recognises() {
         let s = Stamp {
+            stream: 2,
             number: 1,
             sent_ns: 5,
         };
@@ -154,6 +170,12 @@ mod tests {
         let key = vp8(p, 1000, s);
         assert!(starts_keyframe(Codec::Vp8, &key));
         assert_eq!(check(&key), Some(s));
+        // A forwarder may renumber the picture id; the stamp still checks.
+        let mut renumbered = key.clone();
+        renumbered[3] ^= 0x55;
+        assert_eq!(check(&renumbered), Some(s));
+        renumbered[4] ^= 1;
+        assert_eq!(check(&renumbered), None);
         p.keyframe = false;
         assert!(!starts_keyframe(Codec::Vp8, &vp8(p, 1000, s)));
         p.first = false;

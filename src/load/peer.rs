@@ -23,7 +23,7 @@ use nix::sys::socket::{
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -57,6 +57,9 @@ pub struct Publish {
     /// A keyframe every this many seconds (and whenever a receiver asks).
     pub keyframe_secs: u32,
     pub audio: bool,
+    /// Three simulcast layers (rids `h`, `m`, `l` at all, 1/4 and 1/16 of the
+    /// bitrate) instead of one stream.
+    pub simulcast: bool,
 }
 
 /// Everything a participant task needs besides its signaling.
@@ -160,8 +163,16 @@ impl Media {
                 p.audio_mid =
                     Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
             }
+            let simulcast = p.cfg.simulcast.then(|| {
+                let mut s = Simulcast::new();
+                s.send = SIMULCAST_LAYERS
+                    .iter()
+                    .map(|l| SimulcastLayer::new(l.rid))
+                    .collect();
+                s
+            });
             p.video_mid =
-                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         } else if recvonly_placeholders {
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -426,25 +437,30 @@ impl Media {
                 return Ok(());
             };
             p.queue.pop_front();
-            let (mid, codec, slot) = match pkt.kind {
-                MediaKind::Audio => (p.audio_mid, Codec::Opus, 0),
-                MediaKind::Video => (p.video_mid, Codec::Vp8, 1),
+            let (mid, codec) = match pkt.kind {
+                MediaKind::Audio => (p.audio_mid, Codec::Opus),
+                MediaKind::Video => (p.video_mid, Codec::Vp8),
             };
-            let number = p.numbers[slot];
-            p.numbers[slot] += 1;
-            let seq = p.seqs[slot];
-            p.seqs[slot] += 1;
+            let rid = p.rid(pkt.slot);
+            let number = p.numbers[pkt.slot];
+            p.numbers[pkt.slot] += 1;
+            let seq = p.seqs[pkt.slot];
+            p.seqs[pkt.slot] += 1;
             let (Some(mid), Some(pt)) = (mid, payload_type(&self.rtc, codec)) else {
                 continue;
             };
             let sent_ns = wall_ns();
-            let stamp = Stamp { number, sent_ns };
+            let stamp = Stamp {
+                stream: pkt.slot as u8,
+                number,
+                sent_ns,
+            };
             let data = match pkt.vp8 {
                 Some(v) => payload::vp8(v, pkt.size, stamp),
                 None => payload::opus(pkt.size, stamp),
             };
             let mut api = self.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
                 continue;
             };
             tx.write_rtp(
@@ -488,6 +504,8 @@ fn payload_type(rtc: &Rtc, codec: Codec) -> Option<Pt> {
 struct Scheduled {
     at: Instant,
     kind: MediaKind,
+    /// 0: audio; 1..: the video stream or simulcast layer.
+    slot: usize,
     size: usize,
     rtp_ts: u32,
     marker: bool,
@@ -507,10 +525,44 @@ struct Publisher {
     audio_no: u64,
     keyframe_wanted: bool,
     queue: VecDeque<Scheduled>,
-    /// Stamp packet numbers and RTP sequence numbers, [audio, video].
-    numbers: [u32; 2],
-    seqs: [u64; 2],
+    /// Video streams: one, or the simulcast layers.
+    layers: Vec<Layer>,
+    /// Stamp packet numbers and RTP sequence numbers by slot (0: audio, then layers).
+    numbers: Vec<u32>,
+    seqs: Vec<u64>,
 }
+
+/// One simulcast layer: its rid, its share of the bitrate, its picture size.
+#[derive(Debug, Clone, Copy)]
+struct Layer {
+    rid: &'static str,
+    divisor: u32,
+    width: u16,
+    height: u16,
+}
+
+/// High to low, the order the SDP lists them in (as janus.js and most browsers'
+/// apps do; Janus takes the first rid as the best layer).
+const SIMULCAST_LAYERS: [Layer; 3] = [
+    Layer {
+        rid: "h",
+        divisor: 1,
+        width: 1280,
+        height: 720,
+    },
+    Layer {
+        rid: "m",
+        divisor: 4,
+        width: 640,
+        height: 360,
+    },
+    Layer {
+        rid: "l",
+        divisor: 16,
+        width: 320,
+        height: 180,
+    },
+];
 
 const AUDIO_EVERY: Duration = Duration::from_millis(20);
 /// Opus at about 48 kbit/s in 20 ms frames.
@@ -530,9 +582,23 @@ impl Publisher {
             audio_no: 0,
             keyframe_wanted: true,
             queue: VecDeque::new(),
-            numbers: [0; 2],
-            seqs: [start_seq, start_seq + 7],
+            layers: if cfg.simulcast {
+                SIMULCAST_LAYERS.to_vec()
+            } else {
+                vec![Layer {
+                    rid: "",
+                    ..SIMULCAST_LAYERS[0]
+                }]
+            },
+            numbers: vec![0; 4],
+            seqs: (0..4).map(|i| start_seq + 7 * i).collect(),
         }
+    }
+
+    /// The rid of a slot's stream (`None` for audio and a single video stream).
+    fn rid(&self, slot: usize) -> Option<Rid> {
+        let layer = self.layers.get(slot.checked_sub(1)?)?;
+        (!layer.rid.is_empty()).then(|| Rid::from(layer.rid))
     }
 
     fn frame_interval(&self) -> Duration {
@@ -560,6 +626,7 @@ impl Publisher {
             self.insert(Scheduled {
                 at,
                 kind: MediaKind::Audio,
+                slot: 0,
                 size: AUDIO_BYTES,
                 rtp_ts,
                 marker: false,
@@ -574,29 +641,33 @@ impl Publisher {
             let keyframe = self.keyframe_wanted || self.frame_no % gop == 0;
             self.keyframe_wanted = false;
             // Budget per GOP at the target bitrate; a keyframe is 4x an inter frame.
-            let per_frame = self.cfg.video_kbps as f64 * 1000.0 / 8.0 / self.cfg.fps.max(1) as f64;
-            let unit = per_frame * gop as f64 / (gop as f64 + 3.0);
-            let bytes = if keyframe { unit * 4.0 } else { unit } as usize;
-            let sizes = payload::split_frame(bytes);
             let rtp_ts = (at.duration_since(self.start).as_micros() * 9 / 100) as u32;
             let picture_id = (self.frame_no % 0x8000) as u16;
-            let step = interval / sizes.len() as u32;
-            let count = sizes.len();
-            for (i, size) in sizes.into_iter().enumerate() {
-                self.insert(Scheduled {
-                    at: at + step * i as u32,
-                    kind: MediaKind::Video,
-                    size,
-                    rtp_ts,
-                    marker: i + 1 == count,
-                    vp8: Some(Vp8Packet {
-                        picture_id,
-                        first: i == 0,
-                        keyframe,
-                        width: 1280,
-                        height: 720,
-                    }),
-                });
+            for (index, layer) in self.layers.clone().into_iter().enumerate() {
+                let kbps = self.cfg.video_kbps / layer.divisor;
+                let per_frame = kbps as f64 * 1000.0 / 8.0 / self.cfg.fps.max(1) as f64;
+                let unit = per_frame * gop as f64 / (gop as f64 + 3.0);
+                let bytes = if keyframe { unit * 4.0 } else { unit } as usize;
+                let sizes = payload::split_frame(bytes);
+                let step = interval / sizes.len() as u32;
+                let count = sizes.len();
+                for (i, size) in sizes.into_iter().enumerate() {
+                    self.insert(Scheduled {
+                        at: at + step * i as u32,
+                        kind: MediaKind::Video,
+                        slot: 1 + index,
+                        size,
+                        rtp_ts,
+                        marker: i + 1 == count,
+                        vp8: Some(Vp8Packet {
+                            picture_id,
+                            first: i == 0,
+                            keyframe,
+                            width: layer.width,
+                            height: layer.height,
+                        }),
+                    });
+                }
             }
             self.frame_no += 1;
         }
@@ -622,6 +693,7 @@ mod tests {
                 fps: 30,
                 keyframe_secs: 3,
                 audio: true,
+                simulcast: false,
             },
             t0,
         );

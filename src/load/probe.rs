@@ -22,7 +22,9 @@ struct StreamProbe {
 /// A receiver's measurements during the measuring window.
 #[derive(Debug, Default, Clone)]
 pub struct Probe {
-    streams: HashMap<u32, StreamProbe>,
+    /// By (SSRC, the sender's stream): one SSRC may carry several simulcast layers
+    /// over time.
+    streams: HashMap<(u32, u8), StreamProbe>,
     /// Transit times in nanoseconds, one per packet: from the publisher's stamp to the
     /// kernel's arrival timestamp at the receiver's socket.
     pub transit_ns: Vec<u32>,
@@ -55,7 +57,12 @@ impl Probe {
     pub fn record(&mut self, ssrc: u32, rtp_seq: u64, data: &[u8], arrived_ns: u64, read_ns: u64) {
         self.packets += 1;
         self.bytes += data.len() as u64;
-        let Some(Stamp { number, sent_ns }) = payload::check(data) else {
+        let Some(Stamp {
+            stream,
+            number,
+            sent_ns,
+        }) = payload::check(data)
+        else {
             self.corrupt += 1;
             return;
         };
@@ -66,7 +73,7 @@ impl Probe {
         if data.first() == Some(&payload::OPUS_TOC) {
             self.audio_transit_ns.push(transit);
         }
-        let s = self.streams.entry(ssrc).or_default();
+        let s = self.streams.entry((ssrc, stream)).or_default();
         s.received += 1;
         match s.first {
             None => {
@@ -121,6 +128,7 @@ mod tests {
             payload::opus(
                 100,
                 Stamp {
+                    stream: 0,
                     number: n,
                     sent_ns: n as u64 * 1_000_000,
                 },

@@ -102,6 +102,7 @@ fn publish(args: &Args) -> Publish {
         fps: args.fps,
         keyframe_secs: args.keyframe_secs,
         audio: !args.no_audio,
+        simulcast: args.simulcast,
     }
 }
 
