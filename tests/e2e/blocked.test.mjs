@@ -40,7 +40,7 @@ async function relayedAndPlaying(page, label) {
     const s = await mediaStats(page);
     return s && s.video.framesDecoded > 0 && s.videos.length === 1 && s.videos[0].width > 0 ? s : null;
   }, 25000, `${label}: remote video`);
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, 3000));
   const s = await mediaStats(page);
   assert.ok(s.video.framesDecoded > first.video.framesDecoded + 10, `${label}: frames keep decoding`);
   assert.ok(s.audio.packetsReceived > first.audio.packetsReceived, `${label}: audio arrives`);

@@ -39,7 +39,7 @@ async function playing(page, label, want = (s) => true) {
     const s = await mediaStats(page);
     return s && s.video.framesDecoded > 0 && s.videos.every((v) => v.width > 0) && want(s) ? s : null;
   }, 25000, `${label}: remote video`);
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, 3000));
   const later = await mediaStats(page);
   assert.ok(later.video.framesDecoded > first.video.framesDecoded + 10, `${label}: frames keep decoding`);
   assert.ok(later.audio.packetsReceived > first.audio.packetsReceived, `${label}: audio arrives`);
