@@ -275,12 +275,7 @@ impl Sfu {
                 return;
             }
         };
-        let ufrag = loop {
-            let u = random_token(16);
-            if !self.by_ufrag.contains_key(&u) {
-                break u;
-            }
-        };
+        let ufrag = self.new_ufrag();
         let info = PeerInfo {
             id,
             name,
@@ -1093,12 +1088,7 @@ impl Sfu {
         self.rooms
             .join(&room, id, Mode::Relay, role)
             .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
-        let ufrag = loop {
-            let u = random_token(16);
-            if !self.by_ufrag.contains_key(&u) {
-                break u;
-            }
-        };
+        let ufrag = self.new_ufrag();
         let mut rtc = self.build_rtc(now, &ufrag);
         let answer = match rtc.sdp_api().accept_offer(offer) {
             Ok(a) => a,
@@ -1485,6 +1475,18 @@ impl Sfu {
         debug!(src, %mid, ?layer, ?kind, "keyframe request");
         rx.request_keyframe(kind);
         self.drain(src);
+    }
+}
+
+impl Sfu {
+    /// A server ICE ufrag no other peer uses (STUN requests are routed by it).
+    fn new_ufrag(&self) -> String {
+        loop {
+            let u = random_token(16);
+            if !self.by_ufrag.contains_key(&u) {
+                return u;
+            }
+        }
     }
 }
 
