@@ -25,7 +25,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{Extension, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -70,6 +70,8 @@ pub struct Spec {
     /// Video streams it should receive; it counts as connected once each delivered.
     pub expect_video: usize,
     pub bind_ip: IpAddr,
+    /// Negotiate transport-wide congestion control feedback (as browsers do).
+    pub twcc: bool,
 }
 
 /// State every participant shares with the controller.
@@ -120,12 +122,23 @@ impl Media {
         setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| LoadError::Io(e.into()))?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
+            .enable_vp8(true);
+        if !spec.twcc {
+            // str0m's standard map (Chrome's ids) without transport-wide CC.
+            builder = builder
+                .clear_extension_map()
+                .set_extension(1, Extension::AudioLevel)
+                .set_extension(2, Extension::AbsoluteSendTime)
+                .set_extension(4, Extension::RtpMid)
+                .set_extension(10, Extension::RtpStreamId)
+                .set_extension(11, Extension::RepairedRtpStreamId)
+                .set_extension(13, Extension::VideoOrientation);
+        }
+        let mut rtc = builder.build(now);
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| LoadError::Media(format!("candidate {local}: {e}")))?;
         rtc.add_local_candidate(candidate);
