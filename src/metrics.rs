@@ -104,8 +104,9 @@ pub fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
             ("direction=\"down\",stat=\"max\"", down_max),
         ],
     );
-    let up_bps: f64 = connected.iter().map(|s| s.up_bps).sum();
-    let down_bps: f64 = connected.iter().map(|s| s.down_bps).sum();
+    // fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
+    let up_bps = connected.iter().fold(0.0, |a, s| a + s.up_bps);
+    let down_bps = connected.iter().fold(0.0, |a, s| a + s.down_bps);
     metric(
         &mut out,
         "lanrelay_media_bitrate_bps",
@@ -151,6 +152,7 @@ mod tests {
         assert!(text.contains("\nlanrelay_rooms 2\n"));
         assert!(text.contains("lanrelay_worker_busy_seconds_total{worker=\"0\"} 1.5\n"));
         assert!(text.contains("lanrelay_leg_loss_ratio{direction=\"down\",stat=\"max\"} 0\n"));
+        assert!(text.contains("lanrelay_media_bitrate_bps{direction=\"up\"} 0\n"));
         // Every sample line is `name{labels} value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').expect("name and value");

@@ -84,6 +84,11 @@ pub struct Args {
     #[arg(long)]
     pub simulcast: bool,
 
+    /// Participants do not negotiate transport-wide congestion control (the
+    /// transport-cc header extension and its feedback), to see what it costs.
+    #[arg(long)]
+    pub no_twcc: bool,
+
     /// Send no audio.
     #[arg(long)]
     pub no_audio: bool,

@@ -3,9 +3,9 @@
 //! UDP, and a report of what one box carries.
 //!
 //! - [`config`]: flags. [`run`]: the sweep (join, wait, warm up, measure, leave).
-//! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task): publisher
-//!   pacing ([`payload`] makes the VP8/Opus payloads and their stamps) and receiver
-//!   checks ([`probe`]).
+//! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task); [`pacer`]
+//!   decides what a publisher sends when, [`payload`] makes the VP8/Opus payloads and
+//!   their stamps, [`probe`] checks every received packet.
 //! - [`lanrelay`] and [`janus`]: the two servers' signaling; [`client`]: WSS and a
 //!   small HTTP client; [`spawn`]: starting lanrelay; [`procfs`]: CPU and memory of
 //!   a process; [`report`]: the table and the JSON.
@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod janus;
 pub mod lanrelay;
+pub mod pacer;
 pub mod payload;
 pub mod peer;
 pub mod probe;

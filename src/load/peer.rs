@@ -8,11 +8,11 @@
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
 //! task so the server's renegotiation offers are answered during the call.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
@@ -23,9 +23,9 @@ use nix::sys::socket::{
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{Extension, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -33,7 +33,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Ws;
-use super::payload::{self, Stamp, Vp8Packet};
+use super::pacer::{Publisher, SIMULCAST_LAYERS};
+use super::payload::{self, Stamp};
 use super::probe::Probe;
 use super::LoadError;
 use crate::signaling::protocol::{ClientMsg, ServerMsg};
@@ -70,6 +71,8 @@ pub struct Spec {
     /// Video streams it should receive; it counts as connected once each delivered.
     pub expect_video: usize,
     pub bind_ip: IpAddr,
+    /// Negotiate transport-wide congestion control feedback (as browsers do).
+    pub twcc: bool,
 }
 
 /// State every participant shares with the controller.
@@ -120,12 +123,23 @@ impl Media {
         setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| LoadError::Io(e.into()))?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
+            .enable_vp8(true);
+        if !spec.twcc {
+            // str0m's standard map (Chrome's ids) without transport-wide CC.
+            builder = builder
+                .clear_extension_map()
+                .set_extension(1, Extension::AudioLevel)
+                .set_extension(2, Extension::AbsoluteSendTime)
+                .set_extension(4, Extension::RtpMid)
+                .set_extension(10, Extension::RtpStreamId)
+                .set_extension(11, Extension::RepairedRtpStreamId)
+                .set_extension(13, Extension::VideoOrientation);
+        }
+        let mut rtc = builder.build(now);
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| LoadError::Media(format!("candidate {local}: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -497,229 +511,4 @@ fn payload_type(rtc: &Rtc, codec: Codec) -> Option<Pt> {
     rtc.codec_config()
         .find(|p| p.spec().codec == codec)
         .map(|p| p.pt())
-}
-
-/// A packet waiting for its send time (the pacer).
-#[derive(Debug, Clone, Copy)]
-struct Scheduled {
-    at: Instant,
-    kind: MediaKind,
-    /// 0: audio; 1..: the video stream or simulcast layer.
-    slot: usize,
-    size: usize,
-    rtp_ts: u32,
-    marker: bool,
-    vp8: Option<Vp8Packet>,
-}
-
-/// A publisher's encoder and pacer: frames at a fixed rate, split into packets that
-/// are spread evenly over the frame interval, as a browser's pacer does.
-struct Publisher {
-    cfg: Publish,
-    audio_mid: Option<Mid>,
-    video_mid: Option<Mid>,
-    start: Instant,
-    next_frame: Instant,
-    next_audio: Instant,
-    frame_no: u64,
-    audio_no: u64,
-    keyframe_wanted: bool,
-    queue: VecDeque<Scheduled>,
-    /// Video streams: one, or the simulcast layers.
-    layers: Vec<Layer>,
-    /// Stamp packet numbers and RTP sequence numbers by slot (0: audio, then layers).
-    numbers: Vec<u32>,
-    seqs: Vec<u64>,
-}
-
-/// One simulcast layer: its rid, its share of the bitrate, its picture size.
-#[derive(Debug, Clone, Copy)]
-struct Layer {
-    rid: &'static str,
-    divisor: u32,
-    width: u16,
-    height: u16,
-}
-
-/// High to low, the order the SDP lists them in (as janus.js and most browsers'
-/// apps do; Janus takes the first rid as the best layer).
-const SIMULCAST_LAYERS: [Layer; 3] = [
-    Layer {
-        rid: "h",
-        divisor: 1,
-        width: 1280,
-        height: 720,
-    },
-    Layer {
-        rid: "m",
-        divisor: 4,
-        width: 640,
-        height: 360,
-    },
-    Layer {
-        rid: "l",
-        divisor: 16,
-        width: 320,
-        height: 180,
-    },
-];
-
-const AUDIO_EVERY: Duration = Duration::from_millis(20);
-/// Opus at about 48 kbit/s in 20 ms frames.
-const AUDIO_BYTES: usize = 120;
-
-impl Publisher {
-    fn new(cfg: Publish, now: Instant) -> Self {
-        let start_seq = 1000 + (now.elapsed().as_nanos() % 20_000) as u64;
-        Publisher {
-            cfg,
-            audio_mid: None,
-            video_mid: None,
-            start: now,
-            next_frame: now,
-            next_audio: now,
-            frame_no: 0,
-            audio_no: 0,
-            keyframe_wanted: true,
-            queue: VecDeque::new(),
-            layers: if cfg.simulcast {
-                SIMULCAST_LAYERS.to_vec()
-            } else {
-                vec![Layer {
-                    rid: "",
-                    ..SIMULCAST_LAYERS[0]
-                }]
-            },
-            numbers: vec![0; 4],
-            seqs: (0..4).map(|i| start_seq + 7 * i).collect(),
-        }
-    }
-
-    /// The rid of a slot's stream (`None` for audio and a single video stream).
-    fn rid(&self, slot: usize) -> Option<Rid> {
-        let layer = self.layers.get(slot.checked_sub(1)?)?;
-        (!layer.rid.is_empty()).then(|| Rid::from(layer.rid))
-    }
-
-    fn frame_interval(&self) -> Duration {
-        Duration::from_secs(1) / self.cfg.fps.max(1)
-    }
-
-    fn next_due(&self) -> Instant {
-        let mut due = self.next_frame;
-        if self.cfg.audio {
-            due = due.min(self.next_audio);
-        }
-        if let Some(q) = self.queue.front() {
-            due = due.min(q.at);
-        }
-        due
-    }
-
-    /// Queues the frames and audio packets whose time has come.
-    fn schedule(&mut self, now: Instant) {
-        while self.cfg.audio && self.next_audio <= now {
-            let at = self.next_audio;
-            let rtp_ts = (self.audio_no * 960) as u32;
-            self.audio_no += 1;
-            self.next_audio += AUDIO_EVERY;
-            self.insert(Scheduled {
-                at,
-                kind: MediaKind::Audio,
-                slot: 0,
-                size: AUDIO_BYTES,
-                rtp_ts,
-                marker: false,
-                vp8: None,
-            });
-        }
-        let interval = self.frame_interval();
-        while self.next_frame <= now {
-            let at = self.next_frame;
-            self.next_frame += interval;
-            let gop = (self.cfg.keyframe_secs.max(1) * self.cfg.fps.max(1)) as u64;
-            let keyframe = self.keyframe_wanted || self.frame_no % gop == 0;
-            self.keyframe_wanted = false;
-            // Budget per GOP at the target bitrate; a keyframe is 4x an inter frame.
-            let rtp_ts = (at.duration_since(self.start).as_micros() * 9 / 100) as u32;
-            let picture_id = (self.frame_no % 0x8000) as u16;
-            for (index, layer) in self.layers.clone().into_iter().enumerate() {
-                let kbps = self.cfg.video_kbps / layer.divisor;
-                let per_frame = kbps as f64 * 1000.0 / 8.0 / self.cfg.fps.max(1) as f64;
-                let unit = per_frame * gop as f64 / (gop as f64 + 3.0);
-                let bytes = if keyframe { unit * 4.0 } else { unit } as usize;
-                let sizes = payload::split_frame(bytes);
-                let step = interval / sizes.len() as u32;
-                let count = sizes.len();
-                for (i, size) in sizes.into_iter().enumerate() {
-                    self.insert(Scheduled {
-                        at: at + step * i as u32,
-                        kind: MediaKind::Video,
-                        slot: 1 + index,
-                        size,
-                        rtp_ts,
-                        marker: i + 1 == count,
-                        vp8: Some(Vp8Packet {
-                            picture_id,
-                            first: i == 0,
-                            keyframe,
-                            width: layer.width,
-                            height: layer.height,
-                        }),
-                    });
-                }
-            }
-            self.frame_no += 1;
-        }
-    }
-
-    /// Inserts keeping the queue in time order (audio between video packets).
-    fn insert(&mut self, s: Scheduled) {
-        let pos = self.queue.partition_point(|q| q.at <= s.at);
-        self.queue.insert(pos, s);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pacer_hits_the_bitrate_and_spreads_packets() {
-        let t0 = Instant::now();
-        let mut p = Publisher::new(
-            Publish {
-                video_kbps: 2500,
-                fps: 30,
-                keyframe_secs: 3,
-                audio: true,
-                simulcast: false,
-            },
-            t0,
-        );
-        p.keyframe_wanted = false;
-        let mut video_bytes = 0;
-        let mut audio = 0;
-        let mut last = t0;
-        // Three seconds: one GOP.
-        for ms in 0..3000u64 {
-            let now = t0 + Duration::from_millis(ms);
-            p.schedule(now);
-            while let Some(s) = p.queue.front().copied() {
-                if s.at > now {
-                    break;
-                }
-                p.queue.pop_front();
-                assert!(s.at >= last, "time order");
-                last = s.at;
-                match s.kind {
-                    MediaKind::Video => video_bytes += s.size,
-                    MediaKind::Audio => audio += 1,
-                }
-            }
-        }
-        let kbps = video_bytes * 8 / 3 / 1000;
-        assert!((2300..=2600).contains(&kbps), "{kbps} kbit/s");
-        assert_eq!(audio, 150);
-    }
 }

@@ -184,6 +184,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
                         0
                     },
                     bind_ip: args.bind,
+                    twcc: !args.no_twcc,
                 };
                 let (base, tls, room_name, shared, sem) = (
                     base.clone(),
@@ -247,6 +248,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 publish: Some(publish(args)),
                 expect_video: 0,
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
+                twcc: !args.no_twcc,
             };
             match janus.publish(number, spec, st.shared.clone()).await {
                 Ok((feed, task)) => {
@@ -285,6 +287,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 publish: None,
                 expect_video: others.len(),
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
+                twcc: !args.no_twcc,
             };
             let (janus, shared, sem) = (janus.clone(), st.shared.clone(), sem.clone());
             joins.spawn(async move {
