@@ -341,6 +341,7 @@ where
     let h0 = forwarded(&health().await);
     let (cpu0, gen0, t0) = (server.cpu_time()?, me.cpu_time()?, Instant::now());
     let _ = st.phase.send(Phase::Measure);
+    eprintln!("   measuring for {} s", args.duration);
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     let (cpu1, gen1, t1) = (server.cpu_time()?, me.cpu_time()?, Instant::now());
     let h1 = forwarded(&health().await);

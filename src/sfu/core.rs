@@ -50,6 +50,13 @@ pub struct SfuConfig {
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
 const LAYER_TICK: Duration = Duration::from_millis(500);
 
+/// Layer ticks in a row with the estimate below the forwarded rate before the estimate
+/// is reset (see `keep_pacer_ahead`).
+const PACER_BEHIND_TICKS: u8 = 3;
+
+/// The bandwidth estimate towards a receiver before any feedback: what a LAN carries.
+const BWE_START: Bitrate = Bitrate::kbps(5_000);
+
 /// What the engine wants the I/O shell to do.
 #[derive(Debug)]
 pub enum Output {
@@ -556,6 +563,7 @@ impl Sfu {
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
+                self.keep_pacer_ahead(id);
             }
         }
         self.process(now);
@@ -565,8 +573,11 @@ impl Sfu {
         self.out.push_back(Output::Signal(id, msg));
     }
 
-    fn build_rtc(&self, now: Instant, ufrag: &str) -> Rtc {
-        let mut rtc = Rtc::builder()
+    /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it
+    /// sends transport-wide CC feedback; without feedback str0m's pacer would hold the
+    /// media to the initial estimate).
+    fn build_rtc(&self, now: Instant, ufrag: &str, bwe: bool) -> Rtc {
+        let mut cfg = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(IceCreds {
@@ -578,11 +589,14 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
-            .set_stats_interval(Some(Duration::from_secs(1)))
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if bwe {
             // Bandwidth estimation towards each browser picks its simulcast layers; it
-            // only probes once a desired bitrate is set (see choose_layers).
-            .enable_bwe(Some(Bitrate::kbps(600)))
-            .build(now);
+            // only probes once a desired bitrate is set (see choose_layers). It starts
+            // at what a LAN carries, so receivers start on a good layer.
+            cfg = cfg.enable_bwe(Some(BWE_START));
+        }
+        let mut rtc = cfg.build(now);
         for addr in &self.cfg.candidates {
             match Candidate::host(*addr, "udp") {
                 Ok(c) => {
@@ -608,9 +622,11 @@ impl Sfu {
         let fresh = self.peers.get(&id).is_some_and(|p| p.rtc.is_none());
         if fresh {
             let ufrag = self.peers[&id].ufrag.clone();
-            let rtc = self.build_rtc(now, &ufrag);
+            let bwe = offers_twcc(sdp);
+            let rtc = self.build_rtc(now, &ufrag, bwe);
             if let Some(p) = self.peers.get_mut(&id) {
                 p.rtc = Some(rtc);
+                p.bwe = bwe;
             }
         }
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -1079,6 +1095,7 @@ impl Sfu {
                 format!("room \"{room}\" needs its token"),
             ));
         }
+        let twcc = offers_twcc(offer);
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| (ErrorCode::BadSdp, format!("invalid SDP offer: {e}")))?;
         let role = match kind {
@@ -1089,7 +1106,7 @@ impl Sfu {
             .join(&room, id, Mode::Relay, role)
             .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
         let ufrag = self.new_ufrag();
-        let mut rtc = self.build_rtc(now, &ufrag);
+        let mut rtc = self.build_rtc(now, &ufrag, twcc);
         let answer = match rtc.sdp_api().accept_offer(offer) {
             Ok(a) => a,
             Err(e) => {
@@ -1111,6 +1128,7 @@ impl Sfu {
         let mut peer = Peer::new(id, info.clone(), role, room.clone(), ufrag.clone());
         peer.kind = kind;
         peer.rtc = Some(rtc);
+        peer.bwe = twcc;
         peer.answered = true;
         let resource = random_token(24);
         info!(id, room, ?kind, "HTTP media session");
@@ -1310,6 +1328,7 @@ impl Sfu {
             );
             self.counters.forwarded += 1;
             self.counters.forwarded_bytes += pkt.payload.len() as u64;
+            sub.sent_bytes += pkt.payload.len() as u64;
             let id = *sub_id;
             self.drain(id);
         }
@@ -1339,6 +1358,7 @@ impl Sfu {
             .map(|p| match p.quality {
                 Quality::High => "you asked for high quality".to_string(),
                 Quality::Low => "you asked for low quality".to_string(),
+                Quality::Auto if !p.bwe => "fits your screen".to_string(),
                 Quality::Auto => match p.estimate_bps {
                     Some(e) => format!(
                         "fits your link (estimate {:.0} kbit/s) and screen",
@@ -1373,7 +1393,13 @@ impl Sfu {
             .filter(|(_, d)| d.kind == MediaKind::Video && matches!(d.state, DownState::Open(_)))
             .map(|(k, _)| *k)
             .collect();
-        let (estimate, quality) = (peer.estimate_bps, peer.quality);
+        // Without an estimate (no transport-wide CC feedback) only the screen and the
+        // preference choose.
+        let estimate = match peer.bwe {
+            true => peer.estimate_bps,
+            false => Some(f64::INFINITY),
+        };
+        let quality = peer.quality;
         let mut requests = Vec::new();
         let (mut min_bps, mut desired_bps) = (0.0, 0.0);
         for (src, mid) in keys {
@@ -1422,6 +1448,42 @@ impl Sfu {
         }
         for (src, mid, layer) in requests {
             self.request_keyframe(now, src, mid, layer, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// str0m paces what it sends to a peer at 1.1 times its bandwidth estimate and
+    /// queues the rest (up to 2 s). A relay cannot slow a publisher's encoder for one
+    /// receiver, so when the estimate stays below what is forwarded to a peer after the
+    /// layer choice had its chance (a source without simulcast, or already its lowest
+    /// layer), pacing only adds delay: video would arrive seconds late for the rest of
+    /// the call. The estimate is then reset to the forwarded rate, with headroom.
+    fn keep_pacer_ahead(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let sent_bps = std::mem::take(&mut peer.sent_bytes) as f64 * 8.0 / LAYER_TICK.as_secs_f64();
+        let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
+            return;
+        };
+        // Payload only: headers, SRTP and retransmissions add about 10 %.
+        if sent_bps * 1.1 <= estimate {
+            peer.pacer_behind = 0;
+            return;
+        }
+        peer.pacer_behind += 1;
+        if peer.pacer_behind < PACER_BEHIND_TICKS {
+            return;
+        }
+        peer.pacer_behind = 0;
+        let reset = Bitrate::bps((sent_bps * 1.5) as u64);
+        debug!(
+            id,
+            sent_bps, estimate, "estimate below the forwarded rate: reset"
+        );
+        peer.estimate_bps = Some(reset.as_f64());
+        if let Some(rtc) = peer.rtc.as_mut() {
+            rtc.bwe().reset(reset);
+            self.drain(id);
         }
     }
 
@@ -1488,6 +1550,12 @@ impl Sfu {
             }
         }
     }
+}
+
+/// Whether an SDP offer negotiates transport-wide congestion control feedback, which
+/// the bandwidth estimate needs.
+fn offers_twcc(sdp: &str) -> bool {
+    sdp.contains("transport-wide-cc-extensions")
 }
 
 /// A random alphanumeric token (ICE credentials).

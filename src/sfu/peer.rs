@@ -163,8 +163,15 @@ pub struct Peer {
     pub kind: SessionKind,
     /// WHEP: the m-lines of its offer that the server sends on, with their kind.
     pub fixed_mids: Vec<(Mid, MediaKind)>,
+    /// The server estimates the bandwidth towards this peer (it sends transport-wide
+    /// CC feedback).
+    pub bwe: bool,
     /// The server's bandwidth estimate towards this peer (bits per second).
     pub estimate_bps: Option<f64>,
+    /// RTP payload bytes forwarded to this peer since the last layer tick.
+    pub sent_bytes: u64,
+    /// Layer ticks in a row with the estimate below the forwarded rate.
+    pub pacer_behind: u8,
     /// This peer's simulcast quality preference.
     pub quality: Quality,
     pub room: String,
@@ -195,7 +202,10 @@ impl Peer {
             role,
             kind: SessionKind::Browser,
             fixed_mids: Vec::new(),
+            bwe: false,
             estimate_bps: None,
+            sent_bytes: 0,
+            pacer_behind: 0,
             quality: Quality::Auto,
             room,
             rtc: None,
