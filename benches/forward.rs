@@ -149,6 +149,7 @@ impl Harness {
                 room_capacity: receivers + 1,
                 viewer_capacity: 0,
                 room_tokens: Default::default(),
+                worker: 0,
             }),
             server,
             clients: Vec::new(),

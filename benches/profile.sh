@@ -38,13 +38,14 @@ done
 # Record from when the generator reports everyone connected (its "measuring" line)
 # until it finishes the step.
 "$TARGET_DIR/release/lanrelay-load" --server-url "$URL" --server-pid "$SERVER_PID" \
-    --duration 10 "$@" 2>"$WORK/load.err" | tee "$WORK/load.out" &
+    "$@" 2>"$WORK/load.err" | tee "$WORK/load.out" &
 LOAD_PID=$!
 for _ in $(seq 600); do
     grep -q 'measuring' "$WORK/load.err" 2>/dev/null && break
     sleep 0.1
 done
-perf record -F 999 -g -p "$SERVER_PID" -o "$PERF_DATA" -- sleep 8 2>/dev/null >&2
+# The generator measures for --duration seconds (default 10); record 6 of them.
+perf record -F 999 -g -p "$SERVER_PID" -o "$PERF_DATA" -- sleep "${PROFILE_SECS:-6}" 2>/dev/null >&2
 wait "$LOAD_PID"
 perf report -i "$PERF_DATA" --no-children --sort symbol --stdio 2>/dev/null \
     | grep -E '^ +[0-9.]+%' | head -${TOP:-25}

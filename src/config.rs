@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long, value_name = "ROOM=TOKEN", value_parser = parse_room_token)]
     pub room_token: Vec<(String, String)>,
 
+    /// Media worker threads. Each room is served by one worker (the least busy when it
+    /// opens), so rooms spread over the cores. Default: one per CPU core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=62))]
+    pub workers: Option<u32>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -122,6 +127,8 @@ pub struct Config {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: Vec<(String, String)>,
+    /// Media worker threads.
+    pub workers: usize,
 }
 
 /// `--cert FILE --key FILE`.
@@ -158,6 +165,7 @@ impl From<Args> for Config {
             room_capacity: a.room_capacity as usize,
             viewer_capacity: a.viewer_capacity as usize,
             room_tokens: a.room_token,
+            workers: a.workers.map_or_else(default_workers, |n| n as usize),
         }
     }
 }
@@ -179,8 +187,14 @@ impl Config {
             room_capacity: 8,
             viewer_capacity: 0,
             room_tokens: vec![],
+            workers: 2,
         }
     }
+}
+
+/// One media worker per CPU core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn parse_room_token(s: &str) -> Result<(String, String), String> {

@@ -179,7 +179,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             viewer_capacity: config.viewer_capacity,
             room_tokens: config.room_tokens.iter().cloned().collect(),
         },
-    );
+        config.workers,
+    )
+    .context("cannot start the media workers")?;
     let app = http::router(http::AppState {
         engine: engine.clone(),
         trust: trust.clone(),

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::sfu::core::RoomSnapshot;
-use crate::sfu::engine::Status;
+use crate::sfu::engine::{Status, WorkerStatus};
 
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -74,10 +74,55 @@ pub fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
     );
     metric(
         &mut out,
+        "lanrelay_send_drops_total",
+        "counter",
+        "Datagrams the kernel refused to send (full socket buffer, unreachable destination).",
+        &[("", status.send_drops as f64)],
+    );
+    let labels: Vec<String> = (0..status.workers.len())
+        .map(|i| format!("worker=\"{i}\""))
+        .collect();
+    let per_worker = |f: fn(&WorkerStatus) -> f64| -> Vec<(&str, f64)> {
+        labels
+            .iter()
+            .zip(&status.workers)
+            .map(|(l, w)| (l.as_str(), f(w)))
+            .collect()
+    };
+    metric(
+        &mut out,
         "lanrelay_worker_busy_seconds_total",
         "counter",
         "Seconds each media worker spent handling input rather than waiting (its load: rate() of this is the busy share of one core).",
-        &[("worker=\"0\"", status.worker_busy_seconds)],
+        &per_worker(|w| w.busy_seconds),
+    );
+    metric(
+        &mut out,
+        "lanrelay_worker_participants",
+        "gauge",
+        "Participants and viewers served by each media worker.",
+        &per_worker(|w| w.participants as f64),
+    );
+    metric(
+        &mut out,
+        "lanrelay_worker_rooms",
+        "gauge",
+        "Rooms served by each media worker.",
+        &per_worker(|w| w.rooms as f64),
+    );
+    metric(
+        &mut out,
+        "lanrelay_worker_forwarded_packets_total",
+        "counter",
+        "RTP packets each media worker forwarded to receivers.",
+        &per_worker(|w| w.forwarded_packets as f64),
+    );
+    metric(
+        &mut out,
+        "lanrelay_worker_queue_drops_total",
+        "counter",
+        "Datagram batches dropped because a media worker's queue was full (it is overloaded).",
+        &per_worker(|w| w.queue_drops as f64),
     );
 
     let loss = |f: fn(&crate::signaling::protocol::LegStats) -> Option<f64>| {
@@ -143,7 +188,19 @@ mod tests {
             forwarded_bytes: 9_876_543,
             unroutable_datagrams: 1,
             rejected_datagrams: 0,
-            worker_busy_seconds: 1.5,
+            send_drops: 0,
+            workers: vec![
+                WorkerStatus {
+                    busy_seconds: 1.5,
+                    ..WorkerStatus::default()
+                },
+                WorkerStatus {
+                    busy_seconds: 0.25,
+                    participants: 3,
+                    rooms: 2,
+                    ..WorkerStatus::default()
+                },
+            ],
         };
         let text = render(&status, &[]);
         assert!(text.contains("# TYPE lanrelay_forwarded_packets_total counter\n"));
@@ -151,6 +208,8 @@ mod tests {
         assert!(text.contains("\nlanrelay_forwarded_bytes_total 9876543\n"));
         assert!(text.contains("\nlanrelay_rooms 2\n"));
         assert!(text.contains("lanrelay_worker_busy_seconds_total{worker=\"0\"} 1.5\n"));
+        assert!(text.contains("lanrelay_worker_busy_seconds_total{worker=\"1\"} 0.25\n"));
+        assert!(text.contains("lanrelay_worker_participants{worker=\"1\"} 3\n"));
         assert!(text.contains("lanrelay_leg_loss_ratio{direction=\"down\",stat=\"max\"} 0\n"));
         assert!(text.contains("lanrelay_media_bitrate_bps{direction=\"up\"} 0\n"));
         // Every sample line is `name{labels} value` with a numeric value.

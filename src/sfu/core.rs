@@ -45,6 +45,18 @@ pub struct SfuConfig {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: HashMap<String, String>,
+    /// Which media worker this engine is: the first character of every server ICE
+    /// ufrag names it, so the receive task routes STUN without asking anyone.
+    pub worker: usize,
+}
+
+/// Most media workers (one ufrag character names each).
+pub const MAX_WORKERS: usize = TOKEN_CHARS.len();
+
+/// The media worker a server ICE ufrag belongs to (see [`SfuConfig::worker`]).
+pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
+    let first = *ufrag.as_bytes().first()?;
+    TOKEN_CHARS.iter().position(|&c| c == first)
 }
 
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
@@ -53,6 +65,9 @@ const LAYER_TICK: Duration = Duration::from_millis(500);
 /// Layer ticks in a row with the estimate below the forwarded rate before the estimate
 /// is reset (see `keep_pacer_ahead`).
 const PACER_BEHIND_TICKS: u8 = 3;
+
+/// Video packets kept per send stream for retransmission (see `build_rtc`).
+const SEND_BUFFER_VIDEO: usize = 256;
 
 /// The bandwidth estimate towards a receiver before any feedback: what a LAN carries.
 const BWE_START: Bitrate = Bitrate::kbps(5_000);
@@ -589,7 +604,12 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
-            .set_stats_interval(Some(Duration::from_secs(1)));
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            // Each video send stream keeps this many packets for retransmission (and as
+            // its send queue). str0m's default of 1000 costs about 430 bytes a slot per
+            // receiver; 256 is about a second of 2.5 Mbit/s video, plenty for LAN round
+            // trips.
+            .set_send_buffer_video(SEND_BUFFER_VIDEO);
         if bwe {
             // Bandwidth estimation towards each browser picks its simulcast layers; it
             // only probes once a desired bitrate is set (see choose_layers). It starts
@@ -1544,7 +1564,9 @@ impl Sfu {
     /// A server ICE ufrag no other peer uses (STUN requests are routed by it).
     fn new_ufrag(&self) -> String {
         loop {
-            let u = random_token(16);
+            let mut u = String::with_capacity(16);
+            u.push(TOKEN_CHARS[self.cfg.worker % MAX_WORKERS] as char);
+            u.push_str(&random_token(15));
             if !self.by_ufrag.contains_key(&u) {
                 return u;
             }
@@ -1560,9 +1582,11 @@ fn offers_twcc(sdp: &str) -> bool {
 
 /// A random alphanumeric token (ICE credentials).
 fn random_token(len: usize) -> String {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..len)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .map(|_| TOKEN_CHARS[rng.random_range(0..TOKEN_CHARS.len())] as char)
         .collect()
 }
+
+/// The characters of ICE credentials and resource ids.
+const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -1,17 +1,27 @@
-//! The media engine's I/O shell: the one task that owns the UDP sockets, the timers and
-//! the [`Sfu`]. Signaling sessions talk to it through a channel of [`Command`]s and get
-//! their messages back on their own channels. No locks: only this task touches media.
+//! The media engine: worker threads that each own a share of the rooms, a receive
+//! task that routes every datagram to the worker of its peer, and the handle signaling
+//! uses to reach them.
+//!
+//! - Each worker ([`super::worker`]) is a thread with its own [`Sfu`]: the peers, their
+//!   `Rtc`s and timers of the rooms it serves. Nothing on the packet path is shared
+//!   between workers, so there are no locks on it.
+//! - The receive task ([`super::dispatch`]) reads the media sockets in batches and hands
+//!   each worker its datagrams: STUN by the worker index in the server's ICE ufrag,
+//!   the rest by the source address learnt from STUN.
+//! - A room lives on one worker, chosen when it opens (the least loaded,
+//!   [`super::registry`]); commands go to the worker of their room or participant.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant as TokioInstant;
-use tracing::{debug, error, warn};
+use tracing::error;
 
-use super::core::{Output, RoomSnapshot, Sfu, SfuConfig};
+use super::core::{RoomSnapshot, Sfu, SfuConfig};
+use super::registry::Registry;
 use super::udp::UdpIo;
+use super::worker::{self, WorkerMsg};
 use crate::signaling::protocol::{ClientMsg, ErrorCode, Mode, PeerId, Role, ServerMsg};
 
 /// Queue length of one session's outgoing messages. A session that falls this far
@@ -39,9 +49,9 @@ pub enum Command {
         id: PeerId,
         reason: &'static str,
     },
-    /// Answers with a snapshot of the engine's state.
+    /// Answers with the worker's share and counters.
     Status {
-        reply: tokio::sync::oneshot::Sender<Status>,
+        reply: tokio::sync::oneshot::Sender<worker::Report>,
     },
     /// Answers with every room, its participants and their stats.
     Rooms {
@@ -67,7 +77,7 @@ pub enum Command {
 pub type HttpSessionResult = Result<(String, String), (ErrorCode, String)>;
 
 /// A snapshot of the engine, for health checks and tests.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub rooms: usize,
@@ -77,27 +87,113 @@ pub struct Status {
     pub forwarded_bytes: u64,
     pub unroutable_datagrams: u64,
     pub rejected_datagrams: u64,
-    /// Seconds the engine task (worker 0) spent handling inputs and sending, as
-    /// opposed to waiting: its load.
-    pub worker_busy_seconds: f64,
+    /// Datagrams the kernel refused to send (full socket buffer, unreachable).
+    pub send_drops: u64,
+    /// Each media worker's load.
+    pub workers: Vec<WorkerStatus>,
 }
 
-/// The engine's command channel; cheap to clone.
+/// One media worker's share and load.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    pub rooms: usize,
+    pub participants: usize,
+    pub forwarded_packets: u64,
+    /// Seconds spent handling inputs and sending, as opposed to waiting.
+    pub busy_seconds: f64,
+    /// Datagram batches dropped because the worker's queue was full (overload).
+    pub queue_drops: u64,
+}
+
+impl Status {
+    /// Adds one worker's figures.
+    pub fn add(&mut self, w: &worker::Report) {
+        self.rooms += w.status.rooms;
+        self.participants += w.status.participants;
+        self.forwarded_packets += w.counters.forwarded;
+        self.forwarded_bytes += w.counters.forwarded_bytes;
+        self.unroutable_datagrams += w.counters.unroutable;
+        self.rejected_datagrams += w.counters.rejected;
+        self.send_drops += w.send_drops;
+        self.workers.push(w.status);
+    }
+}
+
+/// The engine's command side; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Command>,
+    workers: Vec<mpsc::Sender<WorkerMsg>>,
+    registry: Arc<Registry>,
+    dispatch: Arc<super::dispatch::Counters>,
 }
 
 impl EngineHandle {
-    /// Sends a command; false when the engine has stopped.
+    /// Sends a command to the worker it concerns; false when the engine has stopped.
     pub async fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).await.is_ok()
+        let worker = match &cmd {
+            Command::Join { id, room, .. } => self.registry.admit(*id, room.trim()),
+            Command::Signal { id, .. } | Command::Leave { id, .. } => {
+                match self.registry.worker_of(*id) {
+                    Some(w) => w,
+                    // Already gone from its worker (refused, failed, or left): nothing
+                    // to deliver.
+                    None => return true,
+                }
+            }
+            Command::HttpSession { id, room, .. } => self.registry.admit(*id, room.trim()),
+            Command::Status { .. } | Command::Rooms { .. } | Command::EndResource { .. } => {
+                error!("engine command sent to one worker: use the handle's methods");
+                return false;
+            }
+        };
+        let id = match &cmd {
+            Command::Join { id, .. } | Command::HttpSession { id, .. } => Some(*id),
+            _ => None,
+        };
+        let ok = self.workers[worker]
+            .send(WorkerMsg::Command(cmd))
+            .await
+            .is_ok();
+        if !ok {
+            if let Some(id) = id {
+                self.registry.release(id);
+            }
+        }
+        ok
+    }
+
+    /// Asks every worker; their answers in worker order.
+    async fn ask_all<T>(
+        &self,
+        make: impl Fn(tokio::sync::oneshot::Sender<T>) -> Command,
+    ) -> Option<Vec<T>> {
+        let mut replies = Vec::with_capacity(self.workers.len());
+        for w in &self.workers {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            w.send(WorkerMsg::Command(make(reply))).await.ok()?;
+            replies.push(rx);
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(rx.await.ok()?);
+        }
+        Some(out)
     }
 
     pub async fn status(&self) -> Option<Status> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx.send(Command::Status { reply }).await.ok()?;
-        rx.await.ok()
+        let reports = self.ask_all(|reply| Command::Status { reply }).await?;
+        let mut status = Status {
+            unroutable_datagrams: self.dispatch.unroutable(),
+            ..Status::default()
+        };
+        for r in &reports {
+            status.add(r);
+        }
+        for (w, queue_drops) in status.workers.iter_mut().zip(self.dispatch.queue_drops()) {
+            w.queue_drops = queue_drops;
+        }
+        Some(status)
     }
 
     /// Starts a WHIP (`whep` false) or WHEP session.
@@ -124,28 +220,33 @@ impl EngineHandle {
                 "the media engine is not running".to_string(),
             )
         };
-        self.tx.send(cmd).await.map_err(|_| unavailable())?;
+        if !self.send(cmd).await {
+            return Err(unavailable());
+        }
         rx.await.map_err(|_| unavailable())?
     }
 
     /// Ends a WHIP/WHEP session; false when it does not exist.
     pub async fn end_resource(&self, resource: String) -> bool {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        if self
-            .tx
-            .send(Command::EndResource { resource, reply })
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        rx.await.unwrap_or(false)
+        let answers = self
+            .ask_all(|reply| Command::EndResource {
+                resource: resource.clone(),
+                reply,
+            })
+            .await;
+        answers.is_some_and(|a| a.into_iter().any(|ended| ended))
     }
 
     pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx.send(Command::Rooms { reply }).await.ok()?;
-        rx.await.ok()
+        let per_worker = self.ask_all(|reply| Command::Rooms { reply }).await?;
+        let mut rooms: Vec<RoomSnapshot> = per_worker.into_iter().flatten().collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(rooms)
+    }
+
+    /// Participants per worker, as the registry counts them.
+    pub fn worker_load(&self) -> Vec<usize> {
+        self.registry.load()
     }
 }
 
@@ -163,192 +264,55 @@ pub struct Limits {
     pub room_tokens: HashMap<String, String>,
 }
 
-/// Starts the engine task. It runs until every [`EngineHandle`] is dropped.
-pub fn spawn(media: MediaSockets, limits: Limits) -> EngineHandle {
-    let (tx, rx) = mpsc::channel(1024);
-    let sfu = Sfu::new(SfuConfig {
-        candidates: media.candidates.clone(),
-        room_capacity: limits.room_capacity,
-        viewer_capacity: limits.viewer_capacity,
-        room_tokens: limits.room_tokens,
-    });
-    tokio::spawn(run(sfu, media, rx));
-    EngineHandle { tx }
-}
+/// Datagram batches and commands a worker may have queued before the receive task
+/// drops datagrams for it (a worker that far behind is overloaded).
+const WORKER_QUEUE: usize = 1024;
 
-struct Shell {
-    sockets: Vec<UdpIo>,
-    candidates: Vec<SocketAddr>,
-    sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
-    /// Time spent between waking up and going back to wait, for `/metrics`.
-    busy: Duration,
-}
-
-async fn run(mut sfu: Sfu, media: MediaSockets, mut rx: mpsc::Receiver<Command>) {
-    let mut shell = Shell {
-        sockets: media.sockets,
-        candidates: media.candidates,
-        sessions: HashMap::new(),
-        busy: Duration::ZERO,
-    };
-    if shell.sockets.is_empty() {
-        error!("no media socket: the engine cannot run");
-        return;
+/// Starts `workers` media worker threads (at least one) and the receive task (on the
+/// current tokio runtime). The engine runs until every [`EngineHandle`] is dropped.
+pub fn spawn(media: MediaSockets, limits: Limits, workers: usize) -> std::io::Result<EngineHandle> {
+    let n = workers.clamp(1, super::core::MAX_WORKERS);
+    let registry = Arc::new(Registry::new(n));
+    let mut txs = Vec::with_capacity(n);
+    for index in 0..n {
+        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+        let sfu = Sfu::new(SfuConfig {
+            candidates: media.candidates.clone(),
+            room_capacity: limits.room_capacity,
+            viewer_capacity: limits.viewer_capacity,
+            room_tokens: limits.room_tokens.clone(),
+            worker: index,
+        });
+        let senders = media
+            .sockets
+            .iter()
+            .map(UdpIo::sender)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let shell = worker::Worker::new(index, senders, media.candidates.clone(), registry.clone());
+        std::thread::Builder::new()
+            .name(format!("media-{index}"))
+            .spawn(move || worker::run(shell, sfu, rx))?;
+        txs.push(tx);
     }
-    let mut woke = std::time::Instant::now();
-    loop {
-        shell.flush(&mut sfu);
-        shell.busy += woke.elapsed();
-        let deadline = sfu
-            .poll_timeout()
-            .map(TokioInstant::from_std)
-            .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(1));
-        let has_second = shell.sockets.len() > 1;
-        tokio::select! {
-            cmd = rx.recv() => {
-                woke = std::time::Instant::now();
-                let Some(cmd) = cmd else { break };
-                shell.command(&mut sfu, cmd);
-            }
-            r = shell.sockets[0].readable() => {
-                woke = std::time::Instant::now();
-                shell.read(&mut sfu, 0, r);
-            }
-            r = async { shell.sockets[1].readable().await }, if has_second => {
-                woke = std::time::Instant::now();
-                shell.read(&mut sfu, 1, r);
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                woke = std::time::Instant::now();
-                sfu.handle_timeout(std::time::Instant::now());
-            }
-        }
-    }
-    debug!("media engine stopped");
-}
-
-impl Shell {
-    fn command(&mut self, sfu: &mut Sfu, cmd: Command) {
-        let now = std::time::Instant::now();
-        match cmd {
-            Command::Join {
-                id,
-                room,
-                name,
-                role,
-                mode,
-                token,
-                tx,
-            } => {
-                self.sessions.insert(id, tx);
-                sfu.join(id, &room, &name, role, mode, token.as_deref());
-            }
-            Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
-            Command::Leave { id, reason } => {
-                sfu.leave(now, id, reason);
-                self.sessions.remove(&id);
-            }
-            Command::HttpSession {
-                whep,
-                id,
-                room,
-                token,
-                offer,
-                reply,
-            } => {
-                let r = if whep {
-                    sfu.whep(now, id, &room, token.as_deref(), &offer)
-                } else {
-                    sfu.whip(now, id, &room, token.as_deref(), &offer)
-                };
-                let _ = reply.send(r);
-            }
-            Command::EndResource { resource, reply } => {
-                let _ = reply.send(sfu.end_resource(now, &resource));
-            }
-            Command::Rooms { reply } => {
-                let _ = reply.send(sfu.rooms_snapshot());
-            }
-            Command::Status { reply } => {
-                let c = sfu.counters();
-                let _ = reply.send(Status {
-                    rooms: sfu.room_count(),
-                    participants: sfu.peer_count(),
-                    forwarded_packets: c.forwarded,
-                    forwarded_bytes: c.forwarded_bytes,
-                    unroutable_datagrams: c.unroutable,
-                    rejected_datagrams: c.rejected,
-                    worker_busy_seconds: self.busy.as_secs_f64(),
-                });
-            }
-        }
-    }
-
-    fn read(&mut self, sfu: &mut Sfu, index: usize, ready: std::io::Result<()>) {
-        if let Err(e) = ready {
-            warn!("media socket error: {e}");
-            return;
-        }
-        let port = self.sockets[index].local_addr().port();
-        let fallback = self.sockets[index].local_addr().ip();
-        let candidates = &self.candidates;
-        // Read a bounded number of batches so commands and timers keep their turn.
-        for _ in 0..16 {
-            let now = std::time::Instant::now();
-            let res = self.sockets[index].try_recv(|d| {
-                let dst_ip = destination_ip(candidates, d.source, d.destination, fallback);
-                sfu.handle_datagram(now, d.source, SocketAddr::new(dst_ip, port), d.contents);
-            });
-            match res {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    // ICMP errors surface here (e.g. a browser that closed its port).
-                    debug!("media socket receive error: {e}");
-                    break;
-                }
-            }
-        }
-    }
-
-    fn flush(&mut self, sfu: &mut Sfu) {
-        while let Some(out) = sfu.poll_output() {
-            match out {
-                Output::Transmit(t) => {
-                    let Some(sock) = self
-                        .sockets
-                        .iter()
-                        .find(|s| s.local_addr().is_ipv4() == t.destination.is_ipv4())
-                    else {
-                        continue;
-                    };
-                    let src = source_ip(&self.candidates, sock.local_addr(), t.source);
-                    sock.send(t.destination, src, &t.contents);
-                }
-                Output::Signal(id, msg) => {
-                    let Some(tx) = self.sessions.get(&id) else {
-                        continue;
-                    };
-                    if tx.try_send(msg).is_err() {
-                        // Too slow or gone: dropping the sender ends the session, which
-                        // then sends Leave.
-                        warn!(id, "signaling queue full; disconnecting");
-                        self.sessions.remove(&id);
-                    }
-                }
-                Output::Close(id) => {
-                    self.sessions.remove(&id);
-                }
-            }
-        }
-    }
+    let dispatch = Arc::new(super::dispatch::Counters::new(n));
+    tokio::spawn(super::dispatch::run(
+        media.sockets,
+        media.candidates,
+        txs.clone(),
+        dispatch.clone(),
+    ));
+    Ok(EngineHandle {
+        workers: txs,
+        registry,
+        dispatch,
+    })
 }
 
 /// The local address str0m must see as a datagram's destination: it must equal one of
 /// the advertised candidates. With one candidate per family that candidate is used
 /// (this also covers an advertised address that a 1:1 NAT maps to this host); with
 /// several, the address the kernel reports.
-fn destination_ip(
+pub fn destination_ip(
     candidates: &[SocketAddr],
     source: SocketAddr,
     reported: Option<IpAddr>,
@@ -365,7 +329,11 @@ fn destination_ip(
 
 /// The source address to send from: only needed when the socket is a wildcard and
 /// several local addresses are advertised.
-fn source_ip(candidates: &[SocketAddr], local: SocketAddr, source: SocketAddr) -> Option<IpAddr> {
+pub fn source_ip(
+    candidates: &[SocketAddr],
+    local: SocketAddr,
+    source: SocketAddr,
+) -> Option<IpAddr> {
     if !local.ip().is_unspecified() {
         return None;
     }

@@ -4,10 +4,13 @@
 pub mod codec;
 pub mod core;
 pub mod demux;
+pub mod dispatch;
 pub mod engine;
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
+pub mod registry;
 pub mod simulcast;
 pub mod stats;
 pub mod udp;
+pub mod worker;

@@ -1,16 +1,24 @@
 //! The media port: one UDP socket per address family, read in batches (recvmmsg, GRO)
 //! with each datagram's destination address (IP_PKTINFO), which str0m needs to match
-//! STUN requests to the candidate they were sent to.
+//! STUN requests to the candidate they were sent to. Each media worker writes to the
+//! same sockets through its own [`UdpSender`], in batches (sendmmsg).
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 
 use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Room for one datagram (or one GRO batch slice) per receive slot.
 const SLOT: usize = 64 * 1024;
+
+/// Most datagrams handed to the kernel in one `sendmmsg`.
+pub const SEND_BATCH: usize = 64;
 
 /// A datagram read from the socket.
 pub struct Datagram<'a> {
@@ -21,7 +29,9 @@ pub struct Datagram<'a> {
 }
 
 pub struct UdpIo {
-    socket: UdpSocket,
+    /// Registered for readability only: workers write from their own threads, and
+    /// write-readiness events on every sent datagram would wake the reader for nothing.
+    socket: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
     local: SocketAddr,
     buf: Vec<u8>,
@@ -44,8 +54,12 @@ impl UdpIo {
         // Bursts of video from many peers: give the kernel room to queue them.
         let _ = state.set_recv_buffer_size((&std_sock).into(), 4 << 20);
         let _ = state.set_send_buffer_size((&std_sock).into(), 4 << 20);
-        let socket = UdpSocket::from_std(std_sock)?;
-        let local = socket.local_addr()?;
+        let local = std_sock.local_addr()?;
+        // Deprecated for types that do not own their descriptor; the socket is owned
+        // here, so it stays open for as long as it is registered (the safe replacement
+        // is an unsafe fn, and this crate forbids unsafe code).
+        #[allow(deprecated)]
+        let socket = AsyncFd::with_interest(std_sock, Interest::READABLE)?;
         Ok(UdpIo {
             socket,
             state,
@@ -58,8 +72,21 @@ impl UdpIo {
         self.local
     }
 
+    /// A writer to this socket for another thread.
+    pub fn sender(&self) -> io::Result<UdpSender> {
+        let sock = self.socket.get_ref().try_clone()?;
+        let state = UdpSocketState::new((&sock).into())?;
+        Ok(UdpSender {
+            sock,
+            state,
+            local: self.local,
+            dropped: 0,
+        })
+    }
+
     pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+        // Keep the readiness: try_recv clears it when the socket is drained.
+        self.socket.readable().await.map(|mut g| g.retain_ready())
     }
 
     /// Reads what is queued without waiting, calling `f` for every datagram. Returns
@@ -69,8 +96,8 @@ impl UdpIo {
         let mut slices: Vec<IoSliceMut<'_>> =
             self.buf.chunks_mut(SLOT).map(IoSliceMut::new).collect();
         let (socket, state) = (&self.socket, &self.state);
-        let n = match socket.try_io(Interest::READABLE, || {
-            state.recv(socket.into(), &mut slices, &mut meta)
+        let n = match socket.try_io(Interest::READABLE, |sock| {
+            state.recv(sock.into(), &mut slices, &mut meta)
         }) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
@@ -90,22 +117,103 @@ impl UdpIo {
         }
         Ok(count)
     }
+}
 
-    /// Sends one datagram, from `source` when the socket is bound to a wildcard address.
-    /// A full socket buffer drops the datagram, as the network would.
-    pub fn send(&self, destination: SocketAddr, source: Option<IpAddr>, contents: &[u8]) {
+/// One worker's writer to a media socket: batches of datagrams to any destinations go
+/// out in one `sendmmsg` each. A full socket buffer drops datagrams, as the network
+/// would.
+pub struct UdpSender {
+    sock: std::net::UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+    /// Datagrams the kernel refused (full buffer, unreachable destination).
+    pub dropped: u64,
+}
+
+/// A datagram to send.
+pub struct Outgoing<'a> {
+    pub destination: SocketAddr,
+    /// The local address to send from, when the socket is a wildcard with several
+    /// advertised addresses (otherwise `None`: the kernel picks).
+    pub source: Option<IpAddr>,
+    pub contents: &'a [u8],
+}
+
+impl UdpSender {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends every datagram, in as few system calls as the kernel allows.
+    pub fn send_all(&mut self, datagrams: &[Outgoing<'_>]) {
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            // A source address needs IP_PKTINFO: send that one alone through quinn-udp.
+            if rest[0].source.is_some() {
+                self.send_one(&rest[0]);
+                rest = &rest[1..];
+                continue;
+            }
+            let n = rest
+                .iter()
+                .take(SEND_BATCH)
+                .take_while(|d| d.source.is_none())
+                .count();
+            let (batch, tail) = rest.split_at(n);
+            let sent = self.send_batch(batch);
+            // A datagram the kernel refused is skipped (one bad destination must not
+            // block the others); a full buffer drops the rest of the batch.
+            match sent {
+                Ok(k) => rest = &rest[k.max(1)..],
+                Err(Errno::EAGAIN) => {
+                    self.dropped += n as u64;
+                    rest = tail;
+                }
+                Err(e) => {
+                    tracing::trace!(destination = %batch[0].destination, "send dropped: {e}");
+                    self.dropped += 1;
+                    rest = &rest[1..];
+                }
+            }
+        }
+    }
+
+    /// One `sendmmsg`; returns how many datagrams the kernel took.
+    fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, Errno> {
+        let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|d| [IoSlice::new(d.contents)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = batch
+            .iter()
+            .map(|d| Some(SockaddrStorage::from(d.destination)))
+            .collect();
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+        loop {
+            match sendmmsg(
+                self.sock.as_raw_fd(),
+                &mut headers,
+                &iovs,
+                &addrs,
+                cmsgs,
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => return Ok(results.count()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn send_one(&mut self, d: &Outgoing<'_>) {
         let t = quinn_udp::Transmit {
-            destination,
+            destination: d.destination,
             ecn: None,
-            contents,
+            contents: d.contents,
             segment_size: None,
-            src_ip: source,
+            src_ip: d.source,
         };
-        let res = self.socket.try_io(Interest::WRITABLE, || {
-            self.state.send((&self.socket).into(), &t)
-        });
-        if let Err(e) = res {
-            tracing::trace!(%destination, "send dropped: {e}");
+        if let Err(e) = self.state.send((&self.sock).into(), &t) {
+            tracing::trace!(destination = %d.destination, "send dropped: {e}");
+            self.dropped += 1;
         }
     }
 }

@@ -1,0 +1,277 @@
+//! A media worker: one thread that owns an [`Sfu`] (the rooms it serves, their peers
+//! and timers) and feeds it what arrives for it: datagram batches from the receive task
+//! and commands from signaling. What the `Sfu` wants sent goes out in `sendmmsg`
+//! batches on the shared media sockets; signaling messages go to their sessions.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant as TokioInstant;
+use tracing::{debug, warn};
+
+use super::core::{Counters, Output, Sfu};
+use super::engine::{source_ip, Command, WorkerStatus};
+use super::registry::Registry;
+use super::udp::{Outgoing, UdpSender};
+use crate::signaling::protocol::{PeerId, ServerMsg};
+
+/// What reaches a worker.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    Datagrams(Batch),
+    Command(Command),
+}
+
+/// Datagrams read from the media sockets for one worker, in one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub bytes: Vec<u8>,
+    /// Source, destination (the candidate address str0m must see), and the range of
+    /// each datagram in `bytes`.
+    pub datagrams: Vec<(SocketAddr, SocketAddr, std::ops::Range<usize>)>,
+}
+
+impl Batch {
+    pub fn push(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(contents);
+        self.datagrams
+            .push((source, destination, start..self.bytes.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+}
+
+/// A worker's answer to [`Command::Status`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Report {
+    pub status: WorkerStatus,
+    pub counters: Counters,
+    pub send_drops: u64,
+}
+
+/// Most queued messages a worker handles before it flushes and checks its timers.
+const MAX_MESSAGES_PER_TURN: usize = 64;
+
+/// The I/O around one worker's `Sfu`.
+pub struct Worker {
+    index: usize,
+    senders: Vec<UdpSender>,
+    candidates: Vec<SocketAddr>,
+    registry: Arc<Registry>,
+    sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
+    /// Datagrams waiting for the next `sendmmsg`, per socket.
+    pending: Vec<Vec<(SocketAddr, Option<IpAddr>, str0m::net::DatagramSend)>>,
+    /// Time spent between waking up and going back to wait.
+    busy: Duration,
+}
+
+impl Worker {
+    pub fn new(
+        index: usize,
+        senders: Vec<UdpSender>,
+        candidates: Vec<SocketAddr>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        Worker {
+            index,
+            pending: senders.iter().map(|_| Vec::new()).collect(),
+            senders,
+            candidates,
+            registry,
+            sessions: HashMap::new(),
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+/// Runs a worker on the calling thread until the engine's handles are all dropped.
+pub fn run(worker: Worker, sfu: Sfu, rx: mpsc::Receiver<WorkerMsg>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("media worker cannot start: {e}");
+            return;
+        }
+    };
+    rt.block_on(run_loop(worker, sfu, rx));
+}
+
+async fn run_loop(mut w: Worker, mut sfu: Sfu, mut rx: mpsc::Receiver<WorkerMsg>) {
+    if w.senders.is_empty() {
+        tracing::error!("no media socket: the worker cannot run");
+        return;
+    }
+    let mut woke = Instant::now();
+    loop {
+        w.flush(&mut sfu);
+        w.busy += woke.elapsed();
+        let deadline = sfu
+            .poll_timeout()
+            .map(TokioInstant::from_std)
+            .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                woke = Instant::now();
+                let Some(msg) = msg else { break };
+                w.handle(&mut sfu, msg);
+                // Take what else is queued, so one flush sends for all of it.
+                for _ in 1..MAX_MESSAGES_PER_TURN {
+                    match rx.try_recv() {
+                        Ok(msg) => w.handle(&mut sfu, msg),
+                        Err(_) => break,
+                    }
+                }
+                let now = Instant::now();
+                if sfu.poll_timeout().is_some_and(|t| t <= now) {
+                    sfu.handle_timeout(now);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                woke = Instant::now();
+                sfu.handle_timeout(woke);
+            }
+        }
+    }
+    debug!(worker = w.index, "media worker stopped");
+}
+
+impl Worker {
+    fn handle(&mut self, sfu: &mut Sfu, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Datagrams(batch) => {
+                let now = Instant::now();
+                for (src, dst, range) in &batch.datagrams {
+                    sfu.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
+                    // Send as we go: a batch can carry a lot of fan-out.
+                    if self.pending.iter().map(Vec::len).sum::<usize>() >= 256 {
+                        self.flush(sfu);
+                    }
+                }
+            }
+            WorkerMsg::Command(cmd) => self.command(sfu, cmd),
+        }
+    }
+
+    fn command(&mut self, sfu: &mut Sfu, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Join {
+                id,
+                room,
+                name,
+                role,
+                mode,
+                token,
+                tx,
+            } => {
+                self.sessions.insert(id, tx);
+                sfu.join(id, &room, &name, role, mode, token.as_deref());
+            }
+            Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
+            Command::Leave { id, reason } => {
+                sfu.leave(now, id, reason);
+                self.sessions.remove(&id);
+                self.registry.release(id);
+            }
+            Command::HttpSession {
+                whep,
+                id,
+                room,
+                token,
+                offer,
+                reply,
+            } => {
+                let r = if whep {
+                    sfu.whep(now, id, &room, token.as_deref(), &offer)
+                } else {
+                    sfu.whip(now, id, &room, token.as_deref(), &offer)
+                };
+                if r.is_err() {
+                    self.registry.release(id);
+                }
+                let _ = reply.send(r);
+            }
+            Command::EndResource { resource, reply } => {
+                let _ = reply.send(sfu.end_resource(now, &resource));
+            }
+            Command::Rooms { reply } => {
+                let _ = reply.send(sfu.rooms_snapshot());
+            }
+            Command::Status { reply } => {
+                let counters = sfu.counters();
+                let _ = reply.send(Report {
+                    status: WorkerStatus {
+                        rooms: sfu.room_count(),
+                        participants: sfu.peer_count(),
+                        forwarded_packets: counters.forwarded,
+                        busy_seconds: self.busy.as_secs_f64(),
+                        queue_drops: 0,
+                    },
+                    counters,
+                    send_drops: self.senders.iter().map(|s| s.dropped).sum(),
+                });
+            }
+        }
+    }
+
+    /// Takes everything the `Sfu` produced: datagrams are sent in batches, signaling
+    /// messages delivered.
+    fn flush(&mut self, sfu: &mut Sfu) {
+        while let Some(out) = sfu.poll_output() {
+            match out {
+                Output::Transmit(t) => {
+                    let Some(i) = self
+                        .senders
+                        .iter()
+                        .position(|s| s.local_addr().is_ipv4() == t.destination.is_ipv4())
+                    else {
+                        continue;
+                    };
+                    let src = source_ip(&self.candidates, self.senders[i].local_addr(), t.source);
+                    self.pending[i].push((t.destination, src, t.contents));
+                }
+                Output::Signal(id, msg) => {
+                    let Some(tx) = self.sessions.get(&id) else {
+                        continue;
+                    };
+                    if tx.try_send(msg).is_err() {
+                        // Too slow or gone: dropping the sender ends the session, which
+                        // then sends Leave.
+                        warn!(id, "signaling queue full; disconnecting");
+                        self.sessions.remove(&id);
+                    }
+                }
+                Output::Close(id) => {
+                    self.sessions.remove(&id);
+                    self.registry.release(id);
+                }
+            }
+        }
+        for (sender, pending) in self.senders.iter_mut().zip(self.pending.iter_mut()) {
+            if pending.is_empty() {
+                continue;
+            }
+            let out: Vec<Outgoing<'_>> = pending
+                .iter()
+                .map(|(destination, source, contents)| Outgoing {
+                    destination: *destination,
+                    source: *source,
+                    contents,
+                })
+                .collect();
+            sender.send_all(&out);
+            drop(out);
+            pending.clear();
+        }
+    }
+}
