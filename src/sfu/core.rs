@@ -639,6 +639,8 @@ impl Sfu {
                 return;
             }
         };
+        // Used only if the offer restarts ICE (see below).
+        let restart_ufrag = self.new_ufrag();
         let fresh = self.peers.get(&id).is_some_and(|p| p.rtc.is_none());
         if fresh {
             let ufrag = self.peers[&id].ufrag.clone();
@@ -681,20 +683,28 @@ impl Sfu {
         };
         let first = !peer.answered;
         peer.answered = true;
-        // A remote ICE restart gives the server new credentials: route by the new ufrag.
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        if ufrag != peer.ufrag {
+        let mut sdp = answer.to_sdp_string();
+        // A remote ICE restart gives the server new credentials. str0m picks them at
+        // random; ours must name this worker (the receive task routes STUN by the
+        // ufrag's first character), so they are replaced, in the answer too.
+        let creds = rtc.direct_api().local_ice_credentials();
+        if creds.ufrag != peer.ufrag {
             debug!(id, "ICE restart");
-            let old = std::mem::replace(&mut peer.ufrag, ufrag.clone());
+            let ours = IceCreds {
+                ufrag: restart_ufrag,
+                pass: random_token(24),
+            };
+            // Random tokens, so every occurrence is theirs (ice-ufrag, ice-pwd, and the
+            // candidates' ufrag extension).
+            sdp = sdp
+                .replace(&creds.ufrag, &ours.ufrag)
+                .replace(&creds.pass, &ours.pass);
+            rtc.direct_api().set_local_ice_credentials(ours.clone());
+            let old = std::mem::replace(&mut peer.ufrag, ours.ufrag.clone());
             self.by_ufrag.remove(&old);
-            self.by_ufrag.insert(ufrag, id);
+            self.by_ufrag.insert(ours.ufrag, id);
         }
-        self.signal(
-            id,
-            ServerMsg::Answer {
-                sdp: answer.to_sdp_string(),
-            },
-        );
+        self.signal(id, ServerMsg::Answer { sdp });
         self.drain(id);
         // MediaAdded events of this offer subscribe the others to the new up tracks.
         self.process(now);

@@ -62,7 +62,13 @@ struct Routes {
 }
 
 impl Routes {
-    fn route(&mut self, now: Instant, src: SocketAddr, buf: &[u8], workers: usize) -> Option<usize> {
+    fn route(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        buf: &[u8],
+        workers: usize,
+    ) -> Option<usize> {
         match demux::classify(buf) {
             Kind::Stun => {
                 let w = demux::stun_local_ufrag(buf)
@@ -194,7 +200,11 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
         let rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-        assert_eq!(r.route(now, a, &rtp, 4), None, "media before STUN is unroutable");
+        assert_eq!(
+            r.route(now, a, &rtp, 4),
+            None,
+            "media before STUN is unroutable"
+        );
         assert_eq!(r.route(now, a, &stun("Cxyz"), 4), Some(2));
         assert_eq!(r.route(now, b, &stun("Axyz"), 4), Some(0));
         assert_eq!(r.route(now, a, &rtp, 4), Some(2));

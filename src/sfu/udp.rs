@@ -180,7 +180,8 @@ impl UdpSender {
 
     /// One `sendmmsg`; returns how many datagrams the kernel took.
     fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, Errno> {
-        let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|d| [IoSlice::new(d.contents)]).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> =
+            batch.iter().map(|d| [IoSlice::new(d.contents)]).collect();
         let addrs: Vec<Option<SockaddrStorage>> = batch
             .iter()
             .map(|d| Some(SockaddrStorage::from(d.destination)))

@@ -37,6 +37,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Starts the server on 127.0.0.1 with ephemeral ports.
 pub async fn start_server(room_capacity: usize) -> Server {
+    // RUST_LOG=lanrelay=debug shows the server's log in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut config = Config::loopback(temp_dir("certs"));
     config.room_capacity = room_capacity;
     lanrelay::start(config).await.expect("server starts")
