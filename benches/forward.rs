@@ -398,5 +398,56 @@ fn sfu_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, demux, codec, rewrite, sfu_step);
+/// Two rooms (one publisher to 10 receivers each), each with its own engine as the
+/// media workers run them: one thread serving both rooms in turn, against one thread
+/// per room. The throughput line (forwarded packets per second) should double on two
+/// cores; nothing is shared between the two engines.
+fn two_rooms(c: &mut Criterion) {
+    const RECEIVERS: usize = 10;
+    let mut g = c.benchmark_group("two_rooms");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Elements(2 * RECEIVERS as u64));
+    for threads in [1usize, 2] {
+        g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, &t| {
+            let mut rooms = vec![Harness::new(RECEIVERS), Harness::new(RECEIVERS)];
+            for h in &mut rooms {
+                let first = h.publish(false);
+                assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
+            }
+            b.iter_custom(|iters| {
+                let packets: Vec<Vec<_>> = rooms
+                    .iter_mut()
+                    .map(|h| (0..iters).map(|_| h.publish(false)).collect())
+                    .collect();
+                let start = Instant::now();
+                if t == 1 {
+                    for (h, ps) in rooms.iter_mut().zip(&packets) {
+                        for p in ps {
+                            black_box(h.feed(p));
+                        }
+                    }
+                } else {
+                    std::thread::scope(|s| {
+                        for (h, ps) in rooms.iter_mut().zip(&packets) {
+                            s.spawn(move || {
+                                for p in ps {
+                                    black_box(h.feed(p));
+                                }
+                            });
+                        }
+                    });
+                }
+                let elapsed = start.elapsed();
+                for h in &mut rooms {
+                    h.pump(20);
+                }
+                elapsed
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, demux, codec, rewrite, sfu_step, two_rooms);
 criterion_main!(benches);

@@ -39,14 +39,22 @@ async fn rooms_spread_over_workers_and_calls_flow_on_each() {
     let rooms: Vec<usize> = status.workers.iter().map(|w| w.rooms).collect();
     let participants: Vec<usize> = status.workers.iter().map(|w| w.participants).collect();
     assert_eq!(rooms, vec![1, 1], "one room per worker: {status:?}");
-    assert_eq!(participants, vec![2, 2], "a room's participants share its worker");
+    assert_eq!(
+        participants,
+        vec![2, 2],
+        "a room's participants share its worker"
+    );
     assert!(
         status.workers.iter().all(|w| w.forwarded_packets > 0),
         "both workers forward: {status:?}"
     );
     let api_rooms = server.engine.rooms().await.expect("rooms");
     let names: Vec<&str> = api_rooms.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, vec!["first", "second"], "/api/rooms merges the workers");
+    assert_eq!(
+        names,
+        vec!["first", "second"],
+        "/api/rooms merges the workers"
+    );
 
     // The first room empties: the second call is not disturbed, and the worker it
     // left is idle again, so the next new room goes there.
@@ -66,7 +74,11 @@ async fn rooms_spread_over_workers_and_calls_flow_on_each() {
         .await;
     let status = server.engine.status().await.expect("engine runs");
     let participants: Vec<usize> = status.workers.iter().map(|w| w.participants).collect();
-    assert_eq!(participants, vec![2, 2], "the new room took the idle worker");
+    assert_eq!(
+        participants,
+        vec![2, 2],
+        "the new room took the idle worker"
+    );
     for p in [a2, b2, a3, b3] {
         assert_eq!(p.seen().corrupt, 0, "{}", p.tag);
         p.leave().await;
