@@ -62,9 +62,15 @@ pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
 const LAYER_TICK: Duration = Duration::from_millis(500);
 
-/// Layer ticks in a row with the estimate below the forwarded rate before the estimate
-/// is reset (see `keep_pacer_ahead`).
+/// Checks in a row with the estimate below the forwarded rate, while a lower simulcast
+/// layer is on its way, before the estimate is reset (see `keep_pacer_ahead`).
 const PACER_BEHIND_TICKS: u8 = 3;
+
+/// The estimate must exceed the forwarded payload rate by this factor (headers, SRTP).
+const PACER_HEADROOM: f64 = 1.15;
+
+/// The lowest estimate a reset sets.
+const BWE_FLOOR: Bitrate = Bitrate::kbps(1_000);
 
 /// Video packets kept per send stream for retransmission (see `build_rtc`).
 const SEND_BUFFER_VIDEO: usize = 256;
@@ -144,6 +150,8 @@ pub struct Sfu {
     counters: Counters,
     /// When simulcast layer choices are next revisited (while any peer exists).
     next_layer_tick: Option<Instant>,
+    /// When they were last revisited (the forwarded rates are measured between ticks).
+    last_layer_tick: Option<Instant>,
 }
 
 impl Sfu {
@@ -155,6 +163,7 @@ impl Sfu {
         Sfu {
             rooms: Rooms::new(cfg.room_capacity, cfg.viewer_capacity),
             next_layer_tick: None,
+            last_layer_tick: None,
             cfg,
             dtls_cert,
             peers: HashMap::new(),
@@ -575,6 +584,16 @@ impl Sfu {
         }
         if self.next_layer_tick.is_some_and(|t| t <= now) {
             self.next_layer_tick = Some(now + LAYER_TICK);
+            let secs = now
+                .saturating_duration_since(self.last_layer_tick.unwrap_or(now))
+                .as_secs_f64();
+            self.last_layer_tick = Some(now);
+            for p in self.peers.values_mut() {
+                let bytes = std::mem::take(&mut p.sent_bytes);
+                if secs > 0.0 {
+                    p.forward_bps = bytes as f64 * 8.0 / secs;
+                }
+            }
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
@@ -1058,6 +1077,7 @@ impl Sfu {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.estimate_bps = Some(estimate.as_f64());
+                    self.keep_pacer_ahead(id);
                 }
             }
             Event::PeerStats(s) => {
@@ -1483,32 +1503,40 @@ impl Sfu {
 
     /// str0m paces what it sends to a peer at 1.1 times its bandwidth estimate and
     /// queues the rest (up to 2 s). A relay cannot slow a publisher's encoder for one
-    /// receiver, so when the estimate stays below what is forwarded to a peer after the
-    /// layer choice had its chance (a source without simulcast, or already its lowest
+    /// receiver, so when the estimate falls below what is forwarded to a peer and the
+    /// layer choice cannot help (a source without simulcast, or already its lowest
     /// layer), pacing only adds delay: video would arrive seconds late for the rest of
-    /// the call. The estimate is then reset to the forwarded rate, with headroom.
+    /// the call. The estimate is then reset above the forwarded rate, which is what an
+    /// SFU without a pacer would send anyway. Checked on every estimate and layer tick.
     fn keep_pacer_ahead(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let sent_bps = std::mem::take(&mut peer.sent_bytes) as f64 * 8.0 / LAYER_TICK.as_secs_f64();
         let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
             return;
         };
-        // Payload only: headers, SRTP and retransmissions add about 10 %.
-        if sent_bps * 1.1 <= estimate {
+        // Payload only: headers and SRTP add 5-10 %, and str0m paces at 1.1 x.
+        let needed = peer.forward_bps * PACER_HEADROOM;
+        if needed <= estimate {
             peer.pacer_behind = 0;
             return;
         }
-        peer.pacer_behind += 1;
-        if peer.pacer_behind < PACER_BEHIND_TICKS {
+        // A lower layer on its way gets a moment to arrive before the estimate is
+        // overruled.
+        let switching = peer.down.values().any(|d| {
+            d.kind == MediaKind::Video && d.layer.is_some() && d.selector.target() != d.layer
+        });
+        peer.pacer_behind = peer.pacer_behind.saturating_add(1);
+        if switching && peer.pacer_behind < PACER_BEHIND_TICKS {
             return;
         }
         peer.pacer_behind = 0;
-        let reset = Bitrate::bps((sent_bps * 1.5) as u64);
+        let reset = Bitrate::bps((peer.forward_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
         debug!(
             id,
-            sent_bps, estimate, "estimate below the forwarded rate: reset"
+            forward_bps = peer.forward_bps,
+            estimate,
+            "estimate below the forwarded rate: reset"
         );
         peer.estimate_bps = Some(reset.as_f64());
         if let Some(rtc) = peer.rtc.as_mut() {

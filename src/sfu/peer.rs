@@ -170,7 +170,9 @@ pub struct Peer {
     pub estimate_bps: Option<f64>,
     /// RTP payload bytes forwarded to this peer since the last layer tick.
     pub sent_bytes: u64,
-    /// Layer ticks in a row with the estimate below the forwarded rate.
+    /// The payload rate forwarded to this peer between the last two layer ticks.
+    pub forward_bps: f64,
+    /// Checks in a row with the estimate below the forwarded rate.
     pub pacer_behind: u8,
     /// This peer's simulcast quality preference.
     pub quality: Quality,
@@ -205,6 +207,7 @@ impl Peer {
             bwe: false,
             estimate_bps: None,
             sent_bytes: 0,
+            forward_bps: 0.0,
             pacer_behind: 0,
             quality: Quality::Auto,
             room,
