@@ -10,7 +10,8 @@
 //! writes it to every subscriber's down stream (rewritten PT, sequence number,
 //! timestamp) and drains each subscriber in turn.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -150,6 +151,10 @@ pub struct Sfu {
     counters: Counters,
     /// When simulcast layer choices are next revisited (while any peer exists).
     next_layer_tick: Option<Instant>,
+    /// Peers' `Rtc` deadlines, earliest first (one entry per peer, see `drain`).
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// When the earliest deferred keyframe request is due.
+    keyframes_due: Option<Instant>,
     /// When they were last revisited (the forwarded rates are measured between ticks).
     last_layer_tick: Option<Instant>,
 }
@@ -163,6 +168,8 @@ impl Sfu {
         Sfu {
             rooms: Rooms::new(cfg.room_capacity, cfg.viewer_capacity),
             next_layer_tick: None,
+            timers: BinaryHeap::new(),
+            keyframes_due: None,
             last_layer_tick: None,
             cfg,
             dtls_cert,
@@ -232,17 +239,15 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = self.next_layer_tick.filter(|_| !self.peers.is_empty());
-        for p in self.peers.values() {
-            let times = p.next_timeout.into_iter().chain(
-                p.up.values()
-                    .flat_map(|u| u.keyframes.iter().filter_map(|(_, t)| t.poll_timeout())),
-            );
-            for t in times {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        }
-        next
+        let layers = self.next_layer_tick.filter(|_| !self.peers.is_empty());
+        [
+            layers,
+            self.keyframes_due,
+            self.timers.peek().map(|t| t.0 .0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A participant asks to join a room.
@@ -554,14 +559,30 @@ impl Sfu {
     /// Time has passed: drive every `Rtc` whose timer expired and send deferred
     /// keyframe requests.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<PeerId> = self
-            .peers
-            .values()
-            .filter(|p| p.next_timeout.is_some_and(|t| t <= now))
-            .map(|p| p.id)
-            .collect();
-        for id in due {
-            let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) else {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer.timer_queued != Some(t) {
+                // Superseded by an earlier entry, which has run (or is queued).
+                continue;
+            }
+            peer.timer_queued = None;
+            match peer.next_timeout {
+                Some(due) if due <= now => {}
+                // The Rtc's deadline moved later since this entry was queued.
+                Some(later) => {
+                    peer.timer_queued = Some(later);
+                    self.timers.push(Reverse((later, id)));
+                    continue;
+                }
+                None => continue,
+            }
+            let Some(rtc) = peer.rtc.as_mut() else {
                 continue;
             };
             if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
@@ -569,18 +590,24 @@ impl Sfu {
             }
             self.drain(id);
         }
-        let mut deferred = Vec::new();
-        for p in self.peers.values_mut() {
-            for (mid, up) in p.up.iter_mut() {
-                for (rid, throttle) in up.keyframes.iter_mut() {
-                    if throttle.poll(now) {
-                        deferred.push((p.id, *mid, *rid));
+        if self.keyframes_due.is_some_and(|t| t <= now) {
+            self.keyframes_due = None;
+            let mut deferred = Vec::new();
+            for p in self.peers.values_mut() {
+                for (mid, up) in p.up.iter_mut() {
+                    for (rid, throttle) in up.keyframes.iter_mut() {
+                        if throttle.poll(now) {
+                            deferred.push((p.id, *mid, *rid));
+                        }
+                        if let Some(t) = throttle.poll_timeout() {
+                            self.keyframes_due = Some(self.keyframes_due.map_or(t, |d| d.min(t)));
+                        }
                     }
                 }
             }
-        }
-        for (id, mid, rid) in deferred {
-            self.send_keyframe_request(id, mid, rid, KeyframeRequestKind::Pli);
+            for (id, mid, rid) in deferred {
+                self.send_keyframe_request(id, mid, rid, KeyframeRequestKind::Pli);
+            }
         }
         if self.next_layer_tick.is_some_and(|t| t <= now) {
             self.next_layer_tick = Some(now + LAYER_TICK);
@@ -969,6 +996,14 @@ impl Sfu {
             warn!(id, "media connection failed: {e}");
             self.doomed.push((id, "error"));
         }
+        // One queued entry per peer, at or before its Rtc's deadline: an entry that
+        // comes due early is re-queued at the real deadline (see handle_timeout).
+        if let Some(t) = peer.next_timeout {
+            if peer.timer_queued.is_none_or(|q| t < q) {
+                peer.timer_queued = Some(t);
+                self.timers.push(Reverse((t, id)));
+            }
+        }
     }
 
     /// Handles queued events until none are left.
@@ -1076,6 +1111,12 @@ impl Sfu {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(p) = self.peers.get_mut(&id) {
+                    debug!(
+                        id,
+                        estimate = estimate.as_f64(),
+                        forward = p.forward_bps,
+                        "bandwidth estimate"
+                    );
                     p.estimate_bps = Some(estimate.as_f64());
                     self.keep_pacer_ahead(id);
                 }
@@ -1569,8 +1610,11 @@ impl Sfu {
         };
         let mut send = Vec::new();
         for l in layers {
-            if up.throttle(l).request(now) {
+            let throttle = up.throttle(l);
+            if throttle.request(now) {
                 send.push(l);
+            } else if let Some(t) = throttle.poll_timeout() {
+                self.keyframes_due = Some(self.keyframes_due.map_or(t, |d| d.min(t)));
             }
         }
         for l in send {

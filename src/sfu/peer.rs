@@ -183,6 +183,8 @@ pub struct Peer {
     pub ufrag: String,
     /// When the `Rtc` next wants `Input::Timeout`.
     pub next_timeout: Option<Instant>,
+    /// The deadline of this peer's entry in the engine's timer queue, if it has one.
+    pub timer_queued: Option<Instant>,
     pub up: HashMap<Mid, UpTrack>,
     pub down: HashMap<TrackKey, DownTrack>,
     /// The browser's first offer has been answered; server offers may follow.
@@ -214,6 +216,7 @@ impl Peer {
             rtc: None,
             ufrag,
             next_timeout: None,
+            timer_queued: None,
             up: HashMap::new(),
             down: HashMap::new(),
             answered: false,
