@@ -73,6 +73,13 @@ const PACER_HEADROOM: f64 = 1.15;
 /// The lowest estimate a reset sets.
 const BWE_FLOOR: Bitrate = Bitrate::kbps(1_000);
 
+/// Deadlines this close are run at once rather than waited for (the I/O shell's timer
+/// cannot wait less than a millisecond anyway).
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
+const MAX_TIMEOUTS_PER_TURN: usize = 64;
+
 /// Video packets kept per send stream for retransmission (see `build_rtc`).
 const SEND_BUFFER_VIDEO: usize = 256;
 
@@ -582,13 +589,7 @@ impl Sfu {
                 }
                 None => continue,
             }
-            let Some(rtc) = peer.rtc.as_mut() else {
-                continue;
-            };
-            if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
-                debug!(id, "timeout input failed: {e}");
-            }
-            self.drain(id);
+            self.run_timers(now, id);
         }
         if self.keyframes_due.is_some_and(|t| t <= now) {
             self.keyframes_due = None;
@@ -1002,6 +1003,29 @@ impl Sfu {
             if peer.timer_queued.is_none_or(|q| t < q) {
                 peer.timer_queued = Some(t);
                 self.timers.push(Reverse((t, id)));
+            }
+        }
+    }
+
+    /// Gives a peer's `Rtc` the time, and again for as long as it asks for a timeout
+    /// within the timer's resolution. str0m's pacer releases one packet per timeout
+    /// and asks for the next "immediately" (1 µs later): without this, a burst of N
+    /// packets (a keyframe) would take N rounds of the worker's loop, at least 1 ms
+    /// each (the timer's resolution), and with many receivers the loop falls behind
+    /// the video for good.
+    fn run_timers(&mut self, now: Instant, id: PeerId) {
+        let mut at = now;
+        for _ in 0..MAX_TIMEOUTS_PER_TURN {
+            let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) else {
+                return;
+            };
+            if let Err(e) = rtc.handle_input(Input::Timeout(at)) {
+                debug!(id, "timeout input failed: {e}");
+            }
+            self.drain(id);
+            match self.peers.get(&id).and_then(|p| p.next_timeout) {
+                Some(t) if t <= now + TIMER_RESOLUTION => at = at.max(t),
+                _ => return,
             }
         }
     }
