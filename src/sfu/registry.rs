@@ -1,8 +1,10 @@
 //! Which media worker serves which room and which participant.
 //!
 //! A room lives on one worker, chosen when its first participant arrives: the worker
-//! with the fewest participants. Everyone who joins the room later is sent to the same
-//! worker, so a room's media never crosses threads. A room is forgotten once every
+//! with the fewest rooms, then the fewest participants (rooms often open together,
+//! before anyone else joins them, so participant counts alone would stack them on
+//! one worker). Everyone who joins the room later is sent to the same worker, so a
+//! room's media never crosses threads. A room is forgotten once every
 //! participant routed to it is gone, and the next one to open it picks a worker anew.
 //!
 //! Only signaling touches this (a join, a message, a leave), never the packet path.
@@ -26,6 +28,8 @@ struct Inner {
     peers: HashMap<PeerId, (usize, String)>,
     /// Participants per worker.
     load: Vec<usize>,
+    /// Rooms per worker.
+    rooms_on: Vec<usize>,
 }
 
 impl Registry {
@@ -33,6 +37,7 @@ impl Registry {
         Registry {
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
+                rooms_on: vec![0; workers.max(1)],
                 ..Inner::default()
             }),
         }
@@ -48,9 +53,12 @@ impl Registry {
         let mut g = self.lock();
         let inner = &mut *g;
         let least = (0..inner.load.len())
-            .min_by_key(|&w| inner.load[w])
+            .min_by_key(|&w| (inner.rooms_on[w], inner.load[w]))
             .unwrap_or(0);
-        let entry = inner.rooms.entry(room.to_string()).or_insert((least, 0));
+        let entry = inner.rooms.entry(room.to_string()).or_insert_with(|| {
+            inner.rooms_on[least] += 1;
+            (least, 0)
+        });
         entry.1 += 1;
         let worker = entry.0;
         inner.load[worker] += 1;
@@ -75,6 +83,7 @@ impl Registry {
             entry.1 = entry.1.saturating_sub(1);
             if entry.1 == 0 {
                 inner.rooms.remove(&room);
+                inner.rooms_on[worker] = inner.rooms_on[worker].saturating_sub(1);
             }
         }
     }
@@ -98,9 +107,25 @@ mod tests {
         assert_eq!(r.admit(3, "a"), a, "a room's participants share its worker");
         assert_eq!(r.admit(4, "a"), a);
         assert_eq!(r.load()[a], 3);
-        // Worker b has fewer participants, so a new room goes there.
+        // Both have one room; b has fewer participants, so a new room goes there.
         assert_eq!(r.admit(5, "c"), b);
         assert_eq!(r.worker_of(3), Some(a));
+    }
+
+    #[test]
+    fn rooms_opening_together_are_balanced_by_count() {
+        let r = Registry::new(2);
+        // a fills up before b, c and d get their second participant.
+        let a = r.admit(1, "a");
+        for id in 2..6 {
+            r.admit(id, "a");
+        }
+        let b = r.admit(6, "b");
+        let c = r.admit(7, "c");
+        let d = r.admit(8, "d");
+        assert_ne!(a, b);
+        assert_eq!(c, b, "same room count: the one with fewer participants");
+        assert_eq!(d, a, "then the one with fewer rooms: two rooms each");
     }
 
     #[test]
@@ -114,7 +139,7 @@ mod tests {
         r.release(2);
         assert_eq!(r.worker_of(2), None);
         assert_eq!(r.load(), vec![0, 0]);
-        // Busy the other worker; the room reopens on the idle one.
+        // The other worker has a room now; the room reopens on the idle one.
         let other = r.admit(3, "b");
         assert_eq!(r.admit(4, "a"), 1 - other);
     }
