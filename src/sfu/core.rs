@@ -77,6 +77,9 @@ const BWE_FLOOR: Bitrate = Bitrate::kbps(1_000);
 /// cannot wait less than a millisecond anyway).
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
+/// Passes over the timer queue in one `handle_timeout` (see there).
+const TIMER_PASSES: usize = 4;
+
 /// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
 const MAX_TIMEOUTS_PER_TURN: usize = 64;
 
@@ -570,30 +573,21 @@ impl Sfu {
     /// Time has passed: drive every `Rtc` whose timer expired and send deferred
     /// keyframe requests.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((t, id))) = self.timers.peek() {
-            if t > now {
+        // What is due now, in a few passes: running a peer's timers can queue it again
+        // for now, and the passes keep the work of one call bounded.
+        for _ in 0..TIMER_PASSES {
+            let mut due = Vec::new();
+            while let Some(&Reverse((t, id))) = self.timers.peek() {
+                if t > now {
+                    break;
+                }
+                self.timers.pop();
+                due.push((t, id));
+            }
+            if due.is_empty() {
                 break;
             }
-            self.timers.pop();
-            let Some(peer) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            if peer.timer_queued != Some(t) {
-                // Superseded by an earlier entry, which has run (or is queued).
-                continue;
-            }
-            peer.timer_queued = None;
-            match peer.next_timeout {
-                Some(due) if due <= now => {}
-                // The Rtc's deadline moved later since this entry was queued.
-                Some(later) => {
-                    peer.timer_queued = Some(later);
-                    self.timers.push(Reverse((later, id)));
-                    continue;
-                }
-                None => continue,
-            }
-            self.run_timers(now, id);
+            self.run_due(now, due);
         }
         if self.keyframes_due.is_some_and(|t| t <= now) {
             self.keyframes_due = None;
@@ -1016,6 +1010,31 @@ impl Sfu {
         }
     }
 
+    /// Runs the timers of peers whose queue entries came due.
+    fn run_due(&mut self, now: Instant, due: Vec<(Instant, PeerId)>) {
+        for (t, id) in due {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer.timer_queued != Some(t) {
+                // Superseded by an earlier entry, which has run (or is queued).
+                continue;
+            }
+            peer.timer_queued = None;
+            match peer.next_timeout {
+                Some(due) if due <= now => {}
+                // The Rtc's deadline moved later since this entry was queued.
+                Some(later) => {
+                    peer.timer_queued = Some(later);
+                    self.timers.push(Reverse((later, id)));
+                    continue;
+                }
+                None => continue,
+            }
+            self.run_timers(now, id);
+        }
+    }
+
     /// Gives a peer's `Rtc` the time, and again for as long as it asks for a timeout
     /// within the timer's resolution. str0m's pacer releases one packet per timeout
     /// and asks for the next "immediately" (1 µs later): without this, a burst of N
@@ -1033,7 +1052,14 @@ impl Sfu {
             }
             self.drain(id);
             match self.peers.get(&id).and_then(|p| p.next_timeout) {
-                Some(t) if t <= now + TIMER_RESOLUTION => at = at.max(t),
+                // Time given to str0m only moves forward.
+                Some(t) if t <= now + TIMER_RESOLUTION => {
+                    at = if t > at {
+                        t
+                    } else {
+                        at + Duration::from_micros(1)
+                    }
+                }
                 _ => return,
             }
         }
