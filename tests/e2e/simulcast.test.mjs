@@ -97,7 +97,10 @@ test('viewers each get the layer that suits them', { skip }, async () => {
     }, 10000, 'switch up to the full layer');
     const worst = await stall;
     console.log(`low→high switch: now ${up.width}px; longest decode stall during the switch ${worst} ms`);
-    assert.ok(worst < 1000, `frames kept decoding (longest stall ${worst} ms)`);
+    // A switch that skipped the keyframe would freeze until the encoder's next one
+    // (many seconds) and log decoder errors; a clean switch shows no stall on a quiet
+    // machine, but a busy 2-core machine has shown pauses of 1.3 s in sampling.
+    assert.ok(worst < 2000, `frames kept decoding (longest stall ${worst} ms)`);
     const errors = low.logs.filter((l) => /decod|pageerror/i.test(l));
     assert.deepEqual(errors, [], 'no decoder errors');
     failed = false;
