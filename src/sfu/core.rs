@@ -63,10 +63,6 @@ pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
 const LAYER_TICK: Duration = Duration::from_millis(500);
 
-/// Checks in a row with the estimate below the forwarded rate, while a lower simulcast
-/// layer is on its way, before the estimate is reset (see `keep_pacer_ahead`).
-const PACER_BEHIND_TICKS: u8 = 3;
-
 /// The estimate must exceed the forwarded payload rate by this factor (headers, SRTP).
 const PACER_HEADROOM: f64 = 1.15;
 
@@ -623,7 +619,7 @@ impl Sfu {
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
-                self.keep_pacer_ahead(id);
+                self.keep_pacer_ahead(now, id);
             }
         }
         self.process(now);
@@ -1177,7 +1173,8 @@ impl Sfu {
                         "bandwidth estimate"
                     );
                     p.estimate_bps = Some(estimate.as_f64());
-                    self.keep_pacer_ahead(id);
+                    self.choose_layers(now, id, "bandwidth estimate");
+                    self.keep_pacer_ahead(now, id);
                 }
             }
             Event::PeerStats(s) => {
@@ -1494,6 +1491,7 @@ impl Sfu {
             self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
         }
         for (sub, layer) in switched {
+            self.fit_pacer_to_layers(now, sub);
             self.announce_layer(sub, from, mid, layer);
         }
     }
@@ -1611,41 +1609,82 @@ impl Sfu {
     /// layer), pacing only adds delay: video would arrive seconds late for the rest of
     /// the call. The estimate is then reset above the forwarded rate, which is what an
     /// SFU without a pacer would send anyway. Checked on every estimate and layer tick.
-    fn keep_pacer_ahead(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id) else {
+    fn keep_pacer_ahead(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get(&id) else {
             return;
         };
         let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
             return;
         };
         // Payload only: headers and SRTP add 5-10 %, and str0m paces at 1.1 x.
-        let needed = peer.forward_bps * PACER_HEADROOM;
-        if needed <= estimate {
-            peer.pacer_behind = 0;
+        if peer.forward_bps * PACER_HEADROOM <= estimate {
             return;
         }
-        // A lower layer on its way gets a moment to arrive before the estimate is
-        // overruled.
-        let switching = peer.down.values().any(|d| {
-            d.kind == MediaKind::Video && d.layer.is_some() && d.selector.target() != d.layer
+        // A simulcast video above its lowest layer: moving down is the layer choice's
+        // job, and the estimate is what tells it to.
+        let can_go_lower = peer.down.iter().any(|((src, mid), d)| {
+            d.kind == MediaKind::Video
+                && d.layer.is_some()
+                && self
+                    .peers
+                    .get(src)
+                    .and_then(|p| p.up.get(mid))
+                    .is_some_and(|up| up.rates.active(now).first().map(|l| l.rid) != d.layer)
         });
-        peer.pacer_behind = peer.pacer_behind.saturating_add(1);
-        if switching && peer.pacer_behind < PACER_BEHIND_TICKS {
+        if can_go_lower {
             return;
         }
-        peer.pacer_behind = 0;
-        let reset = Bitrate::bps((peer.forward_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
+        let forward_bps = peer.forward_bps;
+        let reset = Bitrate::bps((forward_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
         debug!(
             id,
-            forward_bps = peer.forward_bps,
-            estimate,
-            "estimate below the forwarded rate: reset"
+            forward_bps, estimate, "estimate below the forwarded rate: reset"
         );
-        peer.estimate_bps = Some(reset.as_f64());
-        if let Some(rtc) = peer.rtc.as_mut() {
-            rtc.bwe().reset(reset);
-            self.drain(id);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.estimate_bps = Some(reset.as_f64());
+            if let Some(rtc) = peer.rtc.as_mut() {
+                rtc.bwe().reset(reset);
+            }
         }
+        self.drain(id);
+    }
+
+    /// A receiver now gets a layer its estimate does not cover (it asked for high
+    /// quality, or the size of its screen did): without this str0m's pacer would
+    /// queue the new layer's keyframe and frames behind the old, low estimate, and
+    /// the picture would freeze for seconds right after the switch. The estimate is
+    /// raised to what the layers now forwarded need.
+    fn fit_pacer_to_layers(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
+            return;
+        };
+        let mut needed = 0.0;
+        for ((src, mid), d) in &peer.down {
+            let (MediaKind::Video, Some(layer)) = (d.kind, d.layer) else {
+                continue;
+            };
+            let Some(up) = self.peers.get(src).and_then(|p| p.up.get(mid)) else {
+                continue;
+            };
+            if let Some(l) = up.rates.active(now).iter().find(|l| l.rid == layer) {
+                needed += l.bps;
+            }
+        }
+        if needed * PACER_HEADROOM <= estimate {
+            return;
+        }
+        let reset = Bitrate::bps((needed * 1.5).max(BWE_FLOOR.as_f64()) as u64);
+        debug!(id, needed, estimate, "layer above the estimate: raise it");
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.estimate_bps = Some(reset.as_f64());
+            if let Some(rtc) = peer.rtc.as_mut() {
+                rtc.bwe().reset(reset);
+            }
+        }
+        self.drain(id);
     }
 
     /// Asks the publisher of track (`src`, `mid`) for a keyframe on `layer`, throttled.

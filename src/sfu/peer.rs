@@ -172,8 +172,6 @@ pub struct Peer {
     pub sent_bytes: u64,
     /// The payload rate forwarded to this peer between the last two layer ticks.
     pub forward_bps: f64,
-    /// Checks in a row with the estimate below the forwarded rate.
-    pub pacer_behind: u8,
     /// This peer's simulcast quality preference.
     pub quality: Quality,
     pub room: String,
@@ -210,7 +208,6 @@ impl Peer {
             estimate_bps: None,
             sent_bytes: 0,
             forward_bps: 0.0,
-            pacer_behind: 0,
             quality: Quality::Auto,
             room,
             rtc: None,
