@@ -6,15 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_server, PeerCmd, Seen, TestPeer};
-use str0m::media::MediaKind;
-
-fn video_from(s: &Seen, tag: &str) -> u64 {
-    s.frames
-        .get(&(tag.into(), MediaKind::Video))
-        .copied()
-        .unwrap_or(0)
-}
+use common::{start_server, video_from, PeerCmd, TestPeer};
 
 const WAIT: Duration = Duration::from_secs(15);
 

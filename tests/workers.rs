@@ -6,15 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_server, TestPeer};
-use str0m::media::MediaKind;
-
-fn video_from(s: &common::Seen, tag: &str) -> u64 {
-    s.frames
-        .get(&(tag.into(), MediaKind::Video))
-        .copied()
-        .unwrap_or(0)
-}
+use common::{start_server, video_from, TestPeer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_spread_over_workers_and_calls_flow_on_each() {

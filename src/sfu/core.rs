@@ -1635,11 +1635,16 @@ impl Sfu {
             return;
         }
         let forward_bps = peer.forward_bps;
-        let reset = Bitrate::bps((forward_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
         debug!(
             id,
             forward_bps, estimate, "estimate below the forwarded rate: reset"
         );
+        self.reset_estimate(id, forward_bps);
+    }
+
+    /// Restarts the bandwidth estimate towards `id` with headroom over `needed_bps`.
+    fn reset_estimate(&mut self, id: PeerId, needed_bps: f64) {
+        let reset = Bitrate::bps((needed_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.estimate_bps = Some(reset.as_f64());
             if let Some(rtc) = peer.rtc.as_mut() {
@@ -1676,15 +1681,8 @@ impl Sfu {
         if needed * PACER_HEADROOM <= estimate {
             return;
         }
-        let reset = Bitrate::bps((needed * 1.5).max(BWE_FLOOR.as_f64()) as u64);
         debug!(id, needed, estimate, "layer above the estimate: raise it");
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.estimate_bps = Some(reset.as_f64());
-            if let Some(rtc) = peer.rtc.as_mut() {
-                rtc.bwe().reset(reset);
-            }
-        }
-        self.drain(id);
+        self.reset_estimate(id, needed);
     }
 
     /// Asks the publisher of track (`src`, `mid`) for a keyframe on `layer`, throttled.

@@ -62,7 +62,9 @@ const MAX_MESSAGES_PER_TURN: usize = 64;
 pub struct Worker {
     index: usize,
     senders: Vec<UdpSender>,
-    candidates: Vec<SocketAddr>,
+    /// Per sender: datagrams name their source address (a wildcard socket with several
+    /// advertised addresses of its family), decided once.
+    sets_source: Vec<bool>,
     registry: Arc<Registry>,
     sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
     /// Datagrams waiting for the next `sendmmsg`, per socket.
@@ -78,11 +80,15 @@ impl Worker {
         candidates: Vec<SocketAddr>,
         registry: Arc<Registry>,
     ) -> Self {
+        let sets_source = senders
+            .iter()
+            .map(|s| source_ip(&candidates, s.local_addr(), s.local_addr()).is_some())
+            .collect();
         Worker {
             index,
             pending: senders.iter().map(|_| Vec::new()).collect(),
             senders,
-            candidates,
+            sets_source,
             registry,
             sessions: HashMap::new(),
             busy: Duration::ZERO,
@@ -152,10 +158,6 @@ impl Worker {
                 let now = Instant::now();
                 for (src, dst, range) in &batch.datagrams {
                     sfu.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
-                    // Send as we go: a batch can carry a lot of fan-out.
-                    if self.pending.iter().map(Vec::len).sum::<usize>() >= 256 {
-                        self.flush(sfu);
-                    }
                 }
             }
             WorkerMsg::Command(cmd) => self.command(sfu, cmd),
@@ -237,7 +239,7 @@ impl Worker {
                     else {
                         continue;
                     };
-                    let src = source_ip(&self.candidates, self.senders[i].local_addr(), t.source);
+                    let src = self.sets_source[i].then_some(t.source.ip());
                     self.pending[i].push((t.destination, src, t.contents));
                 }
                 Output::Signal(id, msg) => {

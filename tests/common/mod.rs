@@ -618,3 +618,11 @@ impl Driver {
 /// Requests for the certificate tests: HTTPS with a chosen trust and server name, and
 /// plain HTTP for the helper port.
 pub mod fetch;
+
+/// Video frames `s` received from the participant tagged `tag`.
+pub fn video_from(s: &Seen, tag: &str) -> u64 {
+    s.frames
+        .get(&(tag.into(), str0m::media::MediaKind::Video))
+        .copied()
+        .unwrap_or(0)
+}
