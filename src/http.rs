@@ -60,10 +60,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Initial read buffer of a signaling WebSocket.
+const WS_READ_BUFFER: usize = 4096;
+
 async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     // Frames past this hard limit close the socket; below it, session.rs answers
     // anything over MAX_MESSAGE_BYTES with a clear error.
+    // tungstenite zero-fills its whole read buffer before every read: its 128 KiB
+    // default made each signaling socket hold 128 KiB of memory. Messages are small
+    // (an SDP is a few KiB) and the buffer grows for a larger frame.
     upgrade
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(MAX_MESSAGE_BYTES * 16)
         .on_upgrade(move |socket| session::run(socket, state.engine))
 }
