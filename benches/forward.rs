@@ -261,7 +261,7 @@ impl Harness {
                         let _ = c.rtc.handle_input(Input::Receive(self.now, r));
                     }
                     SfuOutput::Signal(id, msg) => self.signal(id, msg),
-                    SfuOutput::Close(_) => {}
+                    SfuOutput::Close(_) | SfuOutput::Link(..) => {}
                 }
             }
             if !moved {

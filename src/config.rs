@@ -82,6 +82,12 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=62))]
     pub workers: Option<u32>,
 
+    /// Viewers of one room that the room's own media worker serves; further viewers go
+    /// to the least busy worker, so one presenter's audience uses every core (the
+    /// room's worker hands each packet once to each other worker).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SPREAD_VIEWERS_AFTER)]
+    pub spread_viewers_after: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -129,7 +135,13 @@ pub struct Config {
     pub room_tokens: Vec<(String, String)>,
     /// Media worker threads.
     pub workers: usize,
+    /// Viewers of a room its own worker serves before viewers spread to other workers.
+    pub spread_viewers_after: usize,
 }
+
+/// Below this many viewers a room stays on one worker: a hop between threads costs
+/// more than it saves.
+pub const DEFAULT_SPREAD_VIEWERS_AFTER: u32 = 10;
 
 /// `--cert FILE --key FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +178,7 @@ impl From<Args> for Config {
             viewer_capacity: a.viewer_capacity as usize,
             room_tokens: a.room_token,
             workers: a.workers.map_or_else(default_workers, |n| n as usize),
+            spread_viewers_after: a.spread_viewers_after as usize,
         }
     }
 }
@@ -188,6 +201,7 @@ impl Config {
             viewer_capacity: 0,
             room_tokens: vec![],
             workers: 2,
+            spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
         }
     }
 }

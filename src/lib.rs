@@ -178,6 +178,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             room_capacity: config.room_capacity,
             viewer_capacity: config.viewer_capacity,
             room_tokens: config.room_tokens.iter().cloned().collect(),
+            spread_viewers_after: config.spread_viewers_after,
         },
         config.workers,
     )

@@ -1,12 +1,15 @@
 //! Media workers: rooms spread over the worker threads (the least loaded takes a new
 //! room), everyone in a room shares its worker, calls on different workers carry on
-//! independently, and a room emptied and reopened is placed afresh.
+//! independently, and a room emptied and reopened is placed afresh. One room's viewers
+//! spread over the workers too, and see the same room as if it had one.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{start_server, video_from, TestPeer};
+use common::{connect_ws, expect_error, send, start_server, video_from, PeerCmd, TestPeer};
+use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, Mode, Role};
+use str0m::media::MediaKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_spread_over_workers_and_calls_flow_on_each() {
@@ -75,5 +78,124 @@ async fn rooms_spread_over_workers_and_calls_flow_on_each() {
         assert_eq!(p.seen().corrupt, 0, "{}", p.tag);
         p.leave().await;
     }
+    server.shutdown().await;
+}
+
+/// Starts a loopback server (two workers) whose rooms spread their viewers from the
+/// second one on, with at most `viewer_capacity` viewers per room.
+async fn spreading_server(viewer_capacity: usize) -> lanrelay::Server {
+    let mut config = lanrelay::Config::loopback(common::temp_dir("spread"));
+    config.spread_viewers_after = 1;
+    config.viewer_capacity = viewer_capacity;
+    lanrelay::start(config).await.expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_rooms_viewers_spread_over_workers() {
+    let server = spreading_server(3).await;
+    let wait = Duration::from_secs(15);
+    let presenter = TestPeer::join(&server, "talk", "presenter").await;
+    // The first viewer stays with the room; the next go to the least loaded worker.
+    let v1 = TestPeer::join_as(&server, "talk", "v1", Role::Viewer).await;
+    let v2 = TestPeer::join_as(&server, "talk", "v2", Role::Viewer).await;
+    let v3 = TestPeer::join_as(&server, "talk", "v3", Role::Viewer).await;
+    for v in [&v1, &v2, &v3] {
+        v.wait_for("the presenter's video", wait, |s| {
+            video_from(s, "presenter") > 20
+                && s.frames
+                    .contains_key(&("presenter".into(), MediaKind::Audio))
+        })
+        .await;
+    }
+    let status = server.engine.status().await.expect("engine runs");
+    let participants: Vec<usize> = status.workers.iter().map(|w| w.participants).collect();
+    assert_eq!(
+        participants,
+        vec![2, 2],
+        "two viewers served by the other worker: {status:?}"
+    );
+    assert!(
+        status.workers.iter().all(|w| w.forwarded_packets > 0),
+        "both workers forward the one room: {status:?}"
+    );
+    assert_eq!(status.rooms, 1, "the room counts once: {status:?}");
+    let rooms = server.engine.rooms().await.expect("rooms");
+    assert_eq!(rooms.len(), 1, "/api/rooms shows the room once: {rooms:?}");
+    assert_eq!(rooms[0].participants.len(), 1);
+    assert_eq!(
+        rooms[0].viewers.len(),
+        3,
+        "with the viewers of both workers"
+    );
+    presenter
+        .wait_for("the viewer count", wait, |s| s.viewers == Some(3))
+        .await;
+
+    // The room's viewer cap holds across workers: the fourth viewer, sent to the other
+    // worker, is refused by the room's own.
+    let mut ws = connect_ws(&server).await;
+    send(
+        &mut ws,
+        &ClientMsg::Join {
+            room: "talk".into(),
+            name: "v4".into(),
+            role: Role::Viewer,
+            mode: Mode::Auto,
+            token: None,
+        },
+    )
+    .await;
+    let msg = expect_error(&mut ws, ErrorCode::RoomFull).await;
+    assert!(msg.contains("maximum of 3 viewers"), "{msg}");
+
+    // A second presenter: viewers on both workers learn of them and get their video
+    // (the first keyframe comes on request, across workers for the far viewers).
+    let second = TestPeer::join(&server, "talk", "second").await;
+    let second_id = second.seen().id;
+    for v in [&v1, &v2, &v3] {
+        v.wait_for("the second presenter", wait, |s| {
+            s.joined.contains(&second_id) && video_from(s, "second") > 10
+        })
+        .await;
+    }
+    // A late keyframe request from a far viewer reaches the presenter.
+    let before = presenter.seen().keyframe_requests;
+    v3.command(PeerCmd::RequestKeyframe(1));
+    presenter
+        .wait_for("a keyframe request from a far viewer", wait, |s| {
+            s.keyframe_requests > before
+        })
+        .await;
+
+    // The first presenter leaves: every viewer hears of it and keeps the second.
+    let presenter_id = presenter.seen().id;
+    presenter.leave().await;
+    for v in [&v1, &v2, &v3] {
+        v.wait_for("the presenter leaving", wait, |s| {
+            s.left.iter().any(|(id, _)| *id == presenter_id)
+        })
+        .await;
+        let got = video_from(&v.seen(), "second");
+        v.wait_for("the second presenter's video after", wait, |s| {
+            video_from(s, "second") > got + 20
+        })
+        .await;
+    }
+    // A far viewer leaves: the room's count drops.
+    v3.leave().await;
+    second
+        .wait_for("the viewer count after one left", wait, |s| {
+            s.viewers == Some(2)
+        })
+        .await;
+    for p in [v1, v2] {
+        assert_eq!(p.seen().corrupt, 0, "{}", p.tag);
+        p.leave().await;
+    }
+    second.leave().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.engine.worker_load(), vec![0, 0], "everyone released");
+    let status = server.engine.status().await.expect("engine runs");
+    assert_eq!((status.rooms, status.participants), (0, 0), "{status:?}");
     server.shutdown().await;
 }

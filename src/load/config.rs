@@ -42,6 +42,16 @@ pub struct Args {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["server_url", "server_pid"])]
     pub spawn: Option<PathBuf>,
 
+    /// An extra flag for the server --spawn starts, e.g. `--server-arg=--workers=1`;
+    /// repeat for several.
+    #[arg(
+        long,
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "spawn"
+    )]
+    pub server_arg: Vec<String>,
+
     /// Attach to a running lanrelay at this URL (https://HOST:PORT); it needs a
     /// --room-capacity large enough for the scenario.
     #[arg(long, value_name = "URL", requires = "server_pid")]

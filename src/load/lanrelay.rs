@@ -1,5 +1,6 @@
-//! Joining a lanrelay server as a participant: WSS `join` (mode `relay`), `joined`,
-//! the participant's `offer` and the server's `answer`; the WebSocket then goes to the
+//! Joining a lanrelay server as a participant: WSS `join` (mode `relay`; role `viewer`
+//! for one who only receives, as a browser opening a watch link does), `joined`, the
+//! participant's `offer` and the server's `answer`; the WebSocket then goes to the
 //! participant's task, which answers the server's renegotiation `offer`s.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::{connect_ws, Ws};
 use super::peer::{Media, Outcome, Shared, Spec};
 use super::LoadError;
-use crate::signaling::protocol::{ClientMsg, Mode, ServerMsg};
+use crate::signaling::protocol::{ClientMsg, Mode, Role, ServerMsg};
 
 /// Joins `room` at `base` (`https://HOST:PORT`) and negotiates; returns the running
 /// participant's task.
@@ -29,7 +30,10 @@ pub async fn join(
         &ClientMsg::Join {
             room: room.into(),
             name: spec.name.clone(),
-            role: Default::default(),
+            role: match spec.publish {
+                Some(_) => Role::Participant,
+                None => Role::Viewer,
+            },
             mode: Mode::Relay,
             token: None,
         },

@@ -139,7 +139,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
     let spawned;
     let (base, pid) = match (&args.spawn, &args.server_url, args.server_pid) {
         (Some(path), _, _) => {
-            spawned = Spawned::start(path, 1000)?;
+            spawned = Spawned::start(path, 1000, &args.server_arg)?;
             (spawned.base.clone(), spawned.pid)
         }
         (None, Some(url), Some(pid)) => (url.trim_end_matches('/').to_string(), pid),

@@ -19,7 +19,12 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    pub fn start(binary: &Path, room_capacity: usize) -> Result<Spawned, LoadError> {
+    /// Starts `binary` with `extra` flags after the fixed ones.
+    pub fn start(
+        binary: &Path,
+        room_capacity: usize,
+        extra: &[String],
+    ) -> Result<Spawned, LoadError> {
         let certs = std::env::temp_dir().join(format!(
             "lanrelay-load-{}-{}",
             std::process::id(),
@@ -32,6 +37,7 @@ impl Spawned {
             .args(["--listen", "127.0.0.1:0", "--certs"])
             .arg(&certs)
             .args(["--room-capacity", &room_capacity.clamp(1, 1000).to_string()])
+            .args(extra)
             // Per-join info lines are not what is measured.
             .env("RUST_LOG", "lanrelay=warn")
             .stdout(Stdio::piped())

@@ -26,8 +26,11 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
 use tracing::{debug, info, warn};
 
+mod mirror;
+
 use super::codec;
 use super::demux::{self, Kind};
+use super::link::{LinkMsg, TrackPacket};
 use super::peer::{nackable, DownState, DownTrack, Peer, SessionKind, TrackKey, UpTrack};
 use super::simulcast::{Inputs, Quality};
 use crate::room::{JoinError, Rooms};
@@ -98,6 +101,8 @@ pub enum Output {
     Signal(PeerId, ServerMsg),
     /// The participant is gone from the engine: close its WebSocket.
     Close(PeerId),
+    /// A message for another media worker (a room spread over several, see `mirror`).
+    Link(usize, LinkMsg),
 }
 
 /// Counters of what the engine dropped, for logs and metrics.
@@ -167,6 +172,13 @@ pub struct Sfu {
     keyframes_due: Option<Instant>,
     /// When they were last revisited (the forwarded rates are measured between ticks).
     last_layer_tick: Option<Instant>,
+    /// Home side: rooms with viewers on other workers → (worker, its viewers of the room).
+    mirrors: HashMap<String, Vec<(usize, usize)>>,
+    /// Mirror side: rooms homed on another worker that this one serves viewers of →
+    /// their home.
+    mirrored: HashMap<String, usize>,
+    /// Mirror side: viewers waiting for their room's home to admit them → (room, name).
+    pending_admits: HashMap<PeerId, (String, String)>,
 }
 
 impl Sfu {
@@ -181,6 +193,9 @@ impl Sfu {
             timers: BinaryHeap::new(),
             keyframes_due: None,
             last_layer_tick: None,
+            mirrors: HashMap::new(),
+            mirrored: HashMap::new(),
+            pending_admits: HashMap::new(),
             cfg,
             dtls_cert,
             peers: HashMap::new(),
@@ -199,18 +214,22 @@ impl Sfu {
         self.counters
     }
 
+    /// Participants and viewers this worker serves.
     pub fn peer_count(&self) -> usize {
-        self.peers.len()
+        self.peers.values().filter(|p| p.kind.is_local()).count()
     }
 
+    /// Rooms whose home is this worker.
     pub fn room_count(&self) -> usize {
-        self.rooms.len()
+        self.rooms.len().saturating_sub(self.mirrored.len())
     }
 
-    /// Every room with its participants and the server's measurements, for `/api/rooms`.
+    /// Every room with the participants this worker serves and the server's
+    /// measurements, for `/api/rooms` (the engine merges a room spread over workers).
     pub fn rooms_snapshot(&self) -> Vec<RoomSnapshot> {
         let snap = |id: &PeerId| {
-            self.peers.get(id).map(|p| ParticipantSnapshot {
+            let p = self.peers.get(id).filter(|p| p.kind.is_local())?;
+            Some(ParticipantSnapshot {
                 info: p.info.clone(),
                 role: p.role,
                 relay_connected: p.connected_at.is_some(),
@@ -270,53 +289,14 @@ impl Sfu {
         mode: Mode,
         token: Option<&str>,
     ) {
-        if self.peers.contains_key(&id) {
-            self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
+        let Some((room, name)) = self.admissible(id, room, name, token) else {
             return;
-        }
-        if !valid_name(room) || !valid_name(name) {
-            self.signal(
-                id,
-                ServerMsg::error(
-                    ErrorCode::BadName,
-                    "room and name must be 1 to 64 characters, without control characters",
-                ),
-            );
-            self.out.push_back(Output::Close(id));
-            return;
-        }
-        let (room, name) = (room.trim().to_string(), name.trim().to_string());
-        if !self.token_ok(&room, token) {
-            info!(id, room, "join refused: token");
-            self.signal(
-                id,
-                ServerMsg::error(
-                    ErrorCode::Forbidden,
-                    format!("room \"{room}\" needs its token"),
-                ),
-            );
-            self.out.push_back(Output::Close(id));
-            return;
-        }
+        };
         let (mode, others) = match self.rooms.join(&room, id, mode, role) {
             Ok(joined) => joined,
             Err(e) => {
                 info!(id, room, "join refused: {e}");
-                let message = match e {
-                    JoinError::Full(n) => format!("room \"{room}\" is full ({n} participants)"),
-                    JoinError::DirectFull => format!(
-                        "room \"{room}\" is full: it is a direct call, which takes two participants; \
-                         use another room in relay or auto mode for more"
-                    ),
-                    JoinError::ViewersFull(n) => {
-                        format!("room \"{room}\" has its maximum of {n} viewers")
-                    }
-                    JoinError::DirectNoViewers => format!(
-                        "room \"{room}\" is a direct call between two devices: the server does not \
-                         carry its media, so it cannot be watched"
-                    ),
-                };
-                self.signal(id, ServerMsg::error(ErrorCode::RoomFull, message));
+                self.signal(id, ServerMsg::error(ErrorCode::RoomFull, refusal(&room, e)));
                 self.out.push_back(Output::Close(id));
                 return;
             }
@@ -360,6 +340,75 @@ impl Sfu {
         self.peers
             .insert(id, Peer::new(id, info, role, room, ufrag));
         self.next_layer_tick.get_or_insert(Instant::now());
+    }
+
+    /// A viewer this worker serves asks to join a room whose home is worker `home`
+    /// (its viewers are spread over workers): the home decides, and answers with
+    /// [`LinkMsg::Admitted`] or [`LinkMsg::Refused`].
+    pub fn join_mirrored(
+        &mut self,
+        home: usize,
+        id: PeerId,
+        room: &str,
+        name: &str,
+        mode: Mode,
+        token: Option<&str>,
+    ) {
+        let Some((room, name)) = self.admissible(id, room, name, token) else {
+            return;
+        };
+        debug!(id, room, home, "viewer waits for its room's home");
+        self.pending_admits.insert(id, (room.clone(), name.clone()));
+        self.out.push_back(Output::Link(
+            home,
+            LinkMsg::AdmitViewer {
+                id,
+                room,
+                name,
+                mode,
+                from: self.cfg.worker,
+            },
+        ));
+    }
+
+    /// The checks of a join that need no room: not joined yet, valid names, the
+    /// room's token. Returns the trimmed room and name, or refuses.
+    fn admissible(
+        &mut self,
+        id: PeerId,
+        room: &str,
+        name: &str,
+        token: Option<&str>,
+    ) -> Option<(String, String)> {
+        if self.peers.contains_key(&id) || self.pending_admits.contains_key(&id) {
+            self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
+            return None;
+        }
+        if !valid_name(room) || !valid_name(name) {
+            self.signal(
+                id,
+                ServerMsg::error(
+                    ErrorCode::BadName,
+                    "room and name must be 1 to 64 characters, without control characters",
+                ),
+            );
+            self.out.push_back(Output::Close(id));
+            return None;
+        }
+        let (room, name) = (room.trim().to_string(), name.trim().to_string());
+        if !self.token_ok(&room, token) {
+            info!(id, room, "join refused: token");
+            self.signal(
+                id,
+                ServerMsg::error(
+                    ErrorCode::Forbidden,
+                    format!("room \"{room}\" needs its token"),
+                ),
+            );
+            self.out.push_back(Output::Close(id));
+            return None;
+        }
+        Some((room, name))
     }
 
     /// Whether `token` opens `room` (rooms without a token are open).
@@ -442,9 +491,15 @@ impl Sfu {
     /// The participant's connection is gone (WebSocket closed or timed out).
     pub fn leave(&mut self, now: Instant, id: PeerId, reason: &'static str) {
         let Some(mut peer) = self.peers.remove(&id) else {
+            if self.pending_admits.remove(&id).is_some() {
+                // Gone before its room's home answered; the answer is turned down then.
+                self.out.push_back(Output::Close(id));
+            }
             return;
         };
-        info!(id, room = peer.room, reason, "left");
+        if peer.kind.is_local() {
+            info!(id, room = peer.room, reason, "left");
+        }
         self.by_ufrag.remove(&peer.ufrag);
         self.by_resource.retain(|_, p| *p != id);
         for a in &peer.addrs {
@@ -454,6 +509,8 @@ impl Sfu {
         }
         self.rooms.leave(&peer.room, id);
         match peer.role {
+            // The home tells the viewers about a mirrored publisher.
+            _ if matches!(peer.kind, SessionKind::Mirror { .. }) => {}
             Role::Participant => {
                 for o in self.audience(&peer.room, id) {
                     self.signal(
@@ -520,7 +577,10 @@ impl Sfu {
                 let _ = peer.drain(&mut self.transmits, &mut ignored);
             }
         }
-        self.out.push_back(Output::Close(id));
+        self.left_spread_room(&peer);
+        if peer.kind.is_local() {
+            self.out.push_back(Output::Close(id));
+        }
     }
 
     /// A datagram arrived on the media port from `src`, addressed to `dst`.
@@ -626,7 +686,15 @@ impl Sfu {
     }
 
     fn signal(&mut self, id: PeerId, msg: ServerMsg) {
-        self.out.push_back(Output::Signal(id, msg));
+        match self.peers.get(&id).map(|p| p.kind) {
+            // A viewer served by another worker: that worker delivers it.
+            Some(SessionKind::Remote { worker }) => self
+                .out
+                .push_back(Output::Link(worker, LinkMsg::Signal { id, msg })),
+            // A mirror's stand-in for a publisher: the home talks to it.
+            Some(SessionKind::Mirror { .. }) => {}
+            _ => self.out.push_back(Output::Signal(id, msg)),
+        }
     }
 
     /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it
@@ -904,6 +972,23 @@ impl Sfu {
         }
     }
 
+    /// Gives everyone else in the publisher's room its new track `mid`.
+    fn offer_track(&mut self, now: Instant, publisher: PeerId, mid: Mid, kind: MediaKind) {
+        let Some(room) = self.peers.get(&publisher).map(|p| p.room.clone()) else {
+            return;
+        };
+        for o in self.audience(&room, publisher) {
+            match self.peers.get(&o).map(|p| p.kind) {
+                Some(SessionKind::Browser) => {
+                    self.subscribe(o, (publisher, mid), kind);
+                    self.negotiate(o);
+                }
+                Some(SessionKind::Whep) => self.attach_fixed(now, o),
+                _ => {}
+            }
+        }
+    }
+
     /// Makes `sub` a receiver of the track `key`.
     fn subscribe(&mut self, sub: PeerId, key: TrackKey, kind: MediaKind) {
         if sub == key.0 {
@@ -1122,17 +1207,8 @@ impl Sfu {
                     .is_some_and(|s| s.recv.len() > 1 || s.send.len() > 1);
                 debug!(id, mid = %m.mid, kind = ?m.kind, simulcast, "up track");
                 peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
-                let room = peer.room.clone();
-                for o in self.audience(&room, id) {
-                    match self.peers.get(&o).map(|p| p.kind) {
-                        Some(SessionKind::Browser) => {
-                            self.subscribe(o, (id, m.mid), m.kind);
-                            self.negotiate(o);
-                        }
-                        Some(SessionKind::Whep) => self.attach_fixed(now, o),
-                        _ => {}
-                    }
-                }
+                self.offer_track(now, id, m.mid, m.kind);
+                self.mirror_track(id, m.mid);
             }
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -1362,7 +1438,8 @@ impl Sfu {
         self.choose_layers(now, id, "new track");
     }
 
-    /// Writes one incoming RTP packet of `from` to each of its receivers.
+    /// An RTP packet arrived from publisher `from`: it goes to every receiver here and
+    /// once to each other worker that serves viewers of the room.
     fn forward(&mut self, now: Instant, from: PeerId, pkt: RtpPacket) {
         let Some(publisher) = self.peers.get_mut(&from) else {
             return;
@@ -1383,6 +1460,46 @@ impl Sfu {
         let Some(params) = up.params(rtc, pkt.header.payload_type) else {
             return;
         };
+        let packet = TrackPacket {
+            mid,
+            rid,
+            params,
+            ssrc: *pkt.header.ssrc,
+            seq_no: *pkt.seq_no,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+            received: pkt.timestamp,
+            payload: pkt.payload,
+        };
+        if let Some(links) = self.mirrors.get(&publisher.room) {
+            for &(worker, _) in links {
+                let msg = LinkMsg::Rtp {
+                    publisher: from,
+                    packet: packet.clone(),
+                };
+                self.out.push_back(Output::Link(worker, msg));
+            }
+        }
+        self.fan_out(now, from, &packet);
+    }
+
+    /// Writes one packet of publisher `from` to each of its receivers on this worker.
+    fn fan_out(&mut self, now: Instant, from: PeerId, pkt: &TrackPacket) {
+        let Some(up) = self
+            .peers
+            .get_mut(&from)
+            .and_then(|p| p.up.get_mut(&pkt.mid))
+        else {
+            return;
+        };
+        let (mid, rid) = (pkt.mid, pkt.rid);
+        let params = pkt.params;
         let codec = params.spec().codec;
         let clock_rate = params.spec().clock_rate.get();
         let keyframe_start =
@@ -1396,13 +1513,7 @@ impl Sfu {
                 }
             }
         }
-        let generation = *pkt.header.ssrc;
-        let ext = ExtensionValues {
-            audio_level: pkt.header.ext_vals.audio_level,
-            voice_activity: pkt.header.ext_vals.voice_activity,
-            video_orientation: pkt.header.ext_vals.video_orientation,
-            ..Default::default()
-        };
+        let generation = pkt.ssrc;
         let subscribers = std::mem::take(&mut up.subscribers);
         let mut wants_keyframe: Vec<Option<Rid>> = Vec::new();
         let mut switched: Vec<(PeerId, Rid)> = Vec::new();
@@ -1457,13 +1568,10 @@ impl Sfu {
             let Some(pt) = down.map_pt(rtc, down_mid, &params) else {
                 continue;
             };
-            let Some(rw) = down.rewriter.rewrite(
-                generation,
-                *pkt.seq_no,
-                pkt.header.timestamp,
-                now,
-                clock_rate,
-            ) else {
+            let Some(rw) =
+                down.rewriter
+                    .rewrite(generation, pkt.seq_no, pkt.rtp_time, now, clock_rate)
+            else {
                 continue;
             };
             let mut api = rtc.direct_api();
@@ -1471,9 +1579,9 @@ impl Sfu {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.timestamp, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(ext.clone())
+                RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.received, pkt.payload.clone())
+                    .marker(pkt.marker)
+                    .ext_vals(pkt.ext.clone())
                     .nackable(nackable(codec)),
             );
             self.counters.forwarded += 1;
@@ -1728,7 +1836,20 @@ impl Sfu {
         layer: Option<Rid>,
         kind: KeyframeRequestKind,
     ) {
-        let Some(rtc) = self.peers.get_mut(&src).and_then(|p| p.rtc.as_mut()) else {
+        let Some(peer) = self.peers.get_mut(&src) else {
+            return;
+        };
+        if let SessionKind::Mirror { home } = peer.kind {
+            let msg = LinkMsg::KeyframeRequest {
+                publisher: src,
+                mid,
+                layer,
+                kind,
+            };
+            self.out.push_back(Output::Link(home, msg));
+            return;
+        }
+        let Some(rtc) = peer.rtc.as_mut() else {
             return;
         };
         let mut api = rtc.direct_api();
@@ -1763,6 +1884,22 @@ fn size_rtx_cache(rtc: &mut Rtc, mid: Mid) {
     if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
         // 0.15: str0m's default cap on the share of resends.
         tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+    }
+}
+
+/// Why `room` refused a join, in words for the person joining.
+fn refusal(room: &str, e: JoinError) -> String {
+    match e {
+        JoinError::Full(n) => format!("room \"{room}\" is full ({n} participants)"),
+        JoinError::DirectFull => format!(
+            "room \"{room}\" is full: it is a direct call, which takes two participants; \
+             use another room in relay or auto mode for more"
+        ),
+        JoinError::ViewersFull(n) => format!("room \"{room}\" has its maximum of {n} viewers"),
+        JoinError::DirectNoViewers => format!(
+            "room \"{room}\" is a direct call between two devices: the server does not \
+             carry its media, so it cannot be watched"
+        ),
     }
 }
 

@@ -131,17 +131,24 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Sends a command to the worker it concerns; false when the engine has stopped.
     pub async fn send(&self, cmd: Command) -> bool {
-        let worker = match &cmd {
-            Command::Join { id, room, .. } => self.registry.admit(*id, room.trim()),
+        let (worker, home) = match &cmd {
+            Command::Join { id, room, role, .. } => {
+                // Browser viewers may be served by a worker other than their room's.
+                let p = self.registry.admit(*id, room.trim(), *role == Role::Viewer);
+                (p.worker, p.home)
+            }
             Command::Signal { id, .. } | Command::Leave { id, .. } => {
                 match self.registry.worker_of(*id) {
-                    Some(w) => w,
+                    Some(w) => (w, w),
                     // Already gone from its worker (refused, failed, or left): nothing
                     // to deliver.
                     None => return true,
                 }
             }
-            Command::HttpSession { id, room, .. } => self.registry.admit(*id, room.trim()),
+            Command::HttpSession { id, room, .. } => {
+                let p = self.registry.admit(*id, room.trim(), false);
+                (p.worker, p.home)
+            }
             Command::Status { .. } | Command::Rooms { .. } | Command::EndResource { .. } => {
                 error!("engine command sent to one worker: use the handle's methods");
                 return false;
@@ -151,10 +158,11 @@ impl EngineHandle {
             Command::Join { id, .. } | Command::HttpSession { id, .. } => Some(*id),
             _ => None,
         };
-        let ok = self.workers[worker]
-            .send(WorkerMsg::Command(cmd))
-            .await
-            .is_ok();
+        let msg = match cmd {
+            Command::Join { .. } => WorkerMsg::Join { home, cmd },
+            cmd => WorkerMsg::Command(cmd),
+        };
+        let ok = self.workers[worker].send(msg).await.is_ok();
         if !ok {
             if let Some(id) = id {
                 self.registry.release(id);
@@ -192,6 +200,13 @@ impl EngineHandle {
         }
         for (w, queue_drops) in status.workers.iter_mut().zip(self.dispatch.queue_drops()) {
             w.queue_drops = queue_drops;
+        }
+        // Packets one worker passed to another for a spread room and dropped because
+        // the other was too far behind count as the other's queue drops.
+        for r in &reports {
+            for (w, drops) in status.workers.iter_mut().zip(&r.link_drops) {
+                w.queue_drops += drops;
+            }
         }
         Some(status)
     }
@@ -239,7 +254,17 @@ impl EngineHandle {
 
     pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
         let per_worker = self.ask_all(|reply| Command::Rooms { reply }).await?;
-        let mut rooms: Vec<RoomSnapshot> = per_worker.into_iter().flatten().collect();
+        // A room whose viewers are spread over workers shows once, with everyone.
+        let mut rooms: Vec<RoomSnapshot> = Vec::new();
+        for room in per_worker.into_iter().flatten() {
+            match rooms.iter_mut().find(|r| r.name == room.name) {
+                Some(r) => {
+                    r.participants.extend(room.participants);
+                    r.viewers.extend(room.viewers);
+                }
+                None => rooms.push(room),
+            }
+        }
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Some(rooms)
     }
@@ -262,6 +287,9 @@ pub struct Limits {
     pub room_capacity: usize,
     pub viewer_capacity: usize,
     pub room_tokens: HashMap<String, String>,
+    /// Viewers of one room its own worker serves before further viewers go to other
+    /// workers (see [`super::registry`]).
+    pub spread_viewers_after: usize,
 }
 
 /// Datagram batches and commands a worker may have queued before the receive task
@@ -272,9 +300,11 @@ const WORKER_QUEUE: usize = 1024;
 /// current tokio runtime). The engine runs until every [`EngineHandle`] is dropped.
 pub fn spawn(media: MediaSockets, limits: Limits, workers: usize) -> std::io::Result<EngineHandle> {
     let n = workers.clamp(1, super::core::MAX_WORKERS);
-    let registry = Arc::new(Registry::new(n));
+    let registry = Arc::new(Registry::new(n, limits.spread_viewers_after));
     let mut txs = Vec::with_capacity(n);
-    for index in 0..n {
+    let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
+    let links = Arc::new(worker::Links::new(link_txs));
+    for (index, link_rx) in link_rxs.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
         let sfu = Sfu::new(SfuConfig {
             candidates: media.candidates.clone(),
@@ -288,10 +318,16 @@ pub fn spawn(media: MediaSockets, limits: Limits, workers: usize) -> std::io::Re
             .iter()
             .map(UdpIo::sender)
             .collect::<std::io::Result<Vec<_>>>()?;
-        let shell = worker::Worker::new(index, senders, media.candidates.clone(), registry.clone());
+        let shell = worker::Worker::new(
+            index,
+            senders,
+            media.candidates.clone(),
+            registry.clone(),
+            links.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("media-{index}"))
-            .spawn(move || worker::run(shell, sfu, rx))?;
+            .spawn(move || worker::run(shell, sfu, rx, link_rx))?;
         txs.push(tx);
     }
     let dispatch = Arc::new(super::dispatch::Counters::new(n));

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod forward;
 pub mod keyframe;
+pub mod link;
 pub mod peer;
 pub mod registry;
 pub mod simulcast;

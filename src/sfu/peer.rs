@@ -153,6 +153,22 @@ pub enum SessionKind {
     /// A WHEP player: receives on the m-lines of its one offer; publishers' tracks are
     /// bound to those m-lines (and rebound when publishers change).
     Whep,
+    /// On a mirror worker: a publisher of a room whose home is worker `home`. It has no
+    /// `Rtc`; its packets arrive from the home, and keyframe requests go there.
+    Mirror { home: usize },
+    /// On a room's home worker: a viewer served by worker `worker`. It has no `Rtc`;
+    /// messages for it go to that worker.
+    Remote { worker: usize },
+}
+
+impl SessionKind {
+    /// A participant this worker serves itself (not a mirror's stand-in).
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            SessionKind::Browser | SessionKind::Whip | SessionKind::Whep
+        )
+    }
 }
 
 /// One participant.

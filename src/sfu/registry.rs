@@ -1,45 +1,72 @@
 //! Which media worker serves which room and which participant.
 //!
-//! A room lives on one worker, chosen when its first participant arrives: the worker
-//! with the fewest rooms, then the fewest participants (rooms often open together,
-//! before anyone else joins them, so participant counts alone would stack them on
-//! one worker). Everyone who joins the room later is sent to the same worker, so a
-//! room's media never crosses threads. A room is forgotten once every
-//! participant routed to it is gone, and the next one to open it picks a worker anew.
+//! A room lives on one worker, its home, chosen when its first participant arrives:
+//! the worker with the fewest rooms, then the fewest participants (rooms often open
+//! together, before anyone else joins them, so participant counts alone would stack
+//! them on one worker). Participants who join the room later go to its home, so a
+//! call's media never crosses threads.
 //!
-//! Only signaling touches this (a join, a message, a leave), never the packet path.
+//! Viewers (receive-only browsers) are the exception that lets one big room use every
+//! core: once the home serves `spread_after` viewers of the room, the next viewer goes
+//! to the least loaded worker, which mirrors the room (see `core::mirror`): the home
+//! hands it each packet once and it fans the packet out to its own viewers.
+//!
+//! A room is forgotten once everyone routed to it is gone, and the next one to open it
+//! picks a home anew. Only signaling touches this (a join, a message, a leave), never
+//! the packet path.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::signaling::protocol::PeerId;
 
+/// Where a new participant goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker that serves it.
+    pub worker: usize,
+    /// The worker that serves its room (owns the room's membership and publishers).
+    pub home: usize,
+}
+
 /// The worker of each room and participant, and how many participants each has.
 #[derive(Debug)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Viewers of one room its home serves before viewers go to other workers.
+    spread_after: usize,
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    home: usize,
+    /// Participants and viewers routed to the room and not yet released.
+    refs: usize,
+    /// The room's spreadable viewers, per worker.
+    viewers_on: Vec<usize>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Room → (its worker, participants routed to it and not yet released).
-    rooms: HashMap<String, (usize, usize)>,
-    /// Participant → (its worker, its room).
-    peers: HashMap<PeerId, (usize, String)>,
+    rooms: HashMap<String, RoomEntry>,
+    /// Participant → (its worker, its room, whether it counts as a spread viewer).
+    peers: HashMap<PeerId, (usize, String, bool)>,
     /// Participants per worker.
     load: Vec<usize>,
-    /// Rooms per worker.
+    /// Rooms per home worker.
     rooms_on: Vec<usize>,
 }
 
 impl Registry {
-    pub fn new(workers: usize) -> Self {
+    /// `spread_after`: see [`Registry`]; `usize::MAX` keeps every room on its home.
+    pub fn new(workers: usize, spread_after: usize) -> Self {
         Registry {
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
                 rooms_on: vec![0; workers.max(1)],
                 ..Inner::default()
             }),
+            spread_after,
         }
     }
 
@@ -48,42 +75,63 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Routes a new participant of `room`; returns its worker.
-    pub fn admit(&self, id: PeerId, room: &str) -> usize {
+    /// Routes a new participant of `room`. `viewer`: a receive-only browser, which may
+    /// be served by a worker other than the room's home.
+    pub fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Placement {
         let mut g = self.lock();
         let inner = &mut *g;
-        let least = (0..inner.load.len())
+        let workers = inner.load.len();
+        let least = (0..workers)
             .min_by_key(|&w| (inner.rooms_on[w], inner.load[w]))
             .unwrap_or(0);
         let entry = inner.rooms.entry(room.to_string()).or_insert_with(|| {
             inner.rooms_on[least] += 1;
-            (least, 0)
+            RoomEntry {
+                home: least,
+                refs: 0,
+                viewers_on: vec![0; workers],
+            }
         });
-        entry.1 += 1;
-        let worker = entry.0;
+        let home = entry.home;
+        let worker = if viewer && entry.viewers_on[home] >= self.spread_after {
+            // The least loaded worker; the home on a tie (no hop between threads).
+            (0..workers)
+                .min_by_key(|&w| (inner.load[w], w != home))
+                .unwrap_or(home)
+        } else {
+            home
+        };
+        entry.refs += 1;
+        if viewer {
+            entry.viewers_on[worker] += 1;
+        }
         inner.load[worker] += 1;
-        inner.peers.insert(id, (worker, room.to_string()));
-        worker
+        inner.peers.insert(id, (worker, room.to_string(), viewer));
+        Placement { worker, home }
     }
 
     /// The worker serving a participant, while it is routed.
     pub fn worker_of(&self, id: PeerId) -> Option<usize> {
-        self.lock().peers.get(&id).map(|(w, _)| *w)
+        self.lock().peers.get(&id).map(|(w, _, _)| *w)
     }
 
     /// The participant is gone from its worker (left, refused, or failed). Idempotent.
     pub fn release(&self, id: PeerId) {
         let mut g = self.lock();
         let inner = &mut *g;
-        let Some((worker, room)) = inner.peers.remove(&id) else {
+        let Some((worker, room, viewer)) = inner.peers.remove(&id) else {
             return;
         };
         inner.load[worker] = inner.load[worker].saturating_sub(1);
         if let Some(entry) = inner.rooms.get_mut(&room) {
-            entry.1 = entry.1.saturating_sub(1);
-            if entry.1 == 0 {
+            entry.refs = entry.refs.saturating_sub(1);
+            if viewer {
+                entry.viewers_on[worker] = entry.viewers_on[worker].saturating_sub(1);
+            }
+            if entry.refs == 0 {
+                let home = entry.home;
                 inner.rooms.remove(&room);
-                inner.rooms_on[worker] = inner.rooms_on[worker].saturating_sub(1);
+                inner.rooms_on[home] = inner.rooms_on[home].saturating_sub(1);
             }
         }
     }
@@ -100,29 +148,33 @@ mod tests {
 
     #[test]
     fn rooms_spread_over_workers_and_stay_together() {
-        let r = Registry::new(2);
-        let a = r.admit(1, "a");
-        let b = r.admit(2, "b");
+        let r = Registry::new(2, usize::MAX);
+        let a = r.admit(1, "a", false).worker;
+        let b = r.admit(2, "b", false).worker;
         assert_ne!(a, b, "the second room goes to the idle worker");
-        assert_eq!(r.admit(3, "a"), a, "a room's participants share its worker");
-        assert_eq!(r.admit(4, "a"), a);
+        assert_eq!(
+            r.admit(3, "a", false).worker,
+            a,
+            "a room's participants share its worker"
+        );
+        assert_eq!(r.admit(4, "a", false).worker, a);
         assert_eq!(r.load()[a], 3);
         // Both have one room; b has fewer participants, so a new room goes there.
-        assert_eq!(r.admit(5, "c"), b);
+        assert_eq!(r.admit(5, "c", false).worker, b);
         assert_eq!(r.worker_of(3), Some(a));
     }
 
     #[test]
     fn rooms_opening_together_are_balanced_by_count() {
-        let r = Registry::new(2);
+        let r = Registry::new(2, usize::MAX);
         // a fills up before b, c and d get their second participant.
-        let a = r.admit(1, "a");
+        let a = r.admit(1, "a", false).worker;
         for id in 2..6 {
-            r.admit(id, "a");
+            r.admit(id, "a", false);
         }
-        let b = r.admit(6, "b");
-        let c = r.admit(7, "c");
-        let d = r.admit(8, "d");
+        let b = r.admit(6, "b", false).worker;
+        let c = r.admit(7, "c", false).worker;
+        let d = r.admit(8, "d", false).worker;
         assert_ne!(a, b);
         assert_eq!(c, b, "same room count: the one with fewer participants");
         assert_eq!(d, a, "then the one with fewer rooms: two rooms each");
@@ -130,9 +182,9 @@ mod tests {
 
     #[test]
     fn a_room_is_forgotten_when_its_last_participant_is_released() {
-        let r = Registry::new(2);
-        let a = r.admit(1, "a");
-        r.admit(2, "a");
+        let r = Registry::new(2, usize::MAX);
+        let a = r.admit(1, "a", false).worker;
+        r.admit(2, "a", false);
         r.release(1);
         r.release(1);
         assert_eq!(r.load()[a], 1, "releasing twice counts once");
@@ -140,7 +192,47 @@ mod tests {
         assert_eq!(r.worker_of(2), None);
         assert_eq!(r.load(), vec![0, 0]);
         // The other worker has a room now; the room reopens on the idle one.
-        let other = r.admit(3, "b");
-        assert_eq!(r.admit(4, "a"), 1 - other);
+        let other = r.admit(3, "b", false).worker;
+        assert_eq!(r.admit(4, "a", false).worker, 1 - other);
+    }
+
+    #[test]
+    fn viewers_spread_once_the_home_serves_enough_of_them() {
+        let r = Registry::new(2, 2);
+        let home = r.admit(1, "big", false).worker;
+        let other = 1 - home;
+        // Two viewers stay home, with the publisher.
+        for id in 2..4 {
+            assert_eq!(r.admit(id, "big", true), Placement { worker: home, home });
+        }
+        // Then the least loaded worker takes each: the other one, until they are even.
+        for id in 4..7 {
+            assert_eq!(
+                r.admit(id, "big", true),
+                Placement {
+                    worker: other,
+                    home
+                }
+            );
+        }
+        assert_eq!(r.load(), vec![3, 3]);
+        // Even: the home wins the tie.
+        assert_eq!(r.admit(7, "big", true).worker, home);
+        // Participants always go home.
+        assert_eq!(r.admit(8, "big", false).worker, home);
+        // The room stays while a viewer served elsewhere remains.
+        for id in [1, 2, 3, 7, 8] {
+            r.release(id);
+        }
+        assert_eq!(
+            r.admit(9, "big", false).worker,
+            home,
+            "the room kept its home"
+        );
+        for id in [4, 5, 6, 9] {
+            r.release(id);
+        }
+        assert_eq!(r.load(), vec![0, 0]);
+        assert_eq!(r.worker_of(4), None);
     }
 }

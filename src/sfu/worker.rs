@@ -1,10 +1,13 @@
 //! A media worker: one thread that owns an [`Sfu`] (the rooms it serves, their peers
 //! and timers) and feeds it what arrives for it: datagram batches from the receive task
 //! and commands from signaling. What the `Sfu` wants sent goes out in `sendmmsg`
-//! batches on the shared media sockets; signaling messages go to their sessions.
+//! batches on the shared media sockets; signaling messages go to their sessions, and
+//! messages for other workers (a room spread over several) go to them in one batch per
+//! turn.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,7 @@ use tracing::{debug, warn};
 
 use super::core::{Counters, Output, Sfu};
 use super::engine::{source_ip, Command, WorkerStatus};
+use super::link::LinkMsg;
 use super::registry::Registry;
 use super::udp::{Outgoing, UdpSender};
 use crate::signaling::protocol::{PeerId, ServerMsg};
@@ -23,6 +27,61 @@ use crate::signaling::protocol::{PeerId, ServerMsg};
 pub enum WorkerMsg {
     Datagrams(Batch),
     Command(Command),
+    /// A join ([`Command::Join`]) for a room whose home is worker `home`.
+    Join {
+        home: usize,
+        cmd: Command,
+    },
+}
+
+/// The channels between workers, for rooms spread over several (`core::mirror`).
+#[derive(Debug)]
+pub struct Links {
+    txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>,
+    /// Packets sent to each worker and not yet handled by it.
+    backlog: Vec<AtomicUsize>,
+}
+
+/// Packets one worker may have waiting for another before further ones are dropped
+/// (about 3 s of one 2.5 Mbit/s publisher's video and audio): a worker that far
+/// behind is overloaded, and its viewers recover with a keyframe. Other messages are
+/// never dropped.
+const LINK_BACKLOG: usize = 1024;
+
+impl Links {
+    pub fn new(txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>) -> Self {
+        let backlog = txs.iter().map(|_| AtomicUsize::new(0)).collect();
+        Links { txs, backlog }
+    }
+
+    /// Sends messages to worker `to`; returns how many packets were dropped.
+    fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
+        let (Some(tx), Some(backlog)) = (self.txs.get(to), self.backlog.get(to)) else {
+            return 0;
+        };
+        let media = msgs.iter().filter(|m| m.is_media()).count();
+        let mut dropped = 0;
+        if backlog.load(Ordering::Relaxed) + media > LINK_BACKLOG {
+            msgs.retain(|m| !m.is_media());
+            dropped = media as u64;
+            if msgs.is_empty() {
+                return dropped;
+            }
+        } else {
+            backlog.fetch_add(media, Ordering::Relaxed);
+        }
+        if tx.send(msgs).is_err() {
+            debug!(to, "worker gone: link messages dropped");
+        }
+        dropped
+    }
+
+    /// Worker `at` handled `media` packets sent to it.
+    fn handled(&self, at: usize, media: usize) {
+        if let Some(b) = self.backlog.get(at) {
+            b.fetch_sub(media, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Datagrams read from the media sockets for one worker, in one buffer.
@@ -48,11 +107,13 @@ impl Batch {
 }
 
 /// A worker's answer to [`Command::Status`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Report {
     pub status: WorkerStatus,
     pub counters: Counters,
     pub send_drops: u64,
+    /// Packets for spread rooms this worker dropped, per receiving worker.
+    pub link_drops: Vec<u64>,
 }
 
 /// Most queued messages a worker handles before it flushes and checks its timers.
@@ -71,6 +132,10 @@ pub struct Worker {
     pending: Vec<Vec<(SocketAddr, Option<IpAddr>, str0m::net::DatagramSend)>>,
     /// Time spent between waking up and going back to wait.
     busy: Duration,
+    links: Arc<Links>,
+    /// Messages for each other worker, sent at the end of the turn.
+    link_out: Vec<Vec<LinkMsg>>,
+    link_drops: Vec<u64>,
 }
 
 impl Worker {
@@ -79,6 +144,7 @@ impl Worker {
         senders: Vec<UdpSender>,
         candidates: Vec<SocketAddr>,
         registry: Arc<Registry>,
+        links: Arc<Links>,
     ) -> Self {
         let sets_source = senders
             .iter()
@@ -92,12 +158,20 @@ impl Worker {
             registry,
             sessions: HashMap::new(),
             busy: Duration::ZERO,
+            link_out: links.txs.iter().map(|_| Vec::new()).collect(),
+            link_drops: vec![0; links.txs.len()],
+            links,
         }
     }
 }
 
 /// Runs a worker on the calling thread until the engine's handles are all dropped.
-pub fn run(worker: Worker, sfu: Sfu, rx: mpsc::Receiver<WorkerMsg>) {
+pub fn run(
+    worker: Worker,
+    sfu: Sfu,
+    rx: mpsc::Receiver<WorkerMsg>,
+    link_rx: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -108,10 +182,15 @@ pub fn run(worker: Worker, sfu: Sfu, rx: mpsc::Receiver<WorkerMsg>) {
             return;
         }
     };
-    rt.block_on(run_loop(worker, sfu, rx));
+    rt.block_on(run_loop(worker, sfu, rx, link_rx));
 }
 
-async fn run_loop(mut w: Worker, mut sfu: Sfu, mut rx: mpsc::Receiver<WorkerMsg>) {
+async fn run_loop(
+    mut w: Worker,
+    mut sfu: Sfu,
+    mut rx: mpsc::Receiver<WorkerMsg>,
+    mut link_rx: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
+) {
     if w.senders.is_empty() {
         tracing::error!("no media socket: the worker cannot run");
         return;
@@ -137,6 +216,16 @@ async fn run_loop(mut w: Worker, mut sfu: Sfu, mut rx: mpsc::Receiver<WorkerMsg>
                         Err(_) => break,
                     }
                 }
+                w.take_links(&mut sfu, &mut link_rx);
+                let now = Instant::now();
+                if sfu.poll_timeout().is_some_and(|t| t <= now) {
+                    sfu.handle_timeout(now);
+                }
+            }
+            Some(msgs) = link_rx.recv() => {
+                woke = Instant::now();
+                w.handle_links(&mut sfu, msgs);
+                w.take_links(&mut sfu, &mut link_rx);
                 let now = Instant::now();
                 if sfu.poll_timeout().is_some_and(|t| t <= now) {
                     sfu.handle_timeout(now);
@@ -160,11 +249,33 @@ impl Worker {
                     sfu.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
                 }
             }
-            WorkerMsg::Command(cmd) => self.command(sfu, cmd),
+            WorkerMsg::Command(cmd) => self.command(sfu, cmd, self.index),
+            WorkerMsg::Join { home, cmd } => self.command(sfu, cmd, home),
         }
     }
 
-    fn command(&mut self, sfu: &mut Sfu, cmd: Command) {
+    /// Messages from other workers.
+    fn handle_links(&mut self, sfu: &mut Sfu, msgs: Vec<LinkMsg>) {
+        let now = Instant::now();
+        let media = msgs.iter().filter(|m| m.is_media()).count();
+        for msg in msgs {
+            sfu.handle_link(now, msg);
+        }
+        self.links.handled(self.index, media);
+    }
+
+    /// Whatever other workers have queued, a bounded number of batches.
+    fn take_links(&mut self, sfu: &mut Sfu, link_rx: &mut mpsc::UnboundedReceiver<Vec<LinkMsg>>) {
+        for _ in 0..MAX_MESSAGES_PER_TURN {
+            match link_rx.try_recv() {
+                Ok(msgs) => self.handle_links(sfu, msgs),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// `home`: the worker of the room, for a join.
+    fn command(&mut self, sfu: &mut Sfu, cmd: Command, home: usize) {
         let now = Instant::now();
         match cmd {
             Command::Join {
@@ -177,7 +288,11 @@ impl Worker {
                 tx,
             } => {
                 self.sessions.insert(id, tx);
-                sfu.join(id, &room, &name, role, mode, token.as_deref());
+                if home == self.index {
+                    sfu.join(id, &room, &name, role, mode, token.as_deref());
+                } else {
+                    sfu.join_mirrored(home, id, &room, &name, mode, token.as_deref());
+                }
             }
             Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
             Command::Leave { id, reason } => {
@@ -221,6 +336,7 @@ impl Worker {
                     },
                     counters,
                     send_drops: self.senders.iter().map(|s| s.dropped).sum(),
+                    link_drops: self.link_drops.clone(),
                 });
             }
         }
@@ -257,6 +373,17 @@ impl Worker {
                     self.sessions.remove(&id);
                     self.registry.release(id);
                 }
+                Output::Link(to, msg) => {
+                    if let Some(out) = self.link_out.get_mut(to) {
+                        out.push(msg);
+                    }
+                }
+            }
+        }
+        for (to, out) in self.link_out.iter_mut().enumerate() {
+            if !out.is_empty() {
+                let msgs = std::mem::take(out);
+                self.link_drops[to] += self.links.send(to, msgs);
             }
         }
         for (sender, pending) in self.senders.iter_mut().zip(self.pending.iter_mut()) {

@@ -1,0 +1,364 @@
+//! One room over several workers: its home and its mirrors.
+//!
+//! A room's home worker owns its membership and its publishers' `Rtc`s. When the room
+//! has many viewers the registry sends new viewers to other workers, which mirror the
+//! room:
+//!
+//! - The mirror asks the home to admit each viewer (capacity, mode and the list of
+//!   participants are the home's), and serves it itself once admitted: its `Rtc`,
+//!   negotiation, layer choice and bandwidth estimate.
+//! - For every publisher of the room the mirror keeps a stand-in peer without an `Rtc`
+//!   ([`SessionKind::Mirror`]) with the publisher's tracks; the home sends it each
+//!   packet once, and the mirror fans it out to its viewers as the home does to its own.
+//!   Keyframe requests for a stand-in go to the home.
+//! - The home keeps a stub for each viewer served elsewhere ([`SessionKind::Remote`]):
+//!   it counts towards the room's viewers, and signaling messages for it (someone
+//!   joined, left, turned the camera off) are passed to its worker.
+//!
+//! Links between two workers keep their order, so a track is announced before its first
+//! packet, and a viewer is admitted before any message for it.
+
+use std::time::Instant;
+
+use tracing::{debug, info};
+
+use super::{refusal, Output, Sfu};
+use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
+use crate::sfu::peer::{Peer, SessionKind, UpTrack};
+use crate::signaling::protocol::{ErrorCode, PeerId, PeerInfo, Role, ServerMsg};
+
+impl Sfu {
+    /// A message from another worker.
+    pub fn handle_link(&mut self, now: Instant, msg: LinkMsg) {
+        match msg {
+            LinkMsg::Rtp { publisher, packet } => {
+                if self.is_stand_in(publisher) {
+                    self.fan_out(now, publisher, &packet);
+                }
+            }
+            LinkMsg::AdmitViewer {
+                id,
+                room,
+                name,
+                mode,
+                from,
+            } => self.admit_viewer(id, room, name, mode, from),
+            LinkMsg::ViewerLeft { room, id } => {
+                let remote = self.peers.get(&id).is_some_and(|p| {
+                    matches!(p.kind, SessionKind::Remote { .. }) && p.room == room
+                });
+                if remote {
+                    self.leave(now, id, "left");
+                }
+            }
+            LinkMsg::KeyframeRequest {
+                publisher,
+                mid,
+                layer,
+                kind,
+            } => {
+                if self
+                    .peers
+                    .get(&publisher)
+                    .is_some_and(|p| p.kind.is_local())
+                {
+                    self.request_keyframe(now, publisher, mid, layer, kind);
+                }
+            }
+            LinkMsg::Admitted {
+                id,
+                room,
+                home,
+                mode,
+                joined,
+                publishers,
+            } => self.admitted(now, id, room, home, mode, joined, publishers),
+            LinkMsg::Refused { id, code, message } => {
+                if self.pending_admits.remove(&id).is_some() {
+                    info!(id, "join refused by the room's home: {message}");
+                    self.out
+                        .push_back(Output::Signal(id, ServerMsg::error(code, message)));
+                    self.out.push_back(Output::Close(id));
+                }
+            }
+            LinkMsg::Signal { id, msg } => {
+                if self.peers.get(&id).is_some_and(|p| p.kind.is_local()) {
+                    self.out.push_back(Output::Signal(id, msg));
+                }
+            }
+            LinkMsg::TrackAdded {
+                room,
+                publisher,
+                track,
+            } => {
+                let Some(&home) = self.mirrored.get(&room) else {
+                    return;
+                };
+                let id = publisher.id;
+                if self.stand_in(&room, home, publisher, &[track]) {
+                    self.offer_track(now, id, track.mid, track.kind);
+                }
+            }
+            LinkMsg::PublisherLeft { room, publisher } => {
+                let here = self.peers.get(&publisher).is_some_and(|p| {
+                    matches!(p.kind, SessionKind::Mirror { .. }) && p.room == room
+                });
+                if here {
+                    self.leave(now, publisher, "left");
+                }
+            }
+        }
+        self.process(now);
+    }
+
+    fn is_stand_in(&self, id: PeerId) -> bool {
+        self.peers
+            .get(&id)
+            .is_some_and(|p| matches!(p.kind, SessionKind::Mirror { .. }))
+    }
+
+    /// Home: a viewer served by worker `from` asks to join `room`.
+    fn admit_viewer(
+        &mut self,
+        id: PeerId,
+        room: String,
+        name: String,
+        mode: crate::signaling::protocol::Mode,
+        from: usize,
+    ) {
+        let (mode, others) = match self.rooms.join(&room, id, mode, Role::Viewer) {
+            Ok(joined) => joined,
+            Err(e) => {
+                info!(id, room, "join refused: {e}");
+                let msg = LinkMsg::Refused {
+                    id,
+                    code: ErrorCode::RoomFull,
+                    message: refusal(&room, e),
+                };
+                self.out.push_back(Output::Link(from, msg));
+                return;
+            }
+        };
+        info!(
+            id,
+            room,
+            name,
+            worker = from,
+            "joined as a viewer served by another worker"
+        );
+        let peers: Vec<PeerInfo> = others
+            .iter()
+            .filter_map(|o| self.peers.get(o).map(|p| p.info.clone()))
+            .collect();
+        let publishers = others
+            .iter()
+            .filter_map(|o| self.peers.get(o))
+            .filter(|p| !p.up.is_empty())
+            .map(|p| Publisher {
+                info: p.info.clone(),
+                tracks: p
+                    .up
+                    .iter()
+                    .map(|(mid, u)| TrackInfo {
+                        mid: *mid,
+                        kind: u.kind,
+                        simulcast: u.simulcast,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let joined = ServerMsg::Joined {
+            id,
+            room: room.clone(),
+            peers,
+            capacity: self.rooms.capacity(mode),
+            mode,
+        };
+        let info = PeerInfo {
+            id,
+            name,
+            audio: true,
+            video: true,
+            path: None,
+        };
+        let mut stub = Peer::new(id, info, Role::Viewer, room.clone(), String::new());
+        stub.kind = SessionKind::Remote { worker: from };
+        self.peers.insert(id, stub);
+        let links = self.mirrors.entry(room.clone()).or_default();
+        match links.iter_mut().find(|(w, _)| *w == from) {
+            Some((_, n)) => *n += 1,
+            None => links.push((from, 1)),
+        }
+        let msg = LinkMsg::Admitted {
+            id,
+            room: room.clone(),
+            home: self.cfg.worker,
+            mode,
+            joined,
+            publishers,
+        };
+        self.out.push_back(Output::Link(from, msg));
+        self.announce_viewers(&room);
+    }
+
+    /// Mirror: the home admitted viewer `id` into `room`.
+    #[allow(clippy::too_many_arguments)]
+    fn admitted(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: String,
+        home: usize,
+        mode: crate::signaling::protocol::Mode,
+        joined: ServerMsg,
+        publishers: Vec<Publisher>,
+    ) {
+        let Some((_, name)) = self.pending_admits.remove(&id) else {
+            // It left while waiting.
+            self.out
+                .push_back(Output::Link(home, LinkMsg::ViewerLeft { room, id }));
+            return;
+        };
+        self.mirrored.insert(room.clone(), home);
+        for p in publishers {
+            let pid = p.info.id;
+            let tracks = p.tracks.clone();
+            if self.stand_in(&room, home, p.info, &tracks) {
+                for t in tracks {
+                    self.offer_track(now, pid, t.mid, t.kind);
+                }
+            }
+        }
+        if let Err(e) = self.rooms.join(&room, id, mode, Role::Viewer) {
+            // Only if this worker's limits differ from the home's.
+            self.out.push_back(Output::Signal(
+                id,
+                ServerMsg::error(ErrorCode::RoomFull, refusal(&room, e)),
+            ));
+            self.out.push_back(Output::Close(id));
+            self.out.push_back(Output::Link(
+                home,
+                LinkMsg::ViewerLeft {
+                    room: room.clone(),
+                    id,
+                },
+            ));
+            self.unmirror_if_unwatched(&room);
+            return;
+        }
+        debug!(id, room, home, "viewer admitted by its room's home");
+        let ufrag = self.new_ufrag();
+        let info = PeerInfo {
+            id,
+            name,
+            audio: true,
+            video: true,
+            path: None,
+        };
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.peers
+            .insert(id, Peer::new(id, info, Role::Viewer, room, ufrag));
+        self.next_layer_tick.get_or_insert(now);
+        self.out.push_back(Output::Signal(id, joined));
+    }
+
+    /// Mirror: makes sure publisher `info` of `room` has a stand-in with `tracks`.
+    /// Returns whether any track was new.
+    fn stand_in(&mut self, room: &str, home: usize, info: PeerInfo, tracks: &[TrackInfo]) -> bool {
+        let id = info.id;
+        if !self.peers.contains_key(&id) {
+            let mode = self.rooms.mode(room).unwrap_or_default();
+            if self.rooms.join(room, id, mode, Role::Participant).is_err() {
+                return false;
+            }
+            let mut peer = Peer::new(id, info, Role::Participant, room.to_string(), String::new());
+            peer.kind = SessionKind::Mirror { home };
+            self.peers.insert(id, peer);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        let mut added = false;
+        for t in tracks {
+            if let std::collections::hash_map::Entry::Vacant(e) = peer.up.entry(t.mid) {
+                e.insert(UpTrack::new(t.kind, t.simulcast));
+                added = true;
+            }
+        }
+        added
+    }
+
+    /// Home: publisher `id` has a new track `mid`; the mirrors of its room learn it.
+    pub(super) fn mirror_track(&mut self, id: PeerId, mid: str0m::media::Mid) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let (Some(links), Some(up)) = (self.mirrors.get(&peer.room), peer.up.get(&mid)) else {
+            return;
+        };
+        let track = TrackInfo {
+            mid,
+            kind: up.kind,
+            simulcast: up.simulcast,
+        };
+        for &(worker, _) in links {
+            let msg = LinkMsg::TrackAdded {
+                room: peer.room.clone(),
+                publisher: peer.info.clone(),
+                track,
+            };
+            self.out.push_back(Output::Link(worker, msg));
+        }
+    }
+
+    /// After `peer` left: the other workers of a spread room hear of it.
+    pub(super) fn left_spread_room(&mut self, peer: &Peer) {
+        let room = &peer.room;
+        match peer.kind {
+            SessionKind::Remote { worker } => {
+                if let Some(links) = self.mirrors.get_mut(room) {
+                    if let Some(l) = links.iter_mut().find(|(w, _)| *w == worker) {
+                        l.1 = l.1.saturating_sub(1);
+                    }
+                    links.retain(|(_, n)| *n > 0);
+                    if links.is_empty() {
+                        self.mirrors.remove(room);
+                    }
+                }
+            }
+            SessionKind::Mirror { .. } => {}
+            _ => {
+                if let (Role::Participant, Some(links)) = (peer.role, self.mirrors.get(room)) {
+                    for &(worker, _) in links {
+                        let msg = LinkMsg::PublisherLeft {
+                            room: room.clone(),
+                            publisher: peer.id,
+                        };
+                        self.out.push_back(Output::Link(worker, msg));
+                    }
+                }
+                if let Some(&home) = self.mirrored.get(room) {
+                    let msg = LinkMsg::ViewerLeft {
+                        room: room.clone(),
+                        id: peer.id,
+                    };
+                    self.out.push_back(Output::Link(home, msg));
+                    self.unmirror_if_unwatched(room);
+                }
+            }
+        }
+    }
+
+    /// Mirror: once none of a mirrored room's viewers is left here, its stand-ins go.
+    fn unmirror_if_unwatched(&mut self, room: &str) {
+        if !self.mirrored.contains_key(room) || !self.rooms.viewers(room).is_empty() {
+            return;
+        }
+        for id in self.rooms.members(room).to_vec() {
+            self.peers.remove(&id);
+            self.rooms.leave(room, id);
+        }
+        self.mirrored.remove(room);
+        debug!(room, "no viewer left here: mirror closed");
+    }
+}

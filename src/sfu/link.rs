@@ -1,0 +1,114 @@
+//! What media workers tell each other when one room's viewers are spread over several
+//! workers (see `core::mirror`).
+//!
+//! The room's home worker owns its membership and its publishers; a mirror worker
+//! serves some of its viewers. The home sends each of a publisher's packets once to
+//! every mirror, which writes it to its own viewers, so one room's fan-out uses every
+//! core. Everything else a mirror needs (the room's tracks, who is in it, messages for
+//! its viewers) comes the same way, in order; keyframe requests and departures go back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::ExtensionValues;
+
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg};
+
+/// One message between two workers.
+#[derive(Debug)]
+pub enum LinkMsg {
+    // Mirror to home.
+    /// A viewer asks to join `room` (opening it in `mode` if it is gone); `from` is
+    /// the worker that serves it.
+    AdmitViewer {
+        id: PeerId,
+        room: String,
+        name: String,
+        mode: Mode,
+        from: usize,
+    },
+    /// A viewer served by the sender is gone.
+    ViewerLeft { room: String, id: PeerId },
+    /// A viewer needs a keyframe of the publisher's track.
+    KeyframeRequest {
+        publisher: PeerId,
+        mid: Mid,
+        layer: Option<Rid>,
+        kind: KeyframeRequestKind,
+    },
+
+    // Home to mirror.
+    /// The viewer is in: its `joined` message and the room's publishers so far.
+    Admitted {
+        id: PeerId,
+        room: String,
+        home: usize,
+        mode: Mode,
+        joined: ServerMsg,
+        publishers: Vec<Publisher>,
+    },
+    /// The viewer may not join.
+    Refused {
+        id: PeerId,
+        code: ErrorCode,
+        message: String,
+    },
+    /// A signaling message for a viewer the receiver serves.
+    Signal { id: PeerId, msg: ServerMsg },
+    /// A publisher of `room` has a new track.
+    TrackAdded {
+        room: String,
+        publisher: PeerInfo,
+        track: TrackInfo,
+    },
+    /// A publisher left `room`: its tracks end.
+    PublisherLeft { room: String, publisher: PeerId },
+    /// One packet of a publisher's track.
+    Rtp {
+        publisher: PeerId,
+        packet: TrackPacket,
+    },
+}
+
+impl LinkMsg {
+    /// Packets may be dropped when a worker falls behind; nothing else may.
+    pub fn is_media(&self) -> bool {
+        matches!(self, LinkMsg::Rtp { .. })
+    }
+}
+
+/// A publisher of a room and its tracks, as a mirror needs them.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub info: PeerInfo,
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// One of a publisher's tracks.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackInfo {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub simulcast: bool,
+}
+
+/// An RTP packet of a publisher's track with what forwarding it needs: where it came
+/// from (m-line, simulcast layer, codec) and the fields every receiver's copy keeps.
+/// The payload is shared, never copied.
+#[derive(Debug, Clone)]
+pub struct TrackPacket {
+    pub mid: Mid,
+    pub rid: Option<Rid>,
+    pub params: PayloadParams,
+    pub ssrc: u32,
+    pub seq_no: u64,
+    pub rtp_time: u32,
+    pub marker: bool,
+    /// Header extensions carried over to receivers (audio level, orientation).
+    pub ext: ExtensionValues,
+    /// When the server received it.
+    pub received: Instant,
+    pub payload: Arc<[u8]>,
+}
