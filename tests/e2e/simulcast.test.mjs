@@ -2,7 +2,10 @@
 // (role=viewer) each play exactly one layer, chosen per viewer. A viewer asking for
 // low quality gets a smaller layer than one asking for high; switching is clean (frames
 // keep decoding); and a viewer whose downlink is squeezed (a token bucket on its link,
-// in its own network namespace) is moved down to a layer that fits.
+// in its own network namespace) is moved down to a layer that fits. The server spreads
+// every room's viewers over its two media workers from the first viewer on, so the low
+// and auto viewers are served by the worker that does not hold the presenter: their
+// packets, layer switches and keyframe requests cross between workers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, canUseNetns, isolatedClients } from './lib.mjs';
@@ -16,7 +19,7 @@ let b2;
 before(async () => {
   if (skip) return;
   net = isolatedClients();
-  server = await startServer([], { netns: net.srv, ip: net.serverIp });
+  server = await startServer(['--workers', '2', '--spread-viewers-after', '0'], { netns: net.srv, ip: net.serverIp });
   b1 = await launchBrowser([], { netns: net.c1 });
   b2 = await launchBrowser([], { netns: net.c2 });
 });
@@ -75,6 +78,12 @@ test('viewers each get the layer that suits them', { skip }, async () => {
       }, 25000, `${label} viewer plays`);
     }
     await waitFor(async () => (await pub.textContent('#watching')) === '· 3 watching', 5000, 'viewer count');
+    // The one room is served by both workers, and both forward its video.
+    const health = await pub.evaluate(async () => (await fetch('/healthz')).json());
+    const split = health.workers.map((w) => w.participants).sort();
+    assert.deepEqual(split, [2, 2], `presenter and one viewer on one worker, two viewers on the other: ${JSON.stringify(health.workers)}`);
+    assert.ok(health.workers.every((w) => w.forwardedPackets > 0), 'both workers forward');
+    assert.equal(health.rooms, 1, 'one room');
     assert.equal(await pub.locator('[data-peer]').count(), 0, 'viewers are not tiles');
 
     const lo = await waitFor(async () => {
