@@ -19,6 +19,7 @@ use lanrelay::sfu::codec::starts_keyframe;
 use lanrelay::sfu::core::{Output as SfuOutput, Sfu, SfuConfig};
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
 use lanrelay::sfu::forward::Rewriter;
+use lanrelay::sfu::link::LinkMsg;
 use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
 use std::net::SocketAddr;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -127,11 +128,16 @@ struct Client {
     pending: Option<SdpPendingOffer>,
     video: Option<Mid>,
     connected: bool,
+    /// The engine (media worker) that serves it.
+    owner: usize,
 }
 
-/// One publisher and `receivers` viewers in one room of an in-memory engine.
+/// One publisher and `receivers` viewers in one room of an in-memory engine, or of
+/// two engines as two media workers run a spread room: the room's home (engine 0,
+/// the publisher and half the viewers) and a mirror (engine 1, the other half), with
+/// their link messages passed in memory.
 struct Harness {
-    sfu: Sfu,
+    sfus: Vec<Sfu>,
     server: SocketAddr,
     clients: Vec<Client>,
     now: Instant,
@@ -141,16 +147,25 @@ struct Harness {
 
 impl Harness {
     fn new(receivers: usize) -> Harness {
+        Self::spread(receivers, 1)
+    }
+
+    /// `workers`: 1, or 2 for a room spread over two engines.
+    fn spread(receivers: usize, workers: usize) -> Harness {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let now = Instant::now();
         let mut h = Harness {
-            sfu: Sfu::new(SfuConfig {
-                candidates: vec![server],
-                room_capacity: receivers + 1,
-                viewer_capacity: 0,
-                room_tokens: Default::default(),
-                worker: 0,
-            }),
+            sfus: (0..workers)
+                .map(|worker| {
+                    Sfu::new(SfuConfig {
+                        candidates: vec![server],
+                        room_capacity: receivers + 1,
+                        viewer_capacity: 0,
+                        room_tokens: Default::default(),
+                        worker,
+                    })
+                })
+                .collect(),
             server,
             clients: Vec::new(),
             now,
@@ -177,15 +192,20 @@ impl Harness {
             };
             let video = api.add_media(MediaKind::Video, dir, None, None, None);
             let (offer, pending) = api.apply().unwrap();
-            h.sfu.join(
-                id,
-                "bench",
-                &format!("p{i}"),
-                Role::Participant,
-                Mode::Relay,
-                None,
-            );
-            h.sfu.handle_signal(
+            let owner = if workers == 2 && i % 2 == 0 && i > 0 {
+                1
+            } else {
+                0
+            };
+            let name = format!("p{i}");
+            if owner == 0 {
+                h.sfus[0].join(id, "bench", &name, Role::Participant, Mode::Relay, None);
+            } else {
+                h.sfus[1].join_mirrored(0, id, "bench", &name, Mode::Relay, None);
+                // The home admits it.
+                h.exchange();
+            }
+            h.sfus[owner].handle_signal(
                 h.now,
                 id,
                 ClientMsg::Offer {
@@ -199,6 +219,7 @@ impl Harness {
                 pending: Some(pending),
                 video: (i == 0).then_some(video),
                 connected: false,
+                owner,
             });
             h.pump(5);
         }
@@ -225,7 +246,9 @@ impl Harness {
             for c in &mut self.clients {
                 let _ = c.rtc.handle_input(Input::Timeout(self.now));
             }
-            self.sfu.handle_timeout(self.now);
+            for sfu in &mut self.sfus {
+                sfu.handle_timeout(self.now);
+            }
             self.exchange();
         }
     }
@@ -241,27 +264,33 @@ impl Harness {
                         Output::Transmit(t) => {
                             moved = true;
                             let (src, dst) = (t.source, t.destination);
-                            self.sfu.handle_datagram(self.now, src, dst, &t.contents);
+                            let owner = self.clients[i].owner;
+                            self.sfus[owner].handle_datagram(self.now, src, dst, &t.contents);
                         }
                         Output::Event(Event::Connected) => self.clients[i].connected = true,
                         Output::Event(_) => {}
                     }
                 }
             }
-            while let Some(out) = self.sfu.poll_output() {
-                moved = true;
-                match out {
-                    SfuOutput::Transmit(t) => {
-                        let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination)
-                        else {
-                            continue;
-                        };
-                        let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                            .unwrap();
-                        let _ = c.rtc.handle_input(Input::Receive(self.now, r));
+            for w in 0..self.sfus.len() {
+                while let Some(out) = self.sfus[w].poll_output() {
+                    moved = true;
+                    match out {
+                        SfuOutput::Transmit(t) => {
+                            let Some(c) =
+                                self.clients.iter_mut().find(|c| c.addr == t.destination)
+                            else {
+                                continue;
+                            };
+                            let r =
+                                Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                                    .unwrap();
+                            let _ = c.rtc.handle_input(Input::Receive(self.now, r));
+                        }
+                        SfuOutput::Signal(id, msg) => self.signal(id, msg),
+                        SfuOutput::Link(to, msg) => self.sfus[to].handle_link(self.now, msg),
+                        SfuOutput::Close(_) => {}
                     }
-                    SfuOutput::Signal(id, msg) => self.signal(id, msg),
-                    SfuOutput::Close(_) | SfuOutput::Link(..) => {}
                 }
             }
             if !moved {
@@ -275,6 +304,7 @@ impl Harness {
         let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
             return;
         };
+        let owner = c.owner;
         match msg {
             ServerMsg::Answer { sdp } => {
                 let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
@@ -284,7 +314,7 @@ impl Harness {
             ServerMsg::Offer { sdp } => {
                 let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
                 let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
-                self.sfu.handle_signal(
+                self.sfus[owner].handle_signal(
                     now,
                     id,
                     ClientMsg::Answer {
@@ -347,25 +377,62 @@ impl Harness {
     /// One forwarding step as the engine's loop runs it: the datagram in, then the
     /// timeout str0m asks for to release what was written (it is already due), and
     /// every resulting datagram out.
+    /// With two engines, the mirror then handles the packet the home passed it.
     fn feed(&mut self, (src, buf): &(SocketAddr, Vec<u8>)) -> usize {
-        self.sfu.handle_datagram(self.now, *src, self.server, buf);
-        let mut sent = self.drain_sfu();
-        if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.sfu.handle_timeout(self.now);
-            sent += self.drain_sfu();
+        let now = self.now;
+        let (home, mirror) = self.sfus.split_at_mut(1);
+        let mut links = Vec::new();
+        let mut sent = home_step(&mut home[0], now, *src, self.server, buf, &mut links);
+        if let Some(mirror) = mirror.first_mut() {
+            sent += mirror_step(mirror, now, links);
         }
         sent
     }
+}
 
-    fn drain_sfu(&mut self) -> usize {
-        let mut sent = 0;
-        while let Some(out) = self.sfu.poll_output() {
-            if let SfuOutput::Transmit(t) = out {
-                sent += usize::from(t.contents.len() > 1000);
-            }
-        }
-        sent
+/// The home's share of a forwarding step; link messages for the mirror go to `links`.
+/// Returns the video datagrams sent.
+fn home_step(
+    sfu: &mut Sfu,
+    now: Instant,
+    src: SocketAddr,
+    server: SocketAddr,
+    buf: &[u8],
+    links: &mut Vec<LinkMsg>,
+) -> usize {
+    sfu.handle_datagram(now, src, server, buf);
+    let mut sent = drain(sfu, links);
+    if sfu.poll_timeout().is_some_and(|t| t <= now) {
+        sfu.handle_timeout(now);
+        sent += drain(sfu, links);
     }
+    sent
+}
+
+/// The mirror's share: the messages the home passed it, and what it sends.
+fn mirror_step(sfu: &mut Sfu, now: Instant, links: Vec<LinkMsg>) -> usize {
+    for msg in links {
+        sfu.handle_link(now, msg);
+    }
+    let mut none = Vec::new();
+    let mut sent = drain(sfu, &mut none);
+    if sfu.poll_timeout().is_some_and(|t| t <= now) {
+        sfu.handle_timeout(now);
+        sent += drain(sfu, &mut none);
+    }
+    sent
+}
+
+fn drain(sfu: &mut Sfu, links: &mut Vec<LinkMsg>) -> usize {
+    let mut sent = 0;
+    while let Some(out) = sfu.poll_output() {
+        match out {
+            SfuOutput::Transmit(t) => sent += usize::from(t.contents.len() > 1000),
+            SfuOutput::Link(_, msg) => links.push(msg),
+            _ => {}
+        }
+    }
+    sent
 }
 
 fn sfu_step(c: &mut Criterion) {
@@ -449,5 +516,62 @@ fn two_rooms(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, demux, codec, rewrite, sfu_step, two_rooms);
+/// One room (one publisher to 20 receivers) served by one engine, against the same
+/// room spread over two engines (the home with 10 receivers, a mirror with the other
+/// 10), run on one thread in turn and on two threads at once, the home passing each
+/// packet to the mirror over a channel as media workers do. The throughput line is
+/// forwarded packets per second: a spread room's fan-out should scale with cores.
+fn one_room(c: &mut Criterion) {
+    const RECEIVERS: usize = 20;
+    let mut g = c.benchmark_group("one_room");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Elements(RECEIVERS as u64));
+    for (label, workers, threads) in [
+        ("one_worker", 1, 1),
+        ("two_workers_one_thread", 2, 1),
+        ("two_workers_two_threads", 2, 2),
+    ] {
+        g.bench_function(label, |b| {
+            let mut h = Harness::spread(RECEIVERS, workers);
+            let first = h.publish(false);
+            assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
+            b.iter_custom(|iters| {
+                let packets: Vec<_> = (0..iters).map(|_| h.publish(false)).collect();
+                let start = Instant::now();
+                if threads == 1 {
+                    for p in &packets {
+                        black_box(h.feed(p));
+                    }
+                } else {
+                    let (now, server) = (h.now, h.server);
+                    let (home, mirror) = h.sfus.split_at_mut(1);
+                    let (home, mirror) = (&mut home[0], &mut mirror[0]);
+                    let (tx, rx) = std::sync::mpsc::channel::<Vec<LinkMsg>>();
+                    std::thread::scope(|s| {
+                        let packets = &packets;
+                        s.spawn(move || {
+                            for (src, buf) in packets {
+                                let mut links = Vec::new();
+                                black_box(home_step(home, now, *src, server, buf, &mut links));
+                                let _ = tx.send(links);
+                            }
+                        });
+                        s.spawn(move || {
+                            for links in rx {
+                                black_box(mirror_step(mirror, now, links));
+                            }
+                        });
+                    });
+                }
+                let elapsed = start.elapsed();
+                h.pump(20);
+                elapsed
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, demux, codec, rewrite, sfu_step, two_rooms, one_room);
 criterion_main!(benches);
