@@ -277,8 +277,7 @@ impl Harness {
                     moved = true;
                     match out {
                         SfuOutput::Transmit(t) => {
-                            let Some(c) =
-                                self.clients.iter_mut().find(|c| c.addr == t.destination)
+                            let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination)
                             else {
                                 continue;
                             };

@@ -362,3 +362,150 @@ impl Sfu {
         debug!(room, "no viewer left here: mirror closed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sfu::core::SfuConfig;
+    use crate::signaling::protocol::Mode;
+
+    fn engine(worker: usize, viewer_capacity: usize) -> Sfu {
+        Sfu::new(SfuConfig {
+            candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+            room_capacity: 8,
+            viewer_capacity,
+            room_tokens: Default::default(),
+            worker,
+        })
+    }
+
+    /// Everything `from` produced: link messages for `to` delivered to it (and so on
+    /// until quiet); signals and closes returned per worker.
+    fn settle(engines: &mut [Sfu], now: Instant) -> Vec<(usize, Output)> {
+        let mut seen = Vec::new();
+        loop {
+            let mut moved = false;
+            for w in 0..engines.len() {
+                while let Some(out) = engines[w].poll_output() {
+                    moved = true;
+                    match out {
+                        Output::Link(to, msg) => engines[to].handle_link(now, msg),
+                        other => seen.push((w, other)),
+                    }
+                }
+            }
+            if !moved {
+                return seen;
+            }
+        }
+    }
+
+    fn signals(seen: &[(usize, Output)], id: PeerId) -> Vec<ServerMsg> {
+        seen.iter()
+            .filter_map(|(_, o)| match o {
+                Output::Signal(i, m) if *i == id => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_far_viewer_is_admitted_counted_and_released() {
+        let now = Instant::now();
+        let mut e = vec![engine(0, 0), engine(1, 0)];
+        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
+        let seen = settle(&mut e, now);
+        let joined = signals(&seen, 2);
+        assert!(
+            matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
+            "the far viewer gets the home's room: {joined:?}"
+        );
+        assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 1 }));
+        assert_eq!(
+            (e[0].peer_count(), e[1].peer_count()),
+            (1, 1),
+            "stubs and stand-ins are not counted"
+        );
+        assert_eq!((e[0].room_count(), e[1].room_count()), (1, 0));
+        let rooms: Vec<_> = e.iter().flat_map(|s| s.rooms_snapshot()).collect();
+        let viewers: usize = rooms.iter().map(|r| r.viewers.len()).sum();
+        let participants: usize = rooms.iter().map(|r| r.participants.len()).sum();
+        assert_eq!((participants, viewers), (1, 1));
+
+        // The presenter's name change of state reaches the far viewer through the home.
+        e[0].handle_signal(now, 1, crate::signaling::protocol::ClientMsg::Leave);
+        let seen = settle(&mut e, now);
+        assert!(
+            signals(&seen, 2)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::PeerLeft { id: 1, .. })),
+            "{seen:?}"
+        );
+        // The far viewer leaves: the home forgets it, the mirror closes.
+        e[1].leave(now, 2, "left");
+        let seen = settle(&mut e, now);
+        assert!(seen
+            .iter()
+            .any(|(w, o)| *w == 1 && matches!(o, Output::Close(2))));
+        assert!(e[0].peers.is_empty() && e[0].rooms.is_empty(), "home clean");
+        assert!(e[1].peers.is_empty() && e[1].rooms.is_empty() && e[1].mirrored.is_empty());
+    }
+
+    #[test]
+    fn a_viewer_gone_before_its_admission_is_not_left_behind() {
+        let now = Instant::now();
+        let mut e = vec![engine(0, 0), engine(1, 0)];
+        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
+        // It leaves before the home's answer arrives.
+        let ask: Vec<Output> = std::iter::from_fn(|| e[1].poll_output()).collect();
+        e[1].leave(now, 2, "left");
+        for out in ask {
+            if let Output::Link(to, msg) = out {
+                e[to].handle_link(now, msg);
+            }
+        }
+        let seen = settle(&mut e, now);
+        assert!(
+            signals(&seen, 2).is_empty(),
+            "no joined for a viewer gone: {seen:?}"
+        );
+        assert_eq!(
+            e[0].rooms.viewers("talk"),
+            &[] as &[PeerId],
+            "the home dropped it"
+        );
+        assert!(e[0].peers.keys().eq([&1]));
+        assert!(e[1].peers.is_empty() && e[1].mirrored.is_empty());
+    }
+
+    #[test]
+    fn the_home_refuses_for_the_room() {
+        let now = Instant::now();
+        let mut e = vec![engine(0, 1), engine(1, 1)];
+        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(2, "talk", "near", Role::Viewer, Mode::Auto, None);
+        e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
+        e[0].join(4, "call", "a", Role::Participant, Mode::Direct, None);
+        e[1].join_mirrored(0, 5, "call", "watcher", Mode::Auto, None);
+        let seen = settle(&mut e, now);
+        let full = signals(&seen, 3);
+        assert!(
+            matches!(&full[..], [ServerMsg::Error { code: ErrorCode::RoomFull, message }] if message.contains("maximum of 1 viewers")),
+            "{full:?}"
+        );
+        let direct = signals(&seen, 5);
+        assert!(
+            matches!(&direct[..], [ServerMsg::Error { message, .. }] if message.contains("cannot be watched")),
+            "{direct:?}"
+        );
+        for id in [3, 5] {
+            assert!(seen
+                .iter()
+                .any(|(w, o)| *w == 1 && matches!(o, Output::Close(i) if *i == id)));
+        }
+        assert!(e[1].peers.is_empty() && e[1].pending_admits.is_empty());
+        assert_eq!(e[0].rooms.viewers("talk"), &[2]);
+    }
+}
