@@ -7,7 +7,8 @@
 #   benches/profile.sh --viewers 100 --duration 10
 #   benches/profile.sh --scenario rooms --rooms 2 --room-size 5
 #
-# PERF_DATA=file keeps the recording (default: a temporary file). Needs `perf`
+# PERF_DATA=file keeps the recording (default: a temporary file);
+# PERF_CALLGRAPH='--call-graph dwarf,16384' records whole call stacks (default -g). Needs `perf`
 # (Debian: linux-perf) and permission to profile (root, or perf_event_paranoid <= 1).
 # A benchmark, not a test: it is not part of tests/run.sh.
 set -euo pipefail
@@ -45,7 +46,7 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 # The generator measures for --duration seconds (default 10); record 6 of them.
-perf record -F 999 -g -p "$SERVER_PID" -o "$PERF_DATA" -- sleep "${PROFILE_SECS:-6}" 2>/dev/null >&2
+perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$SERVER_PID" -o "$PERF_DATA" -- sleep "${PROFILE_SECS:-6}" 2>/dev/null >&2
 wait "$LOAD_PID"
 perf report -i "$PERF_DATA" --no-children --sort symbol --stdio 2>/dev/null \
     | grep -E '^ +[0-9.]+%' | head -${TOP:-25}
