@@ -1477,7 +1477,12 @@ impl Sfu {
             received: pkt.timestamp,
             payload: pkt.payload,
         };
-        if let Some(links) = self.mirrors.get(&publisher.room) {
+        // (no hash of the room name per packet when no room here is spread)
+        let links = match self.mirrors.is_empty() {
+            true => None,
+            false => self.mirrors.get(&publisher.room),
+        };
+        if let Some(links) = links {
             for &(worker, _) in links {
                 let msg = LinkMsg::Rtp {
                     publisher: from,
