@@ -302,13 +302,7 @@ impl Sfu {
             }
         };
         let ufrag = self.new_ufrag();
-        let info = PeerInfo {
-            id,
-            name,
-            audio: true,
-            video: true,
-            path: None,
-        };
+        let info = PeerInfo::joining(id, name);
         info!(id, room, name = info.name, ?mode, ?role, "joined");
         let peers = others
             .iter()
@@ -1342,11 +1336,8 @@ impl Sfu {
             _ => "WHEP player",
         };
         let info = PeerInfo {
-            id,
-            name: name.into(),
-            audio: true,
-            video: true,
             path: Some(Path::Relay),
+            ..PeerInfo::joining(id, name.into())
         };
         let mut peer = Peer::new(id, info.clone(), role, room.clone(), ufrag.clone());
         peer.kind = kind;

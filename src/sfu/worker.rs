@@ -197,6 +197,11 @@ async fn run_loop(
     }
     let mut woke = Instant::now();
     loop {
+        // Timers that came due while inputs were handled run before the flush.
+        let now = Instant::now();
+        if sfu.poll_timeout().is_some_and(|t| t <= now) {
+            sfu.handle_timeout(now);
+        }
         w.flush(&mut sfu);
         w.busy += woke.elapsed();
         let deadline = sfu
@@ -217,19 +222,11 @@ async fn run_loop(
                     }
                 }
                 w.take_links(&mut sfu, &mut link_rx);
-                let now = Instant::now();
-                if sfu.poll_timeout().is_some_and(|t| t <= now) {
-                    sfu.handle_timeout(now);
-                }
             }
             Some(msgs) = link_rx.recv() => {
                 woke = Instant::now();
                 w.handle_links(&mut sfu, msgs);
                 w.take_links(&mut sfu, &mut link_rx);
-                let now = Instant::now();
-                if sfu.poll_timeout().is_some_and(|t| t <= now) {
-                    sfu.handle_timeout(now);
-                }
             }
             _ = tokio::time::sleep_until(deadline) => {
                 woke = Instant::now();

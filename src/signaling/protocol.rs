@@ -138,6 +138,19 @@ pub struct PeerInfo {
     pub path: Option<Path>,
 }
 
+impl PeerInfo {
+    /// A participant as it joins: microphone and camera on, its path not known yet.
+    pub fn joining(id: PeerId, name: String) -> Self {
+        PeerInfo {
+            id,
+            name,
+            audio: true,
+            video: true,
+            path: None,
+        }
+    }
+}
+
 /// What the server measures on one participant's relayed connection (its two legs:
 /// *up* from the browser to the server, *down* from the server to the browser).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -20,12 +20,13 @@
 
 use std::time::Instant;
 
+use str0m::media::Mid;
 use tracing::{debug, info};
 
 use super::{refusal, Output, Sfu};
 use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
 use crate::sfu::peer::{Peer, SessionKind, UpTrack};
-use crate::signaling::protocol::{ErrorCode, PeerId, PeerInfo, Role, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
 
 impl Sfu {
     /// A message from another worker.
@@ -118,14 +119,7 @@ impl Sfu {
     }
 
     /// Home: a viewer served by worker `from` asks to join `room`.
-    fn admit_viewer(
-        &mut self,
-        id: PeerId,
-        room: String,
-        name: String,
-        mode: crate::signaling::protocol::Mode,
-        from: usize,
-    ) {
+    fn admit_viewer(&mut self, id: PeerId, room: String, name: String, mode: Mode, from: usize) {
         let (mode, others) = match self.rooms.join(&room, id, mode, Role::Viewer) {
             Ok(joined) => joined,
             Err(e) => {
@@ -156,15 +150,7 @@ impl Sfu {
             .filter(|p| !p.up.is_empty())
             .map(|p| Publisher {
                 info: p.info.clone(),
-                tracks: p
-                    .up
-                    .iter()
-                    .map(|(mid, u)| TrackInfo {
-                        mid: *mid,
-                        kind: u.kind,
-                        simulcast: u.simulcast,
-                    })
-                    .collect(),
+                tracks: p.up.iter().map(|(mid, u)| track_info(*mid, u)).collect(),
             })
             .collect();
         let joined = ServerMsg::Joined {
@@ -174,13 +160,7 @@ impl Sfu {
             capacity: self.rooms.capacity(mode),
             mode,
         };
-        let info = PeerInfo {
-            id,
-            name,
-            audio: true,
-            video: true,
-            path: None,
-        };
+        let info = PeerInfo::joining(id, name);
         let mut stub = Peer::new(id, info, Role::Viewer, room.clone(), String::new());
         stub.kind = SessionKind::Remote { worker: from };
         self.peers.insert(id, stub);
@@ -209,7 +189,7 @@ impl Sfu {
         id: PeerId,
         room: String,
         home: usize,
-        mode: crate::signaling::protocol::Mode,
+        mode: Mode,
         joined: ServerMsg,
         publishers: Vec<Publisher>,
     ) {
@@ -220,12 +200,11 @@ impl Sfu {
             return;
         };
         self.mirrored.insert(room.clone(), home);
-        for p in publishers {
-            let pid = p.info.id;
-            let tracks = p.tracks.clone();
-            if self.stand_in(&room, home, p.info, &tracks) {
+        for Publisher { info, tracks } in publishers {
+            let publisher = info.id;
+            if self.stand_in(&room, home, info, &tracks) {
                 for t in tracks {
-                    self.offer_track(now, pid, t.mid, t.kind);
+                    self.offer_track(now, publisher, t.mid, t.kind);
                 }
             }
         }
@@ -248,13 +227,7 @@ impl Sfu {
         }
         debug!(id, room, home, "viewer admitted by its room's home");
         let ufrag = self.new_ufrag();
-        let info = PeerInfo {
-            id,
-            name,
-            audio: true,
-            video: true,
-            path: None,
-        };
+        let info = PeerInfo::joining(id, name);
         self.by_ufrag.insert(ufrag.clone(), id);
         self.peers
             .insert(id, Peer::new(id, info, Role::Viewer, room, ufrag));
@@ -289,18 +262,14 @@ impl Sfu {
     }
 
     /// Home: publisher `id` has a new track `mid`; the mirrors of its room learn it.
-    pub(super) fn mirror_track(&mut self, id: PeerId, mid: str0m::media::Mid) {
+    pub(super) fn mirror_track(&mut self, id: PeerId, mid: Mid) {
         let Some(peer) = self.peers.get(&id) else {
             return;
         };
         let (Some(links), Some(up)) = (self.mirrors.get(&peer.room), peer.up.get(&mid)) else {
             return;
         };
-        let track = TrackInfo {
-            mid,
-            kind: up.kind,
-            simulcast: up.simulcast,
-        };
+        let track = track_info(mid, up);
         for &(worker, _) in links {
             let msg = LinkMsg::TrackAdded {
                 room: peer.room.clone(),
@@ -363,11 +332,19 @@ impl Sfu {
     }
 }
 
+/// What a mirror needs to know of a publisher's track.
+fn track_info(mid: Mid, up: &UpTrack) -> TrackInfo {
+    TrackInfo {
+        mid,
+        kind: up.kind,
+        simulcast: up.simulcast,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sfu::core::SfuConfig;
-    use crate::signaling::protocol::Mode;
 
     fn engine(worker: usize, viewer_capacity: usize) -> Sfu {
         Sfu::new(SfuConfig {
