@@ -2,10 +2,9 @@
 // (role=viewer) each play exactly one layer, chosen per viewer. A viewer asking for
 // low quality gets a smaller layer than one asking for high; switching is clean (frames
 // keep decoding); and a viewer whose downlink is squeezed (a token bucket on its link,
-// in its own network namespace) is moved down to a layer that fits. The server spreads
-// every room's viewers over its two media workers from the first viewer on, so the low
-// and auto viewers are served by the worker that does not hold the presenter: their
-// packets, layer switches and keyframe requests cross between workers.
+// in its own network namespace) is moved down to a layer that fits. A second server
+// spreads a room's viewers over its two media workers from the first viewer on: viewers
+// served by the worker that does not hold the presenter play their layers too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, canUseNetns, isolatedClients } from './lib.mjs';
@@ -19,7 +18,7 @@ let b2;
 before(async () => {
   if (skip) return;
   net = isolatedClients();
-  server = await startServer(['--workers', '2', '--spread-viewers-after', '0'], { netns: net.srv, ip: net.serverIp });
+  server = await startServer([], { netns: net.srv, ip: net.serverIp });
   b1 = await launchBrowser([], { netns: net.c1 });
   b2 = await launchBrowser([], { netns: net.c2 });
 });
@@ -78,12 +77,6 @@ test('viewers each get the layer that suits them', { skip }, async () => {
       }, 25000, `${label} viewer plays`);
     }
     await waitFor(async () => (await pub.textContent('#watching')) === '· 3 watching', 5000, 'viewer count');
-    // The one room is served by both workers, and both forward its video.
-    const health = await pub.evaluate(async () => (await fetch('/healthz')).json());
-    const split = health.workers.map((w) => w.participants).sort();
-    assert.deepEqual(split, [2, 2], `presenter and one viewer on one worker, two viewers on the other: ${JSON.stringify(health.workers)}`);
-    assert.ok(health.workers.every((w) => w.forwardedPackets > 0), 'both workers forward');
-    assert.equal(health.rooms, 1, 'one room');
     assert.equal(await pub.locator('[data-peer]').count(), 0, 'viewers are not tiles');
 
     const lo = await waitFor(async () => {
@@ -156,5 +149,47 @@ test('a viewer whose downlink drops is moved down to a layer that fits', { skip 
       console.log(server.logs().slice(-4000));
     }
     for (const p of pages) await p.context().close();
+  }
+});
+
+test('viewers served by another worker than the presenter play their layers', { skip }, async () => {
+  const spread = await startServer(['--workers', '2', '--spread-viewers-after', '0'], { netns: net.srv, ip: net.serverIp });
+  const pub = await newPage(b1);
+  const low = await newPage(b1, { width: 640, height: 480 });
+  const high = await newPage(b1);
+  const pages = [pub, low, high];
+  let failed = true;
+  try {
+    await gotoRetry(pub, `${spread.url}?room=spread&name=Presenter&autojoin=1&mode=relay`);
+    // The presenter's worker has one participant, the other none: the low viewer goes
+    // to the other worker, then the high one (a tie) to the presenter's.
+    await gotoRetry(low, `${spread.url}?room=spread&role=viewer&quality=low`);
+    await waitFor(async () => (await pub.textContent('#watching')) === '· 1 watching', 10000, 'first viewer counted');
+    await gotoRetry(high, `${spread.url}?room=spread&role=viewer&quality=high`);
+    await waitFor(async () => (await pub.textContent('#watching')) === '· 2 watching', 10000, 'viewer count over both workers');
+    const lo = await waitFor(async () => {
+      const v = await viewerState(low);
+      return v?.layer?.rid === 'q' && v.frames > 30 && v.width > 0 && v.width <= 400 ? v : null;
+    }, 25000, 'the far viewer plays the smallest layer');
+    const hi = await waitFor(async () => {
+      const v = await viewerState(high);
+      return v?.layer?.rid === 'f' && v.frames > 30 && v.width >= 960 ? v : null;
+    }, 25000, 'the near viewer plays the full layer');
+    const health = await pub.evaluate(async () => (await fetch('/healthz')).json());
+    console.log(`spread: far viewer layer ${lo.layer.rid} ${lo.width}px, near viewer layer ${hi.layer.rid} ${hi.width}px; workers ${JSON.stringify(health.workers.map((w) => [w.participants, w.forwardedPackets]))}`);
+    const split = health.workers.map((w) => w.participants).sort();
+    assert.deepEqual(split, [1, 2], `presenter and one viewer on one worker, the other viewer on the other: ${JSON.stringify(health.workers)}`);
+    assert.ok(health.workers.every((w) => w.forwardedPackets > 0), 'both workers forward');
+    assert.equal(health.rooms, 1, 'one room');
+    const frames = (await viewerState(low)).frames;
+    await waitFor(async () => (await viewerState(low)).frames > frames + 30, 10000, 'the far viewer keeps playing');
+    failed = false;
+  } finally {
+    if (failed) {
+      for (const p of pages) console.log(JSON.stringify(await sessionState(p)), p.logs.join('\n'));
+      console.log(spread.logs().slice(-4000));
+    }
+    for (const p of pages) await p.context().close();
+    await spread.stop();
   }
 });
