@@ -32,7 +32,7 @@ use super::codec;
 use super::demux::{self, Kind};
 use super::link::{LinkMsg, TrackPacket};
 use super::peer::{nackable, DownState, DownTrack, Peer, SessionKind, TrackKey, UpTrack};
-use super::simulcast::{Inputs, Quality};
+use super::simulcast::{estimate_can_lower, Inputs, Quality};
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{
     valid_name, ClientMsg, ErrorCode, LegStats, Mode, Path, PeerId, PeerInfo, Role, ServerMsg,
@@ -1724,16 +1724,18 @@ impl Sfu {
         if peer.forward_bps * PACER_HEADROOM <= estimate {
             return;
         }
-        // A simulcast video above its lowest layer: moving down is the layer choice's
-        // job, and the estimate is what tells it to.
+        // A simulcast video above its lowest layer, on automatic quality: moving down
+        // is the layer choice's job, and the estimate is what tells it to. A receiver
+        // that asked for high quality keeps its layer, so pacing it would only queue.
         let can_go_lower = peer.down.iter().any(|((src, mid), d)| {
             d.kind == MediaKind::Video
-                && d.layer.is_some()
                 && self
                     .peers
                     .get(src)
                     .and_then(|p| p.up.get(mid))
-                    .is_some_and(|up| up.rates.active(now).first().map(|l| l.rid) != d.layer)
+                    .is_some_and(|up| {
+                        estimate_can_lower(peer.quality, &up.rates.active(now), d.layer)
+                    })
         });
         if can_go_lower {
             return;
