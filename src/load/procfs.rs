@@ -24,12 +24,16 @@ impl Proc {
         }
     }
 
-    /// User plus system CPU time of all its threads so far.
-    pub fn cpu_time(&self) -> Result<Duration, LoadError> {
+    /// CPU time of all its threads so far, in user space and in the kernel.
+    pub fn cpu_time(&self) -> Result<CpuTime, LoadError> {
         let path = self.path("stat");
         let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
-        let ticks = parse_stat_cpu_ticks(&text).ok_or(LoadError::ProcFormat(path))?;
-        Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+        let (user, system) = parse_stat_cpu_ticks(&text).ok_or(LoadError::ProcFormat(path))?;
+        let time = |ticks: u64| Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
+        Ok(CpuTime {
+            user: time(user),
+            system: time(system),
+        })
     }
 
     /// Resident memory (VmRSS), in bytes.
@@ -52,15 +56,39 @@ impl Proc {
     }
 }
 
-/// utime + stime (fields 14 and 15) from `/proc/PID/stat`. The command name (field 2)
+/// CPU time spent in user space (utime) and in the kernel on the process's behalf
+/// (stime: system calls, and on loopback the delivery of what it sends).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// utime and stime (fields 14 and 15) from `/proc/PID/stat`. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted after the last `)`.
-fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+fn parse_stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): utime is field 14 → index 11.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 fn parse_status_rss_kb(status: &str) -> Option<u64> {
@@ -77,7 +105,7 @@ mod tests {
     #[test]
     fn parses_stat_and_status() {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
-        assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_stat_cpu_ticks(stat), Some((250, 75)));
         let status = "Name:\tlanrelay\nVmPeak:\t  100 kB\nVmRSS:\t   20480 kB\nThreads:\t4\n";
         assert_eq!(parse_status_rss_kb(status), Some(20480));
         assert!(Proc::Myself.cpu_time().is_ok());

@@ -32,6 +32,9 @@ pub struct Row {
     pub server_cpu_pct: f64,
     /// Server CPU time per packet the receivers got, microseconds.
     pub server_cpu_us_per_packet: f64,
+    /// The part of it spent in the kernel (system calls; on loopback this includes
+    /// delivering each datagram to the receiving socket).
+    pub server_sys_us_per_packet: f64,
     pub server_rss_before_mib: f64,
     /// (RSS with everyone connected − RSS before joining) / receivers, KiB.
     pub server_rss_per_receiver_kib: f64,
@@ -104,7 +107,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| target | scenario | N | pub | recv | conn | fwd pkt/s | server pkt/s | Mbit/s | srv CPU % | µs/pkt | KiB/recv | transit p50 / p99 / max ms | loss % | bad | connect p50 / max ms | gen CPU % |"
+        "| target | scenario | N | pub | recv | conn | fwd pkt/s | server pkt/s | Mbit/s | srv CPU % | µs/pkt (kernel) | KiB/recv | transit p50 / p99 / max ms | loss % | bad | connect p50 / max ms | gen CPU % |"
     );
     let _ = writeln!(
         s,
@@ -122,7 +125,7 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {target} | {scenario} | {} | {} | {} | {}/{} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.3} / {:.3} / {:.1} | {:.3} | {} | {:.0} / {:.0} | {:.0}{} |",
+            "| {target} | {scenario} | {} | {} | {} | {}/{} | {:.0} | {} | {:.1} | {:.0} | {:.2} ({:.1}) | {:.0} | {:.3} / {:.3} / {:.1} | {:.3} | {} | {:.0} / {:.0} | {:.0}{} |",
             r.step,
             r.publishers,
             r.receivers,
@@ -134,6 +137,7 @@ pub fn table(rows: &[Row]) -> String {
             r.forwarded_mbps,
             r.server_cpu_pct,
             r.server_cpu_us_per_packet,
+            r.server_sys_us_per_packet,
             r.server_rss_per_receiver_kib,
             r.transit_p50_us / 1000.0,
             r.transit_p99_us / 1000.0,

@@ -387,8 +387,12 @@ where
     audio_transit.sort_unstable();
     read_transit.sort_unstable();
     connect_ms.sort_unstable();
-    let server_cpu = (cpu1 - cpu0).as_secs_f64();
-    let gen_cpu = (gen1 - gen0).as_secs_f64();
+    let server_time = cpu1 - cpu0;
+    let (server_cpu, server_sys) = (
+        server_time.total().as_secs_f64(),
+        server_time.system.as_secs_f64(),
+    );
+    let gen_cpu = (gen1 - gen0).total().as_secs_f64();
     let threads = args.threads.max(1);
     let gen_pct = gen_cpu / window * 100.0;
     let row = Row {
@@ -409,6 +413,11 @@ where
         server_cpu_pct: server_cpu / window * 100.0,
         server_cpu_us_per_packet: if packets > 0 {
             server_cpu * 1e6 / packets as f64
+        } else {
+            f64::NAN
+        },
+        server_sys_us_per_packet: if packets > 0 {
+            server_sys * 1e6 / packets as f64
         } else {
             f64::NAN
         },
