@@ -1917,3 +1917,65 @@ fn random_token(len: usize) -> String {
 
 /// The characters of ICE credentials and resource ids.
 const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A viewer of a three-layer video, forwarded `layer` at 1.5 Mbit/s while its
+    /// bandwidth estimate says 1 Mbit/s. Returns the engine, the viewer and the time.
+    fn squeezed_viewer(quality: Quality, layer: &str) -> (Sfu, PeerId, Instant) {
+        let t0 = Instant::now();
+        let mut sfu = Sfu::new(SfuConfig {
+            candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+            room_capacity: 8,
+            viewer_capacity: 0,
+            room_tokens: Default::default(),
+            worker: 0,
+        });
+        sfu.join(1, "show", "presenter", Role::Participant, Mode::Relay, None);
+        sfu.join(2, "show", "viewer", Role::Viewer, Mode::Relay, None);
+        let mid = Mid::from("0");
+        let mut up = UpTrack::new(MediaKind::Video, true);
+        let mut now = t0;
+        for _ in 0..100 {
+            now += Duration::from_millis(10);
+            for (rid, len) in [("q", 200), ("h", 600), ("f", 1800)] {
+                up.rates.on_packet(now, rid.into(), len);
+            }
+        }
+        sfu.peers.get_mut(&1).unwrap().up.insert(mid, up);
+        let viewer = sfu.peers.get_mut(&2).unwrap();
+        let mut down = DownTrack::new(MediaKind::Video, 0);
+        down.state = DownState::Open(mid);
+        down.layer = Some(layer.into());
+        viewer.down.insert((1, mid), down);
+        viewer.quality = quality;
+        viewer.bwe = true;
+        viewer.estimate_bps = Some(1_000_000.0);
+        viewer.forward_bps = 1_500_000.0;
+        (sfu, 2, now)
+    }
+
+    #[test]
+    fn a_viewer_pinned_to_high_quality_is_not_paced_below_its_layer() {
+        let (mut sfu, id, now) = squeezed_viewer(Quality::High, "f");
+        sfu.keep_pacer_ahead(now, id);
+        let estimate = sfu.peers[&id].estimate_bps.unwrap();
+        assert!(
+            estimate >= 1_500_000.0,
+            "estimate reset above the forwarded rate: {estimate}"
+        );
+    }
+
+    #[test]
+    fn an_automatic_viewer_above_the_lowest_layer_is_left_to_the_layer_choice() {
+        let (mut sfu, id, now) = squeezed_viewer(Quality::Auto, "f");
+        sfu.keep_pacer_ahead(now, id);
+        assert_eq!(sfu.peers[&id].estimate_bps, Some(1_000_000.0));
+        // On the smallest layer nothing lower can help: pacing would only add delay.
+        let (mut sfu, id, now) = squeezed_viewer(Quality::Auto, "q");
+        sfu.keep_pacer_ahead(now, id);
+        assert!(sfu.peers[&id].estimate_bps.unwrap() >= 1_500_000.0);
+    }
+}
