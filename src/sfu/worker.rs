@@ -197,9 +197,12 @@ async fn run_loop(
     }
     let mut woke = Instant::now();
     loop {
-        // Timers that came due while inputs were handled run before the flush.
+        // What the inputs produced goes out first; then the timers that came due while
+        // they were handled (mostly str0m's pacer asking for its next turn), and what
+        // those produced.
         let now = Instant::now();
         if sfu.poll_timeout().is_some_and(|t| t <= now) {
+            w.flush(&mut sfu);
             sfu.handle_timeout(now);
         }
         w.flush(&mut sfu);
