@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
@@ -151,11 +152,11 @@ pub struct Sfu {
     /// One DTLS certificate for all peers: generating a key per peer costs milliseconds.
     dtls_cert: DtlsCert,
     rooms: Rooms,
-    peers: HashMap<PeerId, Peer>,
+    peers: FxHashMap<PeerId, Peer>,
     /// Server ufrag → peer, to route STUN requests.
     by_ufrag: HashMap<String, PeerId>,
     /// Remote address → peer, learnt from STUN, to route DTLS and SRTP.
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: FxHashMap<SocketAddr, PeerId>,
     /// WHIP/WHEP resource id (the last part of its URL) → peer.
     by_resource: HashMap<String, PeerId>,
     transmits: VecDeque<Transmit>,
@@ -198,9 +199,9 @@ impl Sfu {
             pending_admits: HashMap::new(),
             cfg,
             dtls_cert,
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_addr: FxHashMap::default(),
             by_resource: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),

@@ -4,10 +4,11 @@
 //! [`Peer::drain`] is the only place in the crate that calls `Rtc::poll_output`; every
 //! mutation of the `Rtc` is followed by a drain (str0m's run-loop contract).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
 use str0m::change::SdpPendingOffer;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{MediaKind, Mid, Pt, Rid};
@@ -199,8 +200,8 @@ pub struct Peer {
     pub next_timeout: Option<Instant>,
     /// The deadline of this peer's entry in the engine's timer queue, if it has one.
     pub timer_queued: Option<Instant>,
-    pub up: HashMap<Mid, UpTrack>,
-    pub down: HashMap<TrackKey, DownTrack>,
+    pub up: FxHashMap<Mid, UpTrack>,
+    pub down: FxHashMap<TrackKey, DownTrack>,
     /// The browser's first offer has been answered; server offers may follow.
     pub answered: bool,
     /// The server's offer awaiting the browser's answer.
@@ -230,8 +231,8 @@ impl Peer {
             ufrag,
             next_timeout: None,
             timer_queued: None,
-            up: HashMap::new(),
-            down: HashMap::new(),
+            up: FxHashMap::default(),
+            down: FxHashMap::default(),
             answered: false,
             pending_offer: None,
             addrs: Vec::new(),
