@@ -288,7 +288,7 @@ impl Harness {
                         }
                         SfuOutput::Signal(id, msg) => self.signal(id, msg),
                         SfuOutput::Link(to, msg) => self.sfus[to].handle_link(self.now, msg),
-                        SfuOutput::Close(_) => {}
+                        SfuOutput::Close(_) | SfuOutput::HttpAnswer(..) => {}
                     }
                 }
             }

@@ -104,6 +104,9 @@ pub enum Output {
     Close(PeerId),
     /// A message for another media worker (a room spread over several, see `mirror`).
     Link(usize, LinkMsg),
+    /// The answer to a WHEP offer that waited for its room's home to admit the player
+    /// ([`Sfu::whep_mirrored`]).
+    HttpAnswer(PeerId, HttpAnswer),
 }
 
 /// Counters of what the engine dropped, for logs and metrics.
@@ -178,9 +181,20 @@ pub struct Sfu {
     /// Mirror side: rooms homed on another worker that this one serves viewers of →
     /// their home.
     mirrored: HashMap<String, usize>,
-    /// Mirror side: viewers waiting for their room's home to admit them → (room, name).
-    pending_admits: HashMap<PeerId, (String, String)>,
+    /// Mirror side: viewers waiting for their room's home to admit them.
+    pending_admits: HashMap<PeerId, PendingAdmit>,
 }
+
+/// Mirror side: a viewer waiting for its room's home to admit it.
+struct PendingAdmit {
+    name: String,
+    /// A WHEP player's offer (and whether it negotiates transport-wide CC), answered
+    /// once admitted; `None` for a browser viewer.
+    whep: Option<(SdpOffer, bool)>,
+}
+
+/// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
+pub type HttpAnswer = Result<(String, String), (ErrorCode, String)>;
 
 impl Sfu {
     pub fn new(cfg: SfuConfig) -> Self {
@@ -353,7 +367,13 @@ impl Sfu {
             return;
         };
         debug!(id, room, home, "viewer waits for its room's home");
-        self.pending_admits.insert(id, (room.clone(), name.clone()));
+        self.pending_admits.insert(
+            id,
+            PendingAdmit {
+                name: name.clone(),
+                whep: None,
+            },
+        );
         self.out.push_back(Output::Link(
             home,
             LinkMsg::AdmitViewer {
@@ -1302,7 +1322,65 @@ impl Sfu {
         token: Option<&str>,
         offer: &str,
         kind: SessionKind,
-    ) -> Result<(String, String), (ErrorCode, String)> {
+    ) -> HttpAnswer {
+        let (room, offer, twcc) = self.check_http_offer(room, token, offer)?;
+        let role = match kind {
+            SessionKind::Whep => Role::Viewer,
+            _ => Role::Participant,
+        };
+        self.rooms
+            .join(&room, id, Mode::Relay, role)
+            .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
+        self.open_http_session(now, id, room, offer, twcc, kind)
+    }
+
+    /// A WHEP player served by this worker for a room homed on worker `home`: the
+    /// request is checked here, the home admits the player (the viewer cap and the
+    /// room's mode are its to judge), and the answer follows as
+    /// [`Output::HttpAnswer`].
+    pub fn whep_mirrored(
+        &mut self,
+        home: usize,
+        id: PeerId,
+        room: &str,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<(), (ErrorCode, String)> {
+        let (room, offer, twcc) = self.check_http_offer(room, token, offer)?;
+        if self.peers.contains_key(&id) || self.pending_admits.contains_key(&id) {
+            return Err((ErrorCode::BadState, "already joined".into()));
+        }
+        let name = "WHEP player".to_string();
+        debug!(id, room, home, "WHEP player waits for its room's home");
+        self.pending_admits.insert(
+            id,
+            PendingAdmit {
+                name: name.clone(),
+                whep: Some((offer, twcc)),
+            },
+        );
+        self.out.push_back(Output::Link(
+            home,
+            LinkMsg::AdmitViewer {
+                id,
+                room,
+                name,
+                mode: Mode::Relay,
+                from: self.cfg.worker,
+            },
+        ));
+        Ok(())
+    }
+
+    /// The checks of a WHIP/WHEP request that need no room: the room's name and token,
+    /// the offer. Returns the trimmed room, the parsed offer, and whether it
+    /// negotiates transport-wide CC (which the bandwidth estimate needs).
+    fn check_http_offer(
+        &self,
+        room: &str,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<(String, SdpOffer, bool), (ErrorCode, String)> {
         let room = room.trim().to_string();
         if !valid_name(&room) {
             return Err((ErrorCode::BadName, "invalid room name".into()));
@@ -1316,13 +1394,24 @@ impl Sfu {
         let twcc = offers_twcc(offer);
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| (ErrorCode::BadSdp, format!("invalid SDP offer: {e}")))?;
+        Ok((room, offer, twcc))
+    }
+
+    /// A WHIP/WHEP peer that has joined `room`: its `Rtc`, the SDP answer, and the
+    /// resource that ends it. Leaves the room again if the offer cannot be accepted.
+    fn open_http_session(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: String,
+        offer: SdpOffer,
+        twcc: bool,
+        kind: SessionKind,
+    ) -> HttpAnswer {
         let role = match kind {
             SessionKind::Whep => Role::Viewer,
             _ => Role::Participant,
         };
-        self.rooms
-            .join(&room, id, Mode::Relay, role)
-            .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
         let ufrag = self.new_ufrag();
         let mut rtc = self.build_rtc(now, &ufrag, twcc);
         let answer = match rtc.sdp_api().accept_offer(offer) {
@@ -1357,7 +1446,9 @@ impl Sfu {
                     self.signal(o, ServerMsg::PeerJoined { peer: info.clone() });
                 }
             }
-            Role::Viewer => self.announce_viewers(&room),
+            // A mirrored room's viewers are counted by its home.
+            Role::Viewer if !self.mirrored.contains_key(&room) => self.announce_viewers(&room),
+            Role::Viewer => {}
         }
         self.drain(id);
         self.process(now);

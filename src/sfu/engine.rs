@@ -74,7 +74,7 @@ pub enum Command {
 }
 
 /// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
-pub type HttpSessionResult = Result<(String, String), (ErrorCode, String)>;
+pub type HttpSessionResult = super::core::HttpAnswer;
 
 /// A snapshot of the engine, for health checks and tests.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -145,8 +145,9 @@ impl EngineHandle {
                     None => return true,
                 }
             }
-            Command::HttpSession { id, room, .. } => {
-                let p = self.registry.admit(*id, room.trim(), false);
+            Command::HttpSession { whep, id, room, .. } => {
+                // WHEP players are viewers, and may be served by another worker too.
+                let p = self.registry.admit(*id, room.trim(), *whep);
                 (p.worker, p.home)
             }
             Command::Status { .. } | Command::Rooms { .. } | Command::EndResource { .. } => {
@@ -159,7 +160,7 @@ impl EngineHandle {
             _ => None,
         };
         let msg = match cmd {
-            Command::Join { .. } => WorkerMsg::Join { home, cmd },
+            Command::Join { .. } | Command::HttpSession { .. } => WorkerMsg::Join { home, cmd },
             cmd => WorkerMsg::Command(cmd),
         };
         let ok = self.workers[worker].send(msg).await.is_ok();

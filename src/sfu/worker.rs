@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
 use super::core::{Counters, Output, Sfu};
-use super::engine::{source_ip, Command, WorkerStatus};
+use super::engine::{source_ip, Command, HttpSessionResult, WorkerStatus};
 use super::link::LinkMsg;
 use super::registry::Registry;
 use super::udp::{Outgoing, UdpSender};
@@ -128,6 +128,8 @@ pub struct Worker {
     sets_source: Vec<bool>,
     registry: Arc<Registry>,
     sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
+    /// WHEP requests waiting for their room's home to admit the player.
+    http_waiting: HashMap<PeerId, oneshot::Sender<HttpSessionResult>>,
     /// Datagrams waiting for the next `sendmmsg`, per socket.
     pending: Vec<Vec<(SocketAddr, Option<IpAddr>, str0m::net::DatagramSend)>>,
     /// Time spent between waking up and going back to wait.
@@ -157,6 +159,7 @@ impl Worker {
             sets_source,
             registry,
             sessions: HashMap::new(),
+            http_waiting: HashMap::new(),
             busy: Duration::ZERO,
             link_out: links.txs.iter().map(|_| Vec::new()).collect(),
             link_drops: vec![0; links.txs.len()],
@@ -308,6 +311,19 @@ impl Worker {
                 offer,
                 reply,
             } => {
+                if whep && home != self.index {
+                    // Answered once the room's home has admitted the player.
+                    match sfu.whep_mirrored(home, id, &room, token.as_deref(), &offer) {
+                        Ok(()) => {
+                            self.http_waiting.insert(id, reply);
+                        }
+                        Err(e) => {
+                            self.registry.release(id);
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                    return;
+                }
                 let r = if whep {
                     sfu.whep(now, id, &room, token.as_deref(), &offer)
                 } else {
@@ -376,6 +392,20 @@ impl Worker {
                 Output::Link(to, msg) => {
                     if let Some(out) = self.link_out.get_mut(to) {
                         out.push(msg);
+                    }
+                }
+                Output::HttpAnswer(id, answer) => {
+                    let admitted = answer.is_ok();
+                    if !admitted {
+                        self.registry.release(id);
+                    }
+                    let delivered = self
+                        .http_waiting
+                        .remove(&id)
+                        .is_some_and(|reply| reply.send(answer).is_ok());
+                    if admitted && !delivered {
+                        // The request is gone, and with it the player.
+                        sfu.leave(Instant::now(), id, "left");
                     }
                 }
             }

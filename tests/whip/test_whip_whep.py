@@ -1,6 +1,8 @@
 """WHIP and WHEP with an independent WebRTC stack (aiortc): one aiortc peer publishes
 into a room with WHIP, two aiortc players receive it with WHEP and decode frames, and
-DELETE ends each session and frees it on the server. Also the HTTP details: status
+DELETE ends each session and frees it on the server; the same with two media workers
+and viewers spread over them, where one player is served by the worker that does not
+hold the room. Also the HTTP details: status
 codes, Location, content types, CORS, bearer tokens and PATCH.
 
 The server binary is LANRELAY_BIN (default target/release/lanrelay), started on
@@ -35,11 +37,11 @@ CTX.check_hostname = False
 CTX.verify_mode = ssl.CERT_NONE
 
 
-@pytest.fixture(scope="module")
-def server():
+def run_server(*extra):
+    """Starts lanrelay with `extra` flags; yields its HTTPS base URL, then stops it."""
     certs = tempfile.mkdtemp(prefix="lanrelay-whip-")
     proc = subprocess.Popen(
-        [BIN, "--listen", "127.0.0.1:0", "--certs", certs, "--room-token", "locked=s3cret"],
+        [BIN, "--listen", "127.0.0.1:0", "--certs", certs, "--room-token", "locked=s3cret", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -65,6 +67,17 @@ def server():
     proc.terminate()
     proc.wait(5)
     shutil.rmtree(certs, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from run_server()
+
+
+@pytest.fixture(scope="module")
+def spread_server():
+    """Two media workers, a room's viewers spread over them from the first on."""
+    yield from run_server("--workers", "2", "--spread-viewers-after", "0")
 
 
 def request(method, url, body=None, headers=None):
@@ -111,6 +124,21 @@ async def count_frames(track, seconds):
 
 
 def test_whip_publish_and_two_whep_players(server):
+    publish_and_play(server)
+
+
+def test_whep_players_spread_over_workers(spread_server):
+    """The second WHEP player is served by the worker that does not hold the room:
+    it is admitted by the room's worker, answered, and decodes frames like the first."""
+    health = publish_and_play(spread_server, check_spread=True)
+    print(f"workers (participants, forwarded packets): {[(w['participants'], w['forwardedPackets']) for w in health['workers']]}")
+
+
+def publish_and_play(server, check_spread=False):
+    """One WHIP publisher, two WHEP players that decode its video, then DELETE of each;
+    returns /healthz while all three were connected."""
+    result = {}
+
     async def run():
         log = []
         pub = RTCPeerConnection()
@@ -152,6 +180,14 @@ def test_whip_publish_and_two_whep_players(server):
 
         parts = participants(server, "stage")
         assert len(parts) == 3, parts
+        status, _, body = request("GET", f"{server}/healthz")
+        health = json.loads(body)
+        result["health"] = health
+        if check_spread:
+            split = sorted(w["participants"] for w in health["workers"])
+            assert split == [1, 2], f"publisher and a player on one worker, a player on the other: {health['workers']}"
+            assert all(w["forwardedPackets"] > 0 for w in health["workers"]), health["workers"]
+            assert health["rooms"] == 1, health
         players_seen = [p for p in parts if p["role"] == "viewer"]
         assert len(players_seen) == 2 and all(p["downTracks"] == 2 for p in players_seen), players_seen
         publisher = [p for p in parts if p["name"] == "WHIP publisher"][0]
@@ -176,6 +212,7 @@ def test_whip_publish_and_two_whep_players(server):
         print("\n".join(log))
 
     asyncio.run(run())
+    return result["health"]
 
 
 def test_http_details(server):

@@ -23,7 +23,7 @@ use std::time::Instant;
 use str0m::media::Mid;
 use tracing::{debug, info};
 
-use super::{refusal, Output, Sfu};
+use super::{refusal, Output, PendingAdmit, Sfu};
 use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
 use crate::sfu::peer::{Peer, SessionKind, UpTrack};
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
@@ -75,11 +75,16 @@ impl Sfu {
                 publishers,
             } => self.admitted(now, id, room, home, mode, joined, publishers),
             LinkMsg::Refused { id, code, message } => {
-                if self.pending_admits.remove(&id).is_some() {
+                if let Some(pending) = self.pending_admits.remove(&id) {
                     info!(id, "join refused by the room's home: {message}");
-                    self.out
-                        .push_back(Output::Signal(id, ServerMsg::error(code, message)));
-                    self.out.push_back(Output::Close(id));
+                    if pending.whep.is_some() {
+                        self.out
+                            .push_back(Output::HttpAnswer(id, Err((code, message))));
+                    } else {
+                        self.out
+                            .push_back(Output::Signal(id, ServerMsg::error(code, message)));
+                        self.out.push_back(Output::Close(id));
+                    }
                 }
             }
             LinkMsg::Signal { id, msg } => {
@@ -193,7 +198,7 @@ impl Sfu {
         joined: ServerMsg,
         publishers: Vec<Publisher>,
     ) {
-        let Some((_, name)) = self.pending_admits.remove(&id) else {
+        let Some(PendingAdmit { name, whep, .. }) = self.pending_admits.remove(&id) else {
             // It left while waiting.
             self.out
                 .push_back(Output::Link(home, LinkMsg::ViewerLeft { room, id }));
@@ -210,19 +215,19 @@ impl Sfu {
         }
         if let Err(e) = self.rooms.join(&room, id, mode, Role::Viewer) {
             // Only if this worker's limits differ from the home's.
-            self.out.push_back(Output::Signal(
-                id,
-                ServerMsg::error(ErrorCode::RoomFull, refusal(&room, e)),
-            ));
-            self.out.push_back(Output::Close(id));
-            self.out.push_back(Output::Link(
-                home,
-                LinkMsg::ViewerLeft {
-                    room: room.clone(),
-                    id,
-                },
-            ));
-            self.unmirror_if_unwatched(&room);
+            let why = (ErrorCode::RoomFull, refusal(&room, e));
+            self.turn_away(id, &room, home, whep.is_some(), why);
+            return;
+        }
+        if let Some((offer, twcc)) = whep {
+            let kind = SessionKind::Whep;
+            match self.open_http_session(now, id, room.clone(), offer, twcc, kind) {
+                Ok(answer) => {
+                    debug!(id, room, home, "WHEP player admitted by its room's home");
+                    self.out.push_back(Output::HttpAnswer(id, Ok(answer)));
+                }
+                Err(why) => self.turn_away(id, &room, home, true, why),
+            }
             return;
         }
         debug!(id, room, home, "viewer admitted by its room's home");
@@ -233,6 +238,35 @@ impl Sfu {
             .insert(id, Peer::new(id, info, Role::Viewer, room, ufrag));
         self.next_layer_tick.get_or_insert(now);
         self.out.push_back(Output::Signal(id, joined));
+    }
+
+    /// Mirror: viewer `id`, admitted by the home, cannot be served here after all: it
+    /// hears why, and the home that it left.
+    fn turn_away(
+        &mut self,
+        id: PeerId,
+        room: &str,
+        home: usize,
+        whep: bool,
+        (code, message): (ErrorCode, String),
+    ) {
+        if whep {
+            self.out
+                .push_back(Output::HttpAnswer(id, Err((code, message))));
+        } else {
+            self.out
+                .push_back(Output::Signal(id, ServerMsg::error(code, message)));
+            self.out.push_back(Output::Close(id));
+        }
+        let room = room.to_string();
+        self.out.push_back(Output::Link(
+            home,
+            LinkMsg::ViewerLeft {
+                room: room.clone(),
+                id,
+            },
+        ));
+        self.unmirror_if_unwatched(&room);
     }
 
     /// Mirror: makes sure publisher `info` of `room` has a stand-in with `tracks`.
@@ -484,5 +518,68 @@ mod tests {
         }
         assert!(e[1].peers.is_empty() && e[1].pending_admits.is_empty());
         assert_eq!(e[0].rooms.viewers("talk"), &[2]);
+    }
+
+    /// A WHEP player's offer (receive video and audio), from a str0m peer.
+    fn whep_offer() -> String {
+        use str0m::media::{Direction, MediaKind};
+        let mut rtc = str0m::Rtc::builder().build(Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let (offer, _) = api.apply().expect("an offer");
+        offer.to_sdp_string()
+    }
+
+    fn answers(seen: &[(usize, Output)], id: PeerId) -> Vec<&crate::sfu::core::HttpAnswer> {
+        seen.iter()
+            .filter_map(|(_, o)| match o {
+                Output::HttpAnswer(i, a) if *i == id => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_far_whep_player_is_answered_once_the_home_admits_it() {
+        let now = Instant::now();
+        let mut e = vec![engine(0, 1), engine(1, 1)];
+        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        // Bad requests are refused on the spot, without asking the home.
+        let bad = e[1].whep_mirrored(0, 2, "talk", None, "not sdp");
+        assert!(matches!(bad, Err((ErrorCode::BadSdp, _))), "{bad:?}");
+        assert!(e[1].poll_output().is_none());
+
+        e[1].whep_mirrored(0, 3, "talk", None, &whep_offer())
+            .expect("checked here");
+        let seen = settle(&mut e, now);
+        let a = answers(&seen, 3);
+        let resource = match &a[..] {
+            [Ok((resource, sdp))] if sdp.starts_with("v=0") => resource.clone(),
+            _ => panic!("one answer with SDP: {a:?}"),
+        };
+        assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 1 }));
+        assert_eq!(e[0].rooms.viewers("talk"), &[3], "the home counts it");
+        assert_eq!(e[1].rooms_snapshot()[0].viewers.len(), 1, "served here");
+
+        // The home's viewer cap (1) is reached: the next player hears so.
+        e[1].whep_mirrored(0, 4, "talk", None, &whep_offer())
+            .expect("checked here");
+        let seen = settle(&mut e, now);
+        let a = answers(&seen, 4);
+        assert!(
+            matches!(&a[..], [Err((ErrorCode::RoomFull, m))] if m.contains("maximum of 1 viewers")),
+            "{a:?}"
+        );
+        assert!(!e[1].peers.contains_key(&4) && e[1].pending_admits.is_empty());
+
+        // DELETE of the first player's resource ends it on the worker serving it,
+        // and the home forgets it.
+        assert!(!e[0].end_resource(now, &resource));
+        assert!(e[1].end_resource(now, &resource));
+        let seen = settle(&mut e, now);
+        assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 0 }));
+        assert_eq!(e[0].rooms.viewers("talk"), &[] as &[PeerId]);
+        assert!(e[1].peers.is_empty() && e[1].mirrored.is_empty());
     }
 }
