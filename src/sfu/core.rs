@@ -20,10 +20,11 @@ use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
+use str0m::format::Codec;
 use str0m::ice::IceCreds;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
 use tracing::{debug, info, warn};
 
@@ -1593,6 +1594,11 @@ impl Sfu {
         let keyframe_start =
             up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
         let simulcast = up.simulcast && rid.is_some();
+        // Parsed once for all receivers; each renumbers its own copy.
+        let vp8 = match (up.kind, codec) {
+            (MediaKind::Video, Codec::Vp8) => Vp8Descriptor::parse(&pkt.payload).ok(),
+            _ => None,
+        };
         if let (true, Some(r)) = (simulcast, rid) {
             up.rates.on_packet(now, r, pkt.payload.len());
             if keyframe_start {
@@ -1662,16 +1668,19 @@ impl Sfu {
             else {
                 continue;
             };
+            let mut write =
+                RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.received, pkt.payload.clone())
+                    .marker(pkt.marker)
+                    .ext_vals(pkt.ext.clone())
+                    .nackable(nackable(codec));
+            if let Some(patch) = vp8.as_ref().and_then(|d| down.vp8.patch(generation, d)) {
+                write = write.vp8_patch(patch);
+            }
             let mut api = rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(down_mid, None) else {
                 continue;
             };
-            tx.write_rtp(
-                RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.received, pkt.payload.clone())
-                    .marker(pkt.marker)
-                    .ext_vals(pkt.ext.clone())
-                    .nackable(nackable(codec)),
-            );
+            tx.write_rtp(write);
             self.counters.forwarded += 1;
             self.counters.forwarded_bytes += pkt.payload.len() as u64;
             sub.sent_bytes += pkt.payload.len() as u64;

@@ -15,7 +15,7 @@ use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::net::Transmit;
 use str0m::{Event, Output, Rtc, RtcError};
 
-use super::forward::Rewriter;
+use super::forward::{Rewriter, Vp8Rewriter};
 use super::keyframe::Throttle;
 use super::simulcast::{LayerRates, Quality, Selector};
 use super::stats::StatsTracker;
@@ -101,6 +101,8 @@ pub struct DownTrack {
     /// frame that references one it does not have.
     pub waiting_keyframe: bool,
     pub rewriter: Rewriter,
+    /// VP8 picture ids and TL0PICIDX, continuous across source switches.
+    pub vp8: Vp8Rewriter,
     /// Simulcast: the layer wanted for this receiver.
     pub selector: Selector,
     /// Simulcast: the layer being forwarded (switches to the wanted one on its keyframe).
@@ -119,6 +121,7 @@ impl DownTrack {
             source_gone: false,
             waiting_keyframe: kind == MediaKind::Video,
             rewriter: Rewriter::new(start_seq),
+            vp8: Vp8Rewriter::default(),
             selector: Selector::default(),
             layer: None,
             render_width: None,

@@ -4,7 +4,8 @@
 // keep decoding); and a viewer whose downlink is squeezed (a token bucket on its link,
 // in its own network namespace) is moved down to a layer that fits. A second server
 // spreads a room's viewers over its two media workers from the first viewer on: viewers
-// served by the worker that does not hold the presenter play their layers too.
+// served by the worker that does not hold the presenter play their layers too, and
+// switch layers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, canUseNetns, isolatedClients } from './lib.mjs';
@@ -37,20 +38,43 @@ async function viewerState(page) {
   return s && { width: s.video.frameWidth, frames: s.video.framesDecoded, videos: s.videos, layer };
 }
 
-/** Samples framesDecoded every 250 ms for `ms`; returns the longest stall in ms. */
+/** The received video's RTP counters (which show where a stall sits). */
+async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const report = await window.lanrelay.session.pc.getStats();
+    let row = null;
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        row = [r.framesDecoded, r.framesReceived, r.packetsReceived, r.packetsLost, r.nackCount, r.pliCount, r.keyFramesDecoded, r.frameWidth];
+      }
+    });
+    return row;
+  });
+}
+
+/**
+ * Samples framesDecoded every 250 ms for `ms`; returns the longest stall in ms. A stall
+ * over 1 s logs the received video's counters over the whole window.
+ */
 async function longestStall(page, ms) {
   let last = (await viewerState(page)).frames;
   let lastChange = Date.now();
   let worst = 0;
-  const end = Date.now() + ms;
+  const start = Date.now();
+  const end = start + ms;
+  const counters = [];
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, 250));
+    counters.push(`${Date.now() - start} ms: ${(await inboundVideo(page))?.join(' ')}`);
     const f = (await viewerState(page)).frames;
     if (f > last) {
       last = f;
       lastChange = Date.now();
     }
     worst = Math.max(worst, Date.now() - lastChange);
+  }
+  if (worst > 1000) {
+    console.log(`stall of ${worst} ms; framesDecoded framesReceived packetsReceived packetsLost nackCount pliCount keyFramesDecoded frameWidth:\n${counters.join('\n')}`);
   }
   return worst;
 }
@@ -183,6 +207,22 @@ test('viewers served by another worker than the presenter play their layers', { 
     assert.equal(health.rooms, 1, 'one room');
     const frames = (await viewerState(low)).frames;
     await waitFor(async () => (await viewerState(low)).frames > frames + 30, 10000, 'the far viewer keeps playing');
+
+    // The far viewer asks for high quality: its worker requests the keyframe through
+    // the presenter's and switches it to the full layer.
+    await low.selectOption('#quality', 'high');
+    const stall = longestStall(low, 6000);
+    const up = await waitFor(async () => {
+      const v = await viewerState(low);
+      return v.layer.rid === 'f' && v.width >= 960 ? v : null;
+    }, 10000, 'the far viewer switches up to the full layer');
+    // Logged, not asserted: busy machines have shown 2-3 s freezes after this switch
+    // (see the README's known issue); the layer test on one worker asserts the stall.
+    const worst = await stall;
+    console.log(`far viewer low→high: now ${up.width}px; longest decode stall ${worst} ms`);
+    if (worst > 1000) console.log(spread.logs().slice(-12000));
+    const errors = low.logs.filter((l) => /decod|pageerror/i.test(l));
+    assert.deepEqual(errors, [], 'no decoder errors on the far viewer');
     failed = false;
   } finally {
     if (failed) {
