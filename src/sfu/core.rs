@@ -368,23 +368,34 @@ impl Sfu {
             return;
         };
         debug!(id, room, home, "viewer waits for its room's home");
-        self.pending_admits.insert(
+        self.ask_home(home, id, room, name, mode, None);
+    }
+
+    /// Mirror side: viewer `id` waits while worker `home` decides whether `room` takes
+    /// it; `whep` is a WHEP player's offer, answered once admitted.
+    fn ask_home(
+        &mut self,
+        home: usize,
+        id: PeerId,
+        room: String,
+        name: String,
+        mode: Mode,
+        whep: Option<(SdpOffer, bool)>,
+    ) {
+        let pending = PendingAdmit {
+            name: name.clone(),
+            whep,
+        };
+        self.pending_admits.insert(id, pending);
+        let from = self.cfg.worker;
+        let msg = LinkMsg::AdmitViewer {
             id,
-            PendingAdmit {
-                name: name.clone(),
-                whep: None,
-            },
-        );
-        self.out.push_back(Output::Link(
-            home,
-            LinkMsg::AdmitViewer {
-                id,
-                room,
-                name,
-                mode,
-                from: self.cfg.worker,
-            },
-        ));
+            room,
+            name,
+            mode,
+            from,
+        };
+        self.out.push_back(Output::Link(home, msg));
     }
 
     /// The checks of a join that need no room: not joined yet, valid names, the
@@ -1325,12 +1336,8 @@ impl Sfu {
         kind: SessionKind,
     ) -> HttpAnswer {
         let (room, offer, twcc) = self.check_http_offer(room, token, offer)?;
-        let role = match kind {
-            SessionKind::Whep => Role::Viewer,
-            _ => Role::Participant,
-        };
         self.rooms
-            .join(&room, id, Mode::Relay, role)
+            .join(&room, id, Mode::Relay, http_role(kind))
             .map_err(|e| (ErrorCode::RoomFull, e.to_string()))?;
         self.open_http_session(now, id, room, offer, twcc, kind)
     }
@@ -1351,25 +1358,9 @@ impl Sfu {
         if self.peers.contains_key(&id) || self.pending_admits.contains_key(&id) {
             return Err((ErrorCode::BadState, "already joined".into()));
         }
-        let name = "WHEP player".to_string();
         debug!(id, room, home, "WHEP player waits for its room's home");
-        self.pending_admits.insert(
-            id,
-            PendingAdmit {
-                name: name.clone(),
-                whep: Some((offer, twcc)),
-            },
-        );
-        self.out.push_back(Output::Link(
-            home,
-            LinkMsg::AdmitViewer {
-                id,
-                room,
-                name,
-                mode: Mode::Relay,
-                from: self.cfg.worker,
-            },
-        ));
+        let name = "WHEP player".to_string();
+        self.ask_home(home, id, room, name, Mode::Relay, Some((offer, twcc)));
         Ok(())
     }
 
@@ -1409,10 +1400,7 @@ impl Sfu {
         twcc: bool,
         kind: SessionKind,
     ) -> HttpAnswer {
-        let role = match kind {
-            SessionKind::Whep => Role::Viewer,
-            _ => Role::Participant,
-        };
+        let role = http_role(kind);
         let ufrag = self.new_ufrag();
         let mut rtc = self.build_rtc(now, &ufrag, twcc);
         let answer = match rtc.sdp_api().accept_offer(offer) {
@@ -1983,6 +1971,14 @@ fn size_rtx_cache(rtc: &mut Rtc, mid: Mid) {
     if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
         // 0.15: str0m's default cap on the share of resends.
         tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+    }
+}
+
+/// The role of a WHIP (`Participant`) or WHEP (`Viewer`) peer in its room.
+fn http_role(kind: SessionKind) -> Role {
+    match kind {
+        SessionKind::Whep => Role::Viewer,
+        _ => Role::Participant,
     }
 }
 

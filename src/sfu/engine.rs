@@ -64,7 +64,7 @@ pub enum Command {
         room: String,
         token: Option<String>,
         offer: String,
-        reply: tokio::sync::oneshot::Sender<HttpSessionResult>,
+        reply: tokio::sync::oneshot::Sender<HttpAnswer>,
     },
     /// Ends a WHIP/WHEP session by its resource id; answers whether it existed.
     EndResource {
@@ -73,8 +73,7 @@ pub enum Command {
     },
 }
 
-/// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
-pub type HttpSessionResult = super::core::HttpAnswer;
+pub use super::core::HttpAnswer;
 
 /// A snapshot of the engine, for health checks and tests.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -219,7 +218,7 @@ impl EngineHandle {
         room: String,
         token: Option<String>,
         offer: String,
-    ) -> HttpSessionResult {
+    ) -> HttpAnswer {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let id = crate::signaling::session::next_peer_id();
         let cmd = Command::HttpSession {

@@ -144,7 +144,7 @@ impl Vp8Rewriter {
         pid: Option<u16>,
         tl0: Option<u8>,
     ) -> (Option<u16>, Option<u8>) {
-        let state = match self.state {
+        let mut state = match self.state {
             Some(s) if s.generation == generation => s,
             Some(prev) => Vp8State {
                 generation,
@@ -166,7 +166,6 @@ impl Vp8Rewriter {
                 last_tl0: None,
             },
         };
-        let mut state = state;
         let out_pid = pid.map(|p| pid_add(p, state.pid_offset));
         let out_tl0 = tl0.map(|t| t.wrapping_add(state.tl0_offset));
         // Only newer values move the mark (a late packet must not pull it back).

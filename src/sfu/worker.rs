@@ -16,7 +16,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
 use super::core::{Counters, Output, Sfu};
-use super::engine::{source_ip, Command, HttpSessionResult, WorkerStatus};
+use super::engine::{source_ip, Command, HttpAnswer, WorkerStatus};
 use super::link::LinkMsg;
 use super::registry::Registry;
 use super::udp::{Outgoing, UdpSender};
@@ -129,7 +129,7 @@ pub struct Worker {
     registry: Arc<Registry>,
     sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>>,
     /// WHEP requests waiting for their room's home to admit the player.
-    http_waiting: HashMap<PeerId, oneshot::Sender<HttpSessionResult>>,
+    http_waiting: HashMap<PeerId, oneshot::Sender<HttpAnswer>>,
     /// Datagrams waiting for the next `sendmmsg`, per socket.
     pending: Vec<Vec<(SocketAddr, Option<IpAddr>, str0m::net::DatagramSend)>>,
     /// Time spent between waking up and going back to wait.

@@ -258,15 +258,12 @@ impl Sfu {
                 .push_back(Output::Signal(id, ServerMsg::error(code, message)));
             self.out.push_back(Output::Close(id));
         }
-        let room = room.to_string();
-        self.out.push_back(Output::Link(
-            home,
-            LinkMsg::ViewerLeft {
-                room: room.clone(),
-                id,
-            },
-        ));
-        self.unmirror_if_unwatched(&room);
+        let msg = LinkMsg::ViewerLeft {
+            room: room.to_string(),
+            id,
+        };
+        self.out.push_back(Output::Link(home, msg));
+        self.unmirror_if_unwatched(room);
     }
 
     /// Mirror: makes sure publisher `info` of `room` has a stand-in with `tracks`.
