@@ -34,7 +34,7 @@ use super::codec;
 use super::demux::{self, Kind};
 use super::link::{LinkMsg, TrackPacket};
 use super::peer::{nackable, DownState, DownTrack, Peer, SessionKind, TrackKey, UpTrack};
-use super::simulcast::{estimate_can_lower, Inputs, Quality};
+use super::simulcast::{Inputs, Quality};
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{
     valid_name, ClientMsg, ErrorCode, LegStats, Mode, Path, PeerId, PeerInfo, Role, ServerMsg,
@@ -68,12 +68,6 @@ pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
 const LAYER_TICK: Duration = Duration::from_millis(500);
 
-/// The estimate must exceed the forwarded payload rate by this factor (headers, SRTP).
-const PACER_HEADROOM: f64 = 1.15;
-
-/// The lowest estimate a reset sets.
-const BWE_FLOOR: Bitrate = Bitrate::kbps(1_000);
-
 /// Deadlines this close are run at once rather than waited for (the I/O shell's timer
 /// cannot wait less than a millisecond anyway).
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
@@ -84,7 +78,7 @@ const TIMER_PASSES: usize = 4;
 /// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
 const MAX_TIMEOUTS_PER_TURN: usize = 64;
 
-/// Packets and age kept for answering NACKs per video stream (see `size_rtx_cache`).
+/// Packets and age kept for answering NACKs per video stream (see `tune_send_stream`).
 const RTX_CACHE_PACKETS: usize = 128;
 const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 
@@ -706,7 +700,6 @@ impl Sfu {
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
-                self.keep_pacer_ahead(now, id);
             }
         }
         self.process(now);
@@ -725,8 +718,7 @@ impl Sfu {
     }
 
     /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it
-    /// sends transport-wide CC feedback; without feedback str0m's pacer would hold the
-    /// media to the initial estimate).
+    /// sends transport-wide CC feedback; without feedback the estimate never moves).
     fn build_rtc(&self, now: Instant, ufrag: &str, bwe: bool) -> Rtc {
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
@@ -925,7 +917,7 @@ impl Sfu {
         }
         if let Some(rtc) = peer.rtc.as_mut() {
             for (_, mid) in &opened {
-                size_rtx_cache(rtc, *mid);
+                tune_send_stream(rtc, *mid);
             }
         }
         self.drain(id);
@@ -1277,7 +1269,6 @@ impl Sfu {
                     );
                     p.estimate_bps = Some(estimate.as_f64());
                     self.choose_layers(now, id, "bandwidth estimate");
-                    self.keep_pacer_ahead(now, id);
                 }
             }
             Event::PeerStats(s) => {
@@ -1492,7 +1483,7 @@ impl Sfu {
             if let Some(p) = self.peers.get_mut(&id) {
                 p.down.insert(key, down);
                 if let (MediaKind::Video, Some(rtc)) = (kind, p.rtc.as_mut()) {
-                    size_rtx_cache(rtc, mid);
+                    tune_send_stream(rtc, mid);
                 }
             }
             if let Some(up) = self
@@ -1672,8 +1663,10 @@ impl Sfu {
             self.counters.forwarded += 1;
             self.counters.forwarded_bytes += pkt.payload.len() as u64;
             sub.sent_bytes += pkt.payload.len() as u64;
+            // str0m sends a written packet on its pacer's next turn, a timeout: give
+            // it now rather than poll for that deadline and queue it.
             let id = *sub_id;
-            self.drain(id);
+            self.run_timers(now, id);
         }
         if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
             // Subscribers added while forwarding (none today) would be lost otherwise.
@@ -1684,7 +1677,6 @@ impl Sfu {
             self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
         }
         for (sub, layer) in switched {
-            self.fit_pacer_to_layers(now, sub);
             self.announce_layer(sub, from, mid, layer);
         }
     }
@@ -1795,91 +1787,6 @@ impl Sfu {
         }
     }
 
-    /// str0m paces what it sends to a peer at 1.1 times its bandwidth estimate and
-    /// queues the rest (up to 2 s). A relay cannot slow a publisher's encoder for one
-    /// receiver, so when the estimate falls below what is forwarded to a peer and the
-    /// layer choice cannot help (a source without simulcast, or already its lowest
-    /// layer), pacing only adds delay: video would arrive seconds late for the rest of
-    /// the call. The estimate is then reset above the forwarded rate, which is what an
-    /// SFU without a pacer would send anyway. Checked on every estimate and layer tick.
-    fn keep_pacer_ahead(&mut self, now: Instant, id: PeerId) {
-        let Some(peer) = self.peers.get(&id) else {
-            return;
-        };
-        let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
-            return;
-        };
-        // Payload only: headers and SRTP add 5-10 %, and str0m paces at 1.1 x.
-        if peer.forward_bps * PACER_HEADROOM <= estimate {
-            return;
-        }
-        // A simulcast video above its lowest layer, on automatic quality: moving down
-        // is the layer choice's job, and the estimate is what tells it to. A receiver
-        // that asked for high quality keeps its layer, so pacing it would only queue.
-        let can_go_lower = peer.down.iter().any(|((src, mid), d)| {
-            d.kind == MediaKind::Video
-                && self
-                    .peers
-                    .get(src)
-                    .and_then(|p| p.up.get(mid))
-                    .is_some_and(|up| {
-                        estimate_can_lower(peer.quality, &up.rates.active(now), d.layer)
-                    })
-        });
-        if can_go_lower {
-            return;
-        }
-        let forward_bps = peer.forward_bps;
-        debug!(
-            id,
-            forward_bps, estimate, "estimate below the forwarded rate: reset"
-        );
-        self.reset_estimate(id, forward_bps);
-    }
-
-    /// Restarts the bandwidth estimate towards `id` with headroom over `needed_bps`.
-    fn reset_estimate(&mut self, id: PeerId, needed_bps: f64) {
-        let reset = Bitrate::bps((needed_bps * 1.5).max(BWE_FLOOR.as_f64()) as u64);
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.estimate_bps = Some(reset.as_f64());
-            if let Some(rtc) = peer.rtc.as_mut() {
-                rtc.bwe().reset(reset);
-            }
-        }
-        self.drain(id);
-    }
-
-    /// A receiver now gets a layer its estimate does not cover (it asked for high
-    /// quality, or the size of its screen did): without this str0m's pacer would
-    /// queue the new layer's keyframe and frames behind the old, low estimate, and
-    /// the picture would freeze for seconds right after the switch. The estimate is
-    /// raised to what the layers now forwarded need.
-    fn fit_pacer_to_layers(&mut self, now: Instant, id: PeerId) {
-        let Some(peer) = self.peers.get(&id) else {
-            return;
-        };
-        let (Some(estimate), true) = (peer.estimate_bps, peer.bwe) else {
-            return;
-        };
-        let mut needed = 0.0;
-        for ((src, mid), d) in &peer.down {
-            let (MediaKind::Video, Some(layer)) = (d.kind, d.layer) else {
-                continue;
-            };
-            let Some(up) = self.peers.get(src).and_then(|p| p.up.get(mid)) else {
-                continue;
-            };
-            if let Some(l) = up.rates.active(now).iter().find(|l| l.rid == layer) {
-                needed += l.bps;
-            }
-        }
-        if needed * PACER_HEADROOM <= estimate {
-            return;
-        }
-        debug!(id, needed, estimate, "layer above the estimate: raise it");
-        self.reset_estimate(id, needed);
-    }
-
     /// Asks the publisher of track (`src`, `mid`) for a keyframe on `layer`, throttled.
     fn request_keyframe(
         &mut self,
@@ -1963,14 +1870,23 @@ impl Sfu {
     }
 }
 
-/// Sizes the retransmission cache of the video stream sent on `mid` for a LAN: str0m
-/// keeps up to 256 packets (`SEND_BUFFER_VIDEO`) for 3 s, about 430 bytes a slot per
-/// receiver; 128 packets, at most 1 s old, answer NACKs for half a second of 2.5 Mbit/s
-/// video, many round trips on a LAN.
-fn size_rtx_cache(rtc: &mut Rtc, mid: Mid) {
+/// Sets up the stream this server sends on `mid`:
+/// - **Unpaced**: a forwarded packet goes out as soon as it arrives, as mediasoup and
+///   Janus forward. The publisher's browser already paces its encoder's output, and a
+///   relay cannot slow that encoder for one receiver: str0m's pacer (on with bandwidth
+///   estimation, audio excepted) would hold video to a receiver's estimate and queue
+///   the rest for up to 2 s, a picture seconds late or frozen after a layer switch. The
+///   estimate still picks simulcast layers (`choose_layers`), and pacing costs a second
+///   `Rtc` timeout round per packet and receiver.
+/// - **A retransmission cache sized for a LAN**: str0m keeps up to 256 packets
+///   (`SEND_BUFFER_VIDEO`) for 3 s, about 430 bytes a slot per receiver; 128 packets,
+///   at most 1 s old, answer NACKs for half a second of 2.5 Mbit/s video, many round
+///   trips on a LAN.
+fn tune_send_stream(rtc: &mut Rtc, mid: Mid) {
     if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
         // 0.15: str0m's default cap on the share of resends.
         tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+        tx.set_unpaced(true);
     }
 }
 
@@ -2014,65 +1930,3 @@ fn random_token(len: usize) -> String {
 
 /// The characters of ICE credentials and resource ids.
 const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A viewer of a three-layer video, forwarded `layer` at 1.5 Mbit/s while its
-    /// bandwidth estimate says 1 Mbit/s. Returns the engine, the viewer and the time.
-    fn squeezed_viewer(quality: Quality, layer: &str) -> (Sfu, PeerId, Instant) {
-        let t0 = Instant::now();
-        let mut sfu = Sfu::new(SfuConfig {
-            candidates: vec!["127.0.0.1:5000".parse().unwrap()],
-            room_capacity: 8,
-            viewer_capacity: 0,
-            room_tokens: Default::default(),
-            worker: 0,
-        });
-        sfu.join(1, "show", "presenter", Role::Participant, Mode::Relay, None);
-        sfu.join(2, "show", "viewer", Role::Viewer, Mode::Relay, None);
-        let mid = Mid::from("0");
-        let mut up = UpTrack::new(MediaKind::Video, true);
-        let mut now = t0;
-        for _ in 0..100 {
-            now += Duration::from_millis(10);
-            for (rid, len) in [("q", 200), ("h", 600), ("f", 1800)] {
-                up.rates.on_packet(now, rid.into(), len);
-            }
-        }
-        sfu.peers.get_mut(&1).unwrap().up.insert(mid, up);
-        let viewer = sfu.peers.get_mut(&2).unwrap();
-        let mut down = DownTrack::new(MediaKind::Video, 0);
-        down.state = DownState::Open(mid);
-        down.layer = Some(layer.into());
-        viewer.down.insert((1, mid), down);
-        viewer.quality = quality;
-        viewer.bwe = true;
-        viewer.estimate_bps = Some(1_000_000.0);
-        viewer.forward_bps = 1_500_000.0;
-        (sfu, 2, now)
-    }
-
-    #[test]
-    fn a_viewer_pinned_to_high_quality_is_not_paced_below_its_layer() {
-        let (mut sfu, id, now) = squeezed_viewer(Quality::High, "f");
-        sfu.keep_pacer_ahead(now, id);
-        let estimate = sfu.peers[&id].estimate_bps.unwrap();
-        assert!(
-            estimate >= 1_500_000.0,
-            "estimate reset above the forwarded rate: {estimate}"
-        );
-    }
-
-    #[test]
-    fn an_automatic_viewer_above_the_lowest_layer_is_left_to_the_layer_choice() {
-        let (mut sfu, id, now) = squeezed_viewer(Quality::Auto, "f");
-        sfu.keep_pacer_ahead(now, id);
-        assert_eq!(sfu.peers[&id].estimate_bps, Some(1_000_000.0));
-        // On the smallest layer nothing lower can help: pacing would only add delay.
-        let (mut sfu, id, now) = squeezed_viewer(Quality::Auto, "q");
-        sfu.keep_pacer_ahead(now, id);
-        assert!(sfu.peers[&id].estimate_bps.unwrap() >= 1_500_000.0);
-    }
-}

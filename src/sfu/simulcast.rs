@@ -191,14 +191,6 @@ impl Selector {
     }
 }
 
-/// Whether a falling bandwidth estimate can move a receiver of `quality`, now on layer
-/// `current`, to a smaller layer: only on automatic quality (a receiver that asked for
-/// high or low quality keeps its layer whatever the link) and above the smallest of
-/// `layers` (smallest first).
-pub fn estimate_can_lower(quality: Quality, layers: &[Layer], current: Option<Rid>) -> bool {
-    quality == Quality::Auto && current.is_some() && layers.first().map(|l| l.rid) != current
-}
-
 /// The best layer for the inputs, ignoring how long it has fitted.
 fn ideal_index(inputs: Inputs<'_>) -> usize {
     let layers = inputs.layers;
@@ -351,21 +343,6 @@ mod tests {
         };
         let mut s = Selector::default();
         assert_eq!(s.choose(t0, high), Some("f".into()));
-    }
-
-    #[test]
-    fn only_automatic_quality_moves_down_with_the_estimate() {
-        let l = layers();
-        let (q, f) = (Some("q".into()), Some("f".into()));
-        assert!(estimate_can_lower(Quality::Auto, &l, f));
-        assert!(
-            !estimate_can_lower(Quality::Auto, &l, q),
-            "already the smallest"
-        );
-        assert!(!estimate_can_lower(Quality::Auto, &l, None), "no layer yet");
-        // Pinned by the receiver: the estimate does not choose its layer.
-        assert!(!estimate_can_lower(Quality::High, &l, f));
-        assert!(!estimate_can_lower(Quality::Low, &l, f));
     }
 
     #[test]
