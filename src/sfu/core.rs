@@ -25,7 +25,7 @@ use str0m::ice::IceCreds;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
-use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, PacerReason, Reason, Rtc};
 use tracing::{debug, info, warn};
 
 mod mirror;
@@ -74,6 +74,14 @@ const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Passes over the timer queue in one `handle_timeout` (see there).
 const TIMER_PASSES: usize = 4;
+
+/// How long a receiver's pacer may wait for the turn that re-opens its gate after
+/// sending a packet it was just given (see `run_timers`).
+const GATE_DEFER: Duration = Duration::from_millis(5);
+
+/// How long after str0m sends a peer padding or a resend (a bandwidth probe) every
+/// turn its pacer asks for is given at once.
+const PROBE_QUIET: Duration = Duration::from_secs(1);
 
 /// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
 const MAX_TIMEOUTS_PER_TURN: usize = 64;
@@ -1093,6 +1101,12 @@ impl Sfu {
 
     /// Drains a peer's `Rtc`; a failing one is scheduled for removal.
     fn drain(&mut self, id: PeerId) {
+        self.drain_output(id);
+        self.schedule(id);
+    }
+
+    /// Takes what a peer's `Rtc` has to send and report, and when it next wants time.
+    fn drain_output(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -1100,6 +1114,13 @@ impl Sfu {
             warn!(id, "media connection failed: {e}");
             self.doomed.push((id, "error"));
         }
+    }
+
+    /// Queues a peer's next timeout in the engine's timer queue.
+    fn schedule(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         // One queued entry per peer, at or before its Rtc's deadline: an entry that
         // comes due early is re-queued at the real deadline (see handle_timeout).
         if let Some(t) = peer.next_timeout {
@@ -1131,7 +1152,7 @@ impl Sfu {
                 }
                 None => continue,
             }
-            self.run_timers(now, id);
+            self.run_timers(now, id, None);
         }
     }
 
@@ -1141,16 +1162,41 @@ impl Sfu {
     /// packets (a keyframe) would take N rounds of the worker's loop, at least 1 ms
     /// each (the timer's resolution), and with many receivers the loop falls behind
     /// the video for good.
-    fn run_timers(&mut self, now: Instant, id: PeerId) {
-        let mut at = now;
-        for _ in 0..MAX_TIMEOUTS_PER_TURN {
-            let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) else {
+    ///
+    /// `written`: the SSRC of the stream a packet was just written to (`fan_out`). The
+    /// pacer asks for that immediate turn after every packet it sends, only to re-open
+    /// its gate for the next one. When the written packet went out alone, with no probe
+    /// padding or resend around, that turn is left to the next written packet's, which
+    /// runs it anyway, or to `GATE_DEFER` later: one `Rtc` timeout per forwarded packet
+    /// and receiver instead of two. Anything else the peer receives (a NACK, feedback)
+    /// asks for the turn again and gets it at once.
+    fn run_timers(&mut self, now: Instant, id: PeerId, written: Option<u32>) {
+        // str0m ignores a timeout earlier than the latest time it was given, and the
+        // turns below run ahead of `now` by a microsecond each.
+        let mut at = match self.peers.get(&id).and_then(|p| p.rtc_time) {
+            Some(t) if t > now => t,
+            _ => now,
+        };
+        for turn in 0..MAX_TIMEOUTS_PER_TURN {
+            let Some(peer) = self.peers.get_mut(&id) else {
                 return;
             };
+            let Some(rtc) = peer.rtc.as_mut() else {
+                return;
+            };
+            if rtc_is_probing(rtc.last_timeout_reason()) {
+                peer.probing_until = Some(now + PROBE_QUIET);
+            }
             if let Err(e) = rtc.handle_input(Input::Timeout(at)) {
                 debug!(id, "timeout input failed: {e}");
             }
-            self.drain(id);
+            peer.rtc_time = Some(at);
+            let first = self.transmits.len();
+            self.drain_output(id);
+            if let (0, Some(ssrc)) = (turn, written) {
+                self.defer_gate(now, id, ssrc, first);
+            }
+            self.schedule(id);
             match self.peers.get(&id).and_then(|p| p.next_timeout) {
                 // Time given to str0m only moves forward.
                 Some(t) if t <= now + TIMER_RESOLUTION => {
@@ -1161,6 +1207,28 @@ impl Sfu {
                     }
                 }
                 _ => return,
+            }
+        }
+    }
+
+    /// See `run_timers`: the datagrams from `first` on are what the turn that sent the
+    /// packet written to `ssrc` produced.
+    fn defer_gate(&mut self, now: Instant, id: PeerId, ssrc: u32, first: usize) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(reason) = peer.rtc.as_ref().map(|r| r.last_timeout_reason()) else {
+            return;
+        };
+        let alone = sent_alone(self.transmits.range(first..), ssrc);
+        if !alone {
+            // Padding (a bandwidth probe, whose turns must keep their timing) or a resend.
+            peer.probing_until = Some(now + PROBE_QUIET);
+        }
+        let quiet = peer.probing_until.is_none_or(|t| t <= now);
+        if alone && quiet && reason == Reason::Pacer(PacerReason::Immediate) {
+            if let Some(t) = peer.next_timeout {
+                peer.next_timeout = Some(t.max(now + GATE_DEFER));
             }
         }
     }
@@ -1659,6 +1727,7 @@ impl Sfu {
             let Some(tx) = api.stream_tx_by_mid(down_mid, None) else {
                 continue;
             };
+            let ssrc = *tx.ssrc();
             tx.write_rtp(write);
             self.counters.forwarded += 1;
             self.counters.forwarded_bytes += pkt.payload.len() as u64;
@@ -1666,7 +1735,7 @@ impl Sfu {
             // str0m sends a written packet on its pacer's next turn, a timeout: give
             // it now rather than poll for that deadline and queue it.
             let id = *sub_id;
-            self.run_timers(now, id);
+            self.run_timers(now, id, Some(ssrc));
         }
         if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
             // Subscribers added while forwarding (none today) would be lost otherwise.
@@ -1890,6 +1959,30 @@ fn tune_send_stream(rtc: &mut Rtc, mid: Mid) {
     }
 }
 
+/// Whether str0m asked for this timeout to send probe padding.
+fn rtc_is_probing(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Pacer(PacerReason::Probe1 | PacerReason::Probe2 | PacerReason::Padding)
+    )
+}
+
+/// Whether `datagrams` (SRTP and SRTCP) hold exactly one RTP packet, on `ssrc`: a
+/// written packet that went out alone, with no padding or resend (other SSRCs).
+fn sent_alone<'a>(datagrams: impl Iterator<Item = &'a Transmit>, ssrc: u32) -> bool {
+    let mut rtp = datagrams.filter_map(|t| rtp_ssrc(&t.contents));
+    rtp.next() == Some(ssrc) && rtp.next().is_none()
+}
+
+/// The SSRC of an (S)RTP packet; `None` for RTCP (packet types 192-223, RFC 5761) and
+/// anything else.
+fn rtp_ssrc(b: &[u8]) -> Option<u32> {
+    if b.len() < 12 || b[0] >> 6 != 2 || (192..=223).contains(&b[1]) {
+        return None;
+    }
+    Some(u32::from_be_bytes([b[8], b[9], b[10], b[11]]))
+}
+
 /// The role of a WHIP (`Participant`) or WHEP (`Viewer`) peer in its room.
 fn http_role(kind: SessionKind) -> Role {
     match kind {
@@ -1930,3 +2023,62 @@ fn random_token(len: usize) -> String {
 
 /// The characters of ICE credentials and resource ids.
 const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(bytes: Vec<u8>) -> Transmit {
+        Transmit {
+            proto: Protocol::Udp,
+            source: "127.0.0.1:1".parse().unwrap(),
+            destination: "127.0.0.1:2".parse().unwrap(),
+            contents: bytes.into(),
+        }
+    }
+
+    /// An (S)RTP packet on `ssrc`: version 2, payload type 96.
+    fn rtp(ssrc: u32) -> Transmit {
+        let mut b = vec![0x80, 96, 0, 1, 0, 0, 0, 1];
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&[0; 100]);
+        datagram(b)
+    }
+
+    /// An SRTCP receiver report (packet type 201).
+    fn rtcp() -> Transmit {
+        datagram(vec![0x81, 201, 0, 7, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0])
+    }
+
+    #[test]
+    fn a_written_packet_sent_alone_is_recognised() {
+        assert!(sent_alone([rtp(7)].iter(), 7));
+        assert!(
+            sent_alone([rtcp(), rtp(7), rtcp()].iter(), 7),
+            "RTCP is not media"
+        );
+    }
+
+    #[test]
+    fn padding_resends_or_nothing_sent_are_not_alone() {
+        assert!(!sent_alone([].iter(), 7), "the packet did not leave");
+        assert!(
+            !sent_alone([rtp(9)].iter(), 7),
+            "padding or a resend on the RTX SSRC"
+        );
+        assert!(!sent_alone([rtp(9), rtp(7)].iter(), 7), "padding first");
+        assert!(
+            !sent_alone([rtp(7), rtp(9)].iter(), 7),
+            "something else queued"
+        );
+        assert!(!sent_alone([rtp(7), rtp(7)].iter(), 7), "two packets");
+    }
+
+    #[test]
+    fn only_rtp_has_an_ssrc() {
+        assert_eq!(rtp_ssrc(&rtp(0xDEAD_BEEF).contents), Some(0xDEAD_BEEF));
+        assert_eq!(rtp_ssrc(&rtcp().contents), None);
+        assert_eq!(rtp_ssrc(&[0x80, 96, 0]), None, "too short");
+        assert_eq!(rtp_ssrc(&[0x16; 40]), None, "DTLS");
+    }
+}

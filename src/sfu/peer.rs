@@ -201,6 +201,11 @@ pub struct Peer {
     pub ufrag: String,
     /// When the `Rtc` next wants `Input::Timeout`.
     pub next_timeout: Option<Instant>,
+    /// Until then, str0m may be probing the bandwidth towards this peer: its pacer gets
+    /// every turn it asks for (see `Sfu::run_timers`).
+    pub probing_until: Option<Instant>,
+    /// The latest time given to its `Rtc` in a timeout.
+    pub rtc_time: Option<Instant>,
     /// The deadline of this peer's entry in the engine's timer queue, if it has one.
     pub timer_queued: Option<Instant>,
     pub up: FxHashMap<Mid, UpTrack>,
@@ -233,6 +238,8 @@ impl Peer {
             rtc: None,
             ufrag,
             next_timeout: None,
+            probing_until: None,
+            rtc_time: None,
             timer_queued: None,
             up: FxHashMap::default(),
             down: FxHashMap::default(),
