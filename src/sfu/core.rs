@@ -173,12 +173,10 @@ pub struct Sfu {
     counters: Counters,
     /// When simulcast layer choices are next revisited (while any peer exists).
     next_layer_tick: Option<Instant>,
-    /// Peers' `Rtc` deadlines, earliest first (one entry per peer, see `drain`).
+    /// Peers' `Rtc` deadlines, earliest first (one entry per peer, see `schedule`).
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
     /// When the earliest deferred keyframe request is due.
     keyframes_due: Option<Instant>,
-    /// When they were last revisited (the forwarded rates are measured between ticks).
-    last_layer_tick: Option<Instant>,
     /// Home side: rooms with viewers on other workers → (worker, its viewers of the room).
     mirrors: HashMap<String, Vec<(usize, usize)>>,
     /// Mirror side: rooms homed on another worker that this one serves viewers of →
@@ -210,7 +208,6 @@ impl Sfu {
             next_layer_tick: None,
             timers: BinaryHeap::new(),
             keyframes_due: None,
-            last_layer_tick: None,
             mirrors: HashMap::new(),
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
@@ -695,16 +692,6 @@ impl Sfu {
         }
         if self.next_layer_tick.is_some_and(|t| t <= now) {
             self.next_layer_tick = Some(now + LAYER_TICK);
-            let secs = now
-                .saturating_duration_since(self.last_layer_tick.unwrap_or(now))
-                .as_secs_f64();
-            self.last_layer_tick = Some(now);
-            for p in self.peers.values_mut() {
-                let bytes = std::mem::take(&mut p.sent_bytes);
-                if secs > 0.0 {
-                    p.forward_bps = bytes as f64 * 8.0 / secs;
-                }
-            }
             let ids: Vec<PeerId> = self.peers.keys().copied().collect();
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
@@ -1173,10 +1160,11 @@ impl Sfu {
     fn run_timers(&mut self, now: Instant, id: PeerId, written: Option<u32>) {
         // str0m ignores a timeout earlier than the latest time it was given, and the
         // turns below run ahead of `now` by a microsecond each.
-        let mut at = match self.peers.get(&id).and_then(|p| p.rtc_time) {
-            Some(t) if t > now => t,
-            _ => now,
-        };
+        let mut at = self
+            .peers
+            .get(&id)
+            .and_then(|p| p.rtc_time)
+            .map_or(now, |t| t.max(now));
         for turn in 0..MAX_TIMEOUTS_PER_TURN {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -1329,12 +1317,7 @@ impl Sfu {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(p) = self.peers.get_mut(&id) {
-                    debug!(
-                        id,
-                        estimate = estimate.as_f64(),
-                        forward = p.forward_bps,
-                        "bandwidth estimate"
-                    );
+                    debug!(id, estimate = estimate.as_f64(), "bandwidth estimate");
                     p.estimate_bps = Some(estimate.as_f64());
                     self.choose_layers(now, id, "bandwidth estimate");
                 }
@@ -1731,7 +1714,6 @@ impl Sfu {
             tx.write_rtp(write);
             self.counters.forwarded += 1;
             self.counters.forwarded_bytes += pkt.payload.len() as u64;
-            sub.sent_bytes += pkt.payload.len() as u64;
             // str0m sends a written packet on its pacer's next turn, a timeout: give
             // it now rather than poll for that deadline and queue it.
             let id = *sub_id;

@@ -188,10 +188,6 @@ pub struct Peer {
     pub bwe: bool,
     /// The server's bandwidth estimate towards this peer (bits per second).
     pub estimate_bps: Option<f64>,
-    /// RTP payload bytes forwarded to this peer since the last layer tick.
-    pub sent_bytes: u64,
-    /// The payload rate forwarded to this peer between the last two layer ticks.
-    pub forward_bps: f64,
     /// This peer's simulcast quality preference.
     pub quality: Quality,
     pub room: String,
@@ -231,8 +227,6 @@ impl Peer {
             fixed_mids: Vec::new(),
             bwe: false,
             estimate_bps: None,
-            sent_bytes: 0,
-            forward_bps: 0.0,
             quality: Quality::Auto,
             room,
             rtc: None,
