@@ -8,8 +8,8 @@
 
 use std::fmt::Write;
 
-use crate::sfu::core::RoomSnapshot;
 use crate::sfu::engine::{Status, WorkerStatus};
+use crate::sfu::shard::RoomSnapshot;
 
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

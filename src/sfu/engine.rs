@@ -2,78 +2,44 @@
 //! task that routes every datagram to the worker of its peer, and the handle signaling
 //! uses to reach them.
 //!
-//! - Each worker ([`super::worker`]) is a thread with its own [`Sfu`]: the peers, their
+//! - Each worker ([`super::worker`]) is a thread with its own [`Shard`]: the peers, their
 //!   `Rtc`s and timers of the rooms it serves. Nothing on the packet path is shared
 //!   between workers, so there are no locks on it.
-//! - The receive task ([`super::dispatch`]) reads the media sockets in batches and hands
-//!   each worker its datagrams: STUN by the worker index in the server's ICE ufrag,
-//!   the rest by the source address learnt from STUN.
+//! - The receive task ([`super::receive`]) reads the media sockets in batches and hands
+//!   each worker its datagrams: STUN by the worker named in the server's ICE ufrag,
+//!   the rest by the source addresses the workers learnt from authenticated STUN.
+//! - Each worker has two lanes in ([`super::lanes`]): lossy media, and control that is
+//!   never dropped and goes first.
 //! - A room lives on one worker, chosen when it opens (the least loaded,
 //!   [`super::registry`]); commands go to the worker of their room or participant.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use tracing::error;
+use tokio::sync::{mpsc, oneshot};
 
-use super::core::{RoomSnapshot, Sfu, SfuConfig};
+use super::lanes::{self, Control, Report};
+use super::receive;
 use super::registry::Registry;
+use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
-use super::worker::{self, WorkerMsg};
-use crate::signaling::protocol::{ClientMsg, ErrorCode, Mode, PeerId, Role, ServerMsg};
+use super::worker::{self, WorkerLanes};
+use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
+
+pub use super::lanes::{Command, WorkerStatus};
 
 /// Queue length of one session's outgoing messages. A session that falls this far
 /// behind is disconnected rather than allowed to grow the engine's memory.
 pub const SESSION_QUEUE: usize = 256;
 
-/// What a signaling session asks of the engine.
-#[derive(Debug)]
-pub enum Command {
-    Join {
-        id: PeerId,
-        room: String,
-        name: String,
-        role: Role,
-        mode: Mode,
-        token: Option<String>,
-        /// Where the engine sends this participant's messages.
-        tx: mpsc::Sender<ServerMsg>,
-    },
-    Signal {
-        id: PeerId,
-        msg: ClientMsg,
-    },
-    Leave {
-        id: PeerId,
-        reason: &'static str,
-    },
-    /// Answers with the worker's share and counters.
-    Status {
-        reply: tokio::sync::oneshot::Sender<worker::Report>,
-    },
-    /// Answers with every room, its participants and their stats.
-    Rooms {
-        reply: tokio::sync::oneshot::Sender<Vec<RoomSnapshot>>,
-    },
-    /// A WHIP (publish) or WHEP (play) offer for a room.
-    HttpSession {
-        whep: bool,
-        id: PeerId,
-        room: String,
-        token: Option<String>,
-        offer: String,
-        reply: tokio::sync::oneshot::Sender<HttpAnswer>,
-    },
-    /// Ends a WHIP/WHEP session by its resource id; answers whether it existed.
-    EndResource {
-        resource: String,
-        reply: tokio::sync::oneshot::Sender<bool>,
-    },
-}
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-pub use super::core::HttpAnswer;
+/// A new participant id, unique for the process.
+pub fn next_peer_id() -> PeerId {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// A snapshot of the engine, for health checks and tests.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -86,35 +52,37 @@ pub struct Status {
     pub forwarded_bytes: u64,
     pub unroutable_datagrams: u64,
     pub rejected_datagrams: u64,
+    /// STUN requests refused before reaching a peer's `Rtc` (wrong MESSAGE-INTEGRITY,
+    /// replayed from another address, or an address another peer holds).
+    pub stun_refused: u64,
     /// Datagrams the kernel refused to send (full socket buffer, unreachable).
     pub send_drops: u64,
+    /// Datagrams for an address family without a media socket.
+    pub no_socket_drops: u64,
+    /// Signaling messages dropped for sessions too far behind (disconnected).
+    pub session_drops: u64,
+    /// Route changes the receive task had no room for.
+    pub route_drops: u64,
+    /// Commands that found their worker gone (the engine stopping).
+    pub control_drops: u64,
     /// Each media worker's load.
     pub workers: Vec<WorkerStatus>,
 }
 
-/// One media worker's share and load.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerStatus {
-    pub rooms: usize,
-    pub participants: usize,
-    pub forwarded_packets: u64,
-    /// Seconds spent handling inputs and sending, as opposed to waiting.
-    pub busy_seconds: f64,
-    /// Datagram batches dropped because the worker's queue was full (overload).
-    pub queue_drops: u64,
-}
-
 impl Status {
     /// Adds one worker's figures.
-    pub fn add(&mut self, w: &worker::Report) {
+    fn add(&mut self, w: &Report) {
         self.rooms += w.status.rooms;
         self.participants += w.status.participants;
         self.forwarded_packets += w.counters.forwarded;
         self.forwarded_bytes += w.counters.forwarded_bytes;
         self.unroutable_datagrams += w.counters.unroutable;
         self.rejected_datagrams += w.counters.rejected;
+        self.stun_refused += w.counters.stun_refused;
         self.send_drops += w.send_drops;
+        self.no_socket_drops += w.no_socket_drops;
+        self.session_drops += w.session_drops;
+        self.route_drops += w.route_drops;
         self.workers.push(w.status);
     }
 }
@@ -122,13 +90,17 @@ impl Status {
 /// The engine's command side; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
-    workers: Vec<mpsc::Sender<WorkerMsg>>,
+    /// Each worker's control lane.
+    control: Vec<mpsc::Sender<Control>>,
     registry: Arc<Registry>,
-    dispatch: Arc<super::dispatch::Counters>,
+    receive: Arc<receive::Counters>,
+    /// Commands that found their worker gone.
+    control_drops: Arc<AtomicU64>,
 }
 
 impl EngineHandle {
-    /// Sends a command to the worker it concerns; false when the engine has stopped.
+    /// Sends a command to the worker it concerns, on its control lane (waiting for
+    /// room, never behind media); false when the engine has stopped.
     pub async fn send(&self, cmd: Command) -> bool {
         let (worker, home) = match &cmd {
             Command::Join { id, room, role, .. } => {
@@ -149,21 +121,17 @@ impl EngineHandle {
                 let p = self.registry.admit(*id, room.trim(), *whep);
                 (p.worker, p.home)
             }
-            Command::Status { .. } | Command::Rooms { .. } | Command::EndResource { .. } => {
-                error!("engine command sent to one worker: use the handle's methods");
-                return false;
-            }
         };
         let id = match &cmd {
             Command::Join { id, .. } | Command::HttpSession { id, .. } => Some(*id),
             _ => None,
         };
-        let msg = match cmd {
-            Command::Join { .. } | Command::HttpSession { .. } => WorkerMsg::Join { home, cmd },
-            cmd => WorkerMsg::Command(cmd),
-        };
-        let ok = self.workers[worker].send(msg).await.is_ok();
+        let ok = self.control[worker]
+            .send(Control::Command { cmd, home })
+            .await
+            .is_ok();
         if !ok {
+            self.control_drops.fetch_add(1, Ordering::Relaxed);
             if let Some(id) = id {
                 self.registry.release(id);
             }
@@ -172,14 +140,11 @@ impl EngineHandle {
     }
 
     /// Asks every worker; their answers in worker order.
-    async fn ask_all<T>(
-        &self,
-        make: impl Fn(tokio::sync::oneshot::Sender<T>) -> Command,
-    ) -> Option<Vec<T>> {
-        let mut replies = Vec::with_capacity(self.workers.len());
-        for w in &self.workers {
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            w.send(WorkerMsg::Command(make(reply))).await.ok()?;
+    async fn ask_all<T>(&self, make: impl Fn(oneshot::Sender<T>) -> Control) -> Option<Vec<T>> {
+        let mut replies = Vec::with_capacity(self.control.len());
+        for w in &self.control {
+            let (reply, rx) = oneshot::channel();
+            w.send(make(reply)).await.ok()?;
             replies.push(rx);
         }
         let mut out = Vec::with_capacity(replies.len());
@@ -190,15 +155,16 @@ impl EngineHandle {
     }
 
     pub async fn status(&self) -> Option<Status> {
-        let reports = self.ask_all(|reply| Command::Status { reply }).await?;
+        let reports = self.ask_all(|reply| Control::Status { reply }).await?;
         let mut status = Status {
-            unroutable_datagrams: self.dispatch.unroutable(),
+            unroutable_datagrams: self.receive.unroutable(),
+            control_drops: self.control_drops.load(Ordering::Relaxed),
             ..Status::default()
         };
         for r in &reports {
             status.add(r);
         }
-        for (w, queue_drops) in status.workers.iter_mut().zip(self.dispatch.queue_drops()) {
+        for (w, queue_drops) in status.workers.iter_mut().zip(self.receive.queue_drops()) {
             w.queue_drops = queue_drops;
         }
         // Packets one worker passed to another for a spread room and dropped because
@@ -219,8 +185,8 @@ impl EngineHandle {
         token: Option<String>,
         offer: String,
     ) -> HttpAnswer {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let id = crate::signaling::session::next_peer_id();
+        let (reply, rx) = oneshot::channel();
+        let id = next_peer_id();
         let cmd = Command::HttpSession {
             whep,
             id,
@@ -244,7 +210,7 @@ impl EngineHandle {
     /// Ends a WHIP/WHEP session; false when it does not exist.
     pub async fn end_resource(&self, resource: String) -> bool {
         let answers = self
-            .ask_all(|reply| Command::EndResource {
+            .ask_all(|reply| Control::EndResource {
                 resource: resource.clone(),
                 reply,
             })
@@ -253,7 +219,7 @@ impl EngineHandle {
     }
 
     pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
-        let per_worker = self.ask_all(|reply| Command::Rooms { reply }).await?;
+        let per_worker = self.ask_all(|reply| Control::Rooms { reply }).await?;
         // A room whose viewers are spread over workers shows once, with everyone.
         let mut rooms: Vec<RoomSnapshot> = Vec::new();
         for room in per_worker.into_iter().flatten() {
@@ -276,9 +242,9 @@ impl EngineHandle {
 }
 
 /// The media sockets plus the address rules for them.
-pub struct MediaSockets {
-    pub sockets: Vec<UdpIo>,
-    pub candidates: Vec<SocketAddr>,
+pub(crate) struct MediaSockets {
+    pub(crate) sockets: Vec<UdpIo>,
+    pub(crate) candidates: Vec<SocketAddr>,
 }
 
 /// Room limits and access rules.
@@ -292,26 +258,31 @@ pub struct Limits {
     pub spread_viewers_after: usize,
 }
 
-/// Datagram batches and commands a worker may have queued before the receive task
-/// drops datagrams for it (a worker that far behind is overloaded).
-const WORKER_QUEUE: usize = 1024;
-
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
 /// current tokio runtime). The engine runs until every [`EngineHandle`] is dropped.
-pub fn spawn(media: MediaSockets, limits: Limits, workers: usize) -> std::io::Result<EngineHandle> {
-    let n = workers.clamp(1, super::core::MAX_WORKERS);
+pub(crate) fn spawn(
+    media: MediaSockets,
+    limits: Limits,
+    workers: usize,
+) -> std::io::Result<EngineHandle> {
+    let n = workers.clamp(1, MAX_WORKERS);
     let registry = Arc::new(Registry::new(n, limits.spread_viewers_after));
-    let mut txs = Vec::with_capacity(n);
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));
+    let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);
+    let (recycle_tx, recycle_rx) = mpsc::channel(lanes::MEDIA_QUEUE);
+    let mut control = Vec::with_capacity(n);
+    let mut media_txs = Vec::with_capacity(n);
     for (index, link_rx) in link_rxs.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
-        let sfu = Sfu::new(SfuConfig {
+        let (control_tx, control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
+        let (media_tx, media_rx) = mpsc::channel(lanes::MEDIA_QUEUE);
+        let shard = Shard::new(ShardConfig {
             candidates: media.candidates.clone(),
             room_capacity: limits.room_capacity,
             viewer_capacity: limits.viewer_capacity,
             room_tokens: limits.room_tokens.clone(),
             worker: index,
+            seed: rand::random(),
         });
         let senders = media
             .sockets
@@ -325,103 +296,39 @@ pub fn spawn(media: MediaSockets, limits: Limits, workers: usize) -> std::io::Re
             registry.clone(),
             links.clone(),
         );
+        let lanes = WorkerLanes {
+            control: control_rx,
+            media: media_rx,
+            links: link_rx,
+            recycle: recycle_tx.clone(),
+            routes: route_tx.clone(),
+        };
         std::thread::Builder::new()
             .name(format!("media-{index}"))
-            .spawn(move || worker::run(shell, sfu, rx, link_rx))?;
-        txs.push(tx);
+            .spawn(move || worker::run(shell, shard, lanes))?;
+        control.push(control_tx);
+        media_txs.push(media_tx);
     }
-    let dispatch = Arc::new(super::dispatch::Counters::new(n));
-    tokio::spawn(super::dispatch::run(
+    let counters = Arc::new(receive::Counters::new(n));
+    tokio::spawn(receive::run(
         media.sockets,
         media.candidates,
-        txs.clone(),
-        dispatch.clone(),
+        receive::Lanes {
+            media: media_txs,
+            routes: route_rx,
+            recycle: recycle_rx,
+        },
+        counters.clone(),
     ));
     Ok(EngineHandle {
-        workers: txs,
+        control,
         registry,
-        dispatch,
+        receive: counters,
+        control_drops: Arc::new(AtomicU64::new(0)),
     })
-}
-
-/// The local address str0m must see as a datagram's destination: it must equal one of
-/// the advertised candidates. With one candidate per family that candidate is used
-/// (this also covers an advertised address that a 1:1 NAT maps to this host); with
-/// several, the address the kernel reports.
-pub fn destination_ip(
-    candidates: &[SocketAddr],
-    source: SocketAddr,
-    reported: Option<IpAddr>,
-    fallback: IpAddr,
-) -> IpAddr {
-    let mut same_family = candidates
-        .iter()
-        .filter(|c| c.is_ipv4() == source.is_ipv4());
-    match (same_family.next(), same_family.next()) {
-        (Some(only), None) => only.ip(),
-        _ => reported.unwrap_or(fallback),
-    }
-}
-
-/// The source address to send from: only needed when the socket is a wildcard and
-/// several local addresses are advertised.
-pub fn source_ip(
-    candidates: &[SocketAddr],
-    local: SocketAddr,
-    source: SocketAddr,
-) -> Option<IpAddr> {
-    if !local.ip().is_unspecified() {
-        return None;
-    }
-    let same_family = candidates
-        .iter()
-        .filter(|c| c.is_ipv4() == source.is_ipv4())
-        .count();
-    (same_family > 1).then_some(source.ip())
 }
 
 /// A message for sessions the engine cannot serve.
 pub fn unavailable() -> ServerMsg {
     ServerMsg::error(ErrorCode::Unavailable, "the media engine is not running")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destination_uses_the_only_candidate_of_the_family() {
-        let c: Vec<SocketAddr> = vec![
-            "192.0.2.1:8443".parse().unwrap(),
-            "[2001:db8::1]:8443".parse().unwrap(),
-        ];
-        let src: SocketAddr = "198.51.100.7:5000".parse().unwrap();
-        let fallback: IpAddr = "0.0.0.0".parse().unwrap();
-        assert_eq!(
-            destination_ip(&c, src, Some("10.0.0.5".parse().unwrap()), fallback),
-            "192.0.2.1".parse::<IpAddr>().unwrap()
-        );
-        let c2: Vec<SocketAddr> = vec![
-            "192.0.2.1:8443".parse().unwrap(),
-            "192.0.2.2:8443".parse().unwrap(),
-        ];
-        let reported: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(destination_ip(&c2, src, Some(reported), fallback), reported);
-        assert_eq!(
-            source_ip(
-                &c2,
-                "0.0.0.0:8443".parse().unwrap(),
-                "192.0.2.2:8443".parse().unwrap()
-            ),
-            Some(reported)
-        );
-        assert_eq!(
-            source_ip(
-                &c,
-                "0.0.0.0:8443".parse().unwrap(),
-                "192.0.2.1:8443".parse().unwrap()
-            ),
-            None
-        );
-    }
 }

@@ -9,10 +9,10 @@
 use std::time::{Duration, Instant};
 
 /// Shortest time between two keyframe requests sent to one publisher track.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     last_sent: Option<Instant>,
     pending: bool,
 }
@@ -20,7 +20,7 @@ pub struct Throttle {
 impl Throttle {
     /// A receiver wants a keyframe. Returns true when the request should go to the
     /// publisher now; otherwise it is deferred until [`Throttle::poll`] says so.
-    pub fn request(&mut self, now: Instant) -> bool {
+    pub(crate) fn request(&mut self, now: Instant) -> bool {
         if self.ready(now) {
             self.last_sent = Some(now);
             self.pending = false;
@@ -32,7 +32,7 @@ impl Throttle {
     }
 
     /// Whether a deferred request is due now.
-    pub fn poll(&mut self, now: Instant) -> bool {
+    pub(crate) fn poll(&mut self, now: Instant) -> bool {
         if self.pending && self.ready(now) {
             self.last_sent = Some(now);
             self.pending = false;
@@ -42,7 +42,7 @@ impl Throttle {
     }
 
     /// When [`Throttle::poll`] should next be called, if a request is waiting.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if !self.pending {
             return None;
         }

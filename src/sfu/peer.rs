@@ -1,47 +1,47 @@
-//! One participant's media side: its `Rtc`, the tracks it sends up, the tracks it
-//! receives down, and the state of its SDP negotiation with the server.
-//!
-//! [`Peer::drain`] is the only place in the crate that calls `Rtc::poll_output`; every
-//! mutation of the `Rtc` is followed by a drain (str0m's run-loop contract).
+//! One participant as a shard sees it, by role: a peer this worker serves (its
+//! [`Driver`], the tracks it sends up and receives down, its negotiation), a stand-in
+//! for a publisher served by another worker, or a viewer served by another worker.
+//! Up tracks (what a publisher sends) and down tracks (what a receiver gets) are here
+//! too.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use str0m::change::SdpPendingOffer;
 use str0m::format::{Codec, PayloadParams};
+use str0m::ice::TransId;
 use str0m::media::{MediaKind, Mid, Pt, Rid};
-use str0m::net::Transmit;
-use str0m::{Event, Output, Rtc, RtcError};
+use str0m::Rtc;
 
-use super::forward::{Rewriter, Vp8Rewriter};
+use super::driver::Driver;
 use super::keyframe::Throttle;
+use super::rewrite::{Rewriter, Vp8Rewriter};
 use super::simulcast::{LayerRates, Quality, Selector};
 use super::stats::StatsTracker;
 use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
-pub type TrackKey = (PeerId, Mid);
+pub(crate) type TrackKey = (PeerId, Mid);
 
 /// A track the browser sends to the server.
 #[derive(Debug)]
-pub struct UpTrack {
-    pub kind: MediaKind,
+pub(crate) struct UpTrack {
+    pub(crate) kind: MediaKind,
     /// Peers that receive this track (their down track is keyed by this track's key).
-    pub subscribers: Vec<PeerId>,
+    pub(crate) subscribers: Vec<PeerId>,
     /// Keyframe requests on their way to the publisher, per layer (`None`: no simulcast).
-    pub keyframes: Vec<(Option<Rid>, Throttle)>,
+    pub(crate) keyframes: Vec<(Option<Rid>, Throttle)>,
     /// The browser sends several layers (simulcast), with these rids.
-    pub simulcast: bool,
+    pub(crate) simulcast: bool,
     /// Bitrate and size of each layer.
-    pub rates: LayerRates,
+    pub(crate) rates: LayerRates,
     /// Payload parameters of the PTs seen on this track, looked up once.
     params: Vec<(Pt, Option<PayloadParams>)>,
 }
 
 impl UpTrack {
-    pub fn new(kind: MediaKind, simulcast: bool) -> Self {
+    pub(crate) fn new(kind: MediaKind, simulcast: bool) -> Self {
         UpTrack {
             kind,
             subscribers: Vec::new(),
@@ -53,7 +53,7 @@ impl UpTrack {
     }
 
     /// The keyframe request throttle of layer `rid`.
-    pub fn throttle(&mut self, rid: Option<Rid>) -> &mut Throttle {
+    pub(crate) fn throttle(&mut self, rid: Option<Rid>) -> &mut Throttle {
         let i = match self.keyframes.iter().position(|(r, _)| *r == rid) {
             Some(i) => i,
             None => {
@@ -65,7 +65,7 @@ impl UpTrack {
     }
 
     /// The payload parameters of `pt` in the publisher's `Rtc`.
-    pub fn params(&mut self, rtc: &Rtc, pt: Pt) -> Option<PayloadParams> {
+    pub(crate) fn params(&mut self, rtc: &Rtc, pt: Pt) -> Option<PayloadParams> {
         if let Some((_, p)) = self.params.iter().find(|(k, _)| *k == pt) {
             return *p;
         }
@@ -77,7 +77,7 @@ impl UpTrack {
 
 /// Where a down track is in its negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownState {
+pub(crate) enum DownState {
     /// Waiting for the next offer to add it.
     ToOpen,
     /// In an offer that is waiting for the browser's answer.
@@ -92,29 +92,29 @@ pub enum DownState {
 
 /// A track the server sends to the browser: another participant's up track.
 #[derive(Debug)]
-pub struct DownTrack {
-    pub kind: MediaKind,
-    pub state: DownState,
+pub(crate) struct DownTrack {
+    pub(crate) kind: MediaKind,
+    pub(crate) state: DownState,
     /// The publisher left; stop this track as soon as negotiation allows.
-    pub source_gone: bool,
+    pub(crate) source_gone: bool,
     /// No video is forwarded until a keyframe starts, so the decoder never sees a
     /// frame that references one it does not have.
-    pub waiting_keyframe: bool,
-    pub rewriter: Rewriter,
+    pub(crate) waiting_keyframe: bool,
+    pub(crate) rewriter: Rewriter,
     /// VP8 picture ids and TL0PICIDX, continuous across source switches.
-    pub vp8: Vp8Rewriter,
+    pub(crate) vp8: Vp8Rewriter,
     /// Simulcast: the layer wanted for this receiver.
-    pub selector: Selector,
+    pub(crate) selector: Selector,
     /// Simulcast: the layer being forwarded (switches to the wanted one on its keyframe).
-    pub layer: Option<Rid>,
+    pub(crate) layer: Option<Rid>,
     /// The width this receiver shows the video at, when it told us.
-    pub render_width: Option<u32>,
+    pub(crate) render_width: Option<u32>,
     /// Publisher PT → this peer's PT (`None`: codec not negotiated here; packets dropped).
     pt_map: Vec<(Pt, Option<Pt>)>,
 }
 
 impl DownTrack {
-    pub fn new(kind: MediaKind, start_seq: u16) -> Self {
+    pub(crate) fn new(kind: MediaKind, start_seq: u16) -> Self {
         DownTrack {
             kind,
             state: DownState::ToOpen,
@@ -130,7 +130,7 @@ impl DownTrack {
     }
 
     /// The PT this peer expects for the publisher's payload `params` on m-line `mid`.
-    pub fn map_pt(&mut self, rtc: &Rtc, mid: Mid, params: &PayloadParams) -> Option<Pt> {
+    pub(crate) fn map_pt(&mut self, rtc: &Rtc, mid: Mid, params: &PayloadParams) -> Option<Pt> {
         if let Some((_, out)) = self.pt_map.iter().find(|(k, _)| *k == params.pt()) {
             return *out;
         }
@@ -147,149 +147,155 @@ impl DownTrack {
     }
 }
 
-/// How a peer talks to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    /// A browser on the WebSocket: renegotiates as tracks come and go.
-    Browser,
-    /// A WHIP publisher (RFC 9725): publishes only, one SDP exchange.
-    Whip,
-    /// A WHEP player: receives on the m-lines of its one offer; publishers' tracks are
-    /// bound to those m-lines (and rebound when publishers change).
-    Whep,
-    /// On a mirror worker: a publisher of a room whose home is worker `home`. It has no
-    /// `Rtc`; its packets arrive from the home, and keyframe requests go there.
-    Mirror { home: usize },
-    /// On a room's home worker: a viewer served by worker `worker`. It has no `Rtc`;
-    /// messages for it go to that worker.
-    Remote { worker: usize },
+/// One participant of a room on this shard.
+pub(crate) struct Peer {
+    pub(crate) id: PeerId,
+    pub(crate) info: PeerInfo,
+    pub(crate) role: Role,
+    pub(crate) room: String,
+    /// Tracks it publishes (a local publisher's, or a stand-in's copy of a far one's).
+    pub(crate) up: FxHashMap<Mid, UpTrack>,
+    /// Who serves it.
+    pub(crate) served: Served,
 }
 
-impl SessionKind {
-    /// A participant this worker serves itself (not a mirror's stand-in).
-    pub fn is_local(self) -> bool {
-        matches!(
-            self,
-            SessionKind::Browser | SessionKind::Whip | SessionKind::Whep
-        )
-    }
-}
-
-/// One participant.
-pub struct Peer {
-    pub id: PeerId,
-    pub info: PeerInfo,
-    pub role: Role,
-    pub kind: SessionKind,
-    /// WHEP: the m-lines of its offer that the server sends on, with their kind.
-    pub fixed_mids: Vec<(Mid, MediaKind)>,
-    /// The server estimates the bandwidth towards this peer (it sends transport-wide
-    /// CC feedback).
-    pub bwe: bool,
-    /// The server's bandwidth estimate towards this peer (bits per second).
-    pub estimate_bps: Option<f64>,
-    /// This peer's simulcast quality preference.
-    pub quality: Quality,
-    pub room: String,
-    /// Created by the browser's first offer.
-    pub rtc: Option<Rtc>,
-    /// The server-side ICE username fragment; STUN requests carrying it belong here.
-    pub ufrag: String,
-    /// When the `Rtc` next wants `Input::Timeout`.
-    pub next_timeout: Option<Instant>,
-    /// Until then, str0m may be probing the bandwidth towards this peer: its pacer gets
-    /// every turn it asks for (see `Sfu::run_timers`).
-    pub probing_until: Option<Instant>,
-    /// The latest time given to its `Rtc` in a timeout.
-    pub rtc_time: Option<Instant>,
-    /// The deadline of this peer's entry in the engine's timer queue, if it has one.
-    pub timer_queued: Option<Instant>,
-    pub up: FxHashMap<Mid, UpTrack>,
-    pub down: FxHashMap<TrackKey, DownTrack>,
-    /// The browser's first offer has been answered; server offers may follow.
-    pub answered: bool,
-    /// The server's offer awaiting the browser's answer.
-    pub pending_offer: Option<SdpPendingOffer>,
-    /// Remote addresses seen on the media port, for routing and cleanup.
-    pub addrs: Vec<SocketAddr>,
-    pub connected_at: Option<Instant>,
-    /// The server's measurements of this participant's relayed legs.
-    pub stats: StatsTracker,
+/// Who serves a peer: this shard, or another worker.
+pub(crate) enum Served {
+    /// This shard: its `Rtc`, negotiation and down tracks.
+    Here(Box<Local>),
+    /// A publisher of a room homed on worker `home`, which sends its packets here; this
+    /// shard serves some of the room's viewers (see `shard::mirror`).
+    StandIn { home: usize },
+    /// A viewer of a room homed here, served by worker `worker`; messages for it go
+    /// there.
+    Elsewhere { worker: usize },
 }
 
 impl Peer {
-    pub fn new(id: PeerId, info: PeerInfo, role: Role, room: String, ufrag: String) -> Self {
+    pub(crate) fn new(
+        id: PeerId,
+        info: PeerInfo,
+        role: Role,
+        room: String,
+        served: Served,
+    ) -> Self {
         Peer {
             id,
             info,
             role,
-            kind: SessionKind::Browser,
-            fixed_mids: Vec::new(),
+            room,
+            up: FxHashMap::default(),
+            served,
+        }
+    }
+
+    pub(crate) fn here(&self) -> Option<&Local> {
+        match &self.served {
+            Served::Here(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn here_mut(&mut self) -> Option<&mut Local> {
+        match &mut self.served {
+            Served::Here(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Served by this shard (not a stand-in or a far viewer's stub).
+    pub(crate) fn is_here(&self) -> bool {
+        matches!(self.served, Served::Here(_))
+    }
+
+    pub(crate) fn is_stand_in(&self) -> bool {
+        matches!(self.served, Served::StandIn { .. })
+    }
+}
+
+/// How a peer this shard serves talks to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// A browser on the WebSocket: renegotiates as tracks come and go.
+    Browser,
+    /// A WHIP publisher (RFC 9725): publishes only, one SDP exchange.
+    Whip,
+    /// A WHEP player: receives on the m-lines of its one offer (`mids`, with their
+    /// kind, once connected); publishers' tracks are bound to those m-lines and
+    /// rebound when publishers change.
+    Whep { mids: Vec<(Mid, MediaKind)> },
+}
+
+/// Most remote addresses kept per peer (a browser checks from one or a few
+/// candidates); the least recently confirmed one makes room for a new one.
+pub(crate) const MAX_ADDRS: usize = 8;
+
+/// Binding requests remembered per peer to spot one replayed from another address.
+pub(crate) const RECENT_STUN: usize = 32;
+
+/// A peer this shard serves.
+pub(crate) struct Local {
+    pub(crate) client: Client,
+    /// Its `Rtc`; a browser's is created by its first offer.
+    pub(crate) rtc: Option<Driver>,
+    /// The server-side ICE credentials: STUN requests carrying the ufrag belong here,
+    /// and must be signed with the password.
+    pub(crate) ufrag: String,
+    pub(crate) pass: String,
+    /// Remote addresses that sent a STUN request this peer's `Rtc` accepted, with when
+    /// they last did (at most [`MAX_ADDRS`]).
+    pub(crate) addrs: Vec<(SocketAddr, Instant)>,
+    /// Recent binding requests (transaction id, source), newest last.
+    pub(crate) recent_stun: Vec<(TransId, SocketAddr)>,
+    /// Its incoming streams: SSRC → m-line and simulcast layer, looked up once each.
+    pub(crate) rx_streams: Vec<(u32, Mid, Option<Rid>)>,
+    /// The server estimates the bandwidth towards this peer (it sends transport-wide
+    /// CC feedback).
+    pub(crate) bwe: bool,
+    /// The server's bandwidth estimate towards this peer (bits per second).
+    pub(crate) estimate_bps: Option<f64>,
+    /// This peer's simulcast quality preference.
+    pub(crate) quality: Quality,
+    pub(crate) down: FxHashMap<TrackKey, DownTrack>,
+    /// The first offer has been answered; server offers may follow.
+    pub(crate) answered: bool,
+    /// The server's offer awaiting the browser's answer.
+    pub(crate) pending_offer: Option<SdpPendingOffer>,
+    /// The deadline of this peer's entry in the shard's timer queue, if it has one.
+    pub(crate) timer_queued: Option<Instant>,
+    pub(crate) connected_at: Option<Instant>,
+    /// The server's measurements of this participant's relayed legs.
+    pub(crate) stats: StatsTracker,
+}
+
+impl Local {
+    pub(crate) fn new(client: Client, ufrag: String, pass: String) -> Self {
+        Local {
+            client,
+            rtc: None,
+            ufrag,
+            pass,
+            addrs: Vec::new(),
+            recent_stun: Vec::new(),
+            rx_streams: Vec::new(),
             bwe: false,
             estimate_bps: None,
             quality: Quality::Auto,
-            room,
-            rtc: None,
-            ufrag,
-            next_timeout: None,
-            probing_until: None,
-            rtc_time: None,
-            timer_queued: None,
-            up: FxHashMap::default(),
             down: FxHashMap::default(),
             answered: false,
             pending_offer: None,
-            addrs: Vec::new(),
+            timer_queued: None,
             connected_at: None,
             stats: StatsTracker::default(),
         }
     }
 
-    /// Drains the `Rtc` to its next timeout: datagrams go to `transmits`, events the
-    /// engine acts on go to `events`. The only caller of `poll_output`.
-    pub fn drain(
-        &mut self,
-        transmits: &mut VecDeque<Transmit>,
-        events: &mut VecDeque<(PeerId, Event)>,
-    ) -> Result<(), RtcError> {
-        let Some(rtc) = self.rtc.as_mut() else {
-            return Ok(());
-        };
-        loop {
-            match rtc.poll_output()? {
-                Output::Timeout(t) => {
-                    self.next_timeout = Some(t);
-                    return Ok(());
-                }
-                Output::Transmit(t) => transmits.push_back(t),
-                Output::Event(e) => {
-                    if wanted(&e) {
-                        events.push_back((self.id, e));
-                    }
-                }
-            }
-        }
+    pub(crate) fn is_whep(&self) -> bool {
+        matches!(self.client, Client::Whep { .. })
     }
 }
 
-/// Events the engine acts on; the rest are dropped in the drain.
-fn wanted(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::Connected
-            | Event::IceConnectionStateChange(_)
-            | Event::MediaAdded(_)
-            | Event::RtpPacket(_)
-            | Event::KeyframeRequest(_)
-            | Event::Closed
-            | Event::PeerStats(_)
-            | Event::MediaIngressStats(_)
-            | Event::MediaEgressStats(_)
-            | Event::EgressBitrateEstimate(_)
-    )
-}
-
 /// Whether the codec's packets can be resent on NACK (video; audio is not worth it).
-pub fn nackable(codec: Codec) -> bool {
+pub(crate) fn nackable(codec: Codec) -> bool {
     codec.is_video()
 }

@@ -22,16 +22,16 @@ use crate::signaling::protocol::PeerId;
 
 /// Where a new participant goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// The worker that serves it.
-    pub worker: usize,
+    pub(crate) worker: usize,
     /// The worker that serves its room (owns the room's membership and publishers).
-    pub home: usize,
+    pub(crate) home: usize,
 }
 
 /// The worker of each room and participant, and how many participants each has.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     inner: Mutex<Inner>,
     /// Viewers of one room its home serves before viewers go to other workers.
     spread_after: usize,
@@ -59,7 +59,7 @@ struct Inner {
 
 impl Registry {
     /// `spread_after`: see [`Registry`]; `usize::MAX` keeps every room on its home.
-    pub fn new(workers: usize, spread_after: usize) -> Self {
+    pub(crate) fn new(workers: usize, spread_after: usize) -> Self {
         Registry {
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
@@ -77,7 +77,7 @@ impl Registry {
 
     /// Routes a new participant of `room`. `viewer`: a receive-only browser, which may
     /// be served by a worker other than the room's home.
-    pub fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Placement {
+    pub(crate) fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Placement {
         let mut g = self.lock();
         let inner = &mut *g;
         let workers = inner.load.len();
@@ -111,12 +111,12 @@ impl Registry {
     }
 
     /// The worker serving a participant, while it is routed.
-    pub fn worker_of(&self, id: PeerId) -> Option<usize> {
+    pub(crate) fn worker_of(&self, id: PeerId) -> Option<usize> {
         self.lock().peers.get(&id).map(|(w, _, _)| *w)
     }
 
     /// The participant is gone from its worker (left, refused, or failed). Idempotent.
-    pub fn release(&self, id: PeerId) {
+    pub(crate) fn release(&self, id: PeerId) {
         let mut g = self.lock();
         let inner = &mut *g;
         let Some((worker, room, viewer)) = inner.peers.remove(&id) else {
@@ -137,7 +137,7 @@ impl Registry {
     }
 
     /// Participants per worker.
-    pub fn load(&self) -> Vec<usize> {
+    pub(crate) fn load(&self) -> Vec<usize> {
         self.lock().load.clone()
     }
 }

@@ -7,39 +7,27 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use str0m::media::Rid;
 
+pub(crate) use crate::signaling::protocol::Quality;
+
 /// A layer must fit this long before a receiver moves up to it.
-pub const UP_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const UP_DELAY: Duration = Duration::from_secs(2);
 /// Share of the bandwidth estimate a layer may use (room for audio and overhead).
-pub const HEADROOM: f64 = 0.85;
+pub(crate) const HEADROOM: f64 = 0.85;
 /// A layer silent this long is not offered to receivers.
 const LAYER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bitrates are measured over windows of this length.
 const WINDOW: Duration = Duration::from_millis(500);
 
-/// A receiver's choice of quality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Quality {
-    /// As good as the link and the rendered size allow.
-    #[default]
-    Auto,
-    /// The best layer, whatever the link.
-    High,
-    /// The smallest layer.
-    Low,
-}
-
 /// What the server knows of one layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Layer {
-    pub rid: Rid,
+pub(crate) struct Layer {
+    pub(crate) rid: Rid,
     /// Measured bitrate, bits per second.
-    pub bps: f64,
+    pub(crate) bps: f64,
     /// Frame width, once a keyframe told it.
-    pub width: Option<u32>,
+    pub(crate) width: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,13 +42,13 @@ struct Rate {
 
 /// Measured bitrate and frame size of each layer of one up track.
 #[derive(Debug, Clone, Default)]
-pub struct LayerRates {
+pub(crate) struct LayerRates {
     rates: Vec<Rate>,
 }
 
 impl LayerRates {
     /// A packet of `len` payload bytes arrived on layer `rid`.
-    pub fn on_packet(&mut self, now: Instant, rid: Rid, len: usize) {
+    pub(crate) fn on_packet(&mut self, now: Instant, rid: Rid, len: usize) {
         let r = match self.rates.iter_mut().position(|r| r.rid == rid) {
             Some(i) => &mut self.rates[i],
             None => {
@@ -92,7 +80,7 @@ impl LayerRates {
     }
 
     /// A keyframe on `rid` told the frame width.
-    pub fn on_width(&mut self, rid: Rid, width: u32) {
+    pub(crate) fn on_width(&mut self, rid: Rid, width: u32) {
         if let Some(r) = self.rates.iter_mut().find(|r| r.rid == rid) {
             r.width = Some(width);
         }
@@ -100,7 +88,7 @@ impl LayerRates {
 
     /// The layers heard from recently, smallest first (by width when known, else by
     /// bitrate).
-    pub fn active(&self, now: Instant) -> Vec<Layer> {
+    pub(crate) fn active(&self, now: Instant) -> Vec<Layer> {
         let mut v: Vec<Layer> = self
             .rates
             .iter()
@@ -125,19 +113,19 @@ impl LayerRates {
 
 /// What a receiver's layer choice depends on.
 #[derive(Debug, Clone, Copy)]
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// Available layers, smallest first.
-    pub layers: &'a [Layer],
+    pub(crate) layers: &'a [Layer],
     /// The server's bandwidth estimate towards the receiver, bits per second.
-    pub estimate_bps: Option<f64>,
+    pub(crate) estimate_bps: Option<f64>,
     /// The width the receiver renders this video at (device pixels).
-    pub render_width: Option<u32>,
-    pub quality: Quality,
+    pub(crate) render_width: Option<u32>,
+    pub(crate) quality: Quality,
 }
 
 /// The layer choice for one receiver of one video track.
 #[derive(Debug, Clone, Default)]
-pub struct Selector {
+pub(crate) struct Selector {
     target: Option<Rid>,
     /// Since when a layer above the target has fitted, and which.
     higher_since: Option<(Instant, Rid)>,
@@ -146,7 +134,7 @@ pub struct Selector {
 impl Selector {
     /// The layer this receiver should get now. Call whenever an input changes and
     /// regularly (moving up needs time to pass).
-    pub fn choose(&mut self, now: Instant, inputs: Inputs<'_>) -> Option<Rid> {
+    pub(crate) fn choose(&mut self, now: Instant, inputs: Inputs<'_>) -> Option<Rid> {
         let layers = inputs.layers;
         if layers.is_empty() {
             return self.target;
@@ -186,7 +174,7 @@ impl Selector {
         self.target
     }
 
-    pub fn target(&self) -> Option<Rid> {
+    pub(crate) fn target(&self) -> Option<Rid> {
         self.target
     }
 }

@@ -12,7 +12,7 @@ use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
 use crate::signaling::protocol::LegStats;
 
 #[derive(Debug, Default)]
-pub struct StatsTracker {
+pub(crate) struct StatsTracker {
     /// Media payload byte totals (received, sent) at the previous `PeerStats`.
     last: Option<(Instant, u64, u64)>,
     /// Latest jitter (ms) and NACK total of each up stream.
@@ -24,7 +24,7 @@ pub struct StatsTracker {
 
 impl StatsTracker {
     /// Per-m-line stats of a stream received from the browser.
-    pub fn on_ingress(&mut self, s: &MediaIngressStats, kind: Option<MediaKind>) {
+    pub(crate) fn on_ingress(&mut self, s: &MediaIngressStats, kind: Option<MediaKind>) {
         let clock = match kind {
             Some(MediaKind::Audio) => 48_000.0,
             _ => 90_000.0,
@@ -34,18 +34,18 @@ impl StatsTracker {
     }
 
     /// Per-m-line stats of a stream sent to the browser.
-    pub fn on_egress(&mut self, s: &MediaEgressStats) {
+    pub(crate) fn on_egress(&mut self, s: &MediaEgressStats) {
         self.egress.insert(s.mid, (s.nacks, s.plis + s.firs));
     }
 
     /// Forgets a stream that no longer exists.
-    pub fn forget(&mut self, mid: Mid) {
+    pub(crate) fn forget(&mut self, mid: Mid) {
         self.ingress.remove(&mid);
         self.egress.remove(&mid);
     }
 
     /// The once-a-second peer stats: completes a measurement and returns it.
-    pub fn on_peer(&mut self, s: &PeerStats) -> &LegStats {
+    pub(crate) fn on_peer(&mut self, s: &PeerStats) -> &LegStats {
         let (up_bps, down_bps) = match self.last {
             Some((t, rx, tx)) if s.timestamp > t => {
                 let secs = (s.timestamp - t).as_secs_f64();
@@ -80,7 +80,7 @@ impl StatsTracker {
     }
 
     /// The latest complete measurement.
-    pub fn current(&self) -> &LegStats {
+    pub(crate) fn current(&self) -> &LegStats {
         &self.current
     }
 }

@@ -18,17 +18,17 @@ use tokio::io::Interest;
 const SLOT: usize = 64 * 1024;
 
 /// Most datagrams handed to the kernel in one `sendmmsg`.
-pub const SEND_BATCH: usize = 64;
+pub(crate) const SEND_BATCH: usize = 64;
 
 /// A datagram read from the socket.
-pub struct Datagram<'a> {
-    pub source: SocketAddr,
+pub(crate) struct Datagram<'a> {
+    pub(crate) source: SocketAddr,
     /// The local address it was sent to, when the OS told us.
-    pub destination: Option<IpAddr>,
-    pub contents: &'a [u8],
+    pub(crate) destination: Option<IpAddr>,
+    pub(crate) contents: &'a [u8],
 }
 
-pub struct UdpIo {
+pub(crate) struct UdpIo {
     /// Registered for readability only: workers write from their own threads, and
     /// write-readiness events on every sent datagram would wake the reader for nothing.
     socket: AsyncFd<std::net::UdpSocket>,
@@ -40,7 +40,7 @@ pub struct UdpIo {
 impl UdpIo {
     /// Binds the media socket. IPv6 sockets are v6-only, so a v4 and a v6 socket can
     /// share one port number.
-    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
         let domain = socket2::Domain::for_address(addr);
         let sock =
             socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
@@ -68,12 +68,12 @@ impl UdpIo {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// A writer to this socket for another thread.
-    pub fn sender(&self) -> io::Result<UdpSender> {
+    pub(crate) fn sender(&self) -> io::Result<UdpSender> {
         let sock = self.socket.get_ref().try_clone()?;
         let state = UdpSocketState::new((&sock).into())?;
         Ok(UdpSender {
@@ -84,14 +84,14 @@ impl UdpIo {
         })
     }
 
-    pub async fn readable(&self) -> io::Result<()> {
+    pub(crate) async fn readable(&self) -> io::Result<()> {
         // Keep the readiness: try_recv clears it when the socket is drained.
         self.socket.readable().await.map(|mut g| g.retain_ready())
     }
 
     /// Reads what is queued without waiting, calling `f` for every datagram. Returns
     /// the number of datagrams read (0 when nothing was waiting).
-    pub fn try_recv(&mut self, mut f: impl FnMut(Datagram<'_>)) -> io::Result<usize> {
+    pub(crate) fn try_recv(&mut self, mut f: impl FnMut(Datagram<'_>)) -> io::Result<usize> {
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         let mut slices: Vec<IoSliceMut<'_>> =
             self.buf.chunks_mut(SLOT).map(IoSliceMut::new).collect();
@@ -122,30 +122,30 @@ impl UdpIo {
 /// One worker's writer to a media socket: batches of datagrams to any destinations go
 /// out in one `sendmmsg` each. A full socket buffer drops datagrams, as the network
 /// would.
-pub struct UdpSender {
+pub(crate) struct UdpSender {
     sock: std::net::UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
     /// Datagrams the kernel refused (full buffer, unreachable destination).
-    pub dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 /// A datagram to send.
-pub struct Outgoing<'a> {
-    pub destination: SocketAddr,
+pub(crate) struct Outgoing<'a> {
+    pub(crate) destination: SocketAddr,
     /// The local address to send from, when the socket is a wildcard with several
     /// advertised addresses (otherwise `None`: the kernel picks).
-    pub source: Option<IpAddr>,
-    pub contents: &'a [u8],
+    pub(crate) source: Option<IpAddr>,
+    pub(crate) contents: &'a [u8],
 }
 
 impl UdpSender {
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// Sends every datagram, in as few system calls as the kernel allows.
-    pub fn send_all(&mut self, datagrams: &[Outgoing<'_>]) {
+    pub(crate) fn send_all(&mut self, datagrams: &[Outgoing<'_>]) {
         let mut rest = datagrams;
         while !rest.is_empty() {
             // A source address needs IP_PKTINFO: send that one alone through quinn-udp.
@@ -216,5 +216,82 @@ impl UdpSender {
             tracing::trace!(destination = %d.destination, "send dropped: {e}");
             self.dropped += 1;
         }
+    }
+}
+
+/// The local address str0m must see as a datagram's destination: it must equal one of
+/// the advertised candidates. With one candidate per family that candidate is used
+/// (this also covers an advertised address that a 1:1 NAT maps to this host); with
+/// several, the address the kernel reports.
+pub(crate) fn destination_ip(
+    candidates: &[SocketAddr],
+    source: SocketAddr,
+    reported: Option<IpAddr>,
+    fallback: IpAddr,
+) -> IpAddr {
+    let mut same_family = candidates
+        .iter()
+        .filter(|c| c.is_ipv4() == source.is_ipv4());
+    match (same_family.next(), same_family.next()) {
+        (Some(only), None) => only.ip(),
+        _ => reported.unwrap_or(fallback),
+    }
+}
+
+/// The source address to send from: only needed when the socket is a wildcard and
+/// several local addresses are advertised.
+pub(crate) fn source_ip(
+    candidates: &[SocketAddr],
+    local: SocketAddr,
+    source: SocketAddr,
+) -> Option<IpAddr> {
+    if !local.ip().is_unspecified() {
+        return None;
+    }
+    let same_family = candidates
+        .iter()
+        .filter(|c| c.is_ipv4() == source.is_ipv4())
+        .count();
+    (same_family > 1).then_some(source.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_uses_the_only_candidate_of_the_family() {
+        let c: Vec<SocketAddr> = vec![
+            "192.0.2.1:8443".parse().unwrap(),
+            "[2001:db8::1]:8443".parse().unwrap(),
+        ];
+        let src: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        let fallback: IpAddr = "0.0.0.0".parse().unwrap();
+        assert_eq!(
+            destination_ip(&c, src, Some("10.0.0.5".parse().unwrap()), fallback),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        let c2: Vec<SocketAddr> = vec![
+            "192.0.2.1:8443".parse().unwrap(),
+            "192.0.2.2:8443".parse().unwrap(),
+        ];
+        let reported: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(destination_ip(&c2, src, Some(reported), fallback), reported);
+        assert_eq!(
+            source_ip(
+                &c2,
+                "0.0.0.0:8443".parse().unwrap(),
+                "192.0.2.2:8443".parse().unwrap()
+            ),
+            Some(reported)
+        );
+        assert_eq!(
+            source_ip(
+                &c,
+                "0.0.0.0:8443".parse().unwrap(),
+                "192.0.2.1:8443".parse().unwrap()
+            ),
+            None
+        );
     }
 }

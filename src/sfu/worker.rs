@@ -1,9 +1,11 @@
-//! A media worker: one thread that owns an [`Sfu`] (the rooms it serves, their peers
-//! and timers) and feeds it what arrives for it: datagram batches from the receive task
-//! and commands from signaling. What the `Sfu` wants sent goes out in `sendmmsg`
-//! batches on the shared media sockets; signaling messages go to their sessions, and
-//! messages for other workers (a room spread over several) go to them in one batch per
-//! turn.
+//! A media worker: one thread that owns a [`Shard`] (the rooms it serves, their peers
+//! and timers) and feeds it what arrives for it: commands on the control lane first,
+//! then datagram batches on the media lane, then messages from other workers. What the
+//! shard wants sent goes out in `sendmmsg` batches on the shared media sockets;
+//! signaling messages go to their sessions, route changes to the receive task, and
+//! messages for other workers (a room spread over several) to them in one batch per
+//! turn. This is the I/O shell: it reads the clock and gives the shard the time.
+#![allow(clippy::disallowed_methods)] // the shell reads the clock for the shard
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,28 +17,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
-use super::core::{Counters, Output, Sfu};
-use super::engine::{source_ip, Command, HttpAnswer, WorkerStatus};
+use super::lanes::{Batch, Command, Control, Report, Route, WorkerStatus};
 use super::link::LinkMsg;
 use super::registry::Registry;
-use super::udp::{Outgoing, UdpSender};
+use super::shard::{HttpAnswer, Output, Shard};
+use super::udp::{source_ip, Outgoing, UdpSender};
 use crate::signaling::protocol::{PeerId, ServerMsg};
-
-/// What reaches a worker.
-#[derive(Debug)]
-pub enum WorkerMsg {
-    Datagrams(Batch),
-    Command(Command),
-    /// A join ([`Command::Join`]) for a room whose home is worker `home`.
-    Join {
-        home: usize,
-        cmd: Command,
-    },
-}
 
 /// The channels between workers, for rooms spread over several (`core::mirror`).
 #[derive(Debug)]
-pub struct Links {
+pub(crate) struct Links {
     txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>,
     /// Packets sent to each worker and not yet handled by it.
     backlog: Vec<AtomicUsize>,
@@ -49,7 +39,7 @@ pub struct Links {
 const LINK_BACKLOG: usize = 1024;
 
 impl Links {
-    pub fn new(txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>) -> Self {
+    pub(crate) fn new(txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>) -> Self {
         let backlog = txs.iter().map(|_| AtomicUsize::new(0)).collect();
         Links { txs, backlog }
     }
@@ -84,43 +74,22 @@ impl Links {
     }
 }
 
-/// Datagrams read from the media sockets for one worker, in one buffer.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub bytes: Vec<u8>,
-    /// Source, destination (the candidate address str0m must see), and the range of
-    /// each datagram in `bytes`.
-    pub datagrams: Vec<(SocketAddr, SocketAddr, std::ops::Range<usize>)>,
-}
-
-impl Batch {
-    pub fn push(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(contents);
-        self.datagrams
-            .push((source, destination, start..self.bytes.len()));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.datagrams.is_empty()
-    }
-}
-
-/// A worker's answer to [`Command::Status`].
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub status: WorkerStatus,
-    pub counters: Counters,
-    pub send_drops: u64,
-    /// Packets for spread rooms this worker dropped, per receiving worker.
-    pub link_drops: Vec<u64>,
-}
-
 /// Most queued messages a worker handles before it flushes and checks its timers.
 const MAX_MESSAGES_PER_TURN: usize = 64;
 
-/// The I/O around one worker's `Sfu`.
-pub struct Worker {
+/// The lanes of one worker: what it reads and where it returns used batches and
+/// sends route changes.
+pub(crate) struct WorkerLanes {
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) media: mpsc::Receiver<Batch>,
+    pub(crate) links: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
+    /// Emptied batches go back to the receive task to be filled again.
+    pub(crate) recycle: mpsc::Sender<Batch>,
+    pub(crate) routes: mpsc::Sender<Route>,
+}
+
+/// The I/O around one worker's `Shard`.
+pub(crate) struct Worker {
     index: usize,
     senders: Vec<UdpSender>,
     /// Per sender: datagrams name their source address (a wildcard socket with several
@@ -138,10 +107,15 @@ pub struct Worker {
     /// Messages for each other worker, sent at the end of the turn.
     link_out: Vec<Vec<LinkMsg>>,
     link_drops: Vec<u64>,
+    no_socket_drops: u64,
+    session_drops: u64,
+    route_drops: u64,
+    recycle: Option<mpsc::Sender<Batch>>,
+    routes: Option<mpsc::Sender<Route>>,
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         senders: Vec<UdpSender>,
         candidates: Vec<SocketAddr>,
@@ -164,17 +138,17 @@ impl Worker {
             link_out: links.txs.iter().map(|_| Vec::new()).collect(),
             link_drops: vec![0; links.txs.len()],
             links,
+            no_socket_drops: 0,
+            session_drops: 0,
+            route_drops: 0,
+            recycle: None,
+            routes: None,
         }
     }
 }
 
 /// Runs a worker on the calling thread until the engine's handles are all dropped.
-pub fn run(
-    worker: Worker,
-    sfu: Sfu,
-    rx: mpsc::Receiver<WorkerMsg>,
-    link_rx: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
-) {
+pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -185,58 +159,73 @@ pub fn run(
             return;
         }
     };
-    rt.block_on(run_loop(worker, sfu, rx, link_rx));
+    rt.block_on(run_loop(worker, shard, lanes));
 }
 
-async fn run_loop(
-    mut w: Worker,
-    mut sfu: Sfu,
-    mut rx: mpsc::Receiver<WorkerMsg>,
-    mut link_rx: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
-) {
+async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
     if w.senders.is_empty() {
         tracing::error!("no media socket: the worker cannot run");
         return;
     }
+    let WorkerLanes {
+        mut control,
+        mut media,
+        links: mut link_rx,
+        recycle,
+        routes,
+    } = lanes;
+    w.recycle = Some(recycle);
+    w.routes = Some(routes);
     let mut woke = Instant::now();
     loop {
         // What the inputs produced goes out first; then the timers that came due while
         // they were handled (mostly str0m's pacer asking for its next turn), and what
         // those produced.
         let now = Instant::now();
-        if sfu.poll_timeout().is_some_and(|t| t <= now) {
-            w.flush(&mut sfu);
-            sfu.handle_timeout(now);
+        if shard.poll_timeout().is_some_and(|t| t <= now) {
+            w.flush(&mut shard);
+            shard.handle_timeout(now);
         }
-        w.flush(&mut sfu);
+        w.flush(&mut shard);
         w.busy += woke.elapsed();
-        let deadline = sfu
+        let deadline = shard
             .poll_timeout()
             .map(TokioInstant::from_std)
             .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(1));
         tokio::select! {
+            // Control before media: a join or an answer never waits behind datagrams.
             biased;
-            msg = rx.recv() => {
+            msg = control.recv() => {
                 woke = Instant::now();
                 let Some(msg) = msg else { break };
-                w.handle(&mut sfu, msg);
-                // Take what else is queued, so one flush sends for all of it.
+                w.control(&mut shard, msg);
                 for _ in 1..MAX_MESSAGES_PER_TURN {
-                    match rx.try_recv() {
-                        Ok(msg) => w.handle(&mut sfu, msg),
+                    match control.try_recv() {
+                        Ok(msg) => w.control(&mut shard, msg),
                         Err(_) => break,
                     }
                 }
-                w.take_links(&mut sfu, &mut link_rx);
+            }
+            Some(batch) = media.recv() => {
+                woke = Instant::now();
+                w.datagrams(&mut shard, batch);
+                // Take what else is queued, so one flush sends for all of it.
+                for _ in 1..MAX_MESSAGES_PER_TURN {
+                    match media.try_recv() {
+                        Ok(batch) => w.datagrams(&mut shard, batch),
+                        Err(_) => break,
+                    }
+                }
+                w.take_links(&mut shard, &mut link_rx);
             }
             Some(msgs) = link_rx.recv() => {
                 woke = Instant::now();
-                w.handle_links(&mut sfu, msgs);
-                w.take_links(&mut sfu, &mut link_rx);
+                w.handle_links(&mut shard, msgs);
+                w.take_links(&mut shard, &mut link_rx);
             }
             _ = tokio::time::sleep_until(deadline) => {
                 woke = Instant::now();
-                sfu.handle_timeout(woke);
+                shard.handle_timeout(woke);
             }
         }
     }
@@ -244,41 +233,74 @@ async fn run_loop(
 }
 
 impl Worker {
-    fn handle(&mut self, sfu: &mut Sfu, msg: WorkerMsg) {
-        match msg {
-            WorkerMsg::Datagrams(batch) => {
-                let now = Instant::now();
-                for (src, dst, range) in &batch.datagrams {
-                    sfu.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
-                }
-            }
-            WorkerMsg::Command(cmd) => self.command(sfu, cmd, self.index),
-            WorkerMsg::Join { home, cmd } => self.command(sfu, cmd, home),
+    fn datagrams(&mut self, shard: &mut Shard, mut batch: Batch) {
+        let now = Instant::now();
+        for (src, dst, range) in &batch.datagrams {
+            shard.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
+        }
+        batch.clear();
+        if let Some(r) = &self.recycle {
+            // The receive task has enough spare batches when this fails.
+            let _ = r.try_send(batch);
         }
     }
 
     /// Messages from other workers.
-    fn handle_links(&mut self, sfu: &mut Sfu, msgs: Vec<LinkMsg>) {
+    fn handle_links(&mut self, shard: &mut Shard, msgs: Vec<LinkMsg>) {
         let now = Instant::now();
         let media = msgs.iter().filter(|m| m.is_media()).count();
         for msg in msgs {
-            sfu.handle_link(now, msg);
+            shard.handle_link(now, msg);
         }
         self.links.handled(self.index, media);
     }
 
     /// Whatever other workers have queued, a bounded number of batches.
-    fn take_links(&mut self, sfu: &mut Sfu, link_rx: &mut mpsc::UnboundedReceiver<Vec<LinkMsg>>) {
+    fn take_links(
+        &mut self,
+        shard: &mut Shard,
+        link_rx: &mut mpsc::UnboundedReceiver<Vec<LinkMsg>>,
+    ) {
         for _ in 0..MAX_MESSAGES_PER_TURN {
             match link_rx.try_recv() {
-                Ok(msgs) => self.handle_links(sfu, msgs),
+                Ok(msgs) => self.handle_links(shard, msgs),
                 Err(_) => break,
             }
         }
     }
 
+    fn control(&mut self, shard: &mut Shard, msg: Control) {
+        match msg {
+            Control::Command { cmd, home } => self.command(shard, cmd, home),
+            Control::EndResource { resource, reply } => {
+                let _ = reply.send(shard.end_resource(Instant::now(), &resource));
+            }
+            Control::Rooms { reply } => {
+                let _ = reply.send(shard.rooms_snapshot());
+            }
+            Control::Status { reply } => {
+                let counters = shard.counters();
+                let _ = reply.send(Report {
+                    status: WorkerStatus {
+                        rooms: shard.room_count(),
+                        participants: shard.peer_count(),
+                        forwarded_packets: counters.forwarded,
+                        busy_seconds: self.busy.as_secs_f64(),
+                        queue_drops: 0,
+                    },
+                    counters,
+                    send_drops: self.senders.iter().map(|s| s.dropped).sum(),
+                    no_socket_drops: self.no_socket_drops,
+                    session_drops: self.session_drops,
+                    route_drops: self.route_drops,
+                    link_drops: self.link_drops.clone(),
+                });
+            }
+        }
+    }
+
     /// `home`: the worker of the room, for a join.
-    fn command(&mut self, sfu: &mut Sfu, cmd: Command, home: usize) {
+    fn command(&mut self, shard: &mut Shard, cmd: Command, home: usize) {
         let now = Instant::now();
         match cmd {
             Command::Join {
@@ -292,14 +314,14 @@ impl Worker {
             } => {
                 self.sessions.insert(id, tx);
                 if home == self.index {
-                    sfu.join(id, &room, &name, role, mode, token.as_deref());
+                    shard.join(now, id, &room, &name, role, mode, token.as_deref());
                 } else {
-                    sfu.join_mirrored(home, id, &room, &name, mode, token.as_deref());
+                    shard.join_mirrored(home, id, &room, &name, mode, token.as_deref());
                 }
             }
-            Command::Signal { id, msg } => sfu.handle_signal(now, id, msg),
+            Command::Signal { id, msg } => shard.handle_signal(now, id, msg),
             Command::Leave { id, reason } => {
-                sfu.leave(now, id, reason);
+                shard.leave(now, id, reason);
                 self.sessions.remove(&id);
                 self.registry.release(id);
             }
@@ -313,7 +335,7 @@ impl Worker {
             } => {
                 if whep && home != self.index {
                     // Answered once the room's home has admitted the player.
-                    match sfu.whep_mirrored(home, id, &room, token.as_deref(), &offer) {
+                    match shard.whep_mirrored(home, id, &room, token.as_deref(), &offer) {
                         Ok(()) => {
                             self.http_waiting.insert(id, reply);
                         }
@@ -324,51 +346,44 @@ impl Worker {
                     }
                     return;
                 }
-                let r = if whep {
-                    sfu.whep(now, id, &room, token.as_deref(), &offer)
+                let r: HttpAnswer = if whep {
+                    shard.whep(now, id, &room, token.as_deref(), &offer)
                 } else {
-                    sfu.whip(now, id, &room, token.as_deref(), &offer)
+                    shard.whip(now, id, &room, token.as_deref(), &offer)
                 };
                 if r.is_err() {
                     self.registry.release(id);
                 }
                 let _ = reply.send(r);
             }
-            Command::EndResource { resource, reply } => {
-                let _ = reply.send(sfu.end_resource(now, &resource));
-            }
-            Command::Rooms { reply } => {
-                let _ = reply.send(sfu.rooms_snapshot());
-            }
-            Command::Status { reply } => {
-                let counters = sfu.counters();
-                let _ = reply.send(Report {
-                    status: WorkerStatus {
-                        rooms: sfu.room_count(),
-                        participants: sfu.peer_count(),
-                        forwarded_packets: counters.forwarded,
-                        busy_seconds: self.busy.as_secs_f64(),
-                        queue_drops: 0,
-                    },
-                    counters,
-                    send_drops: self.senders.iter().map(|s| s.dropped).sum(),
-                    link_drops: self.link_drops.clone(),
-                });
-            }
         }
     }
 
-    /// Takes everything the `Sfu` produced: datagrams are sent in batches, signaling
-    /// messages delivered.
-    fn flush(&mut self, sfu: &mut Sfu) {
-        while let Some(out) = sfu.poll_output() {
+    /// Takes everything the `Shard` produced: route changes go to the receive task,
+    /// datagrams are sent in batches, signaling messages delivered.
+    fn flush(&mut self, shard: &mut Shard) {
+        while let Some(out) = shard.poll_output() {
             match out {
+                Output::Route(addr, learnt) => {
+                    let route = Route {
+                        addr,
+                        worker: self.index,
+                        learnt,
+                    };
+                    if let Some(r) = &self.routes {
+                        if r.try_send(route).is_err() {
+                            self.route_drops += 1;
+                        }
+                    }
+                }
                 Output::Transmit(t) => {
                     let Some(i) = self
                         .senders
                         .iter()
                         .position(|s| s.local_addr().is_ipv4() == t.destination.is_ipv4())
                     else {
+                        // No media socket of that family (e.g. IPv6 turned off).
+                        self.no_socket_drops += 1;
                         continue;
                     };
                     let src = self.sets_source[i].then_some(t.source.ip());
@@ -382,6 +397,7 @@ impl Worker {
                         // Too slow or gone: dropping the sender ends the session, which
                         // then sends Leave.
                         warn!(id, "signaling queue full; disconnecting");
+                        self.session_drops += 1;
                         self.sessions.remove(&id);
                     }
                 }
@@ -405,7 +421,7 @@ impl Worker {
                         .is_some_and(|reply| reply.send(answer).is_ok());
                     if admitted && !delivered {
                         // The request is gone, and with it the player.
-                        sfu.leave(Instant::now(), id, "left");
+                        shard.leave(Instant::now(), id, "left");
                     }
                 }
             }

@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::sfu::simulcast::Quality;
-
 /// The id the server gives each participant; unique for the server's lifetime.
 pub type PeerId = u64;
 
@@ -274,6 +272,19 @@ impl ServerMsg {
 pub fn valid_name(s: &str) -> bool {
     let t = s.trim();
     !t.is_empty() && t.chars().count() <= MAX_NAME_CHARS && !t.chars().any(char::is_control)
+}
+
+/// A receiver's choice of quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Quality {
+    /// As good as the link and the rendered size allow.
+    #[default]
+    Auto,
+    /// The best layer, whatever the link.
+    High,
+    /// The smallest layer.
+    Low,
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! the media engine, and writes the engine's messages back. Detects a browser that
 //! vanished without closing (no answer to pings) and tells the engine it left.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -18,16 +17,9 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// A browser silent for this long (no message, no pong) is considered gone.
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A new participant id, unique for the process.
-pub fn next_peer_id() -> PeerId {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
-}
-
 /// Serves one WebSocket until it closes.
 pub async fn run(mut ws: WebSocket, engine: EngineHandle) {
-    let id: PeerId = next_peer_id();
+    let id: PeerId = engine::next_peer_id();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut tx = Some(tx);
     let mut joined = false;

@@ -2,39 +2,33 @@
 //! the worker that owns its peer, in one batch per worker per read.
 //!
 //! - STUN carries the server's ufrag, whose first character names the worker
-//!   ([`super::core::ufrag_worker`]). The source address of a STUN request is then
-//!   remembered for that worker.
-//! - DTLS and RTP/RTCP go to the worker their source address was last seen with in
-//!   STUN (ICE always checks before anything else flows, and again every few seconds).
+//!   ([`ufrag_worker`]). Nothing is learnt from it here: a STUN request proves nothing
+//!   until the worker's peer has checked its MESSAGE-INTEGRITY.
+//! - DTLS and RTP/RTCP go to the worker that told this task, on the route lane, that a
+//!   peer of its proved that source address with an authenticated STUN request.
 //! - Anything else, or from an unknown address, is dropped and counted.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::core::ufrag_worker;
 use super::demux::{self, Kind};
-use super::engine::destination_ip;
-use super::udp::UdpIo;
-use super::worker::{Batch, WorkerMsg};
-
-/// Addresses not seen in STUN for this long are forgotten (browsers check every few
-/// seconds; a peer silent this long has been dropped by its worker already).
-const ADDRESS_TTL: Duration = Duration::from_secs(60);
+use super::lanes::{Batch, Route};
+use super::shard::ufrag_worker;
+use super::udp::{destination_ip, UdpIo};
 
 /// What the receive task dropped, for `/metrics` and tests.
 #[derive(Debug)]
-pub struct Counters {
+pub(crate) struct Counters {
     unroutable: AtomicU64,
     queue_drops: Vec<AtomicU64>,
 }
 
 impl Counters {
-    pub fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         Counters {
             unroutable: AtomicU64::new(0),
             queue_drops: (0..workers).map(|_| AtomicU64::new(0)).collect(),
@@ -42,12 +36,12 @@ impl Counters {
     }
 
     /// Datagrams that belonged to no worker.
-    pub fn unroutable(&self) -> u64 {
+    pub(crate) fn unroutable(&self) -> u64 {
         self.unroutable.load(Ordering::Relaxed)
     }
 
     /// Datagrams dropped per worker because its queue was full.
-    pub fn queue_drops(&self) -> Vec<u64> {
+    pub(crate) fn queue_drops(&self) -> Vec<u64> {
         self.queue_drops
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
@@ -55,56 +49,52 @@ impl Counters {
     }
 }
 
-/// Source address → (worker, when last seen in STUN).
+/// Source address → worker, as the workers said.
+#[derive(Debug, Default)]
 struct Routes {
-    by_addr: HashMap<SocketAddr, (usize, Instant)>,
-    next_prune: Instant,
+    by_addr: FxHashMap<SocketAddr, usize>,
 }
 
 impl Routes {
-    fn route(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        buf: &[u8],
-        workers: usize,
-    ) -> Option<usize> {
+    fn route(&self, src: SocketAddr, buf: &[u8], workers: usize) -> Option<usize> {
         match demux::classify(buf) {
-            Kind::Stun => {
-                let w = demux::stun_local_ufrag(buf)
-                    .and_then(ufrag_worker)
-                    .filter(|&w| w < workers)?;
-                self.by_addr.insert(src, (w, now));
-                Some(w)
-            }
-            Kind::Dtls | Kind::Rtp => self.by_addr.get(&src).map(|(w, _)| *w),
+            Kind::Stun => demux::stun_local_ufrag(buf)
+                .and_then(ufrag_worker)
+                .filter(|&w| w < workers),
+            Kind::Dtls | Kind::Rtp => self.by_addr.get(&src).copied(),
             Kind::Other => None,
         }
     }
 
-    fn prune(&mut self, now: Instant) {
-        if now < self.next_prune {
-            return;
+    fn apply(&mut self, r: Route) {
+        if r.learnt {
+            self.by_addr.insert(r.addr, r.worker);
+        } else if self.by_addr.get(&r.addr) == Some(&r.worker) {
+            // Only the worker that holds the address gives it up (another may have
+            // learnt it since).
+            self.by_addr.remove(&r.addr);
         }
-        self.next_prune = now + ADDRESS_TTL;
-        self.by_addr
-            .retain(|_, (_, seen)| now.duration_since(*seen) < ADDRESS_TTL);
     }
 }
 
-pub async fn run(
+/// The receive task's lanes: media out to each worker, routes and spent batches back.
+pub(crate) struct Lanes {
+    pub(crate) media: Vec<mpsc::Sender<Batch>>,
+    pub(crate) routes: mpsc::Receiver<Route>,
+    pub(crate) recycle: mpsc::Receiver<Batch>,
+}
+
+pub(crate) async fn run(
     mut sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
-    workers: Vec<mpsc::Sender<WorkerMsg>>,
+    mut lanes: Lanes,
     counters: std::sync::Arc<Counters>,
 ) {
     if sockets.is_empty() {
         return;
     }
-    let mut routes = Routes {
-        by_addr: HashMap::new(),
-        next_prune: Instant::now() + ADDRESS_TTL,
-    };
+    let workers = lanes.media.clone();
+    let mut routes = Routes::default();
     let mut batches: Vec<Batch> = workers.iter().map(|_| Batch::default()).collect();
     let has_second = sockets.len() > 1;
     loop {
@@ -117,15 +107,19 @@ pub async fn run(
             warn!("media socket error: {e}");
             continue;
         }
+        // Routes first: a worker says a route before it answers the STUN request whose
+        // DTLS will need it.
+        while let Ok(r) = lanes.routes.try_recv() {
+            routes.apply(r);
+        }
         let sock = &mut sockets[index];
         let port = sock.local_addr().port();
         let fallback = sock.local_addr().ip();
-        let now = Instant::now();
         // Read a bounded number of batches before handing them over, so workers start
         // early on a busy socket.
         for _ in 0..4 {
             let res = sock.try_recv(|d| {
-                let Some(w) = routes.route(now, d.source, d.contents, workers.len()) else {
+                let Some(w) = routes.route(d.source, d.contents, workers.len()) else {
                     counters.unroutable.fetch_add(1, Ordering::Relaxed);
                     debug!(src = %d.source, len = d.contents.len(), "dropped unroutable datagram");
                     return;
@@ -147,23 +141,26 @@ pub async fn run(
             if batch.is_empty() {
                 continue;
             }
-            let full = std::mem::take(batch);
-            if let Err(e) = workers[w].try_send(WorkerMsg::Datagrams(full)) {
+            // A batch the workers handed back, emptied, when there is one.
+            let spare = lanes.recycle.try_recv().unwrap_or_default();
+            let full = std::mem::replace(batch, spare);
+            if let Err(e) = workers[w].try_send(full) {
                 match e {
-                    mpsc::error::TrySendError::Full(_) => {
+                    mpsc::error::TrySendError::Full(mut b) => {
                         counters.queue_drops[w].fetch_add(1, Ordering::Relaxed);
+                        b.clear();
+                        *batch = b;
                     }
                     mpsc::error::TrySendError::Closed(_) => return,
                 }
             }
         }
-        routes.prune(now);
     }
     debug!("media receive task stopped");
 }
 
 /// Resolves when every worker has stopped (the engine is shutting down).
-async fn closed(workers: &[mpsc::Sender<WorkerMsg>]) {
+async fn closed(workers: &[mpsc::Sender<Batch>]) {
     for w in workers {
         w.closed().await;
     }
@@ -191,27 +188,49 @@ mod tests {
     }
 
     #[test]
-    fn stun_routes_by_ufrag_then_media_follows_the_address() {
-        let now = Instant::now();
-        let mut r = Routes {
-            by_addr: HashMap::new(),
-            next_prune: now + ADDRESS_TTL,
-        };
+    fn stun_routes_by_ufrag_media_only_by_routes_the_workers_gave() {
+        let mut r = Routes::default();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
         let rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(
-            r.route(now, a, &rtp, 4),
+            r.route(a, &rtp, 4),
             None,
-            "media before STUN is unroutable"
+            "media before a route is unroutable"
         );
-        assert_eq!(r.route(now, a, &stun("Cxyz"), 4), Some(2));
-        assert_eq!(r.route(now, b, &stun("Axyz"), 4), Some(0));
-        assert_eq!(r.route(now, a, &rtp, 4), Some(2));
-        assert_eq!(r.route(now, b, &rtp, 4), Some(0));
-        assert_eq!(r.route(now, a, &stun("Zxyz"), 4), None, "no such worker");
-        assert_eq!(r.route(now, a, b"\xffgarbage", 4), None);
-        r.prune(now + ADDRESS_TTL + Duration::from_secs(1));
-        assert_eq!(r.route(now, a, &rtp, 4), None, "forgotten after its TTL");
+        assert_eq!(r.route(a, &stun("Cxyz"), 4), Some(2));
+        assert_eq!(r.route(a, &rtp, 4), None, "STUN alone teaches nothing");
+        r.apply(Route {
+            addr: a,
+            worker: 2,
+            learnt: true,
+        });
+        r.apply(Route {
+            addr: b,
+            worker: 0,
+            learnt: true,
+        });
+        assert_eq!(r.route(a, &rtp, 4), Some(2));
+        assert_eq!(r.route(b, &rtp, 4), Some(0));
+        assert_eq!(r.route(a, &stun("Zxyz"), 4), None, "no such worker");
+        assert_eq!(r.route(a, b"\xffgarbage", 4), None);
+        // Worker 1 learnt `a` after worker 2; worker 2's late "forget" keeps it.
+        r.apply(Route {
+            addr: a,
+            worker: 1,
+            learnt: true,
+        });
+        r.apply(Route {
+            addr: a,
+            worker: 2,
+            learnt: false,
+        });
+        assert_eq!(r.route(a, &rtp, 4), Some(1));
+        r.apply(Route {
+            addr: a,
+            worker: 1,
+            learnt: false,
+        });
+        assert_eq!(r.route(a, &rtp, 4), None, "forgotten");
     }
 }

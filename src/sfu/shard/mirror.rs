@@ -8,10 +8,10 @@
 //!   participants are the home's), and serves it itself once admitted: its `Rtc`,
 //!   negotiation, layer choice and bandwidth estimate.
 //! - For every publisher of the room the mirror keeps a stand-in peer without an `Rtc`
-//!   ([`SessionKind::Mirror`]) with the publisher's tracks; the home sends it each
+//!   ([`Served::StandIn`]) with the publisher's tracks; the home sends it each
 //!   packet once, and the mirror fans it out to its viewers as the home does to its own.
 //!   Keyframe requests for a stand-in go to the home.
-//! - The home keeps a stub for each viewer served elsewhere ([`SessionKind::Remote`]):
+//! - The home keeps a stub for each viewer served elsewhere ([`Served::Elsewhere`]):
 //!   it counts towards the room's viewers, and signaling messages for it (someone
 //!   joined, left, turned the camera off) are passed to its worker.
 //!
@@ -20,15 +20,71 @@
 
 use std::time::Instant;
 
+use str0m::change::SdpOffer;
 use str0m::media::Mid;
 use tracing::{debug, info};
 
-use super::{refusal, Output, PendingAdmit, Sfu};
+use super::admit::Arrival;
+use super::{Output, Shard};
 use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
-use crate::sfu::peer::{Peer, SessionKind, UpTrack};
+use crate::sfu::peer::{Client, Peer, Served, UpTrack};
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
 
-impl Sfu {
+/// Mirror side: a viewer waiting for its room's home to admit it.
+pub(super) struct PendingAdmit {
+    name: String,
+    /// A WHEP player's offer (and whether it negotiates transport-wide CC), answered
+    /// once admitted; `None` for a browser viewer.
+    whep: Option<(SdpOffer, bool)>,
+}
+
+impl Shard {
+    /// A viewer this shard serves asks to join a room whose home is worker `home`
+    /// (its viewers are spread over workers): the home decides, and answers with
+    /// [`LinkMsg::Admitted`] or [`LinkMsg::Refused`].
+    pub fn join_mirrored(
+        &mut self,
+        home: usize,
+        id: PeerId,
+        room: &str,
+        name: &str,
+        mode: Mode,
+        token: Option<&str>,
+    ) {
+        let Some((room, name)) = self.admissible(id, room, name, token) else {
+            return;
+        };
+        debug!(id, room, home, "viewer waits for its room's home");
+        self.ask_home(home, id, room, name, mode, None);
+    }
+
+    /// Mirror side: viewer `id` waits while worker `home` decides whether `room` takes
+    /// it; `whep` is a WHEP player's offer, answered once admitted.
+    pub(super) fn ask_home(
+        &mut self,
+        home: usize,
+        id: PeerId,
+        room: String,
+        name: String,
+        mode: Mode,
+        whep: Option<(SdpOffer, bool)>,
+    ) {
+        let pending = PendingAdmit {
+            name: name.clone(),
+            whep,
+        };
+        self.pending_admits.insert(id, pending);
+        let from = self.cfg.worker;
+        let msg = LinkMsg::AdmitViewer {
+            id,
+            room,
+            name,
+            mode,
+            from,
+        };
+        self.out.push_back(Output::Link(home, msg));
+    }
+
     /// A message from another worker.
     pub fn handle_link(&mut self, now: Instant, msg: LinkMsg) {
         match msg {
@@ -43,10 +99,10 @@ impl Sfu {
                 name,
                 mode,
                 from,
-            } => self.admit_viewer(id, room, name, mode, from),
+            } => self.admit_viewer(now, id, room, name, mode, from),
             LinkMsg::ViewerLeft { room, id } => {
                 let remote = self.peers.get(&id).is_some_and(|p| {
-                    matches!(p.kind, SessionKind::Remote { .. }) && p.room == room
+                    matches!(p.served, Served::Elsewhere { .. }) && p.room == room
                 });
                 if remote {
                     self.leave(now, id, "left");
@@ -58,11 +114,7 @@ impl Sfu {
                 layer,
                 kind,
             } => {
-                if self
-                    .peers
-                    .get(&publisher)
-                    .is_some_and(|p| p.kind.is_local())
-                {
+                if self.peers.get(&publisher).is_some_and(Peer::is_here) {
                     self.request_keyframe(now, publisher, mid, layer, kind);
                 }
             }
@@ -88,7 +140,7 @@ impl Sfu {
                 }
             }
             LinkMsg::Signal { id, msg } => {
-                if self.peers.get(&id).is_some_and(|p| p.kind.is_local()) {
+                if self.peers.get(&id).is_some_and(Peer::is_here) {
                     self.out.push_back(Output::Signal(id, msg));
                 }
             }
@@ -106,9 +158,10 @@ impl Sfu {
                 }
             }
             LinkMsg::PublisherLeft { room, publisher } => {
-                let here = self.peers.get(&publisher).is_some_and(|p| {
-                    matches!(p.kind, SessionKind::Mirror { .. }) && p.room == room
-                });
+                let here = self
+                    .peers
+                    .get(&publisher)
+                    .is_some_and(|p| p.is_stand_in() && p.room == room);
                 if here {
                     self.leave(now, publisher, "left");
                 }
@@ -118,22 +171,38 @@ impl Sfu {
     }
 
     fn is_stand_in(&self, id: PeerId) -> bool {
-        self.peers
-            .get(&id)
-            .is_some_and(|p| matches!(p.kind, SessionKind::Mirror { .. }))
+        self.peers.get(&id).is_some_and(Peer::is_stand_in)
     }
 
     /// Home: a viewer served by worker `from` asks to join `room`.
-    fn admit_viewer(&mut self, id: PeerId, room: String, name: String, mode: Mode, from: usize) {
-        let (mode, others) = match self.rooms.join(&room, id, mode, Role::Viewer) {
-            Ok(joined) => joined,
+    fn admit_viewer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        room: String,
+        name: String,
+        mode: Mode,
+        from: usize,
+    ) {
+        // The publishers as they are before the viewer arrives.
+        let publishers: Vec<Publisher> = self
+            .rooms
+            .members(&room)
+            .iter()
+            .filter_map(|o| self.peers.get(o))
+            .filter(|p| !p.up.is_empty())
+            .map(|p| Publisher {
+                info: p.info.clone(),
+                tracks: p.up.iter().map(|(mid, u)| track_info(*mid, u)).collect(),
+            })
+            .collect();
+        let arrival = Arrival::Elsewhere { worker: from };
+        let admitted = match self.admit(now, id, &room, mode, Role::Viewer, name.clone(), arrival) {
+            Ok(a) => a,
             Err(e) => {
-                info!(id, room, "join refused: {e}");
-                let msg = LinkMsg::Refused {
-                    id,
-                    code: ErrorCode::RoomFull,
-                    message: refusal(&room, e),
-                };
+                let (code, message) = e.into_wire(&room);
+                info!(id, room, "join refused: {message}");
+                let msg = LinkMsg::Refused { id, code, message };
                 self.out.push_back(Output::Link(from, msg));
                 return;
             }
@@ -145,30 +214,7 @@ impl Sfu {
             worker = from,
             "joined as a viewer served by another worker"
         );
-        let peers: Vec<PeerInfo> = others
-            .iter()
-            .filter_map(|o| self.peers.get(o).map(|p| p.info.clone()))
-            .collect();
-        let publishers = others
-            .iter()
-            .filter_map(|o| self.peers.get(o))
-            .filter(|p| !p.up.is_empty())
-            .map(|p| Publisher {
-                info: p.info.clone(),
-                tracks: p.up.iter().map(|(mid, u)| track_info(*mid, u)).collect(),
-            })
-            .collect();
-        let joined = ServerMsg::Joined {
-            id,
-            room: room.clone(),
-            peers,
-            capacity: self.rooms.capacity(mode),
-            mode,
-        };
-        let info = PeerInfo::joining(id, name);
-        let mut stub = Peer::new(id, info, Role::Viewer, room.clone(), String::new());
-        stub.kind = SessionKind::Remote { worker: from };
-        self.peers.insert(id, stub);
+        let joined = self.joined_msg(id, &room, admitted.mode, &admitted.others);
         let links = self.mirrors.entry(room.clone()).or_default();
         match links.iter_mut().find(|(w, _)| *w == from) {
             Some((_, n)) => *n += 1,
@@ -176,14 +222,13 @@ impl Sfu {
         }
         let msg = LinkMsg::Admitted {
             id,
-            room: room.clone(),
+            room,
             home: self.cfg.worker,
-            mode,
+            mode: admitted.mode,
             joined,
             publishers,
         };
         self.out.push_back(Output::Link(from, msg));
-        self.announce_viewers(&room);
     }
 
     /// Mirror: the home admitted viewer `id` into `room`.
@@ -213,15 +258,9 @@ impl Sfu {
                 }
             }
         }
-        if let Err(e) = self.rooms.join(&room, id, mode, Role::Viewer) {
-            // Only if this worker's limits differ from the home's.
-            let why = (ErrorCode::RoomFull, refusal(&room, e));
-            self.turn_away(id, &room, home, whep.is_some(), why);
-            return;
-        }
         if let Some((offer, twcc)) = whep {
-            let kind = SessionKind::Whep;
-            match self.open_http_session(now, id, room.clone(), offer, twcc, kind) {
+            let client = Client::Whep { mids: Vec::new() };
+            match self.open_http_session(now, id, room.clone(), offer, twcc, client) {
                 Ok(answer) => {
                     debug!(id, room, home, "WHEP player admitted by its room's home");
                     self.out.push_back(Output::HttpAnswer(id, Ok(answer)));
@@ -230,13 +269,14 @@ impl Sfu {
             }
             return;
         }
+        let arrival = Arrival::Browser;
+        if let Err(e) = self.admit(now, id, &room, mode, Role::Viewer, name, arrival) {
+            // Only if this worker's limits differ from the home's.
+            let why = e.into_wire(&room);
+            self.turn_away(id, &room, home, false, why);
+            return;
+        }
         debug!(id, room, home, "viewer admitted by its room's home");
-        let ufrag = self.new_ufrag();
-        let info = PeerInfo::joining(id, name);
-        self.by_ufrag.insert(ufrag.clone(), id);
-        self.peers
-            .insert(id, Peer::new(id, info, Role::Viewer, room, ufrag));
-        self.next_layer_tick.get_or_insert(now);
         self.out.push_back(Output::Signal(id, joined));
     }
 
@@ -275,8 +315,8 @@ impl Sfu {
             if self.rooms.join(room, id, mode, Role::Participant).is_err() {
                 return false;
             }
-            let mut peer = Peer::new(id, info, Role::Participant, room.to_string(), String::new());
-            peer.kind = SessionKind::Mirror { home };
+            let served = Served::StandIn { home };
+            let peer = Peer::new(id, info, Role::Participant, room.to_string(), served);
             self.peers.insert(id, peer);
         }
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -314,8 +354,8 @@ impl Sfu {
     /// After `peer` left: the other workers of a spread room hear of it.
     pub(super) fn left_spread_room(&mut self, peer: &Peer) {
         let room = &peer.room;
-        match peer.kind {
-            SessionKind::Remote { worker } => {
+        match peer.served {
+            Served::Elsewhere { worker } => {
                 if let Some(links) = self.mirrors.get_mut(room) {
                     if let Some(l) = links.iter_mut().find(|(w, _)| *w == worker) {
                         l.1 = l.1.saturating_sub(1);
@@ -326,8 +366,8 @@ impl Sfu {
                     }
                 }
             }
-            SessionKind::Mirror { .. } => {}
-            _ => {
+            Served::StandIn { .. } => {}
+            Served::Here(_) => {
                 if let (Role::Participant, Some(links)) = (peer.role, self.mirrors.get(room)) {
                     for &(worker, _) in links {
                         let msg = LinkMsg::PublisherLeft {
@@ -375,21 +415,22 @@ fn track_info(mid: Mid, up: &UpTrack) -> TrackInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sfu::core::SfuConfig;
+    use crate::sfu::shard::ShardConfig;
 
-    fn engine(worker: usize, viewer_capacity: usize) -> Sfu {
-        Sfu::new(SfuConfig {
+    fn engine(worker: usize, viewer_capacity: usize) -> Shard {
+        Shard::new(ShardConfig {
             candidates: vec!["127.0.0.1:5000".parse().unwrap()],
             room_capacity: 8,
             viewer_capacity,
             room_tokens: Default::default(),
             worker,
+            seed: worker as u64,
         })
     }
 
     /// Everything `from` produced: link messages for `to` delivered to it (and so on
     /// until quiet); signals and closes returned per worker.
-    fn settle(engines: &mut [Sfu], now: Instant) -> Vec<(usize, Output)> {
+    fn settle(engines: &mut [Shard], now: Instant) -> Vec<(usize, Output)> {
         let mut seen = Vec::new();
         loop {
             let mut moved = false;
@@ -421,7 +462,15 @@ mod tests {
     fn a_far_viewer_is_admitted_counted_and_released() {
         let now = Instant::now();
         let mut e = vec![engine(0, 0), engine(1, 0)];
-        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(
+            now,
+            1,
+            "talk",
+            "presenter",
+            Role::Participant,
+            Mode::Relay,
+            None,
+        );
         e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
         let seen = settle(&mut e, now);
         let joined = signals(&seen, 2);
@@ -464,7 +513,15 @@ mod tests {
     fn a_viewer_gone_before_its_admission_is_not_left_behind() {
         let now = Instant::now();
         let mut e = vec![engine(0, 0), engine(1, 0)];
-        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(
+            now,
+            1,
+            "talk",
+            "presenter",
+            Role::Participant,
+            Mode::Relay,
+            None,
+        );
         e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
         // It leaves before the home's answer arrives.
         let ask: Vec<Output> = std::iter::from_fn(|| e[1].poll_output()).collect();
@@ -492,10 +549,18 @@ mod tests {
     fn the_home_refuses_for_the_room() {
         let now = Instant::now();
         let mut e = vec![engine(0, 1), engine(1, 1)];
-        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
-        e[0].join(2, "talk", "near", Role::Viewer, Mode::Auto, None);
+        e[0].join(
+            now,
+            1,
+            "talk",
+            "presenter",
+            Role::Participant,
+            Mode::Relay,
+            None,
+        );
+        e[0].join(now, 2, "talk", "near", Role::Viewer, Mode::Auto, None);
         e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
-        e[0].join(4, "call", "a", Role::Participant, Mode::Direct, None);
+        e[0].join(now, 4, "call", "a", Role::Participant, Mode::Direct, None);
         e[1].join_mirrored(0, 5, "call", "watcher", Mode::Auto, None);
         let seen = settle(&mut e, now);
         let full = signals(&seen, 3);
@@ -528,7 +593,7 @@ mod tests {
         offer.to_sdp_string()
     }
 
-    fn answers(seen: &[(usize, Output)], id: PeerId) -> Vec<&crate::sfu::core::HttpAnswer> {
+    fn answers(seen: &[(usize, Output)], id: PeerId) -> Vec<&crate::sfu::shard::HttpAnswer> {
         seen.iter()
             .filter_map(|(_, o)| match o {
                 Output::HttpAnswer(i, a) if *i == id => Some(a),
@@ -541,7 +606,15 @@ mod tests {
     fn a_far_whep_player_is_answered_once_the_home_admits_it() {
         let now = Instant::now();
         let mut e = vec![engine(0, 1), engine(1, 1)];
-        e[0].join(1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(
+            now,
+            1,
+            "talk",
+            "presenter",
+            Role::Participant,
+            Mode::Relay,
+            None,
+        );
         // Bad requests are refused on the spot, without asking the home.
         let bad = e[1].whep_mirrored(0, 2, "talk", None, "not sdp");
         assert!(matches!(bad, Err((ErrorCode::BadSdp, _))), "{bad:?}");

@@ -1,0 +1,147 @@
+//! What reaches a media worker, on two lanes that never wait for each other:
+//!
+//! - the **media lane**: batches of datagrams from the receive task. Lossy: when a
+//!   worker falls this far behind, the receive task drops a batch (counted), as a
+//!   congested network would, and browsers recover (NACK, keyframes).
+//! - the **control lane**: commands from signaling (joins, leaves, SDP, queries).
+//!   Never dropped while the worker runs: a sender waits for room, and the worker
+//!   takes control messages before media, so a busy media lane cannot hold up a join
+//!   or an answer.
+//!
+//! And back from the workers, the **route lane**: the addresses whose DTLS and SRTP
+//! belong to each worker, learnt from authenticated STUN.
+
+use std::net::SocketAddr;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::shard::{HttpAnswer, RoomSnapshot, ShardCounters};
+use crate::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
+
+/// Datagram batches a worker may have queued before the receive task drops further
+/// ones for it (a worker that far behind is overloaded).
+pub(crate) const MEDIA_QUEUE: usize = 1024;
+
+/// Commands a worker may have queued before senders wait.
+pub(crate) const CONTROL_QUEUE: usize = 4096;
+
+/// Route changes waiting for the receive task before further ones are dropped
+/// (counted; every STUN check says its route again, so a lost change heals).
+pub(crate) const ROUTE_QUEUE: usize = 4096;
+
+/// Datagrams read from the media sockets for one worker, in one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) bytes: Vec<u8>,
+    /// Source, destination (the candidate address str0m must see), and the range of
+    /// each datagram in `bytes`.
+    pub(crate) datagrams: Vec<(SocketAddr, SocketAddr, std::ops::Range<usize>)>,
+}
+
+impl Batch {
+    pub(crate) fn push(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(contents);
+        self.datagrams
+            .push((source, destination, start..self.bytes.len()));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers for the next read.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.datagrams.clear();
+    }
+}
+
+/// A route change: DTLS and SRTP from `addr` go to `worker` (`learnt`), or no longer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) addr: SocketAddr,
+    pub(crate) worker: usize,
+    pub(crate) learnt: bool,
+}
+
+/// What a signaling session asks of the engine.
+#[derive(Debug)]
+pub enum Command {
+    Join {
+        id: PeerId,
+        room: String,
+        name: String,
+        role: Role,
+        mode: Mode,
+        token: Option<String>,
+        /// Where the engine sends this participant's messages.
+        tx: mpsc::Sender<ServerMsg>,
+    },
+    Signal {
+        id: PeerId,
+        msg: ClientMsg,
+    },
+    Leave {
+        id: PeerId,
+        reason: &'static str,
+    },
+    /// A WHIP (publish) or WHEP (play) offer for a room.
+    HttpSession {
+        whep: bool,
+        id: PeerId,
+        room: String,
+        token: Option<String>,
+        offer: String,
+        reply: oneshot::Sender<HttpAnswer>,
+    },
+}
+
+/// A message on a worker's control lane.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// A command for a peer of this worker; `home` is the worker of its room (for a
+    /// join or a new HTTP session, which may be served away from its room's home).
+    Command { cmd: Command, home: usize },
+    /// Ends a WHIP/WHEP session by its resource id; answers whether it was here.
+    EndResource {
+        resource: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Answers with the worker's share and counters.
+    Status { reply: oneshot::Sender<Report> },
+    /// Answers with the worker's rooms, participants and their stats.
+    Rooms {
+        reply: oneshot::Sender<Vec<RoomSnapshot>>,
+    },
+}
+
+/// A worker's answer to [`Control::Status`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Report {
+    pub(crate) status: WorkerStatus,
+    pub(crate) counters: ShardCounters,
+    /// Datagrams the kernel refused to send.
+    pub(crate) send_drops: u64,
+    /// Datagrams the shard wanted sent to an address family without a media socket.
+    pub(crate) no_socket_drops: u64,
+    /// Signaling messages for a session that was too far behind (it was disconnected).
+    pub(crate) session_drops: u64,
+    /// Route changes the receive task had no room for.
+    pub(crate) route_drops: u64,
+    /// Packets for spread rooms this worker dropped, per receiving worker.
+    pub(crate) link_drops: Vec<u64>,
+}
+
+/// One media worker's share and load.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    pub rooms: usize,
+    pub participants: usize,
+    pub forwarded_packets: u64,
+    /// Seconds spent handling inputs and sending, as opposed to waiting.
+    pub busy_seconds: f64,
+    /// Datagram batches dropped on the media lane because the worker was behind.
+    pub queue_drops: u64,
+}

@@ -1,0 +1,98 @@
+//! Signaling messages from joined participants that are not negotiation: the path a
+//! participant receives on, its camera and microphone state, the size it shows videos
+//! at, its quality preference, direct-mode signals, and leaving.
+
+use std::time::Instant;
+
+use str0m::media::MediaKind;
+use tracing::info;
+
+use super::Shard;
+use crate::sfu::peer::Peer;
+use crate::signaling::protocol::{ClientMsg, ErrorCode, Path, PeerId, ServerMsg};
+
+impl Shard {
+    /// A signaling message from a joined participant.
+    pub fn handle_signal(&mut self, now: Instant, id: PeerId, msg: ClientMsg) {
+        if !self.peers.contains_key(&id) {
+            return;
+        }
+        match msg {
+            ClientMsg::Join { .. } => {
+                self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"))
+            }
+            ClientMsg::Offer { sdp } => self.handle_offer(now, id, &sdp),
+            ClientMsg::Answer { sdp } => self.handle_answer(now, id, &sdp),
+            ClientMsg::Candidate { candidate, .. } => self.handle_candidate(id, &candidate),
+            ClientMsg::Media { audio, video } => self.handle_media_state(id, audio, video),
+            ClientMsg::Direct { to, signal } => {
+                let same_room =
+                    self.peers.get(&to).map(|p| &p.room) == self.peers.get(&id).map(|p| &p.room);
+                if to == id || !same_room {
+                    self.signal(
+                        id,
+                        ServerMsg::error(
+                            ErrorCode::NoSuchPeer,
+                            format!("no participant {to} in your room"),
+                        ),
+                    );
+                } else {
+                    self.signal(to, ServerMsg::Direct { from: id, signal });
+                }
+            }
+            ClientMsg::Path { path, reason } => self.handle_path(id, path, reason),
+            ClientMsg::Render { peer, width, .. } => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    for ((src, _), d) in l.down.iter_mut() {
+                        if *src == peer && d.kind == MediaKind::Video {
+                            d.render_width = (width > 0).then_some(width);
+                        }
+                    }
+                }
+                self.choose_layers(now, id, "the video's size on screen changed");
+            }
+            ClientMsg::Quality { quality } => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    l.quality = quality;
+                }
+                self.choose_layers(now, id, "quality preference changed");
+            }
+            ClientMsg::Leave => self.leave(now, id, "left"),
+        }
+        self.process(now);
+    }
+
+    fn handle_path(&mut self, id: PeerId, path: Path, reason: String) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let reason: String = reason.chars().take(200).collect();
+        info!(id, ?path, reason, "receives on");
+        peer.info.path = Some(path);
+        let room = peer.room.clone();
+        for o in self.others(&room, id) {
+            self.signal(
+                o,
+                ServerMsg::PeerPath {
+                    id,
+                    path,
+                    reason: reason.clone(),
+                },
+            );
+        }
+    }
+
+    /// A participant turned its camera or microphone on or off: everyone who sees it,
+    /// participants and viewers (those served by other workers too), hears of it.
+    fn handle_media_state(&mut self, id: PeerId, audio: bool, video: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.info.audio = audio;
+        peer.info.video = video;
+        let room = peer.room.clone();
+        for o in self.audience(&room, id) {
+            self.signal(o, ServerMsg::PeerMedia { id, audio, video });
+        }
+    }
+}

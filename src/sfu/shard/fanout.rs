@@ -1,0 +1,408 @@
+//! Forwarding: a publisher's RTP packet goes to each of its receivers on this shard
+//! (header rewritten per receiver: payload type, sequence number, timestamp, VP8
+//! picture ids), once to every other worker that serves viewers of the room, and the
+//! simulcast layer each receiver gets is chosen here.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use tracing::{debug, warn};
+
+use super::timers::TIMER_RESOLUTION;
+use super::{Output, Shard};
+use crate::sfu::codec;
+use crate::sfu::link::{LinkMsg, TrackPacket};
+use crate::sfu::peer::{nackable, DownState, Local, Peer, Served, TrackKey};
+use crate::sfu::simulcast::{Inputs, Quality};
+use crate::signaling::protocol::{PeerId, ServerMsg};
+
+/// What became of one packet written for one receiver.
+enum Written {
+    /// Not for this receiver (not its layer, waiting for a keyframe, not connected).
+    Skipped,
+    /// Written; the receiver's `Rtc` wants its time now to send it.
+    Sent { due: bool },
+    /// The receiver's `Rtc` failed.
+    Failed,
+}
+
+impl Shard {
+    /// An RTP packet arrived from publisher `from`: it goes to every receiver here and
+    /// once to each other worker that serves viewers of the room.
+    pub(super) fn forward(&mut self, now: Instant, from: PeerId, pkt: RtpPacket) {
+        let Some((mid, rid)) = self.rx_stream(from, *pkt.header.ssrc) else {
+            return;
+        };
+        let Some(Peer {
+            up, served, room, ..
+        }) = self.peers.get_mut(&from)
+        else {
+            return;
+        };
+        let Served::Here(local) = served else {
+            return;
+        };
+        let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
+            return;
+        };
+        let Some(params) = up.params(driver.rtc(), pkt.header.payload_type) else {
+            return;
+        };
+        let packet = TrackPacket {
+            mid,
+            rid,
+            params,
+            ssrc: *pkt.header.ssrc,
+            seq_no: *pkt.seq_no,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+            received: pkt.timestamp,
+            payload: pkt.payload,
+        };
+        // (no hash of the room name per packet when no room here is spread)
+        if !self.mirrors.is_empty() {
+            if let Some(links) = self.mirrors.get(room.as_str()) {
+                for &(worker, _) in links {
+                    let msg = LinkMsg::Rtp {
+                        publisher: from,
+                        packet: packet.clone(),
+                    };
+                    self.out.push_back(Output::Link(worker, msg));
+                }
+            }
+        }
+        self.fan_out(now, from, &packet);
+    }
+
+    /// The m-line and simulcast layer of publisher `from`'s incoming stream `ssrc`,
+    /// looked up in its `Rtc` once per stream.
+    fn rx_stream(&mut self, from: PeerId, ssrc: u32) -> Option<(Mid, Option<Rid>)> {
+        let local = self.peers.get_mut(&from)?.here_mut()?;
+        if let Some(&(_, mid, rid)) = local.rx_streams.iter().find(|(s, _, _)| *s == ssrc) {
+            return Some((mid, rid));
+        }
+        let driver = local.rtc.as_mut()?;
+        // A lookup through str0m's direct API counts as a change: drained like one.
+        let found = driver
+            .mutate(&mut self.drained, |rtc| {
+                rtc.direct_api()
+                    .stream_rx(&ssrc.into())
+                    .map(|s| (s.mid(), s.rid()))
+            })
+            .ok()
+            .flatten()?;
+        local.rx_streams.push((ssrc, found.0, found.1));
+        self.schedule(from);
+        Some(found)
+    }
+
+    /// Writes one packet of publisher `from` to each of its receivers on this shard.
+    pub(super) fn fan_out(&mut self, now: Instant, from: PeerId, pkt: &TrackPacket) {
+        let Some(up) = self
+            .peers
+            .get_mut(&from)
+            .and_then(|p| p.up.get_mut(&pkt.mid))
+        else {
+            return;
+        };
+        let (mid, rid) = (pkt.mid, pkt.rid);
+        let codec = pkt.params.spec().codec;
+        let keyframe_start =
+            up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
+        let simulcast = up.simulcast && rid.is_some();
+        // Parsed once for all receivers; each renumbers its own copy.
+        let vp8 = match (up.kind, codec) {
+            (MediaKind::Video, Codec::Vp8) => Vp8Descriptor::parse(&pkt.payload).ok(),
+            _ => None,
+        };
+        if let (true, Some(r)) = (simulcast, rid) {
+            up.rates.on_packet(now, r, pkt.payload.len());
+            if keyframe_start {
+                if let Some(w) = codec::vp8_keyframe_width(&pkt.payload) {
+                    up.rates.on_width(r, w);
+                }
+            }
+        }
+        let subscribers = std::mem::take(&mut up.subscribers);
+        let mut wants_keyframe: Vec<Option<Rid>> = Vec::new();
+        let mut switched: Vec<(PeerId, Rid)> = Vec::new();
+        let packet = Packet {
+            pkt,
+            key: (from, mid),
+            simulcast,
+            keyframe_start,
+            vp8: vp8.as_ref(),
+        };
+        for &sub in &subscribers {
+            let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
+                continue;
+            };
+            let written = write_down(
+                now,
+                local,
+                &packet,
+                &mut self.drained,
+                &mut wants_keyframe,
+                |layer| switched.push((sub, layer)),
+            );
+            match written {
+                Written::Skipped => {}
+                Written::Sent { due } => {
+                    self.counters.forwarded += 1;
+                    self.counters.forwarded_bytes += pkt.payload.len() as u64;
+                    // str0m sends a written packet on its pacer's next turn, a timeout:
+                    // give it now. The turn after it (the pacer re-opening its gate)
+                    // stays queued at its deadline: the next packet's turn or the
+                    // worker's timer pass after this batch runs it.
+                    if due {
+                        self.run_timers(now, sub, 1);
+                    } else {
+                        self.schedule(sub);
+                    }
+                }
+                Written::Failed => {
+                    warn!(id = sub, "media connection failed while forwarding");
+                    self.doomed.push((sub, "error"));
+                }
+            }
+        }
+        if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
+            // Subscribers added while forwarding (none today) would be lost otherwise.
+            let added = std::mem::replace(&mut up.subscribers, subscribers);
+            up.subscribers.extend(added);
+        }
+        for layer in wants_keyframe {
+            self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
+        }
+        for (sub, layer) in switched {
+            self.announce_layer(now, sub, from, mid, layer);
+        }
+    }
+
+    /// Tells a receiver which layer of a publisher's video it now gets.
+    fn announce_layer(&mut self, now: Instant, sub: PeerId, src: PeerId, mid: Mid, layer: Rid) {
+        let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
+            return;
+        };
+        let layers = up.rates.active(now);
+        let index = layers.iter().position(|l| l.rid == layer).unwrap_or(0);
+        let reason = self
+            .peers
+            .get(&sub)
+            .and_then(Peer::here)
+            .map(|l| match l.quality {
+                Quality::High => "you asked for high quality".to_string(),
+                Quality::Low => "you asked for low quality".to_string(),
+                Quality::Auto if !l.bwe => "fits your screen".to_string(),
+                Quality::Auto => match l.estimate_bps {
+                    Some(e) => format!(
+                        "fits your link (estimate {:.0} kbit/s) and screen",
+                        e / 1000.0
+                    ),
+                    None => "starting small until your link is measured".to_string(),
+                },
+            })
+            .unwrap_or_default();
+        debug!(sub, src, %layer, index, "layer switch");
+        self.signal(
+            sub,
+            ServerMsg::Layer {
+                peer: src,
+                rid: layer.to_string(),
+                index,
+                count: layers.len(),
+                reason,
+            },
+        );
+    }
+
+    /// Revisits the simulcast layer of every video `id` receives; asks for a keyframe
+    /// on each newly wanted layer and sets the bandwidth estimator's goals.
+    pub(super) fn choose_layers(&mut self, now: Instant, id: PeerId, why: &str) {
+        let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
+            return;
+        };
+        let keys: Vec<TrackKey> = local
+            .down
+            .iter()
+            .filter(|(_, d)| d.kind == MediaKind::Video && matches!(d.state, DownState::Open(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        // Without an estimate (no transport-wide CC feedback) only the screen and the
+        // preference choose.
+        let estimate = match local.bwe {
+            true => local.estimate_bps,
+            false => Some(f64::INFINITY),
+        };
+        let quality = local.quality;
+        let mut requests = Vec::new();
+        let (mut min_bps, mut desired_bps) = (0.0, 0.0);
+        for (src, mid) in keys {
+            let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
+                continue;
+            };
+            if !up.simulcast {
+                continue;
+            }
+            let layers = up.rates.active(now);
+            let Some(down) = self
+                .peers
+                .get_mut(&id)
+                .and_then(Peer::here_mut)
+                .and_then(|l| l.down.get_mut(&(src, mid)))
+            else {
+                continue;
+            };
+            let before = down.selector.target();
+            let target = down.selector.choose(
+                now,
+                Inputs {
+                    layers: &layers,
+                    estimate_bps: estimate,
+                    render_width: down.render_width,
+                    quality,
+                },
+            );
+            if target != before && target != down.layer {
+                debug!(id, src, ?target, why, "layer wanted");
+                requests.push((src, mid, target));
+            }
+            // Keep probing towards the next layer up, so the estimate can show it fits.
+            if let Some(i) = target.and_then(|t| layers.iter().position(|l| l.rid == t)) {
+                min_bps += layers[i].bps;
+                desired_bps += layers.get(i + 1).unwrap_or(&layers[i]).bps * 1.2;
+            }
+        }
+        if desired_bps > 0.0 {
+            let (min, desired) = (
+                Bitrate::bps(min_bps as u64),
+                Bitrate::bps(desired_bps as u64),
+            );
+            self.with_rtc(id, |rtc| rtc.bwe().set_bitrate(min, desired));
+        }
+        for (src, mid, layer) in requests {
+            self.request_keyframe(now, src, mid, layer, KeyframeRequestKind::Pli);
+        }
+    }
+}
+
+/// One packet on its way to the receivers, with what was worked out once for all.
+struct Packet<'a> {
+    pkt: &'a TrackPacket,
+    key: TrackKey,
+    simulcast: bool,
+    keyframe_start: bool,
+    vp8: Option<&'a Vp8Descriptor>,
+}
+
+/// Writes `p` to one receiver, if it is for it: the layer it gets (switching to the
+/// wanted one on a keyframe, asking for one otherwise), after its first keyframe.
+fn write_down(
+    now: Instant,
+    local: &mut Local,
+    p: &Packet<'_>,
+    drained: &mut crate::sfu::driver::Drained,
+    wants_keyframe: &mut Vec<Option<Rid>>,
+    mut switched: impl FnMut(Rid),
+) -> Written {
+    let Local {
+        rtc,
+        down,
+        connected_at,
+        ..
+    } = local;
+    let Some(down) = down.get_mut(&p.key) else {
+        return Written::Skipped;
+    };
+    let DownState::Open(down_mid) = down.state else {
+        return Written::Skipped;
+    };
+    // str0m drops writes before DTLS is up; keep waiting for a keyframe until then.
+    let (Some(_), Some(driver)) = (connected_at, rtc.as_mut()) else {
+        return Written::Skipped;
+    };
+    let pkt = p.pkt;
+    let rid = pkt.rid;
+    if p.simulcast {
+        // One layer per receiver: the current one, until the wanted one starts with a
+        // keyframe (the decoder can only join a stream there).
+        let target = down.selector.target();
+        if rid == target && target != down.layer {
+            if p.keyframe_start {
+                down.layer = target;
+                if let Some(t) = target {
+                    switched(t);
+                }
+            } else {
+                if !wants_keyframe.contains(&target) {
+                    wants_keyframe.push(target);
+                }
+                if down.layer.is_none() {
+                    return Written::Skipped;
+                }
+            }
+        }
+        if rid != down.layer {
+            return Written::Skipped;
+        }
+    } else if down.waiting_keyframe {
+        if !p.keyframe_start {
+            if !wants_keyframe.contains(&None) {
+                wants_keyframe.push(None);
+            }
+            return Written::Skipped;
+        }
+        down.waiting_keyframe = false;
+    }
+    let Some(pt) = down.map_pt(driver.rtc(), down_mid, &pkt.params) else {
+        return Written::Skipped;
+    };
+    let clock_rate = pkt.params.spec().clock_rate.get();
+    let generation = pkt.ssrc;
+    let Some(rw) = down
+        .rewriter
+        .rewrite(generation, pkt.seq_no, pkt.rtp_time, now, clock_rate)
+    else {
+        return Written::Skipped;
+    };
+    let mut write = RtpWrite::new(pt, rw.seq.into(), rw.ts, pkt.received, pkt.payload.clone())
+        .marker(pkt.marker)
+        .ext_vals(pkt.ext.clone())
+        .nackable(nackable(pkt.params.spec().codec));
+    if let Some(patch) = p.vp8.and_then(|d| down.vp8.patch(generation, d)) {
+        write = write.vp8_patch(patch);
+    }
+    let wrote = driver.mutate(drained, |rtc| {
+        let mut api = rtc.direct_api();
+        match api.stream_tx_by_mid(down_mid, None) {
+            Some(tx) => {
+                tx.write_rtp(write);
+                true
+            }
+            None => false,
+        }
+    });
+    match wrote {
+        Ok(true) => Written::Sent {
+            due: driver.deadline() <= now + TIMER_RESOLUTION,
+        },
+        Ok(false) => Written::Skipped,
+        Err(_) => Written::Failed,
+    }
+}
+
+/// (a microsecond, the step str0m's pacer asks for between two packets)
+#[allow(dead_code)]
+const _STEP: Duration = Duration::from_micros(1);

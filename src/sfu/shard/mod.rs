@@ -1,0 +1,442 @@
+//! One media worker's share of the rooms, Sans-IO: its peers, their `Rtc`s, the rooms'
+//! membership and the forwarding between peers. It takes datagrams, commands from
+//! signaling, messages from other workers, the time and a seeded random generator as
+//! inputs, and produces datagrams to send, messages to deliver and the next deadline;
+//! it never touches a socket, reads the clock or draws from a global RNG, so a test
+//! drives it on a fake clock ([`super::worker`] is the I/O shell around it).
+//!
+//! The concerns, one file each:
+//! - [`route`]: which peer a datagram belongs to, and the addresses learnt from
+//!   authenticated STUN.
+//! - [`admit`]: joining and leaving, one `admit` for browsers, WHIP/WHEP sessions and
+//!   viewers served by other workers.
+//! - [`negotiate`]: SDP offers and answers, the down tracks they open and stop.
+//! - [`fanout`]: forwarding a publisher's packets to its receivers, simulcast layers.
+//! - [`keyframes`]: keyframe requests to publishers, throttled.
+//! - [`http`]: WHIP publishers and WHEP players.
+//! - [`mirror`]: one room spread over several workers (home and mirrors).
+//! - [`timers`]: every `Rtc`'s deadline in one queue.
+//! - [`control`]: signaling messages from joined participants.
+//! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
+//!
+//! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
+//! then a drain to `Output::Timeout`. Drained events land in one queue that
+//! [`Shard::process`] works through, so a packet from a publisher is written to each
+//! receiver (and each receiver drained) before the next input.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::FxHashMap;
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::config::DtlsCert;
+use str0m::ice::IceCreds;
+use str0m::net::Transmit;
+use str0m::{Candidate, Event, IceConnectionState, Rtc};
+use tracing::{debug, info, warn};
+
+mod admit;
+mod control;
+mod fanout;
+mod http;
+mod keyframes;
+mod mirror;
+mod negotiate;
+mod route;
+mod snapshot;
+mod timers;
+
+pub use http::HttpAnswer;
+pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
+
+use super::driver::Drained;
+use super::link::LinkMsg;
+use super::peer::{Client, DownState, Peer, Served, UpTrack};
+use crate::room::{JoinError, Rooms};
+use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
+use route::Routes;
+use timers::Timers;
+
+/// Settings of one shard.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Addresses put in the server's ICE host candidates (advertised IP, media port).
+    pub candidates: Vec<SocketAddr>,
+    /// Most participants in one room.
+    pub room_capacity: usize,
+    /// Most viewers in one room (0: no limit).
+    pub viewer_capacity: usize,
+    /// Rooms that need a token, with their tokens.
+    pub room_tokens: HashMap<String, String>,
+    /// Which media worker this shard is: the first character of every server ICE
+    /// ufrag names it, so the receive task routes STUN without asking anyone.
+    pub worker: usize,
+    /// Seeds the shard's random choices (ICE credentials, resource ids, first
+    /// sequence numbers), so a test can replay a run.
+    pub seed: u64,
+}
+
+/// Most media workers (one ufrag character names each).
+pub const MAX_WORKERS: usize = TOKEN_CHARS.len();
+
+/// The media worker a server ICE ufrag belongs to (see [`ShardConfig::worker`]).
+pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
+    let first = *ufrag.as_bytes().first()?;
+    TOKEN_CHARS.iter().position(|&c| c == first)
+}
+
+/// Video packets kept per send stream for retransmission (and as its send queue).
+/// str0m's default of 1000 costs about 430 bytes a slot per receiver; 256 is about a
+/// second of 2.5 Mbit/s video, plenty for LAN round trips.
+const SEND_BUFFER_VIDEO: usize = 256;
+
+/// The bandwidth estimate towards a receiver before any feedback: what a LAN carries.
+const BWE_START: Bitrate = Bitrate::kbps(5_000);
+
+/// What the shard wants the I/O shell to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Deliver a signaling message to a participant's WebSocket.
+    Signal(PeerId, ServerMsg),
+    /// The participant is gone from the shard: close its WebSocket.
+    Close(PeerId),
+    /// A message for another media worker (a room spread over several, see `mirror`).
+    Link(usize, LinkMsg),
+    /// The answer to a WHEP offer that waited for its room's home to admit the player
+    /// ([`Shard::whep_mirrored`]).
+    HttpAnswer(PeerId, HttpAnswer),
+    /// DTLS and SRTP from `addr` belong to this shard (`true`), or no longer (`false`):
+    /// an address a peer proved with an authenticated STUN request, for the receive
+    /// task's routes.
+    Route(SocketAddr, bool),
+}
+
+/// What the shard counted, for `/metrics` and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardCounters {
+    /// Datagrams that belonged to no peer (unknown ufrag or address, or garbage).
+    pub unroutable: u64,
+    /// Datagrams a peer's `Rtc` refused or could not parse.
+    pub rejected: u64,
+    /// STUN requests refused before reaching an `Rtc`: a wrong MESSAGE-INTEGRITY, a
+    /// request replayed from another address, or an address another peer holds.
+    pub stun_refused: u64,
+    /// RTP packets forwarded to a receiver.
+    pub forwarded: u64,
+    /// RTP payload bytes of those packets (headers and SRTP overhead not included).
+    pub forwarded_bytes: u64,
+}
+
+/// One worker's share of the rooms.
+pub struct Shard {
+    cfg: ShardConfig,
+    rng: StdRng,
+    /// One DTLS certificate for all peers: generating a key per peer costs milliseconds.
+    dtls_cert: DtlsCert,
+    rooms: Rooms,
+    peers: FxHashMap<PeerId, Peer>,
+    routes: Routes,
+    /// WHIP/WHEP resource id (the last part of its URL) → peer.
+    by_resource: HashMap<String, PeerId>,
+    /// What the `Rtc`s' drains produced: datagrams and events.
+    drained: Drained,
+    /// Route changes for the receive task, handed out before any datagram so that the
+    /// reply to a STUN request never overtakes the route its DTLS will need.
+    routes_out: VecDeque<Output>,
+    out: VecDeque<Output>,
+    /// Peers whose `Rtc` failed; removed once the current event is handled.
+    doomed: Vec<(PeerId, &'static str)>,
+    counters: ShardCounters,
+    timers: Timers,
+    /// Home side: rooms with viewers on other workers → (worker, its viewers of the room).
+    mirrors: HashMap<String, Vec<(usize, usize)>>,
+    /// Mirror side: rooms homed on another worker that this one serves viewers of →
+    /// their home.
+    mirrored: HashMap<String, usize>,
+    /// Mirror side: viewers waiting for their room's home to admit them.
+    pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
+}
+
+impl Shard {
+    pub fn new(cfg: ShardConfig) -> Self {
+        let dtls_cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("the crypto backend generates a DTLS certificate");
+        Shard {
+            rooms: Rooms::new(cfg.room_capacity, cfg.viewer_capacity),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            timers: Timers::default(),
+            mirrors: HashMap::new(),
+            mirrored: HashMap::new(),
+            pending_admits: HashMap::new(),
+            cfg,
+            dtls_cert,
+            peers: FxHashMap::default(),
+            routes: Routes::default(),
+            by_resource: HashMap::new(),
+            drained: Drained::default(),
+            routes_out: VecDeque::new(),
+            out: VecDeque::new(),
+            doomed: Vec::new(),
+            counters: ShardCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> ShardCounters {
+        self.counters
+    }
+
+    /// Next output: route changes, then datagrams, then the rest.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(r) = self.routes_out.pop_front() {
+            return Some(r);
+        }
+        if let Some(t) = self.drained.transmits.pop_front() {
+            return Some(Output::Transmit(t));
+        }
+        self.out.pop_front()
+    }
+
+    /// When [`Shard::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.poll_timeout(!self.peers.is_empty())
+    }
+
+    /// Handles queued events until none are left.
+    fn process(&mut self, now: Instant) {
+        loop {
+            if let Some((id, event)) = self.drained.events.pop_front() {
+                self.handle_event(now, id, event);
+                continue;
+            }
+            if let Some((id, reason)) = self.doomed.pop() {
+                if self.peers.contains_key(&id) {
+                    self.signal(
+                        id,
+                        ServerMsg::error(ErrorCode::MediaFailed, "the media connection failed"),
+                    );
+                    self.leave(now, id, reason);
+                }
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, id: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.forward(now, id, pkt),
+            Event::KeyframeRequest(req) => {
+                let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
+                    return;
+                };
+                let source = local
+                    .down
+                    .iter()
+                    .find(|(_, d)| d.state == DownState::Open(req.mid))
+                    .map(|(k, d)| (*k, d.layer));
+                if let Some(((src, mid), layer)) = source {
+                    self.request_keyframe(now, src, mid, layer, req.kind);
+                }
+            }
+            Event::MediaAdded(m) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                let role = peer.role;
+                let Served::Here(local) = &mut peer.served else {
+                    return;
+                };
+                if let Client::Whep { mids } = &mut local.client {
+                    // The player's m-lines appear once it is connected: bind them.
+                    if m.direction.is_sending() {
+                        mids.push((m.mid, m.kind));
+                        self.attach_fixed(now, id);
+                    }
+                    return;
+                }
+                if !m.direction.is_receiving()
+                    || peer.up.contains_key(&m.mid)
+                    || role == Role::Viewer
+                {
+                    return;
+                }
+                let simulcast = m
+                    .simulcast
+                    .as_ref()
+                    .is_some_and(|s| s.recv.len() > 1 || s.send.len() > 1);
+                debug!(id, mid = %m.mid, kind = ?m.kind, simulcast, "up track");
+                peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
+                self.offer_track(now, id, m.mid, m.kind);
+                self.mirror_track(id, m.mid);
+            }
+            Event::Connected => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    l.connected_at = Some(now);
+                    info!(id, "media connected");
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.peers.contains_key(&id) =>
+            {
+                self.signal(
+                    id,
+                    ServerMsg::error(
+                        ErrorCode::MediaFailed,
+                        "no media traffic from you for 15 seconds",
+                    ),
+                );
+                self.leave(now, id, "timeout");
+            }
+            Event::Closed => self.leave(now, id, "left"),
+            Event::MediaIngressStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let kind = p.up.get(&s.mid).map(|u| u.kind);
+                    if let Some(l) = p.here_mut() {
+                        l.stats.on_ingress(&s, kind);
+                    }
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    l.stats.on_egress(&s);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    debug!(id, estimate = estimate.as_f64(), "bandwidth estimate");
+                    l.estimate_bps = Some(estimate.as_f64());
+                    self.choose_layers(now, id, "bandwidth estimate");
+                }
+            }
+            Event::PeerStats(s) => {
+                if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                    let stats = l.stats.on_peer(&s).clone();
+                    self.signal(id, ServerMsg::Stats { stats });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues a signaling message for a participant, wherever it is served.
+    fn signal(&mut self, id: PeerId, msg: ServerMsg) {
+        match self.peers.get(&id).map(|p| &p.served) {
+            // A viewer served by another worker: that worker delivers it.
+            Some(Served::Elsewhere { worker }) => {
+                let worker = *worker;
+                self.out
+                    .push_back(Output::Link(worker, LinkMsg::Signal { id, msg }))
+            }
+            // A stand-in for a publisher served elsewhere: its home talks to it.
+            Some(Served::StandIn { .. }) => {}
+            _ => self.out.push_back(Output::Signal(id, msg)),
+        }
+    }
+
+    /// Runs `change` on peer `id`'s `Rtc` and drains it; a failing `Rtc` dooms the
+    /// peer. `None` when the peer has no `Rtc` here.
+    fn with_rtc<R>(&mut self, id: PeerId, change: impl FnOnce(&mut Rtc) -> R) -> Option<R> {
+        let local = self.peers.get_mut(&id)?.here_mut()?;
+        let driver = local.rtc.as_mut()?;
+        let r = match driver.mutate(&mut self.drained, change) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(id, "media connection failed: {e}");
+                self.doomed.push((id, "error"));
+                None
+            }
+        };
+        self.schedule(id);
+        r
+    }
+
+    /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it
+    /// sends transport-wide CC feedback; without feedback the estimate never moves).
+    fn build_rtc(&self, now: Instant, creds: IceCreds, bwe: bool) -> Rtc {
+        let mut cfg = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(creds)
+            .set_dtls_cert(self.dtls_cert.clone())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .set_send_buffer_video(SEND_BUFFER_VIDEO);
+        if bwe {
+            // Bandwidth estimation towards each browser picks its simulcast layers; it
+            // only probes once a desired bitrate is set (see choose_layers). It starts
+            // at what a LAN carries, so receivers start on a good layer.
+            cfg = cfg.enable_bwe(Some(BWE_START));
+        }
+        let mut rtc = cfg.build(now);
+        for addr in &self.cfg.candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        rtc
+    }
+
+    /// New server ICE credentials: a ufrag no other peer uses, whose first character
+    /// names this worker (STUN requests are routed by it), and a password.
+    fn new_creds(&mut self) -> IceCreds {
+        loop {
+            let mut ufrag = String::with_capacity(16);
+            ufrag.push(TOKEN_CHARS[self.cfg.worker % MAX_WORKERS] as char);
+            ufrag.push_str(&self.random_token(15));
+            if !self.routes.has_ufrag(&ufrag) {
+                let pass = self.random_token(24);
+                return IceCreds { ufrag, pass };
+            }
+        }
+    }
+
+    /// A random alphanumeric token (ICE credentials, resource ids).
+    fn random_token(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| TOKEN_CHARS[self.rng.random_range(0..TOKEN_CHARS.len())] as char)
+            .collect()
+    }
+
+    /// The first sequence number of a new down stream.
+    fn start_seq(&mut self) -> u16 {
+        self.rng.random_range(1..30_000)
+    }
+}
+
+/// Why `room` refused a join, in words for the person joining.
+fn refusal(room: &str, e: JoinError) -> String {
+    match e {
+        JoinError::Full(n) => format!("room \"{room}\" is full ({n} participants)"),
+        JoinError::DirectFull => format!(
+            "room \"{room}\" is full: it is a direct call, which takes two participants; \
+             use another room in relay or auto mode for more"
+        ),
+        JoinError::ViewersFull(n) => format!("room \"{room}\" has its maximum of {n} viewers"),
+        JoinError::DirectNoViewers => format!(
+            "room \"{room}\" is a direct call between two devices: the server does not \
+             carry its media, so it cannot be watched"
+        ),
+    }
+}
+
+/// Whether an SDP offer negotiates transport-wide congestion control feedback, which
+/// the bandwidth estimate needs.
+fn offers_twcc(sdp: &str) -> bool {
+    sdp.contains("transport-wide-cc-extensions")
+}
+
+/// The characters of ICE credentials and resource ids.
+const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

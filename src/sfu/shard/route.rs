@@ -1,0 +1,214 @@
+//! Which peer a datagram belongs to, and how a peer's addresses are learnt.
+//!
+//! - STUN carries the server's ufrag, which names the peer. A binding request is
+//!   checked before any `Rtc` sees it: its MESSAGE-INTEGRITY must be signed with the
+//!   peer's password, a transaction already seen from another address (a replay) is
+//!   refused, and so is an address another live peer holds. Only when the peer's `Rtc`
+//!   then takes the request is its source address learnt for the peer (and reported to
+//!   the receive task as [`Output::Route`]).
+//! - DTLS and SRTP are routed by source address, to the peer that proved it.
+//! - A peer keeps at most [`MAX_ADDRS`] addresses; the least recently confirmed one
+//!   makes room for a new one.
+//!
+//! So a forged or replayed request from another host cannot move a call's media: the
+//! worst it earns is a count in `stun_refused`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use str0m::ice::StunMessage;
+use str0m::net::{Protocol, Receive};
+use tracing::debug;
+
+use super::{Output, Shard};
+use crate::sfu::demux::{self, Kind};
+use crate::sfu::driver::Received;
+use crate::sfu::peer::{Local, MAX_ADDRS, RECENT_STUN};
+use crate::signaling::protocol::PeerId;
+
+/// The shard's routing tables.
+#[derive(Debug, Default)]
+pub(super) struct Routes {
+    /// Server ufrag → peer, to route STUN requests.
+    by_ufrag: HashMap<String, PeerId>,
+    /// Remote address → peer, learnt from authenticated STUN, to route DTLS and SRTP.
+    by_addr: FxHashMap<SocketAddr, PeerId>,
+}
+
+impl Routes {
+    pub(super) fn has_ufrag(&self, ufrag: &str) -> bool {
+        self.by_ufrag.contains_key(ufrag)
+    }
+
+    pub(super) fn add_ufrag(&mut self, ufrag: String, id: PeerId) {
+        self.by_ufrag.insert(ufrag, id);
+    }
+
+    pub(super) fn remove_ufrag(&mut self, ufrag: &str) {
+        self.by_ufrag.remove(ufrag);
+    }
+}
+
+/// Why a binding request was turned away before reaching an `Rtc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Integrity,
+    Replay,
+    AddressTaken,
+}
+
+impl Shard {
+    /// A datagram arrived on the media port from `src`, addressed to `dst` (the
+    /// candidate address str0m must see).
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        let kind = demux::classify(buf);
+        let id = match kind {
+            Kind::Stun => demux::stun_local_ufrag(buf).and_then(|u| self.routes.by_ufrag.get(u)),
+            Kind::Dtls | Kind::Rtp => self.routes.by_addr.get(&src),
+            Kind::Other => None,
+        };
+        let Some(&id) = id else {
+            self.counters.unroutable += 1;
+            debug!(%src, len = buf.len(), "dropped unroutable datagram");
+            return;
+        };
+        let Ok(recv) = Receive::new(Protocol::Udp, src, dst, buf) else {
+            self.counters.rejected += 1;
+            return;
+        };
+        let request = match kind {
+            Kind::Stun => StunMessage::parse(buf)
+                .ok()
+                .filter(StunMessage::is_binding_request),
+            _ => None,
+        };
+        if let Some(msg) = &request {
+            if let Err(why) = self.check_request(id, src, msg) {
+                self.counters.stun_refused += 1;
+                debug!(id, %src, ?why, "STUN request refused");
+                return;
+            }
+        }
+        let learn = request.is_some();
+        let Some(driver) = self
+            .peers
+            .get_mut(&id)
+            .and_then(|p| p.here_mut())
+            .and_then(|l| l.rtc.as_mut())
+        else {
+            self.counters.unroutable += 1;
+            return;
+        };
+        match driver.receive(now, recv, &mut self.drained) {
+            Ok(Received::Taken) => {
+                if learn {
+                    self.learn_addr(now, id, src);
+                }
+            }
+            Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
+            Err(e) => {
+                tracing::warn!(id, "media connection failed: {e}");
+                self.doomed.push((id, "error"));
+            }
+        }
+        self.schedule(id);
+        self.process(now);
+    }
+
+    /// The checks of a binding request for peer `id` from `src` that str0m does not
+    /// make (or makes only after it has taken the request).
+    fn check_request(
+        &mut self,
+        id: PeerId,
+        src: SocketAddr,
+        msg: &StunMessage<'_>,
+    ) -> Result<(), Refusal> {
+        let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return Ok(());
+        };
+        if !msg.verify(local.pass.as_bytes(), sha1_hmac) {
+            return Err(Refusal::Integrity);
+        }
+        let tid = msg.trans_id();
+        if local
+            .recent_stun
+            .iter()
+            .any(|(t, from)| *t == tid && *from != src)
+        {
+            return Err(Refusal::Replay);
+        }
+        if self
+            .routes
+            .by_addr
+            .get(&src)
+            .is_some_and(|owner| *owner != id)
+        {
+            return Err(Refusal::AddressTaken);
+        }
+        if local.recent_stun.len() >= RECENT_STUN {
+            local.recent_stun.remove(0);
+        }
+        local.recent_stun.push((tid, src));
+        Ok(())
+    }
+
+    /// Peer `id`'s `Rtc` took an authenticated binding request from `src`.
+    fn learn_addr(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+        let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        if let Some(a) = local.addrs.iter_mut().find(|(a, _)| *a == src) {
+            a.1 = now;
+            // Said again at every check (every few seconds), so a change the receive
+            // task missed (its queue was full) heals by itself.
+            self.routes_out.push_back(Output::Route(src, true));
+            return;
+        }
+        let evicted = if local.addrs.len() >= MAX_ADDRS {
+            let oldest = (0..local.addrs.len())
+                .min_by_key(|&i| local.addrs[i].1)
+                .expect("a full list");
+            Some(local.addrs.swap_remove(oldest).0)
+        } else {
+            None
+        };
+        local.addrs.push((src, now));
+        if let Some(old) = evicted {
+            self.forget_addr(id, old);
+        }
+        self.routes.by_addr.insert(src, id);
+        self.routes_out.push_back(Output::Route(src, true));
+    }
+
+    /// Drops `addr` from the routes if it is peer `id`'s.
+    fn forget_addr(&mut self, id: PeerId, addr: SocketAddr) {
+        if self.routes.by_addr.get(&addr) == Some(&id) {
+            self.routes.by_addr.remove(&addr);
+            self.routes_out.push_back(Output::Route(addr, false));
+        }
+    }
+
+    /// Peer `id` is gone: its ufrag and addresses route nowhere.
+    pub(super) fn unroute(&mut self, id: PeerId, local: &Local) {
+        self.routes.remove_ufrag(&local.ufrag);
+        for (a, _) in &local.addrs {
+            self.forget_addr(id, *a);
+        }
+    }
+}
+
+/// HMAC-SHA1 of `parts` under `key` (STUN's MESSAGE-INTEGRITY, RFC 8489 §14.5).
+fn sha1_hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let mut ctx = hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p);
+    }
+    let tag = ctx.sign();
+    let mut out = [0u8; 20];
+    out.copy_from_slice(tag.as_ref());
+    out
+}

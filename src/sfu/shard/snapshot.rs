@@ -1,0 +1,89 @@
+//! What a shard shows of itself: its rooms with their participants and the server's
+//! measurements (`/api/rooms`), and its size (`/healthz`, `/metrics`).
+
+use super::Shard;
+use crate::sfu::peer::DownState;
+#[cfg(test)]
+use crate::sfu::peer::Peer;
+use crate::signaling::protocol::{LegStats, Mode, PeerId, PeerInfo, Role};
+
+/// A room as `/api/rooms` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSnapshot {
+    pub name: String,
+    pub mode: Mode,
+    pub capacity: usize,
+    pub participants: Vec<ParticipantSnapshot>,
+    /// Receive-only viewers (browsers with `role=viewer`, WHEP players).
+    pub viewers: Vec<ParticipantSnapshot>,
+}
+
+/// A participant as `/api/rooms` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantSnapshot {
+    #[serde(flatten)]
+    pub info: PeerInfo,
+    pub role: Role,
+    /// Its media connection to the server is up.
+    pub relay_connected: bool,
+    /// Tracks it sends to the server, and tracks the server sends it.
+    pub up_tracks: usize,
+    pub down_tracks: usize,
+    /// The server's measurements of its relayed legs (when connected to the server).
+    pub relay: Option<LegStats>,
+}
+
+impl Shard {
+    /// Participants and viewers this shard serves.
+    pub fn peer_count(&self) -> usize {
+        self.peers.values().filter(|p| p.is_here()).count()
+    }
+
+    /// Rooms whose home is this shard.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len().saturating_sub(self.mirrored.len())
+    }
+
+    /// Every room with the participants this shard serves and the server's
+    /// measurements, for `/api/rooms` (the engine merges a room spread over workers).
+    pub fn rooms_snapshot(&self) -> Vec<RoomSnapshot> {
+        let snap = |id: &PeerId| {
+            let p = self.peers.get(id)?;
+            let l = p.here()?;
+            Some(ParticipantSnapshot {
+                info: p.info.clone(),
+                role: p.role,
+                relay_connected: l.connected_at.is_some(),
+                up_tracks: p.up.len(),
+                down_tracks: l
+                    .down
+                    .values()
+                    .filter(|d| matches!(d.state, DownState::Open(_)))
+                    .count(),
+                relay: l.connected_at.map(|_| l.stats.current().clone()),
+            })
+        };
+        self.rooms
+            .names()
+            .into_iter()
+            .map(|name| {
+                let mode = self.rooms.mode(&name).unwrap_or_default();
+                RoomSnapshot {
+                    capacity: self.rooms.capacity(mode),
+                    participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
+                    viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
+                    name,
+                    mode,
+                }
+            })
+            .collect()
+    }
+
+    /// The peer `id`, if this shard knows it (tests).
+    #[cfg(test)]
+    pub(crate) fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+}

@@ -1,0 +1,173 @@
+//! Every `Rtc`'s deadline in one queue, and the shard's own periodic work (simulcast
+//! layer choices, deferred keyframe requests).
+//!
+//! A peer has at most one entry in the queue that counts (`Local::timer_queued`): an
+//! entry that comes due early is re-queued at the `Rtc`'s real deadline, one that was
+//! superseded is skipped. So the queue holds O(peers) entries, and a worker wakes
+//! when the earliest deadline of any of them is due.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use str0m::media::KeyframeRequestKind;
+
+use super::Shard;
+use crate::signaling::protocol::PeerId;
+
+/// How often simulcast layer choices are revisited (moving up needs time to pass).
+const LAYER_TICK: Duration = Duration::from_millis(500);
+
+/// Deadlines this close are run at once rather than waited for (the I/O shell's timer
+/// cannot wait less than a millisecond anyway).
+pub(super) const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Passes over the timer queue in one `handle_timeout` (see there).
+const TIMER_PASSES: usize = 4;
+
+/// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
+const MAX_TIMEOUTS_PER_TURN: usize = 64;
+
+/// The shard's deadlines.
+#[derive(Debug, Default)]
+pub(super) struct Timers {
+    /// Peers' `Rtc` deadlines, earliest first.
+    queue: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// When simulcast layer choices are next revisited (while any peer exists).
+    next_layer_tick: Option<Instant>,
+    /// When the earliest deferred keyframe request is due.
+    pub(super) keyframes_due: Option<Instant>,
+}
+
+impl Timers {
+    pub(super) fn poll_timeout(&self, any_peer: bool) -> Option<Instant> {
+        let layers = self.next_layer_tick.filter(|_| any_peer);
+        [
+            layers,
+            self.keyframes_due,
+            self.queue.peek().map(|t| t.0 .0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Layer choices start being revisited from `now` (a peer arrived).
+    pub(super) fn start_layer_ticks(&mut self, now: Instant) {
+        self.next_layer_tick.get_or_insert(now);
+    }
+
+    /// A deferred keyframe request comes due at `t`.
+    pub(super) fn keyframe_at(&mut self, t: Instant) {
+        self.keyframes_due = Some(self.keyframes_due.map_or(t, |d| d.min(t)));
+    }
+}
+
+impl Shard {
+    /// Time has passed: drive every `Rtc` whose deadline came, send deferred keyframe
+    /// requests, revisit layer choices.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // What is due now, in a few passes: running a peer's timers can queue it again
+        // for now, and the passes keep the work of one call bounded.
+        for _ in 0..TIMER_PASSES {
+            let mut due = Vec::new();
+            while let Some(&Reverse((t, id))) = self.timers.queue.peek() {
+                if t > now {
+                    break;
+                }
+                self.timers.queue.pop();
+                due.push((t, id));
+            }
+            if due.is_empty() {
+                break;
+            }
+            self.run_due(now, due);
+        }
+        if self.timers.keyframes_due.is_some_and(|t| t <= now) {
+            self.timers.keyframes_due = None;
+            for (id, mid, rid) in self.due_keyframes(now) {
+                self.send_keyframe_request(id, mid, rid, KeyframeRequestKind::Pli);
+            }
+        }
+        if self.timers.next_layer_tick.is_some_and(|t| t <= now) {
+            self.timers.next_layer_tick = Some(now + LAYER_TICK);
+            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.choose_layers(now, id, "bandwidth estimate");
+            }
+        }
+        self.process(now);
+    }
+
+    /// Queues a peer's next deadline.
+    pub(super) fn schedule(&mut self, id: PeerId) {
+        let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        let Some(t) = local.rtc.as_ref().map(|d| d.deadline()) else {
+            return;
+        };
+        // One entry per peer, at or before its Rtc's deadline.
+        if local.timer_queued.is_none_or(|q| t < q) {
+            local.timer_queued = Some(t);
+            self.timers.queue.push(Reverse((t, id)));
+        }
+    }
+
+    /// Runs the timers of peers whose queue entries came due.
+    fn run_due(&mut self, now: Instant, due: Vec<(Instant, PeerId)>) {
+        for (t, id) in due {
+            let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+                continue;
+            };
+            if local.timer_queued != Some(t) {
+                // Superseded by an earlier entry, which has run (or is queued).
+                continue;
+            }
+            local.timer_queued = None;
+            match local.rtc.as_ref().map(|d| d.deadline()) {
+                Some(deadline) if deadline <= now => {}
+                // The Rtc's deadline moved later since this entry was queued.
+                Some(_) => {
+                    self.schedule(id);
+                    continue;
+                }
+                None => continue,
+            }
+            self.run_timers(now, id, MAX_TIMEOUTS_PER_TURN);
+        }
+    }
+
+    /// Gives a peer's `Rtc` the time, and again (up to `turns` times) for as long as it
+    /// asks for a timeout within the timer's resolution. str0m's pacer releases one
+    /// packet per timeout and asks for the next "immediately" (1 µs later): without
+    /// this, a burst of N packets (a keyframe) would take N rounds of the worker's
+    /// loop, at least 1 ms each.
+    pub(super) fn run_timers(&mut self, now: Instant, id: PeerId, turns: usize) {
+        for _ in 0..turns {
+            let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+                return;
+            };
+            let Some(driver) = local.rtc.as_mut() else {
+                return;
+            };
+            // Time given to str0m only moves forward: a turn asked for "immediately"
+            // runs a microsecond after the last.
+            let at = driver
+                .deadline()
+                .max(now)
+                .max(driver.time() + Duration::from_micros(1));
+            let failed = driver.timeout(at, &mut self.drained).err();
+            let next = driver.deadline();
+            if let Some(e) = failed {
+                tracing::warn!(id, "media connection failed: {e}");
+                self.doomed.push((id, "error"));
+                return;
+            }
+            self.schedule(id);
+            if next > now + TIMER_RESOLUTION {
+                return;
+            }
+        }
+    }
+}
