@@ -3,9 +3,9 @@
 //! (keyframe detection, sequence/timestamp rewriting). Run with `cargo bench`.
 //!
 //! `sfu_step` measures a whole forwarding step of the Sans-IO engine: one SRTP datagram
-//! from a publisher goes into [`Sfu::handle_datagram`] (routing, SRTP decrypt, str0m's
+//! from a publisher goes into [`Shard::handle_datagram`] (routing, SRTP decrypt, str0m's
 //! receive path, keyframe check, rewriting, `write_rtp` and SRTP encrypt for each
-//! receiver) and every resulting datagram is taken out with [`Sfu::poll_output`]. The
+//! receiver) and every resulting datagram is taken out with [`Shard::poll_output`]. The
 //! publisher and receivers are str0m `Rtc`s wired to the engine in memory (ICE, DTLS and
 //! renegotiation done for real, without sockets), so this is the engine's CPU cost per
 //! forwarded packet without the system calls, which `lanrelay-load` adds back.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lanrelay::sfu::codec::starts_keyframe;
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
-use lanrelay::sfu::forward::Rewriter;
+use lanrelay::sfu::rewrite::Rewriter;
 use lanrelay::sfu::link::LinkMsg;
 use str0m::format::Codec;
 

@@ -74,6 +74,25 @@ pub fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
     );
     metric(
         &mut out,
+        "lanrelay_stun_refused_total",
+        "counter",
+        "STUN requests refused before reaching a participant's WebRTC stack: a wrong MESSAGE-INTEGRITY, a request replayed from another address, or an address another participant holds.",
+        &[("", status.stun_refused as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_dropped_total",
+        "counter",
+        "What the engine dropped, by lane: datagrams for an address family without a media socket (no_socket), signaling messages for sessions too far behind, which were disconnected (session), route changes the receive task had no room for (route), commands whose worker was gone (control).",
+        &[
+            ("lane=\"no_socket\"", status.no_socket_drops as f64),
+            ("lane=\"session\"", status.session_drops as f64),
+            ("lane=\"route\"", status.route_drops as f64),
+            ("lane=\"control\"", status.control_drops as f64),
+        ],
+    );
+    metric(
+        &mut out,
         "lanrelay_send_drops_total",
         "counter",
         "Datagrams the kernel refused to send (full socket buffer, unreachable destination).",
@@ -188,7 +207,9 @@ mod tests {
             forwarded_bytes: 9_876_543,
             unroutable_datagrams: 1,
             rejected_datagrams: 0,
+            stun_refused: 4,
             send_drops: 0,
+            session_drops: 2,
             workers: vec![
                 WorkerStatus {
                     busy_seconds: 1.5,
@@ -201,8 +222,11 @@ mod tests {
                     ..WorkerStatus::default()
                 },
             ],
+            ..Status::default()
         };
         let text = render(&status, &[]);
+        assert!(text.contains("\nlanrelay_stun_refused_total 4\n"));
+        assert!(text.contains("\nlanrelay_dropped_total{lane=\"session\"} 2\n"));
         assert!(text.contains("# TYPE lanrelay_forwarded_packets_total counter\n"));
         assert!(text.contains("\nlanrelay_forwarded_packets_total 12345\n"));
         assert!(text.contains("\nlanrelay_forwarded_bytes_total 9876543\n"));

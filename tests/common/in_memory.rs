@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lanrelay::load::payload::{self, Stamp, Vp8Packet};
-use lanrelay::sfu::core::{Output as SfuOutput, Sfu, SfuConfig};
+use lanrelay::sfu::shard::{Output as SfuOutput, Shard as Sfu, ShardConfig as SfuConfig};
 use lanrelay::sfu::link::LinkMsg;
 use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -61,6 +61,7 @@ impl Harness {
                         viewer_capacity: 0,
                         room_tokens: Default::default(),
                         worker,
+                        seed: worker as u64,
                     })
                 })
                 .collect(),
@@ -97,7 +98,7 @@ impl Harness {
             };
             let name = format!("p{i}");
             if owner == 0 {
-                h.sfus[0].join(id, "bench", &name, Role::Participant, Mode::Relay, None);
+                h.sfus[0].join(now, id, "bench", &name, Role::Participant, Mode::Relay, None);
             } else {
                 h.sfus[1].join_mirrored(0, id, "bench", &name, Mode::Relay, None);
                 // The home admits it.
@@ -186,7 +187,7 @@ impl Harness {
                         }
                         SfuOutput::Signal(id, msg) => self.signal(id, msg),
                         SfuOutput::Link(to, msg) => self.sfus[to].handle_link(self.now, msg),
-                        SfuOutput::Close(_) | SfuOutput::HttpAnswer(..) => {}
+                        SfuOutput::Close(_) | SfuOutput::HttpAnswer(..) | SfuOutput::Route(..) => {}
                     }
                 }
             }

@@ -3,8 +3,6 @@
 
 use super::Shard;
 use crate::sfu::peer::DownState;
-#[cfg(test)]
-use crate::sfu::peer::Peer;
 use crate::signaling::protocol::{LegStats, Mode, PeerId, PeerInfo, Role};
 
 /// A room as `/api/rooms` shows it.
@@ -79,11 +77,5 @@ impl Shard {
                 }
             })
             .collect()
-    }
-
-    /// The peer `id`, if this shard knows it (tests).
-    #[cfg(test)]
-    pub(crate) fn peer(&self, id: PeerId) -> Option<&Peer> {
-        self.peers.get(&id)
     }
 }
