@@ -652,4 +652,32 @@ mod tests {
         assert_eq!(e[0].rooms.viewers("talk"), &[] as &[PeerId]);
         assert!(e[1].peers.is_empty() && e[1].mirrored.is_empty());
     }
+
+    #[test]
+    fn viewers_near_and_far_hear_that_the_camera_went_off() {
+        use crate::signaling::protocol::ClientMsg;
+        let now = Instant::now();
+        let mut e = vec![engine(0, 0), engine(1, 0)];
+        e[0].join(now, 1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(now, 2, "talk", "near", Role::Viewer, Mode::Auto, None);
+        e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
+        settle(&mut e, now);
+        let off = ClientMsg::Media {
+            audio: true,
+            video: false,
+        };
+        e[0].handle_signal(now, 1, off);
+        let seen = settle(&mut e, now);
+        let camera_off = ServerMsg::PeerMedia {
+            id: 1,
+            audio: true,
+            video: false,
+        };
+        for viewer in [2, 3] {
+            assert!(
+                signals(&seen, viewer).contains(&camera_off),
+                "viewer {viewer} hears it: {seen:?}"
+            );
+        }
+    }
 }
