@@ -9,6 +9,7 @@
 //! publisher and receivers are str0m `Rtc`s wired to the engine in memory (ICE, DTLS and
 //! renegotiation done for real, without sockets), so this is the engine's CPU cost per
 //! forwarded packet without the system calls, which `lanrelay-load` adds back.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lanrelay::sfu::codec::starts_keyframe;
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
-use lanrelay::sfu::rewrite::Rewriter;
 use lanrelay::sfu::link::LinkMsg;
+use lanrelay::sfu::rewrite::Rewriter;
 use str0m::format::Codec;
 
 #[path = "../tests/common/in_memory.rs"]

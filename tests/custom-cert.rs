@@ -1,6 +1,7 @@
 //! `--cert FILE --key FILE`: the server presents that certificate (and makes no CA),
 //! and picks up new files without a restart; files that do not load (garbage, a key
 //! of another certificate) are refused and the previous certificate stays in use.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! viewer's replayed, and a correctly signed request of the attacker's own session
 //! spoofed from the viewer's address. After each, the viewer keeps receiving every
 //! packet, nothing is sent to the attacker, and the refusals are counted.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -286,7 +287,10 @@ fn viewer_keeps_receiving(call: &mut Call, what: &str) {
         10,
         "after {what}: the viewer receives every packet"
     );
-    assert_eq!(call.to_attacker, 0, "after {what}: nothing went to the attacker");
+    assert_eq!(
+        call.to_attacker, 0,
+        "after {what}: nothing went to the attacker"
+    );
 }
 
 #[test]
@@ -297,7 +301,10 @@ fn binding_requests_from_another_host_do_not_move_the_media() {
 
     // The viewer's real server ufrag, a wrong password.
     let ufrag = call.peers[1].server_ufrag.clone();
-    call.inject(ATTACKER, &binding_request(&ufrag, "not-the-password-at-all"));
+    call.inject(
+        ATTACKER,
+        &binding_request(&ufrag, "not-the-password-at-all"),
+    );
     assert_eq!(refused(&call), 1, "a wrong MESSAGE-INTEGRITY is refused");
     viewer_keeps_receiving(&mut call, "a wrong password");
 
@@ -311,14 +318,25 @@ fn binding_requests_from_another_host_do_not_move_the_media() {
     call.pump(6000);
     let replay = call.peers[1].last_check.clone().expect("the viewer checks");
     call.inject(ATTACKER, &replay);
-    assert_eq!(refused(&call), 2, "a replay from another address is refused");
+    assert_eq!(
+        refused(&call),
+        2,
+        "a replay from another address is refused"
+    );
     viewer_keeps_receiving(&mut call, "a replayed request");
 
     // The publisher's own, correctly signed credentials, spoofed from the viewer's
     // address: an address another peer holds is not taken.
-    let (u, p) = (call.peers[0].server_ufrag.clone(), call.peers[0].server_pass.clone());
+    let (u, p) = (
+        call.peers[0].server_ufrag.clone(),
+        call.peers[0].server_pass.clone(),
+    );
     let viewer = call.peers[1].addr.to_string();
     call.inject(&viewer, &binding_request(&u, &p));
-    assert_eq!(refused(&call), 3, "an address held by another peer is refused");
+    assert_eq!(
+        refused(&call),
+        3,
+        "an address held by another peer is refused"
+    );
     viewer_keeps_receiving(&mut call, "a spoofed address");
 }

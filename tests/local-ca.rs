@@ -4,6 +4,7 @@
 //! addresses change the server certificate is re-issued from the same CA, so clients
 //! that trusted the CA keep working; a running server renews a certificate near its
 //! expiry by itself.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 mod common;
 

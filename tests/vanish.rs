@@ -3,6 +3,8 @@
 
 mod common;
 
+#![allow(clippy::disallowed_methods)] // tests read the clock
+
 use std::time::{Duration, Instant};
 
 use common::{start_server, PeerCmd, TestPeer};

@@ -1,6 +1,7 @@
 //! Codec knowledge the forwarder needs from RTP payloads: does this packet start a
 //! keyframe? (VP8: RFC 7741; H.264: RFC 6184; VP9: RFC 9628.) A new receiver must not
 //! get video until a keyframe begins, or its decoder shows garbage.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use str0m::format::Codec;
 
@@ -89,6 +90,7 @@ fn vp9_starts_keyframe(p: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
 

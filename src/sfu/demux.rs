@@ -1,6 +1,7 @@
 //! Classifies datagrams on the shared media port and pulls the server's ICE username
 //! fragment out of STUN binding requests, so each datagram reaches its peer in O(1)
 //! without trying every peer (RFC 7983 demultiplexing, RFC 8489 message layout).
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 /// What a datagram on the media port carries, from its first byte (RFC 7983).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub fn stun_local_ufrag(buf: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
 

@@ -9,6 +9,7 @@
 //!
 //! What a drain yields goes to a [`Drained`] sink: datagrams to send, and the events
 //! the shard acts on (the rest are dropped here).
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::VecDeque;
 use std::time::Instant;

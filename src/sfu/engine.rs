@@ -346,9 +346,14 @@ mod tests {
         let (control_tx, mut control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
         let (media_tx, _media_rx) = mpsc::channel::<Batch>(MEDIA_QUEUE);
         for _ in 0..MEDIA_QUEUE {
-            media_tx.try_send(Batch::default()).expect("room for a batch");
+            media_tx
+                .try_send(Batch::default())
+                .expect("room for a batch");
         }
-        assert!(media_tx.try_send(Batch::default()).is_err(), "the media lane is full");
+        assert!(
+            media_tx.try_send(Batch::default()).is_err(),
+            "the media lane is full"
+        );
         let handle = EngineHandle {
             control: vec![control_tx],
             registry: Arc::new(Registry::new(1, usize::MAX)),

@@ -5,6 +5,7 @@
 //! spit out large keyframes back to back and hurts everyone; asking too rarely leaves a
 //! receiver frozen. A request is passed on at once when none went out recently,
 //! otherwise it is remembered and sent when the interval has passed.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,7 @@ impl Throttle {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
 

@@ -6,6 +6,7 @@
 //! every mirror, which writes it to its own viewers, so one room's fan-out uses every
 //! core. Everything else a mirror needs (the room's tracks, who is in it, messages for
 //! its viewers) comes the same way, in order; keyframe requests and departures go back.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -3,6 +3,7 @@
 //! for a publisher served by another worker, or a viewer served by another worker.
 //! Up tracks (what a publisher sends) and down tracks (what a receiver gets) are here
 //! too.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::net::SocketAddr;
 use std::time::Instant;

@@ -7,6 +7,7 @@
 //! *source generation* and is spliced on right after what was already sent.
 //! Gaps *within* one source are kept, so real loss still reaches the receiver as loss
 //! and its NACKs can be answered.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::time::Instant;
 
@@ -224,6 +225,7 @@ fn pid_ahead(a: u16, b: u16) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
     use std::time::Duration;

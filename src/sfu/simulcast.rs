@@ -4,6 +4,7 @@
 //! link can carry (the server's bandwidth estimate towards it), the size it renders the
 //! video at, and its own preference. Going down is immediate; going up waits until the
 //! higher layer has fitted for [`UP_DELAY`], so a receiver does not flap between layers.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::time::{Duration, Instant};
 
@@ -210,6 +211,7 @@ fn ideal_index(inputs: Inputs<'_>) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
 

@@ -2,6 +2,7 @@
 //! str0m's stats events (`PeerStats` once a second, per-m-line ingress and egress
 //! stats) into the [`LegStats`] the browser's comparison panel and `/api/rooms` show.
 //! Sans-IO: it takes events and their timestamps, nothing else.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::HashMap;
 use std::time::Instant;

@@ -3,13 +3,14 @@
 //! Shared by the forwarding benchmarks (`benches/forward.rs`) and the engine tests
 //! that need real peers and exact time (`tests/pacing.rs`).
 #![allow(dead_code, unreachable_pub)]
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lanrelay::load::payload::{self, Stamp, Vp8Packet};
-use lanrelay::sfu::shard::{Output as SfuOutput, Shard as Sfu, ShardConfig as SfuConfig};
 use lanrelay::sfu::link::LinkMsg;
+use lanrelay::sfu::shard::{Output as SfuOutput, Shard as Sfu, ShardConfig as SfuConfig};
 use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -98,7 +99,15 @@ impl Harness {
             };
             let name = format!("p{i}");
             if owner == 0 {
-                h.sfus[0].join(now, id, "bench", &name, Role::Participant, Mode::Relay, None);
+                h.sfus[0].join(
+                    now,
+                    id,
+                    "bench",
+                    &name,
+                    Role::Participant,
+                    Mode::Relay,
+                    None,
+                );
             } else {
                 h.sfus[1].join_mirrored(0, id, "bench", &name, Mode::Relay, None);
                 // The home admits it.

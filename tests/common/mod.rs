@@ -2,6 +2,7 @@
 //! with ephemeral ports, and test participants built on str0m that speak the real
 //! signaling over WSS and the real media over UDP.
 #![allow(dead_code, unreachable_pub)]
+#![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

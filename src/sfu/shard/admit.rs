@@ -54,7 +54,9 @@ pub(super) struct Admitted {
 }
 
 impl Shard {
-    /// A participant asks to join a room whose home is this shard.
+    /// A participant asks to join a room whose home is this shard (the fields of its
+    /// `join` message, and the time).
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         now: Instant,

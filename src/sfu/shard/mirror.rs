@@ -413,6 +413,7 @@ fn track_info(mid: Mid, up: &UpTrack) -> TrackInfo {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
     use crate::sfu::shard::ShardConfig;
@@ -658,7 +659,15 @@ mod tests {
         use crate::signaling::protocol::ClientMsg;
         let now = Instant::now();
         let mut e = vec![engine(0, 0), engine(1, 0)];
-        e[0].join(now, 1, "talk", "presenter", Role::Participant, Mode::Relay, None);
+        e[0].join(
+            now,
+            1,
+            "talk",
+            "presenter",
+            Role::Participant,
+            Mode::Relay,
+            None,
+        );
         e[0].join(now, 2, "talk", "near", Role::Viewer, Mode::Auto, None);
         e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
         settle(&mut e, now);

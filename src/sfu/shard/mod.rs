@@ -23,6 +23,7 @@
 //! then a drain to `Output::Timeout`. Drained events land in one queue that
 //! [`Shard::process`] works through, so a packet from a publisher is written to each
 //! receiver (and each receiver drained) before the next input.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
