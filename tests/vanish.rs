@@ -1,9 +1,9 @@
 //! A participant that vanishes without a goodbye (its network disappears: sockets stay
 //! open but nothing more comes) is removed, and the others are told within about 15 s.
 
-mod common;
-
 #![allow(clippy::disallowed_methods)] // tests read the clock
+
+mod common;
 
 use std::time::{Duration, Instant};
 
