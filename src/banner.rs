@@ -7,19 +7,19 @@ use std::fmt::Write;
 use crate::qr;
 
 /// What the banner shows.
-pub struct Banner<'a> {
+pub(crate) struct Banner<'a> {
     /// The HTTPS URLs of the web app.
-    pub urls: &'a [String],
+    pub(crate) urls: &'a [String],
     /// The install page on the plain-HTTP helper (empty when it is off).
-    pub trust_urls: &'a [String],
+    pub(crate) trust_urls: &'a [String],
     /// Whether lanrelay's own CA issues the certificate (else `--cert` is in use).
-    pub own_ca: bool,
+    pub(crate) own_ca: bool,
     /// Colour the QR codes black on white with ANSI escapes (a terminal).
-    pub ansi: bool,
+    pub(crate) ansi: bool,
 }
 
 impl Banner<'_> {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::from("lanrelay is running. Open one of these on each device:\n");
         for u in self.urls {
             let _ = writeln!(out, "  {u}");

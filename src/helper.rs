@@ -30,7 +30,7 @@ struct Target {
 }
 
 /// The helper's routes: the CA downloads and install page, else a redirect.
-pub fn router(trust: Arc<TrustInfo>, https_port: u16, fallback_host: String) -> Router {
+pub(crate) fn router(trust: Arc<TrustInfo>, https_port: u16, fallback_host: String) -> Router {
     trust::router(trust)
         .fallback(page_or_redirect)
         .with_state(Target {
@@ -61,7 +61,7 @@ async fn page_or_redirect(State(t): State<Target>, headers: HeaderMap, uri: Uri)
 /// `https://HOST:PORT/path?query` for a request that came with `Host: host`. The host
 /// is kept when it is a plain name or address, so the browser stays on the name it
 /// used (and the certificate covers it); anything else falls back.
-pub fn https_location(
+pub(crate) fn https_location(
     host: Option<&str>,
     path_and_query: &str,
     https_port: u16,

@@ -2,25 +2,15 @@
 //! the WebSocket signaling endpoint, a health check, and the CA downloads and install
 //! page data ([`crate::trust`]), and Prometheus metrics ([`crate::metrics`]).
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::sfu::engine::EngineHandle;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
-use crate::trust::{self, TrustInfo};
-
-/// What the HTTP handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: EngineHandle,
-    /// The CA and certificate facts for the install page.
-    pub trust: Arc<TrustInfo>,
-}
+use crate::state::AppState;
+use crate::trust;
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -47,7 +37,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/invite.js", JS, include_bytes!("../web/invite.js")),
 ];
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))

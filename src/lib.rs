@@ -1,398 +1,45 @@
 //! lanrelay: a self-hosted WebRTC relay (SFU) for local networks.
 //!
-//! Browsers load the web app over HTTPS, join a room over a WebSocket
-//! ([`signaling`]), and send their audio and video to this server, which terminates
-//! ICE, DTLS and SRTP with str0m and forwards each RTP packet to the other
-//! participants ([`sfu`]). Calls therefore work wherever each device can reach the
-//! server, even where devices cannot reach each other.
+//! Browsers load the web app over HTTPS, join a room over a WebSocket, and send their
+//! audio and video to this server, which terminates ICE, DTLS and SRTP with str0m and
+//! forwards each RTP packet to the other participants. Calls therefore work wherever
+//! each device can reach the server, even where devices cannot reach each other.
 //!
-//! The shape:
-//! - [`sfu::engine`] is the one task that owns the UDP sockets, the timers and every
-//!   peer's `Rtc`; [`sfu::core`] is its Sans-IO logic (routing, negotiation,
-//!   forwarding) and [`room`] its membership registry.
-//! - [`signaling::session`] serves one WebSocket and talks to the engine through a
-//!   channel of commands; [`signaling::protocol`] is the typed wire format.
-//! - [`http`] is the router: web app, `/ws`, `/healthz`, `/metrics` ([`metrics`]), and [`trust`]'s CA downloads.
-//!   [`certs`] provides TLS: lanrelay's own CA and the server certificate it issues
-//!   (or `--cert/--key`), reloaded when the files change. [`helper`] is the
-//!   plain-HTTP port that hands out the CA and redirects everything else to HTTPS.
-//!   [`banner`] and [`qr`] print the URLs with QR codes.
-//!
-//! [`start`] brings it all up and returns a [`Server`] with the bound addresses, which
-//! is what the integration tests use; `main` calls [`run`], or [`certs_command`].
+//! The map (`docs/architecture.md` has the threads and the path of a datagram):
+//! - [`server`]: start-up ([`start`], [`run`]) and the `certs` subcommand;
+//!   [`config`]: the flags.
+//! - [`sfu`]: the packet plane. [`sfu::engine`] starts the media workers and the
+//!   receive task; each worker drives a [`sfu::shard::Shard`], the Sans-IO core that
+//!   owns its rooms' peers and their `Rtc`s.
+//! - [`signaling`]: the wire protocol ([`signaling::protocol`]) and one WebSocket's
+//!   session; [`room`]: who is in which room.
+//! - `http`: the router (web app, `/ws`, `/healthz`, `/api/rooms`, `/metrics`), with
+//!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, and
+//!   `state` (what handlers share); `helper`: the plain-HTTP port.
+//! - [`certs`]: lanrelay's own CA and the server certificate it issues (or
+//!   `--cert/--key`), reloaded when the files change; [`net`]: the machine's LAN
+//!   addresses; `banner` and [`qr`]: the URLs printed with QR codes.
 
 // clippy.toml keeps the clock and the thread RNG out of the media core; the modules of
 // the core turn the rule on, the shells around them read the clock as they must.
 #![allow(clippy::disallowed_methods)]
 
-pub mod banner;
+mod banner;
 pub mod certs;
 pub mod config;
-pub mod helper;
-pub mod http;
+mod helper;
+mod http;
 pub mod load;
-pub mod metrics;
+mod metrics;
 pub mod net;
 pub mod qr;
-pub mod room;
+pub(crate) mod room;
+pub mod server;
 pub mod sfu;
 pub mod signaling;
-pub mod trust;
-pub mod whip;
-
-use std::future::Future;
-use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
-
-use anyhow::Context;
-use time::OffsetDateTime;
-use tracing::{info, warn};
+mod state;
+mod trust;
+mod whip;
 
 pub use config::Config;
-use sfu::engine::{self, EngineHandle, MediaSockets};
-use sfu::udp::UdpIo;
-
-/// A running server.
-pub struct Server {
-    /// Where HTTPS listens (real port when 0 was asked for).
-    pub https_addr: SocketAddr,
-    /// Where the plain-HTTP helper listens; `None` when it is off (or could not bind).
-    pub http_addr: Option<SocketAddr>,
-    /// Where the media sockets listen.
-    pub media_addrs: Vec<SocketAddr>,
-    /// The ICE host candidates given to browsers.
-    pub candidates: Vec<SocketAddr>,
-    /// URLs to open, one per advertised address (and `--hostname`).
-    pub urls: Vec<String>,
-    /// The install page on the HTTP helper, one per advertised address.
-    pub trust_urls: Vec<String>,
-    /// What a client should trust (PEM): lanrelay's CA certificate, or the custom
-    /// certificate chain given with `--cert`.
-    pub cert_pem: String,
-    /// Whether lanrelay's own CA issued the server certificate.
-    pub own_ca: bool,
-    pub engine: EngineHandle,
-    handle: axum_server::Handle<SocketAddr>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    helper: Option<HelperTask>,
-    reload: tokio::task::JoinHandle<()>,
-}
-
-/// The HTTP helper's task and the way to stop it.
-struct HelperTask {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// Stops accepting connections and waits for the HTTPS server to end.
-    pub async fn shutdown(self) {
-        self.reload.abort();
-        if let Some(h) = self.helper {
-            let _ = h.stop.send(());
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), h.task).await;
-        }
-        self.handle
-            .graceful_shutdown(Some(std::time::Duration::from_secs(1)));
-        let _ = self.task.await;
-    }
-
-    /// Waits until the HTTPS server ends by itself.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("HTTPS server task")??;
-        Ok(())
-    }
-}
-
-/// Binds every socket, starts the media engine, the HTTPS server, the HTTP helper
-/// and the certificate reloader.
-pub async fn start(config: Config) -> anyhow::Result<Server> {
-    // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-
-    let media = bind_media(&config)?;
-    let media_addrs: Vec<SocketAddr> = media.sockets.iter().map(UdpIo::local_addr).collect();
-    let candidates = media.candidates.clone();
-    let advertised: Vec<IpAddr> = candidates.iter().map(SocketAddr::ip).collect();
-
-    // --advertise addresses go in the certificate even when no media socket of their
-    // family could be bound for them.
-    let mut cert_ips = advertised.clone();
-    cert_ips.extend(config.advertise.iter().copied());
-    let wanted = certificate_names(&config, &cert_ips);
-    let source = cert_source(&config);
-    let certs =
-        certs::prepare(&source, &wanted, OffsetDateTime::now_utc()).context("TLS certificate")?;
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-        certs.cert_pem.clone().into_bytes(),
-        certs.key_pem.clone().into_bytes(),
-    )
-    .await
-    .context("TLS certificate or key is invalid")?;
-
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {} (HTTPS)", config.listen))?;
-    listener.set_nonblocking(true)?;
-    let https_addr = listener.local_addr()?;
-    let helper_listener = bind_helper(&config);
-    let http_addr = match &helper_listener {
-        Some(l) => Some(l.local_addr()?),
-        None => None,
-    };
-
-    let mut urls: Vec<String> = advertised
-        .iter()
-        .map(|ip| net::https_url(*ip, https_addr.port()))
-        .collect();
-    urls.extend(
-        config
-            .hostnames
-            .iter()
-            .map(|h| format!("https://{h}:{}/", https_addr.port())),
-    );
-    if https_addr.ip().is_unspecified() || https_addr.ip().is_loopback() {
-        let local = format!("https://localhost:{}/", https_addr.port());
-        if !urls.contains(&local) {
-            urls.push(local);
-        }
-    }
-    let trust_urls: Vec<String> = match http_addr {
-        // 0.0.0.0 takes IPv4 only; [::] takes both.
-        Some(a) if a.ip().is_unspecified() => advertised
-            .iter()
-            .filter(|ip| ip.is_ipv4() || a.is_ipv6())
-            .map(|ip| format!("http://{}/trust", SocketAddr::new(*ip, a.port())))
-            .collect(),
-        Some(a) => vec![format!("http://{a}/trust")],
-        None => vec![],
-    };
-
-    let current = Arc::new(RwLock::new(certs.summary.clone()));
-    let trust = Arc::new(trust::TrustInfo {
-        ca: certs.ca.as_deref().map(trust::CaFiles::new),
-        server: current.clone(),
-        https_urls: urls.clone(),
-        trust_urls: trust_urls.clone(),
-    });
-
-    let engine = engine::spawn(
-        media,
-        engine::Limits {
-            room_capacity: config.room_capacity,
-            viewer_capacity: config.viewer_capacity,
-            room_tokens: config.room_tokens.iter().cloned().collect(),
-            spread_viewers_after: config.spread_viewers_after,
-        },
-        config.workers,
-    )
-    .context("cannot start the media workers")?;
-    let app = http::router(http::AppState {
-        engine: engine.clone(),
-        trust: trust.clone(),
-    });
-    let handle = axum_server::Handle::new();
-    let server =
-        axum_server::tls_rustls::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
-    let task = tokio::spawn(server.serve(app.into_make_service()));
-
-    let helper = match helper_listener {
-        Some(l) => {
-            // Where to redirect a request whose Host header is unusable.
-            let fallback = match advertised.first() {
-                Some(IpAddr::V6(ip)) => format!("[{ip}]"),
-                Some(ip) => ip.to_string(),
-                None => "localhost".to_string(),
-            };
-            let app = helper::router(trust.clone(), https_addr.port(), fallback);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let l = tokio::net::TcpListener::from_std(l)?;
-            let task = tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-            });
-            Some(HelperTask { stop, task })
-        }
-        None => None,
-    };
-
-    let (cert_path, key_path) = source.leaf_paths();
-    let own_ca = certs.ca.is_some();
-    let reload = certs::reload::spawn(certs::reload::Watch {
-        cert_path,
-        key_path,
-        tls,
-        poll: config.cert_poll,
-        current,
-        renewal: certs.ca.clone().map(|ca| (ca, wanted)),
-    });
-
-    Ok(Server {
-        https_addr,
-        http_addr,
-        media_addrs,
-        candidates,
-        urls,
-        trust_urls,
-        cert_pem: certs.trust_pem().to_string(),
-        own_ca,
-        engine,
-        handle,
-        task,
-        helper,
-        reload,
-    })
-}
-
-/// Runs the server until `shutdown` completes or the HTTPS server fails.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let mut server = start(config).await?;
-    print!(
-        "{}",
-        banner::Banner {
-            urls: &server.urls,
-            trust_urls: &server.trust_urls,
-            own_ca: server.own_ca,
-            ansi: std::io::stdout().is_terminal(),
-        }
-        .render()
-    );
-    if let Some(a) = server.http_addr {
-        println!("HTTP helper on TCP {a} (the CA and /trust; redirects the rest to HTTPS)");
-    }
-    println!(
-        "HTTPS on TCP {}, media on UDP {}",
-        server.https_addr,
-        server
-            .media_addrs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    tokio::select! {
-        _ = shutdown => {
-            info!("shutting down");
-            server.shutdown().await;
-            Ok(())
-        }
-        r = &mut server.task => {
-            r.context("HTTPS server task")??;
-            Ok(())
-        }
-    }
-}
-
-/// `lanrelay certs [--renew]`: the report to print.
-pub fn certs_command(config: &Config, renew: bool) -> anyhow::Result<String> {
-    let advertised =
-        net::advertise_addresses(&config.advertise, config.media_listen, config.listen);
-    let wanted = certificate_names(config, &advertised);
-    let source = cert_source(config);
-    let mut out = certs::command::run(&source, &wanted, renew, OffsetDateTime::now_utc())?;
-    if let (certs::Source::LocalCa { .. }, Some(h)) = (&source, config.http_listen) {
-        if h.port() != 0 {
-            let ips: Vec<IpAddr> = if h.ip().is_unspecified() {
-                advertised
-            } else {
-                vec![h.ip()]
-            };
-            out.push_str("\nInstall page (while lanrelay runs):\n");
-            for ip in ips {
-                out.push_str(&format!(
-                    "  http://{}/trust\n",
-                    SocketAddr::new(ip, h.port())
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Where the server certificate comes from.
-fn cert_source(config: &Config) -> certs::Source {
-    match &config.custom_cert {
-        Some(c) => certs::Source::Files {
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-        },
-        None => certs::Source::LocalCa {
-            dir: config.certs_dir.clone(),
-        },
-    }
-}
-
-/// Every name and address the server certificate should cover.
-fn certificate_names(config: &Config, advertised: &[IpAddr]) -> certs::Wanted {
-    let hostname = net::hostname();
-    let ips = certs::names::reachable_ips(config.listen, advertised, &net::lan_addresses());
-    certs::Wanted {
-        names: certs::names::server_names(hostname.as_deref(), &config.hostnames, &ips),
-        hostname,
-    }
-}
-
-/// Binds the HTTP helper's port; a failure is logged, not fatal (the port, 8080 by
-/// default, may be taken by something else, and HTTPS works without the helper).
-fn bind_helper(config: &Config) -> Option<std::net::TcpListener> {
-    let addr = config.http_listen?;
-    let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-        l.set_nonblocking(true)?;
-        Ok(l)
-    });
-    match bound {
-        Ok(l) => Some(l),
-        Err(e) => {
-            warn!(
-                %addr,
-                "cannot listen on the HTTP helper port ({e}); devices fetch the CA over \
-                 HTTPS instead (pick another port with --http-listen, or --no-http)"
-            );
-            None
-        }
-    }
-}
-
-/// Binds the media socket(s): the configured address, plus the other address family
-/// on the same port when the configured address is a wildcard and addresses of that
-/// family are advertised.
-fn bind_media(config: &Config) -> anyhow::Result<MediaSockets> {
-    let primary = UdpIo::bind(config.media_listen)
-        .with_context(|| format!("cannot listen on UDP {} (media)", config.media_listen))?;
-    let port = primary.local_addr().port();
-    let mut ips = net::advertise_addresses(&config.advertise, config.media_listen, config.listen);
-    let mut sockets = vec![primary];
-    let wildcard = config.media_listen.ip().is_unspecified();
-    let other_family: Vec<IpAddr> = ips
-        .iter()
-        .copied()
-        .filter(|ip| ip.is_ipv4() != config.media_listen.is_ipv4())
-        .collect();
-    if !other_family.is_empty() {
-        let second = if !wildcard {
-            None
-        } else if config.media_listen.is_ipv4() {
-            UdpIo::bind(SocketAddr::new(IpAddr::from([0u16; 8]), port)).ok()
-        } else {
-            UdpIo::bind(SocketAddr::new(IpAddr::from([0u8; 4]), port)).ok()
-        };
-        match second {
-            Some(s) => sockets.push(s),
-            None => {
-                warn!(
-                    ?other_family,
-                    "no media socket for these addresses; not advertising them"
-                );
-                ips.retain(|ip| ip.is_ipv4() == config.media_listen.is_ipv4());
-            }
-        }
-    }
-    let candidates = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
-    Ok(MediaSockets {
-        sockets,
-        candidates,
-    })
-}
+pub use server::{certs_command, run, start, Server};

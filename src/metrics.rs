@@ -12,10 +12,10 @@ use crate::sfu::engine::{Status, WorkerStatus};
 use crate::sfu::shard::RoomSnapshot;
 
 /// The Content-Type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every metric.
-pub fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
+pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
     let mut out = String::with_capacity(2048);
     let connected: Vec<_> = rooms
         .iter()

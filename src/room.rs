@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use crate::signaling::protocol::{Mode, PeerId, Role};
 
 /// A direct call connects two browsers to each other, so a direct room takes two.
-pub const DIRECT_CAPACITY: usize = 2;
+pub(crate) const DIRECT_CAPACITY: usize = 2;
 
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     #[error("the room is full ({0} participants)")]
     Full(usize),
     #[error("the room is a direct call, which takes two participants")]
@@ -34,7 +34,7 @@ struct Room {
 
 /// All rooms of the server. A room exists while it has members.
 #[derive(Debug)]
-pub struct Rooms {
+pub(crate) struct Rooms {
     rooms: HashMap<String, Room>,
     /// Most participants one room takes.
     capacity: usize,
@@ -43,7 +43,7 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn new(capacity: usize, viewer_capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, viewer_capacity: usize) -> Self {
         Rooms {
             rooms: HashMap::new(),
             capacity,
@@ -52,7 +52,7 @@ impl Rooms {
     }
 
     /// Most participants of a room in `mode`.
-    pub fn capacity(&self, mode: Mode) -> usize {
+    pub(crate) fn capacity(&self, mode: Mode) -> usize {
         match mode {
             Mode::Direct => self.capacity.min(DIRECT_CAPACITY),
             Mode::Relay | Mode::Auto => self.capacity,
@@ -61,7 +61,7 @@ impl Rooms {
 
     /// Adds `id` to `room` as `role`, opening the room in `mode` if it does not exist;
     /// returns the room's mode and the participants that were already there.
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         room: &str,
         id: PeerId,
@@ -114,7 +114,7 @@ impl Rooms {
     }
 
     /// Removes `id` from `room`; returns the members that remain.
-    pub fn leave(&mut self, room: &str, id: PeerId) -> Vec<PeerId> {
+    pub(crate) fn leave(&mut self, room: &str, id: PeerId) -> Vec<PeerId> {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
@@ -128,7 +128,7 @@ impl Rooms {
     }
 
     /// Viewers of `room`.
-    pub fn viewers(&self, room: &str) -> &[PeerId] {
+    pub(crate) fn viewers(&self, room: &str) -> &[PeerId] {
         self.rooms
             .get(room)
             .map(|r| r.viewers.as_slice())
@@ -136,30 +136,31 @@ impl Rooms {
     }
 
     /// Members of `room`, in joining order.
-    pub fn members(&self, room: &str) -> &[PeerId] {
+    pub(crate) fn members(&self, room: &str) -> &[PeerId] {
         self.rooms
             .get(room)
             .map(|r| r.members.as_slice())
             .unwrap_or(&[])
     }
 
-    pub fn mode(&self, room: &str) -> Option<Mode> {
+    pub(crate) fn mode(&self, room: &str) -> Option<Mode> {
         self.rooms.get(room).map(|r| r.mode)
     }
 
     /// Names of the rooms with at least one member, sorted.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.rooms.keys().cloned().collect();
         v.sort();
         v
     }
 
     /// Number of rooms with at least one member.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rooms.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
 }

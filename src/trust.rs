@@ -17,27 +17,27 @@ use crate::certs::{mobileconfig, Authority};
 use crate::qr;
 
 /// What the install page shows and offers.
-pub struct TrustInfo {
+pub(crate) struct TrustInfo {
     /// lanrelay's CA, when the server certificate is issued by it.
-    pub ca: Option<CaFiles>,
+    pub(crate) ca: Option<CaFiles>,
     /// The certificate being served (changes on reload).
-    pub server: Arc<RwLock<CertSummary>>,
+    pub(crate) server: Arc<RwLock<CertSummary>>,
     /// The HTTPS URLs of the web app.
-    pub https_urls: Vec<String>,
+    pub(crate) https_urls: Vec<String>,
     /// The install page on the plain-HTTP helper; empty when the helper is off.
-    pub trust_urls: Vec<String>,
+    pub(crate) trust_urls: Vec<String>,
 }
 
 /// The CA certificate in the formats devices take.
-pub struct CaFiles {
-    pub pem: String,
-    pub der: Vec<u8>,
-    pub mobileconfig: String,
-    pub summary: CertSummary,
+pub(crate) struct CaFiles {
+    pub(crate) pem: String,
+    pub(crate) der: Vec<u8>,
+    pub(crate) mobileconfig: String,
+    pub(crate) summary: CertSummary,
 }
 
 impl CaFiles {
-    pub fn new(ca: &Authority) -> Self {
+    pub(crate) fn new(ca: &Authority) -> Self {
         CaFiles {
             pem: ca.cert_pem.clone(),
             der: ca.cert_der.to_vec(),
@@ -48,7 +48,7 @@ impl CaFiles {
 }
 
 /// The routes, for the HTTPS router and the helper's.
-pub fn router<S: Clone + Send + Sync + 'static>(info: Arc<TrustInfo>) -> Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(info: Arc<TrustInfo>) -> Router<S> {
     Router::new()
         .route("/ca.crt", get(ca_pem))
         .route("/ca.cer", get(ca_der))

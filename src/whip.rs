@@ -13,14 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-use crate::http::AppState;
 use crate::signaling::protocol::ErrorCode;
+use crate::state::AppState;
 
 /// Largest SDP offer accepted.
 const MAX_OFFER: usize = 64 * 1024;
 
 /// The WHIP and WHEP routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/whip/{room}", post(whip).options(preflight))
         .route("/whep/{room}", post(whep).options(preflight))

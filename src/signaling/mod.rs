@@ -1,4 +1,4 @@
 //! Signaling: the JSON protocol and the task that serves one WebSocket.
 
 pub mod protocol;
-pub mod session;
+pub(crate) mod session;

@@ -13,12 +13,12 @@ use super::protocol::{ClientMsg, ErrorCode, PeerId, ServerMsg, MAX_MESSAGE_BYTES
 use crate::sfu::engine::{self, Command, EngineHandle, SESSION_QUEUE};
 
 /// How often the server pings an idle browser.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// A browser silent for this long (no message, no pong) is considered gone.
-pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
+pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Serves one WebSocket until it closes.
-pub async fn run(mut ws: WebSocket, engine: EngineHandle) {
+pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
     let id: PeerId = engine::next_peer_id();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut tx = Some(tx);

@@ -1,0 +1,16 @@
+//! What every HTTP handler shares: the media engine's handle and the facts the install
+//! page shows. Its own module so that the router ([`crate::http`]) and the handlers
+//! it merges in ([`crate::whip`], [`crate::trust`]) depend on it, not on each other.
+
+use std::sync::Arc;
+
+use crate::sfu::engine::EngineHandle;
+use crate::trust::TrustInfo;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: EngineHandle,
+    /// The CA and certificate facts for the install page.
+    pub(crate) trust: Arc<TrustInfo>,
+}
