@@ -7,7 +7,8 @@
  * to start, give up and retry the direct connection; when to quiet the relay) are
  * policy.js's: this module gathers the facts, asks it, and carries out the answer.
  * The mode is chosen by whoever opens the room; joiners follow. In a direct call that
- * cannot connect, `switchToRelay()` moves the call to the server.
+ * cannot connect, `switchToRelay()` moves the call to the server. Comparison runs
+ * live in comparison.js.
  *
  * Each side chooses the path it *receives* on and tells the other (`using`), which
  * then sends there; that is how a switch happens without dropping the call.
@@ -22,7 +23,7 @@
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
-import { StatsCollector, buildReport } from './stats.js';
+import { StatsCollector } from './stats.js';
 import * as policy from './policy.js';
 
 /** @typedef {import('./signaling.js').PeerInfo} PeerInfo */
@@ -457,6 +458,31 @@ export class CallSession extends EventTarget {
   }
 
   /**
+   * Pins `path` on both sides of the call (comparison runs, see comparison.js): the
+   * other participant `peer` is told to receive on it too.
+   * @param {number} peer
+   * @param {PathName} path
+   * @param {string} reason
+   */
+  forcePath(peer, path, reason) {
+    this.forced = path;
+    this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force', path } });
+    this.receiveOn(path, reason);
+  }
+
+  /**
+   * Ends a pin of `forcePath`: both sides choose their path by the usual rules again.
+   * @param {number} peer
+   * @param {string} reason
+   */
+  releasePath(peer, reason) {
+    this.forced = null;
+    this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force' } });
+    this.settlePath(reason);
+    if (policy.reconsiderDirectAfterRun(this.facts())) this.evaluateDirect();
+  }
+
+  /**
    * @param {PathName} path
    * @param {string} reason
    */
@@ -482,64 +508,6 @@ export class CallSession extends EventTarget {
     if (peer !== null && policy.tellPeerPath(this.facts())) {
       this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'using', path: this.path } });
     }
-  }
-
-  // ---- comparison --------------------------------------------------------------------
-
-  /**
-   * Runs the call on each path in turn for `seconds` and returns a report of what was
-   * measured on each (see stats.js). Needs exactly two participants.
-   * @param {number} seconds
-   * @param {PathName[]} [order]
-   * @param {(msg: string) => void} [progress]
-   */
-  async runComparison(seconds, order = ['relay', 'direct'], progress = () => {}) {
-    const peer = this.onlyPeer;
-    if (peer === null) throw new Error('a comparison needs exactly two participants');
-    const windows = [];
-    const warmup = 2000;
-    const startedAt = Date.now();
-    try {
-      for (const path of order) {
-        progress(`switching to ${path}`);
-        this.forced = path;
-        this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force', path } });
-        this.receiveOn(path, `comparison run: ${path}`);
-        const ready = await this.waitFor(() => (path === 'relay' ? this.relay?.state === 'delivering' || this.relay?.state === 'connected' : this.direct?.state === 'delivering'), this.directTimeoutMs + 2000);
-        if (!ready) {
-          windows.push({ path, error: path === 'direct' ? this.lastDirectFailure || 'the direct path did not deliver media' : 'the relay did not connect' });
-          continue;
-        }
-        this.switchPath(path, `comparison run: ${path}`);
-        await sleep(warmup);
-        const from = Date.now();
-        for (let left = seconds; left > 0; left--) {
-          progress(`measuring ${path}: ${left} s left`);
-          await sleep(1000);
-        }
-        windows.push({ path, from, to: Date.now() });
-      }
-    } finally {
-      this.forced = null;
-      this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force' } });
-      this.settlePath('comparison run finished');
-      if (!this.direct && this.mode === 'auto') this.evaluateDirect();
-    }
-    progress('done');
-    return buildReport(this, { startedAt, seconds, order, warmupMs: warmup, windows });
-  }
-
-  /**
-   * @param {() => boolean | undefined} cond
-   * @param {number} ms
-   */
-  async waitFor(cond, ms) {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (cond()) return true;
-      await sleep(200);
-    }
-    return !!cond();
   }
 
   // ---- simulcast -------------------------------------------------------------------------
@@ -735,11 +703,6 @@ export const SERVER_MSG_HANDLERS = {
     this.onError(msg.code, msg.message);
   },
 };
-
-/** @param {number} ms */
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Camera and microphone, falling back to what the device has (or nothing). */
 async function getLocalMedia() {
