@@ -130,7 +130,8 @@ export function initiates(id, peer) {
  */
 export function directPlan(f) {
   const peer = f.onlyPeer;
-  const wanted = peer !== null && !f.relayChosen && (f.mode === 'direct' || f.mode === 'auto');
+  // Viewers receive from the server only, even in an automatic room.
+  const wanted = peer !== null && f.role !== 'viewer' && !f.relayChosen && (f.mode === 'direct' || f.mode === 'auto');
   if (peer === null || !wanted) {
     return { do: 'stop', reason: f.peerCount > 1 ? GROUP_REASON : 'direct path not used' };
   }
@@ -159,7 +160,7 @@ export function groupNeedsRelay(f) {
  * @returns {{refuse: string} | {refuse: null, newLink: boolean}}
  */
 export function onDirectOffer(f, from) {
-  if (f.relayChosen || f.mode === 'relay' || f.peerCount !== 1) return { refuse: REFUSE_REASON };
+  if (f.role === 'viewer' || f.relayChosen || f.mode === 'relay' || f.peerCount !== 1) return { refuse: REFUSE_REASON };
   return { refuse: null, newLink: !f.direct || f.direct.peerId !== from || f.direct.initiator };
 }
 
