@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine
 # (Chromium from Debian's packages, Node.js, the npm packages), then runs every check
-# and test: formatting, clippy, Rust unit and integration tests, browser end-to-end.
+# and test: web client unit tests, formatting, clippy, Rust unit and integration tests,
+# browser end-to-end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,14 @@ if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 log "npm packages (tests/e2e)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+# No browser and no server needed: the path policy and the protocol check. TAP output,
+# whose "# pass N" / "# fail N" lines the totals below add up.
+log "web client unit tests (node --test)"
+node --test --test-reporter=tap tests/web/*.test.mjs 2>&1 | tee -a "$results"
+
 log "Python packages (tests/whip: aiortc)"
 if [ ! -x tests/whip/.venv/bin/python ]; then python3 -m venv tests/whip/.venv; fi
 tests/whip/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/whip/requirements.txt
@@ -47,9 +56,6 @@ cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
-
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
 
 log "cargo test"
 cargo test --locked 2>&1 | tee -a "$results"

@@ -3,9 +3,11 @@
  * The comparison panel of the call page: live numbers for the relayed and the direct
  * path side by side (as this browser measures them) and the server's numbers for the
  * relayed legs, small charts of the last minute, and the comparison run with its
- * downloadable report. DOM only: the numbers come from the session's `stats` events.
+ * downloadable report. DOM only: the numbers come from the session's `stats` events,
+ * the run itself is comparison.js.
  */
 import { reportToCsv } from './stats.js';
+import { runComparison } from './comparison.js';
 
 /** Rows of the table: label, sample key, unit, formatter. */
 const ROWS = [
@@ -92,7 +94,7 @@ export function mountComparePanel(root, session) {
     const order = /** @type {HTMLSelectElement} */ (root.querySelector('.order')).value.split(',');
     runButton.disabled = true;
     try {
-      const report = await session.runComparison(secs, order, (/** @type {string} */ m) => (status.textContent = m));
+      const report = await runComparison(session, secs, order, (/** @type {string} */ m) => (status.textContent = m));
       showReport(root, report);
       status.textContent = 'done';
     } catch (e) {

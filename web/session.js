@@ -1,16 +1,14 @@
 // @ts-check
 /**
- * One call: local media, the signaling connection, and the media paths. Chooses the
- * path that carries the call and emits events for the UI; never touches the DOM.
+ * One call: local media, the signaling connection, and the media paths, with the
+ * timers that go with them. It emits events for the UI and never touches the DOM.
  *
- * Modes (chosen by whoever opens the room; joiners follow):
- * - relay:  media through the server only.
- * - direct: media peer to peer only (two participants); when the direct connection
- *           cannot be established the session says so (state `failed` with
- *           `canRelay`) and `switchToRelay()` moves the call to the server.
- * - auto:   the call starts relayed, a direct connection is tried in the background
- *           (two participants only) and takes over once it delivers media; when it
- *           breaks the call falls back to relay at once and direct is retried later.
+ * The decisions (which path to receive on in each mode: relay, direct or auto; when
+ * to start, give up and retry the direct connection; when to quiet the relay) are
+ * policy.js's: this module gathers the facts, asks it, and carries out the answer.
+ * The mode is chosen by whoever opens the room; joiners follow. In a direct call that
+ * cannot connect, `switchToRelay()` moves the call to the server. Comparison runs
+ * live in comparison.js.
  *
  * Each side chooses the path it *receives* on and tells the other (`using`), which
  * then sends there; that is how a switch happens without dropping the call.
@@ -25,20 +23,12 @@
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
-import { StatsCollector, buildReport } from './stats.js';
+import { StatsCollector } from './stats.js';
+import * as policy from './policy.js';
 
 /** @typedef {import('./signaling.js').PeerInfo} PeerInfo */
 /** @typedef {import('./signaling.js').ServerMsg} ServerMsg */
-/** @typedef {'relay'|'direct'} PathName */
-
-/** How long ICE to the server may stay disconnected before the call is rebuilt. */
-const ICE_GRACE_MS = 4000;
-/** Reconnection attempts before giving up. */
-const MAX_RETRIES = 5;
-/** Delays before trying a direct connection again in auto mode. */
-const DIRECT_RETRY_MS = [15000, 30000, 60000];
-/** Keep sending on the relay this long after the other side moved to direct. */
-const RELAY_GRACE_MS = 1500;
+/** @typedef {import('./policy.js').PathName} PathName */
 
 export class CallSession extends EventTarget {
   /**
@@ -66,8 +56,8 @@ export class CallSession extends EventTarget {
     /** Preferred video codec to send ('vp8', 'h264'); empty lets the browser choose. */
     this.videoCodec = (opts.videoCodec || '').toLowerCase();
     /** The mode asked for; `mode` becomes the room's once joined. */
-    this.requestedMode = ['relay', 'direct', 'auto'].includes(opts.mode || '') ? opts.mode : 'auto';
-    if (this.role === 'viewer') this.requestedMode = 'relay';
+    this.requestedMode = policy.requestedMode(opts.mode, this.role);
+    /** @type {string} */
     this.mode = this.requestedMode;
     this.directTimeoutMs = opts.directTimeoutMs || DIRECT_TIMEOUT_MS;
     /** @type {MediaStream | null} */
@@ -106,6 +96,8 @@ export class CallSession extends EventTarget {
     this.iceTimer = undefined;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.relayQuiet = undefined;
+    /** @type {PathName | undefined} the path the other side receives on (we send there) */
+    this.peerUsing = undefined;
     this.connectMs = 0;
     this.startedAt = 0;
     /** The server's latest measurements of our relayed legs. */
@@ -122,6 +114,20 @@ export class CallSession extends EventTarget {
   /** The other participant, when there is exactly one. */
   get onlyPeer() {
     return this.peers.size === 1 ? [...this.peers.keys()][0] : null;
+  }
+
+  /**
+   * The facts the path policy decides on, as they are now.
+   * @returns {policy.Facts}
+   */
+  facts() {
+    const d = this.direct;
+    return {
+      mode: this.mode, role: this.role, id: this.id, peerCount: this.peers.size, onlyPeer: this.onlyPeer,
+      relayChosen: this.relayChosen, hasRelay: !!this.relay, path: this.path, pathReason: this.pathReason,
+      direct: d && { peerId: d.peerId, state: d.state, initiator: d.initiator },
+      retryPending: !!this.directRetry, forced: this.forced, peerUsing: this.peerUsing, viewers: this.viewers,
+    };
   }
 
   /** Gets the camera and microphone, then joins. */
@@ -157,80 +163,14 @@ export class CallSession extends EventTarget {
     });
   }
 
-  /** @param {ServerMsg} msg */
+  /**
+   * A message from the server, handed to its handler (SERVER_MSG_HANDLERS below).
+   * @param {ServerMsg} msg
+   */
   onMessage(msg) {
-    switch (msg.type) {
-      case 'joined':
-        this.id = msg.id;
-        this.mode = msg.mode;
-        this.peers = new Map(msg.peers.map((p) => [p.id, p]));
-        this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
-        this.emit('peers', { peers: this.peers });
-        if (this.mode !== 'direct' || this.relayChosen || this.role === 'viewer') this.startRelay();
-        if (this.quality !== 'auto') this.sig?.send({ type: 'quality', quality: /** @type {any} */ (this.quality) });
-        if (this.mode === 'direct' && !this.relayChosen && this.peers.size === 0) {
-          this.setState('connecting', 'waiting for the other participant');
-        }
-        this.sendMediaState();
-        this.evaluateDirect();
-        break;
-      case 'peerJoined':
-        this.peers.set(msg.peer.id, msg.peer);
-        this.emit('peers', { peers: this.peers });
-        this.evaluateDirect();
-        break;
-      case 'peerLeft':
-        this.peers.delete(msg.id);
-        this.streams.relay.delete(msg.id);
-        this.streams.direct.delete(msg.id);
-        this.emit('peers', { peers: this.peers });
-        if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
-        this.evaluateDirect();
-        if (this.mode === 'direct' && !this.relay && this.peers.size === 0) {
-          this.path = null;
-          this.setState('connecting', 'waiting for the other participant');
-        }
-        break;
-      case 'peerMedia':
-      case 'peerPath': {
-        const p = this.peers.get(msg.id);
-        if (p) {
-          if (msg.type === 'peerMedia') {
-            p.audio = msg.audio;
-            p.video = msg.video;
-          } else {
-            p.path = msg.path;
-          }
-          this.emit('peers', { peers: this.peers });
-        }
-        break;
-      }
-      case 'answer':
-        this.relay?.onAnswer(msg.sdp);
-        break;
-      case 'offer':
-        this.relay?.onOffer(msg.sdp);
-        break;
-      case 'direct':
-        this.onDirectSignal(msg.from, msg.signal);
-        break;
-      case 'stats':
-        this.serverStats = msg.stats;
-        break;
-      case 'viewers':
-        this.viewers = msg.count;
-        // Viewers watch through the server: keep sending there even on a direct call.
-        if (msg.count > 0) this.relay?.setSending(true);
-        this.emit('viewers', { count: msg.count });
-        break;
-      case 'layer':
-        this.layers.set(msg.peer, { rid: msg.rid, index: msg.index, count: msg.count, reason: msg.reason });
-        this.emit('layer', { peerId: msg.peer, ...this.layers.get(msg.peer) });
-        break;
-      case 'error':
-        this.onError(msg.code, msg.message);
-        break;
-    }
+    if (!Object.hasOwn(SERVER_MSG_HANDLERS, msg.type)) return;
+    const handle = /** @type {(this: CallSession, msg: ServerMsg) => void} */ (SERVER_MSG_HANDLERS[msg.type]);
+    handle.call(this, msg);
   }
 
   /**
@@ -239,15 +179,17 @@ export class CallSession extends EventTarget {
    */
   onError(code, message) {
     console.warn('server error', code, message);
-    if (code === 'roomFull' || code === 'badName' || code === 'forbidden') {
-      this.fail(message);
-    } else if (code === 'mediaFailed') {
-      if (this.path === 'direct') {
+    switch (policy.onServerError(this.facts(), code)) {
+      case 'fail':
+        this.fail(message);
+        break;
+      case 'dropRelay':
         this.relay?.close();
         this.relay = null;
-      } else {
+        break;
+      case 'reconnect':
         this.retry(message);
-      }
+        break;
     }
   }
 
@@ -264,7 +206,7 @@ export class CallSession extends EventTarget {
     });
     link.addEventListener('state', (ev) => this.onRelayState(link, /** @type {CustomEvent} */ (ev).detail));
     // Someone already receiving directly from us needs nothing on the relay.
-    if (this.peerUsing === 'direct' && this.direct?.state === 'delivering') link.setSending(false);
+    if (!policy.relaySendsAtStart(this.facts())) link.setSending(false);
   }
 
   /**
@@ -276,18 +218,27 @@ export class CallSession extends EventTarget {
     if (d.state === 'connected') {
       clearTimeout(this.iceTimer);
       this.retries = 0;
-      if (!this.path) this.switchPath('relay', 'connected to the server');
-      else this.announce();
-    } else if (d.state === 'broken') {
-      if (this.path === 'direct') return;
-      this.setState('reconnecting', 'media path to the server interrupted');
-      clearTimeout(this.iceTimer);
-      const pc = link.pc;
-      this.iceTimer = setTimeout(() => {
-        if (this.relay === link && pc.connectionState !== 'connected') this.retry('media path to the server lost');
-      }, ICE_GRACE_MS);
-    } else if (d.state === 'failed') {
-      if (this.path !== 'direct') this.retry(d.reason || 'media connection to the server failed');
+    }
+    const next = policy.onRelayState(this.facts(), d.state, d.reason);
+    switch (next.do) {
+      case 'receive':
+        this.switchPath('relay', next.reason);
+        break;
+      case 'announce':
+        this.announce();
+        break;
+      case 'grace': {
+        this.setState('reconnecting', next.reason);
+        clearTimeout(this.iceTimer);
+        const pc = link.pc;
+        this.iceTimer = setTimeout(() => {
+          if (this.relay === link && pc.connectionState !== 'connected') this.retry(next.lost);
+        }, next.ms);
+        break;
+      }
+      case 'reconnect':
+        this.retry(next.reason);
+        break;
     }
   }
 
@@ -295,30 +246,22 @@ export class CallSession extends EventTarget {
 
   /** Starts or stops the direct connection as the room and mode require. */
   evaluateDirect() {
-    const peer = this.onlyPeer;
-    const wanted = peer !== null && !this.relayChosen && (this.mode === 'direct' || this.mode === 'auto');
-    if (!wanted) {
-      if (this.direct) {
-        this.closeDirect(this.peers.size > 1 ? 'more than two participants: the call stays relayed' : 'direct path not used', true);
-      }
-      if (this.peers.size > 1 && this.path !== 'relay' && this.relay) {
-        this.switchPath('relay', 'more than two participants: the call stays relayed');
-      }
-      return;
+    const plan = policy.directPlan(this.facts());
+    if (plan.do === 'stop') {
+      if (this.direct) this.closeDirect(plan.reason, true);
+      if (policy.groupNeedsRelay(this.facts())) this.switchPath('relay', policy.GROUP_REASON);
+    } else if (plan.do === 'start') {
+      this.startDirect(plan.peerId);
     }
-    if (this.direct && this.direct.peerId === peer) return;
-    if (this.directRetry) return;
-    // The newer participant (higher id) offers; the other waits for its offer.
-    if (this.id > peer) this.startDirect(peer);
   }
 
   /** @param {number} peerId */
   startDirect(peerId) {
     if (!this.sig) return null;
     this.direct?.close();
-    const link = new DirectLink(this.sig, peerId, this.id > peerId, this.localStream, this.videoCodec, this.directTimeoutMs);
+    const link = new DirectLink(this.sig, peerId, policy.initiates(this.id, peerId), this.localStream, this.videoCodec, this.directTimeoutMs);
     this.direct = link;
-    this.peerUsing = this.mode === 'direct' ? 'direct' : this.peerUsing || 'relay';
+    this.peerUsing = policy.peerPathAtDirectStart(this.facts());
     link.addEventListener('stream', (ev) => {
       const { stream } = /** @type {CustomEvent} */ (ev).detail;
       this.streams.direct.set(peerId, stream);
@@ -328,10 +271,11 @@ export class CallSession extends EventTarget {
     link.addEventListener('stall', (ev) => {
       // Receiving on the direct path and nothing arrives: fall back now rather than
       // wait for ICE to notice.
-      if (link !== this.direct || this.path !== 'direct' || this.forced === 'direct') return;
       const { ms } = /** @type {CustomEvent} */ (ev).detail;
-      this.closeDirect(`no media for ${ms} ms`, true);
-      this.directFailed(`direct path broke: no media for ${ms} ms`);
+      const stall = policy.onDirectStall(this.facts(), link === this.direct, ms);
+      if (!stall) return;
+      this.closeDirect(stall.close, true);
+      this.directFailed(stall.failure);
     });
     return link;
   }
@@ -342,16 +286,18 @@ export class CallSession extends EventTarget {
    */
   onDirectSignal(from, signal) {
     switch (signal.kind) {
-      case 'offer':
-        if (this.relayChosen || this.mode === 'relay' || this.peers.size !== 1) {
-          this.sig?.send({ type: 'direct', to: from, signal: { kind: 'bye', reason: 'this side does not use a direct path' } });
+      case 'offer': {
+        const answer = policy.onDirectOffer(this.facts(), from);
+        if (answer.refuse !== null) {
+          this.sig?.send({ type: 'direct', to: from, signal: { kind: 'bye', reason: answer.refuse } });
           return;
         }
         clearTimeout(this.directRetry);
         this.directRetry = undefined;
-        if (!this.direct || this.direct.peerId !== from || this.direct.initiator) this.startDirect(from);
+        if (answer.newLink) this.startDirect(from);
         this.direct?.onSignal(signal);
         break;
+      }
       case 'answer':
       case 'candidate':
         if (this.direct?.peerId === from) this.direct.onSignal(signal);
@@ -366,9 +312,9 @@ export class CallSession extends EventTarget {
         break;
       case 'bye':
         if (this.direct?.peerId === from) {
-          const what = this.direct.state === 'delivering' ? 'direct path broke' : 'direct connection failed';
-          this.closeDirect(`the other side closed the direct path: ${signal.reason}`, false);
-          this.directFailed(`${what}: ${signal.reason}`);
+          const bye = policy.peerClosedDirect(this.direct.state, signal.reason);
+          this.closeDirect(bye.close, false);
+          this.directFailed(bye.failure);
         }
         break;
     }
@@ -381,16 +327,16 @@ export class CallSession extends EventTarget {
   onDirectState(link, d) {
     if (link !== this.direct) return;
     if (d.state === 'delivering') {
+      // It works: the retry backoff starts over next time it fails.
       this.directFailures = 0;
       this.lastDirectFailure = '';
       this.quietRelay();
-      if (!this.forced || this.forced === 'direct') {
-        this.switchPath('direct', this.mode === 'direct' ? 'direct connection established' : 'the direct path delivers media');
-      }
+      const take = policy.onDirectDelivering(this.facts());
+      if (take) this.switchPath(take.path, take.reason);
     } else if (d.state === 'failed' || d.state === 'broken') {
-      const what = d.state === 'failed' ? 'direct connection failed' : 'direct path broke';
-      this.closeDirect(d.reason || what, true);
-      this.directFailed(`${what}: ${d.reason || 'unknown'}`);
+      const trouble = policy.directLinkTrouble(d.state, d.reason);
+      this.closeDirect(trouble.close, true);
+      this.directFailed(trouble.failure);
     }
   }
 
@@ -401,12 +347,13 @@ export class CallSession extends EventTarget {
    */
   directFailed(reason) {
     this.lastDirectFailure = reason;
-    if (this.mode === 'direct' && !this.relay) {
+    const next = policy.afterDirectFailure(this.facts(), reason);
+    if (next.fail) {
       this.path = null;
-      this.setState('failed', reason, undefined, true);
+      this.setState('failed', next.reason, undefined, next.canRelay);
     } else {
-      if (this.path !== 'relay' || this.pathReason !== reason) this.switchPath('relay', reason);
-      if (this.mode === 'auto') this.scheduleDirectRetry();
+      if (next.toRelay) this.switchPath('relay', next.reason);
+      if (next.retryDirect) this.scheduleDirectRetry();
     }
   }
 
@@ -423,13 +370,13 @@ export class CallSession extends EventTarget {
     // Nobody receives directly anymore: send everything on the relay.
     this.relay?.setSending(true);
     this.peerUsing = 'relay';
-    if (this.path === 'direct' && this.relay) this.switchPath('relay', reason);
+    if (policy.relayAfterDirectClosed(this.facts())) this.switchPath('relay', reason);
   }
 
   scheduleDirectRetry() {
     clearTimeout(this.directRetry);
-    if (this.directFailures >= DIRECT_RETRY_MS.length) return;
-    const delay = DIRECT_RETRY_MS[this.directFailures];
+    const delay = policy.directRetryDelay(this.directFailures);
+    if (delay === null) return;
     this.directFailures += 1;
     this.directRetry = setTimeout(() => {
       this.directRetry = undefined;
@@ -455,15 +402,16 @@ export class CallSession extends EventTarget {
   onPeerUsing(path) {
     this.peerUsing = path;
     clearTimeout(this.relayQuiet);
-    if (path === 'relay') {
+    const next = policy.onPeerUsing(this.facts(), path);
+    if (next.sendOn === 'relay') {
       if (!this.relay) this.startRelay();
       this.relay?.setSending(true);
-      if (this.forced === 'relay') this.direct?.setSending(false);
+      if (next.stopDirect) this.direct?.setSending(false);
       // In a direct room, the other side moving to the relay brings us along.
-      if (this.mode === 'direct' && this.path !== 'relay' && this.direct?.state !== 'delivering') {
+      if (next.follow) {
         this.relayChosen = true;
-        this.closeDirect('the other participant switched the call to relay', false);
-        this.switchPath('relay', 'the other participant switched the call to relay');
+        this.closeDirect(next.follow, false);
+        this.switchPath('relay', next.follow);
       }
     } else {
       this.direct?.setSending(true);
@@ -477,12 +425,10 @@ export class CallSession extends EventTarget {
    */
   quietRelay() {
     clearTimeout(this.relayQuiet);
-    if (this.peerUsing !== 'direct') return;
+    if (!policy.shouldQuietRelay(this.facts())) return;
     this.relayQuiet = setTimeout(() => {
-      if (this.peerUsing === 'direct' && this.direct?.state === 'delivering' && this.viewers === 0) {
-        this.relay?.setSending(false);
-      }
-    }, RELAY_GRACE_MS);
+      if (policy.relayQuietNow(this.facts())) this.relay?.setSending(false);
+    }, policy.RELAY_GRACE_MS);
   }
 
   /**
@@ -491,9 +437,10 @@ export class CallSession extends EventTarget {
    * @param {string} reason
    */
   receiveOn(path, reason) {
+    const next = policy.onForced(this.facts(), path);
     if (path === 'direct') {
-      if (this.direct?.state === 'delivering') this.switchPath('direct', reason);
-      else if (!this.direct && this.onlyPeer !== null && this.id > this.onlyPeer) this.startDirect(this.onlyPeer);
+      if (next.do === 'receive') this.switchPath('direct', reason);
+      else if (next.do === 'start') this.startDirect(next.peerId);
     } else {
       if (!this.relay) this.startRelay();
       this.direct?.setSending(true);
@@ -501,10 +448,38 @@ export class CallSession extends EventTarget {
     }
   }
 
-  /** Picks the path by the usual rules again (after a comparison run). */
+  /**
+   * Picks the path by the usual rules again (after a comparison run).
+   * @param {string} reason
+   */
   settlePath(reason) {
-    if (this.direct?.state === 'delivering') this.switchPath('direct', reason);
-    else if (this.relay) this.switchPath('relay', reason);
+    const path = policy.settledPath(this.facts());
+    if (path) this.switchPath(path, reason);
+  }
+
+  /**
+   * Pins `path` on both sides of the call (comparison runs, see comparison.js): the
+   * other participant `peer` is told to receive on it too.
+   * @param {number} peer
+   * @param {PathName} path
+   * @param {string} reason
+   */
+  forcePath(peer, path, reason) {
+    this.forced = path;
+    this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force', path } });
+    this.receiveOn(path, reason);
+  }
+
+  /**
+   * Ends a pin of `forcePath`: both sides choose their path by the usual rules again.
+   * @param {number} peer
+   * @param {string} reason
+   */
+  releasePath(peer, reason) {
+    this.forced = null;
+    this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force' } });
+    this.settlePath(reason);
+    if (policy.reconsiderDirectAfterRun(this.facts())) this.evaluateDirect();
   }
 
   /**
@@ -530,67 +505,9 @@ export class CallSession extends EventTarget {
     if (!this.path) return;
     this.sig?.send({ type: 'path', path: this.path, reason: this.pathReason });
     const peer = this.onlyPeer;
-    if (peer !== null && (this.direct || this.mode !== 'relay')) {
+    if (peer !== null && policy.tellPeerPath(this.facts())) {
       this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'using', path: this.path } });
     }
-  }
-
-  // ---- comparison --------------------------------------------------------------------
-
-  /**
-   * Runs the call on each path in turn for `seconds` and returns a report of what was
-   * measured on each (see stats.js). Needs exactly two participants.
-   * @param {number} seconds
-   * @param {PathName[]} [order]
-   * @param {(msg: string) => void} [progress]
-   */
-  async runComparison(seconds, order = ['relay', 'direct'], progress = () => {}) {
-    const peer = this.onlyPeer;
-    if (peer === null) throw new Error('a comparison needs exactly two participants');
-    const windows = [];
-    const warmup = 2000;
-    const startedAt = Date.now();
-    try {
-      for (const path of order) {
-        progress(`switching to ${path}`);
-        this.forced = path;
-        this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force', path } });
-        this.receiveOn(path, `comparison run: ${path}`);
-        const ready = await this.waitFor(() => (path === 'relay' ? this.relay?.state === 'delivering' || this.relay?.state === 'connected' : this.direct?.state === 'delivering'), this.directTimeoutMs + 2000);
-        if (!ready) {
-          windows.push({ path, error: path === 'direct' ? this.lastDirectFailure || 'the direct path did not deliver media' : 'the relay did not connect' });
-          continue;
-        }
-        this.switchPath(path, `comparison run: ${path}`);
-        await sleep(warmup);
-        const from = Date.now();
-        for (let left = seconds; left > 0; left--) {
-          progress(`measuring ${path}: ${left} s left`);
-          await sleep(1000);
-        }
-        windows.push({ path, from, to: Date.now() });
-      }
-    } finally {
-      this.forced = null;
-      this.sig?.send({ type: 'direct', to: peer, signal: { kind: 'force' } });
-      this.settlePath('comparison run finished');
-      if (!this.direct && this.mode === 'auto') this.evaluateDirect();
-    }
-    progress('done');
-    return buildReport(this, { startedAt, seconds, order, warmupMs: warmup, windows });
-  }
-
-  /**
-   * @param {() => boolean | undefined} cond
-   * @param {number} ms
-   */
-  async waitFor(cond, ms) {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (cond()) return true;
-      await sleep(200);
-    }
-    return !!cond();
   }
 
   // ---- simulcast -------------------------------------------------------------------------
@@ -618,13 +535,13 @@ export class CallSession extends EventTarget {
   retry(reason) {
     if (this.ended) return;
     this.retries += 1;
-    if (this.retries > MAX_RETRIES) {
-      this.fail(`${reason}; gave up after ${MAX_RETRIES} attempts`);
+    const delay = policy.reconnectDelay(this.retries);
+    if (delay === null) {
+      this.fail(`${reason}; gave up after ${policy.MAX_RETRIES} attempts`);
       return;
     }
     this.setState('reconnecting', reason);
     this.teardown();
-    const delay = Math.min(8000, 500 * 2 ** (this.retries - 1));
     setTimeout(() => {
       if (!this.ended) this.connect();
     }, delay);
@@ -708,10 +625,84 @@ export class CallSession extends EventTarget {
   }
 }
 
-/** @param {number} ms */
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
+/**
+ * What the session does with each message of the server, by type; each runs with the
+ * session as `this`. Every ServerMsg type of src/signaling/protocol.rs has an entry
+ * (tests/web/protocol.test.mjs checks).
+ * @type {{[K in ServerMsg['type']]: (this: CallSession, msg: Extract<ServerMsg, {type: K}>) => void}}
+ */
+export const SERVER_MSG_HANDLERS = {
+  joined(msg) {
+    this.id = msg.id;
+    this.mode = msg.mode;
+    this.peers = new Map(msg.peers.map((p) => [p.id, p]));
+    this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
+    this.emit('peers', { peers: this.peers });
+    const next = policy.onJoined(this.facts());
+    if (next.startRelay) this.startRelay();
+    if (this.quality !== 'auto') this.sig?.send({ type: 'quality', quality: /** @type {any} */ (this.quality) });
+    if (next.waiting) this.setState('connecting', 'waiting for the other participant');
+    this.sendMediaState();
+    this.evaluateDirect();
+  },
+  peerJoined(msg) {
+    this.peers.set(msg.peer.id, msg.peer);
+    this.emit('peers', { peers: this.peers });
+    this.evaluateDirect();
+  },
+  peerLeft(msg) {
+    this.peers.delete(msg.id);
+    this.streams.relay.delete(msg.id);
+    this.streams.direct.delete(msg.id);
+    this.emit('peers', { peers: this.peers });
+    if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
+    this.evaluateDirect();
+    if (policy.waitingAfterLeave(this.facts())) {
+      this.path = null;
+      this.setState('connecting', 'waiting for the other participant');
+    }
+  },
+  peerMedia(msg) {
+    const p = this.peers.get(msg.id);
+    if (p) {
+      p.audio = msg.audio;
+      p.video = msg.video;
+      this.emit('peers', { peers: this.peers });
+    }
+  },
+  peerPath(msg) {
+    const p = this.peers.get(msg.id);
+    if (p) {
+      p.path = msg.path;
+      this.emit('peers', { peers: this.peers });
+    }
+  },
+  answer(msg) {
+    this.relay?.onAnswer(msg.sdp);
+  },
+  offer(msg) {
+    this.relay?.onOffer(msg.sdp);
+  },
+  direct(msg) {
+    this.onDirectSignal(msg.from, msg.signal);
+  },
+  stats(msg) {
+    this.serverStats = msg.stats;
+  },
+  viewers(msg) {
+    this.viewers = msg.count;
+    // Viewers watch through the server: keep sending there even on a direct call.
+    if (msg.count > 0) this.relay?.setSending(true);
+    this.emit('viewers', { count: msg.count });
+  },
+  layer(msg) {
+    this.layers.set(msg.peer, { rid: msg.rid, index: msg.index, count: msg.count, reason: msg.reason });
+    this.emit('layer', { peerId: msg.peer, ...this.layers.get(msg.peer) });
+  },
+  error(msg) {
+    this.onError(msg.code, msg.message);
+  },
+};
 
 /** Camera and microphone, falling back to what the device has (or nothing). */
 async function getLocalMedia() {

@@ -36,6 +36,19 @@
  *   | {type: 'error', code: string, message: string}} ServerMsg
  */
 
+/**
+ * Every message type the client sends (ClientMsg in protocol.rs, serde's camelCase
+ * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
+ * client's `send` calls to the Rust enum.
+ */
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'leave']);
+
+/**
+ * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
+ * here; session.js has a handler for each (the same test checks).
+ */
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error']);
+
 /** The WebSocket URL of the server that served this page. */
 export function defaultUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -67,6 +80,10 @@ export class Signaling extends EventTarget {
         try {
           msg = JSON.parse(ev.data);
         } catch {
+          return;
+        }
+        if (!SERVER_MSG_TYPES.includes(msg?.type)) {
+          console.warn('unknown server message', msg?.type);
           return;
         }
         this.dispatchEvent(new CustomEvent('message', { detail: msg }));

@@ -1,0 +1,87 @@
+// @ts-check
+/**
+ * The comparison run: the call is carried on each path in turn (relayed, then direct,
+ * or the other way round) for a timed window, and what the browser and the server
+ * measured in each window becomes a report (stats.js builds it from the session's
+ * collector). Both sides are pinned to the measured path for the run, through the
+ * session's `forcePath`/`releasePath`; this module never speaks the protocol itself
+ * and never touches the DOM (compare.js is its panel).
+ */
+import { buildReport } from './stats.js';
+
+/** @typedef {import('./policy.js').PathName} PathName */
+/** @typedef {import('./session.js').CallSession} CallSession */
+
+/** Time on a path before its window starts, so the switch itself is not measured. */
+export const WARMUP_MS = 2000;
+/** How much longer than the direct connection's own timeout a path may take to come up. */
+const READY_SLACK_MS = 2000;
+
+/**
+ * Runs the call on each path in turn for `seconds` and returns a report of what was
+ * measured on each (see stats.js). Needs exactly two participants.
+ * @param {CallSession} session
+ * @param {number} seconds
+ * @param {PathName[]} [order]
+ * @param {(msg: string) => void} [progress]
+ */
+export async function runComparison(session, seconds, order = ['relay', 'direct'], progress = () => {}) {
+  const peer = session.onlyPeer;
+  if (peer === null) throw new Error('a comparison needs exactly two participants');
+  /** @type {{path: string, from?: number, to?: number, error?: string}[]} */
+  const windows = [];
+  const warmup = WARMUP_MS;
+  const startedAt = Date.now();
+  try {
+    for (const path of order) {
+      progress(`switching to ${path}`);
+      session.forcePath(peer, path, `comparison run: ${path}`);
+      const ready = await waitFor(() => pathReady(session, path), session.directTimeoutMs + READY_SLACK_MS);
+      if (!ready) {
+        windows.push({ path, error: path === 'direct' ? session.lastDirectFailure || 'the direct path did not deliver media' : 'the relay did not connect' });
+        continue;
+      }
+      session.switchPath(path, `comparison run: ${path}`);
+      await sleep(warmup);
+      const from = Date.now();
+      for (let left = seconds; left > 0; left--) {
+        progress(`measuring ${path}: ${left} s left`);
+        await sleep(1000);
+      }
+      windows.push({ path, from, to: Date.now() });
+    }
+  } finally {
+    session.releasePath(peer, 'comparison run finished');
+  }
+  progress('done');
+  return buildReport(session, { startedAt, seconds, order, warmupMs: warmup, windows });
+}
+
+/**
+ * Whether `path` carries media for a window: the relay once connected, the direct
+ * path once it delivers.
+ * @param {CallSession} session
+ * @param {PathName} path
+ */
+function pathReady(session, path) {
+  return path === 'relay' ? session.relay?.state === 'delivering' || session.relay?.state === 'connected' : session.direct?.state === 'delivering';
+}
+
+/**
+ * Polls `cond` every 200 ms until it holds or `ms` pass.
+ * @param {() => boolean | undefined} cond
+ * @param {number} ms
+ */
+async function waitFor(cond, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(200);
+  }
+  return !!cond();
+}
+
+/** @param {number} ms */
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
