@@ -26,6 +26,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/links.js", JS, include_bytes!("../web/links.js")),
     ("/stats.js", JS, include_bytes!("../web/stats.js")),
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
+    ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
+    ("/policy.js", JS, include_bytes!("../web/policy.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
     ("/style.css", CSS, include_bytes!("../web/style.css")),
     ("/icon.svg", SVG, include_bytes!("../web/icon.svg")),
@@ -126,4 +128,25 @@ pub(crate) fn asset_response(path: &str) -> Option<Response> {
         )
             .into_response(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// A module added to `web/` and not compiled in would break the page in every
+    /// browser (its import fails); this catches it before a browser test does.
+    #[test]
+    fn every_file_of_the_web_app_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        for entry in std::fs::read_dir(dir).expect("web/") {
+            let name = entry.expect("an entry").file_name();
+            let name = name.to_string_lossy();
+            let path = format!("/{name}");
+            assert!(
+                ASSETS.iter().any(|(p, _, _)| *p == path),
+                "web/{name} is not in ASSETS (src/http.rs)"
+            );
+        }
+    }
 }
