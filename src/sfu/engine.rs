@@ -93,7 +93,7 @@ pub struct EngineHandle {
     /// Each worker's control lane.
     control: Vec<mpsc::Sender<Control>>,
     registry: Arc<Registry>,
-    receive: Arc<receive::Counters>,
+    receive: Arc<receive::ReceiveCounters>,
     /// Commands that found their worker gone.
     control_drops: Arc<AtomicU64>,
 }
@@ -309,7 +309,7 @@ pub(crate) fn spawn(
         control.push(control_tx);
         media_txs.push(media_tx);
     }
-    let counters = Arc::new(receive::Counters::new(n));
+    let counters = Arc::new(receive::ReceiveCounters::new(n));
     tokio::spawn(receive::run(
         media.sockets,
         media.candidates,
@@ -357,7 +357,7 @@ mod tests {
         let handle = EngineHandle {
             control: vec![control_tx],
             registry: Arc::new(Registry::new(1, usize::MAX)),
-            receive: Arc::new(receive::Counters::new(1)),
+            receive: Arc::new(receive::ReceiveCounters::new(1)),
             control_drops: Arc::new(AtomicU64::new(0)),
         };
         for id in 1..=100 {

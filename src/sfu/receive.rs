@@ -22,14 +22,14 @@ use super::udp::{destination_ip, UdpIo};
 
 /// What the receive task dropped, for `/metrics` and tests.
 #[derive(Debug)]
-pub(crate) struct Counters {
+pub(crate) struct ReceiveCounters {
     unroutable: AtomicU64,
     queue_drops: Vec<AtomicU64>,
 }
 
-impl Counters {
+impl ReceiveCounters {
     pub(crate) fn new(workers: usize) -> Self {
-        Counters {
+        ReceiveCounters {
             unroutable: AtomicU64::new(0),
             queue_drops: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -88,7 +88,7 @@ pub(crate) async fn run(
     mut sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
     mut lanes: Lanes,
-    counters: std::sync::Arc<Counters>,
+    counters: std::sync::Arc<ReceiveCounters>,
 ) {
     if sockets.is_empty() {
         return;

@@ -3,7 +3,7 @@
 //! picture ids), once to every other worker that serves viewers of the room, and the
 //! simulcast layer each receiver gets is chosen here.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::bwe::Bitrate;
 use str0m::format::Codec;
@@ -402,7 +402,3 @@ fn write_down(
         Err(_) => Written::Failed,
     }
 }
-
-/// (a microsecond, the step str0m's pacer asks for between two packets)
-#[allow(dead_code)]
-const _STEP: Duration = Duration::from_micros(1);

@@ -12,7 +12,7 @@ use str0m::Candidate;
 use tracing::{debug, warn};
 
 use super::{offers_twcc, Shard};
-use crate::sfu::driver::{Drained, Driver};
+use crate::sfu::driver::Driver;
 use crate::sfu::peer::{Client, DownState, DownTrack, Local, Peer, TrackKey};
 use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
 
@@ -375,7 +375,3 @@ fn reset_negotiating(local: &mut Local) {
         };
     }
 }
-
-/// (Drained is re-exported for the http module's use of fresh drivers.)
-#[allow(dead_code)]
-type _Drained = Drained;
