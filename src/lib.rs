@@ -26,7 +26,6 @@ pub mod certs;
 pub mod config;
 pub mod helper;
 pub mod http;
-pub mod load;
 pub mod metrics;
 pub mod net;
 pub mod qr;

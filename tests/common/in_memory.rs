@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lanrelay::load::payload::{self, Stamp, Vp8Packet};
 use lanrelay::sfu::core::{Output as SfuOutput, Sfu, SfuConfig};
 use lanrelay::sfu::link::LinkMsg;
 use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
+use lanrelay_peer::payload::{self, Stamp, Vp8Packet};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};

@@ -34,10 +34,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Ws;
 use super::pacer::{Publisher, SIMULCAST_LAYERS};
-use super::payload::{self, Stamp};
 use super::probe::Probe;
 use super::LoadError;
-use crate::signaling::protocol::{ClientMsg, ServerMsg};
+use lanrelay::signaling::protocol::{ClientMsg, ServerMsg};
+use lanrelay_peer::payload::{self, Stamp};
 
 /// Where a run is; every participant task watches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

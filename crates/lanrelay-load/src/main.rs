@@ -2,8 +2,8 @@
 //! runtime with `--threads` workers, prints the report table (and writes JSON).
 
 use clap::Parser;
-use lanrelay::load::config::Args;
-use lanrelay::load::{report, run};
+use lanrelay_load::config::Args;
+use lanrelay_load::{report, run};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();

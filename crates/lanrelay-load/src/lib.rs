@@ -4,8 +4,8 @@
 //!
 //! - [`config`]: flags. [`run`]: the sweep (join, wait, warm up, measure, leave).
 //! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task); [`pacer`]
-//!   decides what a publisher sends when, [`payload`] makes the VP8/Opus payloads and
-//!   their stamps, [`probe`] checks every received packet.
+//!   decides what a publisher sends when, [`probe`] checks every received packet
+//!   (the payloads and their stamps are `lanrelay_peer::payload`).
 //! - [`lanrelay`] and [`janus`]: the two servers' signaling; [`client`]: WSS and a
 //!   small HTTP client; [`spawn`]: starting lanrelay; [`procfs`]: CPU and memory of
 //!   a process; [`report`]: the table and the JSON.
@@ -15,7 +15,6 @@ pub mod config;
 pub mod janus;
 pub mod lanrelay;
 pub mod pacer;
-pub mod payload;
 pub mod peer;
 pub mod probe;
 pub mod procfs;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::payload::{self, Stamp};
+use lanrelay_peer::payload::{self, Stamp};
 
 /// One incoming stream (by SSRC).
 #[derive(Debug, Default, Clone)]
