@@ -89,6 +89,15 @@ fn finish(mut out: Vec<u8>, size: usize, stamp: Stamp, skip: usize) -> Vec<u8> {
     out
 }
 
+/// Whether a payload made by [`vp8`] starts a keyframe (the descriptor's S bit, then
+/// the frame tag's key frame bit); Opus payloads never do.
+pub fn starts_keyframe(payload: &[u8]) -> bool {
+    match payload {
+        [d, _, _, _, tag, ..] => d & 0x90 == 0x90 && tag & 1 == 0,
+        _ => false,
+    }
+}
+
 /// Checks a payload's stamp: `None` when it is missing or any byte before it changed.
 pub fn check(payload: &[u8]) -> Option<Stamp> {
     let n = payload.len();
@@ -167,6 +176,21 @@ mod tests {
         };
         let key = vp8(p, 1000, s);
         assert_eq!(key.len(), 1000);
+        assert!(starts_keyframe(&key));
+        assert!(!starts_keyframe(&vp8(
+            Vp8Packet {
+                keyframe: false,
+                ..p
+            },
+            1000,
+            s
+        )));
+        assert!(!starts_keyframe(&vp8(
+            Vp8Packet { first: false, ..p },
+            1000,
+            s
+        )));
+        assert!(!starts_keyframe(&opus(100, s)));
         assert_eq!(check(&key), Some(s));
         // A forwarder may renumber the picture id; the stamp still checks.
         let mut renumbered = key.clone();
