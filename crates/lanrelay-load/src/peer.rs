@@ -1,8 +1,8 @@
 //! One simulated participant: the shared str0m participant (`lanrelay_peer::Peer`, RTP
-//! mode, full ICE like a browser) on its own UDP socket, run as one tokio task. A publisher paces synthetic VP8 video
-//! (a keyframe every few seconds and whenever asked) and Opus-sized audio; a receiver
-//! checks every packet with a [`Probe`]. Receive sockets report each datagram's
-//! kernel arrival time (SO_TIMESTAMPNS), so transit is measured to the moment the
+//! mode, full ICE like a browser) on its own UDP socket, run as one tokio task. A
+//! publisher paces synthetic VP8 video (a keyframe every few seconds and whenever
+//! asked) and Opus-sized audio; a receiver checks every packet with a [`Probe`].
+//! Receive sockets report each datagram's kernel arrival time ([`super::rxtime`]), so transit is measured to the moment the
 //! packet reached the receiver, not to when the generator got round to reading it
 //! (both are reported). Signaling is done by the caller
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
@@ -13,17 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::io::IoSliceMut;
-use std::os::fd::AsRawFd;
-
 use futures_util::{SinkExt, StreamExt};
 use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, Track};
-use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
-};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -31,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::Ws;
 use super::pacer::{Publisher, SIMULCAST_LAYERS};
 use super::probe::Probe;
+use super::rxtime::{self, wall_ns};
 use super::LoadError;
 use lanrelay::signaling::protocol::{ClientMsg, ServerMsg};
 use lanrelay_peer::payload::{self, Stamp};
@@ -114,8 +108,7 @@ impl Media {
             .await
             .map_err(LoadError::Io)?;
         let local = udp.local_addr().map_err(LoadError::Io)?;
-        setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
-            .map_err(|e| LoadError::Io(e.into()))?;
+        rxtime::enable(&udp).map_err(LoadError::Io)?;
         let now = Instant::now();
         let config = PeerConfig {
             local,
@@ -272,30 +265,9 @@ impl Media {
     /// Reads every queued datagram with its kernel arrival time, draining the `Rtc`
     /// after each.
     fn read_all(&mut self, buf: &mut [u8]) {
-        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut cmsg = rxtime::cmsg_buffer();
         loop {
-            let fd = self.udp.as_raw_fd();
-            let res = self.udp.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(buf)];
-                let msg =
-                    recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
-                        .map_err(std::io::Error::from)?;
-                let mut arrived = None;
-                if let Ok(cmsgs) = msg.cmsgs() {
-                    for c in cmsgs {
-                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                            arrived =
-                                Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
-                        }
-                    }
-                }
-                let src = msg.address.and_then(|a| {
-                    a.as_sockaddr_in()
-                        .map(|v4| SocketAddr::V4((*v4).into()))
-                        .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
-                });
-                Ok((msg.bytes, src, arrived))
-            });
+            let res = rxtime::try_recv(&self.udp, buf, &mut cmsg);
             let (n, src, arrived) = match res {
                 Ok((n, Some(src), arrived)) => (n, src, arrived),
                 Ok(_) => continue,
@@ -445,15 +417,6 @@ impl Media {
             self.drain()?;
         }
     }
-}
-
-/// Wall-clock time in nanoseconds since 1970: the clock of the kernel's receive
-/// timestamps, and the same for every participant of the machine.
-pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// The next WebSocket message, or never when there is no WebSocket.
