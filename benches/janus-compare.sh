@@ -58,7 +58,7 @@ if ! command -v janus >/dev/null; then
 fi
 
 echo "janus-compare: building release binaries" >&2
-CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --bins -q
+CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --locked --workspace --bins -q
 # Copies, so a concurrent build in a shared target directory cannot swap them mid-run.
 cp "$TARGET_DIR/release/lanrelay" "$TARGET_DIR/release/lanrelay-load" "$WORK/"
 

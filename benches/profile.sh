@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --locked --bins >&2
+cargo build --release --locked --workspace --bins >&2
 "$TARGET_DIR/release/lanrelay" --listen 127.0.0.1:0 --no-http --certs "$WORK/certs" \
     --room-capacity 1000 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

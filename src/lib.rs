@@ -29,7 +29,6 @@ pub mod certs;
 pub mod config;
 mod helper;
 mod http;
-pub mod load;
 mod metrics;
 pub mod net;
 pub mod qr;

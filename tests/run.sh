@@ -55,13 +55,13 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
-cargo test --locked 2>&1 | tee -a "$results"
+cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-log "cargo build --release (the binary the browser tests run)"
-cargo build --release --locked
+log "cargo build --release (the server the browser tests run, and lanrelay-load)"
+cargo build --release --locked --workspace
 
 log "WHIP/WHEP with aiortc"
 (cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py) 2>&1 | tee -a "$results"

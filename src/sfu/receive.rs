@@ -119,7 +119,16 @@ pub(crate) async fn run(
         // early on a busy socket.
         for _ in 0..4 {
             let res = sock.try_recv(|d| {
-                let Some(w) = routes.route(d.source, d.contents, workers.len()) else {
+                let mut w = routes.route(d.source, d.contents, workers.len());
+                if w.is_none() {
+                    // A route said after this read began (the reply to a STUN request
+                    // left, and the DTLS that follows it is here already).
+                    while let Ok(r) = lanes.routes.try_recv() {
+                        routes.apply(r);
+                    }
+                    w = routes.route(d.source, d.contents, workers.len());
+                }
+                let Some(w) = w else {
                     counters.unroutable.fetch_add(1, Ordering::Relaxed);
                     debug!(src = %d.source, len = d.contents.len(), "dropped unroutable datagram");
                     return;

@@ -8,23 +8,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lanrelay::load::payload::{self, Stamp, Vp8Packet};
 use lanrelay::sfu::link::LinkMsg;
 use lanrelay::sfu::shard::{Output as SfuOutput, Shard as Sfu, ShardConfig as SfuConfig};
 use lanrelay::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use lanrelay_peer::payload::{self, Stamp, Vp8Packet};
+use lanrelay_peer::{Peer, PeerConfig, PeerEvent, PeerOutput, RtpOut, Track};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
 
-/// A str0m participant wired to the engine in memory.
+/// The shared str0m participant (RTP mode) wired to the engine in memory.
 pub struct Client {
     id: PeerId,
     addr: SocketAddr,
-    rtc: Rtc,
-    pending: Option<SdpPendingOffer>,
+    peer: Peer,
     video: Option<Mid>,
     connected: bool,
     /// The engine (media worker) that serves it.
@@ -77,21 +73,21 @@ impl Harness {
             let addr: SocketAddr = format!("10.0.1.{}:{}", 1 + i / 200, 6000 + i)
                 .parse()
                 .unwrap();
-            let mut rtc = Rtc::builder()
-                .set_rtp_mode(true)
-                .clear_codecs()
-                .enable_opus(true, false)
-                .enable_vp8(true)
-                .build(h.now);
-            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-            let mut api = rtc.sdp_api();
+            let mut peer = Peer::new(
+                PeerConfig {
+                    local: addr,
+                    rtp_mode: true,
+                    twcc: true,
+                },
+                h.now,
+            )
+            .unwrap();
             let dir = if i == 0 {
                 Direction::SendOnly
             } else {
                 Direction::RecvOnly
             };
-            let video = api.add_media(MediaKind::Video, dir, None, None, None);
-            let (offer, pending) = api.apply().unwrap();
+            let (offer, mids) = peer.offer(&[Track::new(MediaKind::Video, dir)]).unwrap();
             let owner = if workers == 2 && i % 2 == 0 && i > 0 {
                 1
             } else {
@@ -113,19 +109,12 @@ impl Harness {
                 // The home admits it.
                 h.exchange();
             }
-            h.sfus[owner].handle_signal(
-                h.now,
-                id,
-                ClientMsg::Offer {
-                    sdp: offer.to_sdp_string(),
-                },
-            );
+            h.sfus[owner].handle_signal(h.now, id, ClientMsg::Offer { sdp: offer });
             h.clients.push(Client {
                 id,
                 addr,
-                rtc,
-                pending: Some(pending),
-                video: (i == 0).then_some(video),
+                peer,
+                video: mids.first().copied().filter(|_| i == 0),
                 connected: false,
                 owner,
             });
@@ -152,7 +141,7 @@ impl Harness {
         for _ in 0..ms {
             self.now += Duration::from_millis(1);
             for c in &mut self.clients {
-                let _ = c.rtc.handle_input(Input::Timeout(self.now));
+                c.peer.timeout(self.now);
             }
             for sfu in &mut self.sfus {
                 sfu.handle_timeout(self.now);
@@ -166,17 +155,17 @@ impl Harness {
         loop {
             let mut moved = false;
             for i in 0..self.clients.len() {
-                while let Ok(out) = self.clients[i].rtc.poll_output() {
+                while let Ok(out) = self.clients[i].peer.poll() {
                     match out {
-                        Output::Timeout(_) => break,
-                        Output::Transmit(t) => {
+                        PeerOutput::Timeout(_) => break,
+                        PeerOutput::Transmit(t) => {
                             moved = true;
                             let (src, dst) = (t.source, t.destination);
                             let owner = self.clients[i].owner;
                             self.sfus[owner].handle_datagram(self.now, src, dst, &t.contents);
                         }
-                        Output::Event(Event::Connected) => self.clients[i].connected = true,
-                        Output::Event(_) => {}
+                        PeerOutput::Event(PeerEvent::Connected) => self.clients[i].connected = true,
+                        PeerOutput::Event(_) => {}
                     }
                 }
             }
@@ -189,10 +178,8 @@ impl Harness {
                             else {
                                 continue;
                             };
-                            let r =
-                                Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                                    .unwrap();
-                            let _ = c.rtc.handle_input(Input::Receive(self.now, r));
+                            c.peer
+                                .receive(self.now, t.source, t.destination, &t.contents);
                         }
                         SfuOutput::Signal(id, msg) => self.signal(id, msg),
                         SfuOutput::Link(to, msg) => self.sfus[to].handle_link(self.now, msg),
@@ -213,21 +200,10 @@ impl Harness {
         };
         let owner = c.owner;
         match msg {
-            ServerMsg::Answer { sdp } => {
-                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
-                let pending = c.pending.take().unwrap();
-                c.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-            }
+            ServerMsg::Answer { sdp } => c.peer.accept_answer(&sdp).unwrap(),
             ServerMsg::Offer { sdp } => {
-                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
-                let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
-                self.sfus[owner].handle_signal(
-                    now,
-                    id,
-                    ClientMsg::Answer {
-                        sdp: answer.to_sdp_string(),
-                    },
-                );
+                let answer = c.peer.accept_offer(&sdp).unwrap();
+                self.sfus[owner].handle_signal(now, id, ClientMsg::Answer { sdp: answer });
             }
             _ => {}
         }
@@ -254,28 +230,27 @@ impl Harness {
             },
         );
         let p = &mut self.clients[0];
-        let mid = p.video.unwrap();
-        let pt = p
-            .rtc
-            .codec_config()
-            .find(|c| c.spec().codec == Codec::Vp8)
-            .unwrap()
-            .pt();
-        let ts = (self.seq * 3000) as u32;
-        p.rtc
-            .direct_api()
-            .stream_tx_by_mid(mid, None)
-            .unwrap()
-            .write_rtp(RtpWrite::new(pt, self.seq.into(), ts, self.now, data).marker(true));
-        let _ = p.rtc.handle_input(Input::Timeout(self.now));
+        let written = p.peer.write_rtp(
+            self.now,
+            RtpOut {
+                mid: p.video.unwrap(),
+                rid: None,
+                codec: Codec::Vp8,
+                seq: self.seq,
+                rtp_ts: (self.seq * 3000) as u32,
+                marker: true,
+                nackable: false,
+                payload: data,
+            },
+        );
+        assert!(written, "the publisher's video track is negotiated");
+        p.peer.timeout(self.now);
         loop {
-            match p.rtc.poll_output().unwrap() {
-                Output::Transmit(t) if t.contents.len() > 1000 => {
+            match p.peer.poll().unwrap() {
+                PeerOutput::Transmit(t) if t.contents.len() > 1000 => {
                     return (t.source, t.contents.to_vec());
                 }
-                Output::Timeout(_) => {
-                    let _ = p.rtc.handle_input(Input::Timeout(self.now));
-                }
+                PeerOutput::Timeout(_) => p.peer.timeout(self.now),
                 _ => {}
             }
         }

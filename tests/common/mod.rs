@@ -1,11 +1,10 @@
 //! Shared pieces of the integration tests: the server started in-process on loopback
-//! with ephemeral ports, and test participants built on str0m that speak the real
-//! signaling over WSS and the real media over UDP.
+//! with ephemeral ports, and test participants that speak the real signaling over WSS
+//! and the real media over UDP: a WSS and UDP shell around `lanrelay_peer::Peer`.
 #![allow(dead_code, unreachable_pub)]
 #![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,11 +12,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, PeerId, Role, ServerMsg};
 use lanrelay::{Config, Server};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use lanrelay_peer::{frame, Peer, PeerConfig, PeerEvent, PeerOutput, Track};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -262,67 +259,21 @@ impl TestPeer {
 
 const AUDIO_EVERY: Duration = Duration::from_millis(20);
 const VIDEO_EVERY: Duration = Duration::from_millis(33);
-const VIDEO_FRAME_BYTES: usize = 3000;
-
-/// A test frame: a VP8-looking header (keyframe bit as asked), then the sender's tag,
-/// a counter, and a pattern derived from both, so the receiver can check every byte.
-pub fn make_frame(kind: MediaKind, tag: &str, counter: u32, keyframe: bool) -> Vec<u8> {
-    let size = if kind == MediaKind::Video {
-        VIDEO_FRAME_BYTES
-    } else {
-        80
-    };
-    let mut f = Vec::with_capacity(size);
-    if kind == MediaKind::Video {
-        // VP8 payload header: bit 0 clear = key frame; keyframes carry the start code.
-        f.extend_from_slice(&[
-            if keyframe { 0x10 } else { 0x11 },
-            0x02,
-            0x00,
-            0x9d,
-            0x01,
-            0x2a,
-        ]);
-    }
-    f.push(tag.len() as u8);
-    f.extend_from_slice(tag.as_bytes());
-    f.extend_from_slice(&counter.to_be_bytes());
-    let seed = counter as usize + tag.len();
-    while f.len() < size {
-        f.push(((f.len() + seed) % 251) as u8);
-    }
-    f
-}
-
-/// Parses a frame made by [`make_frame`]; `None` when any byte is off.
-pub fn check_frame(kind: MediaKind, data: &[u8]) -> Option<(String, u32)> {
-    let body = if kind == MediaKind::Video {
-        data.get(6..)?
-    } else {
-        data
-    };
-    let n = *body.first()? as usize;
-    let tag = std::str::from_utf8(body.get(1..1 + n)?).ok()?.to_string();
-    let counter = u32::from_be_bytes(body.get(1 + n..5 + n)?.try_into().ok()?);
-    let keyframe = data.first() == Some(&0x10);
-    (make_frame(kind, &tag, counter, keyframe) == data).then_some((tag, counter))
-}
 
 /// RTP or RTCP by its first byte (RFC 7983).
 fn is_rtp(buf: &[u8]) -> bool {
     matches!(buf.first(), Some(128..=191))
 }
 
-/// The event loop of one test participant: str0m `Rtc` (full ICE, frame mode) on a
-/// loopback UDP socket, the WebSocket, and periodic audio and video frames.
+/// The event loop of one test participant: the shared str0m participant (frame mode)
+/// on a loopback UDP socket, the WebSocket, and periodic audio and video frames
+/// tagged with the participant's tag (`lanrelay_peer::frame`).
 struct Driver {
     tag: String,
     ws: Ws,
-    rtc: Rtc,
+    peer: Peer,
     udp: UdpSocket,
-    local: SocketAddr,
     seen: Arc<Mutex<Seen>>,
-    pending: Option<SdpPendingOffer>,
     send_audio: Option<Mid>,
     send_video: Option<Mid>,
     send_video2: Option<Mid>,
@@ -340,33 +291,27 @@ impl Driver {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = udp.local_addr().unwrap();
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let video = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        send(
-            &mut ws,
-            &ClientMsg::Offer {
-                sdp: offer.to_sdp_string(),
-            },
-        )
-        .await;
+        let config = PeerConfig {
+            local,
+            rtp_mode: false,
+            twcc: true,
+        };
+        let mut peer = Peer::new(config, now).unwrap();
+        let (sdp, mids) = peer
+            .offer(&[
+                Track::new(MediaKind::Audio, Direction::SendRecv),
+                Track::new(MediaKind::Video, Direction::SendRecv),
+            ])
+            .unwrap();
+        send(&mut ws, &ClientMsg::Offer { sdp }).await;
         Driver {
             tag: tag.into(),
             ws,
-            rtc,
+            peer,
             udp,
-            local,
             seen,
-            pending: Some(pending),
-            send_audio: Some(audio),
-            send_video: Some(video),
+            send_audio: Some(mids[0]),
+            send_video: Some(mids[1]),
             send_video2: None,
             counters: [0; 3],
             loss: (0, 0),
@@ -389,9 +334,7 @@ impl Driver {
             };
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(timeout));
             tokio::select! {
-                _ = sleep => {
-                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
-                }
+                _ = sleep => self.peer.timeout(Instant::now()),
                 r = self.udp.recv_from(&mut buf) => {
                     let Ok((n, src)) = r else { continue };
                     if is_rtp(&buf[..n]) {
@@ -400,9 +343,8 @@ impl Driver {
                             continue;
                         }
                     }
-                    if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
-                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), recv));
-                    }
+                    let local = self.peer.local();
+                    self.peer.receive(Instant::now(), src, local, &buf[..n]);
                 }
                 m = self.ws.next() => {
                     match m {
@@ -421,12 +363,7 @@ impl Driver {
                         let mids = self.seen.lock().unwrap().recv_mids.clone();
                         for _ in 0..n {
                             for mid in &mids {
-                                let video = self.rtc.media(*mid).is_some_and(|m| m.kind() == MediaKind::Video);
-                                if let Some(mut w) = self.rtc.writer(*mid).filter(|_| video) {
-                                    if w.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
-                                        let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
-                                    }
-                                }
+                                self.peer.request_keyframe(*mid);
                                 let _ = self.drain();
                             }
                         }
@@ -435,11 +372,8 @@ impl Driver {
                     Some(PeerCmd::AddVideoTrack { glare: true }) => self.glare_pending = true,
                     Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
                     Some(PeerCmd::IceRestart) => {
-                        let mut api = self.rtc.sdp_api();
-                        api.ice_restart(true);
-                        if let Some((offer, pending)) = api.apply() {
-                            self.pending = Some(pending);
-                            send(&mut self.ws, &ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+                        if let Ok(sdp) = self.peer.offer_ice_restart() {
+                            send(&mut self.ws, &ClientMsg::Offer { sdp }).await;
                         }
                     }
                     Some(PeerCmd::Vanish) => {
@@ -459,12 +393,12 @@ impl Driver {
         }
     }
 
-    /// Drains the `Rtc`: sends datagrams, records events. `None` when it died.
+    /// Drains the participant: sends datagrams, records events. `None` when it died.
     fn drain(&mut self) -> Option<Instant> {
         loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => return Some(t),
-                Ok(Output::Transmit(t)) => {
+            match self.peer.poll() {
+                Ok(PeerOutput::Timeout(t)) => return Some(t),
+                Ok(PeerOutput::Transmit(t)) => {
                     if is_rtp(&t.contents) {
                         self.rtp_out += 1;
                         if self.loss.0 > 0 && self.rtp_out % self.loss.0 == 0 {
@@ -473,7 +407,7 @@ impl Driver {
                     }
                     let _ = self.udp.try_send_to(&t.contents, t.destination);
                 }
-                Ok(Output::Event(e)) => self.on_event(e),
+                Ok(PeerOutput::Event(e)) => self.on_event(e),
                 Err(e) => {
                     eprintln!("{}: rtc error {e}", self.tag);
                     return None;
@@ -482,31 +416,24 @@ impl Driver {
         }
     }
 
-    fn on_event(&mut self, e: Event) {
+    fn on_event(&mut self, e: PeerEvent) {
         let mut seen = self.seen.lock().unwrap();
         match e {
-            Event::IceConnectionStateChange(IceConnectionState::Connected) | Event::Connected => {
-                seen.connected = true
+            PeerEvent::IceConnected | PeerEvent::Connected => seen.connected = true,
+            PeerEvent::MediaAdded { mid, direction, .. } if !direction.is_sending() => {
+                seen.recv_mids.push(mid)
             }
-            Event::MediaAdded(m) if !m.direction.is_sending() => seen.recv_mids.push(m.mid),
-            Event::MediaData(d) => {
-                let kind = if d.params.spec().codec == Codec::Opus {
-                    MediaKind::Audio
-                } else {
-                    MediaKind::Video
-                };
-                match check_frame(kind, &d.data) {
-                    Some((tag, counter)) => {
-                        *seen.frames.entry((tag.clone(), kind)).or_default() += 1;
-                        seen.first_counter
-                            .entry((tag.clone(), kind))
-                            .or_insert(counter);
-                        seen.last_counter.insert((tag, kind), counter);
-                    }
-                    None => seen.corrupt += 1,
+            PeerEvent::Frame(f) => match f.tagged {
+                Some((tag, counter)) => {
+                    *seen.frames.entry((tag.clone(), f.kind)).or_default() += 1;
+                    seen.first_counter
+                        .entry((tag.clone(), f.kind))
+                        .or_insert(counter);
+                    seen.last_counter.insert((tag, f.kind), counter);
                 }
-            }
-            Event::KeyframeRequest(_) => {
+                None => seen.corrupt += 1,
+            },
+            PeerEvent::KeyframeRequest { .. } => {
                 seen.keyframe_requests += 1;
                 self.keyframe_wanted = true;
             }
@@ -516,11 +443,8 @@ impl Driver {
 
     async fn on_signal(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Answer { sdp } => {
-                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
-                if let Some(p) = self.pending.take() {
-                    self.rtc.sdp_api().accept_answer(p, answer).unwrap();
-                }
+            ServerMsg::Answer { sdp } if self.peer.has_pending_offer() => {
+                self.peer.accept_answer(&sdp).unwrap()
             }
             ServerMsg::Offer { sdp } => {
                 self.seen.lock().unwrap().server_offers += 1;
@@ -530,15 +454,8 @@ impl Driver {
                     self.offer_video_track().await;
                     return;
                 }
-                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
-                let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
-                send(
-                    &mut self.ws,
-                    &ClientMsg::Answer {
-                        sdp: answer.to_sdp_string(),
-                    },
-                )
-                .await;
+                let sdp = self.peer.accept_offer(&sdp).unwrap();
+                send(&mut self.ws, &ClientMsg::Answer { sdp }).await;
             }
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
@@ -551,18 +468,10 @@ impl Driver {
     }
 
     async fn offer_video_track(&mut self) {
-        let mut api = self.rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        self.pending = Some(pending);
-        self.send_video2 = Some(mid);
-        send(
-            &mut self.ws,
-            &ClientMsg::Offer {
-                sdp: offer.to_sdp_string(),
-            },
-        )
-        .await;
+        let track = Track::new(MediaKind::Video, Direction::SendRecv);
+        let (sdp, mids) = self.peer.offer(&[track]).unwrap();
+        self.send_video2 = mids.first().copied();
+        send(&mut self.ws, &ClientMsg::Offer { sdp }).await;
     }
 
     fn write_frame(&mut self, kind: MediaKind) {
@@ -573,7 +482,7 @@ impl Driver {
     }
 
     fn write_frame_on(&mut self, kind: MediaKind, second: bool) {
-        if !self.rtc.is_connected() {
+        if !self.peer.is_connected() {
             return;
         }
         let (mid, codec, freq) = match kind {
@@ -598,21 +507,11 @@ impl Driver {
         if kind == MediaKind::Video && (second || self.send_video2.is_none()) {
             self.keyframe_wanted = false;
         }
-        let data = make_frame(kind, &tag, counter, keyframe);
+        let data = frame::make(kind, &tag, counter, keyframe);
         let now = Instant::now();
         let elapsed = now - self.start;
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
-        let Some(w) = self.rtc.writer(mid) else {
-            return;
-        };
-        let Some(pt) = w
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let _ = w.write(pt, now, time, data);
+        self.peer.write_frame(now, mid, codec, time, data);
     }
 }
 

@@ -1,43 +1,33 @@
-//! One simulated participant: a str0m `Rtc` in RTP mode (full ICE, like a browser) on
-//! its own UDP socket, run as one tokio task. A publisher paces synthetic VP8 video
-//! (a keyframe every few seconds and whenever asked) and Opus-sized audio; a receiver
-//! checks every packet with a [`Probe`]. Receive sockets report each datagram's
-//! kernel arrival time (SO_TIMESTAMPNS), so transit is measured to the moment the
+//! One simulated participant: the shared str0m participant (`lanrelay_peer::Peer`, RTP
+//! mode, full ICE like a browser) on its own UDP socket, run as one tokio task. A
+//! publisher paces synthetic VP8 video (a keyframe every few seconds and whenever
+//! asked) and Opus-sized audio; a receiver checks every packet with a [`Probe`].
+//! Receive sockets report each datagram's kernel arrival time ([`super::rxtime`]), so transit is measured to the moment the
 //! packet reached the receiver, not to when the generator got round to reading it
 //! (both are reported). Signaling is done by the caller
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
 //! task so the server's renegotiation offers are answered during the call.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::io::IoSliceMut;
-use std::os::fd::AsRawFd;
-
 use futures_util::{SinkExt, StreamExt};
-use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
-};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, Track};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Pt, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, RtpWrite};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::io::Interest;
+use str0m::media::{Direction, MediaKind};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Ws;
 use super::pacer::{Publisher, SIMULCAST_LAYERS};
-use super::payload::{self, Stamp};
 use super::probe::Probe;
+use super::rxtime::{self, wall_ns};
 use super::LoadError;
-use crate::signaling::protocol::{ClientMsg, ServerMsg};
+use lanrelay::signaling::protocol::{ClientMsg, ServerMsg};
+use lanrelay_peer::payload::{self, Stamp};
 
 /// Where a run is; every participant task watches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,50 +89,33 @@ pub struct Outcome {
 
 /// A participant's media side.
 pub struct Media {
-    rtc: Rtc,
+    peer: Peer,
     udp: UdpSocket,
     local: SocketAddr,
     spec: Spec,
     shared: Shared,
     publisher: Option<Publisher>,
-    pending: Option<SdpPendingOffer>,
     measuring: bool,
-    video_ssrcs: HashSet<u32>,
     /// (kernel arrival, read) of the datagram being handled, wall-clock nanoseconds.
     current_rx: (u64, u64),
     outcome: Outcome,
 }
 
 impl Media {
-    /// Binds the socket and builds the `Rtc` (full ICE, RTP mode, Opus + VP8).
+    /// Binds the socket and builds the participant (full ICE, RTP mode, Opus + VP8).
     pub async fn new(spec: Spec, shared: Shared) -> Result<Media, LoadError> {
         let udp = UdpSocket::bind(SocketAddr::new(spec.bind_ip, 0))
             .await
             .map_err(LoadError::Io)?;
         let local = udp.local_addr().map_err(LoadError::Io)?;
-        setsockopt(&udp, sockopt::ReceiveTimestampns, &true)
-            .map_err(|e| LoadError::Io(e.into()))?;
+        rxtime::enable(&udp).map_err(LoadError::Io)?;
         let now = Instant::now();
-        let mut builder = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true);
-        if !spec.twcc {
-            // str0m's standard map (Chrome's ids) without transport-wide CC.
-            builder = builder
-                .clear_extension_map()
-                .set_extension(1, Extension::AudioLevel)
-                .set_extension(2, Extension::AbsoluteSendTime)
-                .set_extension(4, Extension::RtpMid)
-                .set_extension(10, Extension::RtpStreamId)
-                .set_extension(11, Extension::RepairedRtpStreamId)
-                .set_extension(13, Extension::VideoOrientation);
-        }
-        let mut rtc = builder.build(now);
-        let candidate = Candidate::host(local, "udp")
-            .map_err(|e| LoadError::Media(format!("candidate {local}: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let config = PeerConfig {
+            local,
+            rtp_mode: true,
+            twcc: spec.twcc,
+        };
+        let peer = Peer::new(config, now).map_err(media_error)?;
         let outcome = Outcome {
             name: spec.name.clone(),
             joined_at: Some(now),
@@ -150,14 +123,12 @@ impl Media {
         };
         Ok(Media {
             publisher: spec.publish.map(|p| Publisher::new(p, now)),
-            rtc,
+            peer,
             udp,
             local,
             spec,
             shared,
-            pending: None,
             measuring: false,
-            video_ssrcs: HashSet::new(),
             current_rx: (0, 0),
             outcome,
         })
@@ -171,53 +142,37 @@ impl Media {
     /// The first offer: send-only audio and video for a publisher, receive-only for a
     /// viewer (the server adds its own m-lines for what others publish).
     pub fn offer(&mut self, recvonly_placeholders: bool) -> Result<String, LoadError> {
-        let mut api = self.rtc.sdp_api();
-        if let Some(p) = self.publisher.as_mut() {
+        let rids: Vec<&str> = SIMULCAST_LAYERS.iter().map(|l| l.rid).collect();
+        let mut tracks = Vec::new();
+        if let Some(p) = self.publisher.as_ref() {
             if p.cfg.audio {
-                p.audio_mid =
-                    Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+                tracks.push(Track::new(MediaKind::Audio, Direction::SendOnly));
             }
-            let simulcast = p.cfg.simulcast.then(|| {
-                let mut s = Simulcast::new();
-                s.send = SIMULCAST_LAYERS
-                    .iter()
-                    .map(|l| SimulcastLayer::new(l.rid))
-                    .collect();
-                s
+            tracks.push(Track {
+                send_rids: if p.cfg.simulcast { &rids } else { &[] },
+                ..Track::new(MediaKind::Video, Direction::SendOnly)
             });
-            p.video_mid =
-                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         } else if recvonly_placeholders {
-            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            tracks.push(Track::new(MediaKind::Audio, Direction::RecvOnly));
+            tracks.push(Track::new(MediaKind::Video, Direction::RecvOnly));
         }
-        let (offer, pending) = api
-            .apply()
-            .ok_or_else(|| LoadError::Media("nothing to offer".into()))?;
-        self.pending = Some(pending);
-        Ok(offer.to_sdp_string())
+        let (sdp, mids) = self.peer.offer(&tracks).map_err(media_error)?;
+        if let Some(p) = self.publisher.as_mut() {
+            let mut mids = mids.into_iter();
+            if p.cfg.audio {
+                p.audio_mid = mids.next();
+            }
+            p.video_mid = mids.next();
+        }
+        Ok(sdp)
     }
 
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), LoadError> {
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| LoadError::Sdp(e.to_string()))?;
-        let pending = self
-            .pending
-            .take()
-            .ok_or_else(|| LoadError::Signaling("answer without an offer".into()))?;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| LoadError::Sdp(e.to_string()))
+        self.peer.accept_answer(sdp).map_err(sdp_error)
     }
 
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, LoadError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| LoadError::Sdp(e.to_string()))?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| LoadError::Sdp(e.to_string()))?;
-        Ok(answer.to_sdp_string())
+        self.peer.accept_offer(sdp).map_err(sdp_error)
     }
 
     /// Runs the call until the phase says stop, answering lanrelay's renegotiation on
@@ -245,7 +200,7 @@ impl Media {
             let now = Instant::now();
             if due <= now && immediate < 8 {
                 immediate += 1;
-                let _ = self.rtc.handle_input(Input::Timeout(now));
+                self.peer.timeout(now);
                 if let Err(e) = self.send_due(now) {
                     self.outcome.error = Some(e.to_string());
                     break;
@@ -262,7 +217,7 @@ impl Media {
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
                     let now = Instant::now();
-                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                    self.peer.timeout(now);
                     if let Err(e) = self.send_due(now) {
                         self.outcome.error = Some(e.to_string());
                         break;
@@ -302,7 +257,7 @@ impl Media {
             let _ = ws.send(Message::text(leave)).await;
             let _ = ws.close(None).await;
         }
-        let _ = self.rtc.close();
+        self.peer.close();
         let _ = self.drain();
         self.outcome
     }
@@ -310,30 +265,9 @@ impl Media {
     /// Reads every queued datagram with its kernel arrival time, draining the `Rtc`
     /// after each.
     fn read_all(&mut self, buf: &mut [u8]) {
-        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut cmsg = rxtime::cmsg_buffer();
         loop {
-            let fd = self.udp.as_raw_fd();
-            let res = self.udp.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(buf)];
-                let msg =
-                    recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
-                        .map_err(std::io::Error::from)?;
-                let mut arrived = None;
-                if let Ok(cmsgs) = msg.cmsgs() {
-                    for c in cmsgs {
-                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                            arrived =
-                                Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
-                        }
-                    }
-                }
-                let src = msg.address.and_then(|a| {
-                    a.as_sockaddr_in()
-                        .map(|v4| SocketAddr::V4((*v4).into()))
-                        .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
-                });
-                Ok((msg.bytes, src, arrived))
-            });
+            let res = rxtime::try_recv(&self.udp, buf, &mut cmsg);
             let (n, src, arrived) = match res {
                 Ok((n, Some(src), arrived)) => (n, src, arrived),
                 Ok(_) => continue,
@@ -341,11 +275,8 @@ impl Media {
             };
             let read = wall_ns();
             self.current_rx = (arrived.unwrap_or(read), read);
-            let now = Instant::now();
-            let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) else {
-                continue;
-            };
-            let _ = self.rtc.handle_input(Input::Receive(now, recv));
+            self.peer
+                .receive(Instant::now(), src, self.local, &buf[..n]);
             if let Err(e) = self.drain() {
                 self.outcome.error = Some(e.to_string());
                 return;
@@ -353,58 +284,54 @@ impl Media {
         }
     }
 
-    /// Drains the `Rtc` to its next timeout: sends datagrams, handles events.
+    /// Drains the participant to its next timeout: sends datagrams, handles events.
     fn drain(&mut self) -> Result<Instant, LoadError> {
         loop {
-            match self
-                .rtc
-                .poll_output()
-                .map_err(|e| LoadError::Media(e.to_string()))?
-            {
-                Output::Timeout(t) => return Ok(t),
-                Output::Transmit(t) => {
+            match self.peer.poll().map_err(media_error)? {
+                PeerOutput::Timeout(t) => return Ok(t),
+                PeerOutput::Transmit(t) => {
                     if self.udp.try_send_to(&t.contents, t.destination).is_err() {
                         self.outcome.send_drops += 1;
                     }
                 }
-                Output::Event(e) => self.on_event(e),
+                PeerOutput::Event(e) => self.on_event(e),
             }
         }
     }
 
-    fn on_event(&mut self, e: Event) {
+    fn on_event(&mut self, e: PeerEvent) {
         match e {
-            Event::RtpPacket(pkt) => {
-                let ssrc = *pkt.header.ssrc;
-                if self.outcome.ready_at.is_none() && !self.video_ssrcs.contains(&ssrc) {
-                    let video = self
-                        .rtc
-                        .direct_api()
-                        .stream_rx(&pkt.header.ssrc)
-                        .map(|s| s.mid())
-                        .and_then(|mid| self.rtc.media(mid))
-                        .is_some_and(|m| m.kind() == MediaKind::Video);
-                    if video && payload::check(&pkt.payload).is_some() {
-                        self.video_ssrcs.insert(ssrc);
-                        if self.video_ssrcs.len() >= self.spec.expect_video {
-                            self.outcome.ready_at = Some(pkt.timestamp);
-                            self.shared.ready.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+            PeerEvent::Packet(pkt) => {
+                // Ready once every expected video track delivered an intact payload.
+                if self.outcome.ready_at.is_none()
+                    && pkt.kind == Some(MediaKind::Video)
+                    && pkt.stamp.is_some()
+                    && self.peer.received().intact_tracks(MediaKind::Video)
+                        >= self.spec.expect_video
+                {
+                    self.outcome.ready_at = Some(pkt.time);
+                    self.shared.ready.fetch_add(1, Ordering::Relaxed);
                 }
                 if self.measuring {
                     let (arrived, read) = self.current_rx;
-                    self.outcome
-                        .probe
-                        .record(ssrc, *pkt.seq_no, &pkt.payload, arrived, read);
+                    self.outcome.probe.record(
+                        pkt.ssrc,
+                        pkt.seq,
+                        &pkt.payload,
+                        pkt.stamp,
+                        arrived,
+                        read,
+                    );
                 }
             }
-            Event::KeyframeRequest(_) => {
+            PeerEvent::KeyframeRequest { .. } => {
                 if let Some(p) = self.publisher.as_mut() {
                     p.keyframe_wanted = true;
                 }
             }
-            Event::Connected if self.spec.expect_video == 0 && self.outcome.ready_at.is_none() => {
+            PeerEvent::Connected
+                if self.spec.expect_video == 0 && self.outcome.ready_at.is_none() =>
+            {
                 self.outcome.ready_at = Some(Instant::now());
                 self.shared.ready.fetch_add(1, Ordering::Relaxed);
             }
@@ -437,7 +364,7 @@ impl Media {
 
     /// Writes every packet whose time has come.
     fn send_due(&mut self, now: Instant) -> Result<(), LoadError> {
-        if !self.rtc.is_connected() {
+        if !self.peer.is_connected() {
             return Ok(());
         }
         if let Some(p) = self.publisher.as_mut() {
@@ -460,7 +387,7 @@ impl Media {
             p.numbers[pkt.slot] += 1;
             let seq = p.seqs[pkt.slot];
             p.seqs[pkt.slot] += 1;
-            let (Some(mid), Some(pt)) = (mid, payload_type(&self.rtc, codec)) else {
+            let Some(mid) = mid else {
                 continue;
             };
             let sent_ns = wall_ns();
@@ -473,28 +400,23 @@ impl Media {
                 Some(v) => payload::vp8(v, pkt.size, stamp),
                 None => payload::opus(pkt.size, stamp),
             };
-            let mut api = self.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
-                continue;
+            let out = RtpOut {
+                mid,
+                rid,
+                codec,
+                seq,
+                rtp_ts: pkt.rtp_ts,
+                marker: pkt.marker,
+                nackable: pkt.kind == MediaKind::Video,
+                payload: data,
             };
-            tx.write_rtp(
-                RtpWrite::new(pt, seq.into(), pkt.rtp_ts, now, data)
-                    .marker(pkt.marker)
-                    .nackable(pkt.kind == MediaKind::Video),
-            );
+            if !self.peer.write_rtp(now, out) {
+                continue;
+            }
             self.outcome.sent_packets += 1;
             self.drain()?;
         }
     }
-}
-
-/// Wall-clock time in nanoseconds since 1970: the clock of the kernel's receive
-/// timestamps, and the same for every participant of the machine.
-pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// The next WebSocket message, or never when there is no WebSocket.
@@ -507,8 +429,13 @@ async fn next_ws(
     }
 }
 
-fn payload_type(rtc: &Rtc, codec: Codec) -> Option<Pt> {
-    rtc.codec_config()
-        .find(|p| p.spec().codec == codec)
-        .map(|p| p.pt())
+fn media_error(e: PeerError) -> LoadError {
+    LoadError::Media(e.to_string())
+}
+
+fn sdp_error(e: PeerError) -> LoadError {
+    match e {
+        PeerError::NoPendingOffer => LoadError::Signaling(e.to_string()),
+        e => LoadError::Sdp(e.to_string()),
+    }
 }

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::{connect_ws, Ws};
 use super::peer::{Media, Outcome, Shared, Spec};
 use super::LoadError;
-use crate::signaling::protocol::{ClientMsg, Mode, Role, ServerMsg};
+use lanrelay::signaling::protocol::{ClientMsg, Mode, Role, ServerMsg};
 
 /// Joins `room` at `base` (`https://HOST:PORT`) and negotiates; returns the running
 /// participant's task.

@@ -4,23 +4,25 @@
 //!
 //! - [`config`]: flags. [`run`]: the sweep (join, wait, warm up, measure, leave).
 //! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task); [`pacer`]
-//!   decides what a publisher sends when, [`payload`] makes the VP8/Opus payloads and
-//!   their stamps, [`probe`] checks every received packet.
+//!   decides what a publisher sends when, [`probe`] checks every received packet
+//!   (the payloads and their stamps are `lanrelay_peer::payload`), [`rxtime`] reads
+//!   each datagram with its kernel arrival time.
 //! - [`lanrelay`] and [`janus`]: the two servers' signaling; [`client`]: WSS and a
 //!   small HTTP client; [`spawn`]: starting lanrelay; [`procfs`]: CPU and memory of
 //!   a process; [`report`]: the table and the JSON.
+#![allow(clippy::disallowed_methods)] // a load generator is I/O through and through: it reads the clock
 
 pub mod client;
 pub mod config;
 pub mod janus;
 pub mod lanrelay;
 pub mod pacer;
-pub mod payload;
 pub mod peer;
 pub mod probe;
 pub mod procfs;
 pub mod report;
 pub mod run;
+pub mod rxtime;
 pub mod spawn;
 
 /// What can go wrong while generating load.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid, Rid};
 
-use super::payload::{self, Vp8Packet};
 use super::peer::Publish;
+use lanrelay_peer::payload::{self, Vp8Packet};
 
 /// A packet waiting for its send time (the pacer).
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::payload::{self, Stamp};
+use lanrelay_peer::payload::{self, Stamp};
 
 /// One incoming stream (by SSRC).
 #[derive(Debug, Default, Clone)]
@@ -52,16 +52,25 @@ pub struct LossCount {
 }
 
 impl Probe {
-    /// Records one packet: RTP sequence number (extended), payload, kernel arrival
-    /// time and read time (wall-clock nanoseconds, the clock of the stamps).
-    pub fn record(&mut self, ssrc: u32, rtp_seq: u64, data: &[u8], arrived_ns: u64, read_ns: u64) {
+    /// Records one packet: RTP sequence number (extended), payload and its checked
+    /// stamp (`lanrelay_peer::payload::check`, done once by the participant), kernel
+    /// arrival time and read time (wall-clock nanoseconds, the clock of the stamps).
+    pub fn record(
+        &mut self,
+        ssrc: u32,
+        rtp_seq: u64,
+        data: &[u8],
+        stamp: Option<Stamp>,
+        arrived_ns: u64,
+        read_ns: u64,
+    ) {
         self.packets += 1;
         self.bytes += data.len() as u64;
         let Some(Stamp {
             stream,
             number,
             sent_ns,
-        }) = payload::check(data)
+        }) = stamp
         else {
             self.corrupt += 1;
             return;
@@ -137,7 +146,9 @@ mod tests {
         // Numbers 0..10 without 5; RTP seq follows with an offset of 1000.
         for n in (0..10).filter(|n| *n != 5) {
             let arrived = n as u64 * 1_000_000 + 300_000;
-            p.record(7, 1000 + n as u64, &pkt(n), arrived, arrived + 50_000);
+            let data = pkt(n);
+            let stamp = payload::check(&data);
+            p.record(7, 1000 + n as u64, &data, stamp, arrived, arrived + 50_000);
         }
         let l = p.loss();
         assert_eq!((l.expected, l.received), (10, 9));
@@ -145,11 +156,19 @@ mod tests {
         assert!(p.transit_ns.iter().all(|t| *t == 300_000));
         assert!(p.read_transit_ns.iter().all(|t| *t == 350_000));
         // A server that renumbers wrongly shows as a break.
-        p.record(7, 5000, &pkt(10), 10_000_000, 10_000_000);
+        let data = pkt(10);
+        p.record(
+            7,
+            5000,
+            &data,
+            payload::check(&data),
+            10_000_000,
+            10_000_000,
+        );
         assert_eq!(p.seq_breaks, 1);
         let mut bad = pkt(11);
         bad[3] ^= 0xff;
-        p.record(7, 5001, &bad, 0, 0);
+        p.record(7, 5001, &bad, payload::check(&bad), 0, 0);
         assert_eq!(p.corrupt, 1);
         assert_eq!(percentile(&[1, 2, 3, 4], 50.0), 2);
         assert_eq!(percentile(&[1, 2, 3, 4], 99.0), 4);
