@@ -264,6 +264,12 @@ pub(crate) struct Local {
     pub(crate) pending_offer: Option<SdpPendingOffer>,
     /// The deadline of this peer's entry in the shard's timer queue, if it has one.
     pub(crate) timer_queued: Option<Instant>,
+    /// Until then, the pacer's turn that only re-opens its gate after sending a
+    /// forwarded packet waits (see `shard::timers`).
+    pub(crate) gate_until: Option<Instant>,
+    /// Until then, str0m may be probing the bandwidth towards this peer: every turn it
+    /// asks for is given at its time.
+    pub(crate) probing_until: Option<Instant>,
     pub(crate) connected_at: Option<Instant>,
     /// The server's measurements of this participant's relayed legs.
     pub(crate) stats: StatsTracker,
@@ -286,6 +292,8 @@ impl Local {
             answered: false,
             pending_offer: None,
             timer_queued: None,
+            gate_until: None,
+            probing_until: None,
             connected_at: None,
             stats: StatsTracker::default(),
         }

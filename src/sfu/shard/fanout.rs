@@ -11,7 +11,6 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use tracing::{debug, warn};
 
-use super::timers::TIMER_RESOLUTION;
 use super::{Output, Shard};
 use crate::sfu::codec;
 use crate::sfu::link::{LinkMsg, TrackPacket};
@@ -23,8 +22,8 @@ use crate::signaling::protocol::{PeerId, ServerMsg};
 enum Written {
     /// Not for this receiver (not its layer, waiting for a keyframe, not connected).
     Skipped,
-    /// Written; the receiver's `Rtc` wants its time now to send it.
-    Sent { due: bool },
+    /// Written (and the receiver's `Rtc` drained).
+    Sent,
     /// The receiver's `Rtc` failed.
     Failed,
 }
@@ -156,18 +155,11 @@ impl Shard {
             );
             match written {
                 Written::Skipped => {}
-                Written::Sent { due } => {
+                Written::Sent => {
                     self.counters.forwarded += 1;
                     self.counters.forwarded_bytes += pkt.payload.len() as u64;
-                    // str0m sends a written packet on its pacer's next turn, a timeout:
-                    // give it now. The turn after it (the pacer re-opening its gate)
-                    // stays queued at its deadline: the next packet's turn or the
-                    // worker's timer pass after this batch runs it.
-                    if due {
-                        self.run_timers(now, sub, 1);
-                    } else {
-                        self.schedule(sub);
-                    }
+                    // str0m sends a written packet on its pacer's next turn.
+                    self.after_write(now, sub);
                 }
                 Written::Failed => {
                     warn!(id = sub, "media connection failed while forwarding");
@@ -395,9 +387,7 @@ fn write_down(
         }
     });
     match wrote {
-        Ok(true) => Written::Sent {
-            due: driver.deadline() <= now + TIMER_RESOLUTION,
-        },
+        Ok(true) => Written::Sent,
         Ok(false) => Written::Skipped,
         Err(_) => Written::Failed,
     }

@@ -101,7 +101,12 @@ impl Shard {
             self.counters.unroutable += 1;
             return;
         };
-        match driver.receive(now, recv, &mut self.drained) {
+        let received = driver.receive(now, recv, &mut self.drained);
+        if let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) {
+            // A NACK or feedback may ask for a turn: it gets it at its time.
+            l.gate_until = None;
+        }
+        match received {
             Ok(Received::Taken) => {
                 if learn {
                     self.learn_addr(now, id, src);

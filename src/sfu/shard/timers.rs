@@ -5,14 +5,27 @@
 //! entry that comes due early is re-queued at the `Rtc`'s real deadline, one that was
 //! superseded is skipped. So the queue holds O(peers) entries, and a worker wakes
 //! when the earliest deadline of any of them is due.
+//!
+//! One deadline is given late on purpose. After str0m's pacer sends a packet it asks
+//! for a turn a microsecond later (`Reason::Pacer(PacerReason::Immediate)`) only to
+//! re-open its gate for the next packet. When that turn follows a forwarded packet
+//! and str0m has not been probing the bandwidth lately (no turn for `Probe1`,
+//! `Probe2` or `Padding` in the last second: probes must keep their timing), the
+//! turn waits for the next forwarded packet's turn, which runs it anyway, or
+//! [`GATE_DEFER`]: one `Rtc` timeout per forwarded packet and receiver instead of
+//! two. The `Rtc` is drained after every input all the same (str0m's contract); a
+//! timeout given late only delays what it would have sent, and here it would send
+//! nothing. Anything the peer receives (a NACK, feedback) lifts the wait.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use str0m::media::KeyframeRequestKind;
+use str0m::{PacerReason, Reason};
 
 use super::Shard;
+use crate::sfu::peer::Local;
 use crate::signaling::protocol::PeerId;
 
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
@@ -27,6 +40,13 @@ const TIMER_PASSES: usize = 4;
 
 /// Most timeouts given to one `Rtc` in one turn (its share of the worker's time).
 const MAX_TIMEOUTS_PER_TURN: usize = 64;
+
+/// How long the pacer's gate turn after a forwarded packet may wait (see above).
+const GATE_DEFER: Duration = Duration::from_millis(5);
+
+/// How long after str0m asked for a turn to probe the bandwidth every turn is given at
+/// its time.
+const PROBE_QUIET: Duration = Duration::from_secs(1);
 
 /// The shard's deadlines.
 #[derive(Debug, Default)]
@@ -104,7 +124,7 @@ impl Shard {
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
         };
-        let Some(t) = local.rtc.as_ref().map(|d| d.deadline()) else {
+        let Some(t) = due_at(local) else {
             return;
         };
         // One entry per peer, at or before its Rtc's deadline.
@@ -125,7 +145,7 @@ impl Shard {
                 continue;
             }
             local.timer_queued = None;
-            match local.rtc.as_ref().map(|d| d.deadline()) {
+            match due_at(local) {
                 Some(deadline) if deadline <= now => {}
                 // The Rtc's deadline moved later since this entry was queued.
                 Some(_) => {
@@ -148,9 +168,13 @@ impl Shard {
             let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
                 return;
             };
+            local.gate_until = None;
             let Some(driver) = local.rtc.as_mut() else {
                 return;
             };
+            if is_probe(driver.rtc().last_timeout_reason()) {
+                local.probing_until = Some(now + PROBE_QUIET);
+            }
             // Time given to str0m only moves forward: a turn asked for "immediately"
             // runs a microsecond after the last.
             let at = driver
@@ -170,4 +194,57 @@ impl Shard {
             }
         }
     }
+}
+
+impl Shard {
+    /// A packet was just written for `id` and its `Rtc` drained: the turn str0m asks
+    /// for to send it is given now, and the pacer's turn after it, which only re-opens
+    /// its gate, may wait (see the module's notes). One lookup of the peer and at most
+    /// one entry in the timer queue per packet.
+    pub(super) fn after_write(&mut self, now: Instant, id: PeerId) {
+        let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        local.gate_until = None;
+        let Some(driver) = local.rtc.as_mut() else {
+            return;
+        };
+        if driver.deadline() <= now + TIMER_RESOLUTION {
+            if is_probe(driver.rtc().last_timeout_reason()) {
+                local.probing_until = Some(now + PROBE_QUIET);
+            }
+            let at = driver
+                .deadline()
+                .max(now)
+                .max(driver.time() + Duration::from_micros(1));
+            if let Err(e) = driver.timeout(at, &mut self.drained) {
+                tracing::warn!(id, "media connection failed: {e}");
+                self.doomed.push((id, "error"));
+                return;
+            }
+            let quiet = local.probing_until.is_none_or(|t| t <= now);
+            let gate = driver.rtc().last_timeout_reason() == Reason::Pacer(PacerReason::Immediate);
+            if quiet && gate {
+                local.gate_until = Some(now + GATE_DEFER);
+            }
+        }
+        self.schedule(id);
+    }
+}
+
+/// When a peer's `Rtc` is next given the time: its deadline, or a deferred gate turn's.
+fn due_at(local: &Local) -> Option<Instant> {
+    let deadline = local.rtc.as_ref()?.deadline();
+    Some(match local.gate_until {
+        Some(g) if deadline < g => g,
+        _ => deadline,
+    })
+}
+
+/// Whether str0m asked for a turn to send bandwidth probes or padding.
+fn is_probe(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Pacer(PacerReason::Probe1 | PacerReason::Probe2 | PacerReason::Padding)
+    )
 }
