@@ -80,3 +80,4 @@ npass=$((npass + ppass))
 nfail=$((nfail + pfail))
 echo
 echo "all: $((passed + npass)) passed, $((failed + nfail)) failed"
+echo "duration: $((SECONDS / 60)) min $((SECONDS % 60)) s"
