@@ -25,8 +25,10 @@ use str0m::media::KeyframeRequestKind;
 use str0m::{PacerReason, Reason};
 
 use super::Shard;
+use crate::sfu::driver::Drained;
 use crate::sfu::peer::Local;
 use crate::signaling::protocol::PeerId;
+use str0m::RtcError;
 
 /// How often simulcast layer choices are revisited (moving up needs time to pass).
 const LAYER_TICK: Duration = Duration::from_millis(500);
@@ -168,28 +170,16 @@ impl Shard {
             let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
                 return;
             };
-            local.gate_until = None;
-            let Some(driver) = local.rtc.as_mut() else {
+            let Some(next) = turn(local, now, &mut self.drained) else {
                 return;
             };
-            if is_probe(driver.rtc().last_timeout_reason()) {
-                local.probing_until = Some(now + PROBE_QUIET);
-            }
-            // Time given to str0m only moves forward: a turn asked for "immediately"
-            // runs a microsecond after the last.
-            let at = driver
-                .deadline()
-                .max(now)
-                .max(driver.time() + Duration::from_micros(1));
-            let failed = driver.timeout(at, &mut self.drained).err();
-            let next = driver.deadline();
-            if let Some(e) = failed {
+            if let Err(e) = next {
                 tracing::warn!(id, "media connection failed: {e}");
                 self.doomed.push((id, "error"));
                 return;
             }
             self.schedule(id);
-            if next > now + TIMER_RESOLUTION {
+            if next.is_ok_and(|t| t > now + TIMER_RESOLUTION) {
                 return;
             }
         }
@@ -206,22 +196,19 @@ impl Shard {
             return;
         };
         local.gate_until = None;
-        let Some(driver) = local.rtc.as_mut() else {
-            return;
-        };
-        if driver.deadline() <= now + TIMER_RESOLUTION {
-            if is_probe(driver.rtc().last_timeout_reason()) {
-                local.probing_until = Some(now + PROBE_QUIET);
-            }
-            let at = driver
-                .deadline()
-                .max(now)
-                .max(driver.time() + Duration::from_micros(1));
-            if let Err(e) = driver.timeout(at, &mut self.drained) {
+        let due = local
+            .rtc
+            .as_ref()
+            .is_some_and(|d| d.deadline() <= now + TIMER_RESOLUTION);
+        if due {
+            if let Some(Err(e)) = turn(local, now, &mut self.drained) {
                 tracing::warn!(id, "media connection failed: {e}");
                 self.doomed.push((id, "error"));
                 return;
             }
+            let Some(driver) = local.rtc.as_ref() else {
+                return;
+            };
             let quiet = local.probing_until.is_none_or(|t| t <= now);
             let gate = driver.rtc().last_timeout_reason() == Reason::Pacer(PacerReason::Immediate);
             if quiet && gate {
@@ -230,6 +217,23 @@ impl Shard {
         }
         self.schedule(id);
     }
+}
+
+/// Gives a peer's `Rtc` its next turn: its deadline or `now`, whichever is later, and
+/// never earlier than the time it has (a turn asked for "immediately" runs a
+/// microsecond after the last). Notes a turn str0m asked for to probe. Returns the
+/// `Rtc`'s next deadline; `None` without an `Rtc`.
+fn turn(local: &mut Local, now: Instant, out: &mut Drained) -> Option<Result<Instant, RtcError>> {
+    local.gate_until = None;
+    let driver = local.rtc.as_mut()?;
+    if is_probe(driver.rtc().last_timeout_reason()) {
+        local.probing_until = Some(now + PROBE_QUIET);
+    }
+    let at = driver
+        .deadline()
+        .max(now)
+        .max(driver.time() + Duration::from_micros(1));
+    Some(driver.timeout(at, out).map(|()| driver.deadline()))
 }
 
 /// When a peer's `Rtc` is next given the time: its deadline, or a deferred gate turn's.
