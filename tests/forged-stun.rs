@@ -1,5 +1,6 @@
 //! STUN from another host cannot steer a call's media. During a call (a publisher and
-//! a viewer, real str0m participants wired to one shard in memory on a fake clock),
+//! a viewer, real str0m participants wired to one shard in memory on a fake clock, and
+//! again through a running server on loopback),
 //! binding requests arrive from an attacker's address: one with the viewer's real
 //! server ufrag but a wrong password, one with a forged ufrag, a real request of the
 //! viewer's replayed, and a correctly signed request of the publisher's session
@@ -8,11 +9,14 @@
 
 #![allow(clippy::disallowed_methods)] // tests read the clock
 
+mod common;
 #[path = "common/sim.rs"]
 mod sim;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use common::{start_server, video_from, TestPeer};
 use lanrelay::signaling::protocol::Role;
 use sim::Sim;
 use str0m::ice::{StunMessage, TransId};
@@ -108,4 +112,51 @@ fn binding_requests_from_another_host_do_not_move_the_media() {
         "an address held by another peer is refused"
     );
     viewer_keeps_receiving(&mut sim, "a spoofed address");
+}
+
+/// The same through a running server and real sockets on loopback: binding requests
+/// from another socket, with the viewer's real server ufrag and a wrong password and
+/// with a forged ufrag, leave the call alone and are counted.
+#[tokio::test]
+async fn forged_binding_requests_from_another_socket_are_refused() {
+    let server = start_server(8).await;
+    let alice = TestPeer::join(&server, "forged", "alice").await;
+    let bob = TestPeer::join(&server, "forged", "bob").await;
+    bob.wait_for("alice's video", Duration::from_secs(15), |s| {
+        video_from(s, "alice") >= 10
+    })
+    .await;
+    let ufrag = bob.seen().server_ufrag.expect("the server's answer");
+    let media = server.candidates[0];
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = video_from(&bob.seen(), "alice");
+    for _ in 0..20 {
+        let wrong = binding_request(&ufrag, "not-the-password-at-all");
+        attacker.send_to(&wrong, media).await.unwrap();
+        let forged = binding_request(&format!("{}forged", &ufrag[..1]), "x");
+        attacker.send_to(&forged, media).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bob.wait_for("more of alice's video", Duration::from_secs(5), |s| {
+        video_from(s, "alice") > before + 20
+    })
+    .await;
+    let status = server.engine.status().await.unwrap();
+    assert_eq!(
+        status.stun_refused, 20,
+        "every wrong password refused: {status:?}"
+    );
+    assert!(status.unroutable_datagrams >= 20, "{status:?}");
+    // Nothing came back to the attacker: no STUN answer, no media.
+    let mut buf = [0u8; 2048];
+    let answer =
+        tokio::time::timeout(Duration::from_millis(300), attacker.recv_from(&mut buf)).await;
+    assert!(
+        answer.is_err(),
+        "the server answered the attacker: {answer:?}"
+    );
+    assert_eq!(alice.seen().corrupt + bob.seen().corrupt, 0);
+    alice.leave().await;
+    bob.leave().await;
+    server.shutdown().await;
 }

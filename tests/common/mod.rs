@@ -150,6 +150,8 @@ pub struct Seen {
     pub recv_mids: Vec<Mid>,
     /// The latest viewer count the server announced.
     pub viewers: Option<usize>,
+    /// The server's ICE ufrag towards this participant, from its answer.
+    pub server_ufrag: Option<String>,
 }
 
 /// Commands to a running test participant.
@@ -444,6 +446,11 @@ impl Driver {
     async fn on_signal(&mut self, msg: ServerMsg) {
         match msg {
             ServerMsg::Answer { sdp } if self.peer.has_pending_offer() => {
+                let ufrag = sdp
+                    .lines()
+                    .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+                    .map(|u| u.trim().to_string());
+                self.seen.lock().unwrap().server_ufrag = ufrag;
                 self.peer.accept_answer(&sdp).unwrap()
             }
             ServerMsg::Offer { sdp } => {
