@@ -88,6 +88,18 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SPREAD_VIEWERS_AFTER)]
     pub spread_viewers_after: u32,
 
+    /// Seconds a media session (a browser's relay connection once it has offered, a
+    /// WHIP publisher, a WHEP player) may take to connect before the server removes it
+    /// and frees its seat.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: u64,
+
+    /// Direct-call signals one participant may send per second (twice as many in a
+    /// burst); more are refused with an error to the sender, so nobody can flood
+    /// another participant off the server.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub direct_rate: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -137,6 +149,10 @@ pub struct Config {
     pub workers: usize,
     /// Viewers of a room its own worker serves before viewers spread to other workers.
     pub spread_viewers_after: usize,
+    /// How long a media session may take to connect.
+    pub connect_timeout: Duration,
+    /// Direct-call signals per second per participant.
+    pub direct_rate: u32,
 }
 
 /// Up to this many viewers a room stays on one worker: one core fans a packet out to
@@ -181,6 +197,8 @@ impl From<Args> for Config {
             room_tokens: a.room_token,
             workers: a.workers.map_or_else(default_workers, |n| n as usize),
             spread_viewers_after: a.spread_viewers_after as usize,
+            connect_timeout: Duration::from_secs(a.connect_timeout),
+            direct_rate: a.direct_rate,
         }
     }
 }
@@ -204,6 +222,8 @@ impl Config {
             room_tokens: vec![],
             workers: 2,
             spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
+            connect_timeout: Duration::from_secs(30),
+            direct_rate: 20,
         }
     }
 }

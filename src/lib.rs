@@ -32,6 +32,7 @@ mod http;
 mod metrics;
 pub mod net;
 pub mod qr;
+mod rate;
 pub(crate) mod room;
 pub mod server;
 pub mod sfu;

@@ -81,12 +81,23 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
     );
     metric(
         &mut out,
+        "lanrelay_refused_total",
+        "counter",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected).",
+        &[
+            ("limit=\"direct\"", status.direct_refused as f64),
+            ("limit=\"unconnected\"", status.connect_timeouts as f64),
+        ],
+    );
+    metric(
+        &mut out,
         "lanrelay_dropped_total",
         "counter",
-        "What the engine dropped, by lane: datagrams for an address family without a media socket (no_socket), signaling messages for sessions too far behind, which were disconnected (session), route changes the receive task had no room for (route), commands whose worker was gone (control).",
+        "What the engine dropped, by lane: datagrams for an address family without a media socket (no_socket), signaling messages for sessions too far behind, which were disconnected (session), direct-call signals for a participant too far behind, which stays (direct), route changes the receive task had no room for (route), commands whose worker was gone (control).",
         &[
             ("lane=\"no_socket\"", status.no_socket_drops as f64),
             ("lane=\"session\"", status.session_drops as f64),
+            ("lane=\"direct\"", status.direct_drops as f64),
             ("lane=\"route\"", status.route_drops as f64),
             ("lane=\"control\"", status.control_drops as f64),
         ],

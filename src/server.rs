@@ -148,6 +148,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             viewer_capacity: config.viewer_capacity,
             room_tokens: config.room_tokens.iter().cloned().collect(),
             spread_viewers_after: config.spread_viewers_after,
+            connect_timeout: config.connect_timeout,
+            direct_rate: config.direct_rate,
         },
         config.workers,
     )

@@ -34,6 +34,8 @@ pub(crate) struct Driver {
     deadline: Instant,
     /// The latest time given to the `Rtc`: str0m ignores an earlier one.
     time: Instant,
+    /// When the `Rtc` was made (a session that takes too long to connect is removed).
+    born: Instant,
 }
 
 impl Driver {
@@ -49,6 +51,7 @@ impl Driver {
             rtc,
             deadline: now,
             time: now,
+            born: now,
         };
         d.drain(out)?;
         Ok(d)
@@ -107,6 +110,11 @@ impl Driver {
         // in the drain.
         let _ = self.rtc.handle_input(Input::Timeout(self.time));
         self.drain(out)
+    }
+
+    /// When the `Rtc` was made.
+    pub(crate) fn born(&self) -> Instant {
+        self.born
     }
 
     /// The latest time given to the `Rtc`.

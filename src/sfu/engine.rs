@@ -61,6 +61,12 @@ pub struct Status {
     pub no_socket_drops: u64,
     /// Signaling messages dropped for sessions too far behind (disconnected).
     pub session_drops: u64,
+    /// Direct-call signals dropped because their receiver was behind (it stays).
+    pub direct_drops: u64,
+    /// Direct-call signals refused because their sender sent too many.
+    pub direct_refused: u64,
+    /// Media sessions removed because they did not connect in time.
+    pub connect_timeouts: u64,
     /// Route changes the receive task had no room for.
     pub route_drops: u64,
     /// Commands that found their worker gone (the engine stopping).
@@ -82,6 +88,9 @@ impl Status {
         self.send_drops += w.send_drops;
         self.no_socket_drops += w.no_socket_drops;
         self.session_drops += w.session_drops;
+        self.direct_drops += w.direct_drops;
+        self.direct_refused += w.counters.direct_refused;
+        self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
         self.workers.push(w.status);
     }
@@ -256,6 +265,10 @@ pub struct Limits {
     /// Viewers of one room its own worker serves before further viewers go to other
     /// workers (see [`super::registry`]).
     pub spread_viewers_after: usize,
+    /// How long a media session may take to connect.
+    pub connect_timeout: std::time::Duration,
+    /// Direct-call signals per second per participant.
+    pub direct_rate: u32,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -283,6 +296,8 @@ pub(crate) fn spawn(
             room_tokens: limits.room_tokens.clone(),
             worker: index,
             seed: rand::random(),
+            connect_timeout: limits.connect_timeout,
+            direct_rate: limits.direct_rate,
         });
         let senders = media
             .sockets

@@ -127,6 +127,8 @@ pub(crate) struct Report {
     pub(crate) no_socket_drops: u64,
     /// Signaling messages for a session that was too far behind (it was disconnected).
     pub(crate) session_drops: u64,
+    /// Direct-call signals dropped because their receiver was behind.
+    pub(crate) direct_drops: u64,
     /// Route changes the receive task had no room for.
     pub(crate) route_drops: u64,
     /// Packets for spread rooms this worker dropped, per receiving worker.

@@ -20,6 +20,7 @@ use super::keyframe::Throttle;
 use super::rewrite::{Rewriter, Vp8Rewriter};
 use super::simulcast::{LayerRates, Quality, Selector};
 use super::stats::StatsTracker;
+use crate::rate::TokenBucket;
 use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
@@ -273,11 +274,17 @@ pub(crate) struct Local {
     pub(crate) connected_at: Option<Instant>,
     /// The server's measurements of this participant's relayed legs.
     pub(crate) stats: StatsTracker,
+    /// Direct-call signals it may still send (a flood must not push another
+    /// participant's queue over).
+    pub(crate) direct: TokenBucket,
 }
 
 impl Local {
-    pub(crate) fn new(client: Client, ufrag: String, pass: String) -> Self {
+    /// `direct_rate`: direct-call signals it may send per second (twice that at once).
+    pub(crate) fn new(client: Client, ufrag: String, pass: String, direct_rate: u32) -> Self {
+        let rate = f64::from(direct_rate);
         Local {
+            direct: TokenBucket::new(rate, 2.0 * rate),
             client,
             rtc: None,
             ufrag,

@@ -22,7 +22,8 @@ use super::link::LinkMsg;
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
-use crate::signaling::protocol::{PeerId, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
+use tokio::sync::mpsc::error::TrySendError;
 
 /// The channels between workers, for rooms spread over several (`core::mirror`).
 #[derive(Debug)]
@@ -109,6 +110,7 @@ pub(crate) struct Worker {
     link_drops: Vec<u64>,
     no_socket_drops: u64,
     session_drops: u64,
+    direct_drops: u64,
     route_drops: u64,
     recycle: Option<mpsc::Sender<Batch>>,
     routes: Option<mpsc::Sender<Route>>,
@@ -140,6 +142,7 @@ impl Worker {
             links,
             no_socket_drops: 0,
             session_drops: 0,
+            direct_drops: 0,
             route_drops: 0,
             recycle: None,
             routes: None,
@@ -292,6 +295,7 @@ impl Worker {
                     send_drops: self.senders.iter().map(|s| s.dropped).sum(),
                     no_socket_drops: self.no_socket_drops,
                     session_drops: self.session_drops,
+                    direct_drops: self.direct_drops,
                     route_drops: self.route_drops,
                     link_drops: self.link_drops.clone(),
                 });
@@ -393,12 +397,27 @@ impl Worker {
                     let Some(tx) = self.sessions.get(&id) else {
                         continue;
                     };
-                    if tx.try_send(msg).is_err() {
-                        // Too slow or gone: dropping the sender ends the session, which
-                        // then sends Leave.
-                        warn!(id, "signaling queue full; disconnecting");
-                        self.session_drops += 1;
-                        self.sessions.remove(&id);
+                    match tx.try_send(msg) {
+                        Ok(()) => {}
+                        // Another participant's signal for one that is behind: that
+                        // signal is dropped, not the participant, and its sender hears.
+                        Err(TrySendError::Full(ServerMsg::Direct { from, .. })) => {
+                            self.direct_drops += 1;
+                            if let Some(sender) = self.sessions.get(&from) {
+                                let message = format!(
+                                    "participant {id} is not keeping up: your signal was dropped"
+                                );
+                                let _ = sender
+                                    .try_send(ServerMsg::error(ErrorCode::RateLimited, message));
+                            }
+                        }
+                        Err(_) => {
+                            // Too slow or gone: dropping the sender ends the session,
+                            // which then sends Leave.
+                            warn!(id, "signaling queue full; disconnecting");
+                            self.session_drops += 1;
+                            self.sessions.remove(&id);
+                        }
                     }
                 }
                 Output::Close(id) => {

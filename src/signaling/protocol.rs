@@ -255,6 +255,9 @@ pub enum ErrorCode {
     Forbidden,
     /// The server is shutting down or overloaded.
     Unavailable,
+    /// Too many messages of a kind too fast: this one was dropped (the limit is in
+    /// the sentence).
+    RateLimited,
 }
 
 impl ServerMsg {

@@ -16,6 +16,10 @@ use crate::sfu::engine::{self, Command, EngineHandle, SESSION_QUEUE};
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// A browser silent for this long (no message, no pong) is considered gone.
 pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
+/// A message that cannot be written for this long (the client stopped reading and the
+/// connection's buffers are full) ends the session: a client that does not read
+/// would otherwise hold its seat for as long as its TCP connection lives.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one WebSocket until it closes.
 pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
@@ -36,22 +40,22 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
                     Message::Close(_) => break "left",
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
-                        if !reply(&mut ws, ServerMsg::error(ErrorCode::BadMessage, "binary messages are not part of the protocol")).await {
-                            break "disconnected";
+                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadMessage, "binary messages are not part of the protocol")).await {
+                            break why;
                         }
                         continue;
                     }
                 };
                 if text.len() > MAX_MESSAGE_BYTES {
                     let msg = ServerMsg::error(ErrorCode::TooLarge, format!("message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES}", text.len()));
-                    if !reply(&mut ws, msg).await { break "disconnected" }
+                    if let Err(why) = reply(&mut ws, msg).await { break why }
                     continue;
                 }
                 let msg = match serde_json::from_str::<ClientMsg>(text.as_str()) {
                     Ok(m) => m,
                     Err(e) => {
                         let msg = ServerMsg::error(ErrorCode::BadMessage, format!("not a valid message: {e}"));
-                        if !reply(&mut ws, msg).await { break "disconnected" }
+                        if let Err(why) = reply(&mut ws, msg).await { break why }
                         continue;
                     }
                 };
@@ -62,12 +66,12 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
                         Command::Join { id, room, name, role, mode, token, tx }
                     }
                     ClientMsg::Join { .. } => {
-                        if !reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break "disconnected" }
+                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break why }
                         continue;
                     }
                     ClientMsg::Leave => break "left",
                     _ if !joined => {
-                        if !reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { break "disconnected" }
+                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { break why }
                         continue;
                     }
                     msg => Command::Signal { id, msg },
@@ -80,14 +84,14 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
             out = rx.recv(), if joined => {
                 // The engine dropped our channel: we were removed (room full, failure).
                 let Some(msg) = out else { break "closed" };
-                if !reply(&mut ws, msg).await { break "disconnected" }
+                if let Err(why) = reply(&mut ws, msg).await { break why }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > SILENCE_TIMEOUT {
                     break "timeout";
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    break "disconnected";
+                if let Err(why) = send(&mut ws, Message::Ping(Default::default())).await {
+                    break why;
                 }
             }
         }
@@ -97,15 +101,25 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
         engine.send(Command::Leave { id, reason }).await;
         // Deliver what the engine said last (e.g. why the join was refused).
         while let Ok(msg) = rx.try_recv() {
-            if !reply(&mut ws, msg).await {
+            if reply(&mut ws, msg).await.is_err() {
                 break;
             }
         }
     }
-    let _ = ws.send(Message::Close(None)).await;
+    let _ = send(&mut ws, Message::Close(None)).await;
 }
 
-async fn reply(ws: &mut WebSocket, msg: ServerMsg) -> bool {
+async fn reply(ws: &mut WebSocket, msg: ServerMsg) -> Result<(), &'static str> {
     let text = serde_json::to_string(&msg).expect("server messages serialize");
-    ws.send(Message::Text(text.into())).await.is_ok()
+    send(ws, Message::Text(text.into())).await
+}
+
+/// Writes one message; the reason to end the session when the connection is gone or
+/// the client has not taken it within [`SEND_TIMEOUT`].
+async fn send(ws: &mut WebSocket, m: Message) -> Result<(), &'static str> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(m)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("disconnected"),
+        Err(_) => Err("not reading"),
+    }
 }

@@ -59,6 +59,8 @@ impl Harness {
                         room_tokens: Default::default(),
                         worker,
                         seed: worker as u64,
+                        connect_timeout: std::time::Duration::from_secs(30),
+                        direct_rate: 20,
                     })
                 })
                 .collect(),

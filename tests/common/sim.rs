@@ -75,6 +75,8 @@ impl Sim {
                 room_tokens: Default::default(),
                 worker: 0,
                 seed,
+                connect_timeout: Duration::from_secs(30),
+                direct_rate: 20,
             }),
             server,
             start: now,

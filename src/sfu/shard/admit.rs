@@ -113,11 +113,11 @@ impl Shard {
             Arrival::Elsewhere { worker } => Served::Elsewhere { worker },
             Arrival::Browser => {
                 let creds = self.new_creds();
-                Served::Here(Box::new(Local::new(
-                    Client::Browser,
-                    creds.ufrag,
-                    creds.pass,
-                )))
+                {
+                    let rate = self.cfg.direct_rate;
+                    let local = Local::new(Client::Browser, creds.ufrag, creds.pass, rate);
+                    Served::Here(Box::new(local))
+                }
             }
             Arrival::Http {
                 client,
@@ -135,7 +135,8 @@ impl Shard {
                 };
                 answer = Some(sdp);
                 info.path = Some(crate::signaling::protocol::Path::Relay);
-                let mut local = Local::new(client, creds.ufrag, creds.pass);
+                let rate = self.cfg.direct_rate;
+                let mut local = Local::new(client, creds.ufrag, creds.pass, rate);
                 let mut scratch = Drained::default();
                 match Driver::new(id, rtc, now, &mut scratch) {
                     Ok(d) => local.rtc = Some(d),

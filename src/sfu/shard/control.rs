@@ -28,7 +28,19 @@ impl Shard {
             ClientMsg::Direct { to, signal } => {
                 let same_room =
                     self.peers.get(&to).map(|p| &p.room) == self.peers.get(&id).map(|p| &p.room);
-                if to == id || !same_room {
+                let allowed = self
+                    .peers
+                    .get_mut(&id)
+                    .and_then(Peer::here_mut)
+                    .is_none_or(|l| l.direct.take(now));
+                if !allowed {
+                    self.counters.direct_refused += 1;
+                    let rate = self.cfg.direct_rate;
+                    let message = format!(
+                        "too many direct-call signals: at most {rate} a second; this one was dropped"
+                    );
+                    self.signal(id, ServerMsg::error(ErrorCode::RateLimited, message));
+                } else if to == id || !same_room {
                     self.signal(
                         id,
                         ServerMsg::error(

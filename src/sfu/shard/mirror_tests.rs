@@ -13,6 +13,8 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         room_tokens: Default::default(),
         worker,
         seed: worker as u64,
+        connect_timeout: std::time::Duration::from_secs(30),
+        direct_rate: 20,
     })
 }
 

@@ -17,6 +17,7 @@
 //! - [`mirror`]: one room spread over several workers (home and mirrors).
 //! - [`timers`]: every `Rtc`'s deadline in one queue.
 //! - [`control`]: signaling messages from joined participants.
+//! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
 //!
 //! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
@@ -41,6 +42,7 @@ use tracing::{debug, info, warn};
 
 mod admit;
 mod control;
+mod expiry;
 mod fanout;
 mod http;
 mod keyframes;
@@ -78,6 +80,10 @@ pub struct ShardConfig {
     /// Seeds the shard's random choices (ICE credentials, resource ids, first
     /// sequence numbers), so a test can replay a run.
     pub seed: u64,
+    /// How long a media session may take to connect before it is removed.
+    pub connect_timeout: Duration,
+    /// Direct-call signals per second one participant may send (twice that at once).
+    pub direct_rate: u32,
 }
 
 /// Most media workers (one ufrag character names each).
@@ -131,6 +137,10 @@ pub struct ShardCounters {
     pub forwarded: u64,
     /// RTP payload bytes of those packets (headers and SRTP overhead not included).
     pub forwarded_bytes: u64,
+    /// Media sessions removed because they did not connect in time.
+    pub connect_timeouts: u64,
+    /// Direct-call signals refused: too many, or too large.
+    pub direct_refused: u64,
 }
 
 /// One worker's share of the rooms.

@@ -117,6 +117,7 @@ impl Shard {
             for id in ids {
                 self.choose_layers(now, id, "bandwidth estimate");
             }
+            self.expire_unconnected(now);
         }
         self.process(now);
     }

@@ -1,0 +1,61 @@
+//! A token bucket: at most `rate` events a second on average, `burst` at once. Pure:
+//! the time is an input, so the limits built on it are tested on a fake clock.
+#![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
+
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// `rate` events a second, `burst` at once (full to start with).
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: None,
+        }
+    }
+
+    /// Takes one token at `now`; false when the bucket is empty.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 20.0);
+        let burst = (0..100).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, 20, "the burst, at once");
+        let later = t0 + Duration::from_secs(1);
+        let refilled = (0..100).filter(|_| b.take(later)).count();
+        assert_eq!(refilled, 10, "a second refills the rate");
+        let much_later = t0 + Duration::from_secs(60);
+        let capped = (0..100).filter(|_| b.take(much_later)).count();
+        assert_eq!(capped, 20, "never more than the burst");
+    }
+}
