@@ -160,3 +160,32 @@ async fn forged_binding_requests_from_another_socket_are_refused() {
     bob.leave().await;
     server.shutdown().await;
 }
+
+/// Even with the right password (say, an attacker's own WHIP session), requests from a
+/// hundred new addresses at once are not all taken: a burst of new addresses is, the
+/// rest are refused, so a peer's ICE agent never tracks thousands of sources and the
+/// cost of its checks stays flat. The call carries on.
+#[test]
+fn new_addresses_are_taken_at_a_device_pace() {
+    let mut sim = Sim::new(9);
+    sim.join(1, Role::Participant, Some(&[]));
+    sim.join(2, Role::Viewer, None);
+    sim.connect();
+    sim.frame(true);
+    let (u, p) = (
+        sim.member(2).server_ufrag.clone(),
+        sim.member(2).server_pass.clone(),
+    );
+    for i in 0..100u16 {
+        let from: SocketAddr = format!("10.0.7.1:{}", 20_000 + i).parse().unwrap();
+        sim.inject(from, &binding_request(&u, &p));
+    }
+    let refused = sim.shard.counters().stun_refused;
+    assert!(
+        (90..100).contains(&refused),
+        "a burst taken, the rest refused: {refused}"
+    );
+    let answered = sim.strays.len();
+    assert!(answered < 10, "only the burst was answered: {answered}");
+    viewer_keeps_receiving(&mut sim, "a hundred new addresses");
+}

@@ -232,6 +232,10 @@ pub(crate) enum Client {
 /// candidates); the least recently confirmed one makes room for a new one.
 pub(crate) const MAX_ADDRS: usize = 8;
 
+/// New remote addresses a peer may bring per second, after a first burst of
+/// [`MAX_ADDRS`]: a phone moving between networks brings one every few seconds at most.
+pub(crate) const NEW_ADDRS_PER_SEC: f64 = 0.5;
+
 /// Binding requests remembered per peer to spot one replayed from another address.
 pub(crate) const RECENT_STUN: usize = 32;
 
@@ -249,6 +253,8 @@ pub(crate) struct Local {
     pub(crate) addrs: Vec<(SocketAddr, Instant)>,
     /// Recent binding requests (transaction id, source), newest last.
     pub(crate) recent_stun: Vec<(TransId, SocketAddr)>,
+    /// New remote addresses it may still bring (see `shard::route`).
+    pub(crate) new_addrs: TokenBucket,
     /// Its incoming streams: SSRC → m-line and simulcast layer, looked up once each.
     pub(crate) rx_streams: Vec<(u32, Mid, Option<Rid>)>,
     /// The server estimates the bandwidth towards this peer (it sends transport-wide
@@ -291,6 +297,7 @@ impl Local {
             pass,
             addrs: Vec::new(),
             recent_stun: Vec::new(),
+            new_addrs: TokenBucket::new(NEW_ADDRS_PER_SEC, MAX_ADDRS as f64),
             rx_streams: Vec::new(),
             bwe: false,
             estimate_bps: None,

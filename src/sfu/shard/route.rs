@@ -8,7 +8,9 @@
 //!   the receive task as [`Output::Route`]).
 //! - DTLS and SRTP are routed by source address, to the peer that proved it.
 //! - A peer keeps at most [`MAX_ADDRS`] addresses; the least recently confirmed one
-//!   makes room for a new one.
+//!   makes room for a new one. New addresses are taken at the pace a device changing
+//!   networks brings them (a burst, then one every few seconds), so even a client with
+//!   valid credentials cannot make a peer's ICE agent track thousands of sources.
 //!
 //! So a forged or replayed request from another host cannot move a call's media: the
 //! worst it earns is a count in `stun_refused`.
@@ -57,6 +59,9 @@ enum Refusal {
     Integrity,
     Replay,
     AddressTaken,
+    /// New addresses come faster than a device moving between networks would bring
+    /// them (each would otherwise become a candidate in the peer's ICE agent).
+    TooManyAddresses,
 }
 
 impl Shard {
@@ -85,7 +90,7 @@ impl Shard {
             _ => None,
         };
         if let Some(msg) = &request {
-            if let Err(why) = self.check_request(id, src, msg) {
+            if let Err(why) = self.check_request(now, id, src, msg) {
                 self.counters.stun_refused += 1;
                 debug!(id, %src, ?why, "STUN request refused");
                 return;
@@ -126,6 +131,7 @@ impl Shard {
     /// make (or makes only after it has taken the request).
     fn check_request(
         &mut self,
+        now: Instant,
         id: PeerId,
         src: SocketAddr,
         msg: &StunMessage<'_>,
@@ -151,6 +157,9 @@ impl Shard {
             .is_some_and(|owner| *owner != id)
         {
             return Err(Refusal::AddressTaken);
+        }
+        if !local.addrs.iter().any(|(a, _)| *a == src) && !local.new_addrs.take(now) {
+            return Err(Refusal::TooManyAddresses);
         }
         if local.recent_stun.len() >= RECENT_STUN {
             local.recent_stun.remove(0);
