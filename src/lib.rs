@@ -15,7 +15,8 @@
 //!   session; [`room`]: who is in which room.
 //! - `http`: the router (web app, `/ws`, `/healthz`, `/api/rooms`, `/metrics`), with
 //!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, and
-//!   `state` (what handlers share); `helper`: the plain-HTTP port.
+//!   `state` (what handlers share); `helper`: the plain-HTTP port; `token`: how
+//!   secrets are compared.
 //! - [`certs`]: lanrelay's own CA and the server certificate it issues (or
 //!   `--cert/--key`), reloaded when the files change; [`net`]: the machine's LAN
 //!   addresses; `banner` and [`qr`]: the URLs printed with QR codes.
@@ -37,6 +38,7 @@ pub mod server;
 pub mod sfu;
 pub mod signaling;
 mod state;
+mod token;
 mod trust;
 mod whip;
 

@@ -243,7 +243,7 @@ impl Shard {
     pub fn token_ok(&self, room: &str, token: Option<&str>) -> bool {
         match self.cfg.room_tokens.get(room) {
             None => true,
-            Some(t) => token.is_some_and(|given| given.as_bytes() == t.as_bytes()),
+            Some(t) => token.is_some_and(|given| crate::token::matches(given, t)),
         }
     }
 
