@@ -169,7 +169,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 Some(ip) => ip.to_string(),
                 None => "localhost".to_string(),
             };
-            let app = helper::router(trust.clone(), https_addr.port(), fallback);
+            // Redirects keep only the names and addresses the certificate covers.
+            let app = helper::router(
+                trust.clone(),
+                https_addr.port(),
+                fallback,
+                wanted.names.clone(),
+            );
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let l = tokio::net::TcpListener::from_std(l)?;
             let task = tokio::spawn(async move {
