@@ -213,13 +213,74 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn parse_room_token(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((room, token)) if !room.is_empty() && !token.is_empty() => {
-            Ok((room.to_string(), token.to_string()))
+/// A flag the server cannot start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--room-token {value:?}: {reason}")]
+    RoomToken { value: String, reason: String },
+}
+
+impl Config {
+    /// Checks the flags clap cannot check alone (and a `Config` built in code): every
+    /// `--room-token` names a valid room, exactly as written, with a non-empty token,
+    /// and no two protect look-alikes of one room. A bad one would leave the room it
+    /// meant open, so it stops the start.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (room, token) in &self.room_tokens {
+            let value = format!("{room}={token}");
+            check_room_token(room, token).map_err(|reason| ConfigError::RoomToken {
+                value: value.clone(),
+                reason,
+            })?;
+            let key = crate::token::room_key(room);
+            if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key) {
+                return Err(ConfigError::RoomToken {
+                    value,
+                    reason: format!(
+                        "the room {room:?} is also protected as {other:?} (room names that \
+                         differ only in case or width are one room for tokens)"
+                    ),
+                });
+            }
+            seen.push((key, room));
         }
-        _ => Err("expected ROOM=TOKEN".into()),
+        Ok(())
     }
+}
+
+fn parse_room_token(s: &str) -> Result<(String, String), String> {
+    let Some((room, token)) = s.split_once('=') else {
+        return Err("expected ROOM=TOKEN".into());
+    };
+    check_room_token(room, token)?;
+    Ok((room.to_string(), token.to_string()))
+}
+
+/// Why `ROOM=TOKEN` cannot protect a room: the rule of a room name at join, and the
+/// name exactly as written (joins trim names, so `"board "` would protect a room
+/// nobody can join while `board` stays open); a token that a client can send.
+fn check_room_token(room: &str, token: &str) -> Result<(), String> {
+    crate::signaling::protocol::check_name(room)
+        .map_err(|e| format!("the room name {room:?} {e}"))?;
+    if room.trim() != room {
+        return Err(format!(
+            "the room name {room:?} starts or ends with white space (rooms are joined \
+             by the trimmed name, so this one would stay open)"
+        ));
+    }
+    if token.is_empty() {
+        return Err(format!("the token for room {room:?} is empty"));
+    }
+    // `Authorization: Bearer` is trimmed, and a space cannot be typed into every
+    // client: such a token could never be given.
+    if token.trim() != token || token.chars().any(char::is_control) {
+        return Err(format!(
+            "the token for room {room:?} starts or ends with white space or has control \
+             characters"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_http_listen(s: &str) -> Result<HttpListen, String> {
@@ -301,6 +362,48 @@ mod tests {
                 key: "k.pem".into()
             })
         );
+    }
+
+    #[test]
+    fn bad_room_tokens_stop_the_start() {
+        let a = Args::try_parse_from(["lanrelay", "--room-token", "board=tok"]).unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.room_tokens, [("board".to_string(), "tok".to_string())]);
+        assert_eq!(c.check(), Ok(()));
+        for bad in [
+            "board =tok",
+            " board=tok",
+            "board=",
+            "=tok",
+            "board",
+            "board= tok",
+            "secret\u{200B}=tok",
+            "a\u{7}b=tok",
+        ] {
+            let e = Args::try_parse_from(["lanrelay", "--room-token", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("--room-token"), "{bad:?}: {e}");
+        }
+        let e = Args::try_parse_from(["lanrelay", "--room-token", "board =tok"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("board =tok"), "{e}");
+        assert!(e.contains("white space"), "{e}");
+
+        // The same checks for a Config built in code, and across flags.
+        let mut c = Config::loopback("certs".into());
+        c.room_tokens = vec![("board ".into(), "tok".into())];
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.starts_with("--room-token \"board =tok\": "), "{e}");
+        c.room_tokens = vec![
+            ("secret".into(), "a".into()),
+            ("ＳＥＣＲＥＴ".into(), "b".into()),
+        ];
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("also protected as \"secret\""), "{e}");
+        c.room_tokens = vec![("board".into(), String::new())];
+        assert!(c.check().unwrap_err().to_string().contains("is empty"));
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl Server {
 /// Binds every socket, starts the media engine, the HTTPS server, the HTTP helper
 /// and the certificate reloader.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    // What clap could not check (a Config built in code, rules across flags).
+    config.check()?;
     // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -146,7 +148,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         engine::Limits {
             room_capacity: config.room_capacity,
             viewer_capacity: config.viewer_capacity,
-            room_tokens: config.room_tokens.iter().cloned().collect(),
+            // Keyed by the normalised name: the shard looks up a room's look-alikes
+            // by the same key (`token::room_key`).
+            room_tokens: config
+                .room_tokens
+                .iter()
+                .map(|(room, token)| (crate::token::room_key(room), token.clone()))
+                .collect(),
             spread_viewers_after: config.spread_viewers_after,
         },
         config.workers,
