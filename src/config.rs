@@ -77,6 +77,18 @@ pub struct Args {
     #[arg(long, value_name = "ROOM=TOKEN", value_parser = parse_room_token)]
     pub room_token: Vec<(String, String)>,
 
+    /// A token for the operator: with it (`Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`), /api/rooms shows every room and the addresses of every relayed
+    /// leg, and /metrics answers only to it. Visible in the process list: prefer
+    /// --operator-token-file.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "operator_token_file")]
+    pub operator_token: Option<String>,
+
+    /// Read the operator token (see --operator-token) from this file (surrounding white
+    /// space, such as the final newline, is not part of it).
+    #[arg(long, value_name = "PATH")]
+    pub operator_token_file: Option<PathBuf>,
+
     /// Media worker threads. Each room is served by one worker (the least busy when it
     /// opens), so rooms spread over the cores. Default: one per CPU core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=62))]
@@ -133,6 +145,10 @@ pub struct Config {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: Vec<(String, String)>,
+    /// The operator's token: every room and address on /api/rooms, and /metrics.
+    pub operator_token: Option<String>,
+    /// Where to read the operator token at start (`--operator-token-file`).
+    pub operator_token_file: Option<PathBuf>,
     /// Media worker threads.
     pub workers: usize,
     /// Viewers of a room its own worker serves before viewers spread to other workers.
@@ -179,6 +195,8 @@ impl From<Args> for Config {
             room_capacity: a.room_capacity as usize,
             viewer_capacity: a.viewer_capacity as usize,
             room_tokens: a.room_token,
+            operator_token: a.operator_token,
+            operator_token_file: a.operator_token_file,
             workers: a.workers.map_or_else(default_workers, |n| n as usize),
             spread_viewers_after: a.spread_viewers_after as usize,
         }
@@ -202,6 +220,8 @@ impl Config {
             room_capacity: 8,
             viewer_capacity: 0,
             room_tokens: vec![],
+            operator_token: None,
+            operator_token_file: None,
             workers: 2,
             spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
         }
@@ -218,6 +238,10 @@ pub fn default_workers() -> usize {
 pub enum ConfigError {
     #[error("--room-token {value:?}: {reason}")]
     RoomToken { value: String, reason: String },
+    #[error("--operator-token: {0}")]
+    OperatorToken(String),
+    #[error("--operator-token-file {path:?}: {reason}")]
+    OperatorTokenFile { path: PathBuf, reason: String },
 }
 
 impl Config {
@@ -245,8 +269,39 @@ impl Config {
             }
             seen.push((key, room));
         }
+        if let Some(t) = &self.operator_token {
+            check_token(t).map_err(ConfigError::OperatorToken)?;
+        }
         Ok(())
     }
+
+    /// The operator token: `--operator-token`, or read from `--operator-token-file`
+    /// (trimmed); a file that cannot be read or holds no usable token stops the start.
+    pub fn resolve_operator_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.operator_token_file else {
+            return Ok(self.operator_token.clone());
+        };
+        let bad = |reason: String| ConfigError::OperatorTokenFile {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let token = text.trim();
+        check_token(token).map_err(bad)?;
+        Ok(Some(token.to_string()))
+    }
+}
+
+/// Why `token` cannot be a token: empty, or white space or control characters that
+/// no client would send (`Authorization: Bearer` is trimmed).
+fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the token is empty".into());
+    }
+    if token.trim() != token || token.chars().any(char::is_control) {
+        return Err("the token starts or ends with white space or has control characters".into());
+    }
+    Ok(())
 }
 
 fn parse_room_token(s: &str) -> Result<(String, String), String> {

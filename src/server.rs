@@ -75,6 +75,7 @@ impl Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     // What clap could not check (a Config built in code, rules across flags).
     config.check()?;
+    let operator_token = config.resolve_operator_token()?;
     // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -163,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let app = http::router(AppState {
         engine: engine.clone(),
         trust: trust.clone(),
+        access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
     });
     let handle = axum_server::Handle::new();
     let server =
