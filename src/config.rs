@@ -77,6 +77,18 @@ pub struct Args {
     #[arg(long, value_name = "ROOM=TOKEN", value_parser = parse_room_token)]
     pub room_token: Vec<(String, String)>,
 
+    /// A token for the operator: with it (`Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`), /api/rooms shows every room and the addresses of every relayed
+    /// leg, and /metrics answers only to it. Visible in the process list: prefer
+    /// --operator-token-file.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "operator_token_file")]
+    pub operator_token: Option<String>,
+
+    /// Read the operator token (see --operator-token) from this file (surrounding white
+    /// space, such as the final newline, is not part of it).
+    #[arg(long, value_name = "PATH")]
+    pub operator_token_file: Option<PathBuf>,
+
     /// Media worker threads. Each room is served by one worker (the least busy when it
     /// opens), so rooms spread over the cores. Default: one per CPU core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=62))]
@@ -145,6 +157,10 @@ pub struct Config {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: Vec<(String, String)>,
+    /// The operator's token: every room and address on /api/rooms, and /metrics.
+    pub operator_token: Option<String>,
+    /// Where to read the operator token at start (`--operator-token-file`).
+    pub operator_token_file: Option<PathBuf>,
     /// Media worker threads.
     pub workers: usize,
     /// Viewers of a room its own worker serves before viewers spread to other workers.
@@ -195,6 +211,8 @@ impl From<Args> for Config {
             room_capacity: a.room_capacity as usize,
             viewer_capacity: a.viewer_capacity as usize,
             room_tokens: a.room_token,
+            operator_token: a.operator_token,
+            operator_token_file: a.operator_token_file,
             workers: a.workers.map_or_else(default_workers, |n| n as usize),
             spread_viewers_after: a.spread_viewers_after as usize,
             connect_timeout: Duration::from_secs(a.connect_timeout),
@@ -220,6 +238,8 @@ impl Config {
             room_capacity: 8,
             viewer_capacity: 0,
             room_tokens: vec![],
+            operator_token: None,
+            operator_token_file: None,
             workers: 2,
             spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
             connect_timeout: Duration::from_secs(30),
@@ -233,13 +253,109 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn parse_room_token(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((room, token)) if !room.is_empty() && !token.is_empty() => {
-            Ok((room.to_string(), token.to_string()))
+/// A flag the server cannot start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--room-token {value:?}: {reason}")]
+    RoomToken { value: String, reason: String },
+    #[error("--operator-token: {0}")]
+    OperatorToken(String),
+    #[error("--operator-token-file {path:?}: {reason}")]
+    OperatorTokenFile { path: PathBuf, reason: String },
+}
+
+impl Config {
+    /// Checks the flags clap cannot check alone (and a `Config` built in code): every
+    /// `--room-token` names a valid room, exactly as written, with a non-empty token,
+    /// and no two protect look-alikes of one room. A bad one would leave the room it
+    /// meant open, so it stops the start.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (room, token) in &self.room_tokens {
+            let value = format!("{room}={token}");
+            check_room_token(room, token).map_err(|reason| ConfigError::RoomToken {
+                value: value.clone(),
+                reason,
+            })?;
+            let key = crate::token::room_key(room);
+            if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key) {
+                return Err(ConfigError::RoomToken {
+                    value,
+                    reason: format!(
+                        "the room {room:?} is also protected as {other:?} (room names that \
+                         differ only in case or width are one room for tokens)"
+                    ),
+                });
+            }
+            seen.push((key, room));
         }
-        _ => Err("expected ROOM=TOKEN".into()),
+        if let Some(t) = &self.operator_token {
+            check_token(t).map_err(ConfigError::OperatorToken)?;
+        }
+        Ok(())
     }
+
+    /// The operator token: `--operator-token`, or read from `--operator-token-file`
+    /// (trimmed); a file that cannot be read or holds no usable token stops the start.
+    pub fn resolve_operator_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.operator_token_file else {
+            return Ok(self.operator_token.clone());
+        };
+        let bad = |reason: String| ConfigError::OperatorTokenFile {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let token = text.trim();
+        check_token(token).map_err(bad)?;
+        Ok(Some(token.to_string()))
+    }
+}
+
+/// Why `token` cannot be a token: empty, or white space or control characters that
+/// no client would send (`Authorization: Bearer` is trimmed).
+fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the token is empty".into());
+    }
+    if token.trim() != token || token.chars().any(char::is_control) {
+        return Err("the token starts or ends with white space or has control characters".into());
+    }
+    Ok(())
+}
+
+fn parse_room_token(s: &str) -> Result<(String, String), String> {
+    let Some((room, token)) = s.split_once('=') else {
+        return Err("expected ROOM=TOKEN".into());
+    };
+    check_room_token(room, token)?;
+    Ok((room.to_string(), token.to_string()))
+}
+
+/// Why `ROOM=TOKEN` cannot protect a room: the rule of a room name at join, and the
+/// name exactly as written (joins trim names, so `"board "` would protect a room
+/// nobody can join while `board` stays open); a token that a client can send.
+fn check_room_token(room: &str, token: &str) -> Result<(), String> {
+    crate::signaling::protocol::check_name(room)
+        .map_err(|e| format!("the room name {room:?} {e}"))?;
+    if room.trim() != room {
+        return Err(format!(
+            "the room name {room:?} starts or ends with white space (rooms are joined \
+             by the trimmed name, so this one would stay open)"
+        ));
+    }
+    if token.is_empty() {
+        return Err(format!("the token for room {room:?} is empty"));
+    }
+    // `Authorization: Bearer` is trimmed, and a space cannot be typed into every
+    // client: such a token could never be given.
+    if token.trim() != token || token.chars().any(char::is_control) {
+        return Err(format!(
+            "the token for room {room:?} starts or ends with white space or has control \
+             characters"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_http_listen(s: &str) -> Result<HttpListen, String> {
@@ -321,6 +437,48 @@ mod tests {
                 key: "k.pem".into()
             })
         );
+    }
+
+    #[test]
+    fn bad_room_tokens_stop_the_start() {
+        let a = Args::try_parse_from(["lanrelay", "--room-token", "board=tok"]).unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.room_tokens, [("board".to_string(), "tok".to_string())]);
+        assert_eq!(c.check(), Ok(()));
+        for bad in [
+            "board =tok",
+            " board=tok",
+            "board=",
+            "=tok",
+            "board",
+            "board= tok",
+            "secret\u{200B}=tok",
+            "a\u{7}b=tok",
+        ] {
+            let e = Args::try_parse_from(["lanrelay", "--room-token", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("--room-token"), "{bad:?}: {e}");
+        }
+        let e = Args::try_parse_from(["lanrelay", "--room-token", "board =tok"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("board =tok"), "{e}");
+        assert!(e.contains("white space"), "{e}");
+
+        // The same checks for a Config built in code, and across flags.
+        let mut c = Config::loopback("certs".into());
+        c.room_tokens = vec![("board ".into(), "tok".into())];
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.starts_with("--room-token \"board =tok\": "), "{e}");
+        c.room_tokens = vec![
+            ("secret".into(), "a".into()),
+            ("ＳＥＣＲＥＴ".into(), "b".into()),
+        ];
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("also protected as \"secret\""), "{e}");
+        c.room_tokens = vec![("board".into(), String::new())];
+        assert!(c.check().unwrap_err().to_string().contains("is empty"));
     }
 
     #[test]

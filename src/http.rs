@@ -1,9 +1,11 @@
 //! The HTTPS surface: the web app (embedded in the binary, so it runs from anywhere),
 //! the WebSocket signaling endpoint, a health check, and the CA downloads and install
-//! page data ([`crate::trust`]), and Prometheus metrics ([`crate::metrics`]).
+//! page data ([`crate::trust`]), and Prometheus metrics ([`crate::metrics`]). What
+//! `/api/rooms` and `/metrics` show depends on the caller's token ([`crate::api`]).
 
-use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -74,8 +76,38 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Counters and gauges in the Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `?token=TOKEN`, for callers that cannot set a header (a link in a browser).
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The query's token; a query that does not parse carries none.
+fn query_token(q: &Result<Query<TokenQuery>, QueryRejection>) -> Option<&str> {
+    q.as_ref().ok().and_then(|Query(q)| q.token.as_deref())
+}
+
+/// Counters and gauges in the Prometheus text format. No names or addresses (see
+/// [`crate::metrics`]), but the activity of every room: when an operator token is set,
+/// only its holder may scrape.
+async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let audience = state
+        .access
+        .audience(crate::api::request_token(&headers, query_token(&query)));
+    if !state.access.may_scrape(&audience) {
+        let mut res = (
+            StatusCode::UNAUTHORIZED,
+            "/metrics needs the operator token (Authorization: Bearer TOKEN)\n",
+        )
+            .into_response();
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
     let (Some(status), Some(rooms)) = (state.engine.status().await, state.engine.rooms().await)
     else {
         return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
@@ -87,19 +119,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Every room with its participants, the path each receives on, and the server's
-/// measurements of relayed legs.
-async fn rooms(State(state): State<AppState>) -> Response {
+/// Every room the caller may see with its participants, the path each receives on,
+/// and the server's measurements of relayed legs (addresses for the operator only).
+async fn rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let audience = state
+        .access
+        .audience(crate::api::request_token(&headers, query_token(&query)));
     match state.engine.rooms().await {
-        Some(rooms) => Json(rooms).into_response(),
+        Some(rooms) => Json(state.access.filter(&audience, rooms)).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
     }
 }
 
-async fn room(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// One room, as [`rooms`] shows it; a protected room without its token answers as a
+/// room that does not exist (404), so that its name is not confirmed.
+async fn room(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let audience = state
+        .access
+        .audience(crate::api::request_token(&headers, query_token(&query)));
     let Some(rooms) = state.engine.rooms().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
     };
+    let rooms = state.access.filter(&audience, rooms);
     match rooms.into_iter().find(|r| r.name == name) {
         Some(r) => Json(r).into_response(),
         None => (

@@ -14,8 +14,10 @@
 //! - [`signaling`]: the wire protocol ([`signaling::protocol`]) and one WebSocket's
 //!   session; [`room`]: who is in which room.
 //! - `http`: the router (web app, `/ws`, `/healthz`, `/api/rooms`, `/metrics`), with
-//!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, and
-//!   `state` (what handlers share); `helper`: the plain-HTTP port.
+//!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, `api`
+//!   (who may see which rooms and addresses), and
+//!   `state` (what handlers share); `helper`: the plain-HTTP port; `token`: how
+//!   secrets are compared.
 //! - [`certs`]: lanrelay's own CA and the server certificate it issues (or
 //!   `--cert/--key`), reloaded when the files change; [`net`]: the machine's LAN
 //!   addresses; `banner` and [`qr`]: the URLs printed with QR codes.
@@ -24,6 +26,7 @@
 // the core turn the rule on, the shells around them read the clock as they must.
 #![allow(clippy::disallowed_methods)]
 
+mod api;
 mod banner;
 pub mod certs;
 pub mod config;
@@ -38,6 +41,7 @@ pub mod server;
 pub mod sfu;
 pub mod signaling;
 mod state;
+mod token;
 mod trust;
 mod whip;
 

@@ -73,6 +73,9 @@ impl Server {
 /// Binds every socket, starts the media engine, the HTTPS server, the HTTP helper
 /// and the certificate reloader.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    // What clap could not check (a Config built in code, rules across flags).
+    config.check()?;
+    let operator_token = config.resolve_operator_token()?;
     // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -146,7 +149,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         engine::Limits {
             room_capacity: config.room_capacity,
             viewer_capacity: config.viewer_capacity,
-            room_tokens: config.room_tokens.iter().cloned().collect(),
+            // Keyed by the normalised name: the shard looks up a room's look-alikes
+            // by the same key (`token::room_key`).
+            room_tokens: config
+                .room_tokens
+                .iter()
+                .map(|(room, token)| (crate::token::room_key(room), token.clone()))
+                .collect(),
             spread_viewers_after: config.spread_viewers_after,
             connect_timeout: config.connect_timeout,
             direct_rate: config.direct_rate,
@@ -157,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let app = http::router(AppState {
         engine: engine.clone(),
         trust: trust.clone(),
+        access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
     });
     let handle = axum_server::Handle::new();
     let server =
@@ -171,7 +181,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 Some(ip) => ip.to_string(),
                 None => "localhost".to_string(),
             };
-            let app = helper::router(trust.clone(), https_addr.port(), fallback);
+            // Redirects keep only the names and addresses the certificate covers.
+            let app = helper::router(
+                trust.clone(),
+                https_addr.port(),
+                fallback,
+                wanted.names.clone(),
+            );
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let l = tokio::net::TcpListener::from_std(l)?;
             let task = tokio::spawn(async move {

@@ -1,9 +1,10 @@
-//! What every HTTP handler shares: the media engine's handle and the facts the install
-//! page shows. Its own module so that the router ([`crate::http`]) and the handlers
+//! What every HTTP handler shares: the media engine's handle, the facts the install
+//! page shows, and who may see what of the rooms. Its own module so that the router ([`crate::http`]) and the handlers
 //! it merges in ([`crate::whip`], [`crate::trust`]) depend on it, not on each other.
 
 use std::sync::Arc;
 
+use crate::api::Access;
 use crate::sfu::engine::EngineHandle;
 use crate::trust::TrustInfo;
 
@@ -13,4 +14,6 @@ pub(crate) struct AppState {
     pub(crate) engine: EngineHandle,
     /// The CA and certificate facts for the install page.
     pub(crate) trust: Arc<TrustInfo>,
+    /// The tokens that open `/api/rooms` (protected rooms, addresses) and `/metrics`.
+    pub(crate) access: Arc<Access>,
 }

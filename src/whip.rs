@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-use crate::signaling::protocol::ErrorCode;
+use crate::signaling::protocol::{check_name, ErrorCode};
 use crate::state::AppState;
 
 /// Largest SDP offer accepted.
@@ -79,6 +79,10 @@ async fn start(
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the offer is not UTF-8");
     };
+    // The shard refuses a bad name too; checked here first to say which rule it breaks.
+    if let Err(e) = check_name(&room) {
+        return error(StatusCode::BAD_REQUEST, &format!("the room name {e}"));
+    }
     let token = bearer(&headers);
     match state
         .engine

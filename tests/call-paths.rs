@@ -186,7 +186,10 @@ async fn direct_signals_pass_between_the_two_browsers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_legs_are_measured_by_the_server() {
-    let server = start_server(8).await;
+    // The legs' addresses are shown to the operator only (tests/api-visibility.rs).
+    let mut config = lanrelay::Config::loopback(common::temp_dir("measured"));
+    config.operator_token = Some("op".into());
+    let server = lanrelay::start(config).await.unwrap();
     let a = TestPeer::join(&server, "measured", "a").await;
     let b = TestPeer::join(&server, "measured", "b").await;
     b.wait_for("a's video", Duration::from_secs(15), |s| {
@@ -198,7 +201,12 @@ async fn relayed_legs_are_measured_by_the_server() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (status, body) = https_get(&server, "/api/rooms/measured").await;
+    let (status, _, body) = common::https_get_with(
+        &server,
+        "/api/rooms/measured",
+        &[("Authorization", "Bearer op")],
+    )
+    .await;
     assert_eq!(status, 200);
     let room: serde_json::Value = serde_json::from_str(&body).unwrap();
     let parts = room["participants"].as_array().unwrap();

@@ -1,5 +1,5 @@
 //! The plain-HTTP helper port: it redirects pages to HTTPS on the host name the
-//! browser used, serves the CA certificate (PEM, DER, iOS profile) and the install
+//! browser used (when it is one of the server's own), serves the CA certificate (PEM, DER, iOS profile) and the install
 //! page to devices that do not trust lanrelay yet, and can be turned off.
 
 mod common;
@@ -38,8 +38,17 @@ async fn redirects_pages_and_serves_the_ca() {
         r.header("location"),
         Some(format!("https://[::1]:{https_port}/app.js").as_str())
     );
-    // A Host header that is not a plain name goes to a known address instead.
-    for host in [None, Some("evil.example/x"), Some("a b")] {
+    // A Host header that is not a plain name, or not one of the server's own names
+    // and addresses, goes to a known address instead: no open redirect.
+    for host in [
+        None,
+        Some("evil.example/x"),
+        Some("a b"),
+        Some("evil.example"),
+        Some("evil.example:8080"),
+        Some("192.0.2.66:8080"),
+        Some("[2001:db8::66]:8080"),
+    ] {
         let r = fetch::http(http, host, "/").await;
         assert_eq!(r.status, 302);
         assert_eq!(

@@ -139,5 +139,52 @@ async fn rooms_with_a_token_need_it() {
             expect_error(&mut ws, ErrorCode::Forbidden).await;
         }
     }
+    // Look-alikes of the protected room need its token too: case and full width are
+    // the same room for the token check, invisible characters are refused outright.
+    let join = |room: &str, token: Option<&str>| ClientMsg::Join {
+        room: room.into(),
+        name: "n".into(),
+        role: Role::Viewer,
+        mode: Mode::Auto,
+        token: token.map(String::from),
+    };
+    for alike in ["Secret", "SECRET", "ｓｅｃｒｅｔ", " secret "] {
+        let mut ws = connect_ws(&server).await;
+        send(&mut ws, &join(alike, None)).await;
+        expect_error(&mut ws, ErrorCode::Forbidden).await;
+        let mut ws = connect_ws(&server).await;
+        send(&mut ws, &join(alike, Some("s3cr3t"))).await;
+        assert!(
+            matches!(recv(&mut ws).await, Some(ServerMsg::Joined { .. })),
+            "{alike:?} opens with the token"
+        );
+    }
+    for hidden in [
+        "secret\u{200B}",
+        "se\u{200D}cret",
+        "\u{FEFF}secret",
+        "secret\u{7}",
+    ] {
+        let mut ws = connect_ws(&server).await;
+        send(&mut ws, &join(hidden, None)).await;
+        expect_error(&mut ws, ErrorCode::BadName).await;
+    }
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_room_token_flag_stops_the_start() {
+    for (room, token) in [("board ", "tok"), ("secret\u{200B}", "tok"), ("board", "")] {
+        let mut config = lanrelay::Config::loopback(common::temp_dir("bad-token"));
+        config.room_tokens = vec![(room.into(), token.into())];
+        let Err(e) = lanrelay::start(config).await else {
+            panic!("{room:?}={token:?} must stop the start");
+        };
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("--room-token")
+                && e.contains(&format!("{room}={token}").escape_debug().to_string()),
+            "{e}"
+        );
+    }
 }

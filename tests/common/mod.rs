@@ -106,12 +106,26 @@ pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
 
 /// A plain HTTPS GET; returns (status, body).
 pub async fn https_get(server: &Server, path: &str) -> (u16, String) {
+    let (status, _, body) = https_get_with(server, path, &[]).await;
+    (status, body)
+}
+
+/// An HTTPS GET with extra request headers; returns (status, response head, body).
+pub async fn https_get_with(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let connector = tokio_rustls::TlsConnector::from(tls_client(server));
     let tcp = TcpStream::connect(server.https_addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n");
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let _ = tls.read_to_end(&mut buf).await;
@@ -121,11 +135,11 @@ pub async fn https_get(server: &Server, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
-    (status, body)
+    (status, head, body)
 }
 
 /// What a test participant has seen so far.

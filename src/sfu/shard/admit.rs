@@ -240,11 +240,12 @@ impl Shard {
         Some((room, name))
     }
 
-    /// Whether `token` opens `room` (rooms without a token are open).
+    /// Whether `token` opens `room` (rooms without a token are open). The tokens are
+    /// keyed by [`crate::token::room_key`], so look-alikes of a room need its token.
     pub fn token_ok(&self, room: &str, token: Option<&str>) -> bool {
-        match self.cfg.room_tokens.get(room) {
+        match self.cfg.room_tokens.get(&crate::token::room_key(room)) {
             None => true,
-            Some(t) => token.is_some_and(|given| given.as_bytes() == t.as_bytes()),
+            Some(t) => token.is_some_and(|given| crate::token::matches(given, t)),
         }
     }
 
