@@ -12,7 +12,7 @@ use super::{refusal, Output, Shard};
 use crate::room::JoinError;
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::peer::{Client, DownState, Local, Peer, Served};
-use crate::signaling::protocol::{valid_name, ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
+use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
 
 /// How an admitted peer will be served.
 pub(super) enum Arrival {
@@ -213,14 +213,13 @@ impl Shard {
             self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
             return None;
         }
-        if !valid_name(room) || !valid_name(name) {
-            self.signal(
-                id,
-                ServerMsg::error(
-                    ErrorCode::BadName,
-                    "room and name must be 1 to 64 characters, without control characters",
-                ),
-            );
+        let refused = match (check_name(room), check_name(name)) {
+            (Err(e), _) => Some(format!("the room name {e}")),
+            (_, Err(e)) => Some(format!("your name {e}")),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            self.signal(id, ServerMsg::error(ErrorCode::BadName, message));
             self.out.push_back(Output::Close(id));
             return None;
         }

@@ -11,7 +11,7 @@ use tracing::{debug, info};
 use super::admit::Arrival;
 use super::{offers_twcc, Shard};
 use crate::sfu::peer::{Client, DownState, DownTrack, Peer, TrackKey};
-use crate::signaling::protocol::{valid_name, ErrorCode, Mode, PeerId, Role};
+use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, Role};
 
 /// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
 pub type HttpAnswer = Result<(String, String), (ErrorCode, String)>;
@@ -88,8 +88,8 @@ impl Shard {
         offer: &str,
     ) -> Result<(String, SdpOffer, bool), (ErrorCode, String)> {
         let room = room.trim().to_string();
-        if !valid_name(&room) {
-            return Err((ErrorCode::BadName, "invalid room name".into()));
+        if let Err(e) = check_name(&room) {
+            return Err((ErrorCode::BadName, format!("the room name {e}")));
         }
         if !self.token_ok(&room, token) {
             return Err((
