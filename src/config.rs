@@ -112,6 +112,16 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub direct_rate: u32,
 
+    /// Rooms that may exist at once; a join or WHIP/WHEP request that would open one
+    /// more is refused (WebSocket error `unavailable`, HTTP 503).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
+    /// Participants, viewers and WHIP/WHEP sessions at once, server-wide; more are
+    /// refused (WebSocket error `unavailable`, HTTP 503).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -169,6 +179,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Direct-call signals per second per participant.
     pub direct_rate: u32,
+    /// Rooms that may exist at once.
+    pub max_rooms: usize,
+    /// Sessions (participants, viewers, WHIP/WHEP) at once.
+    pub max_sessions: usize,
 }
 
 /// Up to this many viewers a room stays on one worker: one core fans a packet out to
@@ -217,6 +231,8 @@ impl From<Args> for Config {
             spread_viewers_after: a.spread_viewers_after as usize,
             connect_timeout: Duration::from_secs(a.connect_timeout),
             direct_rate: a.direct_rate,
+            max_rooms: a.max_rooms as usize,
+            max_sessions: a.max_sessions as usize,
         }
     }
 }
@@ -244,6 +260,8 @@ impl Config {
             spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
             connect_timeout: Duration::from_secs(30),
             direct_rate: 20,
+            max_rooms: 500,
+            max_sessions: 2000,
         }
     }
 }

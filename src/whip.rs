@@ -118,6 +118,11 @@ async fn start(
                 res.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // A server-wide limit: room may free up soon.
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            }
             res
         }
     }

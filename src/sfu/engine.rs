@@ -67,6 +67,10 @@ pub struct Status {
     pub direct_refused: u64,
     /// Media sessions removed because they did not connect in time.
     pub connect_timeouts: u64,
+    /// Joins and WHIP/WHEP sessions refused at the server-wide room limit.
+    pub refused_rooms: u64,
+    /// Joins and WHIP/WHEP sessions refused at the server-wide session limit.
+    pub refused_sessions: u64,
     /// Route changes the receive task had no room for.
     pub route_drops: u64,
     /// Commands that found their worker gone (the engine stopping).
@@ -114,8 +118,17 @@ impl EngineHandle {
         let (worker, home) = match &cmd {
             Command::Join { id, room, role, .. } => {
                 // Browser viewers may be served by a worker other than their room's.
-                let p = self.registry.admit(*id, room.trim(), *role == Role::Viewer);
-                (p.worker, p.home)
+                match self.registry.admit(*id, room.trim(), *role == Role::Viewer) {
+                    Ok(p) => (p.worker, p.home),
+                    Err(why) => {
+                        if let Command::Join { tx, .. } = cmd {
+                            // The session shows the error and ends (its channel closes).
+                            let msg = ServerMsg::error(ErrorCode::Unavailable, why.to_string());
+                            let _ = tx.try_send(msg);
+                        }
+                        return true;
+                    }
+                }
             }
             Command::Signal { id, .. } | Command::Leave { id, .. } => {
                 match self.registry.worker_of(*id) {
@@ -127,8 +140,15 @@ impl EngineHandle {
             }
             Command::HttpSession { whep, id, room, .. } => {
                 // WHEP players are viewers, and may be served by another worker too.
-                let p = self.registry.admit(*id, room.trim(), *whep);
-                (p.worker, p.home)
+                match self.registry.admit(*id, room.trim(), *whep) {
+                    Ok(p) => (p.worker, p.home),
+                    Err(why) => {
+                        if let Command::HttpSession { reply, .. } = cmd {
+                            let _ = reply.send(Err((ErrorCode::Unavailable, why.to_string())));
+                        }
+                        return true;
+                    }
+                }
             }
         };
         let id = match &cmd {
@@ -165,7 +185,10 @@ impl EngineHandle {
 
     pub async fn status(&self) -> Option<Status> {
         let reports = self.ask_all(|reply| Control::Status { reply }).await?;
+        let (refused_rooms, refused_sessions) = self.registry.refused();
         let mut status = Status {
+            refused_rooms,
+            refused_sessions,
             unroutable_datagrams: self.receive.unroutable(),
             control_drops: self.control_drops.load(Ordering::Relaxed),
             ..Status::default()
@@ -269,6 +292,10 @@ pub struct Limits {
     pub connect_timeout: std::time::Duration,
     /// Direct-call signals per second per participant.
     pub direct_rate: u32,
+    /// Rooms that may exist at once, server-wide.
+    pub max_rooms: usize,
+    /// Participants, viewers and WHIP/WHEP sessions at once, server-wide.
+    pub max_sessions: usize,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -279,7 +306,12 @@ pub(crate) fn spawn(
     workers: usize,
 ) -> std::io::Result<EngineHandle> {
     let n = workers.clamp(1, MAX_WORKERS);
-    let registry = Arc::new(Registry::new(n, limits.spread_viewers_after));
+    let registry = Arc::new(Registry::with_limits(
+        n,
+        limits.spread_viewers_after,
+        limits.max_rooms,
+        limits.max_sessions,
+    ));
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));
     let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);

@@ -35,6 +35,19 @@ pub(crate) struct Registry {
     inner: Mutex<Inner>,
     /// Viewers of one room its home serves before viewers go to other workers.
     spread_after: usize,
+    /// Server-wide limits: rooms that may exist, sessions (participants, viewers,
+    /// WHIP/WHEP sessions) that may be in them.
+    max_rooms: usize,
+    max_sessions: usize,
+}
+
+/// Why [`Registry::admit`] turned someone away: a server-wide limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("the server has its maximum of {0} rooms; try again later or join an existing room")]
+    Rooms(usize),
+    #[error("the server has its maximum of {0} participants and viewers; try again later")]
+    Sessions(usize),
 }
 
 #[derive(Debug)]
@@ -55,12 +68,28 @@ struct Inner {
     load: Vec<usize>,
     /// Rooms per home worker.
     rooms_on: Vec<usize>,
+    /// Refusals so far: (rooms, sessions).
+    refused: (u64, u64),
 }
 
 impl Registry {
     /// `spread_after`: see [`Registry`]; `usize::MAX` keeps every room on its home.
+    /// No server-wide limits (see [`Registry::with_limits`]).
+    #[cfg(test)]
     pub(crate) fn new(workers: usize, spread_after: usize) -> Self {
+        Self::with_limits(workers, spread_after, usize::MAX, usize::MAX)
+    }
+
+    /// With at most `max_rooms` rooms and `max_sessions` sessions server-wide.
+    pub(crate) fn with_limits(
+        workers: usize,
+        spread_after: usize,
+        max_rooms: usize,
+        max_sessions: usize,
+    ) -> Self {
         Registry {
+            max_rooms,
+            max_sessions,
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
                 rooms_on: vec![0; workers.max(1)],
@@ -77,9 +106,17 @@ impl Registry {
 
     /// Routes a new participant of `room`. `viewer`: a receive-only browser, which may
     /// be served by a worker other than the room's home.
-    pub(crate) fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Placement {
+    pub(crate) fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Result<Placement, Refused> {
         let mut g = self.lock();
         let inner = &mut *g;
+        if inner.peers.len() >= self.max_sessions {
+            inner.refused.1 += 1;
+            return Err(Refused::Sessions(self.max_sessions));
+        }
+        if !inner.rooms.contains_key(room) && inner.rooms.len() >= self.max_rooms {
+            inner.refused.0 += 1;
+            return Err(Refused::Rooms(self.max_rooms));
+        }
         let workers = inner.load.len();
         let least = (0..workers)
             .min_by_key(|&w| (inner.rooms_on[w], inner.load[w]))
@@ -107,7 +144,12 @@ impl Registry {
         }
         inner.load[worker] += 1;
         inner.peers.insert(id, (worker, room.to_string(), viewer));
-        Placement { worker, home }
+        Ok(Placement { worker, home })
+    }
+
+    /// Refusals so far: (rooms over `max_rooms`, sessions over `max_sessions`).
+    pub(crate) fn refused(&self) -> (u64, u64) {
+        self.lock().refused
     }
 
     /// The worker serving a participant, while it is routed.
@@ -147,20 +189,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_wide_limits_refuse_new_rooms_and_sessions() {
+        let r = Registry::with_limits(2, usize::MAX, 2, 3);
+        assert!(r.admit(1, "a", false).is_ok());
+        assert!(r.admit(2, "b", false).is_ok());
+        assert_eq!(
+            r.admit(3, "c", false),
+            Err(Refused::Rooms(2)),
+            "a third room"
+        );
+        assert!(r.admit(4, "a", false).is_ok(), "an existing room is fine");
+        assert_eq!(r.admit(5, "a", false), Err(Refused::Sessions(3)));
+        assert_eq!(r.refused(), (1, 1));
+        r.release(1);
+        r.release(4);
+        assert!(
+            r.admit(6, "c", false).is_ok(),
+            "room a closed: room c may open"
+        );
+    }
+
+    #[test]
     fn rooms_spread_over_workers_and_stay_together() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false).worker;
-        let b = r.admit(2, "b", false).worker;
+        let a = r.admit(1, "a", false).unwrap().worker;
+        let b = r.admit(2, "b", false).unwrap().worker;
         assert_ne!(a, b, "the second room goes to the idle worker");
         assert_eq!(
-            r.admit(3, "a", false).worker,
+            r.admit(3, "a", false).unwrap().worker,
             a,
             "a room's participants share its worker"
         );
-        assert_eq!(r.admit(4, "a", false).worker, a);
+        assert_eq!(r.admit(4, "a", false).unwrap().worker, a);
         assert_eq!(r.load()[a], 3);
         // Both have one room; b has fewer participants, so a new room goes there.
-        assert_eq!(r.admit(5, "c", false).worker, b);
+        assert_eq!(r.admit(5, "c", false).unwrap().worker, b);
         assert_eq!(r.worker_of(3), Some(a));
     }
 
@@ -168,13 +231,13 @@ mod tests {
     fn rooms_opening_together_are_balanced_by_count() {
         let r = Registry::new(2, usize::MAX);
         // a fills up before b, c and d get their second participant.
-        let a = r.admit(1, "a", false).worker;
+        let a = r.admit(1, "a", false).unwrap().worker;
         for id in 2..6 {
-            r.admit(id, "a", false);
+            r.admit(id, "a", false).unwrap();
         }
-        let b = r.admit(6, "b", false).worker;
-        let c = r.admit(7, "c", false).worker;
-        let d = r.admit(8, "d", false).worker;
+        let b = r.admit(6, "b", false).unwrap().worker;
+        let c = r.admit(7, "c", false).unwrap().worker;
+        let d = r.admit(8, "d", false).unwrap().worker;
         assert_ne!(a, b);
         assert_eq!(c, b, "same room count: the one with fewer participants");
         assert_eq!(d, a, "then the one with fewer rooms: two rooms each");
@@ -183,8 +246,8 @@ mod tests {
     #[test]
     fn a_room_is_forgotten_when_its_last_participant_is_released() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false).worker;
-        r.admit(2, "a", false);
+        let a = r.admit(1, "a", false).unwrap().worker;
+        r.admit(2, "a", false).unwrap();
         r.release(1);
         r.release(1);
         assert_eq!(r.load()[a], 1, "releasing twice counts once");
@@ -192,23 +255,26 @@ mod tests {
         assert_eq!(r.worker_of(2), None);
         assert_eq!(r.load(), vec![0, 0]);
         // The other worker has a room now; the room reopens on the idle one.
-        let other = r.admit(3, "b", false).worker;
-        assert_eq!(r.admit(4, "a", false).worker, 1 - other);
+        let other = r.admit(3, "b", false).unwrap().worker;
+        assert_eq!(r.admit(4, "a", false).unwrap().worker, 1 - other);
     }
 
     #[test]
     fn viewers_spread_once_the_home_serves_enough_of_them() {
         let r = Registry::new(2, 2);
-        let home = r.admit(1, "big", false).worker;
+        let home = r.admit(1, "big", false).unwrap().worker;
         let other = 1 - home;
         // Two viewers stay home, with the publisher.
         for id in 2..4 {
-            assert_eq!(r.admit(id, "big", true), Placement { worker: home, home });
+            assert_eq!(
+                r.admit(id, "big", true).unwrap(),
+                Placement { worker: home, home }
+            );
         }
         // Then the least loaded worker takes each: the other one, until they are even.
         for id in 4..7 {
             assert_eq!(
-                r.admit(id, "big", true),
+                r.admit(id, "big", true).unwrap(),
                 Placement {
                     worker: other,
                     home
@@ -217,15 +283,15 @@ mod tests {
         }
         assert_eq!(r.load(), vec![3, 3]);
         // Even: the home wins the tie.
-        assert_eq!(r.admit(7, "big", true).worker, home);
+        assert_eq!(r.admit(7, "big", true).unwrap().worker, home);
         // Participants always go home.
-        assert_eq!(r.admit(8, "big", false).worker, home);
+        assert_eq!(r.admit(8, "big", false).unwrap().worker, home);
         // The room stays while a viewer served elsewhere remains.
         for id in [1, 2, 3, 7, 8] {
             r.release(id);
         }
         assert_eq!(
-            r.admit(9, "big", false).worker,
+            r.admit(9, "big", false).unwrap().worker,
             home,
             "the room kept its home"
         );

@@ -411,11 +411,16 @@ impl Worker {
                                     .try_send(ServerMsg::error(ErrorCode::RateLimited, message));
                             }
                         }
-                        Err(_) => {
-                            // Too slow or gone: dropping the sender ends the session,
-                            // which then sends Leave.
+                        Err(TrySendError::Full(_)) => {
+                            // Too slow: dropping the sender ends the session, which then
+                            // sends Leave.
                             warn!(id, "signaling queue full; disconnecting");
                             self.session_drops += 1;
+                            self.sessions.remove(&id);
+                        }
+                        Err(TrySendError::Closed(_)) => {
+                            // The session ended (its Leave is on the way): not a drop.
+                            debug!(id, "session gone");
                             self.sessions.remove(&id);
                         }
                     }
