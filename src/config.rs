@@ -122,6 +122,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
 
+    /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
+    /// helper, and between requests on a kept-alive connection) before the connection
+    /// is closed, so idle or half-sent connections cannot pile up.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -183,6 +189,8 @@ pub struct Config {
     pub max_rooms: usize,
     /// Sessions (participants, viewers, WHIP/WHEP) at once.
     pub max_sessions: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
 }
 
 /// Up to this many viewers a room stays on one worker: one core fans a packet out to
@@ -233,6 +241,7 @@ impl From<Args> for Config {
             direct_rate: a.direct_rate,
             max_rooms: a.max_rooms as usize,
             max_sessions: a.max_sessions as usize,
+            header_timeout: Duration::from_secs(a.header_timeout),
         }
     }
 }
@@ -262,6 +271,7 @@ impl Config {
             direct_rate: 20,
             max_rooms: 500,
             max_sessions: 2000,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -73,6 +73,7 @@ impl Server {
 /// Binds every socket, starts the media engine, the HTTPS server, the HTTP helper
 /// and the certificate reloader.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    raise_open_files();
     // What clap could not check (a Config built in code, rules across flags).
     config.check()?;
     let operator_token = config.resolve_operator_token()?;
@@ -171,8 +172,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
     });
     let handle = axum_server::Handle::new();
-    let server =
+    let mut server =
         axum_server::tls_rustls::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+    // A client that opens a connection and sends a request's headers slowly, or never,
+    // is cut off (the TLS handshake has its own 10 s limit in axum-server).
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(config.header_timeout);
     let task = tokio::spawn(server.serve(app.into_make_service()));
 
     let helper = match helper_listener {
@@ -191,14 +198,17 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 wanted.names.clone(),
             );
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let l = tokio::net::TcpListener::from_std(l)?;
-            let task = tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
+            let helper_handle = axum_server::Handle::new();
+            let mut helper_server = axum_server::from_tcp(l)?.handle(helper_handle.clone());
+            helper_server
+                .http_builder()
+                .http1()
+                .header_read_timeout(config.header_timeout);
+            tokio::spawn(async move {
+                let _ = stopped.await;
+                helper_handle.graceful_shutdown(Some(std::time::Duration::from_millis(500)));
             });
+            let task = tokio::spawn(helper_server.serve(app.into_make_service()));
             Some(HelperTask { stop, task })
         }
         None => None,
@@ -380,4 +390,19 @@ fn bind_media(config: &Config) -> anyhow::Result<MediaSockets> {
         sockets,
         candidates,
     })
+}
+
+/// Raises the process's open-file soft limit to its hard limit: every WebSocket,
+/// HTTPS connection and certificate file is a descriptor, and the common soft limit of
+/// 1,024 lets a thousand idle connections lock everyone else out.
+fn raise_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => warn!("cannot raise the open-file limit from {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-file limit: {e}"),
+    }
 }
