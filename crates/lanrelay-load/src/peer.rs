@@ -57,6 +57,11 @@ pub struct Publish {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub name: String,
+    /// Its room and who it is there (Janus's publisher and subscriber of one person
+    /// share it): a receiver expects media from every other member who publishes.
+    pub room: String,
+    pub member: String,
+    pub receives: bool,
     pub publish: Option<Publish>,
     /// Video streams it should receive; it counts as connected once each delivered.
     pub expect_video: usize,
@@ -77,11 +82,17 @@ pub struct Shared {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub name: String,
+    pub room: String,
+    pub member: String,
+    pub receives: bool,
     pub joined_at: Option<Instant>,
     /// When it first received every video stream it expects.
     pub ready_at: Option<Instant>,
     pub probe: Probe,
     pub sent_packets: u64,
+    /// The stamp of every packet it wrote (from joining on; the run picks the
+    /// window), for the receivers' loss.
+    pub sent_log: Vec<Stamp>,
     /// Datagrams the socket would not take (generator overloaded).
     pub send_drops: u64,
     pub error: Option<String>,
@@ -118,6 +129,9 @@ impl Media {
         let peer = Peer::new(config, now).map_err(media_error)?;
         let outcome = Outcome {
             name: spec.name.clone(),
+            room: spec.room.clone(),
+            member: spec.member.clone(),
+            receives: spec.receives,
             joined_at: Some(now),
             ..Default::default()
         };
@@ -414,6 +428,7 @@ impl Media {
                 continue;
             }
             self.outcome.sent_packets += 1;
+            self.outcome.sent_log.push(stamp);
             self.drain()?;
         }
     }

@@ -18,8 +18,12 @@ pub struct Row {
     pub publishers: usize,
     /// PeerConnections that receive media.
     pub receivers: usize,
-    /// Participants that reached "receiving every expected stream" (of all started).
+    /// Participants that reached "receiving every expected stream" at some point
+    /// (of all started), before or during the window.
     pub connected: usize,
+    /// Receivers that got media from every publisher they expect during the last
+    /// 2 s of the counting window (a stalled receiver is not counted).
+    pub receiving: usize,
     pub participants: usize,
     pub failed_joins: usize,
     /// Packets the receivers got per second (the forwarded packets that arrived).
@@ -50,7 +54,23 @@ pub struct Row {
     /// grows when the generator, not the server, is the bottleneck).
     pub read_transit_p50_us: f64,
     pub read_transit_p99_us: f64,
+    /// Lost packets, percent of expected: per receiver and per stream of each
+    /// publisher it expects, the packets the publisher sent in the counting window
+    /// (the measuring window less `loss_allowance_ms` at each end) that never arrived.
+    /// A receiver that stalls or gets nothing loses everything sent meanwhile.
     pub loss_pct: f64,
+    pub expected_packets: u64,
+    pub lost_packets: u64,
+    /// Packets sent this close to either end of the window are not counted (in
+    /// flight at the close); the receivers' read-transit p99, at least 100 ms.
+    pub loss_allowance_ms: f64,
+    /// Packets that arrived more than once (counted once).
+    pub duplicates: u64,
+    /// Intact packets that none of the receiver's publishers sent.
+    pub unexpected: u64,
+    /// Missing packet numbers between packets that did arrive, per stream (the old
+    /// loss measure; blind to stalls, includes simulcast layer switches).
+    pub gaps: u64,
     pub corrupt: u64,
     pub seq_breaks: u64,
     pub reordered: u64,
@@ -107,11 +127,11 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| target | scenario | N | pub | recv | conn | fwd pkt/s | server pkt/s | Mbit/s | srv CPU % | µs/pkt (kernel) | KiB/recv | transit p50 / p99 / max ms | loss % | bad | connect p50 / max ms | gen CPU % |"
+        "| target | scenario | N | pub | recv | conn | rcv'ing | fwd pkt/s | server pkt/s | Mbit/s | srv CPU % | µs/pkt (kernel) | KiB/recv | transit p50 / p99 / max ms | loss % | bad | connect p50 / max ms | gen CPU % |"
     );
     let _ = writeln!(
         s,
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for r in rows {
         let scenario = match r.scenario {
@@ -125,12 +145,14 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {target} | {scenario} | {} | {} | {} | {}/{} | {:.0} | {} | {:.1} | {:.0} | {:.2} ({:.1}) | {:.0} | {:.3} / {:.3} / {:.1} | {:.3} | {} | {:.0} / {:.0} | {:.0}{} |",
+            "| {target} | {scenario} | {} | {} | {} | {}/{} | {}/{} | {:.0} | {} | {:.1} | {:.0} | {:.2} ({:.1}) | {:.0} | {:.3} / {:.3} / {:.1} | {:.3} | {} | {:.0} / {:.0} | {:.0}{} |",
             r.step,
             r.publishers,
             r.receivers,
             r.connected,
             r.participants,
+            r.receiving,
+            r.receivers,
             r.forwarded_pps,
             r.server_forwarded_pps
                 .map_or("–".to_string(), |v| format!("{v:.0}")),

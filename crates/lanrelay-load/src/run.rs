@@ -15,11 +15,17 @@ use super::config::{Args, Scenario, Target};
 use super::janus::Janus;
 use super::lanrelay;
 use super::peer::{Outcome, Phase, Publish, Shared, Spec};
-use super::probe::percentile;
+use super::probe::{delivery, percentile, Delivery, Window};
 use super::procfs::Proc;
 use super::report::Row;
+use super::rxtime::wall_ns;
 use super::spawn::Spawned;
 use super::LoadError;
+use lanrelay_peer::payload::Stamp;
+
+/// The least in-flight allowance at each end of the counting window (see
+/// [`Window`]); more when the receivers' read-transit p99 is longer.
+const MIN_ALLOWANCE_NS: u64 = 100_000_000;
 
 /// One room of a step: who publishes and who receives.
 #[derive(Debug, Clone)]
@@ -73,7 +79,7 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
                 Target::Janus => run_janus(args, step, i).await?,
             };
             eprintln!(
-                "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}; to read p50/p99 {:.3}/{:.3}), loss {:.3} %, {}/{} connected, {} send drops, sent {}",
+                "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}; to read p50/p99 {:.3}/{:.3}), loss {:.3} % ({} of {} sent; {} gaps, {} dup), {}/{} connected, {}/{} receiving at the end, {} send drops, sent {}",
                 row.forwarded_pps,
                 row.server_cpu_us_per_packet,
                 row.transit_p50_us / 1000.0,
@@ -83,8 +89,14 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
                 row.read_transit_p50_us / 1000.0,
                 row.read_transit_p99_us / 1000.0,
                 row.loss_pct,
+                row.lost_packets,
+                row.expected_packets,
+                row.gaps,
+                row.duplicates,
                 row.connected,
                 row.participants,
+                row.receiving,
+                row.receivers,
                 row.send_drops,
                 row.sent_packets,
             );
@@ -177,6 +189,9 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
                 st.receivers += usize::from(*receives);
                 let spec = Spec {
                     name: name.clone(),
+                    room: room.name.clone(),
+                    member: name.clone(),
+                    receives: *receives,
                     publish: publishes.then(|| publish(args)),
                     expect_video: if *receives {
                         size - usize::from(*publishes)
@@ -245,6 +260,9 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
             st.publishers += 1;
             let spec = Spec {
                 name: format!("{name}-pub"),
+                room: number.to_string(),
+                member: name.clone(),
+                receives: false,
                 publish: Some(publish(args)),
                 expect_video: 0,
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
@@ -284,6 +302,9 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
             st.receivers += 1;
             let spec = Spec {
                 name: format!("{name}-sub"),
+                room: number.to_string(),
+                member: name.clone(),
+                receives: true,
                 publish: None,
                 expect_video: others.len(),
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
@@ -340,11 +361,13 @@ where
         |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| v["forwardedPackets"].as_u64());
     let h0 = forwarded(&health().await);
     let (cpu0, gen0, t0) = (server.cpu_time()?, me.cpu_time()?, Instant::now());
+    let open_ns = wall_ns();
     let _ = st.phase.send(Phase::Measure);
     eprintln!("   measuring for {} s", args.duration);
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     let (cpu1, gen1, t1) = (server.cpu_time()?, me.cpu_time()?, Instant::now());
     let h1 = forwarded(&health().await);
+    let close_ns = wall_ns();
     let _ = st.phase.send(Phase::Stop);
     let ready = st.shared.ready.load(Ordering::Relaxed);
     let mut outcomes = Vec::new();
@@ -361,7 +384,7 @@ where
     let mut read_transit: Vec<u32> = Vec::new();
     let (mut packets, mut bytes, mut corrupt, mut breaks, mut reordered, mut drops) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    let (mut expected, mut received) = (0u64, 0u64);
+    let mut gaps = 0u64;
     let mut connect_ms: Vec<u32> = Vec::new();
     for o in &outcomes {
         transit.extend_from_slice(&o.probe.transit_ns);
@@ -373,9 +396,7 @@ where
         breaks += o.probe.seq_breaks;
         reordered += o.probe.reordered;
         drops += o.send_drops;
-        let l = o.probe.loss();
-        expected += l.expected;
-        received += l.received;
+        gaps += o.probe.gaps();
         if let (Some(j), Some(r)) = (o.joined_at, o.ready_at) {
             connect_ms.push(r.saturating_duration_since(j).as_millis() as u32);
         }
@@ -387,6 +408,29 @@ where
     audio_transit.sort_unstable();
     read_transit.sort_unstable();
     connect_ms.sort_unstable();
+    // Loss against what the publishers sent. Packets sent within the allowance of the
+    // window's ends count neither way: at the close they may still be in flight (or
+    // queued for the generator to read), at the opening not every participant has
+    // seen the window open yet.
+    let allowance_ns = (percentile(&read_transit, 99.0) as u64)
+        .max(MIN_ALLOWANCE_NS)
+        .min(close_ns.saturating_sub(open_ns) / 4);
+    let counted = Window::narrowed(open_ns, close_ns, allowance_ns);
+    let mut total = Delivery::default();
+    let mut receiving = 0;
+    for r in outcomes.iter().filter(|o| o.receives) {
+        let from: Vec<&[Stamp]> = outcomes
+            .iter()
+            .filter(|p| p.room == r.room && p.member != r.member && !p.sent_log.is_empty())
+            .map(|p| &p.sent_log[..])
+            .collect();
+        let d = delivery(&r.probe, &from, counted);
+        total.expected += d.expected;
+        total.received += d.received;
+        total.duplicates += d.duplicates;
+        total.unexpected += d.unexpected;
+        receiving += usize::from(d.receiving);
+    }
     let server_time = cpu1 - cpu0;
     let (server_cpu, server_sys) = (
         server_time.total().as_secs_f64(),
@@ -432,11 +476,18 @@ where
         audio_transit_p99_us: percentile(&audio_transit, 99.0) as f64 / 1000.0,
         read_transit_p50_us: percentile(&read_transit, 50.0) as f64 / 1000.0,
         read_transit_p99_us: percentile(&read_transit, 99.0) as f64 / 1000.0,
-        loss_pct: if expected > 0 {
-            (expected.saturating_sub(received)) as f64 * 100.0 / expected as f64
+        loss_pct: if total.expected > 0 {
+            total.lost() as f64 * 100.0 / total.expected as f64
         } else {
             0.0
         },
+        expected_packets: total.expected,
+        lost_packets: total.lost(),
+        loss_allowance_ms: allowance_ns as f64 / 1e6,
+        duplicates: total.duplicates,
+        unexpected: total.unexpected,
+        gaps,
+        receiving,
         corrupt,
         seq_breaks: breaks,
         reordered,
