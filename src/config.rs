@@ -122,6 +122,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
 
+    /// Sessions (WebSocket participants and viewers, WHIP/WHEP sessions) one client
+    /// address may have at once; more are refused (`unavailable`, HTTP 503).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_per_address: u32,
+
     /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
     /// helper, and between requests on a kept-alive connection) before the connection
     /// is closed, so idle or half-sent connections cannot pile up.
@@ -189,6 +194,8 @@ pub struct Config {
     pub max_rooms: usize,
     /// Sessions (participants, viewers, WHIP/WHEP) at once.
     pub max_sessions: usize,
+    /// Sessions from one client address at once.
+    pub max_per_address: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
 }
@@ -241,6 +248,7 @@ impl From<Args> for Config {
             direct_rate: a.direct_rate,
             max_rooms: a.max_rooms as usize,
             max_sessions: a.max_sessions as usize,
+            max_per_address: a.max_per_address as usize,
             header_timeout: Duration::from_secs(a.header_timeout),
         }
     }
@@ -271,6 +279,7 @@ impl Config {
             direct_rate: 20,
             max_rooms: 500,
             max_sessions: 2000,
+            max_per_address: 64,
             header_timeout: Duration::from_secs(10),
         }
     }

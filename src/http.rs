@@ -4,10 +4,13 @@
 //! `/api/rooms` and `/metrics` show depends on the caller's token ([`crate::api`]).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
@@ -57,7 +60,12 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Initial read buffer of a signaling WebSocket.
 const WS_READ_BUFFER: usize = 4096;
 
-async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let from = peer.map(|Extension(ConnectInfo(a))| a.ip());
     // Frames past this hard limit close the socket; below it, session.rs answers
     // anything over MAX_MESSAGE_BYTES with a clear error.
     // tungstenite zero-fills its whole read buffer before every read: its 128 KiB
@@ -66,7 +74,7 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session::run(socket, state.engine))
+        .on_upgrade(move |socket| session::run(socket, state.engine, from))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

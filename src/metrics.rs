@@ -83,12 +83,13 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
         &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms) or --max-sessions (sessions).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions) or --max-per-address (per_address).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
             ("limit=\"rooms\"", status.refused_rooms as f64),
             ("limit=\"sessions\"", status.refused_sessions as f64),
+            ("limit=\"per_address\"", status.refused_per_address as f64),
         ],
     );
     metric(

@@ -162,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             direct_rate: config.direct_rate,
             max_rooms: config.max_rooms,
             max_sessions: config.max_sessions,
+            max_per_address: config.max_per_address,
         },
         config.workers,
     )
@@ -180,7 +181,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .http_builder()
         .http1()
         .header_read_timeout(config.header_timeout);
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    // The client's address reaches the handlers (the limits per address).
+    let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
 
     let helper = match helper_listener {
         Some(l) => {

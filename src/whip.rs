@@ -7,10 +7,13 @@
 //! `Authorization: Bearer TOKEN`. CORS is open, so players on other origins work.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 
 use crate::signaling::protocol::{check_name, ErrorCode};
@@ -40,20 +43,24 @@ pub(crate) fn router() -> Router<AppState> {
 
 async fn whip(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(room): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    start(state, false, room, headers, body).await
+    let from = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    start(state, false, room, headers, body, from).await
 }
 
 async fn whep(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(room): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    start(state, true, room, headers, body).await
+    let from = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    start(state, true, room, headers, body, from).await
 }
 
 async fn start(
@@ -62,6 +69,7 @@ async fn start(
     room: String,
     headers: HeaderMap,
     body: Bytes,
+    from: Option<IpAddr>,
 ) -> Response {
     let sdp_type = headers
         .get(header::CONTENT_TYPE)
@@ -86,7 +94,7 @@ async fn start(
     let token = bearer(&headers);
     match state
         .engine
-        .http_session(whep, room.clone(), token, offer)
+        .http_session(whep, room.clone(), token, offer, from)
         .await
     {
         Ok((resource, answer)) => {

@@ -88,3 +88,41 @@ async fn rooms_and_sessions_have_server_wide_limits() {
     assert!(taken, "a freed seat (and room) is taken again");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_address_has_at_most_its_share() {
+    let mut config = lanrelay::Config::loopback(temp_dir("certs"));
+    config.max_per_address = 2;
+    let server = lanrelay::start(config).await.expect("server starts");
+    let (_one, joined) = join(&server, "x").await;
+    assert!(
+        matches!(joined, Some(ServerMsg::Joined { .. })),
+        "{joined:?}"
+    );
+    let (_two, joined) = join(&server, "y").await;
+    assert!(
+        matches!(joined, Some(ServerMsg::Joined { .. })),
+        "{joined:?}"
+    );
+    // A third session from 127.0.0.1 is one too many.
+    let (mut three, refused) = join(&server, "x").await;
+    match refused {
+        Some(ServerMsg::Error {
+            code: ErrorCode::Unavailable,
+            message,
+        }) => {
+            assert!(message.contains("already has 2 sessions"), "{message}")
+        }
+        other => panic!("expected the limit per address, got {other:?}"),
+    }
+    assert!(
+        recv(&mut three).await.is_none(),
+        "the refused socket closes"
+    );
+    let (_, metrics) = common::https_get(&server, "/metrics").await;
+    assert!(
+        metrics.contains("lanrelay_refused_total{limit=\"per_address\"} 1\n"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}

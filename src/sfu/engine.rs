@@ -71,6 +71,8 @@ pub struct Status {
     pub refused_rooms: u64,
     /// Joins and WHIP/WHEP sessions refused at the server-wide session limit.
     pub refused_sessions: u64,
+    /// Joins and WHIP/WHEP sessions refused at the limit per client address.
+    pub refused_per_address: u64,
     /// Route changes the receive task had no room for.
     pub route_drops: u64,
     /// Commands that found their worker gone (the engine stopping).
@@ -116,9 +118,18 @@ impl EngineHandle {
     /// room, never behind media); false when the engine has stopped.
     pub async fn send(&self, cmd: Command) -> bool {
         let (worker, home) = match &cmd {
-            Command::Join { id, room, role, .. } => {
+            Command::Join {
+                id,
+                room,
+                role,
+                from,
+                ..
+            } => {
                 // Browser viewers may be served by a worker other than their room's.
-                match self.registry.admit(*id, room.trim(), *role == Role::Viewer) {
+                match self
+                    .registry
+                    .admit(*id, room.trim(), *role == Role::Viewer, *from)
+                {
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::Join { tx, .. } = cmd {
@@ -138,9 +149,15 @@ impl EngineHandle {
                     None => return true,
                 }
             }
-            Command::HttpSession { whep, id, room, .. } => {
+            Command::HttpSession {
+                whep,
+                id,
+                room,
+                from,
+                ..
+            } => {
                 // WHEP players are viewers, and may be served by another worker too.
-                match self.registry.admit(*id, room.trim(), *whep) {
+                match self.registry.admit(*id, room.trim(), *whep, *from) {
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::HttpSession { reply, .. } = cmd {
@@ -185,10 +202,11 @@ impl EngineHandle {
 
     pub async fn status(&self) -> Option<Status> {
         let reports = self.ask_all(|reply| Control::Status { reply }).await?;
-        let (refused_rooms, refused_sessions) = self.registry.refused();
+        let (refused_rooms, refused_sessions, refused_per_address) = self.registry.refused();
         let mut status = Status {
             refused_rooms,
             refused_sessions,
+            refused_per_address,
             unroutable_datagrams: self.receive.unroutable(),
             control_drops: self.control_drops.load(Ordering::Relaxed),
             ..Status::default()
@@ -216,6 +234,7 @@ impl EngineHandle {
         room: String,
         token: Option<String>,
         offer: String,
+        from: Option<std::net::IpAddr>,
     ) -> HttpAnswer {
         let (reply, rx) = oneshot::channel();
         let id = next_peer_id();
@@ -226,6 +245,7 @@ impl EngineHandle {
             token,
             offer,
             reply,
+            from,
         };
         let unavailable = || {
             (
@@ -296,6 +316,8 @@ pub struct Limits {
     pub max_rooms: usize,
     /// Participants, viewers and WHIP/WHEP sessions at once, server-wide.
     pub max_sessions: usize,
+    /// Sessions from one client address at once.
+    pub max_per_address: usize,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -311,6 +333,7 @@ pub(crate) fn spawn(
         limits.spread_viewers_after,
         limits.max_rooms,
         limits.max_sessions,
+        limits.max_per_address,
     ));
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));
@@ -417,6 +440,7 @@ mod tests {
                 mode: Default::default(),
                 token: None,
                 tx,
+                from: None,
             };
             let sent = tokio::time::timeout(Duration::from_secs(1), handle.send(join)).await;
             assert_eq!(sent, Ok(true), "join {id} is not held up by media");

@@ -11,7 +11,7 @@
 //! And back from the workers, the **route lane**: the addresses whose DTLS and SRTP
 //! belong to each worker, learnt from authenticated STUN.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +77,8 @@ pub enum Command {
         token: Option<String>,
         /// Where the engine sends this participant's messages.
         tx: mpsc::Sender<ServerMsg>,
+        /// The client's address (limits per address), when known.
+        from: Option<IpAddr>,
     },
     Signal {
         id: PeerId,
@@ -94,6 +96,8 @@ pub enum Command {
         token: Option<String>,
         offer: String,
         reply: oneshot::Sender<HttpAnswer>,
+        /// The client's address (limits per address), when known.
+        from: Option<IpAddr>,
     },
 }
 

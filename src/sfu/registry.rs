@@ -16,6 +16,7 @@
 //! the packet path.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::signaling::protocol::PeerId;
@@ -39,6 +40,8 @@ pub(crate) struct Registry {
     /// WHIP/WHEP sessions) that may be in them.
     max_rooms: usize,
     max_sessions: usize,
+    /// Sessions one client address may have at once.
+    max_per_address: usize,
 }
 
 /// Why [`Registry::admit`] turned someone away: a server-wide limit.
@@ -48,6 +51,8 @@ pub(crate) enum Refused {
     Rooms(usize),
     #[error("the server has its maximum of {0} participants and viewers; try again later")]
     Sessions(usize),
+    #[error("your address already has {0} sessions on this server, its maximum")]
+    Address(usize),
 }
 
 #[derive(Debug)]
@@ -62,14 +67,17 @@ struct RoomEntry {
 #[derive(Debug, Default)]
 struct Inner {
     rooms: HashMap<String, RoomEntry>,
-    /// Participant → (its worker, its room, whether it counts as a spread viewer).
-    peers: HashMap<PeerId, (usize, String, bool)>,
+    /// Participant → (its worker, its room, whether it counts as a spread viewer, the
+    /// address it came from).
+    peers: HashMap<PeerId, (usize, String, bool, Option<IpAddr>)>,
+    /// Sessions per client address (only addresses with at least one).
+    per_address: HashMap<IpAddr, usize>,
     /// Participants per worker.
     load: Vec<usize>,
     /// Rooms per home worker.
     rooms_on: Vec<usize>,
-    /// Refusals so far: (rooms, sessions).
-    refused: (u64, u64),
+    /// Refusals so far: (rooms, sessions, per address).
+    refused: (u64, u64, u64),
 }
 
 impl Registry {
@@ -77,19 +85,22 @@ impl Registry {
     /// No server-wide limits (see [`Registry::with_limits`]).
     #[cfg(test)]
     pub(crate) fn new(workers: usize, spread_after: usize) -> Self {
-        Self::with_limits(workers, spread_after, usize::MAX, usize::MAX)
+        Self::with_limits(workers, spread_after, usize::MAX, usize::MAX, usize::MAX)
     }
 
-    /// With at most `max_rooms` rooms and `max_sessions` sessions server-wide.
+    /// With at most `max_rooms` rooms and `max_sessions` sessions server-wide, and
+    /// `max_per_address` sessions from one client address.
     pub(crate) fn with_limits(
         workers: usize,
         spread_after: usize,
         max_rooms: usize,
         max_sessions: usize,
+        max_per_address: usize,
     ) -> Self {
         Registry {
             max_rooms,
             max_sessions,
+            max_per_address,
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
                 rooms_on: vec![0; workers.max(1)],
@@ -106,9 +117,23 @@ impl Registry {
 
     /// Routes a new participant of `room`. `viewer`: a receive-only browser, which may
     /// be served by a worker other than the room's home.
-    pub(crate) fn admit(&self, id: PeerId, room: &str, viewer: bool) -> Result<Placement, Refused> {
+    /// `from`: the client's address, when known (a session from inside the server,
+    /// such as a test, has none).
+    pub(crate) fn admit(
+        &self,
+        id: PeerId,
+        room: &str,
+        viewer: bool,
+        from: Option<IpAddr>,
+    ) -> Result<Placement, Refused> {
         let mut g = self.lock();
         let inner = &mut *g;
+        if let Some(ip) = from {
+            if inner.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
+                inner.refused.2 += 1;
+                return Err(Refused::Address(self.max_per_address));
+            }
+        }
         if inner.peers.len() >= self.max_sessions {
             inner.refused.1 += 1;
             return Err(Refused::Sessions(self.max_sessions));
@@ -143,27 +168,41 @@ impl Registry {
             entry.viewers_on[worker] += 1;
         }
         inner.load[worker] += 1;
-        inner.peers.insert(id, (worker, room.to_string(), viewer));
+        inner
+            .peers
+            .insert(id, (worker, room.to_string(), viewer, from));
+        if let Some(ip) = from {
+            *inner.per_address.entry(ip).or_default() += 1;
+        }
         Ok(Placement { worker, home })
     }
 
-    /// Refusals so far: (rooms over `max_rooms`, sessions over `max_sessions`).
-    pub(crate) fn refused(&self) -> (u64, u64) {
+    /// Refusals so far: (rooms over `max_rooms`, sessions over `max_sessions`,
+    /// sessions over `max_per_address`).
+    pub(crate) fn refused(&self) -> (u64, u64, u64) {
         self.lock().refused
     }
 
     /// The worker serving a participant, while it is routed.
     pub(crate) fn worker_of(&self, id: PeerId) -> Option<usize> {
-        self.lock().peers.get(&id).map(|(w, _, _)| *w)
+        self.lock().peers.get(&id).map(|(w, _, _, _)| *w)
     }
 
     /// The participant is gone from its worker (left, refused, or failed). Idempotent.
     pub(crate) fn release(&self, id: PeerId) {
         let mut g = self.lock();
         let inner = &mut *g;
-        let Some((worker, room, viewer)) = inner.peers.remove(&id) else {
+        let Some((worker, room, viewer, from)) = inner.peers.remove(&id) else {
             return;
         };
+        if let Some(ip) = from {
+            if let Some(n) = inner.per_address.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    inner.per_address.remove(&ip);
+                }
+            }
+        }
         inner.load[worker] = inner.load[worker].saturating_sub(1);
         if let Some(entry) = inner.rooms.get_mut(&room) {
             entry.refs = entry.refs.saturating_sub(1);
@@ -190,40 +229,63 @@ mod tests {
 
     #[test]
     fn server_wide_limits_refuse_new_rooms_and_sessions() {
-        let r = Registry::with_limits(2, usize::MAX, 2, 3);
-        assert!(r.admit(1, "a", false).is_ok());
-        assert!(r.admit(2, "b", false).is_ok());
+        let r = Registry::with_limits(2, usize::MAX, 2, 3, usize::MAX);
+        assert!(r.admit(1, "a", false, None).is_ok());
+        assert!(r.admit(2, "b", false, None).is_ok());
         assert_eq!(
-            r.admit(3, "c", false),
+            r.admit(3, "c", false, None),
             Err(Refused::Rooms(2)),
             "a third room"
         );
-        assert!(r.admit(4, "a", false).is_ok(), "an existing room is fine");
-        assert_eq!(r.admit(5, "a", false), Err(Refused::Sessions(3)));
-        assert_eq!(r.refused(), (1, 1));
+        assert!(
+            r.admit(4, "a", false, None).is_ok(),
+            "an existing room is fine"
+        );
+        assert_eq!(r.admit(5, "a", false, None), Err(Refused::Sessions(3)));
+        assert_eq!(r.refused(), (1, 1, 0));
         r.release(1);
         r.release(4);
         assert!(
-            r.admit(6, "c", false).is_ok(),
+            r.admit(6, "c", false, None).is_ok(),
             "room a closed: room c may open"
         );
     }
 
     #[test]
+    fn one_address_has_at_most_its_share() {
+        let r = Registry::with_limits(1, usize::MAX, 100, 100, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(r.admit(1, "x", false, Some(a)).is_ok());
+        assert!(r.admit(2, "y", false, Some(a)).is_ok());
+        assert_eq!(r.admit(3, "z", false, Some(a)), Err(Refused::Address(2)));
+        assert!(
+            r.admit(4, "x", false, Some(b)).is_ok(),
+            "another address is fine"
+        );
+        r.release(1);
+        assert!(
+            r.admit(5, "x", false, Some(a)).is_ok(),
+            "a freed session counts back"
+        );
+        assert_eq!(r.refused(), (0, 0, 1));
+    }
+
+    #[test]
     fn rooms_spread_over_workers_and_stay_together() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false).unwrap().worker;
-        let b = r.admit(2, "b", false).unwrap().worker;
+        let a = r.admit(1, "a", false, None).unwrap().worker;
+        let b = r.admit(2, "b", false, None).unwrap().worker;
         assert_ne!(a, b, "the second room goes to the idle worker");
         assert_eq!(
-            r.admit(3, "a", false).unwrap().worker,
+            r.admit(3, "a", false, None).unwrap().worker,
             a,
             "a room's participants share its worker"
         );
-        assert_eq!(r.admit(4, "a", false).unwrap().worker, a);
+        assert_eq!(r.admit(4, "a", false, None).unwrap().worker, a);
         assert_eq!(r.load()[a], 3);
         // Both have one room; b has fewer participants, so a new room goes there.
-        assert_eq!(r.admit(5, "c", false).unwrap().worker, b);
+        assert_eq!(r.admit(5, "c", false, None).unwrap().worker, b);
         assert_eq!(r.worker_of(3), Some(a));
     }
 
@@ -231,13 +293,13 @@ mod tests {
     fn rooms_opening_together_are_balanced_by_count() {
         let r = Registry::new(2, usize::MAX);
         // a fills up before b, c and d get their second participant.
-        let a = r.admit(1, "a", false).unwrap().worker;
+        let a = r.admit(1, "a", false, None).unwrap().worker;
         for id in 2..6 {
-            r.admit(id, "a", false).unwrap();
+            r.admit(id, "a", false, None).unwrap();
         }
-        let b = r.admit(6, "b", false).unwrap().worker;
-        let c = r.admit(7, "c", false).unwrap().worker;
-        let d = r.admit(8, "d", false).unwrap().worker;
+        let b = r.admit(6, "b", false, None).unwrap().worker;
+        let c = r.admit(7, "c", false, None).unwrap().worker;
+        let d = r.admit(8, "d", false, None).unwrap().worker;
         assert_ne!(a, b);
         assert_eq!(c, b, "same room count: the one with fewer participants");
         assert_eq!(d, a, "then the one with fewer rooms: two rooms each");
@@ -246,8 +308,8 @@ mod tests {
     #[test]
     fn a_room_is_forgotten_when_its_last_participant_is_released() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false).unwrap().worker;
-        r.admit(2, "a", false).unwrap();
+        let a = r.admit(1, "a", false, None).unwrap().worker;
+        r.admit(2, "a", false, None).unwrap();
         r.release(1);
         r.release(1);
         assert_eq!(r.load()[a], 1, "releasing twice counts once");
@@ -255,26 +317,26 @@ mod tests {
         assert_eq!(r.worker_of(2), None);
         assert_eq!(r.load(), vec![0, 0]);
         // The other worker has a room now; the room reopens on the idle one.
-        let other = r.admit(3, "b", false).unwrap().worker;
-        assert_eq!(r.admit(4, "a", false).unwrap().worker, 1 - other);
+        let other = r.admit(3, "b", false, None).unwrap().worker;
+        assert_eq!(r.admit(4, "a", false, None).unwrap().worker, 1 - other);
     }
 
     #[test]
     fn viewers_spread_once_the_home_serves_enough_of_them() {
         let r = Registry::new(2, 2);
-        let home = r.admit(1, "big", false).unwrap().worker;
+        let home = r.admit(1, "big", false, None).unwrap().worker;
         let other = 1 - home;
         // Two viewers stay home, with the publisher.
         for id in 2..4 {
             assert_eq!(
-                r.admit(id, "big", true).unwrap(),
+                r.admit(id, "big", true, None).unwrap(),
                 Placement { worker: home, home }
             );
         }
         // Then the least loaded worker takes each: the other one, until they are even.
         for id in 4..7 {
             assert_eq!(
-                r.admit(id, "big", true).unwrap(),
+                r.admit(id, "big", true, None).unwrap(),
                 Placement {
                     worker: other,
                     home
@@ -283,15 +345,15 @@ mod tests {
         }
         assert_eq!(r.load(), vec![3, 3]);
         // Even: the home wins the tie.
-        assert_eq!(r.admit(7, "big", true).unwrap().worker, home);
+        assert_eq!(r.admit(7, "big", true, None).unwrap().worker, home);
         // Participants always go home.
-        assert_eq!(r.admit(8, "big", false).unwrap().worker, home);
+        assert_eq!(r.admit(8, "big", false, None).unwrap().worker, home);
         // The room stays while a viewer served elsewhere remains.
         for id in [1, 2, 3, 7, 8] {
             r.release(id);
         }
         assert_eq!(
-            r.admit(9, "big", false).unwrap().worker,
+            r.admit(9, "big", false, None).unwrap().worker,
             home,
             "the room kept its home"
         );

@@ -315,6 +315,7 @@ impl Worker {
                 mode,
                 token,
                 tx,
+                from: _,
             } => {
                 self.sessions.insert(id, tx);
                 if home == self.index {
@@ -336,6 +337,7 @@ impl Worker {
                 token,
                 offer,
                 reply,
+                from: _,
             } => {
                 if whep && home != self.index {
                     // Answered once the room's home has admitted the player.

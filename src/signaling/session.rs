@@ -2,6 +2,7 @@
 //! the media engine, and writes the engine's messages back. Detects a browser that
 //! vanished without closing (no answer to pings) and tells the engine it left.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -22,7 +23,8 @@ pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one WebSocket until it closes.
-pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
+/// `from`: the client's address, for the limits per address.
+pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle, from: Option<IpAddr>) {
     let id: PeerId = engine::next_peer_id();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut tx = Some(tx);
@@ -63,7 +65,7 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle) {
                     ClientMsg::Join { room, name, role, mode, token } if !joined => {
                         joined = true;
                         let Some(tx) = tx.take() else { break "error" };
-                        Command::Join { id, room, name, role, mode, token, tx }
+                        Command::Join { id, room, name, role, mode, token, tx, from }
                     }
                     ClientMsg::Join { .. } => {
                         if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break why }

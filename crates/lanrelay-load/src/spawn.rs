@@ -33,10 +33,25 @@ impl Spawned {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         ));
+        // Every simulated participant comes from 127.0.0.1: lift the limits per
+        // address and server-wide, on servers that have them (an older build, run
+        // for an A/B comparison, would refuse the flags).
+        let help = Command::new(binary)
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut lifted: Vec<&str> = Vec::new();
+        for flag in ["--max-per-address", "--max-sessions", "--max-rooms"] {
+            if help.contains(flag) {
+                lifted.extend([flag, "1000000"]);
+            }
+        }
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--certs"])
             .arg(&certs)
             .args(["--room-capacity", &room_capacity.clamp(1, 1000).to_string()])
+            .args(&lifted)
             .args(extra)
             // Per-join info lines are not what is measured.
             .env("RUST_LOG", "lanrelay=warn")
