@@ -3,16 +3,18 @@
 //! page data ([`crate::trust`]), and Prometheus metrics ([`crate::metrics`]). What
 //! `/api/rooms` and `/metrics` show depends on the caller's token ([`crate::api`]).
 
-use axum::extract::rejection::QueryRejection;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 
+use crate::api::Audience;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
 use crate::state::AppState;
 use crate::trust;
@@ -90,22 +92,29 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The query's token; a query that does not parse carries none.
-fn query_token(q: &Result<Query<TokenQuery>, QueryRejection>) -> Option<&str> {
-    q.as_ref().ok().and_then(|Query(q)| q.token.as_deref())
+/// Who is asking: the audience its token (header or `?token=`) makes it. A query
+/// that does not parse carries no token.
+struct Caller(Audience);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query: Result<Query<TokenQuery>, QueryRejection> =
+            Query::from_request_parts(parts, state).await;
+        let from_query = query.as_ref().ok().and_then(|Query(q)| q.token.as_deref());
+        let token = crate::api::request_token(&parts.headers, from_query);
+        Ok(Caller(state.access.audience(token)))
+    }
 }
 
 /// Counters and gauges in the Prometheus text format. No names or addresses (see
 /// [`crate::metrics`]), but the activity of every room: when an operator token is set,
 /// only its holder may scrape.
-async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Response {
-    let audience = state
-        .access
-        .audience(crate::api::request_token(&headers, query_token(&query)));
+async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Response {
     if !state.access.may_scrape(&audience) {
         let mut res = (
             StatusCode::UNAUTHORIZED,
@@ -129,14 +138,7 @@ async fn metrics(
 
 /// Every room the caller may see with its participants, the path each receives on,
 /// and the server's measurements of relayed legs (addresses for the operator only).
-async fn rooms(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Response {
-    let audience = state
-        .access
-        .audience(crate::api::request_token(&headers, query_token(&query)));
+async fn rooms(State(state): State<AppState>, Caller(audience): Caller) -> Response {
     match state.engine.rooms().await {
         Some(rooms) => Json(state.access.filter(&audience, rooms)).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
@@ -148,12 +150,8 @@ async fn rooms(
 async fn room(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
+    Caller(audience): Caller,
 ) -> Response {
-    let audience = state
-        .access
-        .audience(crate::api::request_token(&headers, query_token(&query)));
     let Some(rooms) = state.engine.rooms().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
     };
