@@ -316,6 +316,13 @@ pub fn check_name(s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Checks a participant's display name: as [`check_name`], except that the zero-width
+/// joiner (U+200D) is allowed, since emoji such as 👨‍👩‍👧 are made with it. A display
+/// name opens nothing, so a look-alike does no harm; room names stay strict.
+pub fn check_display_name(s: &str) -> Result<(), NameError> {
+    check_name(&s.replace('\u{200D}', ""))
+}
+
 /// Whether `c` is in the Unicode general category Cf (format characters: invisible,
 /// they change how text around them is shown). The whole category as of Unicode 16;
 /// std has no general-category lookup, and one table of 21 ranges is not worth a crate.
@@ -446,6 +453,17 @@ mod tests {
 
     /// Names that differ from a room's only by invisible characters are refused, so
     /// they cannot become a second, unprotected room that looks the same.
+    #[test]
+    fn emoji_sequences_are_fine_in_display_names_only() {
+        let family = "dad 👨\u{200D}👩\u{200D}👧";
+        assert_eq!(check_display_name(family), Ok(()));
+        assert_eq!(check_name(family), Err(NameError::Invisible('\u{200D}')));
+        assert!(
+            check_display_name("a\u{200B}b").is_err(),
+            "other invisibles stay out"
+        );
+    }
+
     #[test]
     fn invisible_characters_are_refused() {
         for c in [

@@ -12,7 +12,9 @@ use super::{refusal, Output, Shard};
 use crate::room::JoinError;
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::peer::{Client, DownState, Local, Peer, Served};
-use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
+use crate::signaling::protocol::{
+    check_display_name, check_name, ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg,
+};
 
 /// How an admitted peer will be served.
 pub(super) enum Arrival {
@@ -213,7 +215,7 @@ impl Shard {
             self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"));
             return None;
         }
-        let refused = match (check_name(room), check_name(name)) {
+        let refused = match (check_name(room), check_display_name(name)) {
             (Err(e), _) => Some(format!("the room name {e}")),
             (_, Err(e)) => Some(format!("your name {e}")),
             _ => None,
