@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use lanrelay::sfu::codec::{starts_keyframe, vp8_keyframe_width};
 use lanrelay::sfu::demux::{classify, stun_local_ufrag, Kind};
 use lanrelay::sfu::rewrite::{Rewriter, Vp8Rewriter};
+use lanrelay::sfu::shard::{ufrag_worker, MAX_WORKERS};
 use lanrelay::signaling::protocol::{
     check_name, valid_name, ClientMsg, DirectSignal, Mode, Path, Quality, Role, MAX_NAME_CHARS,
 };
@@ -142,6 +143,17 @@ proptest! {
             _ => Kind::Other,
         };
         prop_assert_eq!(kind, expected);
+    }
+
+    /// The worker a ufrag names: its first character, when alphanumeric.
+    #[test]
+    fn ufrag_worker_any_string(u in prop_oneof![any::<String>(), "[ -~]{0,4}"]) {
+        let w = ufrag_worker(&u);
+        let alnum = u.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric);
+        prop_assert_eq!(w.is_some(), alnum);
+        if let Some(w) = w {
+            prop_assert!(w < MAX_WORKERS);
+        }
     }
 
     /// Arbitrary datagrams: no panic; a ufrag found is a borrowed piece without ':'.
@@ -905,6 +917,49 @@ proptest! {
         sdp in prop_oneof![any::<String>(), "([a-z]=[ -~]{0,20}\r\n){0,10}"],
     ) {
         let _ = SdpOffer::from_sdp_string(&sdp);
+    }
+}
+
+/// An `Rtc` configured as the server configures each peer's (ICE lite, RTP mode, Opus,
+/// VP8 and H.264, one DTLS certificate shared by all).
+fn server_rtc() -> Rtc {
+    static CERT: OnceLock<str0m::config::DtlsCert> = OnceLock::new();
+    let cert = CERT.get_or_init(|| {
+        str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("a DTLS certificate")
+    });
+    let mut rtc = Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_dtls_cert(cert.clone())
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .build(Instant::now());
+    let addr = "192.168.1.2:3478".parse().unwrap();
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    rtc
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    /// Mutated real offers that parse are then accepted (or refused) by an `Rtc` set up
+    /// as the server's, as a WHIP/WHEP or WebSocket offer is: no panic.
+    #[test]
+    fn sdp_offer_mutated_accepted(
+        which in any::<prop::sample::Index>(),
+        mutations in proptest::collection::vec(sdp_mutation(), 0..4),
+    ) {
+        let offers = real_offers();
+        let sdp = mutate_sdp(&offers[which.index(offers.len())], &mutations);
+        if let Ok(offer) = SdpOffer::from_sdp_string(&sdp) {
+            let mut rtc = server_rtc();
+            let _ = rtc.sdp_api().accept_offer(offer);
+        }
     }
 }
 
