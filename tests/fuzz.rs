@@ -963,6 +963,73 @@ proptest! {
     }
 }
 
+/// A server-like `Rtc` with a pending offer of audio and video, and a str0m client's
+/// real answer to it.
+fn offer_and_answer(simulcast: bool) -> (Rtc, str0m::change::SdpPendingOffer, String) {
+    let mut server = server_rtc();
+    let mut api = server.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let simulcast = simulcast.then(|| {
+        let mut s = str0m::media::Simulcast::new();
+        s.recv = ["h", "l"]
+            .into_iter()
+            .map(str0m::media::SimulcastLayer::new)
+            .collect();
+        s
+    });
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, simulcast);
+    let (offer, pending) = api.apply().expect("an offer");
+    let mut client = Rtc::builder().build(Instant::now());
+    let addr = "192.168.1.30:40000".parse().unwrap();
+    client.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let answer = client
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("the client accepts the offer");
+    (server, pending, answer.to_sdp_string())
+}
+
+proptest! {
+    #![proptest_config(cases(200))]
+
+    /// A browser's answer (over the WebSocket), mutated: str0m parses it and the
+    /// server's `Rtc` accepts it against its pending offer, or refuses it: no panic.
+    #[test]
+    fn sdp_answer_mutated_accepted(
+        simulcast in any::<bool>(),
+        mutations in proptest::collection::vec(sdp_mutation(), 0..4),
+    ) {
+        let (mut server, pending, answer) = offer_and_answer(simulcast);
+        let sdp = mutate_sdp(&answer, &mutations);
+        if let Ok(answer) = str0m::change::SdpAnswer::from_sdp_string(&sdp) {
+            let _ = server.sdp_api().accept_answer(pending, answer);
+        }
+    }
+}
+
+#[test]
+fn real_answers_are_accepted() {
+    for simulcast in [false, true] {
+        let (mut server, pending, answer) = offer_and_answer(simulcast);
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).expect("it parses");
+        server
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("the server accepts the unmutated answer");
+    }
+}
+
+#[test]
+fn real_offers_are_accepted() {
+    for sdp in real_offers() {
+        let offer = SdpOffer::from_sdp_string(sdp).expect("str0m's own offer parses");
+        server_rtc()
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("the server accepts the unmutated offer");
+    }
+}
+
 #[test]
 fn real_offers_parse() {
     for sdp in real_offers() {
