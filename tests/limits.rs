@@ -22,6 +22,17 @@ async fn join(server: &lanrelay::Server, room: &str) -> (Ws, Option<ServerMsg>) 
     (ws, answer)
 }
 
+/// A refusal for a limit: `unavailable`, with the limit in words.
+fn expect_limit(answer: Option<ServerMsg>, words: &str) {
+    match answer {
+        Some(ServerMsg::Error {
+            code: ErrorCode::Unavailable,
+            message,
+        }) => assert!(message.contains(words), "{message}"),
+        other => panic!("expected a refusal naming \"{words}\", got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn rooms_and_sessions_have_server_wide_limits() {
     let mut config = lanrelay::Config::loopback(temp_dir("certs"));
@@ -41,15 +52,7 @@ async fn rooms_and_sessions_have_server_wide_limits() {
     );
     // A third room is one too many.
     let (mut c1, refused) = join(&server, "c").await;
-    match refused {
-        Some(ServerMsg::Error {
-            code: ErrorCode::Unavailable,
-            message,
-        }) => {
-            assert!(message.contains("maximum of 2 rooms"), "{message}")
-        }
-        other => panic!("expected the rooms limit, got {other:?}"),
-    }
+    expect_limit(refused, "maximum of 2 rooms");
     assert!(recv(&mut c1).await.is_none(), "the refused socket closes");
     // An existing room still takes people, up to the session limit.
     let (_a2, joined) = join(&server, "a").await;
@@ -58,15 +61,7 @@ async fn rooms_and_sessions_have_server_wide_limits() {
         "{joined:?}"
     );
     let (_a3, refused) = join(&server, "a").await;
-    match refused {
-        Some(ServerMsg::Error {
-            code: ErrorCode::Unavailable,
-            message,
-        }) => {
-            assert!(message.contains("maximum of 3 participants"), "{message}")
-        }
-        other => panic!("expected the sessions limit, got {other:?}"),
-    }
+    expect_limit(refused, "maximum of 3 participants");
     let (status, metrics) = common::https_get(&server, "/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -106,15 +101,7 @@ async fn one_address_has_at_most_its_share() {
     );
     // A third session from 127.0.0.1 is one too many.
     let (mut three, refused) = join(&server, "x").await;
-    match refused {
-        Some(ServerMsg::Error {
-            code: ErrorCode::Unavailable,
-            message,
-        }) => {
-            assert!(message.contains("already has 2 sessions"), "{message}")
-        }
-        other => panic!("expected the limit per address, got {other:?}"),
-    }
+    expect_limit(refused, "already has 2 sessions");
     assert!(
         recv(&mut three).await.is_none(),
         "the refused socket closes"

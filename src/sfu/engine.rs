@@ -25,7 +25,7 @@ use super::receive;
 use super::registry::Registry;
 use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
-use super::worker::{self, WorkerLanes};
+use super::worker::{self, ToReceive, WorkerLanes};
 use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
 
 pub use super::lanes::{Command, WorkerStatus};
@@ -365,13 +365,15 @@ pub(crate) fn spawn(
             media.candidates.clone(),
             registry.clone(),
             links.clone(),
+            ToReceive {
+                recycle: recycle_tx.clone(),
+                routes: route_tx.clone(),
+            },
         );
         let lanes = WorkerLanes {
             control: control_rx,
             media: media_rx,
             links: link_rx,
-            recycle: recycle_tx.clone(),
-            routes: route_tx.clone(),
         };
         std::thread::Builder::new()
             .name(format!("media-{index}"))

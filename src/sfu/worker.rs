@@ -78,14 +78,18 @@ impl Links {
 /// Most queued messages a worker handles before it flushes and checks its timers.
 const MAX_MESSAGES_PER_TURN: usize = 64;
 
-/// The lanes of one worker: what it reads and where it returns used batches and
-/// sends route changes.
+/// The lanes a worker reads.
 pub(crate) struct WorkerLanes {
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) media: mpsc::Receiver<Batch>,
     pub(crate) links: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
-    /// Emptied batches go back to the receive task to be filled again.
+}
+
+/// The lanes back to the receive task.
+pub(crate) struct ToReceive {
+    /// Emptied batches go back to be filled again.
     pub(crate) recycle: mpsc::Sender<Batch>,
+    /// Route changes: addresses this worker's peers proved, or gave up.
     pub(crate) routes: mpsc::Sender<Route>,
 }
 
@@ -112,8 +116,7 @@ pub(crate) struct Worker {
     session_drops: u64,
     direct_drops: u64,
     route_drops: u64,
-    recycle: Option<mpsc::Sender<Batch>>,
-    routes: Option<mpsc::Sender<Route>>,
+    to_receive: ToReceive,
 }
 
 impl Worker {
@@ -123,6 +126,7 @@ impl Worker {
         candidates: Vec<SocketAddr>,
         registry: Arc<Registry>,
         links: Arc<Links>,
+        to_receive: ToReceive,
     ) -> Self {
         let sets_source = senders
             .iter()
@@ -144,8 +148,7 @@ impl Worker {
             session_drops: 0,
             direct_drops: 0,
             route_drops: 0,
-            recycle: None,
-            routes: None,
+            to_receive,
         }
     }
 }
@@ -174,11 +177,7 @@ async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
         mut control,
         mut media,
         links: mut link_rx,
-        recycle,
-        routes,
     } = lanes;
-    w.recycle = Some(recycle);
-    w.routes = Some(routes);
     let mut woke = Instant::now();
     loop {
         // What the inputs produced goes out first; then the timers that came due while
@@ -242,10 +241,8 @@ impl Worker {
             shard.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
         }
         batch.clear();
-        if let Some(r) = &self.recycle {
-            // The receive task has enough spare batches when this fails.
-            let _ = r.try_send(batch);
-        }
+        // The receive task has enough spare batches when this fails.
+        let _ = self.to_receive.recycle.try_send(batch);
     }
 
     /// Messages from other workers.
@@ -376,10 +373,8 @@ impl Worker {
                         worker: self.index,
                         learnt,
                     };
-                    if let Some(r) = &self.routes {
-                        if r.try_send(route).is_err() {
-                            self.route_drops += 1;
-                        }
+                    if self.to_receive.routes.try_send(route).is_err() {
+                        self.route_drops += 1;
                     }
                 }
                 Output::Transmit(t) => {

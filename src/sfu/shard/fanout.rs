@@ -9,7 +9,8 @@ use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
-use tracing::{debug, warn};
+use str0m::RtcError;
+use tracing::debug;
 
 use super::{Output, Shard};
 use crate::sfu::codec;
@@ -25,7 +26,7 @@ enum Written {
     /// Written (and the receiver's `Rtc` drained).
     Sent,
     /// The receiver's `Rtc` failed.
-    Failed,
+    Failed(RtcError),
 }
 
 impl Shard {
@@ -161,10 +162,7 @@ impl Shard {
                     // str0m sends a written packet on its pacer's next turn.
                     self.after_write(now, sub);
                 }
-                Written::Failed => {
-                    warn!(id = sub, "media connection failed while forwarding");
-                    self.doomed.push((sub, "error"));
-                }
+                Written::Failed(e) => self.fail(sub, &e),
             }
         }
         if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
@@ -389,6 +387,6 @@ fn write_down(
     match wrote {
         Ok(true) => Written::Sent,
         Ok(false) => Written::Skipped,
-        Err(_) => Written::Failed,
+        Err(e) => Written::Failed(e),
     }
 }

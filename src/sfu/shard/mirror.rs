@@ -129,14 +129,7 @@ impl Shard {
             LinkMsg::Refused { id, code, message } => {
                 if let Some(pending) = self.pending_admits.remove(&id) {
                     info!(id, "join refused by the room's home: {message}");
-                    if pending.whep.is_some() {
-                        self.out
-                            .push_back(Output::HttpAnswer(id, Err((code, message))));
-                    } else {
-                        self.out
-                            .push_back(Output::Signal(id, ServerMsg::error(code, message)));
-                        self.out.push_back(Output::Close(id));
-                    }
+                    self.refuse_waiting(id, pending.whep.is_some(), (code, message));
                 }
             }
             LinkMsg::Signal { id, msg } => {
@@ -231,6 +224,19 @@ impl Shard {
         self.out.push_back(Output::Link(from, msg));
     }
 
+    /// Mirror: viewer `id`, which was waiting to be admitted, hears why not: a WHEP
+    /// player as its HTTP answer, a browser on its WebSocket, which then closes.
+    fn refuse_waiting(&mut self, id: PeerId, whep: bool, (code, message): (ErrorCode, String)) {
+        if whep {
+            self.out
+                .push_back(Output::HttpAnswer(id, Err((code, message))));
+        } else {
+            self.out
+                .push_back(Output::Signal(id, ServerMsg::error(code, message)));
+            self.out.push_back(Output::Close(id));
+        }
+    }
+
     /// Mirror: the home admitted viewer `id` into `room`.
     #[allow(clippy::too_many_arguments)]
     fn admitted(
@@ -288,16 +294,9 @@ impl Shard {
         room: &str,
         home: usize,
         whep: bool,
-        (code, message): (ErrorCode, String),
+        why: (ErrorCode, String),
     ) {
-        if whep {
-            self.out
-                .push_back(Output::HttpAnswer(id, Err((code, message))));
-        } else {
-            self.out
-                .push_back(Output::Signal(id, ServerMsg::error(code, message)));
-            self.out.push_back(Output::Close(id));
-        }
+        self.refuse_waiting(id, whep, why);
         let msg = LinkMsg::ViewerLeft {
             room: room.to_string(),
             id,

@@ -37,7 +37,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
 use str0m::net::Transmit;
-use str0m::{Candidate, Event, IceConnectionState, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
 mod admit;
@@ -359,13 +359,18 @@ impl Shard {
         let r = match driver.mutate(&mut self.drained, change) {
             Ok(r) => Some(r),
             Err(e) => {
-                warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
                 None
             }
         };
         self.schedule(id);
         r
+    }
+
+    /// Peer `id`'s `Rtc` failed: the peer is removed once the current event is handled.
+    fn fail(&mut self, id: PeerId, e: &RtcError) {
+        warn!(id, "media connection failed: {e}");
+        self.doomed.push((id, "error"));
     }
 
     /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it

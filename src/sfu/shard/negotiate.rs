@@ -9,7 +9,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::ice::IceCreds;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::Candidate;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::{offers_twcc, Shard};
 use crate::sfu::driver::Driver;
@@ -79,8 +79,7 @@ impl Shard {
                 return;
             }
             Err(e) => {
-                warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
                 return;
             }
         };
@@ -98,17 +97,19 @@ impl Shard {
                 .replace(&creds.ufrag, &restart.ufrag)
                 .replace(&creds.pass, &restart.pass);
             let ours = restart.clone();
-            let set = driver.mutate(&mut self.drained, |rtc| {
-                rtc.direct_api().set_local_ice_credentials(ours)
-            });
-            if set.is_err() {
-                self.doomed.push((id, "error"));
-            }
+            let failed = driver
+                .mutate(&mut self.drained, |rtc| {
+                    rtc.direct_api().set_local_ice_credentials(ours)
+                })
+                .err();
             let old = std::mem::replace(&mut local.ufrag, restart.ufrag.clone());
             local.pass = restart.pass;
             local.recent_stun.clear();
             self.routes.remove_ufrag(&old);
             self.routes.add_ufrag(restart.ufrag, id);
+            if let Some(e) = failed {
+                self.fail(id, &e);
+            }
         }
         self.schedule(id);
         self.signal(id, ServerMsg::Answer { sdp });
@@ -164,8 +165,7 @@ impl Shard {
                 return;
             }
             Err(e) => {
-                warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
                 return;
             }
         }
@@ -334,8 +334,7 @@ impl Shard {
                 self.schedule(id);
             }
             Err(e) => {
-                warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
             }
         }
     }

@@ -119,8 +119,7 @@ impl Shard {
             }
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
             Err(e) => {
-                tracing::warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
             }
         }
         self.schedule(id);

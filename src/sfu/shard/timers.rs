@@ -157,17 +157,17 @@ impl Shard {
                 }
                 None => continue,
             }
-            self.run_timers(now, id, MAX_TIMEOUTS_PER_TURN);
+            self.run_timers(now, id);
         }
     }
 
-    /// Gives a peer's `Rtc` the time, and again (up to `turns` times) for as long as it
+    /// Gives a peer's `Rtc` the time, and again (up to `MAX_TIMEOUTS_PER_TURN` times) for as long as it
     /// asks for a timeout within the timer's resolution. str0m's pacer releases one
     /// packet per timeout and asks for the next "immediately" (1 µs later): without
     /// this, a burst of N packets (a keyframe) would take N rounds of the worker's
     /// loop, at least 1 ms each.
-    pub(super) fn run_timers(&mut self, now: Instant, id: PeerId, turns: usize) {
-        for _ in 0..turns {
+    fn run_timers(&mut self, now: Instant, id: PeerId) {
+        for _ in 0..MAX_TIMEOUTS_PER_TURN {
             let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
                 return;
             };
@@ -175,8 +175,7 @@ impl Shard {
                 return;
             };
             if let Err(e) = next {
-                tracing::warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
                 return;
             }
             self.schedule(id);
@@ -203,8 +202,7 @@ impl Shard {
             .is_some_and(|d| d.deadline() <= now + TIMER_RESOLUTION);
         if due {
             if let Some(Err(e)) = turn(local, now, &mut self.drained) {
-                tracing::warn!(id, "media connection failed: {e}");
-                self.doomed.push((id, "error"));
+                self.fail(id, &e);
                 return;
             }
             let Some(driver) = local.rtc.as_ref() else {
