@@ -20,6 +20,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# A clean build of every test and the release binaries takes about 6 GB under target/.
+log "disk"
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "free: $((avail_kb / 1024 / 1024)) GB on $(df -P . | awk 'NR==2 {print $6}')"
+if [ "$avail_kb" -lt $((6 * 1024 * 1024)) ]; then
+  echo "warning: under 6 GB free; the build may fail with 'No space left on device'" >&2
+fi
+
 log "system packages"
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
