@@ -127,6 +127,17 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_per_address: u32,
 
+    /// Sessions one client address may open per minute (joins, viewers, WHIP/WHEP
+    /// requests; all at once, then one every 60/N seconds); more are refused
+    /// (`rateLimited`, HTTP 429), so a script cannot churn rooms and sessions.
+    #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_joins_per_minute: u32,
+
+    /// TCP connections one client address may hold open at once, on the HTTPS port
+    /// and the HTTP helper together; further connections are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
     /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
     /// helper, and between requests on a kept-alive connection) before the connection
     /// is closed, so idle or half-sent connections cannot pile up.
@@ -196,6 +207,10 @@ pub struct Config {
     pub max_sessions: usize,
     /// Sessions from one client address at once.
     pub max_per_address: usize,
+    /// Sessions one client address may open per minute.
+    pub max_joins_per_minute: u32,
+    /// TCP connections from one client address at once (HTTPS and the helper).
+    pub max_connections_per_address: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
 }
@@ -249,6 +264,8 @@ impl From<Args> for Config {
             max_rooms: a.max_rooms as usize,
             max_sessions: a.max_sessions as usize,
             max_per_address: a.max_per_address as usize,
+            max_joins_per_minute: a.max_joins_per_minute,
+            max_connections_per_address: a.max_connections_per_address as usize,
             header_timeout: Duration::from_secs(a.header_timeout),
         }
     }
@@ -280,6 +297,8 @@ impl Config {
             max_rooms: 500,
             max_sessions: 2000,
             max_per_address: 64,
+            max_joins_per_minute: 120,
+            max_connections_per_address: 128,
             header_timeout: Duration::from_secs(10),
         }
     }

@@ -131,7 +131,7 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&status, &rooms),
+        crate::metrics::render(&status, &rooms, state.connections.stats()),
     )
         .into_response()
 }

@@ -30,6 +30,7 @@ mod api;
 mod banner;
 pub mod certs;
 pub mod config;
+mod conns;
 mod helper;
 mod http;
 mod metrics;

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use crate::conns::ConnectionStats;
 use crate::sfu::engine::{Status, WorkerStatus};
 use crate::sfu::shard::RoomSnapshot;
 
@@ -15,7 +16,7 @@ use crate::sfu::shard::RoomSnapshot;
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every metric.
-pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
+pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], conns: ConnectionStats) -> String {
     let mut out = String::with_capacity(2048);
     let connected: Vec<_> = rooms
         .iter()
@@ -81,15 +82,24 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot]) -> String {
     );
     metric(
         &mut out,
+        "lanrelay_tcp_connections",
+        "gauge",
+        "TCP connections open now on the HTTPS port and the HTTP helper.",
+        &[("", conns.open as f64)],
+    );
+    metric(
+        &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions) or --max-per-address (per_address).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
             ("limit=\"rooms\"", status.refused_rooms as f64),
             ("limit=\"sessions\"", status.refused_sessions as f64),
             ("limit=\"per_address\"", status.refused_per_address as f64),
+            ("limit=\"join_rate\"", status.refused_rate as f64),
+            ("limit=\"connections\"", conns.refused as f64),
         ],
     );
     metric(
@@ -238,7 +248,13 @@ mod tests {
             ],
             ..Status::default()
         };
-        let text = render(&status, &[]);
+        let conns = ConnectionStats {
+            open: 3,
+            refused: 5,
+        };
+        let text = render(&status, &[], conns);
+        assert!(text.contains("\nlanrelay_tcp_connections 3\n"));
+        assert!(text.contains("\nlanrelay_refused_total{limit=\"connections\"} 5\n"));
         assert!(text.contains("\nlanrelay_stun_refused_total 4\n"));
         assert!(text.contains("\nlanrelay_dropped_total{lane=\"session\"} 2\n"));
         assert!(text.contains("# TYPE lanrelay_forwarded_packets_total counter\n"));

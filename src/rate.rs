@@ -23,6 +23,17 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket would hold its whole burst at `now` (nothing taken lately).
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        match self.last {
+            None => true,
+            Some(last) => {
+                self.tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate
+                    >= self.burst
+            }
+        }
+    }
+
     /// Takes one token at `now`; false when the bucket is empty.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {

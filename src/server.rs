@@ -12,7 +12,10 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use axum_server::tls_rustls::RustlsAcceptor;
+
 use crate::config::Config;
+use crate::conns::{ConnectionLimit, LimitAcceptor};
 use crate::sfu::engine::{self, EngineHandle, MediaSockets};
 use crate::sfu::udp::UdpIo;
 use crate::state::AppState;
@@ -163,18 +166,24 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             max_rooms: config.max_rooms,
             max_sessions: config.max_sessions,
             max_per_address: config.max_per_address,
+            joins_per_minute: config.max_joins_per_minute,
         },
         config.workers,
     )
     .context("cannot start the media workers")?;
+    let connections = ConnectionLimit::new(config.max_connections_per_address);
     let app = http::router(AppState {
+        connections: connections.clone(),
         engine: engine.clone(),
         trust: trust.clone(),
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
     });
     let handle = axum_server::Handle::new();
-    let mut server =
-        axum_server::tls_rustls::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+    // Connections per client address are counted on both listeners together.
+    let limited = LimitAcceptor::new(connections);
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(RustlsAcceptor::new(tls.clone()).acceptor(limited.clone()))
+        .handle(handle.clone());
     // A client that opens a connection and sends a request's headers slowly, or never,
     // is cut off (the TLS handshake has its own 10 s limit in axum-server).
     server
@@ -201,7 +210,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             );
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let helper_handle = axum_server::Handle::new();
-            let mut helper_server = axum_server::from_tcp(l)?.handle(helper_handle.clone());
+            let mut helper_server = axum_server::from_tcp(l)?
+                .acceptor(limited)
+                .handle(helper_handle.clone());
             helper_server
                 .http_builder()
                 .http1()

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::api::Access;
+use crate::conns::ConnectionLimit;
 use crate::sfu::engine::EngineHandle;
 use crate::trust::TrustInfo;
 
@@ -16,4 +17,6 @@ pub(crate) struct AppState {
     pub(crate) trust: Arc<TrustInfo>,
     /// The tokens that open `/api/rooms` (protected rooms, addresses) and `/metrics`.
     pub(crate) access: Arc<Access>,
+    /// TCP connections per client address (their counts show in `/metrics`).
+    pub(crate) connections: Arc<ConnectionLimit>,
 }

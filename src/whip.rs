@@ -119,6 +119,7 @@ async fn start(
                 ErrorCode::Forbidden => StatusCode::UNAUTHORIZED,
                 ErrorCode::RoomFull => StatusCode::CONFLICT,
                 ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
             let mut res = error(status, &message);
@@ -130,6 +131,11 @@ async fn start(
                 // A server-wide limit: room may free up soon.
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                // The address's allowance of new sessions refills within the minute.
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             }
             res
         }

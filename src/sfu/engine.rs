@@ -17,12 +17,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::lanes::{self, Control, Report};
 use super::receive;
-use super::registry::Registry;
+use super::registry::{Quotas, Registry};
 use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
 use super::worker::{self, ToReceive, WorkerLanes};
@@ -73,6 +74,8 @@ pub struct Status {
     pub refused_sessions: u64,
     /// Joins and WHIP/WHEP sessions refused at the limit per client address.
     pub refused_per_address: u64,
+    /// Joins and WHIP/WHEP sessions refused at the rate of new ones per address.
+    pub refused_rate: u64,
     /// Route changes the receive task had no room for.
     pub route_drops: u64,
     /// Commands that found their worker gone (the engine stopping).
@@ -126,15 +129,16 @@ impl EngineHandle {
                 ..
             } => {
                 // Browser viewers may be served by a worker other than their room's.
+                let viewer = *role == Role::Viewer;
                 match self
                     .registry
-                    .admit(*id, room.trim(), *role == Role::Viewer, *from)
+                    .admit(*id, room.trim(), viewer, *from, Instant::now())
                 {
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::Join { tx, .. } = cmd {
                             // The session shows the error and ends (its channel closes).
-                            let msg = ServerMsg::error(ErrorCode::Unavailable, why.to_string());
+                            let msg = ServerMsg::error(why.code(), why.to_string());
                             let _ = tx.try_send(msg);
                         }
                         return true;
@@ -157,11 +161,14 @@ impl EngineHandle {
                 ..
             } => {
                 // WHEP players are viewers, and may be served by another worker too.
-                match self.registry.admit(*id, room.trim(), *whep, *from) {
+                match self
+                    .registry
+                    .admit(*id, room.trim(), *whep, *from, Instant::now())
+                {
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::HttpSession { reply, .. } = cmd {
-                            let _ = reply.send(Err((ErrorCode::Unavailable, why.to_string())));
+                            let _ = reply.send(Err((why.code(), why.to_string())));
                         }
                         return true;
                     }
@@ -202,11 +209,12 @@ impl EngineHandle {
 
     pub async fn status(&self) -> Option<Status> {
         let reports = self.ask_all(|reply| Control::Status { reply }).await?;
-        let (refused_rooms, refused_sessions, refused_per_address) = self.registry.refused();
+        let refused = self.registry.refused();
         let mut status = Status {
-            refused_rooms,
-            refused_sessions,
-            refused_per_address,
+            refused_rooms: refused.rooms,
+            refused_sessions: refused.sessions,
+            refused_per_address: refused.per_address,
+            refused_rate: refused.rate,
             unroutable_datagrams: self.receive.unroutable(),
             control_drops: self.control_drops.load(Ordering::Relaxed),
             ..Status::default()
@@ -318,6 +326,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Sessions from one client address at once.
     pub max_per_address: usize,
+    /// Sessions one client address may open per minute.
+    pub joins_per_minute: u32,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -331,9 +341,12 @@ pub(crate) fn spawn(
     let registry = Arc::new(Registry::with_limits(
         n,
         limits.spread_viewers_after,
-        limits.max_rooms,
-        limits.max_sessions,
-        limits.max_per_address,
+        Quotas {
+            max_rooms: limits.max_rooms,
+            max_sessions: limits.max_sessions,
+            max_per_address: limits.max_per_address,
+            joins_per_minute: limits.joins_per_minute,
+        },
     ));
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));

@@ -18,8 +18,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Instant;
 
-use crate::signaling::protocol::PeerId;
+use crate::rate::TokenBucket;
+use crate::signaling::protocol::{ErrorCode, PeerId};
+
+/// Addresses whose recent joins are remembered (see [`Quotas::joins_per_minute`]); an
+/// address whose allowance has refilled is forgotten first.
+const MAX_JOIN_BUCKETS: usize = 4096;
 
 /// Where a new participant goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,18 +36,38 @@ pub(crate) struct Placement {
     pub(crate) home: usize,
 }
 
+/// The server-wide limits on what clients may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quotas {
+    /// Rooms that may exist at once.
+    pub(crate) max_rooms: usize,
+    /// Sessions (participants, viewers, WHIP/WHEP sessions) at once.
+    pub(crate) max_sessions: usize,
+    /// Sessions one client address may have at once.
+    pub(crate) max_per_address: usize,
+    /// Sessions one client address may open per minute (all at once, then one every
+    /// 60/N seconds), so a script cannot churn rooms and sessions.
+    pub(crate) joins_per_minute: u32,
+}
+
+impl Quotas {
+    /// No limits.
+    #[cfg(test)]
+    pub(crate) const NONE: Quotas = Quotas {
+        max_rooms: usize::MAX,
+        max_sessions: usize::MAX,
+        max_per_address: usize::MAX,
+        joins_per_minute: u32::MAX,
+    };
+}
+
 /// The worker of each room and participant, and how many participants each has.
 #[derive(Debug)]
 pub(crate) struct Registry {
     inner: Mutex<Inner>,
     /// Viewers of one room its home serves before viewers go to other workers.
     spread_after: usize,
-    /// Server-wide limits: rooms that may exist, sessions (participants, viewers,
-    /// WHIP/WHEP sessions) that may be in them.
-    max_rooms: usize,
-    max_sessions: usize,
-    /// Sessions one client address may have at once.
-    max_per_address: usize,
+    quotas: Quotas,
 }
 
 /// Why [`Registry::admit`] turned someone away: a server-wide limit.
@@ -53,6 +79,30 @@ pub(crate) enum Refused {
     Sessions(usize),
     #[error("your address already has {0} sessions on this server, its maximum")]
     Address(usize),
+    #[error(
+        "your address opened {0} sessions in the last minute, its maximum; try again in a minute"
+    )]
+    Rate(u32),
+}
+
+impl Refused {
+    /// The error code clients see: a rate is `rateLimited` (HTTP 429), the rest
+    /// `unavailable` (HTTP 503).
+    pub(crate) fn code(self) -> ErrorCode {
+        match self {
+            Refused::Rate(_) => ErrorCode::RateLimited,
+            _ => ErrorCode::Unavailable,
+        }
+    }
+}
+
+/// Refusals so far, per limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Refusals {
+    pub(crate) rooms: u64,
+    pub(crate) sessions: u64,
+    pub(crate) per_address: u64,
+    pub(crate) rate: u64,
 }
 
 #[derive(Debug)]
@@ -76,8 +126,9 @@ struct Inner {
     load: Vec<usize>,
     /// Rooms per home worker.
     rooms_on: Vec<usize>,
-    /// Refusals so far: (rooms, sessions, per address).
-    refused: (u64, u64, u64),
+    /// Each recent client address's allowance of new sessions.
+    joins: HashMap<IpAddr, TokenBucket>,
+    refused: Refusals,
 }
 
 impl Registry {
@@ -85,22 +136,13 @@ impl Registry {
     /// No server-wide limits (see [`Registry::with_limits`]).
     #[cfg(test)]
     pub(crate) fn new(workers: usize, spread_after: usize) -> Self {
-        Self::with_limits(workers, spread_after, usize::MAX, usize::MAX, usize::MAX)
+        Self::with_limits(workers, spread_after, Quotas::NONE)
     }
 
-    /// With at most `max_rooms` rooms and `max_sessions` sessions server-wide, and
-    /// `max_per_address` sessions from one client address.
-    pub(crate) fn with_limits(
-        workers: usize,
-        spread_after: usize,
-        max_rooms: usize,
-        max_sessions: usize,
-        max_per_address: usize,
-    ) -> Self {
+    /// With the server-wide `quotas`.
+    pub(crate) fn with_limits(workers: usize, spread_after: usize, quotas: Quotas) -> Self {
         Registry {
-            max_rooms,
-            max_sessions,
-            max_per_address,
+            quotas,
             inner: Mutex::new(Inner {
                 load: vec![0; workers.max(1)],
                 rooms_on: vec![0; workers.max(1)],
@@ -118,29 +160,35 @@ impl Registry {
     /// Routes a new participant of `room`. `viewer`: a receive-only browser, which may
     /// be served by a worker other than the room's home.
     /// `from`: the client's address, when known (a session from inside the server,
-    /// such as a test, has none).
+    /// such as a test, has none). `now`: the time, for the rate of new sessions.
     pub(crate) fn admit(
         &self,
         id: PeerId,
         room: &str,
         viewer: bool,
         from: Option<IpAddr>,
+        now: Instant,
     ) -> Result<Placement, Refused> {
         let mut g = self.lock();
         let inner = &mut *g;
+        let q = self.quotas;
         if let Some(ip) = from {
-            if inner.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
-                inner.refused.2 += 1;
-                return Err(Refused::Address(self.max_per_address));
+            if inner.per_address.get(&ip).copied().unwrap_or(0) >= q.max_per_address {
+                inner.refused.per_address += 1;
+                return Err(Refused::Address(q.max_per_address));
+            }
+            if !inner.take_join(ip, q.joins_per_minute, now) {
+                inner.refused.rate += 1;
+                return Err(Refused::Rate(q.joins_per_minute));
             }
         }
-        if inner.peers.len() >= self.max_sessions {
-            inner.refused.1 += 1;
-            return Err(Refused::Sessions(self.max_sessions));
+        if inner.peers.len() >= q.max_sessions {
+            inner.refused.sessions += 1;
+            return Err(Refused::Sessions(q.max_sessions));
         }
-        if !inner.rooms.contains_key(room) && inner.rooms.len() >= self.max_rooms {
-            inner.refused.0 += 1;
-            return Err(Refused::Rooms(self.max_rooms));
+        if !inner.rooms.contains_key(room) && inner.rooms.len() >= q.max_rooms {
+            inner.refused.rooms += 1;
+            return Err(Refused::Rooms(q.max_rooms));
         }
         let workers = inner.load.len();
         let least = (0..workers)
@@ -177,10 +225,15 @@ impl Registry {
         Ok(Placement { worker, home })
     }
 
-    /// Refusals so far: (rooms over `max_rooms`, sessions over `max_sessions`,
-    /// sessions over `max_per_address`).
-    pub(crate) fn refused(&self) -> (u64, u64, u64) {
+    /// Refusals so far, per limit.
+    pub(crate) fn refused(&self) -> Refusals {
         self.lock().refused
+    }
+
+    /// Client addresses whose recent joins are remembered.
+    #[cfg(test)]
+    fn join_buckets(&self) -> usize {
+        self.lock().joins.len()
     }
 
     /// The worker serving a participant, while it is routed.
@@ -223,69 +276,194 @@ impl Registry {
     }
 }
 
+impl Inner {
+    /// Takes one of `ip`'s new sessions for this minute; false when none is left. The
+    /// map stays bounded: when it is full, addresses whose allowance has refilled (so
+    /// forgetting them changes nothing) are dropped, and if every remembered address
+    /// is still busy, the newcomer is refused rather than remembered.
+    fn take_join(&mut self, ip: IpAddr, per_minute: u32, now: Instant) -> bool {
+        if per_minute == u32::MAX {
+            return true;
+        }
+        if !self.joins.contains_key(&ip) && self.joins.len() >= MAX_JOIN_BUCKETS {
+            self.joins.retain(|_, b| !b.is_full(now));
+            if self.joins.len() >= MAX_JOIN_BUCKETS {
+                return false;
+            }
+        }
+        let burst = f64::from(per_minute);
+        self.joins
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(burst / 60.0, burst))
+            .take(now)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's clock starts anywhere
 mod tests {
     use super::*;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// One fixed instant for the tests that do not care about time.
+    fn t0() -> Instant {
+        static T0: OnceLock<Instant> = OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
+
+    fn quotas(max_rooms: usize, max_sessions: usize, max_per_address: usize) -> Quotas {
+        Quotas {
+            max_rooms,
+            max_sessions,
+            max_per_address,
+            ..Quotas::NONE
+        }
+    }
+
+    #[test]
+    fn one_address_opens_at_most_its_sessions_per_minute() {
+        let r = Registry::with_limits(
+            1,
+            usize::MAX,
+            Quotas {
+                joins_per_minute: 3,
+                ..Quotas::NONE
+            },
+        );
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for id in 1..=3 {
+            assert!(r.admit(id, "x", false, Some(a), t0()).is_ok());
+            r.release(id);
+        }
+        assert_eq!(
+            r.admit(4, "x", false, Some(a), t0()),
+            Err(Refused::Rate(3)),
+            "leaving does not give back the allowance"
+        );
+        assert_eq!(Refused::Rate(3).code(), ErrorCode::RateLimited);
+        assert!(
+            r.admit(5, "x", false, Some(b), t0()).is_ok(),
+            "another address"
+        );
+        assert!(
+            r.admit(6, "x", false, Some(a), t0() + Duration::from_secs(20))
+                .is_ok(),
+            "one more every 20 s"
+        );
+        assert_eq!(r.refused().rate, 1);
+        assert!(
+            r.admit(7, "x", false, None, t0()).is_ok(),
+            "no address, no rate"
+        );
+    }
+
+    #[test]
+    fn the_memory_of_recent_joins_is_bounded() {
+        let r = Registry::with_limits(
+            1,
+            usize::MAX,
+            Quotas {
+                joins_per_minute: 2,
+                ..Quotas::NONE
+            },
+        );
+        let addr = |i: usize| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        for i in 0..MAX_JOIN_BUCKETS {
+            assert!(r
+                .admit(i as PeerId, "x", false, Some(addr(i)), t0())
+                .is_ok());
+            r.release(i as PeerId);
+        }
+        let id = MAX_JOIN_BUCKETS as PeerId;
+        assert_eq!(
+            r.admit(id, "x", false, Some(addr(id as usize)), t0()),
+            Err(Refused::Rate(2)),
+            "every remembered address is busy: the newcomer waits"
+        );
+        assert_eq!(r.join_buckets(), MAX_JOIN_BUCKETS);
+        let later = t0() + Duration::from_secs(60);
+        assert!(
+            r.admit(id + 1, "x", false, Some(addr(id as usize)), later)
+                .is_ok(),
+            "a minute on, the refilled ones are forgotten"
+        );
+        assert_eq!(r.join_buckets(), 1);
+    }
 
     #[test]
     fn server_wide_limits_refuse_new_rooms_and_sessions() {
-        let r = Registry::with_limits(2, usize::MAX, 2, 3, usize::MAX);
-        assert!(r.admit(1, "a", false, None).is_ok());
-        assert!(r.admit(2, "b", false, None).is_ok());
+        let r = Registry::with_limits(2, usize::MAX, quotas(2, 3, usize::MAX));
+        assert!(r.admit(1, "a", false, None, t0()).is_ok());
+        assert!(r.admit(2, "b", false, None, t0()).is_ok());
         assert_eq!(
-            r.admit(3, "c", false, None),
+            r.admit(3, "c", false, None, t0()),
             Err(Refused::Rooms(2)),
             "a third room"
         );
         assert!(
-            r.admit(4, "a", false, None).is_ok(),
+            r.admit(4, "a", false, None, t0()).is_ok(),
             "an existing room is fine"
         );
-        assert_eq!(r.admit(5, "a", false, None), Err(Refused::Sessions(3)));
-        assert_eq!(r.refused(), (1, 1, 0));
+        assert_eq!(
+            r.admit(5, "a", false, None, t0()),
+            Err(Refused::Sessions(3))
+        );
+        assert_eq!(
+            r.refused(),
+            Refusals {
+                rooms: 1,
+                sessions: 1,
+                ..Refusals::default()
+            }
+        );
         r.release(1);
         r.release(4);
         assert!(
-            r.admit(6, "c", false, None).is_ok(),
+            r.admit(6, "c", false, None, t0()).is_ok(),
             "room a closed: room c may open"
         );
     }
 
     #[test]
     fn one_address_has_at_most_its_share() {
-        let r = Registry::with_limits(1, usize::MAX, 100, 100, 2);
+        let r = Registry::with_limits(1, usize::MAX, quotas(100, 100, 2));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(r.admit(1, "x", false, Some(a)).is_ok());
-        assert!(r.admit(2, "y", false, Some(a)).is_ok());
-        assert_eq!(r.admit(3, "z", false, Some(a)), Err(Refused::Address(2)));
+        assert!(r.admit(1, "x", false, Some(a), t0()).is_ok());
+        assert!(r.admit(2, "y", false, Some(a), t0()).is_ok());
+        assert_eq!(
+            r.admit(3, "z", false, Some(a), t0()),
+            Err(Refused::Address(2))
+        );
         assert!(
-            r.admit(4, "x", false, Some(b)).is_ok(),
+            r.admit(4, "x", false, Some(b), t0()).is_ok(),
             "another address is fine"
         );
         r.release(1);
         assert!(
-            r.admit(5, "x", false, Some(a)).is_ok(),
+            r.admit(5, "x", false, Some(a), t0()).is_ok(),
             "a freed session counts back"
         );
-        assert_eq!(r.refused(), (0, 0, 1));
+        assert_eq!(r.refused().per_address, 1);
     }
 
     #[test]
     fn rooms_spread_over_workers_and_stay_together() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false, None).unwrap().worker;
-        let b = r.admit(2, "b", false, None).unwrap().worker;
+        let a = r.admit(1, "a", false, None, t0()).unwrap().worker;
+        let b = r.admit(2, "b", false, None, t0()).unwrap().worker;
         assert_ne!(a, b, "the second room goes to the idle worker");
         assert_eq!(
-            r.admit(3, "a", false, None).unwrap().worker,
+            r.admit(3, "a", false, None, t0()).unwrap().worker,
             a,
             "a room's participants share its worker"
         );
-        assert_eq!(r.admit(4, "a", false, None).unwrap().worker, a);
+        assert_eq!(r.admit(4, "a", false, None, t0()).unwrap().worker, a);
         assert_eq!(r.load()[a], 3);
         // Both have one room; b has fewer participants, so a new room goes there.
-        assert_eq!(r.admit(5, "c", false, None).unwrap().worker, b);
+        assert_eq!(r.admit(5, "c", false, None, t0()).unwrap().worker, b);
         assert_eq!(r.worker_of(3), Some(a));
     }
 
@@ -293,13 +471,13 @@ mod tests {
     fn rooms_opening_together_are_balanced_by_count() {
         let r = Registry::new(2, usize::MAX);
         // a fills up before b, c and d get their second participant.
-        let a = r.admit(1, "a", false, None).unwrap().worker;
+        let a = r.admit(1, "a", false, None, t0()).unwrap().worker;
         for id in 2..6 {
-            r.admit(id, "a", false, None).unwrap();
+            r.admit(id, "a", false, None, t0()).unwrap();
         }
-        let b = r.admit(6, "b", false, None).unwrap().worker;
-        let c = r.admit(7, "c", false, None).unwrap().worker;
-        let d = r.admit(8, "d", false, None).unwrap().worker;
+        let b = r.admit(6, "b", false, None, t0()).unwrap().worker;
+        let c = r.admit(7, "c", false, None, t0()).unwrap().worker;
+        let d = r.admit(8, "d", false, None, t0()).unwrap().worker;
         assert_ne!(a, b);
         assert_eq!(c, b, "same room count: the one with fewer participants");
         assert_eq!(d, a, "then the one with fewer rooms: two rooms each");
@@ -308,8 +486,8 @@ mod tests {
     #[test]
     fn a_room_is_forgotten_when_its_last_participant_is_released() {
         let r = Registry::new(2, usize::MAX);
-        let a = r.admit(1, "a", false, None).unwrap().worker;
-        r.admit(2, "a", false, None).unwrap();
+        let a = r.admit(1, "a", false, None, t0()).unwrap().worker;
+        r.admit(2, "a", false, None, t0()).unwrap();
         r.release(1);
         r.release(1);
         assert_eq!(r.load()[a], 1, "releasing twice counts once");
@@ -317,26 +495,29 @@ mod tests {
         assert_eq!(r.worker_of(2), None);
         assert_eq!(r.load(), vec![0, 0]);
         // The other worker has a room now; the room reopens on the idle one.
-        let other = r.admit(3, "b", false, None).unwrap().worker;
-        assert_eq!(r.admit(4, "a", false, None).unwrap().worker, 1 - other);
+        let other = r.admit(3, "b", false, None, t0()).unwrap().worker;
+        assert_eq!(
+            r.admit(4, "a", false, None, t0()).unwrap().worker,
+            1 - other
+        );
     }
 
     #[test]
     fn viewers_spread_once_the_home_serves_enough_of_them() {
         let r = Registry::new(2, 2);
-        let home = r.admit(1, "big", false, None).unwrap().worker;
+        let home = r.admit(1, "big", false, None, t0()).unwrap().worker;
         let other = 1 - home;
         // Two viewers stay home, with the publisher.
         for id in 2..4 {
             assert_eq!(
-                r.admit(id, "big", true, None).unwrap(),
+                r.admit(id, "big", true, None, t0()).unwrap(),
                 Placement { worker: home, home }
             );
         }
         // Then the least loaded worker takes each: the other one, until they are even.
         for id in 4..7 {
             assert_eq!(
-                r.admit(id, "big", true, None).unwrap(),
+                r.admit(id, "big", true, None, t0()).unwrap(),
                 Placement {
                     worker: other,
                     home
@@ -345,15 +526,15 @@ mod tests {
         }
         assert_eq!(r.load(), vec![3, 3]);
         // Even: the home wins the tie.
-        assert_eq!(r.admit(7, "big", true, None).unwrap().worker, home);
+        assert_eq!(r.admit(7, "big", true, None, t0()).unwrap().worker, home);
         // Participants always go home.
-        assert_eq!(r.admit(8, "big", false, None).unwrap().worker, home);
+        assert_eq!(r.admit(8, "big", false, None, t0()).unwrap().worker, home);
         // The room stays while a viewer served elsewhere remains.
         for id in [1, 2, 3, 7, 8] {
             r.release(id);
         }
         assert_eq!(
-            r.admit(9, "big", false, None).unwrap().worker,
+            r.admit(9, "big", false, None, t0()).unwrap().worker,
             home,
             "the room kept its home"
         );

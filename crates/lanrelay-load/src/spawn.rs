@@ -42,7 +42,13 @@ impl Spawned {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         let mut lifted: Vec<&str> = Vec::new();
-        for flag in ["--max-per-address", "--max-sessions", "--max-rooms"] {
+        for flag in [
+            "--max-per-address",
+            "--max-sessions",
+            "--max-rooms",
+            "--max-joins-per-minute",
+            "--max-connections-per-address",
+        ] {
             if help.contains(flag) {
                 lifted.extend([flag, "1000000"]);
             }
