@@ -216,6 +216,7 @@ impl EngineHandle {
             refused_per_address: refused.per_address,
             refused_rate: refused.rate,
             unroutable_datagrams: self.receive.unroutable(),
+            stun_refused: self.receive.stun_refused(),
             control_drops: self.control_drops.load(Ordering::Relaxed),
             ..Status::default()
         };

@@ -3,7 +3,11 @@
 //!
 //! - STUN carries the server's ufrag, whose first character names the worker
 //!   ([`ufrag_worker`]). Nothing is learnt from it here: a STUN request proves nothing
-//!   until the worker's peer has checked its MESSAGE-INTEGRITY.
+//!   until the worker's peer has checked its MESSAGE-INTEGRITY. But STUN from an
+//!   address that another worker's peer holds is refused here: each worker keeps its
+//!   own peers from taking each other's addresses, and this keeps a peer on one worker
+//!   from taking the address of a peer on another (a forged source address with the
+//!   attacker's own valid credentials would otherwise move the victim's media).
 //! - DTLS and RTP/RTCP go to the worker that told this task, on the route lane, that a
 //!   peer of its proved that source address with an authenticated STUN request.
 //! - Anything else, or from an unknown address, is dropped and counted.
@@ -24,6 +28,8 @@ use super::udp::{destination_ip, UdpIo};
 #[derive(Debug)]
 pub(crate) struct ReceiveCounters {
     unroutable: AtomicU64,
+    /// STUN from an address another worker's peer holds.
+    taken: AtomicU64,
     queue_drops: Vec<AtomicU64>,
 }
 
@@ -31,6 +37,7 @@ impl ReceiveCounters {
     pub(crate) fn new(workers: usize) -> Self {
         ReceiveCounters {
             unroutable: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
             queue_drops: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -38,6 +45,12 @@ impl ReceiveCounters {
     /// Datagrams that belonged to no worker.
     pub(crate) fn unroutable(&self) -> u64 {
         self.unroutable.load(Ordering::Relaxed)
+    }
+
+    /// STUN requests refused because their source address belongs to a peer of
+    /// another worker.
+    pub(crate) fn stun_refused(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Datagrams dropped per worker because its queue was full.
@@ -55,19 +68,38 @@ struct Routes {
     by_addr: FxHashMap<SocketAddr, usize>,
 }
 
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    To(usize),
+    /// No worker's: garbage, an unknown ufrag, media from an unknown address.
+    Nowhere,
+    /// STUN for one worker from an address that a peer of another worker holds.
+    Taken,
+}
+
 impl Routes {
-    fn route(&self, src: SocketAddr, buf: &[u8], workers: usize) -> Option<usize> {
-        match demux::classify(buf) {
-            Kind::Stun => demux::stun_local_ufrag(buf)
-                .and_then(ufrag_worker)
-                .filter(|&w| w < workers),
+    fn route(&self, src: SocketAddr, buf: &[u8], workers: usize) -> Routed {
+        let to = match demux::classify(buf) {
+            Kind::Stun => {
+                let w = demux::stun_local_ufrag(buf)
+                    .and_then(ufrag_worker)
+                    .filter(|&w| w < workers);
+                match (w, self.by_addr.get(&src)) {
+                    (Some(w), Some(&holder)) if holder != w => return Routed::Taken,
+                    (w, _) => w,
+                }
+            }
             Kind::Dtls | Kind::Rtp => self.by_addr.get(&src).copied(),
             Kind::Other => None,
-        }
+        };
+        to.map_or(Routed::Nowhere, Routed::To)
     }
 
     fn apply(&mut self, r: Route) {
         if r.learnt {
+            // A worker learns an address only from STUN that `route` let through, so
+            // not while another worker holds it.
             self.by_addr.insert(r.addr, r.worker);
         } else if self.by_addr.get(&r.addr) == Some(&r.worker) {
             // Only the worker that holds the address gives it up (another may have
@@ -120,7 +152,7 @@ pub(crate) async fn run(
         for _ in 0..4 {
             let res = sock.try_recv(|d| {
                 let mut w = routes.route(d.source, d.contents, workers.len());
-                if w.is_none() {
+                if w == Routed::Nowhere {
                     // A route said after this read began (the reply to a STUN request
                     // left, and the DTLS that follows it is here already).
                     while let Ok(r) = lanes.routes.try_recv() {
@@ -128,10 +160,18 @@ pub(crate) async fn run(
                     }
                     w = routes.route(d.source, d.contents, workers.len());
                 }
-                let Some(w) = w else {
-                    counters.unroutable.fetch_add(1, Ordering::Relaxed);
-                    debug!(src = %d.source, len = d.contents.len(), "dropped unroutable datagram");
-                    return;
+                let w = match w {
+                    Routed::To(w) => w,
+                    Routed::Nowhere => {
+                        counters.unroutable.fetch_add(1, Ordering::Relaxed);
+                        debug!(src = %d.source, len = d.contents.len(), "dropped unroutable datagram");
+                        return;
+                    }
+                    Routed::Taken => {
+                        counters.taken.fetch_add(1, Ordering::Relaxed);
+                        debug!(src = %d.source, "refused STUN from an address another worker's peer holds");
+                        return;
+                    }
                 };
                 let dst = destination_ip(&candidates, d.source, d.destination, fallback);
                 batches[w].push(d.source, SocketAddr::new(dst, port), d.contents);
@@ -204,11 +244,15 @@ mod tests {
         let rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(
             r.route(a, &rtp, 4),
-            None,
+            Routed::Nowhere,
             "media before a route is unroutable"
         );
-        assert_eq!(r.route(a, &stun("Cxyz"), 4), Some(2));
-        assert_eq!(r.route(a, &rtp, 4), None, "STUN alone teaches nothing");
+        assert_eq!(r.route(a, &stun("Cxyz"), 4), Routed::To(2));
+        assert_eq!(
+            r.route(a, &rtp, 4),
+            Routed::Nowhere,
+            "STUN alone teaches nothing"
+        );
         r.apply(Route {
             addr: a,
             worker: 2,
@@ -219,27 +263,39 @@ mod tests {
             worker: 0,
             learnt: true,
         });
-        assert_eq!(r.route(a, &rtp, 4), Some(2));
-        assert_eq!(r.route(b, &rtp, 4), Some(0));
-        assert_eq!(r.route(a, &stun("Zxyz"), 4), None, "no such worker");
-        assert_eq!(r.route(a, b"\xffgarbage", 4), None);
-        // Worker 1 learnt `a` after worker 2; worker 2's late "forget" keeps it.
+        assert_eq!(r.route(a, &rtp, 4), Routed::To(2));
+        assert_eq!(r.route(b, &rtp, 4), Routed::To(0));
+        assert_eq!(r.route(a, b"\xffgarbage", 4), Routed::Nowhere);
+        // Worker 2's peer holds `a`: STUN from `a` for another worker's peer is
+        // refused, whatever its credentials (checked later, by that worker).
+        assert_eq!(r.route(a, &stun("Bxyz"), 4), Routed::Taken);
+        assert_eq!(
+            r.route(a, &stun("Cabc"), 4),
+            Routed::To(2),
+            "its own worker"
+        );
+        // Only its holder gives it up; then another worker may learn it.
         r.apply(Route {
             addr: a,
             worker: 1,
-            learnt: true,
+            learnt: false,
         });
+        assert_eq!(
+            r.route(a, &rtp, 4),
+            Routed::To(2),
+            "not worker 1's to forget"
+        );
         r.apply(Route {
             addr: a,
             worker: 2,
             learnt: false,
         });
-        assert_eq!(r.route(a, &rtp, 4), Some(1));
+        assert_eq!(r.route(a, &rtp, 4), Routed::Nowhere, "forgotten");
         r.apply(Route {
             addr: a,
             worker: 1,
-            learnt: false,
+            learnt: true,
         });
-        assert_eq!(r.route(a, &rtp, 4), None, "forgotten");
+        assert_eq!(r.route(a, &stun("Bxyz"), 4), Routed::To(1));
     }
 }
