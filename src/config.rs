@@ -138,6 +138,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_address: u32,
 
+    /// KiB a second the server reads from one signaling WebSocket (four seconds' worth
+    /// at once); a client that sends more is read more slowly and told so
+    /// (`rateLimited`), so it cannot take the server's time from other calls. Each
+    /// message counts as at least 0.5 KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub signaling_rate: u32,
+
     /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
     /// helper, and between requests on a kept-alive connection) before the connection
     /// is closed, so idle or half-sent connections cannot pile up.
@@ -211,6 +218,8 @@ pub struct Config {
     pub max_joins_per_minute: u32,
     /// TCP connections from one client address at once (HTTPS and the helper).
     pub max_connections_per_address: usize,
+    /// Bytes a second read from one signaling WebSocket.
+    pub signaling_rate: u32,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
 }
@@ -266,6 +275,7 @@ impl From<Args> for Config {
             max_per_address: a.max_per_address as usize,
             max_joins_per_minute: a.max_joins_per_minute,
             max_connections_per_address: a.max_connections_per_address as usize,
+            signaling_rate: a.signaling_rate.saturating_mul(1024),
             header_timeout: Duration::from_secs(a.header_timeout),
         }
     }
@@ -299,6 +309,7 @@ impl Config {
             max_per_address: 64,
             max_joins_per_minute: 120,
             max_connections_per_address: 128,
+            signaling_rate: 256 * 1024,
             header_timeout: Duration::from_secs(10),
         }
     }

@@ -76,7 +76,7 @@ async fn ws(
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session::run(socket, state.engine, from))
+        .on_upgrade(move |socket| session::run(socket, state.engine, from, state.signaling))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -131,7 +131,14 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&status, &rooms, state.connections.stats()),
+        crate::metrics::render(
+            &status,
+            &rooms,
+            crate::metrics::Limits {
+                connections: state.connections.stats(),
+                signaling_throttled: state.signaling.throttled(),
+            },
+        ),
     )
         .into_response()
 }

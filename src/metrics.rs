@@ -16,7 +16,16 @@ use crate::sfu::shard::RoomSnapshot;
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every metric.
-pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], conns: ConnectionStats) -> String {
+/// What the limits outside the media engine counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    pub(crate) connections: ConnectionStats,
+    /// Times a signaling connection went over --signaling-rate.
+    pub(crate) signaling_throttled: u64,
+}
+
+pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) -> String {
+    let conns = limits.connections;
     let mut out = String::with_capacity(2048);
     let connected: Vec<_> = rooms
         .iter()
@@ -91,7 +100,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], conns: ConnectionS
         &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
@@ -100,6 +109,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], conns: ConnectionS
             ("limit=\"per_address\"", status.refused_per_address as f64),
             ("limit=\"join_rate\"", status.refused_rate as f64),
             ("limit=\"connections\"", conns.refused as f64),
+            ("limit=\"signaling_rate\"", limits.signaling_throttled as f64),
         ],
     );
     metric(
@@ -252,7 +262,12 @@ mod tests {
             open: 3,
             refused: 5,
         };
-        let text = render(&status, &[], conns);
+        let limits = Limits {
+            connections: conns,
+            signaling_throttled: 6,
+        };
+        let text = render(&status, &[], limits);
+        assert!(text.contains("\nlanrelay_refused_total{limit=\"signaling_rate\"} 6\n"));
         assert!(text.contains("\nlanrelay_tcp_connections 3\n"));
         assert!(text.contains("\nlanrelay_refused_total{limit=\"connections\"} 5\n"));
         assert!(text.contains("\nlanrelay_stun_refused_total 4\n"));

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::conns::{ConnectionLimit, LimitAcceptor};
 use crate::sfu::engine::{self, EngineHandle, MediaSockets};
 use crate::sfu::udp::UdpIo;
+use crate::signaling::session::ReadLimit;
 use crate::state::AppState;
 use crate::{banner, certs, helper, http, net, trust};
 
@@ -174,6 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let connections = ConnectionLimit::new(config.max_connections_per_address);
     let app = http::router(AppState {
         connections: connections.clone(),
+        signaling: ReadLimit::new(config.signaling_rate),
         engine: engine.clone(),
         trust: trust.clone(),
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::api::Access;
 use crate::conns::ConnectionLimit;
 use crate::sfu::engine::EngineHandle;
+use crate::signaling::session::ReadLimit;
 use crate::trust::TrustInfo;
 
 /// What the HTTP handlers share.
@@ -19,4 +20,6 @@ pub(crate) struct AppState {
     pub(crate) access: Arc<Access>,
     /// TCP connections per client address (their counts show in `/metrics`).
     pub(crate) connections: Arc<ConnectionLimit>,
+    /// How fast each signaling connection is read.
+    pub(crate) signaling: ReadLimit,
 }

@@ -9,9 +9,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect_ws, recv, send, start_server, Ws};
+use common::{connect_ws, recv, send, Ws};
 use futures_util::StreamExt;
-use lanrelay::signaling::protocol::{ClientMsg, DirectSignal, Mode, PeerId, Role, ServerMsg};
+use lanrelay::signaling::protocol::{
+    ClientMsg, DirectSignal, ErrorCode, Mode, PeerId, Role, ServerMsg,
+};
 
 async fn join(ws: &mut Ws, room: &str, name: &str) -> PeerId {
     let msg = ClientMsg::Join {
@@ -42,7 +44,10 @@ fn big_signal(to: PeerId) -> ClientMsg {
 
 #[tokio::test]
 async fn a_direct_flood_does_not_disconnect_its_target() {
-    let server = start_server(8).await;
+    // Read everything at once: this is about the limit on direct signals.
+    let mut config = lanrelay::Config::loopback(common::temp_dir("certs"));
+    config.signaling_rate = 1 << 30;
+    let server = lanrelay::start(config).await.expect("server starts");
     let mut victim = connect_ws(&server).await;
     let victim_id = join(&mut victim, "flood", "victim").await;
     let mut attacker = connect_ws(&server).await;
@@ -94,6 +99,7 @@ async fn a_client_that_stops_reading_is_dropped() {
     // A generous signal limit: this is about a receiver that reads nothing.
     let mut config = lanrelay::Config::loopback(common::temp_dir("certs"));
     config.direct_rate = 10_000;
+    config.signaling_rate = 1 << 30;
     let server = lanrelay::start(config).await.expect("server starts");
     let mut sleeper = connect_ws(&server).await;
     let sleeper_id = join(&mut sleeper, "deaf", "sleeper").await;
@@ -127,5 +133,67 @@ async fn a_client_that_stops_reading_is_dropped() {
     );
     assert_eq!(reason, "not reading");
     drop(sleeper);
+    server.shutdown().await;
+}
+
+/// A client that sends faster than `--signaling-rate` is read more slowly and told so;
+/// it keeps its seat, and everyone else is served as usual meanwhile.
+#[tokio::test]
+async fn a_client_sending_too_fast_is_read_more_slowly() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut config = lanrelay::Config::loopback(common::temp_dir("certs"));
+    // 64 KiB a second, 256 KiB at once.
+    config.signaling_rate = 64 * 1024;
+    let server = lanrelay::start(config).await.expect("server starts");
+    let mut fast = connect_ws(&server).await;
+    join(&mut fast, "busy", "fast").await;
+    // 512 KiB of valid messages (JSON allows the padding): twice the burst.
+    let padded = format!(
+        "{{\"type\":\"media\",\"audio\":true,\"video\":true}}{}",
+        " ".repeat(8 * 1024 - 44)
+    );
+    for _ in 0..64 {
+        fast.send(Message::text(padded.clone())).await.unwrap();
+    }
+    let flooded = Instant::now();
+    // A message the server answers once it has read everything before it.
+    fast.send(Message::text("{\"type\":\"nonsense\"}"))
+        .await
+        .unwrap();
+    // Meanwhile another client is served at once.
+    let mut other = connect_ws(&server).await;
+    let started = Instant::now();
+    join(&mut other, "busy", "other").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "another client waited {:?}",
+        started.elapsed()
+    );
+    let mut told = false;
+    let answered = loop {
+        match recv(&mut fast).await {
+            Some(ServerMsg::Error { code, message }) if code == ErrorCode::RateLimited => {
+                assert!(message.contains("64 KiB"), "{message}");
+                told = true;
+            }
+            Some(ServerMsg::Error { code, .. }) if code == ErrorCode::BadMessage => {
+                break flooded.elapsed()
+            }
+            Some(_) => continue,
+            None => panic!("the fast client was disconnected"),
+        }
+    };
+    assert!(told, "the client is told it is held back");
+    // (512 - 256) KiB at 64 KiB/s: about 4 s.
+    assert!(
+        answered > Duration::from_millis(3000),
+        "read at once ({answered:?}): not held to the rate"
+    );
+    let (_, metrics) = common::https_get(&server, "/metrics").await;
+    assert!(
+        !metrics.contains("lanrelay_refused_total{limit=\"signaling_rate\"} 0\n"),
+        "{metrics}"
+    );
     server.shutdown().await;
 }

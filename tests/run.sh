@@ -74,6 +74,9 @@ cargo build --release --locked --workspace
 log "WHIP/WHEP with aiortc"
 (cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py) 2>&1 | tee -a "$results"
 
+log "attack suite (from a second host in a network namespace, during a live call)"
+python3 tests/attack/suite.py --seconds 10 2>&1 | tee -a "$results"
+
 log "browser end-to-end tests (headless Chromium)"
 (cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
 

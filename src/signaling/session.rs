@@ -3,6 +3,8 @@
 //! vanished without closing (no answer to pings) and tells the engine it left.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -11,6 +13,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::protocol::{ClientMsg, ErrorCode, PeerId, ServerMsg, MAX_MESSAGE_BYTES};
+use crate::rate::Pace;
 use crate::sfu::engine::{self, Command, EngineHandle, SESSION_QUEUE};
 
 /// How often the server pings an idle browser.
@@ -22,10 +25,48 @@ pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 /// would otherwise hold its seat for as long as its TCP connection lives.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Each message counts as at least this many bytes against the reading rate, so tiny
+/// messages cannot be sent by the hundred thousand.
+const MIN_MESSAGE_COST: usize = 512;
+/// Seconds' worth of the reading rate a client may send at once (joining and
+/// negotiating come in a burst).
+const READ_BURST: Duration = Duration::from_secs(4);
+
+/// How fast the server reads one signaling connection: a client that sends more is
+/// read more slowly (TCP holds it back), so it cannot take the server's time from
+/// everyone else's calls.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadLimit {
+    pub(crate) bytes_per_sec: f64,
+    /// Times a connection went over the rate, for `/metrics`.
+    pub(crate) throttled: Arc<AtomicU64>,
+}
+
+impl ReadLimit {
+    pub(crate) fn new(bytes_per_sec: u32) -> Self {
+        ReadLimit {
+            bytes_per_sec: f64::from(bytes_per_sec.max(1)),
+            throttled: Arc::default(),
+        }
+    }
+
+    pub(crate) fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves one WebSocket until it closes.
 /// `from`: the client's address, for the limits per address.
-pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle, from: Option<IpAddr>) {
+pub(crate) async fn run(
+    mut ws: WebSocket,
+    engine: EngineHandle,
+    from: Option<IpAddr>,
+    limit: ReadLimit,
+) {
     let id: PeerId = engine::next_peer_id();
+    let mut pace = Pace::new(limit.bytes_per_sec, READ_BURST);
+    // While set, the connection is not read until then.
+    let mut paused: Option<Instant> = None;
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut tx = Some(tx);
     let mut joined = false;
@@ -34,9 +75,24 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle, from: Option<Ip
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason: &'static str = loop {
         tokio::select! {
-            incoming = ws.recv() => {
+            incoming = ws.recv(), if paused.is_none() => {
                 let Some(Ok(message)) = incoming else { break "disconnected" };
                 last_heard = Instant::now();
+                let size = match &message {
+                    Message::Text(t) => t.len(),
+                    Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+                    Message::Close(_) => 0,
+                };
+                let cost = size.max(MIN_MESSAGE_COST) as f64;
+                if let Some(until) = pace.charge(cost, last_heard.into_std()) {
+                    paused = Some(until.into());
+                    limit.throttled.fetch_add(1, Ordering::Relaxed);
+                    let msg = ServerMsg::error(ErrorCode::RateLimited, format!(
+                        "you are sending more than {} KiB of messages a second; the server reads them more slowly",
+                        (limit.bytes_per_sec / 1024.0).round()
+                    ));
+                    if let Err(why) = reply(&mut ws, msg).await { break why }
+                }
                 let text = match message {
                     Message::Text(t) => t,
                     Message::Close(_) => break "left",
@@ -88,8 +144,13 @@ pub(crate) async fn run(mut ws: WebSocket, engine: EngineHandle, from: Option<Ip
                 let Some(msg) = out else { break "closed" };
                 if let Err(why) = reply(&mut ws, msg).await { break why }
             }
+            _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
+                paused = None;
+                // Not silent: it was the server that did not listen.
+                last_heard = Instant::now();
+            }
             _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_TIMEOUT {
+                if paused.is_none() && last_heard.elapsed() > SILENCE_TIMEOUT {
                     break "timeout";
                 }
                 if let Err(why) = send(&mut ws, Message::Ping(Default::default())).await {

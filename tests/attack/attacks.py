@@ -11,6 +11,7 @@ import argparse
 import json
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -107,40 +108,59 @@ def ghost_whip(o):
 
 
 def stalled_ws(o):
-    """A participant that keeps talking but never reads, while another of the
-    attacker's connections pushes large direct signals at it: before the fix it held
-    its seat (and the server's buffers) for as long as TCP kept the connection."""
+    """A participant that keeps talking but never reads, while other connections of
+    the attacker push large direct signals at it (several, since the server reads
+    each one at --signaling-rate): before the fix it held its seat (and the server's
+    buffers) for as long as TCP kept the connection."""
     stalled = wire.WebSocket(o.host, o.port, recv_buffer=4096)
     stalled.send({"type": "join", "room": o.room, "name": "stalled", "mode": "relay"})
     time.sleep(0.5)
-    pusher = wire.WebSocket(o.host, o.port)
-    pusher.send({"type": "join", "room": o.room, "name": "pusher", "mode": "relay"})
-    joined = pusher.recv_until("joined")
-    if joined is None:
-        raise RuntimeError("the pusher was not let in")
-    target = next(p["id"] for p in joined["peers"] if p["name"] == "stalled")
-    threading.Thread(target=lambda: [None for _ in iter(pusher.recv, None)], daemon=True).start()
-    big = {"kind": "offer", "sdp": "a" * 60000}
+    pushers, target = [], None
+    for i in range(4):
+        ws = wire.WebSocket(o.host, o.port)
+        ws.send({"type": "join", "room": o.room, "name": f"pusher{i}", "mode": "relay"})
+        joined = ws.recv_until("joined")
+        if joined is None:
+            raise RuntimeError("a pusher was not let in")
+        target = next(p["id"] for p in joined["peers"] if p["name"] == "stalled")
+        pushers.append(ws)
+    big = json_direct(target)
     start = time.monotonic()
-    closed_after = None
-    last_talk = 0.0
-    while time.monotonic() - start < o.seconds:
-        now = time.monotonic() - start
-        try:
-            pusher.send({"type": "direct", "to": target, "signal": big})
-        except OSError:
-            break
-        if closed_after is None and now - last_talk >= 1.0:
-            last_talk = now
+    removed = []
+
+    def push(ws):
+        # One thread a connection (an SSL socket is not shared between threads); a
+        # send waits while the server holds this connection back.
+        while not removed and time.monotonic() - start < o.seconds:
             try:
-                # Not silent: the server hears from it, so only its not reading counts.
-                stalled.send({"type": "media", "audio": True, "video": True})
+                ws.send_raw(big)
+                msgs, closed = ws.drain()
             except OSError:
-                closed_after = round(now, 1)
-        time.sleep(0.05)
-    pusher.close()
+                return
+            if any(m.get("type") == "peerLeft" and m.get("id") == target for m in msgs):
+                removed.append(round(time.monotonic() - start, 1))
+            if closed:
+                return
+
+    threads = [threading.Thread(target=push, args=(ws,), daemon=True) for ws in pushers]
+    for t in threads:
+        t.start()
+    while not removed and time.monotonic() - start < o.seconds:
+        try:
+            # Not silent: the server hears from it, so only its not reading counts.
+            stalled.send({"type": "media", "audio": True, "video": True})
+        except OSError:
+            pass
+        time.sleep(1.0)
+    removed_after = removed[0] if removed else None
+    for ws in pushers:
+        ws.close()
     stalled.close()
-    return {"stalled_closed_after_s": closed_after}
+    return {"stalled_removed_after_s": removed_after}
+
+
+def json_direct(to):
+    return json.dumps({"type": "direct", "to": to, "signal": {"kind": "offer", "sdp": "a" * 60000}})
 
 
 def direct_flood(o):
@@ -153,44 +173,35 @@ def direct_flood(o):
     if joined is None:
         raise RuntimeError("the flooder was not let in")
     target = next(p["id"] for p in joined["peers"] if p["name"] == o.victim)
-    refused = [0]
-
-    def read():
-        while True:
-            msg = ws.recv()
-            if msg is None:
-                return
-            if msg.get("type") == "error" and msg.get("code") == "rateLimited":
-                refused[0] += 1
-
-    threading.Thread(target=read, daemon=True).start()
     big = {"kind": "offer", "sdp": "a" * 60000}
     start = time.monotonic()
-    sent = 0
+    sent = refused = 0
     while time.monotonic() - start < o.seconds:
-        try:
-            ws.send({"type": "direct", "to": target, "signal": big})
-        except OSError:
-            break
+        ws.send({"type": "direct", "to": target, "signal": big})
         sent += 1
-    time.sleep(0.5)
+        msgs, closed = ws.drain()
+        if closed:
+            break
+        refused += sum(1 for m in msgs if m.get("type") == "error" and m.get("code") == "rateLimited")
     ws.close()
-    return {"sent": sent, "rate_limited": refused[0]}
+    return {"sent": sent, "rate_limited": refused}
 
 
 def half_open(o):
-    """Connections that send half a request's headers and then nothing, more than one
-    address may hold: before the fix they were never timed out and, past the
+    """TLS connections that send half a request's headers and then nothing, more than
+    one address may hold: before the fix they were never timed out and, past the
     open-file limit, kept every new client out."""
     held, refused_at_once = [], 0
-    for i in range(o.count):
+    ctx = wire.tls_context()
+    for _ in range(o.count):
         try:
-            s = socket.create_connection((o.host, o.port), timeout=2)
+            raw = socket.create_connection((o.host, o.port), timeout=2)
+            s = ctx.wrap_socket(raw, server_hostname=o.host)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
             held.append(s)
         except OSError:
+            # Closed before the handshake: over the limit per address.
             refused_at_once += 1
-    # Which of them the server closed at once (over the limit per address).
     time.sleep(0.5)
     closed_at_once = sum(1 for s in held if _closed(s))
     time.sleep(max(0.0, o.seconds - 0.5))
@@ -206,10 +217,13 @@ def half_open(o):
 
 
 def _closed(s):
-    s.setblocking(False)
+    """Whether the server has closed `s` (reads what it sent first, e.g. a 408)."""
+    s.settimeout(0.01)
     try:
-        return s.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
+        while True:
+            if not s.recv(4096):
+                return True
+    except (socket.timeout, ssl.SSLWantReadError):
         return False
     except OSError:
         return True

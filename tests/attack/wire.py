@@ -178,9 +178,15 @@ class WebSocket:
             head += chunk
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise RuntimeError(f"WebSocket refused: {head.decode(errors='replace')}")
+        self.timeout = timeout
+        self.buf = b""
+        self.pending = []
 
     def send(self, msg):
-        data = json.dumps(msg).encode()
+        self.send_raw(json.dumps(msg))
+
+    def send_raw(self, text):
+        data = text.encode()
         mask = os.urandom(4)
         n = len(data)
         if n < 126:
@@ -191,38 +197,80 @@ class WebSocket:
             head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
         self.sock.sendall(head + mask + _mask(data, mask))
 
-    def _exact(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
+    def _frame(self):
+        """The next whole frame in the buffer as (opcode, payload), or None."""
+        buf = self.buf
+        if len(buf) < 2:
+            return None
+        n, at = buf[1] & 0x7F, 2
+        if n == 126:
+            if len(buf) < 4:
+                return None
+            n, at = struct.unpack("!H", buf[2:4])[0], 4
+        elif n == 127:
+            if len(buf) < 10:
+                return None
+            n, at = struct.unpack("!Q", buf[2:10])[0], 10
+        if len(buf) < at + n:
+            return None
+        self.buf = buf[at + n:]
+        return buf[0] & 0x0F, buf[at:at + n]
 
-    def recv(self):
-        """The next text message as JSON (answers pings; None when the server closes)."""
-        while True:
-            try:
-                b0, b1 = self._exact(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    n = struct.unpack("!H", self._exact(2))[0]
-                elif n == 127:
-                    n = struct.unpack("!Q", self._exact(8))[0]
-                payload = self._exact(n)
-            except (ConnectionError, OSError):
-                return None
-            op = b0 & 0x0F
+    def _take(self):
+        """Handles the buffered frames: (text messages as JSON, whether it closed)."""
+        out = []
+        while (f := self._frame()) is not None:
+            op, payload = f
             if op == 0x8:
-                return None
+                return out, True
             if op == 0x9:
                 mask = os.urandom(4)
                 pong = struct.pack("!BB", 0x8A, 0x80 | len(payload)) + mask
                 self.sock.sendall(pong + _mask(payload, mask))
+            elif op == 0x1:
+                out.append(json.loads(payload))
+        return out, False
+
+    def recv(self):
+        """The next text message as JSON, waiting for it (answers pings; None when the
+        server closes)."""
+        while True:
+            if self.pending:
+                return self.pending.pop(0)
+            msgs, closed = self._take()
+            self.pending += msgs
+            if self.pending:
                 continue
-            if op == 0x1:
-                return json.loads(payload)
+            if closed:
+                return None
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def drain(self):
+        """What has arrived, without waiting: (messages, whether the server closed)."""
+        closed = False
+        self.sock.setblocking(False)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    closed = True
+                    break
+                self.buf += data
+        except (ssl.SSLWantReadError, BlockingIOError):
+            pass
+        except OSError:
+            closed = True
+        finally:
+            self.sock.settimeout(self.timeout)
+        msgs, bye = self._take()
+        msgs, self.pending = self.pending + msgs, []
+        return msgs, closed or bye
 
     def recv_until(self, kind):
         while True:
