@@ -173,13 +173,17 @@ async fn a_client_sending_too_fast_is_read_more_slowly() {
     let mut told = false;
     let answered = loop {
         match recv(&mut fast).await {
-            Some(ServerMsg::Error { code, message }) if code == ErrorCode::RateLimited => {
+            Some(ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message,
+            }) => {
                 assert!(message.contains("64 KiB"), "{message}");
                 told = true;
             }
-            Some(ServerMsg::Error { code, .. }) if code == ErrorCode::BadMessage => {
-                break flooded.elapsed()
-            }
+            Some(ServerMsg::Error {
+                code: ErrorCode::BadMessage,
+                ..
+            }) => break flooded.elapsed(),
             Some(_) => continue,
             None => panic!("the fast client was disconnected"),
         }
