@@ -72,7 +72,7 @@ log "cargo build --release (the server the browser tests run, and lanrelay-load)
 cargo build --release --locked --workspace
 
 log "WHIP/WHEP with aiortc"
-(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py) 2>&1 | tee -a "$results"
+(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py) 2>&1 | tee -a "$results"
 
 log "browser end-to-end tests (headless Chromium)"
 (cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
