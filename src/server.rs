@@ -104,9 +104,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     .await
     .context("TLS certificate or key is invalid")?;
 
-    let listener = std::net::TcpListener::bind(config.listen)
+    let listener = listen_tcp(config.listen)
         .with_context(|| format!("cannot listen on {} (HTTPS)", config.listen))?;
-    listener.set_nonblocking(true)?;
     let https_addr = listener.local_addr()?;
     let helper_listener = bind_helper(&config);
     let http_addr = match &helper_listener {
@@ -349,11 +348,7 @@ fn certificate_names(config: &Config, advertised: &[IpAddr]) -> certs::Wanted {
 /// default, may be taken by something else, and HTTPS works without the helper).
 fn bind_helper(config: &Config) -> Option<std::net::TcpListener> {
     let addr = config.http_listen?;
-    let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-        l.set_nonblocking(true)?;
-        Ok(l)
-    });
-    match bound {
+    match listen_tcp(addr) {
         Ok(l) => Some(l),
         Err(e) => {
             warn!(
@@ -364,6 +359,22 @@ fn bind_helper(config: &Config) -> Option<std::net::TcpListener> {
             None
         }
     }
+}
+
+/// A non-blocking TCP listener on `addr` with `SO_REUSEADDR`, so that a server
+/// restarted at once (systemd after a crash, `kill -9` then start) gets its port back
+/// although the connections of the previous process linger in `TIME_WAIT`; without
+/// it the bind fails for up to a minute. (Rust's std sets it too on Unix, but does
+/// not promise it.) UDP needs nothing: a UDP port is free the moment its process dies,
+/// and `SO_REUSEADDR` on UDP would let two servers share one port.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
 }
 
 /// Binds the media socket(s): the configured address, plus the other address family
@@ -419,5 +430,32 @@ fn raise_open_files() {
         },
         Ok(_) => {}
         Err(e) => warn!("cannot read the open-file limit: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// The restart case: the server closes its side of a connection first (as a
+    /// killed process does), which leaves the port in `TIME_WAIT`; a new listener
+    /// must get the same port at once.
+    #[test]
+    fn a_port_left_in_time_wait_is_bound_again_at_once() {
+        let first = listen_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        first.set_nonblocking(false).unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (mut accepted, _) = first.accept().unwrap();
+        accepted.write_all(b"bye").unwrap();
+        drop(accepted);
+        drop(first);
+        let mut buf = [0; 8];
+        let _ = client.read(&mut buf);
+        drop(client);
+        let again = listen_tcp(addr).expect("the port is free again at once");
+        assert_eq!(again.local_addr().unwrap(), addr);
+        assert!(socket2::SockRef::from(&again).reuse_address().unwrap());
     }
 }

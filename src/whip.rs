@@ -5,12 +5,16 @@
 //! Trickle ICE and ICE restarts by `PATCH` are not supported (the server is ICE-lite
 //! and its candidates are in the answer): `PATCH` gets `405`. Rooms with a token need
 //! `Authorization: Bearer TOKEN`. CORS is open, so players on other origins work.
+//!
+//! Sessions live in memory only: after a restart every session URL answers `404` (to
+//! `PATCH` and `DELETE` alike), and a client recovers by POSTing a new offer to the
+//! same endpoint, as OBS does when its connection fails.
 
 use axum::body::Bytes;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Extension;
@@ -29,15 +33,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/whep/{room}", post(whep).options(preflight))
         .route(
             "/whip/{room}/{resource}",
-            axum::routing::delete(end)
-                .patch(no_patch)
-                .options(preflight),
+            axum::routing::delete(end).patch(patch).options(preflight),
         )
         .route(
             "/whep/{room}/{resource}",
-            axum::routing::delete(end)
-                .patch(no_patch)
-                .options(preflight),
+            axum::routing::delete(end).patch(patch).options(preflight),
         )
 }
 
@@ -145,15 +145,25 @@ async fn start(
 async fn end(
     State(state): State<AppState>,
     Path((_room, resource)): Path<(String, String)>,
+    uri: Uri,
 ) -> Response {
     if state.engine.end_resource(resource).await {
         cors(StatusCode::OK.into_response())
     } else {
-        error(StatusCode::NOT_FOUND, "no such session")
+        gone(&uri)
     }
 }
 
-async fn no_patch() -> Response {
+/// `PATCH` on a live session: not supported (`405`); on a session the server does not
+/// know (ended, or before a restart): `404`, so the client knows to POST again.
+async fn patch(
+    State(state): State<AppState>,
+    Path((_room, resource)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    if !state.engine.has_resource(resource).await {
+        return gone(&uri);
+    }
     let mut res = error(
         StatusCode::METHOD_NOT_ALLOWED,
         "trickle ICE and ICE restarts are not supported: the server's candidates are in the answer",
@@ -161,6 +171,17 @@ async fn no_patch() -> Response {
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
     res
+}
+
+/// `404` for a session URL the server does not know, saying where to POST instead.
+fn gone(uri: &Uri) -> Response {
+    let endpoint = uri.path().rsplit_once('/').map_or("", |(e, _)| e);
+    error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such session: it ended, or the server restarted; POST a new offer to {endpoint}"
+        ),
+    )
 }
 
 async fn preflight(method: Method) -> Response {

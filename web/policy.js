@@ -63,8 +63,14 @@
 export const MODES = /** @type {const} */ (['relay', 'direct', 'auto']);
 /** How long ICE to the server may stay disconnected before the call is rebuilt. */
 export const ICE_GRACE_MS = 4000;
-/** Reconnection attempts before giving up. */
-export const MAX_RETRIES = 5;
+/**
+ * Reconnection attempts before giving up: about two minutes of RECONNECT_MAX_MS tries,
+ * so a page rides out a server restart (systemd brings it back in seconds) and even a
+ * reboot of the machine, without anyone clicking.
+ */
+export const MAX_RETRIES = 60;
+/** The longest wait between two reconnection attempts. */
+export const RECONNECT_MAX_MS = 2000;
 /** Delays before trying a direct connection again in auto mode, one per failure. */
 export const DIRECT_RETRY_MS = [15000, 30000, 60000];
 /** Keep sending on the relay this long after the other side moved to direct. */
@@ -347,13 +353,16 @@ export function onServerError(f, code) {
 }
 
 /**
- * Delay before reconnection attempt `attempt` (1, 2, ...), doubling from 0.5 s to at
- * most 8 s, or null once MAX_RETRIES attempts were made.
+ * Delay before reconnection attempt `attempt` (1, 2, ...), doubling from 0.25 s to at
+ * most RECONNECT_MAX_MS, or null once MAX_RETRIES attempts were made. The cap is short
+ * because the server is on the LAN and a try costs it one refused or accepted TCP
+ * connection: a server back after any outage has its pages again within about 2 s,
+ * where a longer backoff (it was 8 s) would leave them waiting.
  * @param {number} attempt
  */
 export function reconnectDelay(attempt) {
   if (attempt > MAX_RETRIES) return null;
-  return Math.min(8000, 500 * 2 ** (attempt - 1));
+  return Math.min(RECONNECT_MAX_MS, 250 * 2 ** (attempt - 1));
 }
 
 /**

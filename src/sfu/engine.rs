@@ -279,6 +279,17 @@ impl EngineHandle {
         answers.is_some_and(|a| a.into_iter().any(|ended| ended))
     }
 
+    /// Whether a WHIP/WHEP session with this resource id exists.
+    pub async fn has_resource(&self, resource: String) -> bool {
+        let answers = self
+            .ask_all(|reply| Control::HasResource {
+                resource: resource.clone(),
+                reply,
+            })
+            .await;
+        answers.is_some_and(|a| a.into_iter().any(|here| here))
+    }
+
     pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
         let per_worker = self.ask_all(|reply| Control::Rooms { reply }).await?;
         // A room whose viewers are spread over workers shows once, with everyone.

@@ -112,6 +112,11 @@ pub(crate) enum Control {
         resource: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Answers whether a WHIP/WHEP session with this resource id is here.
+    HasResource {
+        resource: String,
+        reply: oneshot::Sender<bool>,
+    },
     /// Answers with the worker's share and counters.
     Status { reply: oneshot::Sender<Report> },
     /// Answers with the worker's rooms, participants and their stats.

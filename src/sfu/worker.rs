@@ -275,6 +275,9 @@ impl Worker {
             Control::EndResource { resource, reply } => {
                 let _ = reply.send(shard.end_resource(Instant::now(), &resource));
             }
+            Control::HasResource { resource, reply } => {
+                let _ = reply.send(shard.has_resource(&resource));
+            }
             Control::Rooms { reply } => {
                 let _ = reply.send(shard.rooms_snapshot());
             }

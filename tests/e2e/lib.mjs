@@ -19,14 +19,26 @@ function serverBinary() {
 /**
  * Starts lanrelay with ephemeral ports and a fresh certificate directory, on
  * 127.0.0.1 (or `opts.ip`), inside network namespace `opts.netns` when given.
- * Resolves with {url, port, mediaAddr, stop(), logs()} once it printed its URL.
+ * A restart passes the first server's `reuse` (its ports and certificate directory),
+ * so that the new process listens where the old one did.
+ * Resolves with {url, port, mediaAddr, reuse, kill(), stop(), logs()} once it printed
+ * its URL.
  * @param {string[]} [extraArgs]
- * @param {{netns?: string, ip?: string}} [opts]
+ * @param {{netns?: string, ip?: string, reuse?: Reuse}} [opts]
+ *
+ * @typedef {{listen: string, mediaListen: string, httpListen: string, certsDir: string}} Reuse
+ *   what a restart keeps: `--listen`, `--media-listen`, `--http-listen` (or `off`) and
+ *   `--certs`.
  */
 export async function startServer(extraArgs = [], opts = {}) {
-  const certs = mkdtempSync(join(tmpdir(), 'lanrelay-certs-'));
+  const certs = opts.reuse?.certsDir || mkdtempSync(join(tmpdir(), 'lanrelay-certs-'));
   const ip = opts.ip || '127.0.0.1';
-  const args = ['--listen', `${ip}:0`, '--certs', certs, ...extraArgs];
+  const ownHelper = extraArgs.some((a) => a === '--no-http' || a.startsWith('--http-listen'));
+  const where = opts.reuse
+    ? ['--listen', opts.reuse.listen, '--media-listen', opts.reuse.mediaListen,
+      ...(ownHelper ? [] : ['--http-listen', opts.reuse.httpListen])]
+    : ['--listen', `${ip}:0`];
+  const args = [...where, '--certs', certs, ...extraArgs];
   const [cmd, argv] = opts.netns
     ? ['ip', ['netns', 'exec', opts.netns, serverBinary(), ...args]]
     : [serverBinary(), args];
@@ -53,23 +65,45 @@ export async function startServer(extraArgs = [], opts = {}) {
   });
   const media = out.match(new RegExp(`media on UDP (${ip.replace(/\./g, '\\.')}:\\d+)`));
   const helper = out.match(new RegExp(`HTTP helper on TCP (${ip.replace(/\./g, '\\.')}:\\d+)`));
+  const port = Number(new URL(url).port);
+  const exited = new Promise((r) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) r(undefined);
+    else proc.on('exit', r);
+  });
   return {
     url,
-    port: Number(new URL(url).port),
+    port,
     /** The plain-HTTP helper, `http://127.0.0.1:PORT` (null when it is off). */
     httpUrl: helper ? `http://${helper[1]}` : null,
     /** The certificate directory (lanrelay's CA is `ca.crt` in it). */
     certsDir: certs,
     /** The server's media address, as a browser's selected candidate pair shows it. */
     mediaAddr: media ? media[1] : null,
+    /** @type {Reuse} what `startServer(args, {reuse})` needs to start again in its place */
+    reuse: {
+      listen: `${ip}:${port}`,
+      mediaListen: media ? media[1] : `${ip}:${port}`,
+      httpListen: helper ? helper[1] : 'off',
+      certsDir: certs,
+    },
+    /** The server's process id (inside the namespace too: `ip netns exec` execs it). */
+    pid: proc.pid,
     logs: () => out,
+    /** Kills the server with SIGKILL, as a crash would, and waits for it to be gone;
+     * the certificate directory stays for a restart. */
+    async kill() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       proc.kill('SIGINT');
-      await new Promise((r) => {
-        if (proc.exitCode !== null) return r(undefined);
-        proc.on('exit', r);
-        setTimeout(() => { proc.kill('SIGKILL'); r(undefined); }, 3000);
-      });
+      let timer;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+      clearTimeout(timer);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
       rmSync(certs, { recursive: true, force: true });
     },
   };

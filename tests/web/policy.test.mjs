@@ -315,8 +315,31 @@ test('server errors and reconnection backoff', () => {
   assert.equal(policy.onServerError(facts({ path: 'relay' }), 'mediaFailed'), 'reconnect');
   assert.equal(policy.onServerError(facts({ path: 'direct' }), 'mediaFailed'), 'dropRelay');
   assert.equal(policy.onServerError(facts(), 'badSdp'), 'ignore');
-  assert.deepEqual([1, 2, 3, 4, 5].map(policy.reconnectDelay), [500, 1000, 2000, 4000, 8000]);
+  assert.deepEqual([1, 2, 3, 4, 5].map(policy.reconnectDelay), [250, 500, 1000, 2000, 2000]);
   assert.equal(policy.reconnectDelay(policy.MAX_RETRIES + 1), null);
+});
+
+test('a page is back soon after the server restarts, and keeps trying for minutes', () => {
+  // The server is down for `downMs` from the moment the page lost it; the page's next
+  // attempt after that is when it gets back in.
+  const backAfter = (/** @type {number} */ downMs) => {
+    let t = 0;
+    for (let attempt = 1; ; attempt++) {
+      const delay = policy.reconnectDelay(attempt);
+      if (delay === null) return null;
+      t += delay;
+      if (t >= downMs) return t;
+    }
+  };
+  // kill -9 and restarted at once, systemd's RestartSec=2, a slow start, a reboot.
+  for (const down of [300, 2500, 6000, 60000]) {
+    const back = backAfter(down);
+    assert.ok(back !== null, `still trying after ${down} ms down`);
+    assert.ok(back - down <= policy.RECONNECT_MAX_MS, `back ${back - down} ms after the server is (down ${down} ms)`);
+  }
+  assert.ok(backAfter(300) <= 750, 'an instant restart costs under a second');
+  // It gives up eventually (the page then says so and offers to rejoin).
+  assert.equal(backAfter(10 * 60 * 1000), null);
 });
 
 test('the policy module uses no timers, clock or browser objects', async () => {

@@ -5,68 +5,18 @@ and viewers spread over them, where one player is served by the worker that does
 hold the room. Also the HTTP details: status
 codes, Location, content types, CORS, bearer tokens and PATCH.
 
-The server binary is LANRELAY_BIN (default target/release/lanrelay), started on
-127.0.0.1 with ephemeral ports; aiortc is told to gather only 127.0.0.1.
+The server is started as common.py says (LANRELAY_BIN, 127.0.0.1, ephemeral ports).
 """
 
 import asyncio
 import json
-import os
 import re
-import shutil
-import ssl
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-# Loopback only: aiortc skips 127.0.0.1 by default.
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("LANRELAY_BIN", str(ROOT / "target" / "release" / "lanrelay"))
-CTX = ssl.create_default_context()
-CTX.check_hostname = False
-CTX.verify_mode = ssl.CERT_NONE
-
-
-def run_server(*extra):
-    """Starts lanrelay with `extra` flags; yields its HTTPS base URL, then stops it."""
-    certs = tempfile.mkdtemp(prefix="lanrelay-whip-")
-    proc = subprocess.Popen(
-        [BIN, "--listen", "127.0.0.1:0", "--certs", certs, "--room-token", "locked=s3cret", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "lanrelay=info")},
-    )
-    out = ""
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        out += line
-        if "media on UDP" in line:
-            break
-    m = re.search(r"https://127\.0\.0\.1:(\d+)/", out)
-    assert m, out
-    # Keep draining the server's output (into a file for failure reports).
-    logfile = open(os.path.join(certs, "server.log"), "w")
-    import threading
-
-    threading.Thread(target=lambda: [logfile.write(l) or logfile.flush() for l in proc.stdout], daemon=True).start()
-    yield f"https://127.0.0.1:{m.group(1)}"
-    if os.environ.get("LANRELAY_LOG"):
-        print(open(os.path.join(certs, "server.log")).read()[-6000:])
-    proc.terminate()
-    proc.wait(5)
-    shutil.rmtree(certs, ignore_errors=True)
+from common import count_frames, participants, post_offer, request, run_server
 
 
 @pytest.fixture(scope="module")
@@ -78,49 +28,6 @@ def server():
 def spread_server():
     """Two media workers, a room's viewers spread over them from the first on."""
     yield from run_server("--workers", "2", "--spread-viewers-after", "0")
-
-
-def request(method, url, body=None, headers=None):
-    """An HTTP request; returns (status, headers, body text)."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, context=CTX, timeout=10) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
-
-
-def participants(server, room):
-    status, _, body = request("GET", f"{server}/api/rooms/{room}")
-    if status == 404:
-        return []
-    room = json.loads(body)
-    return room["participants"] + room["viewers"]
-
-
-async def post_offer(server, path, pc, token=None):
-    offer = await pc.createOffer()
-    await pc.setLocalDescription(offer)  # aiortc gathers its candidates here
-    headers = {"Content-Type": "application/sdp"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    status, h, body = await asyncio.to_thread(
-        request, "POST", f"{server}{path}", pc.localDescription.sdp.encode(), headers
-    )
-    return status, h, body
-
-
-async def count_frames(track, seconds):
-    """Decoded frames received on `track` within `seconds`."""
-    frames = 0
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            await asyncio.wait_for(track.recv(), timeout=max(0.1, end - time.time()))
-            frames += 1
-        except (asyncio.TimeoutError, Exception):
-            break
-    return frames
 
 
 def test_whip_publish_and_two_whep_players(server):
@@ -193,6 +100,11 @@ def publish_and_play(server, check_spread=False):
         publisher = [p for p in parts if p["name"] == "WHIP publisher"][0]
         assert publisher["upTracks"] == 2 and publisher["relayConnected"], publisher
 
+        # PATCH (trickle ICE, ICE restarts) on a live session is refused clearly.
+        frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        status, h, _ = await asyncio.to_thread(request, "PATCH", whip_url, b"a=ice-ufrag:x", frag)
+        assert status == 405 and "DELETE" in h["allow"], status
+
         # DELETE ends each session and the server frees it.
         status, _, _ = await asyncio.to_thread(request, "DELETE", players[0][2])
         log.append(f"WHEP DELETE -> {status}")
@@ -228,11 +140,12 @@ def test_http_details(server):
     assert h["access-control-allow-origin"] == "*"
     assert "POST" in h["access-control-allow-methods"]
     assert "Authorization" in h["access-control-allow-headers"]
-    # PATCH (trickle) is refused clearly; unknown sessions are 404.
-    status, h, _ = request("PATCH", f"{server}/whip/x/nosuch", b"a=ice-ufrag:x", {"Content-Type": "application/trickle-ice-sdpfrag"})
-    assert status == 405 and "DELETE" in h["allow"]
-    status, _, _ = request("DELETE", f"{server}/whep/x/nosuch")
-    assert status == 404
+    # Unknown sessions (ended, or from before a restart) are 404 to PATCH and DELETE,
+    # saying where to POST instead.
+    status, _, body = request("PATCH", f"{server}/whip/x/nosuch", b"a=ice-ufrag:x", {"Content-Type": "application/trickle-ice-sdpfrag"})
+    assert status == 404 and "POST a new offer to /whip/x" in body, (status, body)
+    status, _, body = request("DELETE", f"{server}/whep/x/nosuch")
+    assert status == 404 and "POST a new offer to /whep/x" in body, (status, body)
 
 
 def test_bearer_token(server):

@@ -56,6 +56,11 @@ impl Shard {
         true
     }
 
+    /// Whether the WHIP/WHEP session `resource` is here.
+    pub fn has_resource(&self, resource: &str) -> bool {
+        self.by_resource.contains_key(resource)
+    }
+
     /// A WHEP player served by this shard for a room homed on worker `home`: the
     /// request is checked here, the home admits the player (the viewer cap and the
     /// room's mode are its to judge), and the answer follows as
