@@ -137,6 +137,9 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
             crate::metrics::Limits {
                 connections: state.connections.stats(),
                 signaling_throttled: state.signaling.throttled(),
+                tcp_open: state.tcp.open(),
+                tcp_dropped: state.tcp.dropped(),
+                tcp_refused: state.tcp.refused(),
             },
         ),
     )

@@ -37,6 +37,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(gcc)
 # certutil: the browser test adds lanrelay's CA to a fresh NSS database.
 command -v certutil >/dev/null || need+=(libnss3-tools)
+# nft: the ICE-TCP browser test drops the clients' UDP.
+command -v nft >/dev/null || need+=(nftables)
 # tc (token bucket on a namespace link) for the squeezed-viewer test.
 command -v tc >/dev/null || need+=(iproute2)
 # Python with venv for the aiortc WHIP/WHEP tests.

@@ -54,6 +54,7 @@ mod tests {
     fn shard() -> Shard {
         Shard::new(ShardConfig {
             candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+            tcp_candidates: vec![],
             room_capacity: 2,
             viewer_capacity: 0,
             room_tokens: Default::default(),

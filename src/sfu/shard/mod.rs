@@ -36,7 +36,7 @@ use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
-use str0m::net::Transmit;
+use str0m::net::{TcpType, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
@@ -68,6 +68,9 @@ use timers::Timers;
 pub struct ShardConfig {
     /// Addresses put in the server's ICE host candidates (advertised IP, media port).
     pub candidates: Vec<SocketAddr>,
+    /// Passive ICE-TCP host candidates (advertised IP, HTTPS port); none when TCP
+    /// media is off.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Most participants in one room.
     pub room_capacity: usize,
     /// Most viewers in one room (0: no limit).
@@ -400,6 +403,21 @@ impl Shard {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        // TCP after UDP: its lower type preference makes browsers use it only where
+        // UDP does not get through.
+        for addr in &self.cfg.tcp_candidates {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            match tcp {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => warn!(%addr, "unusable TCP candidate address: {e}"),
             }
         }
         rtc

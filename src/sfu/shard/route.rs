@@ -68,6 +68,23 @@ impl Shard {
     /// A datagram arrived on the media port from `src`, addressed to `dst` (the
     /// candidate address str0m must see).
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        self.receive(now, Protocol::Udp, src, dst, buf);
+    }
+
+    /// A frame arrived on an ICE-TCP connection from `src` to the server's TCP
+    /// candidate `dst` (RFC 4571: the length prefix already taken off).
+    pub fn handle_tcp_frame(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        self.receive(now, Protocol::Tcp, src, dst, buf);
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+        buf: &[u8],
+    ) {
         let kind = demux::classify(buf);
         let id = match kind {
             Kind::Stun => demux::stun_local_ufrag(buf).and_then(|u| self.routes.by_ufrag.get(u)),
@@ -79,7 +96,7 @@ impl Shard {
             debug!(%src, len = buf.len(), "dropped unroutable datagram");
             return;
         };
-        let Ok(recv) = Receive::new(Protocol::Udp, src, dst, buf) else {
+        let Ok(recv) = Receive::new(proto, src, dst, buf) else {
             self.counters.rejected += 1;
             return;
         };
@@ -114,7 +131,7 @@ impl Shard {
         match received {
             Ok(Received::Taken) => {
                 if learn {
-                    self.learn_addr(now, id, src);
+                    self.learn_addr(now, id, src, proto);
                 }
             }
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
@@ -167,8 +184,11 @@ impl Shard {
         Ok(())
     }
 
-    /// Peer `id`'s `Rtc` took an authenticated binding request from `src`.
-    fn learn_addr(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+    /// Peer `id`'s `Rtc` took an authenticated binding request from `src`. Only UDP
+    /// addresses are routes for the receive task: a TCP connection's frames reach this
+    /// worker through the connection itself.
+    fn learn_addr(&mut self, now: Instant, id: PeerId, src: SocketAddr, proto: Protocol) {
+        let udp = proto == Protocol::Udp;
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
         };
@@ -176,7 +196,9 @@ impl Shard {
             a.1 = now;
             // Said again at every check (every few seconds), so a change the receive
             // task missed (its queue was full) heals by itself.
-            self.routes_out.push_back(Output::Route(src, true));
+            if udp {
+                self.routes_out.push_back(Output::Route(src, true));
+            }
             return;
         }
         let evicted = if local.addrs.len() >= MAX_ADDRS {
@@ -192,7 +214,9 @@ impl Shard {
             self.forget_addr(id, old);
         }
         self.routes.by_addr.insert(src, id);
-        self.routes_out.push_back(Output::Route(src, true));
+        if udp {
+            self.routes_out.push_back(Output::Route(src, true));
+        }
     }
 
     /// Drops `addr` from the routes if it is peer `id`'s.
