@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use str0m::ice::StunMessage;
@@ -27,7 +27,7 @@ use tracing::debug;
 use super::{Output, Shard};
 use crate::sfu::demux::{self, Kind};
 use crate::sfu::driver::Received;
-use crate::sfu::peer::{Local, MAX_ADDRS, RECENT_STUN};
+use crate::sfu::peer::{Consent, Local, MAX_ADDRS, RECENT_STUN};
 use crate::signaling::protocol::PeerId;
 
 /// The shard's routing tables.
@@ -52,6 +52,10 @@ impl Routes {
         self.by_ufrag.remove(ufrag);
     }
 }
+
+/// How long after the last binding request a peer whose media flows has it replayed
+/// (browsers check every 2.5 to 5 s, so they never need it; the pair times out at 15 s).
+const CONSENT_REFRESH: Duration = Duration::from_secs(5);
 
 /// Why a binding request was turned away before reaching an `Rtc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +136,17 @@ impl Shard {
             Ok(Received::Taken) => {
                 if learn {
                     self.learn_addr(now, id, src, proto);
+                    if let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) {
+                        l.consent = Some(Consent {
+                            request: buf.to_vec(),
+                            proto,
+                            from: src,
+                            to: dst,
+                            at: now,
+                        });
+                    }
+                } else if kind == Kind::Rtp {
+                    self.refresh_consent(now, id, src);
                 }
             }
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
@@ -141,6 +156,35 @@ impl Shard {
         }
         self.schedule(id);
         self.process(now);
+    }
+
+    /// SRTP or SRTCP from peer `id` at `src` reached its `Rtc`. A client that sends no
+    /// ICE consent checks once its pair is nominated (libnice, unless told to) would
+    /// be dropped after 15 s although its media flows: while media keeps coming from
+    /// the address its last authenticated binding request came from, that request is
+    /// fed to its `Rtc` again every few seconds, as if the client had sent it. When
+    /// media and checks both stop, the pair times out as usual.
+    fn refresh_consent(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+        let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        let Some(c) = l.consent.as_mut() else {
+            return;
+        };
+        if c.from != src || now.saturating_duration_since(c.at) < CONSENT_REFRESH {
+            return;
+        }
+        c.at = now;
+        let Ok(recv) = Receive::new(c.proto, c.from, c.to, &c.request) else {
+            return;
+        };
+        let Some(driver) = l.rtc.as_mut() else {
+            return;
+        };
+        debug!(id, %src, "ICE consent kept on the peer's behalf: its media flows, its checks do not");
+        if let Err(e) = driver.receive(now, recv, &mut self.drained) {
+            self.fail(id, &e);
+        }
     }
 
     /// The checks of a binding request for peer `id` from `src` that str0m does not
