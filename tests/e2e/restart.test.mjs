@@ -191,6 +191,11 @@ test('a page waits out a longer outage (17 s) and rejoins by itself', { skip }, 
     await new Promise((r) => setTimeout(r, 10000));
     for (const [p, label] of pages) {
       assert.match(await p.textContent('#status-text'), /^Reconnecting/, `${label} says it is reconnecting while the server is down`);
+      // Whatever line is empty meanwhile (the path line, the waiting line), the
+      // control bar keeps its height instead of taking the call grid's stretching row.
+      const bar = await p.$eval('.controls', (el) => el.getBoundingClientRect().height);
+      console.log(`${label}: control bar ${bar} px while reconnecting (path line "${await p.textContent('#path-reason')}")`);
+      assert.ok(bar < 120, `${label}: the control bar stays under 120 px while reconnecting (${bar} px)`);
     }
     await assertAllBack(pages, await down);
   } catch (e) {
