@@ -36,6 +36,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
+    ("/autoplay.js", JS, include_bytes!("../web/autoplay.js")),
     ("/style.css", CSS, include_bytes!("../web/style.css")),
     ("/icon.svg", SVG, include_bytes!("../web/icon.svg")),
     // The install page and the start page's invite block (QR code of the room link).

@@ -296,16 +296,23 @@ impl Shard {
                     info!(id, "media connected");
                 }
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
-                if self.peers.contains_key(&id) =>
-            {
-                self.signal(
-                    id,
-                    ServerMsg::error(
-                        ErrorCode::MediaFailed,
-                        "no media traffic from you for 15 seconds",
-                    ),
-                );
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                let Some(l) = self.peers.get(&id).and_then(Peer::here) else {
+                    return;
+                };
+                let born = l.rtc.as_ref().map_or(now, |d| d.born());
+                let Some(message) = expiry::ice_lost_message(now, born, l.connected_at) else {
+                    // Not final: see `ice_lost_message`. The connect timeout
+                    // (expiry.rs) removes a session that never connects.
+                    debug!(
+                        id,
+                        after_ms = now.saturating_duration_since(born).as_millis() as u64,
+                        "ICE disconnected before media connected (no usable candidate pair yet): waiting"
+                    );
+                    return;
+                };
+                info!(id, %message, "ICE disconnected: removed");
+                self.signal(id, ServerMsg::error(ErrorCode::MediaFailed, message));
                 self.leave(now, id, "timeout");
             }
             Event::Closed => self.leave(now, id, "left"),
