@@ -145,6 +145,13 @@ pub struct Args {
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub signaling_rate: u32,
 
+    /// Seconds a participant whose signaling WebSocket dropped (without `leave`) is
+    /// kept in its call, media flowing, for the page to reconnect and resume it with
+    /// the token of its `joined` message; the others see no leave. 0: a dropped
+    /// WebSocket leaves at once.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub resume_grace: u64,
+
     /// Offer no ICE-TCP candidate: media only over UDP. By default the HTTPS port also
     /// takes media over TCP (RFC 6544), for networks that pass HTTPS but block UDP;
     /// browsers use it only when UDP does not get through.
@@ -226,6 +233,8 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// Bytes a second read from one signaling WebSocket.
     pub signaling_rate: u32,
+    /// How long a participant whose WebSocket dropped waits to be resumed.
+    pub resume_grace: Duration,
     /// Media over TCP on the HTTPS port (ICE-TCP passive candidates).
     pub tcp_media: bool,
     /// How long a client may take to send a request's headers.
@@ -284,6 +293,7 @@ impl From<Args> for Config {
             max_joins_per_minute: a.max_joins_per_minute,
             max_connections_per_address: a.max_connections_per_address as usize,
             signaling_rate: a.signaling_rate.saturating_mul(1024),
+            resume_grace: Duration::from_secs(a.resume_grace),
             tcp_media: !a.no_tcp_media,
             header_timeout: Duration::from_secs(a.header_timeout),
         }
@@ -319,6 +329,7 @@ impl Config {
             max_joins_per_minute: 120,
             max_connections_per_address: 128,
             signaling_rate: 256 * 1024,
+            resume_grace: Duration::from_secs(30),
             tcp_media: true,
             header_timeout: Duration::from_secs(10),
         }

@@ -77,7 +77,9 @@ async fn ws(
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session::run(socket, state.engine, from, state.signaling))
+        .on_upgrade(move |socket| {
+            session::run(socket, state.engine, from, state.signaling, state.resumes)
+        })
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -138,6 +140,8 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
             crate::metrics::Limits {
                 connections: state.connections.stats(),
                 signaling_throttled: state.signaling.throttled(),
+                resumed: state.resumes.resumed(),
+                resume_refused: state.resumes.refused(),
                 tcp_open: state.tcp.open(),
                 tcp_dropped: state.tcp.dropped(),
                 tcp_refused: state.tcp.refused(),

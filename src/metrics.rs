@@ -22,6 +22,10 @@ pub(crate) struct Limits {
     pub(crate) connections: ConnectionStats,
     /// Times a signaling connection went over --signaling-rate.
     pub(crate) signaling_throttled: u64,
+    /// Participants resumed on a new WebSocket, and resumes refused (unknown token,
+    /// or one already under way).
+    pub(crate) resumed: u64,
+    pub(crate) resume_refused: u64,
     /// ICE-TCP connections open, frames dropped on their way in, connections closed
     /// for breaking the framing.
     pub(crate) tcp_open: usize,
@@ -125,7 +129,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
         &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate), ICE-TCP connections closed for a first frame that is not STUN for this server or a frame over 8 KiB (tcp_framing).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate), resumes with a token that names no participant waiting to be resumed, or one already being resumed (resume_token), ICE-TCP connections closed for a first frame that is not STUN for this server or a frame over 8 KiB (tcp_framing).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
@@ -136,7 +140,15 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"connections\"", conns.refused as f64),
             ("limit=\"signaling_rate\"", limits.signaling_throttled as f64),
             ("limit=\"tcp_framing\"", limits.tcp_refused as f64),
+            ("limit=\"resume_token\"", limits.resume_refused as f64),
         ],
+    );
+    metric(
+        &mut out,
+        "lanrelay_resumed_total",
+        "counter",
+        "Participants whose signaling WebSocket dropped and who were resumed on a new one within --resume-grace (the others saw no leave).",
+        &[("", limits.resumed as f64)],
     );
     metric(
         &mut out,
@@ -292,9 +304,13 @@ mod tests {
         let limits = Limits {
             connections: conns,
             signaling_throttled: 6,
+            resumed: 2,
+            resume_refused: 4,
             ..Limits::default()
         };
         let text = render(&status, &[], limits);
+        assert!(text.contains("\nlanrelay_refused_total{limit=\"resume_token\"} 4\n"));
+        assert!(text.contains("\nlanrelay_resumed_total 2\n"));
         assert!(text.contains("\nlanrelay_refused_total{limit=\"signaling_rate\"} 6\n"));
         assert!(text.contains("\nlanrelay_tcp_connections 3\n"));
         assert!(text.contains("\nlanrelay_refused_total{limit=\"connections\"} 5\n"));

@@ -188,6 +188,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tcp: tcp_stats.clone(),
         connections: connections.clone(),
         signaling: ReadLimit::new(config.signaling_rate),
+        resumes: Arc::new(crate::signaling::resume::Resumes::new(config.resume_grace)),
         engine: engine.clone(),
         trust: trust.clone(),
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),

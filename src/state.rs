@@ -8,6 +8,7 @@ use crate::api::Access;
 use crate::conns::ConnectionLimit;
 use crate::sfu::engine::EngineHandle;
 use crate::sfu::tcp::TcpStats;
+use crate::signaling::resume::Resumes;
 use crate::signaling::session::ReadLimit;
 use crate::trust::TrustInfo;
 
@@ -23,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) connections: Arc<ConnectionLimit>,
     /// How fast each signaling connection is read.
     pub(crate) signaling: ReadLimit,
+    /// Participants whose connection may be resumed, by token.
+    pub(crate) resumes: Arc<Resumes>,
     /// ICE-TCP connections on the HTTPS port.
     pub(crate) tcp: Arc<TcpStats>,
 }

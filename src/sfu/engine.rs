@@ -155,6 +155,11 @@ impl EngineHandle {
                     None => return true,
                 }
             }
+            Command::Resume { id, .. } => match self.registry.worker_of(*id) {
+                Some(w) => (w, w),
+                // Gone: dropping `tx` ends the new connection's session.
+                None => return true,
+            },
             Command::HttpSession {
                 whep,
                 id,

@@ -92,6 +92,12 @@ pub enum Command {
         id: PeerId,
         reason: &'static str,
     },
+    /// Participant `id` goes on over a new signaling connection: its messages go to
+    /// `tx` from now on, starting with a fresh `joined`.
+    Resume {
+        id: PeerId,
+        tx: mpsc::Sender<ServerMsg>,
+    },
     /// A WHIP (publish) or WHEP (play) offer for a room.
     HttpSession {
         whep: bool,

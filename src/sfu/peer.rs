@@ -280,6 +280,9 @@ pub(crate) struct Local {
     pub(crate) answered: bool,
     /// The server's offer awaiting the browser's answer.
     pub(crate) pending_offer: Option<SdpPendingOffer>,
+    /// The SDP of `pending_offer`, sent again to a participant resumed on a new
+    /// signaling connection (the old one may have lost it).
+    pub(crate) pending_sdp: Option<String>,
     /// The deadline of this peer's entry in the shard's timer queue, if it has one.
     pub(crate) timer_queued: Option<Instant>,
     /// Until then, the pacer's turn that only re-opens its gate after sending a
@@ -319,6 +322,7 @@ impl Local {
             down: FxHashMap::default(),
             answered: false,
             pending_offer: None,
+            pending_sdp: None,
             timer_queued: None,
             gate_until: None,
             probing_until: None,

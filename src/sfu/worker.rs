@@ -344,6 +344,16 @@ impl Worker {
                 }
             }
             Command::Signal { id, msg } => shard.handle_signal(now, id, msg),
+            Command::Resume { id, tx } => {
+                // What was said to the old connection goes there; the new one starts
+                // with the fresh `joined`.
+                self.flush(shard);
+                self.sessions.insert(id, tx);
+                if !shard.resume(id) {
+                    // Not here any more: dropping the sender ends the session.
+                    self.sessions.remove(&id);
+                }
+            }
             Command::Leave { id, reason } => {
                 shard.leave(now, id, reason);
                 self.sessions.remove(&id);

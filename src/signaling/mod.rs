@@ -1,4 +1,6 @@
-//! Signaling: the JSON protocol and the task that serves one WebSocket.
+//! Signaling: the JSON protocol, the task that serves one WebSocket, and the tokens
+//! that let a new WebSocket resume a participant whose connection dropped.
 
 pub mod protocol;
+pub(crate) mod resume;
 pub(crate) mod session;

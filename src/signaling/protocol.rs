@@ -95,6 +95,11 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
+    /// Take over the participant that `token` names (from its `joined` message) on this
+    /// new connection, instead of joining: after a dropped WebSocket, within the
+    /// server's grace period. Must be the first message. The server answers with a
+    /// fresh `joined` (same id, the room as it is now), or `resumeRefused`.
+    Resume { token: String },
     /// An SDP offer from the browser (its first offer, or a renegotiation).
     Offer { sdp: String },
     /// The browser's SDP answer to the server's latest `offer`.
@@ -190,6 +195,10 @@ pub enum ServerMsg {
         capacity: usize,
         /// The room's call mode.
         mode: Mode,
+        /// The token a new connection gives in `resume` to take this participant over
+        /// should this one drop; absent when the server does not keep participants.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Someone entered the room.
     PeerJoined { peer: PeerInfo },
@@ -258,6 +267,9 @@ pub enum ErrorCode {
     /// Too many messages of a kind too fast: this one was dropped (the limit is in
     /// the sentence).
     RateLimited,
+    /// A `resume` named no participant that waits to be resumed (it left, its grace
+    /// period is over, or the token is wrong); the connection closes: join again.
+    ResumeRefused,
 }
 
 impl ServerMsg {

@@ -1,6 +1,9 @@
 //! One WebSocket connection: parses the browser's messages, checks them, hands them to
 //! the media engine, and writes the engine's messages back. Detects a browser that
-//! vanished without closing (no answer to pings) and tells the engine it left.
+//! vanished without closing (no answer to pings). A connection that drops without
+//! `leave` does not end the participant at once: it stays in its call for the resume
+//! grace period, and a new connection that names its token takes it over
+//! ([`super::resume`]); only then, or on `leave`, does the engine hear it left.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +16,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::protocol::{ClientMsg, ErrorCode, PeerId, ServerMsg, MAX_MESSAGE_BYTES};
+use super::resume::Resumes;
 use crate::rate::Pace;
 use crate::sfu::engine::{self, Command, EngineHandle, SESSION_QUEUE};
 
@@ -55,121 +59,274 @@ impl ReadLimit {
     }
 }
 
-/// Serves one WebSocket until it closes.
+/// Serves one participant until it leaves: on its WebSocket, and on the new ones that
+/// resume it (see [`super::resume`]).
 /// `from`: the client's address, for the limits per address.
 pub(crate) async fn run(
-    mut ws: WebSocket,
+    ws: WebSocket,
     engine: EngineHandle,
     from: Option<IpAddr>,
     limit: ReadLimit,
+    resumes: Arc<Resumes>,
 ) {
-    let id: PeerId = engine::next_peer_id();
-    let mut pace = Pace::new(limit.bytes_per_sec, READ_BURST);
-    // While set, the connection is not read until then.
-    let mut paused: Option<Instant> = None;
-    let (tx, mut rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
-    let mut tx = Some(tx);
-    let mut joined = false;
-    let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reason: &'static str = loop {
-        tokio::select! {
-            incoming = ws.recv(), if paused.is_none() => {
-                let Some(Ok(message)) = incoming else { break "disconnected" };
-                last_heard = Instant::now();
-                let size = match &message {
-                    Message::Text(t) => t.len(),
-                    Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
-                    Message::Close(_) => 0,
-                };
-                let cost = size.max(MIN_MESSAGE_COST) as f64;
-                if let Some(until) = pace.charge(cost, last_heard.into_std()) {
-                    paused = Some(until.into());
-                    limit.throttled.fetch_add(1, Ordering::Relaxed);
-                    let msg = ServerMsg::error(ErrorCode::RateLimited, format!(
-                        "you are sending more than {} KiB of messages a second; the server reads them more slowly",
-                        (limit.bytes_per_sec / 1024.0).round()
-                    ));
-                    if let Err(why) = reply(&mut ws, msg).await { break why }
+    let mut s = Session::new(engine, from, limit, resumes);
+    let mut ws = ws;
+    let reason = loop {
+        match s.serve(&mut ws).await {
+            End::Over(reason) => break reason,
+            End::Resume(token) => {
+                // This connection belongs to another participant's session now.
+                if let Err((why, mut ws)) = s.resumes.hand_over(&token, ws) {
+                    debug!(%why, "resume refused");
+                    let _ = reply(
+                        &mut ws,
+                        ServerMsg::error(ErrorCode::ResumeRefused, why.to_string()),
+                    )
+                    .await;
+                    let _ = send(&mut ws, Message::Close(None)).await;
                 }
-                let text = match message {
-                    Message::Text(t) => t,
-                    Message::Close(_) => break "left",
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(_) => {
-                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadMessage, "binary messages are not part of the protocol")).await {
-                            break why;
-                        }
-                        continue;
+                return;
+            }
+            End::Lost(reason) => match s.park().await {
+                Some(new) => {
+                    ws = new;
+                    if !s.resume().await {
+                        break "error";
                     }
-                };
-                if text.len() > MAX_MESSAGE_BYTES {
-                    let msg = ServerMsg::error(ErrorCode::TooLarge, format!("message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES}", text.len()));
-                    if let Err(why) = reply(&mut ws, msg).await { break why }
-                    continue;
                 }
-                let msg = match serde_json::from_str::<ClientMsg>(text.as_str()) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let msg = ServerMsg::error(ErrorCode::BadMessage, format!("not a valid message: {e}"));
-                        if let Err(why) = reply(&mut ws, msg).await { break why }
-                        continue;
-                    }
-                };
-                let cmd = match msg {
-                    ClientMsg::Join { room, name, role, mode, token } if !joined => {
-                        joined = true;
-                        let Some(tx) = tx.take() else { break "error" };
-                        Command::Join { id, room, name, role, mode, token, tx, from }
-                    }
-                    ClientMsg::Join { .. } => {
-                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { break why }
-                        continue;
-                    }
-                    ClientMsg::Leave => break "left",
-                    _ if !joined => {
-                        if let Err(why) = reply(&mut ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { break why }
-                        continue;
-                    }
-                    msg => Command::Signal { id, msg },
-                };
-                if !engine.send(cmd).await {
-                    let _ = reply(&mut ws, engine::unavailable()).await;
+                None => break reason,
+            },
+            End::TakenOver(new) => {
+                // The old connection is dropped unread: the page has moved on.
+                ws = new;
+                if !s.resume().await {
                     break "error";
-                }
-            }
-            out = rx.recv(), if joined => {
-                // The engine dropped our channel: we were removed (room full, failure).
-                let Some(msg) = out else { break "closed" };
-                if let Err(why) = reply(&mut ws, msg).await { break why }
-            }
-            _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
-                paused = None;
-                // Not silent: it was the server that did not listen.
-                last_heard = Instant::now();
-            }
-            _ = ping.tick() => {
-                if paused.is_none() && last_heard.elapsed() > SILENCE_TIMEOUT {
-                    break "timeout";
-                }
-                if let Err(why) = send(&mut ws, Message::Ping(Default::default())).await {
-                    break why;
                 }
             }
         }
     };
+    let id = s.id;
     debug!(id, reason, "session ended");
-    if joined {
-        engine.send(Command::Leave { id, reason }).await;
+    if s.joined {
+        s.engine.send(Command::Leave { id, reason }).await;
         // Deliver what the engine said last (e.g. why the join was refused).
-        while let Ok(msg) = rx.try_recv() {
+        while let Ok(msg) = s.rx.try_recv() {
             if reply(&mut ws, msg).await.is_err() {
                 break;
             }
         }
     }
     let _ = send(&mut ws, Message::Close(None)).await;
+}
+
+/// How serving one WebSocket ended.
+enum End {
+    /// The participant is gone (left, refused, removed): it leaves for `reason`.
+    Over(&'static str),
+    /// The connection dropped: the participant may be resumed, or leaves for `reason`.
+    Lost(&'static str),
+    /// The connection's first message was `resume` with this token.
+    Resume(String),
+    /// A new connection resumed this participant while the old one was still open.
+    TakenOver(WebSocket),
+}
+
+/// One participant's signaling, over one WebSocket after another.
+struct Session {
+    id: PeerId,
+    engine: EngineHandle,
+    from: Option<IpAddr>,
+    limit: ReadLimit,
+    resumes: Arc<Resumes>,
+    pace: Pace,
+    /// Where the engine's messages for this participant arrive; replaced on resume.
+    rx: mpsc::Receiver<ServerMsg>,
+    /// The sender of `rx`, until the join hands it to the engine.
+    tx: Option<mpsc::Sender<ServerMsg>>,
+    joined: bool,
+    /// The resume token given in `joined`, and where connections that resume with it
+    /// arrive; registered while the participant is in a room.
+    token: Option<(String, mpsc::Receiver<WebSocket>)>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.token {
+            self.resumes.forget(token);
+        }
+    }
+}
+
+impl Session {
+    fn new(
+        engine: EngineHandle,
+        from: Option<IpAddr>,
+        limit: ReadLimit,
+        resumes: Arc<Resumes>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
+        Session {
+            id: engine::next_peer_id(),
+            pace: Pace::new(limit.bytes_per_sec, READ_BURST),
+            engine,
+            from,
+            limit,
+            resumes,
+            rx,
+            tx: Some(tx),
+            joined: false,
+            token: None,
+        }
+    }
+
+    /// Serves `ws` until it closes, the participant goes, or another connection takes
+    /// it over.
+    async fn serve(&mut self, ws: &mut WebSocket) -> End {
+        let id = self.id;
+        // While set, the connection is not read until then.
+        let mut paused: Option<Instant> = None;
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                incoming = ws.recv(), if paused.is_none() => {
+                    let Some(Ok(message)) = incoming else { return End::Lost("disconnected") };
+                    last_heard = Instant::now();
+                    let size = match &message {
+                        Message::Text(t) => t.len(),
+                        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+                        Message::Close(_) => 0,
+                    };
+                    let cost = size.max(MIN_MESSAGE_COST) as f64;
+                    if let Some(until) = self.pace.charge(cost, last_heard.into_std()) {
+                        paused = Some(until.into());
+                        self.limit.throttled.fetch_add(1, Ordering::Relaxed);
+                        let msg = ServerMsg::error(ErrorCode::RateLimited, format!(
+                            "you are sending more than {} KiB of messages a second; the server reads them more slowly",
+                            (self.limit.bytes_per_sec / 1024.0).round()
+                        ));
+                        if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                    }
+                    let text = match message {
+                        Message::Text(t) => t,
+                        Message::Close(_) => return End::Over("left"),
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        Message::Binary(_) => {
+                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadMessage, "binary messages are not part of the protocol")).await {
+                                return End::Lost(why);
+                            }
+                            continue;
+                        }
+                    };
+                    if text.len() > MAX_MESSAGE_BYTES {
+                        let msg = ServerMsg::error(ErrorCode::TooLarge, format!("message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES}", text.len()));
+                        if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                        continue;
+                    }
+                    let msg = match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            let msg = ServerMsg::error(ErrorCode::BadMessage, format!("not a valid message: {e}"));
+                            if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                            continue;
+                        }
+                    };
+                    let cmd = match msg {
+                        ClientMsg::Join { room, name, role, mode, token } if !self.joined => {
+                            self.joined = true;
+                            let Some(tx) = self.tx.take() else { return End::Over("error") };
+                            Command::Join { id, room, name, role, mode, token, tx, from: self.from }
+                        }
+                        ClientMsg::Resume { token } if !self.joined => return End::Resume(token),
+                        ClientMsg::Join { .. } | ClientMsg::Resume { .. } => {
+                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { return End::Lost(why) }
+                            continue;
+                        }
+                        ClientMsg::Leave => return End::Over("left"),
+                        _ if !self.joined => {
+                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { return End::Lost(why) }
+                            continue;
+                        }
+                        msg => Command::Signal { id, msg },
+                    };
+                    if !self.engine.send(cmd).await {
+                        let _ = reply(ws, engine::unavailable()).await;
+                        return End::Over("error");
+                    }
+                }
+                out = self.rx.recv(), if self.joined => {
+                    // The engine dropped our channel: we were removed (room full, failure).
+                    let Some(mut msg) = out else { return End::Over("closed") };
+                    if let ServerMsg::Joined { resume, .. } = &mut msg {
+                        if self.token.is_none() {
+                            self.token = self.resumes.register();
+                        }
+                        *resume = self.token.as_ref().map(|(t, _)| t.clone());
+                    }
+                    if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                }
+                new = takeover(&mut self.token) => return End::TakenOver(new),
+                _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
+                    paused = None;
+                    // Not silent: it was the server that did not listen.
+                    last_heard = Instant::now();
+                }
+                _ = ping.tick() => {
+                    if paused.is_none() && last_heard.elapsed() > SILENCE_TIMEOUT {
+                        return End::Lost("timeout");
+                    }
+                    if let Err(why) = send(ws, Message::Ping(Default::default())).await {
+                        return End::Lost(why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection dropped: the participant stays in its call, media flowing, for
+    /// the grace period. Returns the connection that resumes it, or `None` when none
+    /// came in time or the engine removed the participant meanwhile.
+    async fn park(&mut self) -> Option<WebSocket> {
+        if !self.joined || self.token.is_none() {
+            return None;
+        }
+        debug!(id = self.id, "connection lost; waiting to be resumed");
+        let deadline = tokio::time::sleep(self.resumes.grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return None,
+                new = takeover(&mut self.token) => return Some(new),
+                out = self.rx.recv() => {
+                    // Nobody to tell: the resumed connection hears the state afresh.
+                    out.as_ref()?;
+                }
+            }
+        }
+    }
+
+    /// A new connection took the participant over: the engine sends its messages there
+    /// from now on, starting with a fresh `joined`. False when the engine has stopped.
+    async fn resume(&mut self) -> bool {
+        let (tx, rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
+        self.rx = rx;
+        self.pace = Pace::new(self.limit.bytes_per_sec, READ_BURST);
+        debug!(id = self.id, "resumed on a new connection");
+        self.engine.send(Command::Resume { id: self.id, tx }).await
+    }
+}
+
+/// The next connection that resumes the participant; never, without a token.
+async fn takeover(token: &mut Option<(String, mpsc::Receiver<WebSocket>)>) -> WebSocket {
+    match token {
+        Some((_, rx)) => match rx.recv().await {
+            Some(ws) => ws,
+            // The map holds the sender for as long as this session has the token.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn reply(ws: &mut WebSocket, msg: ServerMsg) -> Result<(), &'static str> {

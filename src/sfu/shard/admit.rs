@@ -199,7 +199,48 @@ impl Shard {
             peers,
             capacity: self.rooms.capacity(mode),
             mode,
+            // The signaling session adds its token.
+            resume: None,
         }
+    }
+
+    /// Participant `id` is back on a new signaling connection (its old one dropped):
+    /// it hears the room as it is now, in a fresh `joined`, and the server's offer
+    /// again if one is waiting for its answer (the first may have been lost with the
+    /// old connection). False when `id` is not here any more.
+    pub fn resume(&mut self, id: PeerId) -> bool {
+        let Some(peer) = self.peers.get(&id) else {
+            return false;
+        };
+        let (room, role) = (peer.room.clone(), peer.role);
+        let Some(mode) = self.rooms.mode(&room) else {
+            return false;
+        };
+        let others: Vec<PeerId> = self
+            .rooms
+            .members(&room)
+            .iter()
+            .chain(self.rooms.viewers(&room))
+            .copied()
+            .filter(|o| *o != id)
+            .collect();
+        info!(id, room, "resumed on a new connection");
+        let joined = self.joined_msg(id, &room, mode, &others);
+        self.signal(id, joined);
+        let count = self.rooms.viewers(&room).len();
+        if role == Role::Participant && count > 0 {
+            self.signal(id, ServerMsg::Viewers { count });
+        }
+        let offer = self
+            .peers
+            .get(&id)
+            .and_then(Peer::here)
+            .filter(|l| l.pending_offer.is_some())
+            .and_then(|l| l.pending_sdp.clone());
+        if let Some(sdp) = offer {
+            self.signal(id, ServerMsg::Offer { sdp });
+        }
+        true
     }
 
     /// The checks of a join that need no room: not joined yet, valid names, the

@@ -18,7 +18,8 @@ impl Shard {
             return;
         }
         match msg {
-            ClientMsg::Join { .. } => {
+            // The session takes `resume` before it would reach a joined participant.
+            ClientMsg::Join { .. } | ClientMsg::Resume { .. } => {
                 self.signal(id, ServerMsg::error(ErrorCode::BadState, "already joined"))
             }
             ClientMsg::Offer { sdp } => self.handle_offer(now, id, &sdp),

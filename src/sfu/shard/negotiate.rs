@@ -323,6 +323,7 @@ impl Shard {
             Ok(Some((offer, pending))) => {
                 local.pending_offer = Some(pending);
                 let sdp = offer.to_sdp_string();
+                local.pending_sdp = Some(sdp.clone());
                 self.schedule(id);
                 self.signal(id, ServerMsg::Offer { sdp });
             }
