@@ -166,6 +166,10 @@ pub struct Seen {
     pub viewers: Option<usize>,
     /// The server's ICE ufrag towards this participant, from its answer.
     pub server_ufrag: Option<String>,
+    /// The resume token of the `joined` message.
+    pub resume: Option<String>,
+    /// The ids of the `joined` messages that came after a resume.
+    pub resumed_as: Vec<PeerId>,
 }
 
 /// Commands to a running test participant.
@@ -183,6 +187,11 @@ pub enum PeerCmd {
     AddVideoTrack { glare: bool },
     /// Renegotiate with new ICE credentials.
     IceRestart,
+    /// Lose the signaling connection (closed without a goodbye, as when a phone's
+    /// network goes); media goes on.
+    DropSignaling,
+    /// Go on over this new signaling connection: resume with the token of `joined`.
+    Resume(Ws),
     /// Say goodbye and stop.
     Leave,
 }
@@ -214,12 +223,13 @@ impl TestPeer {
             },
         )
         .await;
-        let id = match recv(&mut ws).await {
-            Some(ServerMsg::Joined { id, .. }) => id,
+        let (id, resume) = match recv(&mut ws).await {
+            Some(ServerMsg::Joined { id, resume, .. }) => (id, resume),
             other => panic!("{tag}: expected joined, got {other:?}"),
         };
         let seen = Arc::new(Mutex::new(Seen {
             id,
+            resume,
             ..Default::default()
         }));
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
@@ -286,7 +296,8 @@ fn is_rtp(buf: &[u8]) -> bool {
 /// tagged with the participant's tag (`lanrelay_peer::frame`).
 struct Driver {
     tag: String,
-    ws: Ws,
+    /// The signaling connection; `None` while it is lost.
+    ws: Option<Ws>,
     peer: Peer,
     udp: UdpSocket,
     seen: Arc<Mutex<Seen>>,
@@ -322,7 +333,7 @@ impl Driver {
         send(&mut ws, &ClientMsg::Offer { sdp }).await;
         Driver {
             tag: tag.into(),
-            ws,
+            ws: Some(ws),
             peer,
             udp,
             seen,
@@ -362,7 +373,7 @@ impl Driver {
                     let local = self.peer.local();
                     self.peer.receive(Instant::now(), src, local, &buf[..n]);
                 }
-                m = self.ws.next() => {
+                m = next_message(&mut self.ws) => {
                     match m {
                         Some(Ok(Message::Text(t))) => {
                             let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
@@ -389,8 +400,14 @@ impl Driver {
                     Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
                     Some(PeerCmd::IceRestart) => {
                         if let Ok(sdp) = self.peer.offer_ice_restart() {
-                            send(&mut self.ws, &ClientMsg::Offer { sdp }).await;
+                            self.say(&ClientMsg::Offer { sdp }).await;
                         }
+                    }
+                    Some(PeerCmd::DropSignaling) => self.ws = None,
+                    Some(PeerCmd::Resume(ws)) => {
+                        self.ws = Some(ws);
+                        let token = self.seen.lock().unwrap().resume.clone().unwrap_or_default();
+                        self.say(&ClientMsg::Resume { token }).await;
                     }
                     Some(PeerCmd::Vanish) => {
                         // Keep both sockets open but never touch them again.
@@ -400,8 +417,10 @@ impl Driver {
                         return;
                     }
                     Some(PeerCmd::Leave) | None => {
-                        let _ = send(&mut self.ws, &ClientMsg::Leave).await;
-                        let _ = self.ws.close(None).await;
+                        if let Some(mut ws) = self.ws.take() {
+                            let _ = send(&mut ws, &ClientMsg::Leave).await;
+                            let _ = ws.close(None).await;
+                        }
                         return;
                     }
                 },
@@ -476,8 +495,9 @@ impl Driver {
                     return;
                 }
                 let sdp = self.peer.accept_offer(&sdp).unwrap();
-                send(&mut self.ws, &ClientMsg::Answer { sdp }).await;
+                self.say(&ClientMsg::Answer { sdp }).await;
             }
+            ServerMsg::Joined { id, .. } => self.seen.lock().unwrap().resumed_as.push(id),
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
@@ -492,7 +512,14 @@ impl Driver {
         let track = Track::new(MediaKind::Video, Direction::SendRecv);
         let (sdp, mids) = self.peer.offer(&[track]).unwrap();
         self.send_video2 = mids.first().copied();
-        send(&mut self.ws, &ClientMsg::Offer { sdp }).await;
+        self.say(&ClientMsg::Offer { sdp }).await;
+    }
+
+    /// Sends on the signaling connection, if there is one.
+    async fn say(&mut self, msg: &ClientMsg) {
+        if let Some(ws) = self.ws.as_mut() {
+            send(ws, msg).await;
+        }
     }
 
     fn write_frame(&mut self, kind: MediaKind) {
@@ -533,6 +560,16 @@ impl Driver {
         let elapsed = now - self.start;
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
         self.peer.write_frame(now, mid, codec, time, data);
+    }
+}
+
+/// The next message of `ws`; never, while there is no connection.
+async fn next_message(
+    ws: &mut Option<Ws>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
     }
 }
 
