@@ -63,7 +63,7 @@ async fn resume_keeps_the_participant_and_nobody_sees_it_leave() {
 
     // A new connection resumes b: the same id, the room as it is now, and the offer
     // again.
-    b.command(PeerCmd::Resume(connect_ws(&server).await));
+    b.command(PeerCmd::Resume(Box::new(connect_ws(&server).await)));
     b.wait_for("a fresh joined", Duration::from_secs(5), |s| {
         !s.resumed_as.is_empty()
     })
@@ -84,7 +84,7 @@ async fn resume_keeps_the_participant_and_nobody_sees_it_leave() {
     );
 
     // A second resume while the first connection is still open takes it over too.
-    b.command(PeerCmd::Resume(connect_ws(&server).await));
+    b.command(PeerCmd::Resume(Box::new(connect_ws(&server).await)));
     b.wait_for("a second fresh joined", Duration::from_secs(5), |s| {
         s.resumed_as.len() == 2
     })

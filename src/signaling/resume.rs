@@ -24,7 +24,7 @@ pub(crate) struct Resumes {
     /// (`--resume-grace`); zero turns resuming off.
     pub(crate) grace: Duration,
     /// Where a new socket goes, by token.
-    sessions: Mutex<HashMap<String, mpsc::Sender<WebSocket>>>,
+    sessions: Mutex<HashMap<String, mpsc::Sender<Box<WebSocket>>>>,
     /// Participants resumed on a new socket, for `/metrics`.
     resumed: AtomicU64,
     /// Resumes refused (unknown token, or one already under way), for `/metrics`.
@@ -54,7 +54,7 @@ impl Resumes {
 
     /// A new participant's token (128 random bits from the thread's CSPRNG) and where
     /// sockets that resume it will arrive; `None` when resuming is off.
-    pub(crate) fn register(&self) -> Option<(String, mpsc::Receiver<WebSocket>)> {
+    pub(crate) fn register(&self) -> Option<(String, mpsc::Receiver<Box<WebSocket>>)> {
         if self.grace.is_zero() {
             return None;
         }
@@ -73,8 +73,8 @@ impl Resumes {
     pub(crate) fn hand_over(
         &self,
         token: &str,
-        ws: WebSocket,
-    ) -> Result<(), (ResumeError, WebSocket)> {
+        ws: Box<WebSocket>,
+    ) -> Result<(), (ResumeError, Box<WebSocket>)> {
         let tx = self.lock().get(token).cloned();
         let result = match tx {
             None => Err((ResumeError::Unknown, ws)),
@@ -98,7 +98,7 @@ impl Resumes {
         self.refused.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<WebSocket>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Box<WebSocket>>>> {
         // A panic while holding this lock leaves the map as it was: keep using it.
         self.sessions
             .lock()

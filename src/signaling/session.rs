@@ -76,7 +76,7 @@ pub(crate) async fn run(
             End::Over(reason) => break reason,
             End::Resume(token) => {
                 // This connection belongs to another participant's session now.
-                if let Err((why, mut ws)) = s.resumes.hand_over(&token, ws) {
+                if let Err((why, mut ws)) = s.resumes.hand_over(&token, Box::new(ws)) {
                     debug!(%why, "resume refused");
                     let _ = reply(
                         &mut ws,
@@ -89,7 +89,7 @@ pub(crate) async fn run(
             }
             End::Lost(reason) => match s.park().await {
                 Some(new) => {
-                    ws = new;
+                    ws = *new;
                     if !s.resume().await {
                         break "error";
                     }
@@ -98,7 +98,7 @@ pub(crate) async fn run(
             },
             End::TakenOver(new) => {
                 // The old connection is dropped unread: the page has moved on.
-                ws = new;
+                ws = *new;
                 if !s.resume().await {
                     break "error";
                 }
@@ -128,7 +128,7 @@ enum End {
     /// The connection's first message was `resume` with this token.
     Resume(String),
     /// A new connection resumed this participant while the old one was still open.
-    TakenOver(WebSocket),
+    TakenOver(Box<WebSocket>),
 }
 
 /// One participant's signaling, over one WebSocket after another.
@@ -146,7 +146,7 @@ struct Session {
     joined: bool,
     /// The resume token given in `joined`, and where connections that resume with it
     /// arrive; registered while the participant is in a room.
-    token: Option<(String, mpsc::Receiver<WebSocket>)>,
+    token: Option<(String, mpsc::Receiver<Box<WebSocket>>)>,
 }
 
 impl Drop for Session {
@@ -287,7 +287,7 @@ impl Session {
     /// The connection dropped: the participant stays in its call, media flowing, for
     /// the grace period. Returns the connection that resumes it, or `None` when none
     /// came in time or the engine removed the participant meanwhile.
-    async fn park(&mut self) -> Option<WebSocket> {
+    async fn park(&mut self) -> Option<Box<WebSocket>> {
         if !self.joined || self.token.is_none() {
             return None;
         }
@@ -318,7 +318,7 @@ impl Session {
 }
 
 /// The next connection that resumes the participant; never, without a token.
-async fn takeover(token: &mut Option<(String, mpsc::Receiver<WebSocket>)>) -> WebSocket {
+async fn takeover(token: &mut Option<(String, mpsc::Receiver<Box<WebSocket>>)>) -> Box<WebSocket> {
     match token {
         Some((_, rx)) => match rx.recv().await {
             Some(ws) => ws,

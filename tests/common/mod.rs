@@ -191,7 +191,7 @@ pub enum PeerCmd {
     /// network goes); media goes on.
     DropSignaling,
     /// Go on over this new signaling connection: resume with the token of `joined`.
-    Resume(Ws),
+    Resume(Box<Ws>),
     /// Say goodbye and stop.
     Leave,
 }
@@ -405,7 +405,7 @@ impl Driver {
                     }
                     Some(PeerCmd::DropSignaling) => self.ws = None,
                     Some(PeerCmd::Resume(ws)) => {
-                        self.ws = Some(ws);
+                        self.ws = Some(*ws);
                         let token = self.seen.lock().unwrap().resume.clone().unwrap_or_default();
                         self.say(&ClientMsg::Resume { token }).await;
                     }
