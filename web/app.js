@@ -170,6 +170,12 @@ async function join(room, name, mode) {
     const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
     if (roomMode !== mode) $('path-reason').textContent = `This room is a ${roomMode} call (chosen by whoever opened it).`;
   });
+  // A phone back on a network, or a screen unlocked: recover the call in place if
+  // its connections did not survive (the session checks).
+  window.addEventListener('online', () => s.networkChanged());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') s.networkChanged('the screen was unlocked');
+  });
   mountComparePanel($('compare'), s);
   try {
     await s.start();
@@ -194,7 +200,7 @@ function renderState(d) {
   const text = {
     connecting: d.reason ? `Connecting… (${d.reason})` : 'Connecting…',
     connected: d.path === 'direct' ? 'Connected · direct (peer to peer)' : 'Connected · relayed via server',
-    reconnecting: `Reconnecting… ${d.reason ? `(${d.reason})` : ''}`,
+    reconnecting: d.reason ? `Reconnecting: ${d.reason}` : 'Reconnecting…',
     failed: `Failed: ${d.reason || 'unknown error'}`,
     ended: 'Call ended',
   }[d.state] || d.state;

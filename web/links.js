@@ -87,7 +87,8 @@ class Link extends EventTarget {
   onConnectionState() {
     const s = this.pc.connectionState;
     if (s === 'connected') {
-      if (this.state === 'connecting') this.setState('connected');
+      // 'broken' too: an ICE restart brought the same connection back.
+      if (this.state === 'connecting' || this.state === 'broken') this.setState('connected');
       this.startProbe();
     } else if (s === 'disconnected' || s === 'failed') {
       if (this.state === 'connecting') {
@@ -198,6 +199,26 @@ export class RelayLink extends Link {
     this.enqueue(async () => {
       if (this.pc.signalingState !== 'have-local-offer') return;
       await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    });
+  }
+
+  /**
+   * After the signaling connection was resumed: an offer of ours that the server may
+   * never have seen is taken back, and unless the connection is up, ICE restarts (a
+   * new network: new candidates, new credentials) on this same connection, so the
+   * server moves it to the new address and nobody sees the call rebuilt.
+   */
+  recover() {
+    this.enqueue(async () => {
+      const pc = this.pc;
+      const lostOffer = pc.signalingState === 'have-local-offer';
+      if (lostOffer) await pc.setLocalDescription({ type: 'rollback' });
+      const up = pc.connectionState === 'connected';
+      if (up && !lostOffer) return;
+      if (!up) pc.restartIce();
+      const offer = await pc.createOffer({ iceRestart: !up });
+      await pc.setLocalDescription(offer);
+      this.sig.send({ type: 'offer', sdp: offer.sdp || '' });
     });
   }
 

@@ -61,8 +61,20 @@
 
 /** The call modes. */
 export const MODES = /** @type {const} */ (['relay', 'direct', 'auto']);
-/** How long ICE to the server may stay disconnected before the call is rebuilt. */
-export const ICE_GRACE_MS = 4000;
+/**
+ * How long an ICE restart (after the connection to the server was interrupted: a new
+ * network, a new address) may take to reconnect the same peer connection before the
+ * call is rebuilt from scratch (leave and join again, which the others see).
+ */
+export const RESTART_ICE_MS = 8000;
+/**
+ * How long after losing the signaling connection the page tries to resume the same
+ * participant on a new one. Below the server's grace period (`--resume-grace`,
+ * 30 s by default), so the last try still finds the participant waiting.
+ */
+export const RESUME_WINDOW_MS = 25000;
+/** What the page says while it recovers from a change of network. */
+export const NETWORK_CHANGED = 'network changed';
 /**
  * Reconnection attempts before giving up: about two minutes of RECONNECT_MAX_MS tries,
  * so a page rides out a server restart (systemd brings it back in seconds) and even a
@@ -321,19 +333,22 @@ export function tellPeerPath(f) {
  * - `receive`: first connection: receive on the relay.
  * - `announce`: (re)connected while a path is chosen: say which.
  * - `ignore`: trouble on the relay while receiving directly does not matter.
- * - `grace`: interrupted: reconnecting, rebuild if still down after `ms`.
+ * - `restart`: interrupted (most often the network changed under a phone): restart
+ *   ICE on the same connection, after resuming the signaling connection (it may have
+ *   died with the network unnoticed); rebuild the call if still down after `ms`.
+ *   `quiet` when receiving directly: the relay is mended without a word.
  * - `reconnect`: failed: rebuild the call.
  * @param {Facts} f
  * @param {string} state
  * @param {string} [reason]
  * @returns {{do: 'receive', reason: string} | {do: 'announce'} | {do: 'ignore'}
- *   | {do: 'grace', reason: string, ms: number, lost: string} | {do: 'reconnect', reason: string}}
+ *   | {do: 'restart', reason: string, ms: number, lost: string, quiet: boolean}
+ *   | {do: 'reconnect', reason: string}}
  */
 export function onRelayState(f, state, reason) {
   if (state === 'connected') return f.path ? { do: 'announce' } : { do: 'receive', reason: 'connected to the server' };
   if (state === 'broken') {
-    if (f.path === 'direct') return { do: 'ignore' };
-    return { do: 'grace', reason: 'media path to the server interrupted', ms: ICE_GRACE_MS, lost: 'media path to the server lost' };
+    return { do: 'restart', reason: NETWORK_CHANGED, ms: RESTART_ICE_MS, lost: 'media path to the server lost', quiet: f.path === 'direct' };
   }
   if (state === 'failed' && f.path !== 'direct') return { do: 'reconnect', reason: reason || 'media connection to the server failed' };
   return { do: 'ignore' };
@@ -349,7 +364,21 @@ export function onRelayState(f, state, reason) {
 export function onServerError(f, code) {
   if (code === 'roomFull' || code === 'badName' || code === 'forbidden') return 'fail';
   if (code === 'mediaFailed') return f.path === 'direct' ? 'dropRelay' : 'reconnect';
+  // The participant was not kept (it left, or the server restarted): join afresh.
+  if (code === 'resumeRefused') return 'reconnect';
   return 'ignore';
+}
+
+/**
+ * Delay before attempt `attempt` (1, 2, ...) to resume the participant on a new
+ * signaling connection, `elapsedMs` after the old one was lost; null once the
+ * attempt would come after RESUME_WINDOW_MS (then the call is rebuilt).
+ * @param {number} attempt
+ * @param {number} elapsedMs
+ */
+export function resumeDelay(attempt, elapsedMs) {
+  const delay = Math.min(RECONNECT_MAX_MS, 250 * 2 ** (attempt - 1));
+  return elapsedMs + delay > RESUME_WINDOW_MS ? null : delay;
 }
 
 /**

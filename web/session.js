@@ -13,6 +13,12 @@
  * Each side chooses the path it *receives* on and tells the other (`using`), which
  * then sends there; that is how a switch happens without dropping the call.
  *
+ * A network change (a phone moving between Wi-Fi and mobile data, a new address, a
+ * screen unlocked) does not rebuild the call: the signaling connection is resumed on
+ * a new WebSocket (`resume` with the token of `joined`: same participant, the others
+ * see nothing) and ICE restarts on the same relay connection. Only if that does not
+ * work within policy.RESTART_ICE_MS / RESUME_WINDOW_MS is the call rebuilt.
+ *
  * Events (CustomEvent detail):
  * - `state`   {state: 'connecting'|'connected'|'reconnecting'|'failed'|'ended', reason?, path?, canRelay?}
  * - `path`    {path: 'relay'|'direct', reason}     the path media is received on changed
@@ -103,6 +109,15 @@ export class CallSession extends EventTarget {
     /** The server's latest measurements of our relayed legs. */
     this.serverStats = null;
     this.collector = new StatsCollector(this);
+    /** The token that resumes this participant on a new signaling connection. */
+    this.resumeToken = '';
+    /** A resume is under way. */
+    this.resuming = false;
+    /** The server refused the resume under way (it no longer has this participant). */
+    this.resumeRefused = false;
+    /** Settles the resume under way: true when `joined` came, false when refused. */
+    /** @type {((resumed: boolean) => void) | null} */
+    this.resumeWaiter = null;
   }
 
   /** The connection of the active path (for stats and tests). */
@@ -144,9 +159,7 @@ export class CallSession extends EventTarget {
     const sig = new Signaling(this.url);
     this.sig = sig;
     sig.addEventListener('message', (ev) => this.onMessage(/** @type {CustomEvent} */ (ev).detail));
-    sig.addEventListener('close', () => {
-      if (this.sig === sig) this.retry('lost the connection to the server');
-    });
+    sig.addEventListener('close', () => this.onSignalingLost(sig));
     try {
       await sig.open();
     } catch (e) {
@@ -161,6 +174,134 @@ export class CallSession extends EventTarget {
       mode: /** @type {any} */ (this.requestedMode),
       ...(this.token ? { token: this.token } : {}),
     });
+  }
+
+  /**
+   * The signaling connection closed (not by us): resume the participant on a new one,
+   * or join again when there is nothing to resume.
+   * @param {Signaling} sig
+   */
+  onSignalingLost(sig) {
+    if (this.sig !== sig || this.ended) return;
+    if (this.resuming) {
+      // The connection of a resume under way: that attempt failed.
+      this.resumeWaiter?.(false);
+      return;
+    }
+    if (this.resumeToken) this.resumeSignaling('lost the connection to the server');
+    else this.retry('lost the connection to the server');
+  }
+
+  /**
+   * The network may have changed (the browser came back `online`, the screen was
+   * unlocked, the media path to the server was interrupted): unless the relay
+   * connection is fine, resume signaling on a new connection and restart ICE.
+   * @param {string} [reason]
+   */
+  networkChanged(reason = policy.NETWORK_CHANGED) {
+    if (this.ended || !this.sig || !this.id) return;
+    if (this.relay && this.relay.pc.connectionState === 'connected' && this.sig.ws?.readyState === WebSocket.OPEN) return;
+    if (this.relay) this.restartRelay(this.relay, { reason, ms: policy.RESTART_ICE_MS, lost: 'media path to the server lost', quiet: false });
+    else this.resumeSignaling(reason);
+  }
+
+  /**
+   * Recovers the relay connection in place: resume signaling on a new WebSocket (the
+   * old one may have died with the network without noticing, and an ICE restart
+   * offer needs a live one), then restart ICE; rebuild the call if it is still down
+   * after `ms`.
+   * @param {RelayLink} link
+   * @param {{reason: string, ms: number, lost: string, quiet: boolean}} next
+   */
+  restartRelay(link, next) {
+    if (!next.quiet) this.setState('reconnecting', next.reason);
+    clearTimeout(this.iceTimer);
+    const pc = link.pc;
+    this.iceTimer = setTimeout(() => {
+      if (this.relay === link && pc.connectionState !== 'connected') this.retry(next.lost);
+    }, next.ms);
+    if (this.resumeToken) this.resumeSignaling(next.reason, next.quiet);
+    else link.recover();
+  }
+
+  /**
+   * Takes this participant over on a new signaling connection (`resume`), trying
+   * again with a backoff within policy.RESUME_WINDOW_MS; the fresh `joined` that
+   * answers it ends the resume (`onResumed`). Refused, or out of time: join again.
+   * @param {string} reason
+   * @param {boolean} [quiet] say nothing (receiving directly, only the relay is mended)
+   */
+  async resumeSignaling(reason, quiet = false) {
+    const sig = this.sig;
+    if (this.resuming || this.ended || !sig) return;
+    this.resuming = true;
+    if (!quiet) this.setState('reconnecting', reason);
+    const started = performance.now();
+    let refused = false;
+    for (let attempt = 1; !this.ended && this.sig === sig; attempt++) {
+      /** @type {Promise<boolean>} */
+      const answered = new Promise((resolve) => {
+        this.resumeWaiter = resolve;
+        setTimeout(() => resolve(false), policy.RECONNECT_MAX_MS * 2);
+      });
+      try {
+        await sig.reopen();
+        sig.send({ type: 'resume', token: this.resumeToken });
+        if (await answered) {
+          this.resumeWaiter = null;
+          this.resuming = false;
+          return;
+        }
+      } catch {
+        // Cannot reach the server (yet): try again.
+      }
+      this.resumeWaiter = null;
+      if (this.resumeRefused) {
+        refused = true;
+        break;
+      }
+      const delay = policy.resumeDelay(attempt, performance.now() - started);
+      if (delay === null) break;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+    this.resuming = false;
+    this.resumeRefused = false;
+    if (this.ended || this.sig !== sig) return;
+    this.resumeToken = '';
+    this.retry(refused ? 'the server no longer had this call' : reason);
+  }
+
+  /**
+   * The fresh `joined` of a resumed participant: the room as it is now (who left or
+   * came meanwhile), our state told again, and the relay connection recovered.
+   * @param {Extract<ServerMsg, {type: 'joined'}>} msg
+   */
+  onResumed(msg) {
+    this.resumeToken = msg.resume || '';
+    this.sig?.closeStale();
+    const before = this.peers;
+    this.peers = new Map(msg.peers.map((p) => [p.id, p]));
+    for (const id of before.keys()) {
+      if (this.peers.has(id)) continue;
+      this.streams.relay.delete(id);
+      this.streams.direct.delete(id);
+      if (this.direct?.peerId === id) this.closeDirect('the other participant left', false);
+    }
+    this.emit('peers', { peers: this.peers });
+    const waiter = this.resumeWaiter;
+    this.resumeWaiter = null;
+    waiter?.(true);
+    if (this.quality !== 'auto') this.sig?.send({ type: 'quality', quality: /** @type {any} */ (this.quality) });
+    this.sendMediaState();
+    this.announce();
+    if (this.relay) {
+      this.relay.recover();
+      if (this.relay.pc.connectionState === 'connected' && this.path) this.setState('connected', this.pathReason, this.path);
+    } else {
+      const next = policy.onJoined(this.facts());
+      if (next.startRelay) this.startRelay();
+    }
+    this.evaluateDirect();
   }
 
   /**
@@ -179,6 +320,11 @@ export class CallSession extends EventTarget {
    */
   onError(code, message) {
     console.warn('server error', code, message);
+    if (code === 'resumeRefused' && this.resuming) {
+      this.resumeRefused = true;
+      this.resumeWaiter?.(false);
+      return;
+    }
     switch (policy.onServerError(this.facts(), code)) {
       case 'fail':
         this.fail(message);
@@ -215,6 +361,7 @@ export class CallSession extends EventTarget {
    */
   onRelayState(link, d) {
     if (link !== this.relay) return;
+    const restarted = d.state === 'connected' && this.state === 'reconnecting' && !!this.path;
     if (d.state === 'connected') {
       clearTimeout(this.iceTimer);
       this.retries = 0;
@@ -226,16 +373,12 @@ export class CallSession extends EventTarget {
         break;
       case 'announce':
         this.announce();
+        // Back after an ICE restart: the same call goes on.
+        if (restarted && this.path) this.setState('connected', `reconnected after the ${policy.NETWORK_CHANGED}`, this.path);
         break;
-      case 'grace': {
-        this.setState('reconnecting', next.reason);
-        clearTimeout(this.iceTimer);
-        const pc = link.pc;
-        this.iceTimer = setTimeout(() => {
-          if (this.relay === link && pc.connectionState !== 'connected') this.retry(next.lost);
-        }, next.ms);
+      case 'restart':
+        this.restartRelay(link, next);
         break;
-      }
       case 'reconnect':
         this.retry(next.reason);
         break;
@@ -584,6 +727,9 @@ export class CallSession extends EventTarget {
   }
 
   teardown() {
+    this.resumeToken = '';
+    this.resumeWaiter?.(false);
+    this.resumeWaiter = null;
     clearTimeout(this.iceTimer);
     clearTimeout(this.directRetry);
     clearTimeout(this.relayQuiet);
@@ -633,6 +779,11 @@ export class CallSession extends EventTarget {
  */
 export const SERVER_MSG_HANDLERS = {
   joined(msg) {
+    if (this.resuming && msg.id === this.id) {
+      this.onResumed(msg);
+      return;
+    }
+    this.resumeToken = msg.resume || '';
     this.id = msg.id;
     this.mode = msg.mode;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));

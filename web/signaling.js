@@ -8,6 +8,7 @@
 
 /**
  * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string}
+ *   | {type: 'resume', token: string}
  *   | {type: 'offer', sdp: string}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: string, sdpMid?: string | null}
@@ -22,7 +23,7 @@
 /** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null}} PeerInfo */
 
 /**
- * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto'}
+ * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string}
  *   | {type: 'peerJoined', peer: PeerInfo}
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
@@ -41,7 +42,7 @@
  * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
  * client's `send` calls to the Rust enum.
  */
-export const CLIENT_MSG_TYPES = Object.freeze(['join', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'leave']);
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'leave']);
 
 /**
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
@@ -62,6 +63,9 @@ export class Signaling extends EventTarget {
     this.url = url;
     /** @type {WebSocket | null} */
     this.ws = null;
+    /** The connection replaced by `reopen`, closed once the new one is in use. */
+    /** @type {WebSocket | null} */
+    this.stale = null;
   }
 
   /** Opens the socket; resolves when it is open. */
@@ -91,6 +95,31 @@ export class Signaling extends EventTarget {
     });
   }
 
+  /**
+   * Replaces the connection with a new one (whose first message is then a `resume`):
+   * the old one is no longer listened to, and not closed yet, since its close would
+   * reach the server as a goodbye before the new one took over (see `closeStale`).
+   * Resolves when the new one is open.
+   */
+  async reopen() {
+    const old = this.ws;
+    if (old) {
+      old.onclose = null;
+      old.onmessage = null;
+      old.onerror = null;
+      this.stale?.close();
+      this.stale = old;
+    }
+    this.ws = null;
+    await this.open();
+  }
+
+  /** The new connection is in use (the server answered it): the old one goes. */
+  closeStale() {
+    this.stale?.close();
+    this.stale = null;
+  }
+
   /** @param {ClientMsg} msg */
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
@@ -99,6 +128,7 @@ export class Signaling extends EventTarget {
   }
 
   close() {
+    this.closeStale();
     if (this.ws) {
       this.ws.onclose = null;
       this.ws.close();

@@ -297,13 +297,16 @@ test('a comparison run pins a path and hands it back', () => {
   assert.equal(policy.reconsiderDirectAfterRun(delivering), false);
 });
 
-test('the relay link: trouble matters only while receiving on it', () => {
+test('the relay link: an interruption restarts ICE; a failure matters only while receiving on it', () => {
   assert.deepEqual(policy.onRelayState(facts(), 'connected'), { do: 'receive', reason: 'connected to the server' });
   assert.deepEqual(policy.onRelayState(facts({ path: 'direct' }), 'connected'), { do: 'announce' });
   assert.deepEqual(policy.onRelayState(facts({ path: 'relay' }), 'broken'), {
-    do: 'grace', reason: 'media path to the server interrupted', ms: policy.ICE_GRACE_MS, lost: 'media path to the server lost',
+    do: 'restart', reason: 'network changed', ms: policy.RESTART_ICE_MS, lost: 'media path to the server lost', quiet: false,
   });
-  assert.deepEqual(policy.onRelayState(facts({ path: 'direct' }), 'broken'), { do: 'ignore' });
+  // Receiving directly, the relay (the fallback) is mended without a word.
+  assert.deepEqual(policy.onRelayState(facts({ path: 'direct' }), 'broken'), {
+    do: 'restart', reason: 'network changed', ms: policy.RESTART_ICE_MS, lost: 'media path to the server lost', quiet: true,
+  });
   assert.deepEqual(policy.onRelayState(facts({ path: 'relay' }), 'failed', 'ICE failed'), { do: 'reconnect', reason: 'ICE failed' });
   assert.deepEqual(policy.onRelayState(facts({ path: 'relay' }), 'failed'), { do: 'reconnect', reason: 'media connection to the server failed' });
   assert.deepEqual(policy.onRelayState(facts({ path: 'direct' }), 'failed'), { do: 'ignore' });
@@ -349,4 +352,13 @@ test('the policy module uses no timers, clock or browser objects', async () => {
   for (const word of ['setTimeout', 'setInterval', 'Date.now', 'performance', 'document', 'window', 'RTCPeerConnection', 'import ']) {
     assert.ok(!code.includes(word), `web/policy.js uses ${word}`);
   }
+});
+
+test('a lost signaling connection is resumed within the window, then the call is rebuilt', () => {
+  assert.equal(policy.resumeDelay(1, 0), 250);
+  assert.equal(policy.resumeDelay(2, 300), 500);
+  assert.equal(policy.resumeDelay(10, 5000), policy.RECONNECT_MAX_MS, 'capped like reconnecting');
+  assert.equal(policy.resumeDelay(3, policy.RESUME_WINDOW_MS - 100), null, 'no attempt past the window');
+  assert.ok(policy.RESUME_WINDOW_MS < 30000, 'the last attempt comes within the server\'s default grace of 30 s');
+  assert.equal(policy.onServerError(facts(), 'resumeRefused'), 'reconnect');
 });
