@@ -29,6 +29,9 @@ pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(12);
 /// would otherwise hold its seat for as long as its TCP connection lives.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a session ended whose client took no message for [`SEND_TIMEOUT`].
+const NOT_READING: &str = "not reading";
+
 /// Each message counts as at least this many bytes against the reading rate, so tiny
 /// messages cannot be sent by the hundred thousand.
 const MIN_MESSAGE_COST: usize = 512;
@@ -119,6 +122,17 @@ pub(crate) async fn run(
     let _ = send(&mut ws, Message::Close(None)).await;
 }
 
+/// A write failed for `why`: the connection dropped (the participant may be resumed),
+/// or the client stopped reading, which ends it at once: a client that reads nothing
+/// would otherwise hold its seat through the grace period as well.
+fn lost(why: &'static str) -> End {
+    if why == NOT_READING {
+        End::Over(why)
+    } else {
+        End::Lost(why)
+    }
+}
+
 /// How serving one WebSocket ended.
 enum End {
     /// The participant is gone (left, refused, removed): it leaves for `reason`.
@@ -206,7 +220,7 @@ impl Session {
                             "you are sending more than {} KiB of messages a second; the server reads them more slowly",
                             (self.limit.bytes_per_sec / 1024.0).round()
                         ));
-                        if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                        if let Err(why) = reply(ws, msg).await { return lost(why) }
                     }
                     let text = match message {
                         Message::Text(t) => t,
@@ -214,21 +228,21 @@ impl Session {
                         Message::Ping(_) | Message::Pong(_) => continue,
                         Message::Binary(_) => {
                             if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadMessage, "binary messages are not part of the protocol")).await {
-                                return End::Lost(why);
+                                return lost(why);
                             }
                             continue;
                         }
                     };
                     if text.len() > MAX_MESSAGE_BYTES {
                         let msg = ServerMsg::error(ErrorCode::TooLarge, format!("message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES}", text.len()));
-                        if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                        if let Err(why) = reply(ws, msg).await { return lost(why) }
                         continue;
                     }
                     let msg = match serde_json::from_str::<ClientMsg>(text.as_str()) {
                         Ok(m) => m,
                         Err(e) => {
                             let msg = ServerMsg::error(ErrorCode::BadMessage, format!("not a valid message: {e}"));
-                            if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                            if let Err(why) = reply(ws, msg).await { return lost(why) }
                             continue;
                         }
                     };
@@ -240,12 +254,12 @@ impl Session {
                         }
                         ClientMsg::Resume { token } if !self.joined => return End::Resume(token),
                         ClientMsg::Join { .. } | ClientMsg::Resume { .. } => {
-                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { return End::Lost(why) }
+                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "already joined")).await { return lost(why) }
                             continue;
                         }
                         ClientMsg::Leave => return End::Over("left"),
                         _ if !self.joined => {
-                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { return End::Lost(why) }
+                            if let Err(why) = reply(ws, ServerMsg::error(ErrorCode::BadState, "join a room first")).await { return lost(why) }
                             continue;
                         }
                         msg => Command::Signal { id, msg },
@@ -264,7 +278,7 @@ impl Session {
                         }
                         *resume = self.token.as_ref().map(|(t, _)| t.clone());
                     }
-                    if let Err(why) = reply(ws, msg).await { return End::Lost(why) }
+                    if let Err(why) = reply(ws, msg).await { return lost(why) }
                 }
                 new = takeover(&mut self.token) => return End::TakenOver(new),
                 _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
@@ -277,7 +291,7 @@ impl Session {
                         return End::Lost("timeout");
                     }
                     if let Err(why) = send(ws, Message::Ping(Default::default())).await {
-                        return End::Lost(why);
+                        return lost(why);
                     }
                 }
             }
@@ -340,6 +354,6 @@ async fn send(ws: &mut WebSocket, m: Message) -> Result<(), &'static str> {
     match tokio::time::timeout(SEND_TIMEOUT, ws.send(m)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err("disconnected"),
-        Err(_) => Err("not reading"),
+        Err(_) => Err(NOT_READING),
     }
 }
