@@ -9,6 +9,10 @@
  * - `stream`  {peerId, stream}   remote media arrived on this link
  * - `state`   {state: 'connecting'|'connected'|'delivering'|'broken'|'failed'|'closed', reason?}
  * - `stall`   {ms}  a delivering link received nothing for STALL_MS (fires once per stall)
+ * - `silent`  {silent: true, ms} a connected link heard nothing at all (no media, no
+ *             RTCP, no STUN) for SILENT_MS, long before ICE calls it disconnected
+ *             (about 5 s): most often the network changed under it; then
+ *             {silent: false} once it hears again
  */
 
 /** @typedef {import('./signaling.js').Signaling} Signaling */
@@ -24,6 +28,12 @@ export const SIMULCAST_LAYERS = [
 
 /** A delivering link that receives nothing for this long has stalled. */
 export const STALL_MS = 1500;
+/**
+ * A connected link that hears nothing at all for this long has most likely lost its
+ * network: the server's RTCP feedback alone arrives many times a second while media
+ * flows either way.
+ */
+export const SILENT_MS = 1000;
 
 class Link extends EventTarget {
   /** @param {'relay'|'direct'} path */
@@ -47,6 +57,11 @@ class Link extends EventTarget {
     this.inBytes = 0;
     this.inAt = performance.now();
     this.stalled = false;
+    /** Bytes the transport received (media, RTCP, STUN) at the last probe, and when
+     * they last grew. */
+    this.heardBytes = 0;
+    this.heardAt = performance.now();
+    this.silent = false;
     this.pc.onconnectionstatechange = () => this.onConnectionState();
   }
 
@@ -110,7 +125,9 @@ class Link extends EventTarget {
       let audio = 0;
       let bytes = 0;
       let hasVideo = false;
+      let heard = 0;
       report.forEach((r) => {
+        if (r.type === 'transport') heard += r.bytesReceived || 0;
         if (r.type !== 'inbound-rtp') return;
         bytes += r.bytesReceived || 0;
         if (r.kind === 'video') {
@@ -121,6 +138,17 @@ class Link extends EventTarget {
         }
       });
       const now = performance.now();
+      if (heard > this.heardBytes) {
+        this.heardBytes = heard;
+        this.heardAt = now;
+        if (this.silent) {
+          this.silent = false;
+          this.dispatchEvent(new CustomEvent('silent', { detail: { silent: false } }));
+        }
+      } else if (!this.silent && heard > 0 && this.pc.connectionState === 'connected' && now - this.heardAt > SILENT_MS) {
+        this.silent = true;
+        this.dispatchEvent(new CustomEvent('silent', { detail: { silent: true, ms: Math.round(now - this.heardAt) } }));
+      }
       if (bytes > this.inBytes) {
         this.inBytes = bytes;
         this.inAt = now;
@@ -208,12 +236,14 @@ export class RelayLink extends Link {
    * new network: new candidates, new credentials) on this same connection, so the
    * server moves it to the new address and nobody sees the call rebuilt.
    */
-  recover() {
+  /** @param {boolean} [restart] restart ICE even if the connection still looks up
+   * (it went silent: the browser has not noticed yet) */
+  recover(restart = false) {
     this.enqueue(async () => {
       const pc = this.pc;
       const lostOffer = pc.signalingState === 'have-local-offer';
       if (lostOffer) await pc.setLocalDescription({ type: 'rollback' });
-      const up = pc.connectionState === 'connected';
+      const up = pc.connectionState === 'connected' && !restart;
       if (up && !lostOffer) return;
       if (!up) pc.restartIce();
       const offer = await pc.createOffer({ iceRestart: !up });

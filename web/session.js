@@ -115,6 +115,8 @@ export class CallSession extends EventTarget {
     this.resuming = false;
     /** The server refused the resume under way (it no longer has this participant). */
     this.resumeRefused = false;
+    /** The relay connection needs an ICE restart once signaling is resumed. */
+    this.relayRestart = false;
     /** Settles the resume under way: true when `joined` came, false when refused. */
     /** @type {((resumed: boolean) => void) | null} */
     this.resumeWaiter = null;
@@ -215,13 +217,17 @@ export class CallSession extends EventTarget {
    */
   restartRelay(link, next) {
     if (!next.quiet) this.setState('reconnecting', next.reason);
+    this.relayRestart = true;
     clearTimeout(this.iceTimer);
     const pc = link.pc;
     this.iceTimer = setTimeout(() => {
       if (this.relay === link && pc.connectionState !== 'connected') this.retry(next.lost);
     }, next.ms);
     if (this.resumeToken) this.resumeSignaling(next.reason, next.quiet);
-    else link.recover();
+    else {
+      this.relayRestart = false;
+      link.recover(true);
+    }
   }
 
   /**
@@ -295,8 +301,11 @@ export class CallSession extends EventTarget {
     this.sendMediaState();
     this.announce();
     if (this.relay) {
-      this.relay.recover();
-      if (this.relay.pc.connectionState === 'connected' && this.path) this.setState('connected', this.pathReason, this.path);
+      const restart = this.relayRestart;
+      this.relay.recover(restart);
+      this.relayRestart = false;
+      // Not restarting ICE: only the signaling connection had dropped.
+      if (!restart && this.relay.pc.connectionState === 'connected' && this.path) this.setState('connected', this.pathReason, this.path);
     } else {
       const next = policy.onJoined(this.facts());
       if (next.startRelay) this.startRelay();
@@ -351,6 +360,7 @@ export class CallSession extends EventTarget {
       this.emit('stream', { peerId, stream, path: 'relay' });
     });
     link.addEventListener('state', (ev) => this.onRelayState(link, /** @type {CustomEvent} */ (ev).detail));
+    link.addEventListener('silent', (ev) => this.onRelaySilent(link, /** @type {CustomEvent} */ (ev).detail.silent));
     // Someone already receiving directly from us needs nothing on the relay.
     if (!policy.relaySendsAtStart(this.facts())) link.setSending(false);
   }
@@ -383,6 +393,26 @@ export class CallSession extends EventTarget {
         this.retry(next.reason);
         break;
     }
+  }
+
+  /**
+   * The relay connection heard nothing at all for a moment (it went silent), or hears
+   * again. Silence is how a new network shows first: recover now rather than wait
+   * the seconds until ICE calls the connection disconnected.
+   * @param {RelayLink} link
+   * @param {boolean} silent
+   */
+  onRelaySilent(link, silent) {
+    if (link !== this.relay) return;
+    if (!silent) {
+      if (this.state === 'reconnecting' && this.path && !this.resuming && link.pc.connectionState === 'connected') {
+        clearTimeout(this.iceTimer);
+        this.setState('connected', `reconnected after the ${policy.NETWORK_CHANGED}`, this.path);
+      }
+      return;
+    }
+    const next = policy.onRelayState(this.facts(), 'broken');
+    if (next.do === 'restart') this.restartRelay(link, next);
   }
 
   // ---- direct path --------------------------------------------------------------

@@ -295,6 +295,9 @@ pub(crate) struct Local {
     /// The last binding request its `Rtc` took, to keep ICE consent fresh on its
     /// behalf while its media flows (see `Shard::refresh_consent`).
     pub(crate) consent: Option<Consent>,
+    /// Where its RTP and RTCP last came from: when that changes (a new network, an ICE
+    /// restart), keyframes are asked for at once (see `Shard::media_moved`).
+    pub(crate) media_from: Option<SocketAddr>,
     /// The server's measurements of this participant's relayed legs.
     pub(crate) stats: StatsTracker,
     /// Direct-call signals it may still send (a flood must not push another
@@ -328,6 +331,7 @@ impl Local {
             probing_until: None,
             connected_at: None,
             consent: None,
+            media_from: None,
             stats: StatsTracker::default(),
         }
     }

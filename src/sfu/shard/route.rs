@@ -27,8 +27,9 @@ use tracing::debug;
 use super::{Output, Shard};
 use crate::sfu::demux::{self, Kind};
 use crate::sfu::driver::Received;
-use crate::sfu::peer::{Consent, Local, MAX_ADDRS, RECENT_STUN};
+use crate::sfu::peer::{Consent, DownState, Local, MAX_ADDRS, RECENT_STUN};
 use crate::signaling::protocol::PeerId;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 
 /// The shard's routing tables.
 #[derive(Debug, Default)]
@@ -147,6 +148,7 @@ impl Shard {
                     }
                 } else if kind == Kind::Rtp {
                     self.refresh_consent(now, id, src);
+                    self.note_media_from(now, id, src);
                 }
             }
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
@@ -184,6 +186,56 @@ impl Shard {
         debug!(id, %src, "ICE consent kept on the peer's behalf: its media flows, its checks do not");
         if let Err(e) = driver.receive(now, recv, &mut self.drained) {
             self.fail(id, &e);
+        }
+    }
+
+    /// RTP or RTCP from peer `id` came from `src`; if its media came from elsewhere
+    /// before, the peer moved.
+    fn note_media_from(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+        let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        let before = l.media_from.replace(src);
+        if before.is_some_and(|b| b != src) {
+            debug!(id, %src, "media moved to a new address");
+            self.media_moved(now, id);
+        }
+    }
+
+    /// Peer `id`'s media now comes from a new address (its network changed and ICE
+    /// restarted): what was sent to and from it during the change is lost, so every
+    /// video it sends and receives gets a keyframe at once, rather than after the
+    /// receivers' retransmission requests fail (about a second later). Its media
+    /// arriving from there means the browser uses the new pair, so the keyframes
+    /// reach it.
+    fn media_moved(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let ups: Vec<Mid> = peer
+            .up
+            .iter()
+            .filter(|(_, u)| u.kind == MediaKind::Video)
+            .map(|(m, _)| *m)
+            .collect();
+        // Each received video at the layer forwarded to it, as its own request would.
+        let downs: Vec<(PeerId, Mid, Option<Rid>)> = peer
+            .here()
+            .map(|l| {
+                l.down
+                    .iter()
+                    .filter(|(_, d)| {
+                        d.kind == MediaKind::Video && matches!(d.state, DownState::Open(_))
+                    })
+                    .map(|((src, mid), d)| (*src, *mid, d.layer))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for mid in ups {
+            self.request_keyframe(now, id, mid, None, KeyframeRequestKind::Pli);
+        }
+        for (src, mid, layer) in downs {
+            self.request_keyframe(now, src, mid, layer, KeyframeRequestKind::Pli);
         }
     }
 
