@@ -69,8 +69,10 @@ async fn rooms_and_sessions_have_server_wide_limits() {
             && metrics.contains("lanrelay_refused_total{limit=\"sessions\"} 1\n"),
         "{metrics}"
     );
-    // Someone leaves: the seat is free again.
-    drop(_b1);
+    // Someone leaves: the seat is free again. (A socket that merely drops keeps its
+    // seat for the resume grace period: that participant is still in its call.)
+    let mut b1 = _b1;
+    send(&mut b1, &ClientMsg::Leave).await;
     let mut taken = false;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
