@@ -29,11 +29,13 @@ export const SIMULCAST_LAYERS = [
 /** A delivering link that receives nothing for this long has stalled. */
 export const STALL_MS = 1500;
 /**
- * A connected link that hears nothing at all for this long has most likely lost its
- * network: the server's RTCP feedback alone arrives many times a second while media
- * flows either way.
+ * A connected link that heard something at every probe for a while (media, or the
+ * server's RTCP feedback, which arrives many times a second while media flows either
+ * way) and then hears nothing at all for this long has most likely lost its network.
  */
 export const SILENT_MS = 1000;
+/** Probes in a row that must have heard something before a silence counts. */
+const STEADY_PROBES = 4;
 
 class Link extends EventTarget {
   /** @param {'relay'|'direct'} path */
@@ -61,6 +63,11 @@ class Link extends EventTarget {
      * they last grew. */
     this.heardBytes = 0;
     this.heardAt = performance.now();
+    /** Probes in a row that heard something, and how many did before the last one
+     * that heard nothing (an idle link hears only ICE checks, seconds apart, and
+     * never goes silent). */
+    this.heardSteady = 0;
+    this.steadyBefore = 0;
     this.silent = false;
     this.pc.onconnectionstatechange = () => this.onConnectionState();
   }
@@ -141,11 +148,16 @@ class Link extends EventTarget {
       if (heard > this.heardBytes) {
         this.heardBytes = heard;
         this.heardAt = now;
+        this.heardSteady += 1;
         if (this.silent) {
           this.silent = false;
           this.dispatchEvent(new CustomEvent('silent', { detail: { silent: false } }));
         }
-      } else if (!this.silent && heard > 0 && this.pc.connectionState === 'connected' && now - this.heardAt > SILENT_MS) {
+      } else {
+        if (this.heardSteady > 0) this.steadyBefore = this.heardSteady;
+        this.heardSteady = 0;
+      }
+      if (!this.silent && this.heardSteady === 0 && this.steadyBefore >= STEADY_PROBES && this.pc.connectionState === 'connected' && now - this.heardAt > SILENT_MS) {
         this.silent = true;
         this.dispatchEvent(new CustomEvent('silent', { detail: { silent: true, ms: Math.round(now - this.heardAt) } }));
       }

@@ -355,6 +355,18 @@ export function onRelayState(f, state, reason) {
 }
 
 /**
+ * The relay connection went silent (it heard steadily, then nothing for a moment):
+ * the network most likely changed, so restart as for `broken` — unless this side
+ * receives directly, when the relay may carry nothing on purpose.
+ * @param {Facts} f
+ * @returns {{do: 'restart', reason: string, ms: number, lost: string, quiet: boolean} | {do: 'ignore'}}
+ */
+export function onRelaySilent(f) {
+  if (f.path === 'direct') return { do: 'ignore' };
+  return { do: 'restart', reason: NETWORK_CHANGED, ms: RESTART_ICE_MS, lost: 'media path to the server lost', quiet: false };
+}
+
+/**
  * The server reported an error: end the call (`fail`), rebuild it (`reconnect`),
  * drop only the relay link when receiving directly (`dropRelay`), or nothing.
  * @param {Facts} f

@@ -411,7 +411,7 @@ export class CallSession extends EventTarget {
       }
       return;
     }
-    const next = policy.onRelayState(this.facts(), 'broken');
+    const next = policy.onRelaySilent(this.facts());
     if (next.do === 'restart') this.restartRelay(link, next);
   }
 

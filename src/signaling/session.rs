@@ -324,8 +324,9 @@ impl Session {
     /// from now on, starting with a fresh `joined`. False when the engine has stopped.
     async fn resume(&mut self) -> bool {
         let (tx, rx) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
+        // The reading rate's budget stays the participant's: a new connection does not
+        // refill it.
         self.rx = rx;
-        self.pace = Pace::new(self.limit.bytes_per_sec, READ_BURST);
         debug!(id = self.id, "resumed on a new connection");
         self.engine.send(Command::Resume { id: self.id, tx }).await
     }

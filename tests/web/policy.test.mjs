@@ -362,3 +362,10 @@ test('a lost signaling connection is resumed within the window, then the call is
   assert.ok(policy.RESUME_WINDOW_MS < 30000, 'the last attempt comes within the server\'s default grace of 30 s');
   assert.equal(policy.onServerError(facts(), 'resumeRefused'), 'reconnect');
 });
+
+test('a relay connection gone silent restarts ICE, unless this side receives directly', () => {
+  assert.deepEqual(policy.onRelaySilent(facts({ path: 'relay' })), {
+    do: 'restart', reason: 'network changed', ms: policy.RESTART_ICE_MS, lost: 'media path to the server lost', quiet: false,
+  });
+  assert.deepEqual(policy.onRelaySilent(facts({ path: 'direct' })), { do: 'ignore' }, 'a quieted relay carries nothing on purpose');
+});
