@@ -103,6 +103,12 @@ pub struct Args {
     #[arg(long)]
     pub no_audio: bool,
 
+    /// lanrelay: carry every participant's media over TCP (ICE-TCP to the HTTPS
+    /// port, RFC 4571 framing) instead of UDP, to compare the two. Transit is then
+    /// measured at the read (TCP gives no kernel arrival time).
+    #[arg(long)]
+    pub tcp: bool,
+
     /// Address the participants' UDP sockets bind to (Janus ignores loopback, so use
     /// the namespace's veth address there).
     #[arg(long, default_value = "127.0.0.1")]

@@ -17,7 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, Track};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
-use tokio::net::UdpSocket;
+use str0m::net::Protocol;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -68,7 +69,25 @@ pub struct Spec {
     pub bind_ip: IpAddr,
     /// Negotiate transport-wide congestion control feedback (as browsers do).
     pub twcc: bool,
+    /// Media over ICE-TCP to this server address (its HTTPS port), not UDP.
+    pub tcp: Option<SocketAddr>,
 }
+
+/// The TCP media connection of an ICE-TCP participant.
+struct TcpLink {
+    stream: TcpStream,
+    server: SocketAddr,
+    /// Bytes read and not yet a whole frame.
+    inbox: Vec<u8>,
+    /// Frames waiting for the socket to take them.
+    outbox: Vec<u8>,
+}
+
+/// Frames waiting to be written before further ones are dropped.
+const TCP_OUTBOX: usize = 1 << 20;
+
+/// Active ICE-TCP candidates use the discard port (RFC 6544).
+const TCP_ACTIVE_PORT: u16 = 9;
 
 /// State every participant shares with the controller.
 #[derive(Debug, Clone)]
@@ -102,6 +121,7 @@ pub struct Outcome {
 pub struct Media {
     peer: Peer,
     udp: UdpSocket,
+    tcp: Option<TcpLink>,
     local: SocketAddr,
     spec: Spec,
     shared: Shared,
@@ -118,13 +138,17 @@ impl Media {
         let udp = UdpSocket::bind(SocketAddr::new(spec.bind_ip, 0))
             .await
             .map_err(LoadError::Io)?;
-        let local = udp.local_addr().map_err(LoadError::Io)?;
         rxtime::enable(&udp).map_err(LoadError::Io)?;
+        let local = match spec.tcp {
+            Some(_) => SocketAddr::new(spec.bind_ip, TCP_ACTIVE_PORT),
+            None => udp.local_addr().map_err(LoadError::Io)?,
+        };
         let now = Instant::now();
         let config = PeerConfig {
             local,
             rtp_mode: true,
             twcc: spec.twcc,
+            tcp: spec.tcp.is_some(),
         };
         let peer = Peer::new(config, now).map_err(media_error)?;
         let outcome = Outcome {
@@ -139,6 +163,7 @@ impl Media {
             publisher: spec.publish.map(|p| Publisher::new(p, now)),
             peer,
             udp,
+            tcp: None,
             local,
             spec,
             shared,
@@ -192,6 +217,23 @@ impl Media {
     /// Runs the call until the phase says stop, answering lanrelay's renegotiation on
     /// `ws` if there is one. Returns what was measured.
     pub async fn run(mut self, mut ws: Option<Ws>) -> Outcome {
+        if let Some(server) = self.spec.tcp {
+            match TcpStream::connect(server).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    self.tcp = Some(TcpLink {
+                        stream,
+                        server,
+                        inbox: Vec::with_capacity(4096),
+                        outbox: Vec::with_capacity(4096),
+                    });
+                }
+                Err(e) => {
+                    self.outcome.error = Some(format!("ICE-TCP connection: {e}"));
+                    return self.outcome;
+                }
+            }
+        }
         let mut phase = self.shared.phase.clone();
         let mut buf = vec![0u8; 2048];
         let mut immediate = 0u32;
@@ -222,12 +264,28 @@ impl Media {
                 continue;
             }
             immediate = 0;
+            let tcp_out = self.tcp.as_ref().is_some_and(|t| !t.outbox.is_empty());
             tokio::select! {
-                r = self.udp.readable() => {
+                r = self.udp.readable(), if self.tcp.is_none() => {
                     if r.is_err() {
                         continue;
                     }
                     self.read_all(&mut buf);
+                }
+                r = readable(&self.tcp) => {
+                    if r.is_err() {
+                        self.outcome.error = Some("ICE-TCP connection lost".into());
+                        break;
+                    }
+                    if let Err(e) = self.read_tcp(&mut buf) {
+                        self.outcome.error = Some(e);
+                        break;
+                    }
+                }
+                r = writable(&self.tcp), if tcp_out => {
+                    if r.is_ok() {
+                        self.flush_tcp();
+                    }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
                     let now = Instant::now();
@@ -298,11 +356,71 @@ impl Media {
         }
     }
 
+    /// Reads what the TCP connection has, feeding each whole frame to the participant.
+    fn read_tcp(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        let Some(link) = self.tcp.as_mut() else {
+            return Ok(());
+        };
+        match link.stream.try_read(buf) {
+            Ok(0) => return Err("the server closed the ICE-TCP connection".into()),
+            Ok(n) => link.inbox.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("ICE-TCP read: {e}")),
+        }
+        let mut at = 0;
+        let mut frames = Vec::new();
+        while link.inbox.len() >= at + 2 {
+            let n = u16::from_be_bytes([link.inbox[at], link.inbox[at + 1]]) as usize;
+            if link.inbox.len() < at + 2 + n {
+                break;
+            }
+            frames.push(link.inbox[at + 2..at + 2 + n].to_vec());
+            at += 2 + n;
+        }
+        link.inbox.drain(..at);
+        let server = link.server;
+        for frame in frames {
+            let read = wall_ns();
+            self.current_rx = (read, read);
+            self.peer
+                .receive(Instant::now(), server, self.local, &frame);
+            self.drain().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the socket takes of the queued frames.
+    fn flush_tcp(&mut self) {
+        let Some(link) = self.tcp.as_mut() else {
+            return;
+        };
+        while !link.outbox.is_empty() {
+            match link.stream.try_write(&link.outbox) {
+                Ok(n) => {
+                    link.outbox.drain(..n);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Drains the participant to its next timeout: sends datagrams, handles events.
     fn drain(&mut self) -> Result<Instant, LoadError> {
         loop {
             match self.peer.poll().map_err(media_error)? {
-                PeerOutput::Timeout(t) => return Ok(t),
+                PeerOutput::Timeout(t) => {
+                    self.flush_tcp();
+                    return Ok(t);
+                }
+                PeerOutput::Transmit(t) if t.proto == Protocol::Tcp => {
+                    match (self.tcp.as_mut(), u16::try_from(t.contents.len())) {
+                        (Some(link), Ok(len)) if link.outbox.len() < TCP_OUTBOX => {
+                            link.outbox.extend_from_slice(&len.to_be_bytes());
+                            link.outbox.extend_from_slice(&t.contents);
+                        }
+                        _ => self.outcome.send_drops += 1,
+                    }
+                }
                 PeerOutput::Transmit(t) => {
                     if self.udp.try_send_to(&t.contents, t.destination).is_err() {
                         self.outcome.send_drops += 1;
@@ -452,5 +570,21 @@ fn sdp_error(e: PeerError) -> LoadError {
     match e {
         PeerError::NoPendingOffer => LoadError::Signaling(e.to_string()),
         e => LoadError::Sdp(e.to_string()),
+    }
+}
+
+/// Resolves when the ICE-TCP connection has something to read (never without one).
+async fn readable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
+    match tcp {
+        Some(link) => link.stream.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the ICE-TCP connection takes writes (never without one).
+async fn writable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
+    match tcp {
+        Some(link) => link.stream.writable().await,
+        None => std::future::pending().await,
     }
 }

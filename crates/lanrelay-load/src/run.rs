@@ -35,6 +35,15 @@ struct RoomPlan {
     members: Vec<(String, bool, bool)>,
 }
 
+/// The server's HTTPS address, where its ICE-TCP candidate listens too, from
+/// `https://IP:PORT`.
+fn tcp_addr(base: &str) -> Option<std::net::SocketAddr> {
+    base.trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
 /// The rooms of one step of the sweep.
 fn plan(scenario: Scenario, step: usize, room_size: usize, tag: &str) -> Vec<RoomPlan> {
     let room = |i: usize, members: Vec<(String, bool, bool)>| RoomPlan {
@@ -200,6 +209,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
                     },
                     bind_ip: args.bind,
                     twcc: !args.no_twcc,
+                    tcp: if args.tcp { tcp_addr(&base) } else { None },
                 };
                 let (base, tls, room_name, shared, sem) = (
                     base.clone(),
@@ -267,6 +277,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 expect_video: 0,
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
                 twcc: !args.no_twcc,
+                tcp: None,
             };
             match janus.publish(number, spec, st.shared.clone()).await {
                 Ok((feed, task)) => {
@@ -309,6 +320,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 expect_video: others.len(),
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
                 twcc: !args.no_twcc,
+                tcp: None,
             };
             let (janus, shared, sem) = (janus.clone(), st.shared.clone(), sem.clone());
             joins.spawn(async move {
