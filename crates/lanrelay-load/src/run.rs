@@ -50,7 +50,7 @@ fn plan(scenario: Scenario, step: usize, room_size: usize, tag: &str) -> Vec<Roo
         Scenario::Pairs => (0..step)
             .map(|i| room(i, vec![("a".into(), true, true), ("b".into(), true, true)]))
             .collect(),
-        Scenario::Rooms => (0..step)
+        Scenario::Rooms | Scenario::Soak => (0..step)
             .map(|i| {
                 room(
                     i,
@@ -69,6 +69,11 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
         Scenario::OneToMany => args.viewers.clone(),
         Scenario::Pairs => args.pairs.clone(),
         Scenario::Rooms => args.rooms.clone(),
+        Scenario::Soak => {
+            return Err(LoadError::Usage(
+                "the soak runs through soak::soak, not the sweep".into(),
+            ))
+        }
     };
     let mut rows = Vec::new();
     for (i, &step) in steps.iter().enumerate() {
@@ -108,7 +113,8 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
     Ok(rows)
 }
 
-fn publish(args: &Args) -> Publish {
+/// What each publisher sends, from the flags.
+pub fn publish(args: &Args) -> Publish {
     Publish {
         video_kbps: args.video_kbps,
         fps: args.fps,
