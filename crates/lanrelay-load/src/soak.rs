@@ -193,7 +193,11 @@ pub struct Minute {
     pub expected: u64,
     pub received: u64,
     pub loss_pct: f64,
+    pub transit_p50_ms: f64,
     pub transit_p99_ms: f64,
+    /// The machine's 1-minute load average at the minute's end (other work on the box
+    /// competes for the same cores).
+    pub load_average: f64,
     /// Steady packets that arrived damaged or out of sequence.
     pub bad: u64,
 }
@@ -509,7 +513,12 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
             expected,
             received,
             loss_pct: loss_pct(expected, received),
+            transit_p50_ms: percentile(&transit, 50.0) as f64 / 1e6,
             transit_p99_ms: percentile(&transit, 99.0) as f64 / 1e6,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(f64::NAN),
             bad,
         };
         (cpu0, gen0) = (cpu1, gen1);
@@ -674,14 +683,14 @@ fn loss_pct(expected: u64, received: u64) -> f64 {
 
 /// The table's header (Markdown, so it pastes into docs/benchmarks.md).
 pub fn header() -> String {
-    "| min | RSS MiB | fds | srv CPU % | gen CPU % | sessions | rooms | joins (failed) | leaves bye/drop/vanish | tracks added | errors | steady pkts expected | received | loss % | transit p99 ms | bad |\n\
-     |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    "| min | RSS MiB | fds | srv CPU % | gen CPU % | sessions | rooms | joins (failed) | leaves bye/drop/vanish | tracks added | errors | steady pkts expected | received | loss % | transit p50 / p99 ms | bad | load avg |\n\
+     |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         .to_string()
 }
 
 pub fn row(m: &Minute) -> String {
     format!(
-        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} ({}) | {}/{}/{} | {} | {} | {} | {} | {:.3} | {:.2} | {} |",
+        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} ({}) | {}/{}/{} | {} | {} | {} | {} | {:.3} | {:.2} / {:.1} | {} | {:.1} |",
         m.minute,
         m.rss_mib,
         m.fds,
@@ -699,8 +708,10 @@ pub fn row(m: &Minute) -> String {
         m.expected,
         m.received,
         m.loss_pct,
+        m.transit_p50_ms,
         m.transit_p99_ms,
         m.bad,
+        m.load_average,
     )
 }
 
