@@ -75,6 +75,10 @@ pub struct Snapshot {
     pub probe: Probe,
     /// The stamp of every packet it wrote meanwhile.
     pub sent_log: Vec<Stamp>,
+    /// M-lines in the server's last offer, and how many of them were stopped (port
+    /// 0): a long-lived participant's session keeps one for every track that ever
+    /// reached it.
+    pub mlines: (usize, usize),
     pub error: Option<String>,
 }
 
@@ -149,6 +153,8 @@ pub struct Media {
     measuring: bool,
     /// (kernel arrival, read) of the datagram being handled, wall-clock nanoseconds.
     current_rx: (u64, u64),
+    /// See [`Snapshot::mlines`].
+    mlines: (usize, usize),
     outcome: Outcome,
 }
 
@@ -185,6 +191,7 @@ impl Media {
             shared,
             measuring: false,
             current_rx: (0, 0),
+            mlines: (0, 0),
             outcome,
         })
     }
@@ -322,6 +329,7 @@ impl Media {
                             let _ = reply.send(Snapshot {
                                 probe: std::mem::take(&mut self.outcome.probe),
                                 sent_log: std::mem::take(&mut self.outcome.sent_log),
+                                mlines: self.mlines,
                                 error: None,
                             });
                         }
@@ -482,6 +490,7 @@ impl Media {
             // web page does.
             ServerMsg::Offer { .. } if self.peer.has_pending_offer() => {}
             ServerMsg::Offer { sdp } => {
+                self.mlines = count_mlines(&sdp);
                 let answer = self.accept_offer(&sdp)?;
                 send_msg(ws, &ClientMsg::Answer { sdp: answer }).await?;
             }
@@ -564,6 +573,15 @@ impl Media {
     }
 }
 
+/// M-lines in an SDP, and those of them stopped (port 0).
+fn count_mlines(sdp: &str) -> (usize, usize) {
+    let lines = sdp.lines().filter_map(|l| l.strip_prefix("m="));
+    lines.fold((0, 0), |(all, stopped), l| {
+        let port = l.split_whitespace().nth(1);
+        (all + 1, stopped + usize::from(port == Some("0")))
+    })
+}
+
 /// The next order, or never when there is no control channel.
 async fn next_control(control: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
     match control.as_mut() {
@@ -601,5 +619,17 @@ fn sdp_error(e: PeerError) -> LoadError {
     match e {
         PeerError::NoPendingOffer => LoadError::Signaling(e.to_string()),
         e => LoadError::Sdp(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_stopped_mlines() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert_eq!(count_mlines(sdp), (3, 1));
+        assert_eq!(count_mlines("v=0\r\n"), (0, 0));
     }
 }

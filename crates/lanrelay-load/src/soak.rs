@@ -200,6 +200,9 @@ pub struct Minute {
     pub load_average: f64,
     /// Steady packets that arrived damaged or out of sequence.
     pub bad: u64,
+    /// The most m-lines in the server's last offer to a steady participant, and how
+    /// many of them were stopped (tracks of guests who left).
+    pub mlines: (usize, usize),
 }
 
 /// The verdict at the end.
@@ -472,10 +475,16 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
         let end_ns = wall_ns();
         let mut transit: Vec<u32> = Vec::new();
         let mut bad = 0;
+        let mut mlines = (0, 0);
         for s in &mut steady {
             let snap = take_snapshot(s).await;
-            if let Some(e) = snap.error {
-                s.error.get_or_insert(e);
+            mlines = mlines.max(snap.mlines);
+            if let (Some(e), None) = (snap.error, &s.error) {
+                eprintln!(
+                    "soak: minute {m}: a steady participant of room {} failed: {e}",
+                    s.room
+                );
+                s.error = Some(e);
             }
             transit.extend_from_slice(&snap.probe.transit_ns);
             bad += snap.probe.corrupt + snap.probe.seq_breaks;
@@ -520,6 +529,7 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
                 .and_then(|l| l.split_whitespace().next()?.parse().ok())
                 .unwrap_or(f64::NAN),
             bad,
+            mlines,
         };
         (cpu0, gen0) = (cpu1, gen1);
         churn = Churn::default();
@@ -553,8 +563,9 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
     let _ = phase.send(Phase::Stop);
     for s in steady.iter_mut() {
         if let Ok(Ok(o)) = tokio::time::timeout(Duration::from_secs(10), &mut s.task).await {
+            // Its own account of why it stopped beats "its task ended".
             if let Some(e) = o.error {
-                s.error.get_or_insert(e);
+                s.error = Some(format!("{}: {e}", o.name));
             }
         }
     }
@@ -683,14 +694,14 @@ fn loss_pct(expected: u64, received: u64) -> f64 {
 
 /// The table's header (Markdown, so it pastes into docs/benchmarks.md).
 pub fn header() -> String {
-    "| min | RSS MiB | fds | srv CPU % | gen CPU % | sessions | rooms | joins (failed) | leaves bye/drop/vanish | tracks added | errors | steady pkts expected | received | loss % | transit p50 / p99 ms | bad | load avg |\n\
-     |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    "| min | RSS MiB | fds | srv CPU % | gen CPU % | sessions | rooms | joins (failed) | leaves bye/drop/vanish | tracks added | errors | steady pkts expected | received | loss % | transit p50 / p99 ms | bad | m-lines (stopped) | load avg |\n\
+     |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         .to_string()
 }
 
 pub fn row(m: &Minute) -> String {
     format!(
-        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} ({}) | {}/{}/{} | {} | {} | {} | {} | {:.3} | {:.2} / {:.1} | {} | {:.1} |",
+        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} ({}) | {}/{}/{} | {} | {} | {} | {} | {:.3} | {:.2} / {:.1} | {} | {} ({}) | {:.1} |",
         m.minute,
         m.rss_mib,
         m.fds,
@@ -711,6 +722,8 @@ pub fn row(m: &Minute) -> String {
         m.transit_p50_ms,
         m.transit_p99_ms,
         m.bad,
+        m.mlines.0,
+        m.mlines.1,
         m.load_average,
     )
 }
