@@ -37,7 +37,7 @@ struct RoomPlan {
 
 /// The server's HTTPS address, where its ICE-TCP candidate listens too, from
 /// `https://IP:PORT`.
-fn tcp_addr(base: &str) -> Option<std::net::SocketAddr> {
+pub(crate) fn tcp_addr(base: &str) -> Option<std::net::SocketAddr> {
     base.trim_start_matches("https://")
         .trim_end_matches('/')
         .parse()
@@ -59,7 +59,7 @@ fn plan(scenario: Scenario, step: usize, room_size: usize, tag: &str) -> Vec<Roo
         Scenario::Pairs => (0..step)
             .map(|i| room(i, vec![("a".into(), true, true), ("b".into(), true, true)]))
             .collect(),
-        Scenario::Rooms => (0..step)
+        Scenario::Rooms | Scenario::Soak => (0..step)
             .map(|i| {
                 room(
                     i,
@@ -78,6 +78,11 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
         Scenario::OneToMany => args.viewers.clone(),
         Scenario::Pairs => args.pairs.clone(),
         Scenario::Rooms => args.rooms.clone(),
+        Scenario::Soak => {
+            return Err(LoadError::Usage(
+                "the soak runs through soak::soak, not the sweep".into(),
+            ))
+        }
     };
     let mut rows = Vec::new();
     for (i, &step) in steps.iter().enumerate() {
@@ -117,7 +122,8 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
     Ok(rows)
 }
 
-fn publish(args: &Args) -> Publish {
+/// What each publisher sends, from the flags.
+pub fn publish(args: &Args) -> Publish {
     Publish {
         video_kbps: args.video_kbps,
         fps: args.fps,
