@@ -181,8 +181,10 @@ export function loopbackNamespace(tag) {
  * server 10.201.0.1, clients 10.201.1.2 and 10.201.2.2.
  * With `routed`, the server namespace forwards between the clients until
  * `setForwarding(false)` cuts them apart (a direct path that breaks mid-call).
- * Returns {srv, c1, c2, serverIp, setForwarding(on), remove()}.
- * @param {{routed?: boolean}} [opts]
+ * With `link`, the clients also have a cable of their own (10.201.3.1, 10.201.3.2):
+ * the direct path then runs there, the relayed legs through the server namespace.
+ * Returns {srv, c1, c2, serverIp, setForwarding(on), limitC2(kbit), netem(which, spec), remove()}.
+ * @param {{routed?: boolean, link?: boolean}} [opts]
  */
 export function isolatedClients(opts = {}) {
   const p = process.pid;
@@ -216,6 +218,15 @@ export function isolatedClients(opts = {}) {
       ip(['-n', c1, 'route', 'add', '10.201.2.0/24', 'via', '10.201.1.1']);
       ip(['-n', c2, 'route', 'add', '10.201.1.0/24', 'via', '10.201.2.1']);
     }
+    if (opts.link) {
+      // A cable of their own between the clients: the direct path, apart from the
+      // relayed legs, so that each can be given its own conditions.
+      ip(['link', 'add', 'c1-p2p', 'netns', c1, 'type', 'veth', 'peer', 'name', 'c2-p2p', 'netns', c2]);
+      ip(['-n', c1, 'addr', 'add', '10.201.3.1/24', 'dev', 'c1-p2p']);
+      ip(['-n', c2, 'addr', 'add', '10.201.3.2/24', 'dev', 'c2-p2p']);
+      ip(['-n', c1, 'link', 'set', 'c1-p2p', 'up']);
+      ip(['-n', c2, 'link', 'set', 'c2-p2p', 'up']);
+    }
   } catch (e) {
     remove();
     throw e;
@@ -241,7 +252,25 @@ export function isolatedClients(opts = {}) {
     }
     ip(['netns', 'exec', srv, 'tc', 'qdisc', 'replace', 'dev', 'srv-c2', 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kbit', 'latency', '80ms']);
   };
-  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, remove };
+  /**
+   * Network conditions with `tc netem` on both ends of a link, the same each way:
+   * `relay1` is client 1's relayed leg (c1-eth, srv-c1), `direct` the clients' own
+   * cable (with `link`). `spec` is netem's arguments (`delay 20ms 5ms loss 3%`);
+   * `null` removes them.
+   * @param {'relay1' | 'direct'} which
+   * @param {string | null} spec
+   */
+  const netem = (which, spec) => {
+    const ends = which === 'relay1' ? [[c1, 'c1-eth'], [srv, 'srv-c1']] : [[c1, 'c1-p2p'], [c2, 'c2-p2p']];
+    for (const [n, dev] of ends) {
+      if (spec === null) {
+        try { ip(['netns', 'exec', n, 'tc', 'qdisc', 'del', 'dev', dev, 'root']); } catch {}
+      } else {
+        ip(['netns', 'exec', n, 'tc', 'qdisc', 'replace', 'dev', dev, 'root', 'netem', ...spec.split(/\s+/)]);
+      }
+    }
+  };
+  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, netem, remove };
 }
 
 /**

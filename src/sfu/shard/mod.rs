@@ -36,6 +36,7 @@ use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
+use str0m::media::{MediaKind, Mid, Rid};
 use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
@@ -316,7 +317,12 @@ impl Shard {
             }
             Event::MediaEgressStats(s) => {
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
-                    l.stats.on_egress(&s);
+                    let kind = l
+                        .down
+                        .values()
+                        .find(|d| matches!(d.state, DownState::Open(m) if m == s.mid))
+                        .map(|d| d.kind);
+                    l.stats.on_egress(&s, kind);
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
@@ -327,13 +333,47 @@ impl Shard {
                 }
             }
             Event::PeerStats(s) => {
+                let forwarded = self.forwarded_layers(id);
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
-                    let stats = l.stats.on_peer(&s).clone();
+                    let stats = l.stats.on_peer(&s, &forwarded).clone();
                     self.signal(id, ServerMsg::Stats { stats });
                 }
             }
             _ => {}
         }
+    }
+
+    /// The layer of each of `id`'s simulcast video tracks that its receivers get
+    /// (the one most of them get), so its up-leg jitter is measured on that layer.
+    fn forwarded_layers(&self, id: PeerId) -> Vec<(Mid, Option<Rid>)> {
+        let Some(p) = self.peers.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (mid, up) in &p.up {
+            if up.kind != MediaKind::Video || !up.simulcast {
+                continue;
+            }
+            let mut counts: Vec<(Rid, usize)> = Vec::new();
+            for s in &up.subscribers {
+                let layer = self
+                    .peers
+                    .get(s)
+                    .and_then(Peer::here)
+                    .and_then(|l| l.down.get(&(id, *mid)))
+                    .and_then(|d| d.layer);
+                if let Some(rid) = layer {
+                    match counts.iter_mut().find(|(r, _)| *r == rid) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((rid, 1)),
+                    }
+                }
+            }
+            if let Some((rid, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
+                out.push((*mid, Some(rid)));
+            }
+        }
+        out
     }
 
     /// Queues a signaling message for a participant, wherever it is served.
