@@ -51,7 +51,7 @@ export function mountComparePanel(root, session) {
     <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path over its
       last ${LIVE_SECONDS} s (the current one is highlighted; the other shows its last measurement). <b>Server</b> is measured by the lanrelay
       server on your relayed legs: up = you → server, down = server → you.</p>
-    <div class="table-wrap"><table class="stats">
+    <div class="table-wrap"><table class="stats live">
       <thead><tr><th></th><th data-col="relay">Relayed</th><th data-col="direct">Direct</th><th>Server (relay legs)</th></tr></thead>
       <tbody></tbody>
     </table></div>
@@ -71,7 +71,7 @@ export function mountComparePanel(root, session) {
         <a class="button dl-csv" download="lanrelay-comparison.csv">Download CSV</a>
       </div>
     </div>`;
-  const tbody = /** @type {HTMLElement} */ (root.querySelector('tbody'));
+  const tbody = /** @type {HTMLElement} */ (root.querySelector('table.live tbody'));
   for (const [label, key] of ROWS) {
     const tr = document.createElement('tr');
     tr.dataset.key = key;
@@ -126,7 +126,7 @@ function render(root, session, _now) {
   for (const col of ['relay', 'direct']) {
     root.querySelectorAll(`[data-col="${col}"]`).forEach((el) => el.classList.toggle('current', session.path === col));
   }
-  for (const tr of root.querySelectorAll('tbody tr')) {
+  for (const tr of root.querySelectorAll('table.live tbody tr')) {
     const key = /** @type {HTMLElement} */ (tr).dataset.key || '';
     const unit = ROWS.find((r) => r[1] === key)?.[2] || '';
     for (const col of ['relay', 'direct']) {

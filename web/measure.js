@@ -20,7 +20,7 @@
  *   t: number,
  *   inbound: Record<string, InboundCounters>,
  *   outbound: Record<string, {kind: string, bytes: number, packets: number}>,
- *   remoteInbound: Record<string, {kind: string, lost: number, jitterMs: number | null}>,
+ *   remoteInbound: Record<string, {kind: string, lost: number, jitterMs: number | null, rttTotalS: number, rtts: number}>,
  *   pair: null | {rttTotalS: number, responses: number, currentRttMs: number | null,
  *                 local: string, remote: string, protocol: string},
  * }} Reading
@@ -79,6 +79,8 @@ export function readCounters(report, t) {
         kind: r.kind,
         lost: Math.max(0, r.packetsLost || 0),
         jitterMs: typeof r.jitter === 'number' ? r.jitter * 1000 : null,
+        rttTotalS: r.totalRoundTripTime || 0,
+        rtts: r.roundTripTimeMeasurements || 0,
       };
     } else if (r.type === 'transport' && r.selectedCandidatePairId) {
       const p = byId.get(r.selectedCandidatePairId);
@@ -181,12 +183,26 @@ export function windowFigures(readings, extra = {}) {
       kbps: round((bytes * 8) / 1000 / secs),
     };
   };
-  let rttMs = null;
+  // Round trip: every measurement taken inside the window, pooled: ICE's (STUN
+  // checks on the selected pair, one every few seconds) and RTCP's (each sent
+  // stream's receiver reports, about one a second each).
+  let iceS = 0;
+  let iceN = 0;
   if (a.pair && b.pair && b.pair.responses > a.pair.responses) {
-    rttMs = ((b.pair.rttTotalS - a.pair.rttTotalS) / (b.pair.responses - a.pair.responses)) * 1000;
-  } else {
-    rttMs = mean(later.map((r) => r.pair?.currentRttMs));
+    iceN = b.pair.responses - a.pair.responses;
+    iceS = b.pair.rttTotalS - a.pair.rttTotalS;
   }
+  let rtcpS = 0;
+  let rtcpN = 0;
+  for (const [id, end] of Object.entries(b.remoteInbound)) {
+    const start = a.remoteInbound[id];
+    if (start && end.rtts > start.rtts) {
+      rtcpN += end.rtts - start.rtts;
+      rtcpS += end.rttTotalS - start.rttTotalS;
+    }
+  }
+  const rttSamples = iceN + rtcpN;
+  const rttMs = rttSamples > 0 ? ((iceS + rtcpS) / rttSamples) * 1000 : mean(later.map((r) => r.pair?.currentRttMs));
   const audioIn = inbound('audio');
   const videoIn = inbound('video');
   const audioOut = outbound('audio');
@@ -203,6 +219,9 @@ export function windowFigures(readings, extra = {}) {
     samples: readings.length - 1,
     seconds: round(secs),
     rttMs: round(rttMs),
+    rttSamples,
+    rttIceMs: iceN > 0 ? round((iceS / iceN) * 1000) : null,
+    rttRtcpMs: rtcpN > 0 ? round((rtcpS / rtcpN) * 1000) : null,
     lossPct: lossInPct,
     lossInPct,
     audioLossPct,

@@ -9,6 +9,13 @@
 //! timestamp units of each stream's clock (90 kHz video, 48 kHz Opus) and is turned
 //! into milliseconds here, per stream; the leg's video jitter is the one of the layer
 //! the other participants actually receive ([`StatsTracker::on_peer`] is told which).
+//!
+//! The up streams' jitter is estimated here from each packet's arrival
+//! ([`StatsTracker::on_rtp`]), the way browsers do (libwebrtc): only packets that
+//! arrive in order and start a new frame count. str0m's own estimate counts every
+//! packet, so a reordered or retransmitted packet of an older frame adds the whole
+//! frame interval to it: on video with retransmissions that read tens to hundreds of
+//! milliseconds where the browsers measured a few.
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::HashMap;
@@ -44,10 +51,45 @@ struct Stream {
     packets_before: u64,
     /// Loss fraction (0..1) of the last receiver report.
     loss: Option<f64>,
+    /// Round trip (ms) from the last receiver report (down streams only).
+    rtt_ms: Option<f64>,
+}
+
+/// RFC 3550 interarrival jitter of one stream, from arrival times, counting only
+/// packets in sequence order that begin a new RTP timestamp (as libwebrtc does).
+#[derive(Debug, Clone, Default)]
+struct Interarrival {
+    /// The last counted packet: extended sequence number, RTP time, arrival.
+    last: Option<(u64, u32, Instant)>,
+    /// Highest extended sequence number seen.
+    max_seq: u64,
+    /// The estimate, seconds.
+    jitter_s: f64,
+}
+
+impl Interarrival {
+    fn on_packet(&mut self, seq: u64, rtp_time: u32, clock_hz: u32, arrival: Instant) {
+        if self.last.is_some() && seq <= self.max_seq {
+            return; // reordered, repeated or retransmitted
+        }
+        self.max_seq = seq;
+        match self.last {
+            Some((_, rtp, _)) if rtp == rtp_time => {} // same frame
+            Some((_, rtp, at)) if clock_hz > 0 && arrival >= at => {
+                let transit_change = (arrival - at).as_secs_f64()
+                    - f64::from(rtp_time.wrapping_sub(rtp) as i32) / f64::from(clock_hz);
+                self.jitter_s += (transit_change.abs() - self.jitter_s) / 16.0;
+                self.last = Some((seq, rtp_time, arrival));
+            }
+            _ => self.last = Some((seq, rtp_time, arrival)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct StatsTracker {
+    /// Interarrival jitter of each up stream, from the packets themselves.
+    arrivals: HashMap<(Mid, Option<Rid>), Interarrival>,
     /// Media payload byte totals (received, sent) at the previous `PeerStats`.
     last: Option<(Instant, u64, u64)>,
     /// Each up stream (browser to server), per `(mid, rid)`.
@@ -61,6 +103,22 @@ pub(crate) struct StatsTracker {
 }
 
 impl StatsTracker {
+    /// An RTP packet from the browser (not a retransmission's repair copy): its
+    /// extended sequence number, RTP timestamp, clock rate and arrival time.
+    pub(crate) fn on_rtp(
+        &mut self,
+        stream: (Mid, Option<Rid>),
+        seq: u64,
+        rtp_time: u32,
+        clock_hz: u32,
+        arrival: Instant,
+    ) {
+        self.arrivals
+            .entry(stream)
+            .or_default()
+            .on_packet(seq, rtp_time, clock_hz, arrival);
+    }
+
     /// Stats of a stream received from the browser. `kind` is its m-line's kind, when
     /// known (video otherwise: a stream of an m-line not known yet is rare).
     pub(crate) fn on_ingress(&mut self, s: &MediaIngressStats, kind: Option<MediaKind>) {
@@ -73,11 +131,15 @@ impl StatsTracker {
             (s.mid, s.rid),
             Stream {
                 kind,
-                jitter_ms: (s.packets > 0).then(|| jitter_ms(s.jitter, kind)),
+                jitter_ms: match self.arrivals.get(&(s.mid, s.rid)) {
+                    Some(a) if a.last.is_some() => Some(a.jitter_s * 1000.0),
+                    _ => (s.packets > 0).then(|| jitter_ms(s.jitter, kind)),
+                },
                 packets: s.packets,
                 nacks: s.nacks,
                 packets_before: before,
                 loss: s.loss.map(f64::from),
+                rtt_ms: None,
             },
         );
     }
@@ -98,6 +160,7 @@ impl StatsTracker {
                 nacks: s.nacks,
                 packets_before: before,
                 loss: s.loss.map(f64::from),
+                rtt_ms: s.rtt.map(|d| d.as_secs_f64() * 1000.0),
             },
         );
         self.keyframe_requests
@@ -107,6 +170,7 @@ impl StatsTracker {
     /// Forgets the streams of an m-line that no longer exists.
     pub(crate) fn forget(&mut self, mid: Mid) {
         self.ingress.retain(|(m, _), _| *m != mid);
+        self.arrivals.retain(|(m, _), _| *m != mid);
         self.egress.retain(|(m, _), _| *m != mid);
         self.keyframe_requests.retain(|(m, _), _| *m != mid);
     }
@@ -130,7 +194,7 @@ impl StatsTracker {
         let up_streams = streams(&self.ingress);
         let down_streams = streams(&self.egress);
         self.current = LegStats {
-            rtt_ms: s.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            rtt_ms: rtcp_rtt(&self.egress).or(s.rtt.map(|d| d.as_secs_f64() * 1000.0)),
             up_bps,
             down_bps,
             up_loss: s.ingress_loss_fraction.map(f64::from),
@@ -181,6 +245,20 @@ fn chosen(
                 .max_by_key(|st| st.packets - st.packets_before)
         })
         .and_then(|st| st.jitter_ms)
+}
+
+/// The round trip (ms) of the browser's receiver reports on the down streams that
+/// carried packets in the last second (their mean): RTCP's LSR/DLSR timing, what the
+/// browser's own RTCP round trip is. str0m's `PeerStats::rtt` is the time from
+/// sending a packet to its transport-wide feedback, which the browser batches (tens
+/// of ms), so it is the fallback only.
+fn rtcp_rtt(streams: &HashMap<(Mid, Option<Rid>), Stream>) -> Option<f64> {
+    let rtts: Vec<f64> = streams
+        .values()
+        .filter(|st| st.packets > st.packets_before)
+        .filter_map(|st| st.rtt_ms)
+        .collect();
+    (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64)
 }
 
 /// Every stream with packets, for the wire: kind, layer, jitter (ms), packets in the
@@ -274,6 +352,44 @@ mod tests {
             .on_peer(&peer(start + Duration::from_secs(1)), &[])
             .clone();
         assert_eq!(s.up_jitter_ms, Some(100.0));
+    }
+
+    #[test]
+    fn jitter_from_arrivals_skips_reordered_packets_and_frames_in_flight() {
+        let mut a = Interarrival::default();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // Audio, 20 ms frames (960 units at 48 kHz), arriving 20 ms apart, then one
+        // 8 ms late: RFC 3550 adds 8/16 ms.
+        for i in 0..10u32 {
+            a.on_packet(u64::from(i), i * 960, 48_000, ms(u64::from(i) * 20));
+        }
+        assert!(a.jitter_s.abs() < 1e-9, "steady arrivals: {}", a.jitter_s);
+        a.on_packet(10, 9_600, 48_000, ms(208));
+        assert!((a.jitter_s * 1000.0 - 0.5).abs() < 1e-6, "{}", a.jitter_s * 1000.0);
+        let before = a.jitter_s;
+        // An old packet (a retransmission, or reordered) 100 ms late: not counted.
+        a.on_packet(3, 2_880, 48_000, ms(210));
+        assert_eq!(a.jitter_s, before);
+        // The second packet of a video frame (same timestamp): not counted either.
+        let mut v = Interarrival::default();
+        v.on_packet(1, 0, 90_000, ms(0));
+        v.on_packet(2, 0, 90_000, ms(15));
+        assert_eq!(v.jitter_s, 0.0);
+    }
+
+    #[test]
+    fn the_legs_up_jitter_comes_from_arrivals_when_there_are_some() {
+        let mut t = StatsTracker::default();
+        let t0 = Instant::now();
+        let key = (Mid::from("0"), None);
+        for i in 0..5u32 {
+            t.on_rtp(key, u64::from(i), i * 960, 48_000, t0 + Duration::from_millis(u64::from(i) * 20));
+        }
+        // str0m says 4,800 units (100 ms); the arrivals say 0.
+        t.on_ingress(&ingress("0", None, 5, 4_800), Some(MediaKind::Audio));
+        let s = t.on_peer(&peer(t0), &[]);
+        assert_eq!(s.up_audio_jitter_ms, Some(0.0));
     }
 
     #[test]

@@ -161,7 +161,8 @@ impl PeerInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LegStats {
-    /// Round-trip time between server and browser (STUN/RTCP), milliseconds.
+    /// Round-trip time between server and browser, milliseconds: from the browser's
+    /// RTCP receiver reports on what the server sends it.
     pub rtt_ms: Option<f64>,
     /// Media bitrate received from the browser, bits per second.
     pub up_bps: f64,

@@ -29,7 +29,7 @@ function report(s, o = {}) {
     },
     { id: 'OA', type: 'outbound-rtp', kind: 'audio', bytesSent: 4000 * s, packetsSent: 50 * s },
     { id: 'OV', type: 'outbound-rtp', kind: 'video', bytesSent: 125000 * s, packetsSent: 100 * s },
-    { id: 'RA', type: 'remote-inbound-rtp', kind: 'audio', localId: 'OA', packetsLost: remoteAudioLost, jitter },
+    { id: 'RA', type: 'remote-inbound-rtp', kind: 'audio', localId: 'OA', packetsLost: remoteAudioLost, jitter, totalRoundTripTime: o.rtcpRtt === undefined ? 0 : o.rtcpRtt * s, roundTripTimeMeasurements: o.rtcpRtt === undefined ? 0 : s },
   ];
 }
 
@@ -90,6 +90,12 @@ test('the round trip is the mean of the window, not of the call', () => {
     rs.push(readCounters(r, s * 1000));
   }
   assert.equal(windowFigures(rs).rttMs, 20);
+});
+
+test('the round trip pools ICE and RTCP measurements', () => {
+  // One STUN response a second at 20 ms, one RTCP measurement a second at 40 ms.
+  assert.equal(windowFigures(readings(10, 20, () => ({ rtcpRtt: 0.04 }))).rttMs, 30);
+  assert.equal(windowFigures(readings(10, 20, () => ({ rtcpRtt: 0.04 }))).rttSamples, 20);
 });
 
 test('a stream that appears during the window counts from zero', () => {
