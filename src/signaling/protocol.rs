@@ -428,6 +428,17 @@ mod tests {
     }
 
     #[test]
+    fn a_comparison_report_is_any_json_object() {
+        let text = r#"{"type":"comparison","report":{"verdict":{"better":"direct","text":"Direct: 11 ms lower round trip."},"paths":{"relay":{"summary":{"rttMs":21.5,"lossPct":null,"samples":7}}},"order":["relay","direct"]}}"#;
+        let m: ClientMsg = serde_json::from_str(text).unwrap();
+        let ClientMsg::Comparison { report } = m else {
+            panic!("not a comparison: {m:?}");
+        };
+        assert_eq!(report["verdict"]["better"], "direct");
+        assert_eq!(report["paths"]["relay"]["summary"]["rttMs"], 21.5);
+    }
+
+    #[test]
     fn unknown_type_and_fields_are_rejected() {
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"nope"}"#).is_err());
         assert!(
