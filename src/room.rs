@@ -196,10 +196,16 @@ mod tests {
         rooms.join("a", 2, Mode::Auto, Role::Participant).unwrap();
         rooms.set_comparison("a", serde_json::json!({"verdict": {"better": "direct"}}));
         rooms.set_comparison("nowhere", serde_json::json!({}));
-        assert_eq!(rooms.comparison("a").unwrap()["verdict"]["better"], "direct");
+        assert_eq!(
+            rooms.comparison("a").unwrap()["verdict"]["better"],
+            "direct"
+        );
         assert!(rooms.comparison("nowhere").is_none());
         rooms.leave("a", 1);
-        assert!(rooms.comparison("a").is_some(), "kept while someone is there");
+        assert!(
+            rooms.comparison("a").is_some(),
+            "kept while someone is there"
+        );
         rooms.leave("a", 2);
         rooms.join("a", 3, Mode::Auto, Role::Participant).unwrap();
         assert!(rooms.comparison("a").is_none(), "gone with the room");

@@ -340,11 +340,19 @@ mod tests {
         // Three layers of one m-line, each with its own jitter; the receiver gets "m".
         t.on_ingress(&ingress("1", Some("l"), 100, 9_000), Some(MediaKind::Video));
         t.on_ingress(&ingress("1", Some("m"), 200, 450), Some(MediaKind::Video));
-        t.on_ingress(&ingress("1", Some("h"), 300, 27_000), Some(MediaKind::Video));
+        t.on_ingress(
+            &ingress("1", Some("h"), 300, 27_000),
+            Some(MediaKind::Video),
+        );
         let forwarded = [(Mid::from("1"), Some(Rid::from("m")))];
         let s = t.on_peer(&peer(start), &forwarded).clone();
         assert_eq!(s.up_jitter_ms, Some(5.0), "the forwarded layer's jitter");
-        assert_eq!(s.up_streams.len(), 3, "one entry per layer: {:?}", s.up_streams);
+        assert_eq!(
+            s.up_streams.len(),
+            3,
+            "one entry per layer: {:?}",
+            s.up_streams
+        );
         // Nothing said about the layer: the busiest stream of the last second.
         t.on_ingress(&ingress("1", Some("l"), 400, 9_000), Some(MediaKind::Video));
         t.on_ingress(&ingress("1", Some("m"), 250, 450), Some(MediaKind::Video));
@@ -366,7 +374,11 @@ mod tests {
         }
         assert!(a.jitter_s.abs() < 1e-9, "steady arrivals: {}", a.jitter_s);
         a.on_packet(10, 9_600, 48_000, ms(208));
-        assert!((a.jitter_s * 1000.0 - 0.5).abs() < 1e-6, "{}", a.jitter_s * 1000.0);
+        assert!(
+            (a.jitter_s * 1000.0 - 0.5).abs() < 1e-6,
+            "{}",
+            a.jitter_s * 1000.0
+        );
         let before = a.jitter_s;
         // An old packet (a retransmission, or reordered) 100 ms late: not counted.
         a.on_packet(3, 2_880, 48_000, ms(210));
@@ -384,7 +396,13 @@ mod tests {
         let t0 = Instant::now();
         let key = (Mid::from("0"), None);
         for i in 0..5u32 {
-            t.on_rtp(key, u64::from(i), i * 960, 48_000, t0 + Duration::from_millis(u64::from(i) * 20));
+            t.on_rtp(
+                key,
+                u64::from(i),
+                i * 960,
+                48_000,
+                t0 + Duration::from_millis(u64::from(i) * 20),
+            );
         }
         // str0m says 4,800 units (100 ms); the arrivals say 0.
         t.on_ingress(&ingress("0", None, 5, 4_800), Some(MediaKind::Audio));
@@ -396,7 +414,10 @@ mod tests {
     fn a_layer_that_stopped_is_not_the_legs_jitter() {
         let mut t = StatsTracker::default();
         let start = Instant::now();
-        t.on_ingress(&ingress("1", Some("h"), 300, 90_000), Some(MediaKind::Video));
+        t.on_ingress(
+            &ingress("1", Some("h"), 300, 90_000),
+            Some(MediaKind::Video),
+        );
         t.on_ingress(&ingress("1", Some("l"), 100, 900), Some(MediaKind::Video));
         t.on_peer(&peer(start), &[]);
         // "h" sent nothing since: even when named, its stale jitter is not used.
