@@ -302,7 +302,8 @@ export function verdict(paths) {
   const ld = D.lossPct ?? 0;
   if (Math.abs(lr - ld) >= LOSS_NOISE_POINTS) {
     const worse = lr > ld ? 'relay' : 'direct';
-    wins.push({ path: worse === 'relay' ? 'direct' : 'relay', weight: 4, text: `${name(worse)} lost ${round(Math.max(lr, ld))} % of packets (the other ${round(Math.min(lr, ld))} %)` });
+    const other = worse === 'relay' ? 'direct' : 'relay';
+    wins.push({ path: other, weight: 4, text: `${name(worse)} lost ${round(Math.max(lr, ld))} % of packets (${other}: ${round(Math.min(lr, ld))} %)` });
   } else same.push(lr < 0.5 && ld < 0.5 ? 'no loss on either' : 'similar loss');
 
   const fr = R.frozenMs ?? 0;
