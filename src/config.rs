@@ -145,6 +145,12 @@ pub struct Args {
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub signaling_rate: u32,
 
+    /// Offer no ICE-TCP candidate: media only over UDP. By default the HTTPS port also
+    /// takes media over TCP (RFC 6544), for networks that pass HTTPS but block UDP;
+    /// browsers use it only when UDP does not get through.
+    #[arg(long)]
+    pub no_tcp_media: bool,
+
     /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
     /// helper, and between requests on a kept-alive connection) before the connection
     /// is closed, so idle or half-sent connections cannot pile up.
@@ -220,6 +226,8 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// Bytes a second read from one signaling WebSocket.
     pub signaling_rate: u32,
+    /// Media over TCP on the HTTPS port (ICE-TCP passive candidates).
+    pub tcp_media: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
 }
@@ -276,6 +284,7 @@ impl From<Args> for Config {
             max_joins_per_minute: a.max_joins_per_minute,
             max_connections_per_address: a.max_connections_per_address as usize,
             signaling_rate: a.signaling_rate.saturating_mul(1024),
+            tcp_media: !a.no_tcp_media,
             header_timeout: Duration::from_secs(a.header_timeout),
         }
     }
@@ -310,6 +319,7 @@ impl Config {
             max_joins_per_minute: 120,
             max_connections_per_address: 128,
             signaling_rate: 256 * 1024,
+            tcp_media: true,
             header_timeout: Duration::from_secs(10),
         }
     }

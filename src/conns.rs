@@ -138,6 +138,21 @@ pub(crate) struct Counted {
     _slot: Slot,
 }
 
+impl Counted {
+    /// Reads the first bytes without taking them.
+    pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.stream.local_addr()
+    }
+}
+
 impl AsyncRead for Counted {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -37,6 +37,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/measure.js", JS, include_bytes!("../web/measure.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
+    ("/autoplay.js", JS, include_bytes!("../web/autoplay.js")),
     ("/style.css", CSS, include_bytes!("../web/style.css")),
     ("/icon.svg", SVG, include_bytes!("../web/icon.svg")),
     // The install page and the start page's invite block (QR code of the room link).
@@ -139,6 +140,9 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
             crate::metrics::Limits {
                 connections: state.connections.stats(),
                 signaling_throttled: state.signaling.throttled(),
+                tcp_open: state.tcp.open(),
+                tcp_dropped: state.tcp.dropped(),
+                tcp_refused: state.tcp.refused(),
             },
         ),
     )

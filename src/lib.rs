@@ -33,6 +33,7 @@ pub mod config;
 mod conns;
 mod helper;
 mod http;
+mod https_port;
 mod metrics;
 pub mod net;
 pub mod qr;

@@ -22,6 +22,11 @@ pub(crate) struct Limits {
     pub(crate) connections: ConnectionStats,
     /// Times a signaling connection went over --signaling-rate.
     pub(crate) signaling_throttled: u64,
+    /// ICE-TCP connections open, frames dropped on their way in, connections closed
+    /// for breaking the framing.
+    pub(crate) tcp_open: usize,
+    pub(crate) tcp_dropped: u64,
+    pub(crate) tcp_refused: u64,
 }
 
 pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) -> String {
@@ -91,6 +96,26 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
     );
     metric(
         &mut out,
+        "lanrelay_relay_tcp_participants",
+        "gauge",
+        "Participants whose media connection to the server is up over TCP (ICE-TCP on the HTTPS port) rather than UDP.",
+        &[(
+            "",
+            connected
+                .iter()
+                .filter(|s| s.protocol.as_deref() == Some("tcp"))
+                .count() as f64,
+        )],
+    );
+    metric(
+        &mut out,
+        "lanrelay_tcp_media_connections",
+        "gauge",
+        "ICE-TCP connections open on the HTTPS port.",
+        &[("", limits.tcp_open as f64)],
+    );
+    metric(
+        &mut out,
         "lanrelay_tcp_connections",
         "gauge",
         "TCP connections open now on the HTTPS port and the HTTP helper.",
@@ -100,7 +125,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
         &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate), ICE-TCP connections closed for a first frame that is not STUN for this server or a frame over 8 KiB (tcp_framing).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
@@ -110,19 +135,21 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"join_rate\"", status.refused_rate as f64),
             ("limit=\"connections\"", conns.refused as f64),
             ("limit=\"signaling_rate\"", limits.signaling_throttled as f64),
+            ("limit=\"tcp_framing\"", limits.tcp_refused as f64),
         ],
     );
     metric(
         &mut out,
         "lanrelay_dropped_total",
         "counter",
-        "What the engine dropped, by lane: datagrams for an address family without a media socket (no_socket), signaling messages for sessions too far behind, which were disconnected (session), direct-call signals for a participant too far behind, which stays (direct), route changes the receive task had no room for (route), commands whose worker was gone (control).",
+        "What the engine dropped, by lane: datagrams for an address family without a media socket (no_socket), signaling messages for sessions too far behind, which were disconnected (session), direct-call signals for a participant too far behind, which stays (direct), route changes the receive task had no room for (route), commands whose worker was gone (control), ICE-TCP frames whose worker's media lane was full (tcp_in).",
         &[
             ("lane=\"no_socket\"", status.no_socket_drops as f64),
             ("lane=\"session\"", status.session_drops as f64),
             ("lane=\"direct\"", status.direct_drops as f64),
             ("lane=\"route\"", status.route_drops as f64),
             ("lane=\"control\"", status.control_drops as f64),
+            ("lane=\"tcp_in\"", limits.tcp_dropped as f64),
         ],
     );
     metric(
@@ -265,6 +292,7 @@ mod tests {
         let limits = Limits {
             connections: conns,
             signaling_throttled: 6,
+            ..Limits::default()
         };
         let text = render(&status, &[], limits);
         assert!(text.contains("\nlanrelay_refused_total{limit=\"signaling_rate\"} 6\n"));

@@ -16,7 +16,9 @@ use axum_server::tls_rustls::RustlsAcceptor;
 
 use crate::config::Config;
 use crate::conns::{ConnectionLimit, LimitAcceptor};
+use crate::https_port::SplitAcceptor;
 use crate::sfu::engine::{self, EngineHandle, MediaSockets};
+use crate::sfu::tcp::TcpMedia;
 use crate::sfu::udp::UdpIo;
 use crate::signaling::session::ReadLimit;
 use crate::state::AppState;
@@ -84,7 +86,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     // One TLS backend in the process (aws-lc-rs, shared with str0m's DTLS).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
-    let media = bind_media(&config)?;
+    let mut media = bind_media(&config)?;
     let media_addrs: Vec<SocketAddr> = media.sockets.iter().map(UdpIo::local_addr).collect();
     let candidates = media.candidates.clone();
     let advertised: Vec<IpAddr> = candidates.iter().map(SocketAddr::ip).collect();
@@ -148,6 +150,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         trust_urls: trust_urls.clone(),
     });
 
+    // ICE-TCP: passive candidates on the HTTPS port, for each advertised address it
+    // listens on.
+    if config.tcp_media {
+        media.tcp_candidates = advertised
+            .iter()
+            .filter(|ip| listens_on(config.listen.ip(), **ip))
+            .map(|ip| SocketAddr::new(*ip, https_addr.port()))
+            .collect();
+    }
     let engine = engine::spawn(
         media,
         engine::Limits {
@@ -172,7 +183,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     )
     .context("cannot start the media workers")?;
     let connections = ConnectionLimit::new(config.max_connections_per_address);
+    let tcp_stats = Arc::new(crate::sfu::tcp::TcpStats::default());
     let app = http::router(AppState {
+        tcp: tcp_stats.clone(),
         connections: connections.clone(),
         signaling: ReadLimit::new(config.signaling_rate),
         engine: engine.clone(),
@@ -180,10 +193,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
     });
     let handle = axum_server::Handle::new();
-    // Connections per client address are counted on both listeners together.
+    // Connections per client address are counted on both listeners together; on the
+    // HTTPS port, connections that are ICE-TCP media go to the media engine.
     let limited = LimitAcceptor::new(connections);
+    let tcp_media = config
+        .tcp_media
+        .then(|| TcpMedia::new(engine.clone(), tcp_stats));
+    let split = SplitAcceptor::new(limited.clone(), tcp_media.clone(), config.header_timeout);
     let mut server = axum_server::from_tcp(listener)?
-        .acceptor(RustlsAcceptor::new(tls.clone()).acceptor(limited.clone()))
+        .acceptor(RustlsAcceptor::new(tls.clone()).acceptor(split))
         .handle(handle.clone());
     // A client that opens a connection and sends a request's headers slowly, or never,
     // is cut off (the TLS handshake has its own 10 s limit in axum-server).
@@ -361,6 +379,16 @@ fn bind_helper(config: &Config) -> Option<std::net::TcpListener> {
     }
 }
 
+/// Whether a listener bound to `listen` takes connections to `ip`.
+fn listens_on(listen: IpAddr, ip: IpAddr) -> bool {
+    match listen {
+        // [::] takes IPv4 too on Linux (dual stack), 0.0.0.0 only IPv4.
+        IpAddr::V6(l) if l.is_unspecified() => true,
+        IpAddr::V4(l) if l.is_unspecified() => ip.is_ipv4(),
+        l => l == ip,
+    }
+}
+
 /// A non-blocking TCP listener on `addr` with `SO_REUSEADDR`, so that a server
 /// restarted at once (systemd after a crash, `kill -9` then start) gets its port back
 /// although the connections of the previous process linger in `TIME_WAIT`; without
@@ -415,6 +443,7 @@ fn bind_media(config: &Config) -> anyhow::Result<MediaSockets> {
     Ok(MediaSockets {
         sockets,
         candidates,
+        tcp_candidates: Vec::new(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::api::Access;
 use crate::conns::ConnectionLimit;
 use crate::sfu::engine::EngineHandle;
+use crate::sfu::tcp::TcpStats;
 use crate::signaling::session::ReadLimit;
 use crate::trust::TrustInfo;
 
@@ -22,4 +23,6 @@ pub(crate) struct AppState {
     pub(crate) connections: Arc<ConnectionLimit>,
     /// How fast each signaling connection is read.
     pub(crate) signaling: ReadLimit,
+    /// ICE-TCP connections on the HTTPS port.
+    pub(crate) tcp: Arc<TcpStats>,
 }

@@ -19,6 +19,7 @@ async fn health_and_assets() {
         "/app.js",
         "/session.js",
         "/signaling.js",
+        "/autoplay.js",
         "/style.css",
         "/icon.svg",
     ] {

@@ -37,6 +37,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(gcc)
 # certutil: the browser test adds lanrelay's CA to a fresh NSS database.
 command -v certutil >/dev/null || need+=(libnss3-tools)
+# nft: the ICE-TCP browser test drops the clients' UDP.
+command -v nft >/dev/null || need+=(nftables)
 # tc (token bucket on a namespace link) for the squeezed-viewer test.
 command -v tc >/dev/null || need+=(iproute2)
 # Python with venv for the aiortc WHIP/WHEP tests.
@@ -72,7 +74,7 @@ log "cargo build --release (the server the browser tests run, and lanrelay-load)
 cargo build --release --locked --workspace
 
 log "WHIP/WHEP with aiortc"
-(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py) 2>&1 | tee -a "$results"
+(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py test_consent.py) 2>&1 | tee -a "$results"
 
 log "attack suite (from a second host in a network namespace, during a live call)"
 python3 tests/attack/suite.py --seconds 10 2>&1 | tee -a "$results"

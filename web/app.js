@@ -12,6 +12,7 @@
  */
 import { CallSession } from './session.js';
 import { mountComparePanel } from './compare.js';
+import { onPlayRejected } from './autoplay.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -289,17 +290,33 @@ function attachStream(peerId, stream) {
   const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
   if (video.srcObject !== stream) {
     video.srcObject = stream;
-    video.play().catch(() => {
-      // Autoplay with sound can be blocked until the user taps: show a hint.
-      tile.classList.add('tap-to-play');
-      tile.addEventListener('click', () => {
-        video.play();
-        tile.classList.remove('tap-to-play');
-      }, { once: true });
-    });
+    playIn(tile, video, stream);
   }
   const name = session?.peers.get(peerId)?.name || '';
   /** @type {HTMLElement} */ (tile.querySelector('.avatar')).textContent = (name[0] || '?').toUpperCase();
+}
+
+/**
+ * Plays `stream` in a tile's video. Only a blocked autoplay (not the AbortError of a
+ * path switch replacing the stream) shows "Tap to play sound" (autoplay.js).
+ * @param {HTMLElement} tile
+ * @param {HTMLVideoElement} video
+ * @param {MediaStream} stream
+ */
+function playIn(tile, video, stream, retried = false) {
+  video.play().then(() => {
+    if (video.srcObject === stream) tile.classList.remove('tap-to-play');
+  }, (e) => {
+    const action = onPlayRejected(e, { current: video.srcObject === stream, paused: video.paused });
+    console.debug(`play() refused: ${e?.name} (${action})`);
+    if (action === 'retry' && !retried) playIn(tile, video, stream, true);
+    if (action !== 'prompt' || tile.classList.contains('tap-to-play')) return;
+    tile.classList.add('tap-to-play');
+    tile.addEventListener('click', () => {
+      tile.classList.remove('tap-to-play');
+      if (video.srcObject instanceof MediaStream) playIn(tile, video, video.srcObject);
+    }, { once: true });
+  });
 }
 
 /**

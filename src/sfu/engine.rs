@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::lanes::{self, Control, Report};
+use super::lanes::{self, Batch, Control, Report};
 use super::receive;
 use super::registry::{Quotas, Registry};
 use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
@@ -110,6 +110,8 @@ impl Status {
 pub struct EngineHandle {
     /// Each worker's control lane.
     control: Vec<mpsc::Sender<Control>>,
+    /// Each worker's media lane, for the frames of ICE-TCP connections.
+    media: Vec<mpsc::Sender<Batch>>,
     registry: Arc<Registry>,
     receive: Arc<receive::ReceiveCounters>,
     /// Commands that found their worker gone.
@@ -190,6 +192,40 @@ impl EngineHandle {
             }
         }
         ok
+    }
+
+    /// Media workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.control.len()
+    }
+
+    /// An ICE-TCP connection from `peer` now sends to `worker`, and takes what its
+    /// peers transmit over TCP from `frames`. False when the engine has stopped.
+    pub(crate) async fn tcp_opened(
+        &self,
+        worker: usize,
+        peer: SocketAddr,
+        frames: mpsc::Sender<bytes::Bytes>,
+    ) -> bool {
+        let Some(lane) = self.control.get(worker) else {
+            return false;
+        };
+        lane.send(Control::TcpOpened { peer, frames }).await.is_ok()
+    }
+
+    /// Frames of an ICE-TCP connection for `worker`; false when its media lane is
+    /// full (the frames are dropped, as datagrams would be) or gone.
+    pub(crate) fn tcp_frames(&self, worker: usize, batch: Batch) -> bool {
+        self.media
+            .get(worker)
+            .is_some_and(|lane| lane.try_send(batch).is_ok())
+    }
+
+    /// The ICE-TCP connection from `peer` to `worker` closed.
+    pub(crate) async fn tcp_closed(&self, worker: usize, peer: SocketAddr) {
+        if let Some(lane) = self.control.get(worker) {
+            let _ = lane.send(Control::TcpClosed { peer }).await;
+        }
     }
 
     /// Asks every worker; their answers in worker order.
@@ -318,6 +354,8 @@ impl EngineHandle {
 pub(crate) struct MediaSockets {
     pub(crate) sockets: Vec<UdpIo>,
     pub(crate) candidates: Vec<SocketAddr>,
+    /// Passive ICE-TCP candidates (the HTTPS port); empty when TCP media is off.
+    pub(crate) tcp_candidates: Vec<SocketAddr>,
 }
 
 /// Room limits and access rules.
@@ -372,6 +410,7 @@ pub(crate) fn spawn(
         let (media_tx, media_rx) = mpsc::channel(lanes::MEDIA_QUEUE);
         let shard = Shard::new(ShardConfig {
             candidates: media.candidates.clone(),
+            tcp_candidates: media.tcp_candidates.clone(),
             room_capacity: limits.room_capacity,
             viewer_capacity: limits.viewer_capacity,
             room_tokens: limits.room_tokens.clone(),
@@ -408,6 +447,7 @@ pub(crate) fn spawn(
         media_txs.push(media_tx);
     }
     let counters = Arc::new(receive::ReceiveCounters::new(n));
+    let tcp_media = media_txs.clone();
     tokio::spawn(receive::run(
         media.sockets,
         media.candidates,
@@ -420,6 +460,7 @@ pub(crate) fn spawn(
     ));
     Ok(EngineHandle {
         control,
+        media: tcp_media,
         registry,
         receive: counters,
         control_drops: Arc::new(AtomicU64::new(0)),
@@ -454,6 +495,7 @@ mod tests {
         );
         let handle = EngineHandle {
             control: vec![control_tx],
+            media: vec![media_tx.clone()],
             registry: Arc::new(Registry::new(1, usize::MAX)),
             receive: Arc::new(receive::ReceiveCounters::new(1)),
             control_drops: Arc::new(AtomicU64::new(0)),

@@ -29,9 +29,12 @@ pub(crate) const CONTROL_QUEUE: usize = 4096;
 /// (counted; every STUN check says its route again, so a lost change heals).
 pub(crate) const ROUTE_QUEUE: usize = 4096;
 
-/// Datagrams read from the media sockets for one worker, in one buffer.
+/// Datagrams read from the media sockets for one worker, in one buffer (or the frames
+/// of one ICE-TCP connection).
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
+    /// Frames of an ICE-TCP connection, not UDP datagrams.
+    pub(crate) tcp: bool,
     pub(crate) bytes: Vec<u8>,
     /// Source, destination (the candidate address str0m must see), and the range of
     /// each datagram in `bytes`.
@@ -55,6 +58,7 @@ impl Batch {
 
     /// Empties the batch, keeping its buffers for the next read.
     pub(crate) fn clear(&mut self) {
+        self.tcp = false;
         self.bytes.clear();
         self.datagrams.clear();
         self.read_at = None;
@@ -121,6 +125,15 @@ pub(crate) enum Control {
         resource: String,
         reply: oneshot::Sender<bool>,
     },
+    /// An ICE-TCP connection from `peer` sends its frames to this worker; what its
+    /// peers transmit to `peer` over TCP goes to `frames` (bounded: when it is full
+    /// the frame is dropped, never waited for).
+    TcpOpened {
+        peer: SocketAddr,
+        frames: mpsc::Sender<bytes::Bytes>,
+    },
+    /// The ICE-TCP connection from `peer` closed.
+    TcpClosed { peer: SocketAddr },
     /// Answers with the worker's share and counters.
     Status { reply: oneshot::Sender<Report> },
     /// Answers with the worker's rooms, participants and their stats.

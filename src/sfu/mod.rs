@@ -3,7 +3,8 @@
 //!
 //! - [`engine`]: starts the workers and the receive task; the handle signaling uses.
 //! - [`receive`]: the task that reads the media sockets and routes each datagram to
-//!   its worker; [`udp`]: the sockets (batched receive and send).
+//!   its worker; [`udp`]: the sockets (batched receive and send); [`tcp`]: ICE over
+//!   TCP, one task per connection that reached the HTTPS port.
 //! - [`worker`]: one thread around one [`shard::Shard`], the Sans-IO core that owns the
 //!   peers of its rooms; [`registry`]: which worker serves which room and peer;
 //!   [`link`]: what workers tell each other about a room spread over several.
@@ -27,5 +28,6 @@ pub mod rewrite;
 pub mod shard;
 pub(crate) mod simulcast;
 pub(crate) mod stats;
+pub(crate) mod tcp;
 pub(crate) mod udp;
 pub(crate) mod worker;

@@ -239,6 +239,17 @@ pub(crate) const NEW_ADDRS_PER_SEC: f64 = 0.5;
 /// Binding requests remembered per peer to spot one replayed from another address.
 pub(crate) const RECENT_STUN: usize = 32;
 
+/// A binding request a peer's `Rtc` took: what it was, on which transport, from and
+/// to which address, and when it (or its replay) was last fed to the `Rtc`.
+#[derive(Debug, Clone)]
+pub(crate) struct Consent {
+    pub(crate) request: Vec<u8>,
+    pub(crate) proto: str0m::net::Protocol,
+    pub(crate) from: SocketAddr,
+    pub(crate) to: SocketAddr,
+    pub(crate) at: Instant,
+}
+
 /// A peer this shard serves.
 pub(crate) struct Local {
     pub(crate) client: Client,
@@ -278,6 +289,9 @@ pub(crate) struct Local {
     /// asks for is given at its time.
     pub(crate) probing_until: Option<Instant>,
     pub(crate) connected_at: Option<Instant>,
+    /// The last binding request its `Rtc` took, to keep ICE consent fresh on its
+    /// behalf while its media flows (see `Shard::refresh_consent`).
+    pub(crate) consent: Option<Consent>,
     /// The server's measurements of this participant's relayed legs.
     pub(crate) stats: StatsTracker,
     /// Direct-call signals it may still send (a flood must not push another
@@ -309,6 +323,7 @@ impl Local {
             gate_until: None,
             probing_until: None,
             connected_at: None,
+            consent: None,
             stats: StatsTracker::default(),
         }
     }

@@ -23,6 +23,7 @@ use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
 use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
+use str0m::net::Protocol;
 use tokio::sync::mpsc::error::TrySendError;
 
 /// The channels between workers, for rooms spread over several (`core::mirror`).
@@ -116,6 +117,10 @@ pub(crate) struct Worker {
     session_drops: u64,
     direct_drops: u64,
     route_drops: u64,
+    /// Open ICE-TCP connections whose frames come to this worker, by peer address.
+    tcp: HashMap<SocketAddr, mpsc::Sender<bytes::Bytes>>,
+    /// Frames for an ICE-TCP connection that was gone or too far behind.
+    tcp_drops: u64,
     to_receive: ToReceive,
 }
 
@@ -148,6 +153,8 @@ impl Worker {
             session_drops: 0,
             direct_drops: 0,
             route_drops: 0,
+            tcp: HashMap::new(),
+            tcp_drops: 0,
             to_receive,
         }
     }
@@ -240,7 +247,12 @@ impl Worker {
         let now = Instant::now();
         let now = batch.read_at.map_or(now, |t| t.min(now));
         for (src, dst, range) in &batch.datagrams {
-            shard.handle_datagram(now, *src, *dst, &batch.bytes[range.clone()]);
+            let contents = &batch.bytes[range.clone()];
+            if batch.tcp {
+                shard.handle_tcp_frame(now, *src, *dst, contents);
+            } else {
+                shard.handle_datagram(now, *src, *dst, contents);
+            }
         }
         batch.clear();
         // The receive task has enough spare batches when this fails.
@@ -280,6 +292,12 @@ impl Worker {
             Control::HasResource { resource, reply } => {
                 let _ = reply.send(shard.has_resource(&resource));
             }
+            Control::TcpOpened { peer, frames } => {
+                self.tcp.insert(peer, frames);
+            }
+            Control::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+            }
             Control::Rooms { reply } => {
                 let _ = reply.send(shard.rooms_snapshot());
             }
@@ -294,7 +312,8 @@ impl Worker {
                         queue_drops: 0,
                     },
                     counters,
-                    send_drops: self.senders.iter().map(|s| s.dropped).sum(),
+                    send_drops: self.senders.iter().map(|s| s.dropped).sum::<u64>()
+                        + self.tcp_drops,
                     no_socket_drops: self.no_socket_drops,
                     session_drops: self.session_drops,
                     direct_drops: self.direct_drops,
@@ -380,6 +399,16 @@ impl Worker {
                     };
                     if self.to_receive.routes.try_send(route).is_err() {
                         self.route_drops += 1;
+                    }
+                }
+                Output::Transmit(t) if t.proto == Protocol::Tcp => {
+                    let sent = self.tcp.get(&t.destination).is_some_and(|frames| {
+                        frames
+                            .try_send(bytes::Bytes::from(Vec::from(t.contents)))
+                            .is_ok()
+                    });
+                    if !sent {
+                        self.tcp_drops += 1;
                     }
                 }
                 Output::Transmit(t) => {

@@ -54,6 +54,7 @@ impl Harness {
                 .map(|worker| {
                     Sfu::new(SfuConfig {
                         candidates: vec![server],
+                        tcp_candidates: vec![],
                         room_capacity: receivers + 1,
                         viewer_capacity: 0,
                         room_tokens: Default::default(),

@@ -70,6 +70,7 @@ impl Sim {
         Sim {
             shard: Shard::new(ShardConfig {
                 candidates: vec![server],
+                tcp_candidates: vec![],
                 room_capacity: 16,
                 viewer_capacity: 0,
                 room_tokens: Default::default(),

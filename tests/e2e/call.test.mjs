@@ -26,6 +26,20 @@ async function assertLayout(page, label) {
     if (b.cls.includes('round')) assert.ok(b.h >= 44 && b.w >= 44, `${label}: ${b.cls} is a large touch target`);
     if (b.cls.includes('tile')) assert.ok(b.w >= 150 && b.h >= 100, `${label}: remote tile is a usable size`);
   }
+  // With the path line empty (as while reconnecting) the control bar keeps its height
+  // instead of taking the call grid's stretching row.
+  const saved = await page.textContent('#path-reason');
+  const controls = await page.$eval('.controls', (el) => {
+    /** @type {HTMLElement} */ (document.getElementById('path-reason')).textContent = '';
+    return el.getBoundingClientRect().height;
+  });
+  await page.$eval('#path-reason', (el, t) => { el.textContent = t; }, saved);
+  console.log(`${label}: control bar ${controls} px with the path line empty`);
+  assert.ok(controls < 120, `${label}: the control bar keeps its height (${controls} px)`);
+  // The whole remote picture is shown (letterboxed), not cropped to the tile.
+  const fits = await page.$$eval('.tile.remote video', (vs) => vs.map((v) => getComputedStyle(v).objectFit));
+  assert.ok(fits.length > 0, `${label}: a remote video`);
+  for (const fit of fits) assert.equal(fit, 'contain', `${label}: remote video object-fit`);
   await page.screenshot({ path: join(artifacts, `call-${label}.png`) });
 }
 

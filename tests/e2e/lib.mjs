@@ -241,7 +241,17 @@ export function isolatedClients(opts = {}) {
     }
     ip(['netns', 'exec', srv, 'tc', 'qdisc', 'replace', 'dev', 'srv-c2', 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kbit', 'latency', '80ms']);
   };
-  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, remove };
+  /**
+   * Drops every UDP datagram the client namespaces send (nftables), as a network
+   * that passes HTTPS but not UDP does.
+   */
+  const blockUdp = () => {
+    for (const n of [c1, c2]) {
+      execFileSync('ip', ['netns', 'exec', n, 'nft',
+        'add table inet lr; add chain inet lr out { type filter hook output priority 0 ; }; add rule inet lr out meta l4proto udp drop']);
+    }
+  };
+  return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, blockUdp, remove };
 }
 
 /**
@@ -397,6 +407,7 @@ export async function mediaStats(page, which = 'active') {
     let audio = { packetsReceived: 0, bytesReceived: 0, streams: 0 };
     let remoteAddress = null;
     let localAddress = null;
+    let protocol = null;
     let pairState = null;
     report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') {
@@ -418,6 +429,7 @@ export async function mediaStats(page, which = 'active') {
         const local = pair && byId.get(pair.localCandidateId);
         if (remote) remoteAddress = `${remote.address}:${remote.port}`;
         if (local) localAddress = `${local.address}:${local.port}`;
+        if (remote) protocol = remote.protocol;
         pairState = pair?.state ?? null;
       }
     });
@@ -427,7 +439,7 @@ export async function mediaStats(page, which = 'active') {
       height: /** @type {HTMLVideoElement} */ (v).videoHeight,
     }));
     return {
-      video, audio, remoteAddress, localAddress, pairState, videos, state: s.state, connectMs: s.connectMs,
+      video, audio, remoteAddress, localAddress, protocol, pairState, videos, state: s.state, connectMs: s.connectMs,
       path: s.path, pathLog: s.pathLog, hasRelay: !!s.relay, hasDirect: !!s.direct,
     };
   }, which);

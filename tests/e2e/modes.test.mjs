@@ -129,6 +129,14 @@ test('auto mode: starts relayed, then moves to the direct path', { skip }, async
     assert.equal(sa.remoteAddress, sb.localAddress);
     assert.match(await a.textContent('#status-text'), /direct/);
     assert.match(await a.textContent('#path-reason'), /direct path delivers media/);
+    // The switch gave each remote tile a new stream; the play() it interrupted is no
+    // blocked autoplay: no "Tap to play sound" while video and sound play.
+    for (const [p, label] of [[a, 'a'], [b, 'b']]) {
+      const refusals = p.logs.filter((l) => l.includes('play() refused'));
+      console.log(`auto: ${label}: ${refusals.length} play() refusals during the switch: ${refusals.join('; ')}`);
+      const prompts = await p.$$eval('.tile.remote', (ts) => ts.filter((t) => getComputedStyle(t, '::after').content !== 'none').length);
+      assert.equal(prompts, 0, `${label}: no "Tap to play sound" prompt after the switch`);
+    }
     // Once both receive directly, the relay stops carrying media from them.
     const rooms = await waitFor(async () => {
       const r = await roomInfo(a, 'm-auto');

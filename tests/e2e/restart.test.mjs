@@ -191,6 +191,18 @@ test('a page waits out a longer outage (17 s) and rejoins by itself', { skip }, 
     await new Promise((r) => setTimeout(r, 10000));
     for (const [p, label] of pages) {
       assert.match(await p.textContent('#status-text'), /^Reconnecting/, `${label} says it is reconnecting while the server is down`);
+      // Whatever line is empty meanwhile (the path line, the waiting line), the
+      // control bar keeps its height instead of taking the call grid's stretching row.
+      // Here a relayed page still shows its path line and, its peer gone, the waiting
+      // line: empty and hide both, as a page reconnecting with its peers kept shows
+      // them (the case that let the bar take the stretching row).
+      const bar = await p.$eval('.controls', (el) => {
+        /** @type {HTMLElement} */ (document.getElementById('path-reason')).textContent = '';
+        /** @type {HTMLElement} */ (document.getElementById('alone')).hidden = true;
+        return el.getBoundingClientRect().height;
+      });
+      console.log(`${label}: control bar ${bar} px while reconnecting, path and waiting lines empty`);
+      assert.ok(bar < 120, `${label}: the control bar stays under 120 px while reconnecting (${bar} px)`);
     }
     await assertAllBack(pages, await down);
   } catch (e) {

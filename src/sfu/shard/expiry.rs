@@ -4,12 +4,43 @@
 //! runs. Checked with the shard's periodic work; `ShardConfig::connect_timeout` after
 //! its `Rtc` was made, a session still not connected is told why and removed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::Shard;
 use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
+
+/// How long str0m's ICE-lite agent keeps a candidate pair without a binding request
+/// from the browser (`is` crate, `RECENT_BINDING_REQUEST`): when the last pair goes,
+/// the agent reports `Disconnected`.
+const ICE_PAIR_LIFETIME: Duration = Duration::from_secs(15);
+
+/// What to tell a participant whose ICE agent reported `Disconnected`, or `None` when
+/// that is not final.
+///
+/// Before media ever connected, `Disconnected` means only "no usable candidate pair
+/// yet": the agent reports it as soon as it holds a remote candidate that pairs with
+/// none of ours (another address family or transport, trickled before the browser's
+/// first check arrived), and goes back to checking when a pair forms. Removing the
+/// participant then cut calls 0.8 s after joining; the connect timeout decides instead.
+/// After media connected it means every pair went 15 s without a check from the
+/// browser, and the message says so, with the times.
+pub(super) fn ice_lost_message(
+    now: Instant,
+    born: Instant,
+    connected_at: Option<Instant>,
+) -> Option<String> {
+    let connected_at = connected_at?;
+    let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    Some(format!(
+        "the server stopped hearing from your device: no ICE check for {} \
+         (connection lost {} after media connected, {} after joining)",
+        secs(ICE_PAIR_LIFETIME),
+        secs(now.saturating_duration_since(connected_at)),
+        secs(now.saturating_duration_since(born)),
+    ))
+}
 
 impl Shard {
     /// Removes every session here whose media has not connected within the deadline.
@@ -54,6 +85,7 @@ mod tests {
     fn shard() -> Shard {
         Shard::new(ShardConfig {
             candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+            tcp_candidates: vec![],
             room_capacity: 2,
             viewer_capacity: 0,
             room_tokens: Default::default(),
@@ -98,5 +130,26 @@ mod tests {
             &offer(Direction::SendOnly),
         );
         assert!(r.is_ok(), "a real publisher gets in: {r:?}");
+    }
+
+    #[test]
+    fn ice_disconnected_before_media_connected_is_not_final() {
+        let born = Instant::now();
+        assert_eq!(
+            ice_lost_message(born + Duration::from_millis(800), born, None),
+            None
+        );
+    }
+
+    #[test]
+    fn ice_lost_after_connecting_says_when() {
+        let born = Instant::now();
+        let connected = born + Duration::from_millis(600);
+        let m = ice_lost_message(born + Duration::from_millis(20_700), born, Some(connected))
+            .expect("final once connected");
+        assert!(m.contains("no ICE check for 15.0 s"), "{m}");
+        assert!(m.contains("20.1 s after media connected"), "{m}");
+        assert!(m.contains("20.7 s after joining"), "{m}");
+        assert!(!m.contains("media traffic"), "{m}");
     }
 }

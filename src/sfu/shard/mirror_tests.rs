@@ -8,6 +8,7 @@ use crate::sfu::shard::ShardConfig;
 fn engine(worker: usize, viewer_capacity: usize) -> Shard {
     Shard::new(ShardConfig {
         candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+        tcp_candidates: vec![],
         room_capacity: 8,
         viewer_capacity,
         room_tokens: Default::default(),

@@ -37,7 +37,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
 use str0m::media::{MediaKind, Mid, Rid};
-use str0m::net::Transmit;
+use str0m::net::{TcpType, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
@@ -69,6 +69,9 @@ use timers::Timers;
 pub struct ShardConfig {
     /// Addresses put in the server's ICE host candidates (advertised IP, media port).
     pub candidates: Vec<SocketAddr>,
+    /// Passive ICE-TCP host candidates (advertised IP, HTTPS port); none when TCP
+    /// media is off.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Most participants in one room.
     pub room_capacity: usize,
     /// Most viewers in one room (0: no limit).
@@ -294,16 +297,23 @@ impl Shard {
                     info!(id, "media connected");
                 }
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
-                if self.peers.contains_key(&id) =>
-            {
-                self.signal(
-                    id,
-                    ServerMsg::error(
-                        ErrorCode::MediaFailed,
-                        "no media traffic from you for 15 seconds",
-                    ),
-                );
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                let Some(l) = self.peers.get(&id).and_then(Peer::here) else {
+                    return;
+                };
+                let born = l.rtc.as_ref().map_or(now, |d| d.born());
+                let Some(message) = expiry::ice_lost_message(now, born, l.connected_at) else {
+                    // Not final: see `ice_lost_message`. The connect timeout
+                    // (expiry.rs) removes a session that never connects.
+                    debug!(
+                        id,
+                        after_ms = now.saturating_duration_since(born).as_millis() as u64,
+                        "ICE disconnected before media connected (no usable candidate pair yet): waiting"
+                    );
+                    return;
+                };
+                info!(id, %message, "ICE disconnected: removed");
+                self.signal(id, ServerMsg::error(ErrorCode::MediaFailed, message));
                 self.leave(now, id, "timeout");
             }
             Event::Closed => self.leave(now, id, "left"),
@@ -440,6 +450,21 @@ impl Shard {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        // TCP after UDP: its lower type preference makes browsers use it only where
+        // UDP does not get through.
+        for addr in &self.cfg.tcp_candidates {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            match tcp {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => warn!(%addr, "unusable TCP candidate address: {e}"),
             }
         }
         rtc

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use str0m::ice::StunMessage;
@@ -27,7 +27,7 @@ use tracing::debug;
 use super::{Output, Shard};
 use crate::sfu::demux::{self, Kind};
 use crate::sfu::driver::Received;
-use crate::sfu::peer::{Local, MAX_ADDRS, RECENT_STUN};
+use crate::sfu::peer::{Consent, Local, MAX_ADDRS, RECENT_STUN};
 use crate::signaling::protocol::PeerId;
 
 /// The shard's routing tables.
@@ -53,6 +53,10 @@ impl Routes {
     }
 }
 
+/// How long after the last binding request a peer whose media flows has it replayed
+/// (browsers check every 2.5 to 5 s, so they never need it; the pair times out at 15 s).
+const CONSENT_REFRESH: Duration = Duration::from_secs(5);
+
 /// Why a binding request was turned away before reaching an `Rtc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -68,6 +72,23 @@ impl Shard {
     /// A datagram arrived on the media port from `src`, addressed to `dst` (the
     /// candidate address str0m must see).
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        self.receive(now, Protocol::Udp, src, dst, buf);
+    }
+
+    /// A frame arrived on an ICE-TCP connection from `src` to the server's TCP
+    /// candidate `dst` (RFC 4571: the length prefix already taken off).
+    pub fn handle_tcp_frame(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, buf: &[u8]) {
+        self.receive(now, Protocol::Tcp, src, dst, buf);
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+        buf: &[u8],
+    ) {
         let kind = demux::classify(buf);
         let id = match kind {
             Kind::Stun => demux::stun_local_ufrag(buf).and_then(|u| self.routes.by_ufrag.get(u)),
@@ -79,7 +100,7 @@ impl Shard {
             debug!(%src, len = buf.len(), "dropped unroutable datagram");
             return;
         };
-        let Ok(recv) = Receive::new(Protocol::Udp, src, dst, buf) else {
+        let Ok(recv) = Receive::new(proto, src, dst, buf) else {
             self.counters.rejected += 1;
             return;
         };
@@ -114,7 +135,18 @@ impl Shard {
         match received {
             Ok(Received::Taken) => {
                 if learn {
-                    self.learn_addr(now, id, src);
+                    self.learn_addr(now, id, src, proto);
+                    if let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) {
+                        l.consent = Some(Consent {
+                            request: buf.to_vec(),
+                            proto,
+                            from: src,
+                            to: dst,
+                            at: now,
+                        });
+                    }
+                } else if kind == Kind::Rtp {
+                    self.refresh_consent(now, id, src);
                 }
             }
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
@@ -124,6 +156,35 @@ impl Shard {
         }
         self.schedule(id);
         self.process(now);
+    }
+
+    /// SRTP or SRTCP from peer `id` at `src` reached its `Rtc`. A client that sends no
+    /// ICE consent checks once its pair is nominated (libnice, unless told to) would
+    /// be dropped after 15 s although its media flows: while media keeps coming from
+    /// the address its last authenticated binding request came from, that request is
+    /// fed to its `Rtc` again every few seconds, as if the client had sent it. When
+    /// media and checks both stop, the pair times out as usual.
+    fn refresh_consent(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+        let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
+            return;
+        };
+        let Some(c) = l.consent.as_mut() else {
+            return;
+        };
+        if c.from != src || now.saturating_duration_since(c.at) < CONSENT_REFRESH {
+            return;
+        }
+        c.at = now;
+        let Ok(recv) = Receive::new(c.proto, c.from, c.to, &c.request) else {
+            return;
+        };
+        let Some(driver) = l.rtc.as_mut() else {
+            return;
+        };
+        debug!(id, %src, "ICE consent kept on the peer's behalf: its media flows, its checks do not");
+        if let Err(e) = driver.receive(now, recv, &mut self.drained) {
+            self.fail(id, &e);
+        }
     }
 
     /// The checks of a binding request for peer `id` from `src` that str0m does not
@@ -167,8 +228,11 @@ impl Shard {
         Ok(())
     }
 
-    /// Peer `id`'s `Rtc` took an authenticated binding request from `src`.
-    fn learn_addr(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
+    /// Peer `id`'s `Rtc` took an authenticated binding request from `src`. Only UDP
+    /// addresses are routes for the receive task: a TCP connection's frames reach this
+    /// worker through the connection itself.
+    fn learn_addr(&mut self, now: Instant, id: PeerId, src: SocketAddr, proto: Protocol) {
+        let udp = proto == Protocol::Udp;
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
         };
@@ -176,7 +240,9 @@ impl Shard {
             a.1 = now;
             // Said again at every check (every few seconds), so a change the receive
             // task missed (its queue was full) heals by itself.
-            self.routes_out.push_back(Output::Route(src, true));
+            if udp {
+                self.routes_out.push_back(Output::Route(src, true));
+            }
             return;
         }
         let evicted = if local.addrs.len() >= MAX_ADDRS {
@@ -192,7 +258,9 @@ impl Shard {
             self.forget_addr(id, old);
         }
         self.routes.by_addr.insert(src, id);
-        self.routes_out.push_back(Output::Route(src, true));
+        if udp {
+            self.routes_out.push_back(Output::Route(src, true));
+        }
     }
 
     /// Drops `addr` from the routes if it is peer `id`'s.
