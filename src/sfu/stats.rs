@@ -19,7 +19,7 @@
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
@@ -67,6 +67,12 @@ struct Interarrival {
     jitter_s: f64,
 }
 
+/// A stream silent for longer than this paused (a muted track, a relay kept quiet
+/// while the call went direct): the first packet after it starts the estimate's
+/// timing afresh, for its transit difference says how the sender paused, not how the
+/// network carries packets.
+const PAUSE: Duration = Duration::from_millis(500);
+
 impl Interarrival {
     fn on_packet(&mut self, seq: u64, rtp_time: u32, clock_hz: u32, arrival: Instant) {
         if self.last.is_some() && seq <= self.max_seq {
@@ -75,6 +81,9 @@ impl Interarrival {
         self.max_seq = seq;
         match self.last {
             Some((_, rtp, _)) if rtp == rtp_time => {} // same frame
+            Some((_, _, at)) if arrival.saturating_duration_since(at) > PAUSE => {
+                self.last = Some((seq, rtp_time, arrival));
+            }
             Some((_, rtp, at)) if clock_hz > 0 && arrival >= at => {
                 let transit_change = (arrival - at).as_secs_f64()
                     - f64::from(rtp_time.wrapping_sub(rtp) as i32) / f64::from(clock_hz);
@@ -287,7 +296,6 @@ fn streams(streams: &HashMap<(Mid, Option<Rid>), Stream>) -> Vec<StreamStats> {
 #[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn ingress(mid: &str, rid: Option<&str>, packets: u64, jitter: u32) -> MediaIngressStats {
         MediaIngressStats {
@@ -382,6 +390,9 @@ mod tests {
         let before = a.jitter_s;
         // An old packet (a retransmission, or reordered) 100 ms late: not counted.
         a.on_packet(3, 2_880, 48_000, ms(210));
+        assert_eq!(a.jitter_s, before);
+        // After a pause (a muted microphone) the first packet restarts the timing.
+        a.on_packet(11, 9_600 + 960 * 100, 48_000, ms(208 + 3_000));
         assert_eq!(a.jitter_s, before);
         // The second packet of a video frame (same timestamp): not counted either.
         let mut v = Interarrival::default();

@@ -149,6 +149,7 @@ test('the comparison matches netem, names the better path, and swaps with the co
     const r2 = two.paths.relay.summary;
     const d2 = two.paths.direct.summary;
     console.log('run 2 (direct bad):', JSON.stringify({ verdict: two.verdict.text, relay: r2, direct: d2, server: two.paths.relay.server.summary }));
+    console.log('server up audio jitter per second:', JSON.stringify([one, two].map((r) => r.paths.relay.server.samples.map((x) => x.upAudioJitterMs))));
     assert.equal(two.verdict.better, 'relay', two.verdict.text);
     assert.match(two.verdict.text, /^Relay: /);
     assert.ok(await a.isVisible('#compare .verdict'));
