@@ -48,8 +48,9 @@ export function mountComparePanel(root, session) {
       <h2>Path comparison</h2>
       <button class="close" aria-label="Close the comparison panel">✕</button>
     </div>
-    <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path over its
-      last ${LIVE_SECONDS} s (the current one is highlighted; the other shows its last measurement). <b>Server</b> is measured by the lanrelay
+    <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path over the
+      last ${LIVE_SECONDS} s it carried the call (the current one is highlighted; the other keeps the figures of its
+      last turn). <b>Server</b> is measured by the lanrelay
       server on your relayed legs: up = you → server, down = server → you.</p>
     <div class="table-wrap"><table class="stats live">
       <thead><tr><th></th><th data-col="relay">Relayed</th><th data-col="direct">Direct</th><th>Server (relay legs)</th></tr></thead>

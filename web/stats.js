@@ -98,13 +98,19 @@ export class StatsCollector {
   }
 
   /**
-   * The figures of `path` over its last `seconds` of readings (the live panel).
+   * The figures of `path` over the last `seconds` in which it carried the call (the
+   * live panel: a path that waits, quiet, keeps the figures of its last turn).
    * @param {'relay' | 'direct'} path
    * @param {number} seconds
    */
   recent(path, seconds) {
     const list = this.readings[path];
-    return windowFigures(list.slice(-(seconds + 1)), { firstFrameMs: this.session[path]?.firstFrameMs || null });
+    let end = list.length - 1;
+    while (end >= 0 && !list[end].active) end--;
+    let start = end;
+    while (start > 0 && list[start - 1].active && end - start < seconds) start--;
+    if (end < 0) return null;
+    return windowFigures(list.slice(start, end + 1), { firstFrameMs: this.session[path]?.firstFrameMs || null });
   }
 }
 
