@@ -108,6 +108,9 @@ pub(crate) struct StatsTracker {
     egress: HashMap<(Mid, Option<Rid>), Stream>,
     /// Keyframe requests (PLI and FIR) of each down stream.
     keyframe_requests: HashMap<(Mid, Option<Rid>), u64>,
+    /// The browser has sent receiver reports with a round trip: str0m's own
+    /// (feedback-based) figure is no longer used.
+    rtcp_seen: bool,
     current: LegStats,
 }
 
@@ -169,7 +172,9 @@ impl StatsTracker {
                 nacks: s.nacks,
                 packets_before: before,
                 loss: s.loss.map(f64::from),
-                rtt_ms: s.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                // Only a report that came since the last event (str0m's `loss` says
+                // so): an older one's round trip may be from other conditions.
+                rtt_ms: s.loss.and(s.rtt).map(|d| d.as_secs_f64() * 1000.0),
             },
         );
         self.keyframe_requests
@@ -203,7 +208,15 @@ impl StatsTracker {
         let up_streams = streams(&self.ingress);
         let down_streams = streams(&self.egress);
         self.current = LegStats {
-            rtt_ms: rtcp_rtt(&self.egress).or(s.rtt.map(|d| d.as_secs_f64() * 1000.0)),
+            rtt_ms: match rtcp_rtt(&self.egress) {
+                Some(rtt) => {
+                    self.rtcp_seen = true;
+                    Some(rtt)
+                }
+                // A browser that sends receiver reports: none this second.
+                None if self.rtcp_seen => None,
+                None => s.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            },
             up_bps,
             down_bps,
             up_loss: s.ingress_loss_fraction.map(f64::from),
@@ -256,8 +269,8 @@ fn chosen(
         .and_then(|st| st.jitter_ms)
 }
 
-/// The round trip (ms) of the browser's receiver reports on the down streams that
-/// carried packets in the last second (their mean): RTCP's LSR/DLSR timing, what the
+/// The round trip (ms) of the browser's receiver reports that came in the last second
+/// on the down streams that carried packets in it (their mean): RTCP's LSR/DLSR timing, what the
 /// browser's own RTCP round trip is. str0m's `PeerStats::rtt` is the time from
 /// sending a packet to its transport-wide feedback, which the browser batches (tens
 /// of ms), so it is the fallback only.
@@ -419,6 +432,44 @@ mod tests {
         t.on_ingress(&ingress("0", None, 5, 4_800), Some(MediaKind::Audio));
         let s = t.on_peer(&peer(t0), &[]);
         assert_eq!(s.up_audio_jitter_ms, Some(0.0));
+    }
+
+    fn egress(mid: &str, packets: u64, rtt_ms: u64, fresh: bool) -> MediaEgressStats {
+        MediaEgressStats {
+            mid: mid.into(),
+            rid: None,
+            bytes: packets * 1000,
+            packets,
+            firs: 0,
+            plis: 0,
+            nacks: 0,
+            rtt: Some(Duration::from_millis(rtt_ms)),
+            loss: fresh.then_some(0.0),
+            timestamp: Instant::now(),
+            remote: None,
+        }
+    }
+
+    #[test]
+    fn the_round_trip_comes_from_receiver_reports_of_the_last_second() {
+        let mut t = StatsTracker::default();
+        let t0 = Instant::now();
+        t.on_egress(&egress("0", 50, 40, true), Some(MediaKind::Audio));
+        t.on_egress(&egress("1", 100, 44, true), Some(MediaKind::Video));
+        assert_eq!(t.on_peer(&peer(t0), &[]).rtt_ms, Some(42.0));
+        // A second later: the video stream's new report says 12 ms; the audio's last
+        // report (40 ms, before the conditions changed) is not used again.
+        t.on_egress(&egress("0", 100, 40, false), Some(MediaKind::Audio));
+        t.on_egress(&egress("1", 200, 12, true), Some(MediaKind::Video));
+        let s = t.on_peer(&peer(t0 + Duration::from_secs(1)), &[]);
+        assert_eq!(s.rtt_ms, Some(12.0));
+        // No report at all in a second: no figure, rather than an old one.
+        t.on_egress(&egress("0", 150, 40, false), Some(MediaKind::Audio));
+        t.on_egress(&egress("1", 300, 12, false), Some(MediaKind::Video));
+        assert_eq!(
+            t.on_peer(&peer(t0 + Duration::from_secs(2)), &[]).rtt_ms,
+            None
+        );
     }
 
     #[test]

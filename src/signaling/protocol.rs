@@ -162,7 +162,8 @@ impl PeerInfo {
 #[serde(rename_all = "camelCase")]
 pub struct LegStats {
     /// Round-trip time between server and browser, milliseconds: from the browser's
-    /// RTCP receiver reports on what the server sends it.
+    /// RTCP receiver reports of the last second on what the server sends it (`None`
+    /// in a second without one).
     pub rtt_ms: Option<f64>,
     /// Media bitrate received from the browser, bits per second.
     pub up_bps: f64,
