@@ -46,15 +46,18 @@ after(async () => {
   net?.remove();
 });
 
-/** Cumulative freezes of the video the page receives on its active path. */
+/** Cumulative freezes (count, ms) of the video the page receives on its active path. */
 function freezes(page) {
   return page.evaluate(async () => {
     const pc = /** @type {any} */ (window).lanrelay.session.pc;
-    let n = 0;
+    const f = { count: 0, ms: 0 };
     (await pc.getStats()).forEach((r) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.freezeCount || 0;
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        f.count += r.freezeCount || 0;
+        f.ms += (r.totalFreezesDuration || 0) * 1000;
+      }
     });
-    return n;
+    return f;
   });
 }
 
@@ -124,14 +127,21 @@ test('the comparison matches netem, names the better path, and swaps with the co
     await net.shape('direct', 'loss 100%');
     await new Promise((r) => setTimeout(r, 1000));
     await net.shape('direct', GOOD.spec);
-    await waitFor(async () => (await freezes(a)) > before, 8000, 'a freeze counted by the browser');
+    const after = await waitFor(async () => {
+      const f = await freezes(a);
+      return f.count > before.count ? f : null;
+    }, 8000, 'a freeze counted by the browser');
+    const frozeMs = after.ms - before.ms;
+    console.log(`freeze before the run: ${Math.round(frozeMs)} ms`);
+    assert.ok(frozeMs >= 500, `the blackout froze the video for ${frozeMs} ms`);
 
     const one = await compare(a);
     const r1 = one.paths.relay.summary;
     const d1 = one.paths.direct.summary;
     console.log('run 1 (relay bad):', JSON.stringify({ verdict: one.verdict.text, relay: r1, direct: d1, server: one.paths.relay.server.summary }));
-    assert.equal(d1.freezes, 0, 'the freeze before the run is not in the direct window');
-    assert.equal(d1.frozenMs, 0);
+    // Not in the direct window (measured second), which counted from zero: a short
+    // freeze of its own is possible on a busy machine, the blackout's is not there.
+    assert.ok(d1.frozenMs < frozeMs / 2, `direct window: frozen ${d1.frozenMs} ms (${d1.freezes} freezes); the freeze before the run was ${Math.round(frozeMs)} ms`);
     assert.equal(one.verdict.better, 'direct', one.verdict.text);
     assert.match(one.verdict.text, /^Direct: /);
 

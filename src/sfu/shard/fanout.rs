@@ -50,7 +50,7 @@ impl Shard {
             *pkt.seq_no,
             pkt.header.timestamp,
             pkt.time.frequency().get(),
-            pkt.timestamp,
+            self.arrival.map_or(pkt.timestamp, |t| t.min(pkt.timestamp)),
         );
         let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
             return;

@@ -160,6 +160,10 @@ pub struct Shard {
     by_resource: HashMap<String, PeerId>,
     /// What the `Rtc`s' drains produced: datagrams and events.
     drained: Drained,
+    /// When the datagrams being handled were read from the socket (set by the worker
+    /// around a batch): the arrival time the up streams' jitter is measured with. The
+    /// `Rtc`s get the time of handling, as they stamp what they send with it.
+    arrival: Option<Instant>,
     /// Route changes for the receive task, handed out before any datagram so that the
     /// reply to a STUN request never overtakes the route its DTLS will need.
     routes_out: VecDeque<Output>,
@@ -196,6 +200,7 @@ impl Shard {
             routes: Routes::default(),
             by_resource: HashMap::new(),
             drained: Drained::default(),
+            arrival: None,
             routes_out: VecDeque::new(),
             out: VecDeque::new(),
             doomed: Vec::new(),
@@ -351,6 +356,12 @@ impl Shard {
             }
             _ => {}
         }
+    }
+
+    /// The datagrams handled next were read from the socket at `at` (`None`: at the
+    /// time they are handled).
+    pub fn set_arrival(&mut self, at: Option<Instant>) {
+        self.arrival = at;
     }
 
     /// The layer of each of `id`'s simulcast video tracks that its receivers get
