@@ -17,11 +17,11 @@ const skip = canUseNetns() ? false : 'needs root to create network namespaces';
  * `jitterMs` is what the bad link adds to RFC 3550 interarrival jitter: netem's jitter
  * is uniform in ±10 ms, and the mean |difference| of two such delays is 20/3 ms.
  */
-const BAD = { spec: 'delay 20ms 10ms loss 3%', rttMs: 40, lossPct: 3, jitterMs: 20 / 3 };
-const GOOD = { spec: 'delay 5ms', rttMs: 10, lossPct: 0, jitterMs: 0 };
+const BAD = { spec: 'delay 20ms 10ms loss 3%', rttMs: 40, lossPct: 3, jitterMs: 20 / 3, rttSpreadMs: 5 };
+const GOOD = { spec: 'delay 5ms', rttMs: 10, lossPct: 0, jitterMs: 0, rttSpreadMs: 0 };
 /** A round trip's floor above this (ms) means the measurement itself is broken. */
 const MAX_FLOOR_MS = 25;
-const SECONDS = 8;
+const SECONDS = 10;
 
 let net;
 let server;
@@ -86,7 +86,12 @@ async function compare(a) {
  */
 function calibrated(label, s, want, floor, good) {
   assert.ok(s.rttMs >= want.rttMs - 5 && s.rttMs <= want.rttMs + 5 + floor, `${label}: round trip ${s.rttMs} ms, want ${want.rttMs} −5/+${5 + floor} ms`);
-  assert.ok(Math.abs(s.lossInPct - want.lossPct) <= 1.5, `${label}: loss in ${s.lossInPct} %, want ${want.lossPct} ± 1.5`);
+  // ±1.5 points, or three standard deviations of a loss count when the window has
+  // too few packets to tell 1.5 points apart (a 320×180 stream and audio: ~700).
+  const n = (s.streams.audioIn?.packets || 0) + (s.streams.audioIn?.lost || 0) + (s.streams.videoIn?.packets || 0) + (s.streams.videoIn?.lost || 0);
+  const p = want.lossPct / 100;
+  const tol = Math.max(1.5, 300 * Math.sqrt((p * (1 - p)) / Math.max(1, n)));
+  assert.ok(Math.abs(s.lossInPct - want.lossPct) <= tol, `${label}: loss in ${s.lossInPct} % of ${n} packets, want ${want.lossPct} ± ${tol.toFixed(1)}`);
   if (want.jitterMs > 0) jitterNear(`${label}: audio jitter`, s.audioJitterMs, want.jitterMs, good.audioJitterMs);
   assert.ok(s.width > 0 && s.fps > 5, `${label}: video ${s.width} @ ${s.fps}`);
 }
@@ -107,6 +112,7 @@ test('the comparison matches netem, names the better path, and swaps with the co
   for (const p of [a, b]) {
     await p.addInitScript(() => {
       const md = navigator.mediaDevices;
+      if (!md) return; // a page that is not a secure context (about:blank)
       const gum = md.getUserMedia.bind(md);
       md.getUserMedia = (c) => gum(c && c.video ? { ...c, video: { width: 640, height: 360, frameRate: 15 } } : c);
     });
@@ -178,7 +184,10 @@ test('the comparison matches netem, names the better path, and swaps with the co
     // The server's figures for A's relayed leg agree with A's: the same round trip,
     // netem's loss and jitter on what A sends up.
     for (const [label, srv, r, want] of [['bad', one.paths.relay.server.summary, r1, BAD], ['good', two.paths.relay.server.summary, r2, GOOD]]) {
-      assert.ok(Math.abs(srv.rttMs - r.rttMs) <= 5 + floor, `server (${label}): round trip ${srv.rttMs} ms, the browser's ${r.rttMs} ms`);
+      // Through netem's jitter one round trip varies by ±20 ms (σ 8 ms) and the server
+      // takes about ten in a window: its mean varies by a few ms (`rttSpreadMs`).
+      const tol = 5 + floor + want.rttSpreadMs;
+      assert.ok(Math.abs(srv.rttMs - r.rttMs) <= tol, `server (${label}): round trip ${srv.rttMs} ms, the browser's ${r.rttMs} ms (± ${tol})`);
       assert.ok(Math.abs(srv.upLossPct - want.lossPct) <= 1.5, `server (${label}): up loss ${srv.upLossPct} %, want ${want.lossPct} ± 1.5`);
       assert.ok(srv.upJitterMs !== null && srv.upJitterMs < 100, `server (${label}): up video jitter ${srv.upJitterMs} ms`);
     }
