@@ -146,6 +146,7 @@ mod tests {
             capacity: 8,
             participants: vec![p.clone()],
             viewers: vec![p],
+            comparison: None,
         }
     }
 

@@ -144,6 +144,11 @@ impl Counted {
         self.stream.peek(buf).await
     }
 
+    /// Sends small writes at once (media frames must not wait for Nagle's algorithm).
+    pub(crate) fn set_nodelay(&self) -> io::Result<()> {
+        self.stream.set_nodelay(true)
+    }
+
     pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.stream.peer_addr()
     }

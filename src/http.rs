@@ -34,6 +34,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/stats.js", JS, include_bytes!("../web/stats.js")),
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
     ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
+    ("/measure.js", JS, include_bytes!("../web/measure.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
     ("/autoplay.js", JS, include_bytes!("../web/autoplay.js")),
@@ -54,6 +55,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{name}", get(room))
+        .route("/api/rooms/{name}/comparison", get(comparison))
         .merge(trust::router(state.trust.clone()))
         .merge(crate::whip::router())
         .fallback(get(asset))
@@ -176,6 +178,36 @@ async fn room(
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": "no such room"})),
+        )
+            .into_response(),
+    }
+}
+
+/// The room's latest comparison report (relayed vs direct), as the participant who
+/// ran it sent it. Who may read it follows [`room`]: a protected room without its
+/// token, like a room that does not exist, answers 404; a room without a report too,
+/// with a sentence saying so.
+async fn comparison(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Caller(audience): Caller,
+) -> Response {
+    let Some(rooms) = state.engine.rooms().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
+    };
+    let rooms = state.access.filter(&audience, rooms);
+    let Some(room) = rooms.into_iter().find(|r| r.name == name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such room"})),
+        )
+            .into_response();
+    };
+    match room.comparison {
+        Some(report) => Json(&*report).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no comparison has been run in this room"})),
         )
             .into_response(),
     }

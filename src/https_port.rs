@@ -60,6 +60,8 @@ impl<S: Send + 'static> Accept<TcpStream, S> for SplitAcceptor {
                 Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => Ok((conn, service)),
                 Ok(Ok(1)) => {
                     let (peer, local) = (conn.peer_addr()?, conn.local_addr()?);
+                    // Each frame is a packet of a live call: no Nagle delay.
+                    conn.set_nodelay()?;
                     media.spawn(conn, peer, local);
                     Err(io::Error::other("an ICE-TCP media connection"))
                 }

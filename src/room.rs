@@ -3,6 +3,7 @@
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::signaling::protocol::{Mode, PeerId, Role};
 
@@ -30,6 +31,10 @@ struct Room {
     viewers: Vec<PeerId>,
     /// Set by whoever opened the room; joiners follow it.
     mode: Mode,
+    /// The latest comparison report a participant sent (`GET
+    /// /api/rooms/ROOM/comparison`); it goes with the room. Shared, so that a
+    /// snapshot of the room does not copy it.
+    comparison: Option<Arc<serde_json::Value>>,
 }
 
 /// All rooms of the server. A room exists while it has members.
@@ -78,6 +83,7 @@ impl Rooms {
             } else {
                 mode
             },
+            comparison: None,
         });
         let refused = match role {
             Role::Viewer if entry.mode == Mode::Direct => Some(JoinError::DirectNoViewers),
@@ -143,6 +149,19 @@ impl Rooms {
             .unwrap_or(&[])
     }
 
+    /// Keeps `report` as the room's latest comparison report (nothing if the room
+    /// does not exist).
+    pub(crate) fn set_comparison(&mut self, room: &str, report: serde_json::Value) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.comparison = Some(Arc::new(report));
+        }
+    }
+
+    /// The room's latest comparison report.
+    pub(crate) fn comparison(&self, room: &str) -> Option<Arc<serde_json::Value>> {
+        self.rooms.get(room).and_then(|r| r.comparison.clone())
+    }
+
     pub(crate) fn mode(&self, room: &str) -> Option<Mode> {
         self.rooms.get(room).map(|r| r.mode)
     }
@@ -169,6 +188,28 @@ impl Rooms {
 #[allow(clippy::disallowed_methods)] // a test's fake clock starts anywhere
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comparison_report_lives_as_long_as_its_room() {
+        let mut rooms = Rooms::new(4, 0);
+        rooms.join("a", 1, Mode::Auto, Role::Participant).unwrap();
+        rooms.join("a", 2, Mode::Auto, Role::Participant).unwrap();
+        rooms.set_comparison("a", serde_json::json!({"verdict": {"better": "direct"}}));
+        rooms.set_comparison("nowhere", serde_json::json!({}));
+        assert_eq!(
+            rooms.comparison("a").unwrap()["verdict"]["better"],
+            "direct"
+        );
+        assert!(rooms.comparison("nowhere").is_none());
+        rooms.leave("a", 1);
+        assert!(
+            rooms.comparison("a").is_some(),
+            "kept while someone is there"
+        );
+        rooms.leave("a", 2);
+        rooms.join("a", 3, Mode::Auto, Role::Participant).unwrap();
+        assert!(rooms.comparison("a").is_none(), "gone with the room");
+    }
 
     #[test]
     fn capacity_is_enforced_and_rooms_vanish_when_empty() {

@@ -219,3 +219,37 @@ async fn garbage_datagrams_do_not_disturb_a_call() {
     bob.leave().await;
     server.shutdown().await;
 }
+
+/// The HTTPS port also takes ICE-TCP media: a connection whose first byte is not a
+/// TLS handshake is media, and one that breaks the framing or does not start with a
+/// STUN request for this server is closed at once; HTTPS carries on.
+#[tokio::test]
+async fn garbage_on_the_https_port_is_closed_and_https_carries_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_server(8).await;
+    let attempts: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", // plain HTTP on the TLS port
+        &[0x00, 0x04, 0x80, 0x60, 0x00, 0x01], // a frame of RTP before any STUN
+        &[0x00, 0x00],                        // an empty frame
+        &[0x7f, 0xff, 0x00],                  // a frame over the limit
+    ];
+    for bytes in attempts {
+        let mut tcp = tokio::net::TcpStream::connect(server.https_addr)
+            .await
+            .unwrap();
+        tcp.write_all(bytes).await.unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{bytes:?}: closed at once, got {read:?}"
+        );
+    }
+    let (status, metrics) = common::https_get(&server, "/metrics").await;
+    assert_eq!(status, 200, "HTTPS is served as before");
+    assert!(
+        metrics.contains("lanrelay_refused_total{limit=\"tcp_framing\"} 4\n"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}

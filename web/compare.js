@@ -9,11 +9,16 @@
 import { reportToCsv } from './stats.js';
 import { runComparison } from './comparison.js';
 
-/** Rows of the table: label, sample key, unit, formatter. */
+/** The live columns show each path's last this many seconds. */
+const LIVE_SECONDS = 10;
+
+/** Rows of the table: label, figure key, unit. */
 const ROWS = [
   ['Round-trip time', 'rttMs', 'ms'],
-  ['Jitter (video in)', 'jitterMs', 'ms'],
-  ['Packet loss in', 'lossPct', '%'],
+  ['Jitter, audio in', 'audioJitterMs', 'ms'],
+  ['Jitter, video in', 'jitterMs', 'ms'],
+  ['Packet loss in', 'lossInPct', '%'],
+  ['Audio loss, both ways', 'audioLossPct', '%'],
   ['Packet loss out (reported)', 'remoteLossPct', '%'],
   ['Bitrate in', 'inKbps', 'kbit/s'],
   ['Bitrate out', 'outKbps', 'kbit/s'],
@@ -43,10 +48,11 @@ export function mountComparePanel(root, session) {
       <h2>Path comparison</h2>
       <button class="close" aria-label="Close the comparison panel">✕</button>
     </div>
-    <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path (the
-      current one is highlighted; the other shows its last measurement). <b>Server</b> is measured by the lanrelay
+    <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path over the
+      last ${LIVE_SECONDS} s it carried the call (the current one is highlighted; the other keeps the figures of its
+      last turn). <b>Server</b> is measured by the lanrelay
       server on your relayed legs: up = you → server, down = server → you.</p>
-    <div class="table-wrap"><table class="stats">
+    <div class="table-wrap"><table class="stats live">
       <thead><tr><th></th><th data-col="relay">Relayed</th><th data-col="direct">Direct</th><th>Server (relay legs)</th></tr></thead>
       <tbody></tbody>
     </table></div>
@@ -59,13 +65,14 @@ export function mountComparePanel(root, session) {
     </div>
     <div class="report" hidden>
       <h3>Comparison report</h3>
+      <p class="verdict" role="status"></p>
       <div class="table-wrap"><table class="stats report-table"></table></div>
       <div class="downloads">
         <a class="button dl-json" download="lanrelay-comparison.json">Download JSON</a>
         <a class="button dl-csv" download="lanrelay-comparison.csv">Download CSV</a>
       </div>
     </div>`;
-  const tbody = /** @type {HTMLElement} */ (root.querySelector('tbody'));
+  const tbody = /** @type {HTMLElement} */ (root.querySelector('table.live tbody'));
   for (const [label, key] of ROWS) {
     const tr = document.createElement('tr');
     tr.dataset.key = key;
@@ -110,17 +117,17 @@ export function mountComparePanel(root, session) {
  * @param {any} session
  * @param {{relay?: any, direct?: any, server?: any}} now
  */
-function render(root, session, now) {
+function render(root, session, _now) {
   const hist = session.collector.history;
   /** @type {Record<string, any>} */
   const latest = {
-    relay: now.relay || hist.relay[hist.relay.length - 1],
-    direct: now.direct || hist.direct[hist.direct.length - 1],
+    relay: session.collector.recent('relay', LIVE_SECONDS),
+    direct: session.collector.recent('direct', LIVE_SECONDS),
   };
   for (const col of ['relay', 'direct']) {
     root.querySelectorAll(`[data-col="${col}"]`).forEach((el) => el.classList.toggle('current', session.path === col));
   }
-  for (const tr of root.querySelectorAll('tbody tr')) {
+  for (const tr of root.querySelectorAll('table.live tbody tr')) {
     const key = /** @type {HTMLElement} */ (tr).dataset.key || '';
     const unit = ROWS.find((r) => r[1] === key)?.[2] || '';
     for (const col of ['relay', 'direct']) {
@@ -163,12 +170,15 @@ function formatCell(s, key, unit) {
 function formatServer(st, key) {
   if (!st) return '–';
   const pct = (/** @type {number | null} */ v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)} %`);
+  const ms = (/** @type {number | null} */ v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} ms`);
   switch (key) {
     case 'rttMs':
       return st.rttMs === null || st.rttMs === undefined ? '–' : `${st.rttMs.toFixed(1)} ms`;
     case 'jitterMs':
-      return st.upJitterMs === null || st.upJitterMs === undefined ? '–' : `up ${st.upJitterMs.toFixed(1)} ms`;
-    case 'lossPct':
+      return `up ${ms(st.upJitterMs)} / down ${ms(st.downJitterMs)}`;
+    case 'audioJitterMs':
+      return `up ${ms(st.upAudioJitterMs)} / down ${ms(st.downAudioJitterMs)}`;
+    case 'lossInPct':
       return `down ${pct(st.downLoss)}`;
     case 'remoteLossPct':
       return `up ${pct(st.upLoss)}`;
@@ -225,18 +235,20 @@ function showReport(root, report) {
   const table = /** @type {HTMLElement} */ (root.querySelector('.report-table'));
   const paths = Object.keys(report.paths);
   const keys = [
-    ['Samples', 'samples'], ['Round-trip time (ms)', 'rttMs'], ['Jitter (ms)', 'jitterMs'], ['Loss in (%)', 'lossPct'],
+    ['Seconds measured', 'seconds'], ['Round-trip time (ms)', 'rttMs'], ['Jitter, audio in (ms)', 'audioJitterMs'],
+    ['Jitter, video in (ms)', 'jitterMs'], ['Loss in (%)', 'lossInPct'], ['Audio loss, both ways (%)', 'audioLossPct'],
     ['Loss out, reported (%)', 'remoteLossPct'], ['Bitrate in (kbit/s)', 'inKbps'], ['Bitrate out (kbit/s)', 'outKbps'],
     ['Resolution', 'res'], ['Frame rate', 'fps'], ['Frames dropped', 'framesDropped'], ['Freezes', 'freezes'],
     ['Frozen (ms)', 'frozenMs'], ['Time to first frame (ms)', 'firstFrameMs'], ['Candidate pair', 'pair'],
   ];
+  /** @type {HTMLElement} */ (root.querySelector('.verdict')).textContent = report.verdict?.text || '';
   let html = `<thead><tr><th></th>${paths.map((p) => `<th>${p}</th>`).join('')}</tr></thead><tbody>`;
   for (const [label, key] of keys) {
     html += `<tr><th scope="row">${label}</th>`;
     for (const p of paths) {
       const e = report.paths[p];
       if (e.error) {
-        html += key === 'samples' ? `<td class="err">${escapeHtml(e.error)}</td>` : '<td>–</td>';
+        html += key === 'seconds' ? `<td class="err">${escapeHtml(e.error)}</td>` : '<td>–</td>';
         continue;
       }
       const s = e.summary;
@@ -247,7 +259,7 @@ function showReport(root, report) {
   }
   const server = report.paths.relay?.server?.summary;
   if (server) {
-    html += `<tr><th scope="row">Server: relay legs</th><td colspan="${paths.length}">RTT ${server.rttMs ?? '–'} ms, up ${server.upKbps} kbit/s, down ${server.downKbps} kbit/s, loss up ${server.upLossPct ?? '–'} % / down ${server.downLossPct ?? '–'} %</td></tr>`;
+    html += `<tr><th scope="row">Server: relay legs</th><td colspan="${paths.length}">RTT ${server.rttMs ?? '–'} ms, up ${server.upKbps ?? '–'} kbit/s, down ${server.downKbps ?? '–'} kbit/s, loss up ${server.upLossPct ?? '–'} % / down ${server.downLossPct ?? '–'} %, jitter up ${server.upAudioJitterMs ?? '–'} ms audio, ${server.upJitterMs ?? '–'} ms video</td></tr>`;
   }
   table.innerHTML = html + '</tbody>';
   const json = /** @type {HTMLAnchorElement} */ (root.querySelector('.dl-json'));

@@ -3,11 +3,13 @@
  * The comparison run: the call is carried on each path in turn (relayed, then direct,
  * or the other way round) for a timed window, and what the browser and the server
  * measured in each window becomes a report (stats.js builds it from the session's
- * collector). Both sides are pinned to the measured path for the run, through the
+ * collector, measure.js does the arithmetic and the verdict), which is also sent to
+ * the server so that others can read it. Both sides are pinned to the measured path for the run, through the
  * session's `forcePath`/`releasePath`; this module never speaks the protocol itself
  * and never touches the DOM (compare.js is its panel).
  */
-import { buildReport } from './stats.js';
+import { buildReport, compactReport } from './stats.js';
+import { MAX_REPORT_BYTES } from './signaling.js';
 
 /** @typedef {import('./policy.js').PathName} PathName */
 /** @typedef {import('./session.js').CallSession} CallSession */
@@ -54,7 +56,10 @@ export async function runComparison(session, seconds, order = ['relay', 'direct'
     session.releasePath(peer, 'comparison run finished');
   }
   progress('done');
-  return buildReport(session, { startedAt, seconds, order, warmupMs: warmup, windows });
+  const report = buildReport(session, { startedAt, seconds, order, warmupMs: warmup, windows });
+  // The server keeps the room's latest report for GET /api/rooms/ROOM/comparison.
+  session.shareComparison(compactReport(report, MAX_REPORT_BYTES));
+  return report;
 }
 
 /**

@@ -644,6 +644,15 @@ export class CallSession extends EventTarget {
   }
 
   /**
+   * Gives the server a comparison report to keep as the room's latest (read with
+   * `GET /api/rooms/ROOM/comparison`).
+   * @param {any} report
+   */
+  shareComparison(report) {
+    this.sig?.send({ type: 'comparison', report });
+  }
+
+  /**
    * Ends a pin of `forcePath`: both sides choose their path by the usual rules again.
    * @param {number} peer
    * @param {string} reason

@@ -17,6 +17,7 @@
  *   | {type: 'path', path: 'relay'|'direct', reason: string}
  *   | {type: 'render', peer: number, width: number, height: number}
  *   | {type: 'quality', quality: 'auto'|'high'|'low'}
+ *   | {type: 'comparison', report: any}
  *   | {type: 'leave'}} ClientMsg
  */
 
@@ -42,13 +43,16 @@
  * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
  * client's `send` calls to the Rust enum.
  */
-export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'leave']);
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'leave']);
 
 /**
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
 export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error']);
+
+/** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
+export const MAX_REPORT_BYTES = 48 * 1024;
 
 /** The WebSocket URL of the server that served this page. */
 export function defaultUrl() {

@@ -5,44 +5,39 @@
  * kept for ten minutes; turned into comparison reports (JSON and CSV). No DOM here.
  */
 
+import { readCounters, windowFigures, serverFigures, verdict } from './measure.js';
+
 /**
- * @typedef {{
- *   t: number,             // when (ms since epoch)
- *   path: string,          // 'relay' | 'direct'
- *   active: boolean,       // the call was received on this path at the time
- *   rttMs: number | null,  // ICE round-trip time of the selected pair
- *   jitterMs: number | null,
- *   lossPct: number | null,       // inbound packets lost in the last second, %
- *   remoteLossPct: number | null, // our outbound loss as the other end reports it, %
- *   inKbps: number, outKbps: number,
- *   width: number, height: number, fps: number | null,
- *   framesDropped: number, freezes: number, frozenMs: number,
- *   firstFrameMs: number | null,
- *   local: string, remote: string, protocol: string,
- * }} Sample
+ * One second of one path: the figures of measure.js's `windowFigures` over the last
+ * two readings (so counts are per second, not since the connection began), flattened.
+ * @typedef {{t: number, path: string, active: boolean} & Record<string, any>} Sample
  */
 
-/** Samples kept per path (ten minutes at one a second). */
+/** Readings and samples kept per path (ten minutes at one a second). */
 const KEEP = 600;
 
 /** Fields of a sample, in CSV column order. */
 export const FIELDS = /** @type {const} */ ([
-  't', 'path', 'active', 'rttMs', 'jitterMs', 'lossPct', 'remoteLossPct', 'inKbps', 'outKbps',
-  'width', 'height', 'fps', 'framesDropped', 'freezes', 'frozenMs', 'firstFrameMs', 'local', 'remote', 'protocol',
+  't', 'path', 'active', 'rttMs', 'jitterMs', 'audioJitterMs', 'lossPct', 'lossInPct', 'audioLossPct', 'remoteLossPct',
+  'inKbps', 'outKbps', 'width', 'height', 'fps', 'framesDropped', 'freezes', 'frozenMs', 'firstFrameMs', 'local', 'remote', 'protocol',
 ]);
 
 export class StatsCollector {
   /** @param {any} session a CallSession */
   constructor(session) {
     this.session = session;
+    /** Per-second samples per path, for the panel's charts and the CSV. */
     /** @type {{relay: Sample[], direct: Sample[]}} */
     this.history = { relay: [], direct: [] };
+    /** The raw counters of each getStats() call per path: windows are cut from these. */
+    /** @type {{relay: (import('./measure.js').Reading & {active: boolean})[], direct: (import('./measure.js').Reading & {active: boolean})[]}} */
+    this.readings = { relay: [], direct: [] };
     /** Server measurements of the relayed legs, with their time. */
     /** @type {any[]} */
     this.server = [];
-    /** Totals at the previous sample, per RTCPeerConnection. */
-    /** @type {WeakMap<RTCPeerConnection, any>} */
-    this.prev = new WeakMap();
+    /** The connection each path's readings come from: a new one starts them afresh. */
+    /** @type {{relay?: RTCPeerConnection, direct?: RTCPeerConnection}} */
+    this.pcs = {};
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.timer = undefined;
   }
@@ -78,87 +73,44 @@ export class StatsCollector {
   }
 
   /**
-   * One sample of a link, from the change since its previous sample.
+   * Reads a link's counters; returns the figures of the last second.
    * @param {any} link
-   * @param {string} path
+   * @param {'relay' | 'direct'} path
    * @param {boolean} active
-   * @returns {Promise<Sample>}
+   * @returns {Promise<Sample | null>}
    */
   async sample(link, path, active) {
     const pc = /** @type {RTCPeerConnection} */ (link.pc);
     const report = await pc.getStats();
-    const t = Date.now();
-    const byId = new Map();
-    report.forEach((r) => byId.set(r.id, r));
-    const tot = { inBytes: 0, outBytes: 0, lost: 0, received: 0, dropped: 0, freezes: 0, frozen: 0 };
-    let jitter = null;
-    let remoteLoss = null;
-    let width = 0;
-    let height = 0;
-    let fps = null;
-    let rtt = null;
-    let local = '';
-    let remote = '';
-    let protocol = '';
-    report.forEach((r) => {
-      if (r.type === 'inbound-rtp') {
-        tot.inBytes += r.bytesReceived || 0;
-        tot.lost += Math.max(0, r.packetsLost || 0);
-        tot.received += r.packetsReceived || 0;
-        if (r.kind === 'video') {
-          tot.dropped += r.framesDropped || 0;
-          tot.freezes += r.freezeCount || 0;
-          tot.frozen += (r.totalFreezesDuration || 0) * 1000;
-          if ((r.frameWidth || 0) * (r.frameHeight || 0) >= width * height) {
-            width = r.frameWidth || 0;
-            height = r.frameHeight || 0;
-            fps = r.framesPerSecond ?? fps;
-          }
-          if (typeof r.jitter === 'number') jitter = Math.max(jitter ?? 0, r.jitter * 1000);
-        }
-      } else if (r.type === 'outbound-rtp') {
-        tot.outBytes += r.bytesSent || 0;
-      } else if (r.type === 'remote-inbound-rtp' && typeof r.fractionLost === 'number') {
-        remoteLoss = Math.max(remoteLoss ?? 0, r.fractionLost * 100);
-      } else if (r.type === 'transport' && r.selectedCandidatePairId) {
-        const pair = byId.get(r.selectedCandidatePairId);
-        if (pair) {
-          if (typeof pair.currentRoundTripTime === 'number') rtt = pair.currentRoundTripTime * 1000;
-          const l = byId.get(pair.localCandidateId);
-          const rc = byId.get(pair.remoteCandidateId);
-          if (l) local = `${l.candidateType} ${l.address}:${l.port}`;
-          if (rc) remote = `${rc.candidateType} ${rc.address}:${rc.port}`;
-          protocol = l?.protocol || rc?.protocol || '';
-        }
-      }
-    });
-    const prev = this.prev.get(pc);
-    this.prev.set(pc, { t, ...tot });
-    const secs = prev ? Math.max(0.2, (t - prev.t) / 1000) : 1;
-    const d = (/** @type {keyof typeof tot} */ k) => (prev ? Math.max(0, tot[k] - prev[k]) : 0);
-    const lostNow = d('lost');
-    const gotNow = d('received');
-    return {
-      t,
-      path,
-      active,
-      rttMs: round(rtt),
-      jitterMs: round(jitter),
-      lossPct: prev && lostNow + gotNow > 0 ? round((100 * lostNow) / (lostNow + gotNow)) : null,
-      remoteLossPct: round(remoteLoss),
-      inKbps: round((d('inBytes') * 8) / 1000 / secs) || 0,
-      outKbps: round((d('outBytes') * 8) / 1000 / secs) || 0,
-      width,
-      height,
-      fps: round(fps),
-      framesDropped: tot.dropped,
-      freezes: tot.freezes,
-      frozenMs: Math.round(tot.frozen),
-      firstFrameMs: link.firstFrameMs || null,
-      local,
-      remote,
-      protocol,
-    };
+    const reading = { ...readCounters(report.values(), Date.now()), active };
+    const list = this.readings[path];
+    if (this.pcs[path] !== pc) {
+      // A new connection's counters start at zero: no delta across the two.
+      list.length = 0;
+      this.pcs[path] = pc;
+    }
+    push(list, reading);
+    if (list.length < 2) return null;
+    const fig = windowFigures(list.slice(-2), { firstFrameMs: link.firstFrameMs || null });
+    if (!fig) return null;
+    const { streams, samples, seconds, ...flat } = fig;
+    return { t: reading.t, path, active, ...flat };
+  }
+
+  /**
+   * The figures of `path` over the last `seconds` in which it carried the call (the
+   * live panel: a path that waits, quiet, keeps the figures of its last turn).
+   * @param {'relay' | 'direct'} path
+   * @param {number} seconds
+   */
+  recent(path, seconds) {
+    const list = this.readings[path];
+    let end = list.length - 1;
+    while (end >= 0 && !list[end].active) end--;
+    let start = end;
+    while (start > 0 && list[start - 1].active && end - start < seconds) start--;
+    if (end < 0) return null;
+    return windowFigures(list.slice(start, end + 1), { firstFrameMs: this.session[path]?.firstFrameMs || null });
   }
 }
 
@@ -171,52 +123,10 @@ function push(list, item) {
   if (list.length > KEEP) list.shift();
 }
 
-/** @param {number | null | undefined} v */
-function round(v) {
-  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10) / 10 : null;
-}
-
 /**
- * Mean of the non-null values of `key`.
- * @param {any[]} samples
- * @param {string} key
- */
-function mean(samples, key) {
-  const v = samples.map((s) => s[key]).filter((x) => typeof x === 'number');
-  return v.length ? round(v.reduce((a, b) => a + b, 0) / v.length) : null;
-}
-
-/**
- * A summary of the samples of one path.
- * @param {Sample[]} samples
- */
-export function summarize(samples) {
-  const last = samples[samples.length - 1];
-  const first = samples[0];
-  return {
-    samples: samples.length,
-    rttMs: mean(samples, 'rttMs'),
-    jitterMs: mean(samples, 'jitterMs'),
-    lossPct: mean(samples, 'lossPct'),
-    remoteLossPct: mean(samples, 'remoteLossPct'),
-    inKbps: mean(samples, 'inKbps'),
-    outKbps: mean(samples, 'outKbps'),
-    width: last?.width ?? 0,
-    height: last?.height ?? 0,
-    fps: mean(samples, 'fps'),
-    framesDropped: last && first ? last.framesDropped - first.framesDropped : 0,
-    freezes: last && first ? last.freezes - first.freezes : 0,
-    frozenMs: last && first ? last.frozenMs - first.frozenMs : 0,
-    firstFrameMs: last?.firstFrameMs ?? null,
-    local: last?.local ?? '',
-    remote: last?.remote ?? '',
-    protocol: last?.protocol ?? '',
-  };
-}
-
-/**
- * The report of a comparison run: per path the summary and the raw samples of its
- * measuring window, plus the server's measurements of the relayed legs.
+ * The report of a comparison run: the verdict, then per path the figures of its
+ * measuring window (deltas of the counters between the window's first and last
+ * reading), its per-second samples, and for the relay the server's measurements.
  * @param {any} session
  * @param {{startedAt: number, seconds: number, order: string[], warmupMs: number,
  *          windows: {path: string, from?: number, to?: number, error?: string}[]}} run
@@ -225,22 +135,36 @@ export function buildReport(session, run) {
   /** @type {Record<string, any>} */
   const paths = {};
   for (const w of run.windows) {
-    if (w.error || w.from === undefined || w.to === undefined) {
-      paths[w.path] = { error: w.error || 'not measured' };
+    const from = w.from ?? 0;
+    const to = w.to ?? 0;
+    const p = /** @type {'relay' | 'direct'} */ (w.path);
+    const readings = w.error ? [] : session.collector.readings[p].filter((/** @type {any} */ r) => r.t >= from && r.t <= to);
+    const summary = windowFigures(readings, { firstFrameMs: session[p]?.firstFrameMs || null });
+    if (w.error || !summary) {
+      paths[w.path] = { error: w.error || 'not measured (no readings in the window)' };
       continue;
     }
-    const samples = session.collector.history[w.path].filter(
-      (/** @type {Sample} */ s) => s.t >= /** @type {number} */ (w.from) && s.t <= /** @type {number} */ (w.to),
-    );
+    const samples = session.collector.history[p].filter((/** @type {Sample} */ s) => s.t > from && s.t <= to);
     /** @type {Record<string, any>} */
-    const entry = { from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString(), summary: summarize(samples), samples };
+    const entry = {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      activeThroughout: readings.every((/** @type {any} */ r) => r.active),
+      summary,
+      samples,
+    };
     if (w.path === 'relay') {
-      const server = session.collector.server.filter((/** @type {any} */ s) => s.t >= /** @type {number} */ (w.from) && s.t <= /** @type {number} */ (w.to));
-      entry.server = { summary: summarizeServer(server), samples: server };
+      const server = session.collector.server.filter((/** @type {any} */ s) => s.t > from && s.t <= to);
+      entry.server = { summary: serverFigures(server), samples: server };
     }
     paths[w.path] = entry;
   }
+  const v = verdict({
+    relay: paths.relay ? paths.relay.summary || { error: paths.relay.error } : null,
+    direct: paths.direct ? paths.direct.summary || { error: paths.direct.error } : null,
+  });
   return {
+    verdict: v,
     room: session.room,
     participant: session.name,
     startedAt: new Date(run.startedAt).toISOString(),
@@ -248,7 +172,7 @@ export function buildReport(session, run) {
     warmupMs: run.warmupMs,
     order: run.order,
     measuredBy: {
-      browser: 'this browser, from RTCPeerConnection.getStats() of each path',
+      browser: 'this browser, from deltas of RTCPeerConnection.getStats() counters inside each path\'s window',
       server: 'the lanrelay server (str0m stats) for the relayed legs: up = this browser to the server, down = the server to this browser',
     },
     paths,
@@ -256,21 +180,22 @@ export function buildReport(session, run) {
   };
 }
 
-/** @param {any[]} samples */
-function summarizeServer(samples) {
-  const pct = (/** @type {string} */ k) => {
-    const m = mean(samples, k);
-    return m === null ? null : round(m * 100);
-  };
-  return {
-    samples: samples.length,
-    rttMs: mean(samples, 'rttMs'),
-    upKbps: round((mean(samples, 'upBps') ?? 0) / 1000),
-    downKbps: round((mean(samples, 'downBps') ?? 0) / 1000),
-    upLossPct: pct('upLoss'),
-    downLossPct: pct('downLoss'),
-    upJitterMs: mean(samples, 'upJitterMs'),
-  };
+/**
+ * The report as the server keeps it: whole if its JSON fits in `limit` bytes, else
+ * without the per-second samples (the figures and the verdict stay).
+ * @param {any} report
+ * @param {number} limit
+ */
+export function compactReport(report, limit) {
+  if (new TextEncoder().encode(JSON.stringify(report)).length <= limit) return report;
+  /** @type {Record<string, any>} */
+  const paths = {};
+  for (const [k, e] of Object.entries(report.paths)) {
+    const { samples, ...rest } = /** @type {any} */ (e);
+    if (rest.server) rest.server = { summary: rest.server.summary };
+    paths[k] = rest;
+  }
+  return { ...report, paths, samplesOmitted: true };
 }
 
 /**

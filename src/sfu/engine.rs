@@ -340,6 +340,7 @@ impl EngineHandle {
                 Some(r) => {
                     r.participants.extend(room.participants);
                     r.viewers.extend(room.viewers);
+                    r.comparison = r.comparison.take().or(room.comparison);
                 }
                 None => rooms.push(room),
             }

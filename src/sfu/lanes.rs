@@ -39,6 +39,9 @@ pub(crate) struct Batch {
     /// Source, destination (the candidate address str0m must see), and the range of
     /// each datagram in `bytes`.
     pub(crate) datagrams: Vec<(SocketAddr, SocketAddr, std::ops::Range<usize>)>,
+    /// When the socket was read: the arrival time str0m's jitter and RTT figures are
+    /// computed from, not the (later) time the worker got to the batch.
+    pub(crate) read_at: Option<std::time::Instant>,
 }
 
 impl Batch {
@@ -58,6 +61,7 @@ impl Batch {
         self.tcp = false;
         self.bytes.clear();
         self.datagrams.clear();
+        self.read_at = None;
     }
 }
 

@@ -144,6 +144,8 @@ pub(crate) async fn run(
         while let Ok(r) = lanes.routes.try_recv() {
             routes.apply(r);
         }
+        #[allow(clippy::disallowed_methods)] // the I/O shell: arrival time of what is read
+        let read_at = std::time::Instant::now();
         let sock = &mut sockets[index];
         let port = sock.local_addr().port();
         let fallback = sock.local_addr().ip();
@@ -174,6 +176,7 @@ pub(crate) async fn run(
                     }
                 };
                 let dst = destination_ip(&candidates, d.source, d.destination, fallback);
+                batches[w].read_at.get_or_insert(read_at);
                 batches[w].push(d.source, SocketAddr::new(dst, port), d.contents);
             });
             match res {

@@ -243,7 +243,9 @@ async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
 
 impl Worker {
     fn datagrams(&mut self, shard: &mut Shard, mut batch: Batch) {
+        // Arrival time: when the receive task read the socket (never later than now).
         let now = Instant::now();
+        let now = batch.read_at.map_or(now, |t| t.min(now));
         for (src, dst, range) in &batch.datagrams {
             let contents = &batch.bytes[range.clone()];
             if batch.tcp {

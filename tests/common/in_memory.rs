@@ -81,6 +81,7 @@ impl Harness {
                     local: addr,
                     rtp_mode: true,
                     twcc: true,
+                    tcp: false,
                 },
                 h.now,
             )

@@ -322,6 +322,7 @@ impl Driver {
             local,
             rtp_mode: false,
             twcc: true,
+            tcp: false,
         };
         let mut peer = Peer::new(config, now).unwrap();
         let (sdp, mids) = peer

@@ -106,6 +106,7 @@ impl Sim {
             local,
             rtp_mode: true,
             twcc: false,
+            tcp: false,
         };
         let mut peer = Peer::new(cfg, self.now).unwrap();
         let track = match publish {

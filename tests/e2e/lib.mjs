@@ -24,7 +24,9 @@ function serverBinary() {
  * Resolves with {url, port, mediaAddr, reuse, kill(), stop(), logs()} once it printed
  * its URL.
  * @param {string[]} [extraArgs]
- * @param {{netns?: string, ip?: string, reuse?: Reuse}} [opts]
+ * `opts.nice` runs it at that niceness (a test that measures timing keeps it ahead of
+ * the browsers for the CPU).
+ * @param {{netns?: string, ip?: string, reuse?: Reuse, nice?: number}} [opts]
  *
  * @typedef {{listen: string, mediaListen: string, httpListen: string, certsDir: string}} Reuse
  *   what a restart keeps: `--listen`, `--media-listen`, `--http-listen` (or `off`) and
@@ -39,9 +41,10 @@ export async function startServer(extraArgs = [], opts = {}) {
       ...(ownHelper ? [] : ['--http-listen', opts.reuse.httpListen])]
     : ['--listen', `${ip}:0`];
   const args = [...where, '--certs', certs, ...extraArgs];
+  const bin = opts.nice ? ['nice', '-n', String(opts.nice), serverBinary()] : [serverBinary()];
   const [cmd, argv] = opts.netns
-    ? ['ip', ['netns', 'exec', opts.netns, serverBinary(), ...args]]
-    : [serverBinary(), args];
+    ? ['ip', ['netns', 'exec', opts.netns, ...bin, ...args]]
+    : [bin[0], [...bin.slice(1), ...args]];
   const proc = spawn(cmd, argv, {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'lanrelay=debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -252,6 +255,126 @@ export function isolatedClients(opts = {}) {
     }
   };
   return { srv, c1, c2, serverIp: '10.201.0.1', setForwarding, limitC2, blockUdp, remove };
+}
+
+/**
+ * The comparison's test bench: like `isolatedClients`, plus a cable of the clients'
+ * own for the direct path (10.201.3.1 to 10.201.3.2), and a fourth namespace, the
+ * wire, that client 1's relayed leg and the direct cable pass through, so each can be
+ * given known conditions with `shape(which, spec)` (netem's arguments, the same both
+ * ways: `delay 20ms 5ms loss 3%`). Client 2's leg is clean.
+ *
+ * The wire uses `tc qdisc ... netem` on a bridge where the kernel has netem; where it
+ * does not (CONFIG_NET_SCH_NETEM unset, as on the kernel these tests were written on),
+ * `wire.py` does the same in user space: netem's delay, uniform jitter and random loss
+ * per frame. `engine` says which one is in use.
+ * Returns {srv, c1, c2, serverIp, engine, shape(which, spec), remove()}.
+ */
+export async function emulatedClients() {
+  const p = process.pid;
+  const [srv, c1, c2, w] = ['srv', 'c1', 'c2', 'w'].map((n) => `lr-cal${n}-${p}`);
+  /** @type {import('node:child_process').ChildProcess[]} */
+  const procs = [];
+  const remove = () => {
+    for (const pr of procs) pr.kill('SIGKILL');
+    for (const n of [srv, c1, c2, w]) {
+      try { ip(['netns', 'del', n]); } catch {}
+    }
+  };
+  remove();
+  const links = { relay1: ['w-r1a', 'w-r1b'], direct: ['w-d1', 'w-d2'] };
+  /** @type {Record<string, (line: string) => Promise<void>>} */
+  const feed = {};
+  let engine = 'netem';
+  try {
+    for (const n of [srv, c1, c2, w]) {
+      ip(['netns', 'add', n]);
+      ip(['-n', n, 'link', 'set', 'lo', 'up']);
+    }
+    const veth = (/** @type {string} */ a, /** @type {string} */ na, /** @type {string} */ b, /** @type {string} */ nb) => {
+      ip(['link', 'add', a, 'netns', na, 'type', 'veth', 'peer', 'name', b, 'netns', nb]);
+      // One segment per packet: a wire in user space forwards frames, not 64 KiB
+      // TCP super-packets.
+      for (const [dev, n] of [[a, na], [b, nb]]) ip(['-n', n, 'link', 'set', dev, 'gso_max_segs', '1', 'up']);
+    };
+    veth('c1-eth', c1, 'w-r1a', w);
+    veth('w-r1b', w, 'srv-c1', srv);
+    veth('c2-eth', c2, 'srv-c2', srv);
+    veth('c1-p2p', c1, 'w-d1', w);
+    veth('w-d2', w, 'c2-p2p', c2);
+    ip(['-n', c1, 'addr', 'add', '10.201.1.2/24', 'dev', 'c1-eth']);
+    ip(['-n', srv, 'addr', 'add', '10.201.1.1/24', 'dev', 'srv-c1']);
+    ip(['-n', c2, 'addr', 'add', '10.201.2.2/24', 'dev', 'c2-eth']);
+    ip(['-n', srv, 'addr', 'add', '10.201.2.1/24', 'dev', 'srv-c2']);
+    ip(['-n', srv, 'addr', 'add', '10.201.0.1/32', 'dev', 'lo']);
+    ip(['-n', c1, 'addr', 'add', '10.201.3.1/24', 'dev', 'c1-p2p']);
+    ip(['-n', c2, 'addr', 'add', '10.201.3.2/24', 'dev', 'c2-p2p']);
+    ip(['-n', c1, 'route', 'add', '10.201.0.1/32', 'via', '10.201.1.1']);
+    ip(['-n', c2, 'route', 'add', '10.201.0.1/32', 'via', '10.201.2.1']);
+    execFileSync('ip', ['netns', 'exec', srv, 'sh', '-c', 'echo 0 > /proc/sys/net/ipv4/ip_forward']);
+    try {
+      execFileSync('ip', ['netns', 'exec', w, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '0ms'], { stdio: 'ignore' });
+      execFileSync('ip', ['netns', 'exec', w, 'tc', 'qdisc', 'del', 'dev', 'lo', 'root'], { stdio: 'ignore' });
+    } catch {
+      engine = 'wire.py';
+    }
+    for (const [name, [a, b]] of Object.entries(links)) {
+      if (engine === 'netem') {
+        ip(['-n', w, 'link', 'add', `br-${name}`, 'type', 'bridge']);
+        ip(['-n', w, 'link', 'set', a, 'master', `br-${name}`]);
+        ip(['-n', w, 'link', 'set', b, 'master', `br-${name}`]);
+        ip(['-n', w, 'link', 'set', `br-${name}`, 'up']);
+        feed[name] = async (spec) => {
+          for (const dev of [a, b]) {
+            ip(['netns', 'exec', w, 'tc', 'qdisc', 'replace', 'dev', dev, 'root', 'netem', ...spec.split(/\s+/)]);
+          }
+        };
+        continue;
+      }
+      ip(['-n', w, 'link', 'set', a, 'promisc', 'on']);
+      ip(['-n', w, 'link', 'set', b, 'promisc', 'on']);
+      // Ahead of the browsers for the CPU: a wire that waits for a core would add
+      // its wait to every delay.
+      const pr = spawn('ip', ['netns', 'exec', w, 'nice', '-n', '-10', 'python3', join(here, 'wire.py'), a, b], { stdio: ['pipe', 'pipe', 'inherit'] });
+      procs.push(pr);
+      /** @type {((line: string) => void)[]} */
+      const waiting = [];
+      let buf = '';
+      pr.stdout.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          waiting.shift()?.(line);
+        }
+      });
+      const next = () => new Promise((r, j) => {
+        const t = setTimeout(() => j(new Error(`wire.py on ${name} did not answer`)), 5000);
+        waiting.push((line) => { clearTimeout(t); r(line); });
+      });
+      const ready = await next();
+      if (ready !== 'ready') throw new Error(`wire.py on ${name}: ${ready}`);
+      feed[name] = async (spec) => {
+        const answer = next();
+        pr.stdin.write(`${spec}\n`);
+        const line = await answer;
+        if (line !== 'ok') throw new Error(`wire.py on ${name}: ${line}`);
+      };
+    }
+    for (const name of Object.keys(links)) await feed[name]('delay 0ms');
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  /**
+   * Gives client 1's relayed leg (`relay1`) or the direct cable (`direct`) the
+   * conditions `spec` (netem's arguments), both ways.
+   * @param {'relay1' | 'direct'} which
+   * @param {string} spec
+   */
+  const shape = (which, spec) => feed[which](spec);
+  return { srv, c1, c2, serverIp: '10.201.0.1', engine, shape, remove };
 }
 
 /**

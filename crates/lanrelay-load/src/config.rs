@@ -13,8 +13,9 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "lanrelay-load", version, about, long_about = None)]
 pub struct Args {
-    /// What to measure: one publisher to N viewers, N independent 1:1 calls, or M
-    /// rooms where all K participants publish and receive each other.
+    /// What to measure: one publisher to N viewers, N independent 1:1 calls, M
+    /// rooms where all K participants publish and receive each other, or a soak:
+    /// rooms with churn for --minutes, one report line a minute.
     #[arg(long, value_enum, default_value = "one-to-many")]
     pub scenario: Scenario,
 
@@ -33,6 +34,60 @@ pub struct Args {
     /// rooms: participants per room.
     #[arg(long, default_value_t = 4)]
     pub room_size: usize,
+
+    /// soak: how long, in minutes.
+    #[arg(long, default_value_t = 30)]
+    pub minutes: u64,
+
+    /// soak: seconds per report line (a "minute"; shorter only to try the soak out).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..))]
+    pub minute_secs: u64,
+
+    /// soak: rooms.
+    #[arg(long, default_value_t = 20)]
+    pub soak_rooms: usize,
+
+    /// soak: participants per room that publish and receive for the whole run; loss
+    /// and transit are measured on their streams.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..))]
+    pub steady: u64,
+
+    /// soak: most guests per room at once (participants that publish and receive,
+    /// join and leave, and may add a second video track mid-call).
+    #[arg(long, default_value_t = 2)]
+    pub guests: usize,
+
+    /// soak: most viewers (receive-only) per room at once.
+    #[arg(long, default_value_t = 3)]
+    pub soak_viewers: usize,
+
+    /// soak: churn events (a guest or viewer joining, a track added) per room per
+    /// minute, on average; each guest and viewer leaves again after a while.
+    #[arg(long, default_value_t = 2.0)]
+    pub churn: f64,
+
+    /// soak: seed of the churn (the same seed, the same sequence of events).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// soak: fail when the server's open file descriptors with only the steady
+    /// participants present grew by more than this from the start to the end.
+    #[arg(long, default_value_t = 8)]
+    pub max_fd_growth: u64,
+
+    /// soak: fail when the server's memory (RSS) at the last minute exceeds that at
+    /// the end of minute --settle-minutes by more than this, percent.
+    #[arg(long, default_value_t = 20.0)]
+    pub max_rss_growth: f64,
+
+    /// soak: minutes the server may take to reach its working-set size before its
+    /// memory must stay flat.
+    #[arg(long, default_value_t = 5)]
+    pub settle_minutes: u64,
+
+    /// soak: fail when the steady streams lost more than this, percent.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_loss: f64,
 
     /// Servers to load, one after the other for each step: lanrelay, janus, or both.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "lanrelay")]
@@ -103,6 +158,12 @@ pub struct Args {
     #[arg(long)]
     pub no_audio: bool,
 
+    /// lanrelay: carry every participant's media over TCP (ICE-TCP to the HTTPS
+    /// port, RFC 4571 framing) instead of UDP, to compare the two. Transit is then
+    /// measured at the read (TCP gives no kernel arrival time).
+    #[arg(long)]
+    pub tcp: bool,
+
     /// Address the participants' UDP sockets bind to (Janus ignores loopback, so use
     /// the namespace's veth address there).
     #[arg(long, default_value = "127.0.0.1")]
@@ -133,6 +194,7 @@ pub enum Scenario {
     OneToMany,
     Pairs,
     Rooms,
+    Soak,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -161,5 +223,12 @@ mod tests {
         assert_eq!(a.viewers, vec![10, 50]);
         assert_eq!(a.target, vec![Target::Lanrelay, Target::Janus]);
         assert!(Args::try_parse_from(["lanrelay-load", "--server-url", "https://x:1"]).is_err());
+        let a = Args::try_parse_from(["lanrelay-load", "--scenario", "soak", "--minutes", "3"])
+            .unwrap();
+        assert_eq!(
+            (a.scenario, a.minutes, a.soak_rooms),
+            (Scenario::Soak, 3, 20)
+        );
+        assert!(Args::try_parse_from(["lanrelay-load", "--steady", "1"]).is_err());
     }
 }

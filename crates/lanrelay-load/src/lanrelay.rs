@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::{connect_ws, Ws};
-use super::peer::{Media, Outcome, Shared, Spec};
+use super::peer::{Control, Media, Outcome, Shared, Spec};
 use super::LoadError;
 use lanrelay::signaling::protocol::{ClientMsg, Mode, Role, ServerMsg};
 
@@ -22,6 +22,18 @@ pub async fn join(
     room: &str,
     spec: Spec,
     shared: Shared,
+) -> Result<tokio::task::JoinHandle<Outcome>, LoadError> {
+    join_controlled(base, tls, room, spec, shared, None).await
+}
+
+/// [`join`] a participant that also takes orders from `control`.
+pub async fn join_controlled(
+    base: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    room: &str,
+    spec: Spec,
+    shared: Shared,
+    control: Option<tokio::sync::mpsc::UnboundedReceiver<Control>>,
 ) -> Result<tokio::task::JoinHandle<Outcome>, LoadError> {
     let joined_at = Instant::now();
     let mut ws = connect_ws(base, tls).await?;
@@ -65,7 +77,7 @@ pub async fn join(
             _ => continue,
         }
     }
-    Ok(tokio::spawn(media.run(Some(ws))))
+    Ok(tokio::spawn(media.run_controlled(Some(ws), control)))
 }
 
 async fn send(ws: &mut Ws, msg: &ClientMsg) -> Result<(), LoadError> {

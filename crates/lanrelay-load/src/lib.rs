@@ -3,6 +3,7 @@
 //! UDP, and a report of what one box carries.
 //!
 //! - [`config`]: flags. [`run`]: the sweep (join, wait, warm up, measure, leave).
+//!   [`soak`]: rooms with churn for a long time, a line a minute, leak checks.
 //! - [`peer`]: one participant (an `Rtc` on a UDP socket, one tokio task); [`pacer`]
 //!   decides what a publisher sends when, [`probe`] checks every received packet
 //!   (the payloads and their stamps are `lanrelay_peer::payload`), [`rxtime`] reads
@@ -23,6 +24,7 @@ pub mod procfs;
 pub mod report;
 pub mod run;
 pub mod rxtime;
+pub mod soak;
 pub mod spawn;
 
 /// What can go wrong while generating load.

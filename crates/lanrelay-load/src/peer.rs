@@ -7,6 +7,10 @@
 //! (both are reported). Signaling is done by the caller
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
 //! task so the server's renegotiation offers are answered during the call.
+//!
+//! A participant may also be driven on its own through a [`Control`] channel (the
+//! soak does): leave now (with a goodbye, by dropping its sockets, or by going
+//! silent), add a second video track mid-call, or hand over what it measured so far.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +21,9 @@ use futures_util::{SinkExt, StreamExt};
 use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, Track};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use str0m::net::Protocol;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Ws;
@@ -38,6 +43,44 @@ pub enum Phase {
     Measure,
     /// Leave and report.
     Stop,
+}
+
+/// How a participant leaves when told to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// `leave`, then a WebSocket close: what a browser's hang-up button does.
+    Goodbye,
+    /// Both sockets dropped without a word (a closed tab, a killed app): the server
+    /// sees the TCP connection end.
+    Drop,
+    /// Nothing more is sent or read, but the sockets stay open for this long (a
+    /// phone that lost the network): the server must time the session out.
+    Vanish(std::time::Duration),
+}
+
+/// Orders for one participant, besides the run's shared [`Phase`].
+#[derive(Debug)]
+pub enum Control {
+    Leave(Leave),
+    /// Offer a second video track (a screen share) and send on it once answered:
+    /// a renegotiation started by the participant.
+    AddVideo,
+    /// Hand over what was measured since the last snapshot (the probe and the send
+    /// log), and start afresh.
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// What a participant measured between two [`Control::Snapshot`]s.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub probe: Probe,
+    /// The stamp of every packet it wrote meanwhile.
+    pub sent_log: Vec<Stamp>,
+    /// M-lines in the server's last offer, and how many of them were stopped (port
+    /// 0): a long-lived participant's session keeps one for every track that ever
+    /// reached it.
+    pub mlines: (usize, usize),
+    pub error: Option<String>,
 }
 
 /// What one participant sends.
@@ -68,7 +111,25 @@ pub struct Spec {
     pub bind_ip: IpAddr,
     /// Negotiate transport-wide congestion control feedback (as browsers do).
     pub twcc: bool,
+    /// Media over ICE-TCP to this server address (its HTTPS port), not UDP.
+    pub tcp: Option<SocketAddr>,
 }
+
+/// The TCP media connection of an ICE-TCP participant.
+struct TcpLink {
+    stream: TcpStream,
+    server: SocketAddr,
+    /// Bytes read and not yet a whole frame.
+    inbox: Vec<u8>,
+    /// Frames waiting for the socket to take them.
+    outbox: Vec<u8>,
+}
+
+/// Frames waiting to be written before further ones are dropped.
+const TCP_OUTBOX: usize = 1 << 20;
+
+/// Active ICE-TCP candidates use the discard port (RFC 6544).
+const TCP_ACTIVE_PORT: u16 = 9;
 
 /// State every participant shares with the controller.
 #[derive(Debug, Clone)]
@@ -102,13 +163,18 @@ pub struct Outcome {
 pub struct Media {
     peer: Peer,
     udp: UdpSocket,
+    tcp: Option<TcpLink>,
     local: SocketAddr,
     spec: Spec,
     shared: Shared,
     publisher: Option<Publisher>,
+    /// A second video track added mid-call ([`Control::AddVideo`]).
+    share: Option<Publisher>,
     measuring: bool,
     /// (kernel arrival, read) of the datagram being handled, wall-clock nanoseconds.
     current_rx: (u64, u64),
+    /// See [`Snapshot::mlines`].
+    mlines: (usize, usize),
     outcome: Outcome,
 }
 
@@ -118,13 +184,17 @@ impl Media {
         let udp = UdpSocket::bind(SocketAddr::new(spec.bind_ip, 0))
             .await
             .map_err(LoadError::Io)?;
-        let local = udp.local_addr().map_err(LoadError::Io)?;
         rxtime::enable(&udp).map_err(LoadError::Io)?;
+        let local = match spec.tcp {
+            Some(_) => SocketAddr::new(spec.bind_ip, TCP_ACTIVE_PORT),
+            None => udp.local_addr().map_err(LoadError::Io)?,
+        };
         let now = Instant::now();
         let config = PeerConfig {
             local,
             rtp_mode: true,
             twcc: spec.twcc,
+            tcp: spec.tcp.is_some(),
         };
         let peer = Peer::new(config, now).map_err(media_error)?;
         let outcome = Outcome {
@@ -137,13 +207,16 @@ impl Media {
         };
         Ok(Media {
             publisher: spec.publish.map(|p| Publisher::new(p, now)),
+            share: None,
             peer,
             udp,
+            tcp: None,
             local,
             spec,
             shared,
             measuring: false,
             current_rx: (0, 0),
+            mlines: (0, 0),
             outcome,
         })
     }
@@ -191,10 +264,39 @@ impl Media {
 
     /// Runs the call until the phase says stop, answering lanrelay's renegotiation on
     /// `ws` if there is one. Returns what was measured.
-    pub async fn run(mut self, mut ws: Option<Ws>) -> Outcome {
+    pub async fn run(self, ws: Option<Ws>) -> Outcome {
+        self.run_controlled(ws, None).await
+    }
+
+    /// [`Media::run`], also taking orders from `control`.
+    pub async fn run_controlled(
+        mut self,
+        mut ws: Option<Ws>,
+        mut control: Option<mpsc::UnboundedReceiver<Control>>,
+    ) -> Outcome {
+        if let Some(server) = self.spec.tcp {
+            match TcpStream::connect(server).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    self.tcp = Some(TcpLink {
+                        stream,
+                        server,
+                        inbox: Vec::with_capacity(4096),
+                        outbox: Vec::with_capacity(4096),
+                    });
+                }
+                Err(e) => {
+                    self.outcome.error = Some(format!("ICE-TCP connection: {e}"));
+                    return self.outcome;
+                }
+            }
+        }
         let mut phase = self.shared.phase.clone();
+        // A participant that joins while the run is measuring measures from the start.
+        self.measuring = *phase.borrow_and_update() == Phase::Measure;
         let mut buf = vec![0u8; 2048];
         let mut immediate = 0u32;
+        let mut leave = Leave::Goodbye;
         loop {
             let rtc_due = match self.drain() {
                 Ok(t) => t,
@@ -203,10 +305,11 @@ impl Media {
                     break;
                 }
             };
-            let due = match self.publisher.as_ref().map(Publisher::next_due) {
-                Some(p) if p < rtc_due => p,
-                _ => rtc_due,
-            };
+            let due = [self.publisher.as_ref(), self.share.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(Publisher::next_due)
+                .fold(rtc_due, Instant::min);
             // str0m sends queued RTP only on its next timeout, which it asks for "now".
             // A tokio timer would round that up to the next millisecond tick and add
             // up to 2 ms to every packet, so a timeout that is already due is handled
@@ -222,12 +325,28 @@ impl Media {
                 continue;
             }
             immediate = 0;
+            let tcp_out = self.tcp.as_ref().is_some_and(|t| !t.outbox.is_empty());
             tokio::select! {
-                r = self.udp.readable() => {
+                r = self.udp.readable(), if self.tcp.is_none() => {
                     if r.is_err() {
                         continue;
                     }
                     self.read_all(&mut buf);
+                }
+                r = readable(&self.tcp) => {
+                    if r.is_err() {
+                        self.outcome.error = Some("ICE-TCP connection lost".into());
+                        break;
+                    }
+                    if let Err(e) = self.read_tcp(&mut buf) {
+                        self.outcome.error = Some(e);
+                        break;
+                    }
+                }
+                r = writable(&self.tcp), if tcp_out => {
+                    if r.is_ok() {
+                        self.flush_tcp();
+                    }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
                     let now = Instant::now();
@@ -252,6 +371,30 @@ impl Media {
                         }
                     }
                 }
+                c = next_control(&mut control) => {
+                    match c {
+                        Some(Control::Leave(how)) => {
+                            leave = how;
+                            break;
+                        }
+                        Some(Control::AddVideo) => {
+                            if let Err(e) = self.add_video(&mut ws).await {
+                                self.outcome.error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        Some(Control::Snapshot(reply)) => {
+                            let _ = reply.send(Snapshot {
+                                probe: std::mem::take(&mut self.outcome.probe),
+                                sent_log: std::mem::take(&mut self.outcome.sent_log),
+                                mlines: self.mlines,
+                                error: None,
+                            });
+                        }
+                        // The controller is gone: carry on until the phase says stop.
+                        None => control = None,
+                    }
+                }
                 r = phase.changed() => {
                     let p = if r.is_err() { Phase::Stop } else { *phase.borrow_and_update() };
                     match p {
@@ -266,14 +409,56 @@ impl Media {
                 }
             }
         }
-        if let Some(ws) = ws.as_mut() {
-            let leave = serde_json::to_string(&ClientMsg::Leave).unwrap_or_default();
-            let _ = ws.send(Message::text(leave)).await;
-            let _ = ws.close(None).await;
+        // A participant that failed still answers its controller's snapshots (with
+        // the error), so a broken steady stream shows in the minute it broke.
+        if let (Some(error), Some(control)) = (self.outcome.error.clone(), control.as_mut()) {
+            while let Ok(c) = control.try_recv() {
+                if let Control::Snapshot(reply) = c {
+                    let _ = reply.send(Snapshot {
+                        error: Some(error.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
         }
-        self.peer.close();
-        let _ = self.drain();
+        match leave {
+            Leave::Goodbye => {
+                if let Some(ws) = ws.as_mut() {
+                    let leave = serde_json::to_string(&ClientMsg::Leave).unwrap_or_default();
+                    let _ = ws.send(Message::text(leave)).await;
+                    let _ = ws.close(None).await;
+                }
+                self.peer.close();
+                let _ = self.drain();
+            }
+            Leave::Drop => {}
+            Leave::Vanish(hold) => tokio::time::sleep(hold).await,
+        }
+        // The sockets close here, when `self` and `ws` are dropped.
         self.outcome
+    }
+
+    /// Offers a second send-only video track; its packets flow once it is answered.
+    async fn add_video(&mut self, ws: &mut Option<Ws>) -> Result<(), LoadError> {
+        let (Some(main), None) = (self.publisher.as_ref(), self.share.as_ref()) else {
+            return Ok(());
+        };
+        if self.peer.has_pending_offer() {
+            return Ok(());
+        }
+        let cfg = Publish {
+            audio: false,
+            simulcast: false,
+            ..main.cfg
+        };
+        let (sdp, mids) = self
+            .peer
+            .offer(&[Track::new(MediaKind::Video, Direction::SendOnly)])
+            .map_err(media_error)?;
+        let mut share = Publisher::new(cfg, Instant::now());
+        share.video_mid = mids.first().copied();
+        self.share = Some(share);
+        send_msg(ws, &ClientMsg::Offer { sdp }).await
     }
 
     /// Reads every queued datagram with its kernel arrival time, draining the `Rtc`
@@ -298,11 +483,71 @@ impl Media {
         }
     }
 
+    /// Reads what the TCP connection has, feeding each whole frame to the participant.
+    fn read_tcp(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        let Some(link) = self.tcp.as_mut() else {
+            return Ok(());
+        };
+        match link.stream.try_read(buf) {
+            Ok(0) => return Err("the server closed the ICE-TCP connection".into()),
+            Ok(n) => link.inbox.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("ICE-TCP read: {e}")),
+        }
+        let mut at = 0;
+        let mut frames = Vec::new();
+        while link.inbox.len() >= at + 2 {
+            let n = u16::from_be_bytes([link.inbox[at], link.inbox[at + 1]]) as usize;
+            if link.inbox.len() < at + 2 + n {
+                break;
+            }
+            frames.push(link.inbox[at + 2..at + 2 + n].to_vec());
+            at += 2 + n;
+        }
+        link.inbox.drain(..at);
+        let server = link.server;
+        for frame in frames {
+            let read = wall_ns();
+            self.current_rx = (read, read);
+            self.peer
+                .receive(Instant::now(), server, self.local, &frame);
+            self.drain().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the socket takes of the queued frames.
+    fn flush_tcp(&mut self) {
+        let Some(link) = self.tcp.as_mut() else {
+            return;
+        };
+        while !link.outbox.is_empty() {
+            match link.stream.try_write(&link.outbox) {
+                Ok(n) => {
+                    link.outbox.drain(..n);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Drains the participant to its next timeout: sends datagrams, handles events.
     fn drain(&mut self) -> Result<Instant, LoadError> {
         loop {
             match self.peer.poll().map_err(media_error)? {
-                PeerOutput::Timeout(t) => return Ok(t),
+                PeerOutput::Timeout(t) => {
+                    self.flush_tcp();
+                    return Ok(t);
+                }
+                PeerOutput::Transmit(t) if t.proto == Protocol::Tcp => {
+                    match (self.tcp.as_mut(), u16::try_from(t.contents.len())) {
+                        (Some(link), Ok(len)) if link.outbox.len() < TCP_OUTBOX => {
+                            link.outbox.extend_from_slice(&len.to_be_bytes());
+                            link.outbox.extend_from_slice(&t.contents);
+                        }
+                        _ => self.outcome.send_drops += 1,
+                    }
+                }
                 PeerOutput::Transmit(t) => {
                     if self.udp.try_send_to(&t.contents, t.destination).is_err() {
                         self.outcome.send_drops += 1;
@@ -358,15 +603,14 @@ impl Media {
             serde_json::from_str(text).map_err(|e| LoadError::Signaling(e.to_string()))?;
         match msg {
             ServerMsg::Answer { sdp } => self.accept_answer(&sdp)?,
+            // Glare: while an offer of ours waits, the server's crossing offer is
+            // ignored (ours wins; the server re-offers after answering it), as the
+            // web page does.
+            ServerMsg::Offer { .. } if self.peer.has_pending_offer() => {}
             ServerMsg::Offer { sdp } => {
+                self.mlines = count_mlines(&sdp);
                 let answer = self.accept_offer(&sdp)?;
-                let msg = serde_json::to_string(&ClientMsg::Answer { sdp: answer })
-                    .map_err(|e| LoadError::Signaling(e.to_string()))?;
-                if let Some(ws) = ws.as_mut() {
-                    ws.send(Message::text(msg))
-                        .await
-                        .map_err(|e| LoadError::Signaling(e.to_string()))?;
-                }
+                send_msg(ws, &ClientMsg::Answer { sdp: answer }).await?;
             }
             ServerMsg::Error { code, message } => {
                 return Err(LoadError::Signaling(format!("{code:?}: {message}")))
@@ -376,16 +620,29 @@ impl Media {
         Ok(())
     }
 
-    /// Writes every packet whose time has come.
+    /// Writes every packet whose time has come, on the main tracks and the share.
     fn send_due(&mut self, now: Instant) -> Result<(), LoadError> {
         if !self.peer.is_connected() {
             return Ok(());
         }
-        if let Some(p) = self.publisher.as_mut() {
+        self.send_due_on(now, false)?;
+        self.send_due_on(now, true)
+    }
+
+    fn publisher_mut(&mut self, share: bool) -> Option<&mut Publisher> {
+        if share {
+            self.share.as_mut()
+        } else {
+            self.publisher.as_mut()
+        }
+    }
+
+    fn send_due_on(&mut self, now: Instant, share: bool) -> Result<(), LoadError> {
+        if let Some(p) = self.publisher_mut(share) {
             p.schedule(now);
         }
         loop {
-            let Some(p) = self.publisher.as_mut() else {
+            let Some(p) = self.publisher_mut(share) else {
                 return Ok(());
             };
             let Some(pkt) = p.queue.front().copied().filter(|q| q.at <= now) else {
@@ -434,6 +691,34 @@ impl Media {
     }
 }
 
+/// M-lines in an SDP, and those of them stopped (port 0).
+fn count_mlines(sdp: &str) -> (usize, usize) {
+    let lines = sdp.lines().filter_map(|l| l.strip_prefix("m="));
+    lines.fold((0, 0), |(all, stopped), l| {
+        let port = l.split_whitespace().nth(1);
+        (all + 1, stopped + usize::from(port == Some("0")))
+    })
+}
+
+/// The next order, or never when there is no control channel.
+async fn next_control(control: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match control.as_mut() {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends a protocol message on the WebSocket, if there is one.
+async fn send_msg(ws: &mut Option<Ws>, msg: &ClientMsg) -> Result<(), LoadError> {
+    let Some(ws) = ws.as_mut() else {
+        return Ok(());
+    };
+    let text = serde_json::to_string(msg).map_err(|e| LoadError::Signaling(e.to_string()))?;
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| LoadError::Signaling(e.to_string()))
+}
+
 /// The next WebSocket message, or never when there is no WebSocket.
 async fn next_ws(
     ws: &mut Option<Ws>,
@@ -452,5 +737,33 @@ fn sdp_error(e: PeerError) -> LoadError {
     match e {
         PeerError::NoPendingOffer => LoadError::Signaling(e.to_string()),
         e => LoadError::Sdp(e.to_string()),
+    }
+}
+
+/// Resolves when the ICE-TCP connection has something to read (never without one).
+async fn readable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
+    match tcp {
+        Some(link) => link.stream.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the ICE-TCP connection takes writes (never without one).
+async fn writable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
+    match tcp {
+        Some(link) => link.stream.writable().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_stopped_mlines() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert_eq!(count_mlines(sdp), (3, 1));
+        assert_eq!(count_mlines("v=0\r\n"), (0, 0));
     }
 }

@@ -45,6 +45,14 @@ impl Proc {
             .ok_or(LoadError::ProcFormat(path))
     }
 
+    /// Open file descriptors (entries of `/proc/PID/fd`): sockets, files, epoll and
+    /// timers. A count that grows while the load stays the same is a leak.
+    pub fn open_fds(&self) -> Result<u64, LoadError> {
+        let path = self.path("fd");
+        let dir = std::fs::read_dir(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
+        Ok(dir.count() as u64)
+    }
+
     /// Number of threads.
     pub fn threads(&self) -> Result<u64, LoadError> {
         let path = self.path("status");
@@ -111,5 +119,7 @@ mod tests {
         assert!(Proc::Myself.cpu_time().is_ok());
         assert!(Proc::Myself.rss_bytes().unwrap() > 0);
         assert!(Proc::Myself.threads().unwrap() >= 1);
+        // stdin, stdout, stderr at least (and the directory being read).
+        assert!(Proc::Myself.open_fds().unwrap() >= 3);
     }
 }

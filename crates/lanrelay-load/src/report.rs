@@ -138,6 +138,7 @@ pub fn table(rows: &[Row]) -> String {
             Scenario::OneToMany => "1→N",
             Scenario::Pairs => "pairs",
             Scenario::Rooms => "rooms",
+            Scenario::Soak => "soak",
         };
         let target = match r.target {
             Target::Lanrelay => "lanrelay",

@@ -35,6 +35,15 @@ struct RoomPlan {
     members: Vec<(String, bool, bool)>,
 }
 
+/// The server's HTTPS address, where its ICE-TCP candidate listens too, from
+/// `https://IP:PORT`.
+pub(crate) fn tcp_addr(base: &str) -> Option<std::net::SocketAddr> {
+    base.trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
 /// The rooms of one step of the sweep.
 fn plan(scenario: Scenario, step: usize, room_size: usize, tag: &str) -> Vec<RoomPlan> {
     let room = |i: usize, members: Vec<(String, bool, bool)>| RoomPlan {
@@ -50,7 +59,7 @@ fn plan(scenario: Scenario, step: usize, room_size: usize, tag: &str) -> Vec<Roo
         Scenario::Pairs => (0..step)
             .map(|i| room(i, vec![("a".into(), true, true), ("b".into(), true, true)]))
             .collect(),
-        Scenario::Rooms => (0..step)
+        Scenario::Rooms | Scenario::Soak => (0..step)
             .map(|i| {
                 room(
                     i,
@@ -69,6 +78,11 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
         Scenario::OneToMany => args.viewers.clone(),
         Scenario::Pairs => args.pairs.clone(),
         Scenario::Rooms => args.rooms.clone(),
+        Scenario::Soak => {
+            return Err(LoadError::Usage(
+                "the soak runs through soak::soak, not the sweep".into(),
+            ))
+        }
     };
     let mut rows = Vec::new();
     for (i, &step) in steps.iter().enumerate() {
@@ -108,7 +122,8 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
     Ok(rows)
 }
 
-fn publish(args: &Args) -> Publish {
+/// What each publisher sends, from the flags.
+pub fn publish(args: &Args) -> Publish {
     Publish {
         video_kbps: args.video_kbps,
         fps: args.fps,
@@ -200,6 +215,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
                     },
                     bind_ip: args.bind,
                     twcc: !args.no_twcc,
+                    tcp: if args.tcp { tcp_addr(&base) } else { None },
                 };
                 let (base, tls, room_name, shared, sem) = (
                     base.clone(),
@@ -267,6 +283,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 expect_video: 0,
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
                 twcc: !args.no_twcc,
+                tcp: None,
             };
             match janus.publish(number, spec, st.shared.clone()).await {
                 Ok((feed, task)) => {
@@ -309,6 +326,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
                 expect_video: others.len(),
                 bind_ip: args.janus_bind.unwrap_or(args.bind),
                 twcc: !args.no_twcc,
+                tcp: None,
             };
             let (janus, shared, sem) = (janus.clone(), st.shared.clone(), sem.clone());
             joins.spawn(async move {

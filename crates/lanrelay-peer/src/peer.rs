@@ -12,7 +12,7 @@ use str0m::format::Codec;
 use str0m::media::{
     Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
 };
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{Extension, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -29,6 +29,9 @@ pub struct PeerConfig {
     pub rtp_mode: bool,
     /// Negotiate transport-wide congestion control feedback (as browsers do).
     pub twcc: bool,
+    /// ICE over TCP: `local` is an active TCP candidate (RFC 6544, port 9 by
+    /// convention) and datagrams are RFC 4571 frames, not UDP.
+    pub tcp: bool,
 }
 
 /// An m-line to offer.
@@ -69,6 +72,7 @@ pub struct RtpOut {
 pub struct Peer {
     rtc: Rtc,
     local: SocketAddr,
+    proto: Protocol,
     pending: Option<SdpPendingOffer>,
     received: Received,
 }
@@ -92,12 +96,25 @@ impl Peer {
                 .set_extension(13, Extension::VideoOrientation);
         }
         let mut rtc = builder.build(now);
-        let candidate = Candidate::host(cfg.local, "udp")
-            .map_err(|e| PeerError::Candidate(cfg.local, e.to_string()))?;
+        let candidate = if cfg.tcp {
+            Candidate::builder()
+                .tcp()
+                .host(cfg.local)
+                .tcptype(TcpType::Active)
+                .build()
+        } else {
+            Candidate::host(cfg.local, "udp")
+        }
+        .map_err(|e| PeerError::Candidate(cfg.local, e.to_string()))?;
         rtc.add_local_candidate(candidate);
         Ok(Peer {
             rtc,
             local: cfg.local,
+            proto: if cfg.tcp {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
             pending: None,
             received: Received::default(),
         })
@@ -170,7 +187,7 @@ impl Peer {
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        if let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) {
+        if let Ok(r) = Receive::new(self.proto, source, destination, contents) {
             let _ = self.rtc.handle_input(Input::Receive(now, r));
         }
     }

@@ -9,7 +9,9 @@ use tracing::info;
 
 use super::Shard;
 use crate::sfu::peer::Peer;
-use crate::signaling::protocol::{ClientMsg, ErrorCode, Path, PeerId, ServerMsg};
+use crate::signaling::protocol::{
+    ClientMsg, ErrorCode, Path, PeerId, Role, ServerMsg, MAX_REPORT_BYTES,
+};
 
 impl Shard {
     /// A signaling message from a joined participant.
@@ -70,6 +72,7 @@ impl Shard {
                 }
                 self.choose_layers(now, id, "quality preference changed");
             }
+            ClientMsg::Comparison { report } => self.handle_comparison(id, report),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);
@@ -93,6 +96,36 @@ impl Shard {
                 },
             );
         }
+    }
+
+    /// A participant's comparison report: kept as its room's latest. Only a
+    /// participant's (a viewer has no paths to compare) and only a JSON object of at
+    /// most [`MAX_REPORT_BYTES`] (the WebSocket's own limit is larger).
+    fn handle_comparison(&mut self, id: PeerId, report: serde_json::Value) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        if peer.role != Role::Participant {
+            let msg = "viewers do not run comparisons";
+            self.signal(id, ServerMsg::error(ErrorCode::BadState, msg));
+            return;
+        }
+        if !report.is_object() {
+            let msg = "a comparison report is a JSON object";
+            self.signal(id, ServerMsg::error(ErrorCode::BadMessage, msg));
+            return;
+        }
+        let size = report.to_string().len();
+        if size > MAX_REPORT_BYTES {
+            let msg = format!(
+                "the comparison report is {size} bytes; at most {MAX_REPORT_BYTES} are kept"
+            );
+            self.signal(id, ServerMsg::error(ErrorCode::TooLarge, msg));
+            return;
+        }
+        let room = peer.room.clone();
+        info!(id, room, size, "comparison report kept");
+        self.rooms.set_comparison(&room, report);
     }
 
     /// A participant turned its camera or microphone on or off: everyone who sees it,

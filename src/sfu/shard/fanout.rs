@@ -45,6 +45,13 @@ impl Shard {
         let Served::Here(local) = served else {
             return;
         };
+        local.stats.on_rtp(
+            (mid, rid),
+            *pkt.seq_no,
+            pkt.header.timestamp,
+            pkt.time.frequency().get(),
+            self.arrival.map_or(pkt.timestamp, |t| t.min(pkt.timestamp)),
+        );
         let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
             return;
         };

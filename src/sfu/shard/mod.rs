@@ -36,6 +36,7 @@ use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
+use str0m::media::{MediaKind, Mid, Rid};
 use str0m::net::{TcpType, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
@@ -159,6 +160,10 @@ pub struct Shard {
     by_resource: HashMap<String, PeerId>,
     /// What the `Rtc`s' drains produced: datagrams and events.
     drained: Drained,
+    /// When the datagrams being handled were read from the socket (set by the worker
+    /// around a batch): the arrival time the up streams' jitter is measured with. The
+    /// `Rtc`s get the time of handling, as they stamp what they send with it.
+    arrival: Option<Instant>,
     /// Route changes for the receive task, handed out before any datagram so that the
     /// reply to a STUN request never overtakes the route its DTLS will need.
     routes_out: VecDeque<Output>,
@@ -195,6 +200,7 @@ impl Shard {
             routes: Routes::default(),
             by_resource: HashMap::new(),
             drained: Drained::default(),
+            arrival: None,
             routes_out: VecDeque::new(),
             out: VecDeque::new(),
             doomed: Vec::new(),
@@ -326,7 +332,12 @@ impl Shard {
             }
             Event::MediaEgressStats(s) => {
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
-                    l.stats.on_egress(&s);
+                    let kind = l
+                        .down
+                        .values()
+                        .find(|d| matches!(d.state, DownState::Open(m) if m == s.mid))
+                        .map(|d| d.kind);
+                    l.stats.on_egress(&s, kind);
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
@@ -337,13 +348,53 @@ impl Shard {
                 }
             }
             Event::PeerStats(s) => {
+                let forwarded = self.forwarded_layers(id);
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
-                    let stats = l.stats.on_peer(&s).clone();
+                    let stats = l.stats.on_peer(&s, &forwarded).clone();
                     self.signal(id, ServerMsg::Stats { stats });
                 }
             }
             _ => {}
         }
+    }
+
+    /// The datagrams handled next were read from the socket at `at` (`None`: at the
+    /// time they are handled).
+    pub fn set_arrival(&mut self, at: Option<Instant>) {
+        self.arrival = at;
+    }
+
+    /// The layer of each of `id`'s simulcast video tracks that its receivers get
+    /// (the one most of them get), so its up-leg jitter is measured on that layer.
+    fn forwarded_layers(&self, id: PeerId) -> Vec<(Mid, Option<Rid>)> {
+        let Some(p) = self.peers.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (mid, up) in &p.up {
+            if up.kind != MediaKind::Video || !up.simulcast {
+                continue;
+            }
+            let mut counts: Vec<(Rid, usize)> = Vec::new();
+            for s in &up.subscribers {
+                let layer = self
+                    .peers
+                    .get(s)
+                    .and_then(Peer::here)
+                    .and_then(|l| l.down.get(&(id, *mid)))
+                    .and_then(|d| d.layer);
+                if let Some(rid) = layer {
+                    match counts.iter_mut().find(|(r, _)| *r == rid) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((rid, 1)),
+                    }
+                }
+            }
+            if let Some((rid, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
+                out.push((*mid, Some(rid)));
+            }
+        }
+        out
     }
 
     /// Queues a signaling message for a participant, wherever it is served.

@@ -15,6 +15,10 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantSnapshot>,
     /// Receive-only viewers (browsers with `role=viewer`, WHEP players).
     pub viewers: Vec<ParticipantSnapshot>,
+    /// The room's latest comparison report: not in `/api/rooms` (it can be tens of
+    /// KiB), served at `/api/rooms/ROOM/comparison` under the same access rules.
+    #[serde(skip)]
+    pub comparison: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// A participant as `/api/rooms` shows it.
@@ -72,6 +76,7 @@ impl Shard {
                     capacity: self.rooms.capacity(mode),
                     participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
                     viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
+                    comparison: self.rooms.comparison(&name),
                     name,
                     mode,
                 }
