@@ -82,6 +82,8 @@ class Server:
         self.proc = lan.run(lan.srv, [
             binary, "--listen", f"{SRV}:{PORT}", "--certs", self.certs, "--http-listen", "off",
             "--operator-token", TOKEN, "--connect-timeout", "5", "--header-timeout", "5",
+            # A dropped WebSocket keeps its participant this long for a resume.
+            "--resume-grace", "3",
             "--workers", "2",
         ], stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "lanrelay=warn"})
         self.pid = self.proc.pid
@@ -232,7 +234,7 @@ def run_one(lan, server, load_bin, name, spec, seconds):
     call = Call(lan, server, load_bin, seconds)
     call.wait_measuring()
     rooms = server.rooms()
-    room = next(r for r, _ in participants(rooms) if r.startswith("load-"))
+    room = next(r for r, p in participants(rooms) if r.startswith("load-") and p.get("name") == "pub")
     victim = next((p.get("relay") or {}).get("remote") for r, p in participants(rooms)
                   if r == room and p.get("name") == "pub")
     atk = attack(lan, name, max(1, seconds - 2), **spec["opts"](room, victim))
