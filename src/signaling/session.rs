@@ -90,6 +90,9 @@ pub(crate) async fn run(
                 }
                 return;
             }
+            // A write can fail because the client closed right after saying `leave`:
+            // what it sent before is read first, so a goodbye is not taken for a drop.
+            End::Lost(_) if said_goodbye(&mut ws).await => break "left",
             End::Lost(reason) => match s.park().await {
                 Some(new) => {
                     ws = *new;
@@ -120,6 +123,27 @@ pub(crate) async fn run(
         }
     }
     let _ = send(&mut ws, Message::Close(None)).await;
+}
+
+/// Whether the client's last messages, already received, include `leave` or a close
+/// frame (read for a moment, without waiting for more).
+async fn said_goodbye(ws: &mut WebSocket) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.recv()).await {
+        match m {
+            Message::Close(_) => return true,
+            Message::Text(t) => {
+                if matches!(
+                    serde_json::from_str::<ClientMsg>(t.as_str()),
+                    Ok(ClientMsg::Leave)
+                ) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A write failed for `why`: the connection dropped (the participant may be resumed),
