@@ -25,7 +25,9 @@ pub mod report;
 pub mod run;
 pub mod rxtime;
 pub mod soak;
+pub mod soak_report;
 pub mod spawn;
+pub mod tcp;
 
 /// What can go wrong while generating load.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@ use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, 
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::Protocol;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -30,6 +30,7 @@ use super::client::Ws;
 use super::pacer::{Publisher, SIMULCAST_LAYERS};
 use super::probe::Probe;
 use super::rxtime::{self, wall_ns};
+use super::tcp::{self, TcpLink};
 use super::LoadError;
 use lanrelay::signaling::protocol::{ClientMsg, ServerMsg};
 use lanrelay_peer::payload::{self, Stamp};
@@ -115,22 +116,6 @@ pub struct Spec {
     pub tcp: Option<SocketAddr>,
 }
 
-/// The TCP media connection of an ICE-TCP participant.
-struct TcpLink {
-    stream: TcpStream,
-    server: SocketAddr,
-    /// Bytes read and not yet a whole frame.
-    inbox: Vec<u8>,
-    /// Frames waiting for the socket to take them.
-    outbox: Vec<u8>,
-}
-
-/// Frames waiting to be written before further ones are dropped.
-const TCP_OUTBOX: usize = 1 << 20;
-
-/// Active ICE-TCP candidates use the discard port (RFC 6544).
-const TCP_ACTIVE_PORT: u16 = 9;
-
 /// State every participant shares with the controller.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -186,7 +171,7 @@ impl Media {
             .map_err(LoadError::Io)?;
         rxtime::enable(&udp).map_err(LoadError::Io)?;
         let local = match spec.tcp {
-            Some(_) => SocketAddr::new(spec.bind_ip, TCP_ACTIVE_PORT),
+            Some(_) => SocketAddr::new(spec.bind_ip, tcp::ACTIVE_PORT),
             None => udp.local_addr().map_err(LoadError::Io)?,
         };
         let now = Instant::now();
@@ -275,16 +260,8 @@ impl Media {
         mut control: Option<mpsc::UnboundedReceiver<Control>>,
     ) -> Outcome {
         if let Some(server) = self.spec.tcp {
-            match TcpStream::connect(server).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    self.tcp = Some(TcpLink {
-                        stream,
-                        server,
-                        inbox: Vec::with_capacity(4096),
-                        outbox: Vec::with_capacity(4096),
-                    });
-                }
+            match TcpLink::connect(server).await {
+                Ok(link) => self.tcp = Some(link),
                 Err(e) => {
                     self.outcome.error = Some(format!("ICE-TCP connection: {e}"));
                     return self.outcome;
@@ -325,7 +302,7 @@ impl Media {
                 continue;
             }
             immediate = 0;
-            let tcp_out = self.tcp.as_ref().is_some_and(|t| !t.outbox.is_empty());
+            let tcp_out = self.tcp.as_ref().is_some_and(TcpLink::has_queued);
             tokio::select! {
                 r = self.udp.readable(), if self.tcp.is_none() => {
                     if r.is_err() {
@@ -333,7 +310,7 @@ impl Media {
                     }
                     self.read_all(&mut buf);
                 }
-                r = readable(&self.tcp) => {
+                r = tcp::readable(&self.tcp) => {
                     if r.is_err() {
                         self.outcome.error = Some("ICE-TCP connection lost".into());
                         break;
@@ -343,9 +320,9 @@ impl Media {
                         break;
                     }
                 }
-                r = writable(&self.tcp), if tcp_out => {
-                    if r.is_ok() {
-                        self.flush_tcp();
+                r = tcp::writable(&self.tcp), if tcp_out => {
+                    if let (Ok(()), Some(link)) = (r, self.tcp.as_mut()) {
+                        link.flush();
                     }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
@@ -488,25 +465,8 @@ impl Media {
         let Some(link) = self.tcp.as_mut() else {
             return Ok(());
         };
-        match link.stream.try_read(buf) {
-            Ok(0) => return Err("the server closed the ICE-TCP connection".into()),
-            Ok(n) => link.inbox.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(format!("ICE-TCP read: {e}")),
-        }
-        let mut at = 0;
-        let mut frames = Vec::new();
-        while link.inbox.len() >= at + 2 {
-            let n = u16::from_be_bytes([link.inbox[at], link.inbox[at + 1]]) as usize;
-            if link.inbox.len() < at + 2 + n {
-                break;
-            }
-            frames.push(link.inbox[at + 2..at + 2 + n].to_vec());
-            at += 2 + n;
-        }
-        link.inbox.drain(..at);
-        let server = link.server;
-        for frame in frames {
+        let server = link.server();
+        for frame in link.read(buf)? {
             let read = wall_ns();
             self.current_rx = (read, read);
             self.peer
@@ -516,36 +476,23 @@ impl Media {
         Ok(())
     }
 
-    /// Writes what the socket takes of the queued frames.
-    fn flush_tcp(&mut self) {
-        let Some(link) = self.tcp.as_mut() else {
-            return;
-        };
-        while !link.outbox.is_empty() {
-            match link.stream.try_write(&link.outbox) {
-                Ok(n) => {
-                    link.outbox.drain(..n);
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
     /// Drains the participant to its next timeout: sends datagrams, handles events.
     fn drain(&mut self) -> Result<Instant, LoadError> {
         loop {
             match self.peer.poll().map_err(media_error)? {
                 PeerOutput::Timeout(t) => {
-                    self.flush_tcp();
+                    if let Some(link) = self.tcp.as_mut() {
+                        link.flush();
+                    }
                     return Ok(t);
                 }
                 PeerOutput::Transmit(t) if t.proto == Protocol::Tcp => {
-                    match (self.tcp.as_mut(), u16::try_from(t.contents.len())) {
-                        (Some(link), Ok(len)) if link.outbox.len() < TCP_OUTBOX => {
-                            link.outbox.extend_from_slice(&len.to_be_bytes());
-                            link.outbox.extend_from_slice(&t.contents);
-                        }
-                        _ => self.outcome.send_drops += 1,
+                    if !self
+                        .tcp
+                        .as_mut()
+                        .is_some_and(|link| link.queue(&t.contents))
+                    {
+                        self.outcome.send_drops += 1;
                     }
                 }
                 PeerOutput::Transmit(t) => {
@@ -737,22 +684,6 @@ fn sdp_error(e: PeerError) -> LoadError {
     match e {
         PeerError::NoPendingOffer => LoadError::Signaling(e.to_string()),
         e => LoadError::Sdp(e.to_string()),
-    }
-}
-
-/// Resolves when the ICE-TCP connection has something to read (never without one).
-async fn readable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
-    match tcp {
-        Some(link) => link.stream.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves when the ICE-TCP connection takes writes (never without one).
-async fn writable(tcp: &Option<TcpLink>) -> std::io::Result<()> {
-    match tcp {
-        Some(link) => link.stream.writable().await,
-        None => std::future::pending().await,
     }
 }
 

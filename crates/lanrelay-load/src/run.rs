@@ -19,7 +19,7 @@ use super::probe::{delivery, percentile, Delivery, Window};
 use super::procfs::Proc;
 use super::report::Row;
 use super::rxtime::wall_ns;
-use super::spawn::Spawned;
+use super::spawn::lanrelay_target;
 use super::LoadError;
 use lanrelay_peer::payload::Stamp;
 
@@ -163,19 +163,7 @@ impl Step {
 }
 
 async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, LoadError> {
-    let spawned;
-    let (base, pid) = match (&args.spawn, &args.server_url, args.server_pid) {
-        (Some(path), _, _) => {
-            spawned = Spawned::start(path, 1000, &args.server_arg)?;
-            (spawned.base.clone(), spawned.pid)
-        }
-        (None, Some(url), Some(pid)) => (url.trim_end_matches('/').to_string(), pid),
-        _ => {
-            return Err(LoadError::Usage(
-                "lanrelay needs --spawn PATH or --server-url URL --server-pid PID".into(),
-            ))
-        }
-    };
+    let (_spawned, base, pid) = lanrelay_target(args)?;
     let server = Proc::Pid(pid);
     let tls = tls_any_cert();
     let health = |base: String, tls: Arc<rustls::ClientConfig>| async move {

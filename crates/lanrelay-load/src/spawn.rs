@@ -116,6 +116,25 @@ fn parse_https_line(line: &str) -> Option<String> {
     Some(format!("https://{addr}"))
 }
 
+/// The lanrelay a run loads: the one `--spawn` starts (kept running while the returned
+/// `Spawned` lives), or the one `--server-url` / `--server-pid` names. Its base URL and
+/// process id.
+pub fn lanrelay_target(
+    args: &crate::config::Args,
+) -> Result<(Option<Spawned>, String, u32), LoadError> {
+    match (&args.spawn, &args.server_url, args.server_pid) {
+        (Some(path), _, _) => {
+            let spawned = Spawned::start(path, 1000, &args.server_arg)?;
+            let (base, pid) = (spawned.base.clone(), spawned.pid);
+            Ok((Some(spawned), base, pid))
+        }
+        (None, Some(url), Some(pid)) => Ok((None, url.trim_end_matches('/').to_string(), pid)),
+        _ => Err(LoadError::Usage(
+            "lanrelay needs --spawn PATH or --server-url URL --server-pid PID".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
