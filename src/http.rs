@@ -15,6 +15,7 @@ use axum::Extension;
 use axum::{Json, Router};
 
 use crate::api::Audience;
+use crate::sfu::shard::RoomSnapshot;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
 use crate::state::AppState;
 use crate::trust;
@@ -169,18 +170,30 @@ async fn room(
     Path(name): Path<String>,
     Caller(audience): Caller,
 ) -> Response {
+    match visible_room(&state, &audience, &name).await {
+        Ok(r) => Json(r).into_response(),
+        Err(res) => res,
+    }
+}
+
+/// Room `name` if the caller may see it; else the answer to give (404 as for a room
+/// that does not exist, or 503 when the engine has stopped).
+async fn visible_room(
+    state: &AppState,
+    audience: &crate::api::Audience,
+    name: &str,
+) -> Result<RoomSnapshot, Response> {
     let Some(rooms) = state.engine.rooms().await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response());
     };
-    let rooms = state.access.filter(&audience, rooms);
-    match rooms.into_iter().find(|r| r.name == name) {
-        Some(r) => Json(r).into_response(),
-        None => (
+    let rooms = state.access.filter(audience, rooms);
+    rooms.into_iter().find(|r| r.name == name).ok_or_else(|| {
+        (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": "no such room"})),
         )
-            .into_response(),
-    }
+            .into_response()
+    })
 }
 
 /// The room's latest comparison report (relayed vs direct), as the participant who
@@ -192,16 +205,9 @@ async fn comparison(
     Path(name): Path<String>,
     Caller(audience): Caller,
 ) -> Response {
-    let Some(rooms) = state.engine.rooms().await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
-    };
-    let rooms = state.access.filter(&audience, rooms);
-    let Some(room) = rooms.into_iter().find(|r| r.name == name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": "no such room"})),
-        )
-            .into_response();
+    let room = match visible_room(&state, &audience, &name).await {
+        Ok(r) => r,
+        Err(res) => return res,
     };
     match room.comparison {
         Some(report) => Json(&*report).into_response(),

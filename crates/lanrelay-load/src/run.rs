@@ -164,6 +164,8 @@ impl Step {
 
 async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, LoadError> {
     let (_spawned, base, pid) = lanrelay_target(args)?;
+    // Media over ICE-TCP goes to the HTTPS address.
+    let tcp = if args.tcp { tcp_addr(&base) } else { None };
     let server = Proc::Pid(pid);
     let tls = tls_any_cert();
     let health = |base: String, tls: Arc<rustls::ClientConfig>| async move {
@@ -203,7 +205,7 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
                     },
                     bind_ip: args.bind,
                     twcc: !args.no_twcc,
-                    tcp: if args.tcp { tcp_addr(&base) } else { None },
+                    tcp,
                 };
                 let (base, tls, room_name, shared, sem) = (
                     base.clone(),

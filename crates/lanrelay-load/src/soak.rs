@@ -26,7 +26,7 @@ use super::lanrelay::join_controlled;
 use super::peer::{Control, Leave, Outcome, Phase, Shared, Snapshot, Spec};
 use super::probe::{delivery, percentile, Probe, Window};
 use super::procfs::{CpuTime, Proc};
-use super::run::publish;
+use super::run::{publish, tcp_addr};
 use super::rxtime::wall_ns;
 pub use super::soak_report::{header, row, summary_text, verdict, Minute, Summary};
 use super::soak_report::{loss_pct, mib};
@@ -177,6 +177,8 @@ struct Churn {
 /// threshold exceeded.
 pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
     let (_spawned, base, pid) = lanrelay_target(args)?;
+    // Media over ICE-TCP goes to the HTTPS address.
+    let tcp = if args.tcp { tcp_addr(&base) } else { None };
     let server = Proc::Pid(pid);
     let tls = tls_any_cert();
     let health = || {
@@ -217,11 +219,7 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
                 expect_video: steady_per_room - 1,
                 bind_ip: args.bind,
                 twcc: !args.no_twcc,
-                tcp: if args.tcp {
-                    crate::run::tcp_addr(&base)
-                } else {
-                    None
-                },
+                tcp,
             };
             let (tx, rx) = mpsc::unbounded_channel();
             let (base, tls, name, shared, sem) = (
@@ -362,11 +360,7 @@ pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
                     expect_video: 0,
                     bind_ip: args.bind,
                     twcc: !args.no_twcc,
-                    tcp: if args.tcp {
-                        crate::run::tcp_addr(&base)
-                    } else {
-                        None
-                    },
+                    tcp,
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 members.push(Churner {

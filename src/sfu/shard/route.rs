@@ -26,10 +26,11 @@ use tracing::debug;
 
 use super::{Output, Shard};
 use crate::sfu::demux::{self, Kind};
-use crate::sfu::driver::Received;
+use crate::sfu::driver::{Drained, Received};
 use crate::sfu::peer::{Consent, DownState, Local, MAX_ADDRS, RECENT_STUN};
 use crate::signaling::protocol::PeerId;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::RtcError;
 
 /// The shard's routing tables.
 #[derive(Debug, Default)]
@@ -129,77 +130,40 @@ impl Shard {
             return;
         };
         let received = driver.receive(now, recv, &mut self.drained);
+        // One look at the peer for what every packet updates.
+        let (mut moved, mut failed) = (false, None);
         if let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) {
             // A NACK or feedback may ask for a turn: it gets it at its time.
             l.gate_until = None;
-        }
-        match received {
-            Ok(Received::Taken) => {
+            if matches!(received, Ok(Received::Taken)) {
                 if learn {
-                    self.learn_addr(now, id, src, proto);
-                    if let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) {
-                        l.consent = Some(Consent {
-                            request: buf.to_vec(),
-                            proto,
-                            from: src,
-                            to: dst,
-                            at: now,
-                        });
-                    }
+                    l.consent = Some(Consent {
+                        request: buf.to_vec(),
+                        proto,
+                        from: src,
+                        to: dst,
+                        at: now,
+                    });
                 } else if kind == Kind::Rtp {
-                    self.refresh_consent(now, id, src);
-                    self.note_media_from(now, id, src);
+                    moved = l.media_from.replace(src).is_some_and(|b| b != src);
+                    failed = refresh_consent(l, now, src, &mut self.drained).err();
                 }
             }
+        }
+        match received {
+            Ok(Received::Taken) if learn => self.learn_addr(now, id, src, proto),
+            Ok(Received::Taken) => {}
             Ok(Received::Refused) | Ok(Received::NotOurs) => self.counters.rejected += 1,
-            Err(e) => {
-                self.fail(id, &e);
-            }
+            Err(e) => failed = Some(e),
         }
-        self.schedule(id);
-        self.process(now);
-    }
-
-    /// SRTP or SRTCP from peer `id` at `src` reached its `Rtc`. A client that sends no
-    /// ICE consent checks once its pair is nominated (libnice, unless told to) would
-    /// be dropped after 15 s although its media flows: while media keeps coming from
-    /// the address its last authenticated binding request came from, that request is
-    /// fed to its `Rtc` again every few seconds, as if the client had sent it. When
-    /// media and checks both stop, the pair times out as usual.
-    fn refresh_consent(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
-        let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
-            return;
-        };
-        let Some(c) = l.consent.as_mut() else {
-            return;
-        };
-        if c.from != src || now.saturating_duration_since(c.at) < CONSENT_REFRESH {
-            return;
-        }
-        c.at = now;
-        let Ok(recv) = Receive::new(c.proto, c.from, c.to, &c.request) else {
-            return;
-        };
-        let Some(driver) = l.rtc.as_mut() else {
-            return;
-        };
-        debug!(id, %src, "ICE consent kept on the peer's behalf: its media flows, its checks do not");
-        if let Err(e) = driver.receive(now, recv, &mut self.drained) {
+        if let Some(e) = failed {
             self.fail(id, &e);
-        }
-    }
-
-    /// RTP or RTCP from peer `id` came from `src`; if its media came from elsewhere
-    /// before, the peer moved.
-    fn note_media_from(&mut self, now: Instant, id: PeerId, src: SocketAddr) {
-        let Some(l) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
-            return;
-        };
-        let before = l.media_from.replace(src);
-        if before.is_some_and(|b| b != src) {
+        } else if moved {
             debug!(id, %src, "media moved to a new address");
             self.media_moved(now, id);
         }
+        self.schedule(id);
+        self.process(now);
     }
 
     /// Peer `id`'s media now comes from a new address (its network changed and ICE
@@ -344,4 +308,30 @@ fn sha1_hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     let mut out = [0u8; 20];
     out.copy_from_slice(tag.as_ref());
     out
+}
+
+/// SRTP or SRTCP from peer `l` at `src` reached its `Rtc`. A client that sends no ICE
+/// consent checks once its pair is nominated (libnice, unless told to) would be
+/// dropped after 15 s although its media flows: while media keeps coming from the
+/// address its last authenticated binding request came from, that request is fed to
+/// its `Rtc` again every few seconds, as if the client had sent it. When media and
+/// checks both stop, the pair times out as usual.
+fn refresh_consent(
+    l: &mut Local,
+    now: Instant,
+    src: SocketAddr,
+    drained: &mut Drained,
+) -> Result<(), RtcError> {
+    let (Some(c), Some(driver)) = (l.consent.as_mut(), l.rtc.as_mut()) else {
+        return Ok(());
+    };
+    if c.from != src || now.saturating_duration_since(c.at) < CONSENT_REFRESH {
+        return Ok(());
+    }
+    c.at = now;
+    let Ok(recv) = Receive::new(c.proto, c.from, c.to, &c.request) else {
+        return Ok(());
+    };
+    debug!(%src, "ICE consent kept on the peer's behalf: its media flows, its checks do not");
+    driver.receive(now, recv, drained).map(|_| ())
 }
