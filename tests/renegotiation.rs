@@ -1,12 +1,14 @@
 //! Renegotiation started by the browser: a participant adds a track mid-call (others
 //! receive it), both sides offering at the same moment (glare) resolves, and an ICE
-//! restart keeps the call going.
+//! restart keeps the call going. Started by the server: the m-lines of participants
+//! who left carry the tracks of those who come next.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{start_server, video_from, PeerCmd, TestPeer};
+use str0m::media::MediaKind;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -72,5 +74,40 @@ async fn ice_restart_keeps_the_call() {
     assert!(a.seen().errors.is_empty(), "{:?}", a.seen().errors);
     a.leave().await;
     b.leave().await;
+    server.shutdown().await;
+}
+
+/// A participant who stays while others come and go keeps a bounded SDP: str0m never
+/// recycles a stopped m-line as the offerer, so before m-lines were reused every guest
+/// left two dead m-lines behind in everyone else's session (60 guests: SDP > 64 KiB,
+/// refused as too large).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m_lines_of_departed_guests_carry_the_next_ones() {
+    let server = start_server(8).await;
+    let a = TestPeer::join(&server, "churn", "a").await;
+    a.wait_for("media connected", WAIT, |s| s.connected).await;
+    for i in 0..4 {
+        let tag = format!("g{i}");
+        let g = TestPeer::join(&server, "churn", &tag).await;
+        a.wait_for(&format!("{tag}'s video and audio"), WAIT, |s| {
+            video_from(s, &tag) > 10 && s.frames.get(&(tag.clone(), MediaKind::Audio)) > Some(&10)
+        })
+        .await;
+        let id = g.seen().id;
+        let owners = a.seen().offer_owners;
+        assert_eq!(
+            owners.iter().filter(|o| o.peer == id).count(),
+            2,
+            "the offer names {tag} ({id}) as the owner of its two m-lines: {owners:?}"
+        );
+        assert!(a.seen().corrupt == 0, "no frame mixed up after the reuse");
+        g.leave().await;
+    }
+    // a's own two m-lines and one audio and one video line for the guests, not two
+    // more for every guest that ever came.
+    let seen = a.seen();
+    assert_eq!(seen.offer_mlines, 4, "m-lines in the last offer");
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    a.leave().await;
     server.shutdown().await;
 }

@@ -221,11 +221,31 @@ export class RelayLink extends Link {
         sig.send({ type: 'candidate', candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid });
       }
     };
+    /**
+     * Whose track each m-line carries, from the server's latest offer. The server
+     * reuses the m-lines of tracks that ended, so an m-line's stream id names the
+     * participant it was first opened for, who may be gone.
+     * @type {Map<string, number>}
+     */
+    this.owners = new Map();
+    /**
+     * One stream per participant, made of the tracks of the m-lines it owns.
+     * @type {Map<number, MediaStream>}
+     */
+    this.peerStreams = new Map();
     this.pc.ontrack = (ev) => {
+      const mid = ev.transceiver?.mid ?? null;
+      const owner = mid === null ? undefined : this.owners.get(mid);
       const s = ev.streams[0];
-      const peerId = s ? Number(s.id) : NaN;
-      if (!s || !Number.isFinite(peerId)) return;
-      this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream: s } }));
+      const peerId = owner ?? (s ? Number(s.id) : NaN);
+      if (!Number.isFinite(peerId)) return;
+      let stream = this.peerStreams.get(peerId);
+      if (!stream) {
+        stream = new MediaStream();
+        this.peerStreams.set(peerId, stream);
+      }
+      if (!stream.getTracks().includes(ev.track)) stream.addTrack(ev.track);
+      this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream } }));
     };
     this.enqueue(async () => {
       const offer = await this.pc.createOffer();
@@ -264,16 +284,45 @@ export class RelayLink extends Link {
     });
   }
 
-  /** @param {string} sdp */
-  onOffer(sdp) {
+  /**
+   * @param {string} sdp
+   * @param {{mid: string, peer: number}[]} [tracks] whose track each sending m-line carries
+   */
+  onOffer(sdp, tracks = []) {
     this.enqueue(async () => {
       // Our own offer is out: the server (polite) re-offers after answering it.
       if (this.pc.signalingState !== 'stable') return;
+      this.setOwners(tracks);
       await this.pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       this.sig.send({ type: 'answer', sdp: answer.sdp || '' });
     });
+  }
+
+  /**
+   * Takes the m-line owners of a new offer: a track whose m-line now carries someone
+   * else's track (or nothing) leaves its old owner's stream.
+   * @param {{mid: string, peer: number}[]} tracks
+   */
+  setOwners(tracks) {
+    const next = new Map(tracks.map((t) => [t.mid, t.peer]));
+    for (const t of this.pc.getTransceivers()) {
+      const mid = t.mid;
+      if (mid === null) continue;
+      const was = this.owners.get(mid);
+      if (was === undefined || next.get(mid) === was) continue;
+      this.peerStreams.get(was)?.removeTrack(t.receiver.track);
+    }
+    this.owners = next;
+  }
+
+  /**
+   * A participant left: its stream is forgotten.
+   * @param {number} peerId
+   */
+  forget(peerId) {
+    this.peerStreams.delete(peerId);
   }
 }
 

@@ -290,6 +290,7 @@ export class CallSession extends EventTarget {
     for (const id of before.keys()) {
       if (this.peers.has(id)) continue;
       this.streams.relay.delete(id);
+      this.relay?.forget(id);
       this.streams.direct.delete(id);
       if (this.direct?.peerId === id) this.closeDirect('the other participant left', false);
     }
@@ -843,6 +844,7 @@ export const SERVER_MSG_HANDLERS = {
   peerLeft(msg) {
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
+    this.relay?.forget(msg.id);
     this.streams.direct.delete(msg.id);
     this.emit('peers', { peers: this.peers });
     if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
@@ -871,7 +873,7 @@ export const SERVER_MSG_HANDLERS = {
     this.relay?.onAnswer(msg.sdp);
   },
   offer(msg) {
-    this.relay?.onOffer(msg.sdp);
+    this.relay?.onOffer(msg.sdp, msg.tracks);
   },
   direct(msg) {
     this.onDirectSignal(msg.from, msg.signal);

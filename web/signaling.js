@@ -29,7 +29,7 @@
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'answer', sdp: string}
- *   | {type: 'offer', sdp: string}
+ *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
  *   | {type: 'peerPath', id: number, path: 'relay'|'direct', reason: string}
  *   | {type: 'direct', from: number, signal: any}
  *   | {type: 'stats', stats: any}

@@ -149,6 +149,19 @@ impl DownTrack {
     }
 }
 
+/// An m-line whose track ended, kept for the next track of its kind: str0m as the
+/// offerer never recycles a stopped m-line, so stopping them would grow every
+/// remaining participant's SDP and state with each track that ever left. An idle
+/// m-line is made inactive and later sends again, keeping its SSRC, so its rewriters
+/// carry on where they stopped.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    pub(crate) mid: Mid,
+    pub(crate) kind: MediaKind,
+    pub(crate) rewriter: Rewriter,
+    pub(crate) vp8: Vp8Rewriter,
+}
+
 /// One participant of a room on this shard.
 pub(crate) struct Peer {
     pub(crate) id: PeerId,
@@ -276,6 +289,10 @@ pub(crate) struct Local {
     /// This peer's simulcast quality preference.
     pub(crate) quality: Quality,
     pub(crate) down: FxHashMap<TrackKey, DownTrack>,
+    /// Inactive m-lines, each reused by the next down track of its kind.
+    pub(crate) spare: Vec<Spare>,
+    /// Spare m-lines that `pending_offer` makes send again.
+    pub(crate) reusing: Vec<Mid>,
     /// The first offer has been answered; server offers may follow.
     pub(crate) answered: bool,
     /// The server's offer awaiting the browser's answer.
@@ -323,6 +340,8 @@ impl Local {
             estimate_bps: None,
             quality: Quality::Auto,
             down: FxHashMap::default(),
+            spare: Vec::new(),
+            reusing: Vec::new(),
             answered: false,
             pending_offer: None,
             pending_sdp: None,

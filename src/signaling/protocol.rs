@@ -274,11 +274,24 @@ pub enum ServerMsg {
     Viewers { count: usize },
     /// The server's answer to the browser's offer.
     Answer { sdp: String },
-    /// A server-initiated renegotiation (tracks of others added or removed). Each
-    /// received track's stream id (`MediaStream.id`) is the sending participant's id.
-    Offer { sdp: String },
+    /// A server-initiated renegotiation (tracks of others added or removed). `tracks`
+    /// says whose track each sending m-line of the offer carries: the server reuses
+    /// the m-lines of tracks that ended, so an m-line's stream id (`MediaStream.id`,
+    /// the participant it was first opened for) can name someone who left.
+    Offer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<MidOwner>,
+    },
     /// Something the browser asked for failed. `code` is stable; `message` is for people.
     Error { code: ErrorCode, message: String },
+}
+
+/// Whose track an m-line of a server offer carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MidOwner {
+    pub mid: String,
+    pub peer: PeerId,
 }
 
 /// Stable error codes on the wire.

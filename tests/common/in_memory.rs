@@ -205,7 +205,7 @@ impl Harness {
         let owner = c.owner;
         match msg {
             ServerMsg::Answer { sdp } => c.peer.accept_answer(&sdp).unwrap(),
-            ServerMsg::Offer { sdp } => {
+            ServerMsg::Offer { sdp, .. } => {
                 let answer = c.peer.accept_offer(&sdp).unwrap();
                 self.sfus[owner].handle_signal(now, id, ClientMsg::Answer { sdp: answer });
             }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, PeerId, Role, ServerMsg};
+use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, MidOwner, PeerId, Role, ServerMsg};
 use lanrelay::{Config, Server};
 use lanrelay_peer::{frame, Peer, PeerConfig, PeerEvent, PeerOutput, Track};
 use str0m::format::Codec;
@@ -160,6 +160,10 @@ pub struct Seen {
     pub left: Vec<(PeerId, String)>,
     pub errors: Vec<(ErrorCode, String)>,
     pub server_offers: u64,
+    /// The m-lines of the server's latest offer, and whose track it says each
+    /// sending one carries.
+    pub offer_mlines: usize,
+    pub offer_owners: Vec<MidOwner>,
     /// Received m-lines that are active, by mid.
     pub recv_mids: Vec<Mid>,
     /// The latest viewer count the server announced.
@@ -487,8 +491,13 @@ impl Driver {
                 self.seen.lock().unwrap().server_ufrag = ufrag;
                 self.peer.accept_answer(&sdp).unwrap()
             }
-            ServerMsg::Offer { sdp } => {
-                self.seen.lock().unwrap().server_offers += 1;
+            ServerMsg::Offer { sdp, tracks } => {
+                {
+                    let mut seen = self.seen.lock().unwrap();
+                    seen.server_offers += 1;
+                    seen.offer_mlines = sdp.lines().filter(|l| l.starts_with("m=")).count();
+                    seen.offer_owners = tracks;
+                }
                 if self.glare_pending {
                     // Both sides offer: like a browser (impolite), ignore theirs, send ours.
                     self.glare_pending = false;

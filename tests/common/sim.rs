@@ -247,7 +247,7 @@ impl Sim {
                 m.server_pass = ice_attr(&sdp, "ice-pwd");
                 m.peer.accept_answer(&sdp).unwrap();
             }
-            ServerMsg::Offer { sdp } => {
+            ServerMsg::Offer { sdp, .. } => {
                 let answer = m.peer.accept_offer(&sdp).unwrap();
                 self.shard
                     .handle_signal(now, id, ClientMsg::Answer { sdp: answer });

@@ -117,7 +117,16 @@ test('two browsers call each other through the server', { skip }, async () => {
   }
 });
 
-test('a third participant joins, then one leaves', { skip }, async () => {
+/** The remote tile named `name`: its video's size and play position. */
+async function tileVideo(page, name) {
+  return page.evaluate((name) => {
+    const tile = [...document.querySelectorAll('[data-peer]')].find((t) => t.querySelector('.who')?.textContent === name);
+    const v = /** @type {HTMLVideoElement | null | undefined} */ (tile?.querySelector('video'));
+    return v ? { width: v.videoWidth, time: v.currentTime } : null;
+  }, name);
+}
+
+test('a third participant joins, then one leaves, and a fourth takes the free m-lines', { skip }, async () => {
   const pages = [];
   for (const name of ['Ann', 'Ben', 'Cat']) {
     const p = await newPage(browser);
@@ -135,6 +144,22 @@ test('a third participant joins, then one leaves', { skip }, async () => {
       await waitFor(async () => (await p.locator('[data-peer]').count()) === 1, 10000, `${label}: cat's tile removed`);
       await assertPlaying(p, label, 1);
     }
+    const transceivers = () => ann.evaluate(() => /** @type {any} */ (window).lanrelay.session.relay.pc.getTransceivers().length);
+    const before = await transceivers();
+    // Dan's tracks go out on the m-lines Cat's had (inactive since Cat left): his
+    // tile must show his video, although those m-lines' stream ids still name Cat.
+    const dan = await newPage(browser);
+    pages.push(dan);
+    await gotoRetry(dan, `${server.url}?room=trio&name=Dan&autojoin=1&mode=relay`);
+    for (const [p, label] of [[ann, 'ann'], [ben, 'ben']]) {
+      const first = await waitFor(async () => {
+        const v = await tileVideo(p, 'Dan');
+        return v && v.width > 0 ? v : null;
+      }, 20000, `${label}: Dan's tile plays`);
+      await waitFor(async () => ((await tileVideo(p, 'Dan'))?.time ?? 0) > first.time + 1, 5000, `${label}: Dan's video advances`);
+      await assertPlaying(p, label, 2);
+    }
+    assert.equal(await transceivers(), before, 'no new m-line for Dan: Cat\'s were reused');
   } catch (e) {
     for (const p of pages) console.log(p.logs.join('\n'));
     console.log(server.logs().slice(-4000));

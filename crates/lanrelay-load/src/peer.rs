@@ -554,7 +554,7 @@ impl Media {
             // ignored (ours wins; the server re-offers after answering it), as the
             // web page does.
             ServerMsg::Offer { .. } if self.peer.has_pending_offer() => {}
-            ServerMsg::Offer { sdp } => {
+            ServerMsg::Offer { sdp, .. } => {
                 self.mlines = count_mlines(&sdp);
                 let answer = self.accept_offer(&sdp)?;
                 send_msg(ws, &ClientMsg::Answer { sdp: answer }).await?;

@@ -236,9 +236,9 @@ impl Shard {
             .get(&id)
             .and_then(Peer::here)
             .filter(|l| l.pending_offer.is_some())
-            .and_then(|l| l.pending_sdp.clone());
-        if let Some(sdp) = offer {
-            self.signal(id, ServerMsg::Offer { sdp });
+            .and_then(|l| Some((l.pending_sdp.clone()?, super::negotiate::owners(l))));
+        if let Some((sdp, tracks)) = offer {
+            self.signal(id, ServerMsg::Offer { sdp, tracks });
         }
         true
     }

@@ -13,8 +13,9 @@ use tracing::debug;
 
 use super::{offers_twcc, Shard};
 use crate::sfu::driver::Driver;
-use crate::sfu::peer::{Client, DownState, DownTrack, Local, Peer, TrackKey};
-use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
+use crate::sfu::peer::{Client, DownState, DownTrack, Local, Peer, Spare, TrackKey};
+use crate::sfu::rewrite::Rewriter;
+use crate::signaling::protocol::{ErrorCode, MidOwner, PeerId, ServerMsg};
 
 /// Packets and age kept for answering NACKs per video stream (see `tune_send_stream`).
 const RTX_CACHE_PACKETS: usize = 128;
@@ -51,17 +52,18 @@ impl Shard {
                 l.bwe = bwe;
             }
         }
+        // Glare: the browser's offer wins; str0m drops our pending offer, so the tracks
+        // in it go back to waiting for the next one.
+        if self.void_offer(id) {
+            if let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                local
+                    .down
+                    .retain(|_, d| !(d.state == DownState::ToOpen && d.source_gone));
+            }
+        }
         let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) else {
             return;
         };
-        // Glare: the browser's offer wins; str0m drops our pending offer, so the tracks
-        // in it go back to waiting for the next one.
-        if local.pending_offer.take().is_some() {
-            reset_negotiating(local);
-            local
-                .down
-                .retain(|_, d| !(d.state == DownState::ToOpen && d.source_gone));
-        }
         let driver = local.rtc.as_mut().expect("created above");
         let accepted = driver.mutate(&mut self.drained, |rtc| {
             let answer = rtc.sdp_api().accept_offer(offer)?;
@@ -155,10 +157,10 @@ impl Shard {
             rtc.sdp_api().accept_answer(pending, answer)
         });
         match accepted {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => local.reusing.clear(),
             Ok(Err(e)) => {
                 // The offer is void; its changes wait for the next one.
-                reset_negotiating(local);
+                self.requeue(id);
                 self.schedule(id);
                 let msg = format!("cannot accept the answer: {e}");
                 self.signal(id, ServerMsg::error(ErrorCode::BadSdp, msg));
@@ -171,26 +173,21 @@ impl Shard {
         }
         let mut opened = Vec::new();
         let mut stopped = Vec::new();
-        local.down.retain(|key, d| match d.state {
-            DownState::Negotiating(m) if d.source_gone => {
-                d.state = DownState::ToStop(m);
-                true
-            }
-            DownState::Negotiating(m) => {
-                d.state = DownState::Open(m);
-                if d.kind == MediaKind::Video {
-                    opened.push((*key, m));
+        for (key, d) in local.down.iter_mut() {
+            match d.state {
+                DownState::Negotiating(m) if d.source_gone => d.state = DownState::ToStop(m),
+                DownState::Negotiating(m) => {
+                    d.state = DownState::Open(m);
+                    if d.kind == MediaKind::Video {
+                        opened.push((*key, m));
+                    }
                 }
-                true
+                DownState::Stopping(_) => stopped.push(*key),
+                _ => {}
             }
-            DownState::Stopping(m) => {
-                stopped.push(m);
-                false
-            }
-            _ => true,
-        });
-        for m in stopped {
-            local.stats.forget(m);
+        }
+        for key in stopped {
+            retire(local, key);
         }
         self.schedule(id);
         for (_, mid) in &opened {
@@ -288,7 +285,13 @@ impl Shard {
         {
             return;
         }
-        let Local { rtc, down, .. } = local;
+        let Local {
+            rtc,
+            down,
+            spare,
+            reusing,
+            ..
+        } = local;
         let Some(driver) = rtc.as_mut() else {
             return;
         };
@@ -301,17 +304,30 @@ impl Shard {
                 let d = down.get_mut(&key).expect("key from the map");
                 match d.state {
                     DownState::ToOpen => {
-                        let mid = api.add_media(
-                            d.kind,
-                            Direction::SendOnly,
-                            Some(key.0.to_string()),
-                            Some(format!("{}-{}", key.0, key.1)),
-                            None,
-                        );
+                        let mid = match spare.iter().position(|s| s.kind == d.kind) {
+                            Some(i) => {
+                                // An idle m-line of this kind sends again; its stream
+                                // carries on from where it stopped.
+                                let s = spare.swap_remove(i);
+                                api.set_direction(s.mid, Direction::SendOnly);
+                                d.rewriter = s.rewriter;
+                                d.vp8 = s.vp8;
+                                reusing.push(s.mid);
+                                s.mid
+                            }
+                            None => api.add_media(
+                                d.kind,
+                                Direction::SendOnly,
+                                Some(key.0.to_string()),
+                                Some(format!("{}-{}", key.0, key.1)),
+                                None,
+                            ),
+                        };
                         d.state = DownState::Negotiating(mid);
                     }
                     DownState::ToStop(mid) => {
-                        api.stop_media(mid);
+                        // Inactive, not stopped: the m-line is kept for the next track.
+                        api.set_direction(mid, Direction::Inactive);
                         d.state = DownState::Stopping(mid);
                     }
                     _ => {}
@@ -324,14 +340,21 @@ impl Shard {
                 local.pending_offer = Some(pending);
                 let sdp = offer.to_sdp_string();
                 local.pending_sdp = Some(sdp.clone());
+                let tracks = owners(local);
                 self.schedule(id);
-                self.signal(id, ServerMsg::Offer { sdp });
+                self.signal(id, ServerMsg::Offer { sdp, tracks });
             }
             Ok(None) => {
-                // Nothing changed for str0m (e.g. m-lines already stopped).
-                local
+                // Nothing changed for str0m (e.g. m-lines already inactive).
+                let idle: Vec<TrackKey> = local
                     .down
-                    .retain(|_, d| !matches!(d.state, DownState::Stopping(_)));
+                    .iter()
+                    .filter(|(_, d)| matches!(d.state, DownState::Stopping(_)))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in idle {
+                    retire(local, key);
+                }
                 self.schedule(id);
             }
             Err(e) => {
@@ -364,14 +387,100 @@ impl Shard {
     }
 }
 
-/// A server offer is void (glare, or its answer was refused): the tracks in it go back
-/// to waiting for the next one.
-fn reset_negotiating(local: &mut Local) {
-    for d in local.down.values_mut() {
-        d.state = match d.state {
-            DownState::Negotiating(_) => DownState::ToOpen,
-            DownState::Stopping(m) => DownState::ToStop(m),
-            s => s,
+/// Whose track each sending m-line carries, for the page (see `ServerMsg::Offer`).
+pub(super) fn owners(local: &Local) -> Vec<MidOwner> {
+    let mut tracks: Vec<MidOwner> = local
+        .down
+        .iter()
+        .filter_map(|(key, d)| match d.state {
+            DownState::Negotiating(m) | DownState::Open(m) => Some(MidOwner {
+                mid: m.to_string(),
+                peer: key.0,
+            }),
+            _ => None,
+        })
+        .collect();
+    tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+    tracks
+}
+
+/// The down track `key` has stopped: its m-line becomes a spare.
+fn retire(local: &mut Local, key: TrackKey) {
+    let Some(d) = local.down.remove(&key) else {
+        return;
+    };
+    let DownState::Stopping(mid) = d.state else {
+        return;
+    };
+    local.stats.forget(mid);
+    local.spare.push(Spare {
+        mid,
+        kind: d.kind,
+        rewriter: d.rewriter,
+        vp8: d.vp8,
+    });
+}
+
+impl Shard {
+    /// Drops the server's pending offer, if there is one (glare, or its answer was
+    /// refused): the tracks in it go back to waiting for the next one. Returns
+    /// whether there was one.
+    fn void_offer(&mut self, id: PeerId) -> bool {
+        let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) else {
+            return false;
         };
+        if local.pending_offer.take().is_none() {
+            return false;
+        }
+        self.requeue(id);
+        true
+    }
+
+    /// The changes of a void offer wait for the next one.
+    fn requeue(&mut self, id: PeerId) {
+        let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) else {
+            return;
+        };
+        let reused = std::mem::take(&mut local.reusing);
+        self.unreuse(id, reused);
+        let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) else {
+            return;
+        };
+        for d in local.down.values_mut() {
+            d.state = match d.state {
+                DownState::Negotiating(_) => DownState::ToOpen,
+                DownState::Stopping(m) => DownState::ToStop(m),
+                s => s,
+            };
+        }
+    }
+
+    /// The spare m-lines `mids` that a void offer was reusing are spares again,
+    /// inactive as the browser last agreed, with their streams' rewriters.
+    fn unreuse(&mut self, id: PeerId, mids: Vec<Mid>) {
+        for mid in mids {
+            let start_seq = self.start_seq();
+            let Some(local) = self.peers.get_mut(&id).and_then(Peer::here_mut) else {
+                return;
+            };
+            let Some(d) = local
+                .down
+                .values_mut()
+                .find(|d| d.state == DownState::Negotiating(mid))
+            else {
+                continue;
+            };
+            d.state = DownState::ToOpen;
+            let spare = Spare {
+                mid,
+                kind: d.kind,
+                rewriter: std::mem::replace(&mut d.rewriter, Rewriter::new(start_seq)),
+                vp8: std::mem::take(&mut d.vp8),
+            };
+            local.spare.push(spare);
+            self.with_rtc(id, |rtc| {
+                rtc.sdp_api().set_direction(mid, Direction::Inactive)
+            });
+        }
     }
 }
