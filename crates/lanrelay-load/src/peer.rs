@@ -20,7 +20,7 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use lanrelay_peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerOutput, RtpOut, Track};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Ws;
 use super::pacer::{Publisher, SIMULCAST_LAYERS};
-use super::probe::Probe;
+use super::probe::{self, Probe};
 use super::rxtime::{self, wall_ns};
 use super::tcp::{self, TcpLink};
 use super::LoadError;
@@ -160,6 +160,8 @@ pub struct Media {
     current_rx: (u64, u64),
     /// See [`Snapshot::mlines`].
     mlines: (usize, usize),
+    /// Whose track each received m-line carries, from the server's latest offer.
+    owners: Vec<(Mid, u64)>,
     outcome: Outcome,
 }
 
@@ -202,6 +204,7 @@ impl Media {
             measuring: false,
             current_rx: (0, 0),
             mlines: (0, 0),
+            owners: Vec::new(),
             outcome,
         })
     }
@@ -520,8 +523,12 @@ impl Media {
                 }
                 if self.measuring {
                     let (arrived, read) = self.current_rx;
+                    let owner = pkt
+                        .mid
+                        .and_then(|m| self.owners.iter().find(|(o, _)| *o == m))
+                        .map_or(0, |(_, p)| *p);
                     self.outcome.probe.record(
-                        pkt.ssrc,
+                        probe::source(pkt.ssrc, owner),
                         pkt.seq,
                         &pkt.payload,
                         pkt.stamp,
@@ -554,8 +561,12 @@ impl Media {
             // ignored (ours wins; the server re-offers after answering it), as the
             // web page does.
             ServerMsg::Offer { .. } if self.peer.has_pending_offer() => {}
-            ServerMsg::Offer { sdp, .. } => {
+            ServerMsg::Offer { sdp, tracks } => {
                 self.mlines = count_mlines(&sdp);
+                self.owners = tracks
+                    .iter()
+                    .map(|t| (Mid::from(t.mid.as_str()), t.peer))
+                    .collect();
                 let answer = self.accept_offer(&sdp)?;
                 send_msg(ws, &ClientMsg::Answer { sdp: answer }).await?;
             }

@@ -27,9 +27,9 @@ struct StreamProbe {
 /// A receiver's measurements during the measuring window.
 #[derive(Debug, Default, Clone)]
 pub struct Probe {
-    /// By (SSRC, the sender's stream): one SSRC may carry several simulcast layers
-    /// over time.
-    streams: HashMap<(u32, u8), StreamProbe>,
+    /// By (source, the sender's stream): one SSRC may carry several simulcast layers
+    /// over time, and, as the server reuses m-lines, several participants' tracks.
+    streams: HashMap<(u64, u8), StreamProbe>,
     /// Transit times in nanoseconds, one per packet: from the publisher's stamp to the
     /// kernel's arrival timestamp at the receiver's socket.
     pub transit_ns: Vec<u32>,
@@ -51,13 +51,21 @@ pub struct Probe {
     pub stamps: Vec<Stamp>,
 }
 
+/// The source of an incoming packet: its SSRC, and the participant the server's offer
+/// names as the owner of its m-line (the server reuses the m-lines of tracks that
+/// ended, with their SSRCs).
+pub fn source(ssrc: u32, owner: u64) -> u64 {
+    owner << 32 | u64::from(ssrc)
+}
+
 impl Probe {
-    /// Records one packet: RTP sequence number (extended), payload and its checked
+    /// Records one packet of `source` (its SSRC, and the participant the server says
+    /// sends on it: see [`source`]): RTP sequence number (extended), payload and its checked
     /// stamp (`lanrelay_peer::payload::check`, done once by the participant), kernel
     /// arrival time and read time (wall-clock nanoseconds, the clock of the stamps).
     pub fn record(
         &mut self,
-        ssrc: u32,
+        source: u64,
         rtp_seq: u64,
         data: &[u8],
         stamp: Option<Stamp>,
@@ -87,7 +95,7 @@ impl Probe {
             number,
             sent_ns,
         });
-        let s = self.streams.entry((ssrc, stream)).or_default();
+        let s = self.streams.entry((source, stream)).or_default();
         s.received += 1;
         match s.first {
             None => {
@@ -349,7 +357,14 @@ mod tests {
             *s,
         );
         let at = s.sent_ns + MS;
-        p.record(ssrc, s.number as u64, &data, payload::check(&data), at, at);
+        p.record(
+            ssrc.into(),
+            s.number as u64,
+            &data,
+            payload::check(&data),
+            at,
+            at,
+        );
     }
 
     /// Measuring from 0.9 s to 4.1 s with 100 ms in flight allowed at each end: the
