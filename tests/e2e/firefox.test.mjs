@@ -6,7 +6,8 @@
 // - relay mode: each decodes the other's video through the server;
 // - auto mode: the call moves to the direct path, each decodes the other directly,
 //   and the relay stops receiving Firefox's media (Firefox kept uploading about
-//   2 Mbit/s to the relay after the switch, where Chromium stops).
+//   2 Mbit/s to the relay after the switch, where Chromium stops); when the direct
+//   path breaks, both decode each other through the relay again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -133,7 +134,7 @@ test('relay mode: Firefox and Chromium decode each other through the server', { 
   });
 });
 
-test('auto mode: the call goes direct and the relay stops receiving Firefox\'s media', { skip }, async () => {
+test('auto mode: the call goes direct, the relay stops receiving Firefox\'s media, and takes it again when direct breaks', { skip }, async () => {
   await call('ff-auto', 'auto', async (ff, ch) => {
     // The server's view, once a second: first the relay receives Firefox's video,
     // then both announce the direct path, then within a few seconds (a 1.5 s grace,
@@ -168,5 +169,17 @@ test('auto mode: the call goes direct and the relay stops receiving Firefox\'s m
     const sc = await playing(ch, 'chromium', 'direct');
     assert.equal(sf.remoteAddress, sc.localAddress, 'firefox receives from chromium itself');
     assert.equal(sc.remoteAddress, sf.localAddress, 'chromium receives from firefox itself');
+    // The direct path breaks: both fall back to the relay, and the video each had
+    // stopped sending there comes back.
+    net.setForwarding(false);
+    try {
+      const cut = Date.now();
+      const back = await playing(ch, 'chromium after the cut', 'relay');
+      await playing(ff, 'firefox after the cut', 'relay');
+      assert.equal(back.remoteAddress, server.mediaAddr);
+      console.log(`auto: direct path cut; both decode relayed video again ${Date.now() - cut} ms later (2 s of it checking that frames keep coming)`);
+    } finally {
+      net.setForwarding(true);
+    }
   });
 });
