@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine
-# (Chromium from Debian's packages, Node.js, the npm packages), then runs every check
-# and test: web client unit tests, formatting, clippy, Rust unit and integration tests,
-# browser end-to-end.
+# (Chromium and Firefox ESR from Debian's packages, Node.js, the npm packages), then
+# runs every check and test: web client unit tests, formatting, clippy, Rust unit and
+# integration tests, browser end-to-end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,8 @@ fi
 log "system packages"
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Firefox ESR: the Firefox-with-Chromium browser test.
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v ip >/dev/null || need+=(iproute2)
@@ -45,6 +47,7 @@ command -v tc >/dev/null || need+=(iproute2)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 /usr/bin/chromium --version 2>/dev/null | head -n1 || true
+/usr/bin/firefox-esr --version 2>/dev/null | head -n1 || true
 
 log "npm packages (tests/e2e)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
@@ -79,7 +82,7 @@ log "WHIP/WHEP with aiortc"
 log "attack suite (from a second host in a network namespace, during a live call)"
 python3 tests/attack/suite.py --seconds 10 2>&1 | tee -a "$results"
 
-log "browser end-to-end tests (headless Chromium)"
+log "browser end-to-end tests (headless Chromium, and Firefox ESR)"
 (cd tests/e2e && node --test --test-concurrency=1 .) 2>&1 | tee -a "$results"
 
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}' || true)

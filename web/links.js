@@ -52,6 +52,8 @@ class Link extends EventTarget {
     this.chain = Promise.resolve();
     /** @type {RTCRtpSender[]} */
     this.senders = [];
+    /** Changes of the video encodings' `active`, one after another (setVideoActive). */
+    this.encodingsChain = Promise.resolve();
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.probe = undefined;
     this.closed = false;
@@ -96,6 +98,11 @@ class Link extends EventTarget {
 
   /**
    * Sends the local media on this link, or stops sending (keeps the connection).
+   *
+   * Taking the tracks off the senders stops the encoders, and Chromium then sends
+   * nothing; Firefox keeps its video stream alive with padding at the bandwidth it
+   * had estimated (about 2 Mbit/s to the relay, for nothing). Turning the video
+   * encodings inactive as well stops that stream in every browser.
    * @param {boolean} on
    */
   setSending(on) {
@@ -104,6 +111,24 @@ class Link extends EventTarget {
       if (s.track !== want) s.replaceTrack(want).catch(() => {});
     });
     this.sending = on;
+    const video = this.senders.find((_, i) => this.tracks?.[i]?.kind === 'video');
+    if (video) this.encodingsChain = this.encodingsChain.then(() => this.setVideoActive(video));
+  }
+
+  /**
+   * Makes the video sender's encodings active while this link sends, inactive while
+   * it does not. One call at a time (`encodingsChain`): a `setParameters` while
+   * another is under way is refused; each reads `sending` when it runs, so the last
+   * `setSending` wins.
+   * @param {RTCRtpSender} sender
+   */
+  async setVideoActive(sender) {
+    if (this.closed) return;
+    const active = !!this.sending;
+    const params = sender.getParameters();
+    if (!params.encodings?.length || params.encodings.every((e) => e.active === active)) return;
+    params.encodings.forEach((e) => (e.active = active));
+    await sender.setParameters(params).catch((e) => console.warn(`${this.path}: cannot turn video ${active ? 'on' : 'off'}`, e));
   }
 
   onConnectionState() {

@@ -3,10 +3,12 @@
 // read WebRTC stats from a page.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..');
@@ -149,6 +151,72 @@ export async function launchBrowser(extra = [], opts = {}) {
     executablePath,
     args: [...chromiumArgs, '--ignore-certificate-errors', ...extra],
   });
+}
+
+/**
+ * Launches headless Firefox ESR (Debian's `firefox-esr`) with a fake camera and
+ * microphone, driven over WebDriver BiDi by puppeteer-core, inside network namespace
+ * `netns` (Firefox gathers no loopback candidates, so it needs a namespace with a
+ * veth address to call at all on one machine).
+ *
+ * Firefox has no pipe transport: puppeteer reads the BiDi WebSocket address Firefox
+ * prints and connects to it on 127.0.0.1, which inside the namespace is not this
+ * process's 127.0.0.1. So Firefox listens on a port that is free out here too, and
+ * a bridge listening on that port out here carries each connection into the namespace
+ * (`ip netns exec` running a few lines of Node that join stdin and stdout to the port).
+ * Resolves with puppeteer's Browser; its `close()` also stops the bridge.
+ * @param {{netns: string}} opts
+ */
+export async function launchFirefox(opts) {
+  const firefox = process.env.FIREFOX || '/usr/bin/firefox-esr';
+  const dir = mkdtempSync(join(tmpdir(), 'lanrelay-ff-'));
+  const wrapper = join(dir, 'firefox');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${opts.netns} ${firefox} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  /** @type {Set<import('node:child_process').ChildProcess>} */
+  const pipes = new Set();
+  const join1 = `const s=require('net').connect(+process.argv[1],'127.0.0.1');process.stdin.pipe(s).on('error',()=>{});s.pipe(process.stdout);s.on('error',()=>process.exit(1));s.on('close',()=>process.exit(0))`;
+  const bridge = createServer((sock) => {
+    const p = spawn('ip', ['netns', 'exec', opts.netns, process.execPath, '-e', join1, String(port)], { stdio: ['pipe', 'pipe', 'ignore'] });
+    pipes.add(p);
+    sock.pipe(p.stdin).on('error', () => {});
+    p.stdout.pipe(sock);
+    sock.on('error', () => p.kill());
+    sock.on('close', () => p.kill());
+    p.on('exit', () => { pipes.delete(p); sock.destroy(); });
+  });
+  await new Promise((r) => bridge.listen(0, '127.0.0.1', () => r(undefined)));
+  const port = /** @type {import('node:net').AddressInfo} */ (bridge.address()).port;
+  const stop = () => {
+    bridge.close();
+    for (const p of pipes) p.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let browser;
+  try {
+    browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: wrapper,
+      headless: true,
+      debuggingPort: port,
+      acceptInsecureCerts: true,
+      extraPrefsFirefox: {
+        'media.navigator.streams.fake': true,
+        'media.navigator.permission.disabled': true,
+        'media.peerconnection.ice.obfuscate_host_addresses': false,
+        'media.autoplay.default': 0,
+        'media.autoplay.blocking_policy': 0,
+      },
+    });
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    try { await close(); } finally { stop(); }
+  };
+  return browser;
 }
 
 /** Whether this process may create network namespaces (root with `ip`). */
@@ -436,6 +504,18 @@ export async function mediaStats(page, which = 'active') {
         pairState = pair?.state ?? null;
       }
     });
+    // Firefox has no transport stats: its candidate pair in use says `selected`.
+    if (!remoteAddress) {
+      report.forEach((pair) => {
+        if (pair.type !== 'candidate-pair' || !pair.selected) return;
+        const remote = byId.get(pair.remoteCandidateId);
+        const local = byId.get(pair.localCandidateId);
+        if (remote) remoteAddress = `${remote.address}:${remote.port}`;
+        if (local) localAddress = `${local.address}:${local.port}`;
+        if (remote) protocol = remote.protocol;
+        pairState = pair.state ?? null;
+      });
+    }
     const videos = [...document.querySelectorAll('video.remote')].map((v) => ({
       peer: v.closest('[data-peer]')?.getAttribute('data-peer'),
       width: /** @type {HTMLVideoElement} */ (v).videoWidth,
