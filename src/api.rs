@@ -139,6 +139,8 @@ mod tests {
                 remote: Some("192.0.2.7:50000".into()),
                 ..LegStats::default()
             }),
+            video_codec: Some("VP8"),
+            cannot_decode: Vec::new(),
         };
         RoomSnapshot {
             name: name.into(),

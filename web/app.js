@@ -235,6 +235,9 @@ function renderPeers(s) {
     tile.classList.toggle('no-video', !info.video);
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : 'muted';
+    const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
+    note.textContent = info.codecNote || '';
+    note.hidden = !info.codecNote;
     showActiveStream(id);
     const badge = pathBadge(tile);
     badge.textContent = info.path ? (info.path === 'direct' ? 'direct' : 'relayed') : '';
@@ -262,7 +265,11 @@ function tileFor(id) {
   avatar.className = 'avatar';
   const info = document.createElement('div');
   info.className = 'live-info';
-  tile.append(video, avatar, cap, info);
+  // Why there is no picture, when the server knows (a codec this browser cannot decode).
+  const note = document.createElement('p');
+  note.className = 'note';
+  note.hidden = true;
+  tile.append(video, avatar, cap, info, note);
   $('tiles').append(tile);
   tiles.set(id, tile);
   resizeObserver.observe(tile);

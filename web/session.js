@@ -862,6 +862,23 @@ export const SERVER_MSG_HANDLERS = {
       this.emit('peers', { peers: this.peers });
     }
   },
+  peerCodec(msg) {
+    const p = this.peers.get(msg.id);
+    if (p) {
+      p.codecNote = msg.decodable ? '' : msg.message;
+      this.emit('peers', { peers: this.peers });
+    }
+  },
+  sendCodec(msg) {
+    // Someone cannot decode our video: send what every browser decodes. str0m keeps
+    // an m-line's codecs as first negotiated, so the call is joined again with the
+    // new preference (the others see a short reconnect, once).
+    const codec = msg.codec.toLowerCase();
+    if (this.videoCodec === codec) return;
+    console.info(`switching video to ${msg.codec}: ${msg.reason}`);
+    this.videoCodec = codec;
+    this.retry(`switching video to ${msg.codec}: ${msg.reason}`);
+  },
   peerPath(msg) {
     const p = this.peers.get(msg.id);
     if (p) {

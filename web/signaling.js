@@ -21,7 +21,7 @@
  *   | {type: 'leave'}} ClientMsg
  */
 
-/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null}} PeerInfo */
+/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, codecNote?: string}} PeerInfo */
 
 /**
  * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string}
@@ -30,6 +30,8 @@
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
+ *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, message: string}
+ *   | {type: 'sendCodec', codec: string, reason: string}
  *   | {type: 'peerPath', id: number, path: 'relay'|'direct', reason: string}
  *   | {type: 'direct', from: number, signal: any}
  *   | {type: 'stats', stats: any}
@@ -49,7 +51,7 @@ export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answe
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

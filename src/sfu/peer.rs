@@ -40,6 +40,10 @@ pub(crate) struct UpTrack {
     pub(crate) rates: LayerRates,
     /// Payload parameters of the PTs seen on this track, looked up once.
     params: Vec<(Pt, Option<PayloadParams>)>,
+    /// The codec of the latest packet.
+    pub(crate) codec: Option<Codec>,
+    /// The publisher was asked to send another codec (once: see `Shard::codec_gap`).
+    pub(crate) asked_codec: bool,
 }
 
 impl UpTrack {
@@ -51,6 +55,8 @@ impl UpTrack {
             simulcast,
             rates: LayerRates::default(),
             params: Vec::new(),
+            codec: None,
+            asked_codec: false,
         }
     }
 
@@ -113,6 +119,8 @@ pub(crate) struct DownTrack {
     pub(crate) render_width: Option<u32>,
     /// Publisher PT → this peer's PT (`None`: codec not negotiated here; packets dropped).
     pt_map: Vec<(Pt, Option<Pt>)>,
+    /// The publisher's codec, which this receiver did not negotiate (it was told).
+    pub(crate) undecodable: Option<Codec>,
 }
 
 impl DownTrack {
@@ -128,6 +136,7 @@ impl DownTrack {
             layer: None,
             render_width: None,
             pt_map: Vec::new(),
+            undecodable: None,
         }
     }
 
@@ -357,6 +366,19 @@ impl Local {
 
     pub(crate) fn is_whep(&self) -> bool {
         matches!(self.client, Client::Whep { .. })
+    }
+}
+
+/// A codec's name for people (and the wire).
+pub(crate) fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "Opus",
+        Codec::Vp8 => "VP8",
+        Codec::Vp9 => "VP9",
+        Codec::H264 => "H.264",
+        Codec::H265 => "H.265",
+        Codec::Av1 => "AV1",
+        _ => "another codec",
     }
 }
 

@@ -251,6 +251,17 @@ pub enum ServerMsg {
         audio: bool,
         video: bool,
     },
+    /// This browser cannot decode participant `id`'s video codec (`decodable` false,
+    /// `message` says why and what happens next), or decodes it again (true).
+    PeerCodec {
+        id: PeerId,
+        codec: String,
+        decodable: bool,
+        message: String,
+    },
+    /// Send your video in `codec` (the page renegotiates): someone in the room cannot
+    /// decode what you send.
+    SendCodec { codec: String, reason: String },
     /// A participant now receives on another path.
     PeerPath {
         id: PeerId,

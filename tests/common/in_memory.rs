@@ -82,6 +82,7 @@ impl Harness {
                     rtp_mode: true,
                     twcc: true,
                     tcp: false,
+                    video: Codec::Vp8,
                 },
                 h.now,
             )

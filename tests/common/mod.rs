@@ -164,6 +164,10 @@ pub struct Seen {
     /// sending one carries.
     pub offer_mlines: usize,
     pub offer_owners: Vec<MidOwner>,
+    /// `peerCodec` messages: (publisher, codec, decodable, message).
+    pub codec_notes: Vec<(PeerId, String, bool, String)>,
+    /// The codec of the latest `sendCodec` message.
+    pub send_codec: Option<String>,
     /// Received m-lines that are active, by mid.
     pub recv_mids: Vec<Mid>,
     /// The latest viewer count the server announced.
@@ -215,6 +219,17 @@ impl TestPeer {
 
     /// Joins `room` as `tag` in `role`.
     pub async fn join_as(server: &Server, room: &str, tag: &str, role: Role) -> TestPeer {
+        Self::join_with(server, room, tag, role, Codec::Vp8).await
+    }
+
+    /// Joins `room` as `tag` in `role`, sending and receiving video in `video` only.
+    pub async fn join_with(
+        server: &Server,
+        room: &str,
+        tag: &str,
+        role: Role,
+        video: Codec,
+    ) -> TestPeer {
         let mut ws = connect_ws(server).await;
         send(
             &mut ws,
@@ -237,7 +252,7 @@ impl TestPeer {
             ..Default::default()
         }));
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(tag, ws, seen.clone()).await;
+        let driver = Driver::new(tag, ws, seen.clone(), video).await;
         let task = tokio::spawn(driver.run(cmd_rx));
         TestPeer {
             tag: tag.into(),
@@ -308,6 +323,8 @@ struct Driver {
     send_audio: Option<Mid>,
     send_video: Option<Mid>,
     send_video2: Option<Mid>,
+    /// Its video codec (see `PeerConfig::video`).
+    video: Codec,
     counters: [u32; 3],
     loss: (u32, u32),
     rtp_out: u32,
@@ -318,7 +335,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn new(tag: &str, mut ws: Ws, seen: Arc<Mutex<Seen>>) -> Driver {
+    async fn new(tag: &str, mut ws: Ws, seen: Arc<Mutex<Seen>>, video: Codec) -> Driver {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = udp.local_addr().unwrap();
         let now = Instant::now();
@@ -327,6 +344,7 @@ impl Driver {
             rtp_mode: false,
             twcc: true,
             tcp: false,
+            video,
         };
         let mut peer = Peer::new(config, now).unwrap();
         let (sdp, mids) = peer
@@ -345,6 +363,7 @@ impl Driver {
             send_audio: Some(mids[0]),
             send_video: Some(mids[1]),
             send_video2: None,
+            video,
             counters: [0; 3],
             loss: (0, 0),
             rtp_out: 0,
@@ -510,6 +529,20 @@ impl Driver {
             ServerMsg::Joined { id, .. } => self.seen.lock().unwrap().resumed_as.push(id),
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
+            ServerMsg::PeerCodec {
+                id,
+                codec,
+                decodable,
+                message,
+            } => self
+                .seen
+                .lock()
+                .unwrap()
+                .codec_notes
+                .push((id, codec, decodable, message)),
+            ServerMsg::SendCodec { codec, .. } => {
+                self.seen.lock().unwrap().send_codec = Some(codec)
+            }
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
             ServerMsg::Error { code, message } => {
                 self.seen.lock().unwrap().errors.push((code, message))
@@ -545,7 +578,7 @@ impl Driver {
         }
         let (mid, codec, freq) = match kind {
             MediaKind::Audio => (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
-            MediaKind::Video => (self.send_video, Codec::Vp8, Frequency::NINETY_KHZ),
+            MediaKind::Video => (self.send_video, self.video, Frequency::NINETY_KHZ),
         };
         let (mid, tag) = if second {
             (self.send_video2, format!("{}+", self.tag))
@@ -565,7 +598,12 @@ impl Driver {
         if kind == MediaKind::Video && (second || self.send_video2.is_none()) {
             self.keyframe_wanted = false;
         }
-        let data = frame::make(kind, &tag, counter, keyframe);
+        let mut data = frame::make(kind, &tag, counter, keyframe);
+        if kind == MediaKind::Video && self.video == Codec::H264 {
+            // One NAL unit after an Annex B start code: IDR slice or non-IDR slice.
+            let nal = if keyframe { 0x65 } else { 0x41 };
+            data.splice(0..0, [0, 0, 0, 1, nal]);
+        }
         let now = Instant::now();
         let elapsed = now - self.start;
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);

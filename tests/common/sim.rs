@@ -107,6 +107,7 @@ impl Sim {
             rtp_mode: true,
             twcc: false,
             tcp: false,
+            video: Codec::Vp8,
         };
         let mut peer = Peer::new(cfg, self.now).unwrap();
         let track = match publish {

@@ -182,6 +182,7 @@ impl Media {
             rtp_mode: true,
             twcc: spec.twcc,
             tcp: spec.tcp.is_some(),
+            video: Codec::Vp8,
         };
         let peer = Peer::new(config, now).map_err(media_error)?;
         let outcome = Outcome {

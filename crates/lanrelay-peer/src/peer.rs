@@ -32,6 +32,9 @@ pub struct PeerConfig {
     /// ICE over TCP: `local` is an active TCP candidate (RFC 6544, port 9 by
     /// convention) and datagrams are RFC 4571 frames, not UDP.
     pub tcp: bool,
+    /// Its one video codec, sent and received: VP8, or H.264 (like an encoder that
+    /// only has H.264, or a browser told to prefer it).
+    pub video: Codec,
 }
 
 /// An m-line to offer.
@@ -83,7 +86,8 @@ impl Peer {
             .set_rtp_mode(cfg.rtp_mode)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true);
+            .enable_vp8(cfg.video == Codec::Vp8)
+            .enable_h264(cfg.video == Codec::H264);
         if !cfg.twcc {
             // str0m's standard map (Chrome's ids) without transport-wide CC.
             builder = builder

@@ -21,7 +21,8 @@ use crate::signaling::protocol::{PeerId, ServerMsg};
 
 /// What became of one packet written for one receiver.
 enum Written {
-    /// Not for this receiver (not its layer, waiting for a keyframe, not connected).
+    /// Not for this receiver (not its layer, waiting for a keyframe, not connected, a
+    /// codec it cannot decode).
     Skipped,
     /// Written (and the receiver's `Rtc` drained).
     Sent,
@@ -123,6 +124,9 @@ impl Shard {
         };
         let (mid, rid) = (pkt.mid, pkt.rid);
         let codec = pkt.params.spec().codec;
+        if up.codec != Some(codec) {
+            up.codec = Some(codec);
+        }
         let keyframe_start =
             up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
         let simulcast = up.simulcast && rid.is_some();
@@ -141,7 +145,7 @@ impl Shard {
         }
         let subscribers = std::mem::take(&mut up.subscribers);
         let mut wants_keyframe: Vec<Option<Rid>> = Vec::new();
-        let mut switched: Vec<(PeerId, Rid)> = Vec::new();
+        let mut notes: Vec<(PeerId, Note)> = Vec::new();
         let packet = Packet {
             pkt,
             key: (from, mid),
@@ -159,7 +163,7 @@ impl Shard {
                 &packet,
                 &mut self.drained,
                 &mut wants_keyframe,
-                |layer| switched.push((sub, layer)),
+                |note| notes.push((sub, note)),
             );
             match written {
                 Written::Skipped => {}
@@ -180,8 +184,12 @@ impl Shard {
         for layer in wants_keyframe {
             self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
         }
-        for (sub, layer) in switched {
-            self.announce_layer(now, sub, from, mid, layer);
+        for (sub, note) in notes {
+            match note {
+                Note::Switched(layer) => self.announce_layer(now, sub, from, mid, layer),
+                Note::Undecodable => self.codec_gap(from, mid, sub, codec),
+                Note::Decodable => self.codec_mended(from, sub, codec),
+            }
         }
     }
 
@@ -304,6 +312,16 @@ struct Packet<'a> {
     vp8: Option<&'a Vp8Descriptor>,
 }
 
+/// What forwarding a packet to one receiver changed, for the shard to tell.
+enum Note {
+    /// It now gets this simulcast layer.
+    Switched(Rid),
+    /// It cannot decode the publisher's codec (said once per codec).
+    Undecodable,
+    /// It decodes the publisher's video again.
+    Decodable,
+}
+
 /// Writes `p` to one receiver, if it is for it: the layer it gets (switching to the
 /// wanted one on a keyframe, asking for one otherwise), after its first keyframe.
 fn write_down(
@@ -312,7 +330,7 @@ fn write_down(
     p: &Packet<'_>,
     drained: &mut crate::sfu::driver::Drained,
     wants_keyframe: &mut Vec<Option<Rid>>,
-    mut switched: impl FnMut(Rid),
+    mut note: impl FnMut(Note),
 ) -> Written {
     let Local {
         rtc,
@@ -332,6 +350,19 @@ fn write_down(
     };
     let pkt = p.pkt;
     let rid = pkt.rid;
+    // A codec this receiver did not negotiate: nothing to forward, and until it can
+    // decode something, no keyframe is spent on it.
+    let Some(pt) = down.map_pt(driver.rtc(), down_mid, &pkt.params) else {
+        let codec = pkt.params.spec().codec;
+        if down.undecodable != Some(codec) {
+            down.undecodable = Some(codec);
+            note(Note::Undecodable);
+        }
+        return Written::Skipped;
+    };
+    if down.undecodable.take().is_some() {
+        note(Note::Decodable);
+    }
     if p.simulcast {
         // One layer per receiver: the current one, until the wanted one starts with a
         // keyframe (the decoder can only join a stream there).
@@ -340,7 +371,7 @@ fn write_down(
             if p.keyframe_start {
                 down.layer = target;
                 if let Some(t) = target {
-                    switched(t);
+                    note(Note::Switched(t));
                 }
             } else {
                 if !wants_keyframe.contains(&target) {
@@ -363,9 +394,6 @@ fn write_down(
         }
         down.waiting_keyframe = false;
     }
-    let Some(pt) = down.map_pt(driver.rtc(), down_mid, &pkt.params) else {
-        return Written::Skipped;
-    };
     let clock_rate = pkt.params.spec().clock_rate.get();
     let generation = pkt.ssrc;
     let Some(rw) = down

@@ -42,6 +42,7 @@ use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
 mod admit;
+mod codecs;
 mod control;
 mod expiry;
 mod fanout;

@@ -2,7 +2,9 @@
 //! measurements (`/api/rooms`), and its size (`/healthz`, `/metrics`).
 
 use super::Shard;
-use crate::sfu::peer::DownState;
+use str0m::media::MediaKind;
+
+use crate::sfu::peer::{codec_name, DownState};
 use crate::signaling::protocol::{LegStats, Mode, PeerId, PeerInfo, Role};
 
 /// A room as `/api/rooms` shows it.
@@ -35,6 +37,17 @@ pub struct ParticipantSnapshot {
     pub down_tracks: usize,
     /// The server's measurements of its relayed legs (when connected to the server).
     pub relay: Option<LegStats>,
+    /// The codec of the video it sends, if any.
+    pub video_codec: Option<&'static str>,
+    /// Publishers whose video it cannot decode, with their codec.
+    pub cannot_decode: Vec<CodecGap>,
+}
+
+/// A publisher whose video a receiver cannot decode.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CodecGap {
+    pub peer: PeerId,
+    pub codec: &'static str,
 }
 
 impl Shard {
@@ -65,6 +78,20 @@ impl Shard {
                     .filter(|d| matches!(d.state, DownState::Open(_)))
                     .count(),
                 relay: l.connected_at.map(|_| l.stats.current().clone()),
+                video_codec: p
+                    .up
+                    .values()
+                    .find(|u| u.kind == MediaKind::Video)
+                    .and_then(|u| u.codec)
+                    .map(codec_name),
+                cannot_decode: l
+                    .down
+                    .iter()
+                    .filter_map(|((peer, _), d)| {
+                        let codec = codec_name(d.undecodable?);
+                        Some(CodecGap { peer: *peer, codec })
+                    })
+                    .collect(),
             })
         };
         self.rooms
