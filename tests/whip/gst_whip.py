@@ -41,7 +41,11 @@ def main():
             f"videoconvert ! vp8enc deadline=1 ! rtpvp8pay pt=96 ! {VP8} ! w."
         )
     else:
-        pipe = Gst.parse_launch("webrtcbin name=w bundle-policy=max-bundle")
+        # (parse_launch of a lone element returns the element, not a pipeline)
+        pipe = Gst.Pipeline.new()
+        w = Gst.ElementFactory.make("webrtcbin", "w")
+        w.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        pipe.add(w)
     webrtc = pipe.get_by_name("w")
     frames = [0]
     loop = GLib.MainLoop()
@@ -112,7 +116,8 @@ def main():
     GLib.timeout_add(int(seconds * 1000), loop.quit)
     loop.run()
     state = webrtc.get_property("connection-state")
-    print(f"after {seconds:.0f} s: {state.value_nick}, {frames[0]} frames decoded")
+    decoded = f", {frames[0]} video frames decoded" if mode == "play" else ""
+    print(f"after {seconds:.0f} s: {state.value_nick}{decoded}")
     pipe.set_state(Gst.State.NULL)
     ok = state == GstWebRTC.WebRTCPeerConnectionState.CONNECTED and (mode == "publish" or frames[0] > 0)
     sys.exit(0 if ok else 1)

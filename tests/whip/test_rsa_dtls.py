@@ -50,8 +50,9 @@ async def why(server, what):
 
 
 def key_type(pc):
-    """The public key type of the certificate this peer presents in DTLS."""
-    return type(pc._RTCPeerConnection__certificates[0]._key).__name__
+    """The key type of the certificate this peer presents in DTLS: RSA or ECDSA."""
+    key = pc._RTCPeerConnection__certificates[0]._key
+    return "RSA" if isinstance(key, rsa.RSAPrivateKey) else "ECDSA"
 
 
 async def connected(pc, seconds):

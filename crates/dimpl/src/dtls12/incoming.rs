@@ -61,10 +61,16 @@ impl Incoming {
     }
 }
 
+/// lanrelay patch: how many records one datagram may carry (0.9.0: 8). OpenSSL fragments
+/// its handshake for a 256-byte MTU when it writes to a memory BIO, and a stack that reads
+/// that BIO 1500 bytes at a time (aiortc) sends a client's second flight with an RSA
+/// 2048 certificate as one datagram of 10 records (7 with an ECDSA certificate).
+pub(crate) const MAX_RECORDS_PER_DATAGRAM: usize = 16;
+
 /// A number of records parsed from a single UDP packet.
 #[derive(Debug)]
 pub struct Records {
-    pub records: ArrayVec<Record, 8>,
+    pub records: ArrayVec<Record, MAX_RECORDS_PER_DATAGRAM>,
 }
 
 impl Records {
@@ -73,7 +79,7 @@ impl Records {
         decrypt: &mut dyn RecordHandler,
         cs: Option<Dtls12CipherSuite>,
     ) -> Result<Records, InternalError> {
-        let mut parsed_records: ArrayVec<Record, 8> = ArrayVec::new();
+        let mut parsed_records: ArrayVec<Record, MAX_RECORDS_PER_DATAGRAM> = ArrayVec::new();
         if let Err(error) = Self::parse_records(packet, decrypt, cs, &mut parsed_records) {
             for record in parsed_records {
                 decrypt.push_buffer(record.into_buffer());
@@ -97,7 +103,7 @@ impl Records {
         mut packet: &[u8],
         decrypt: &mut dyn RecordHandler,
         cs: Option<Dtls12CipherSuite>,
-        parsed_records: &mut ArrayVec<Record, 8>,
+        parsed_records: &mut ArrayVec<Record, MAX_RECORDS_PER_DATAGRAM>,
     ) -> Result<(), InternalError> {
         // Find record boundaries and copy each record ONCE from the packet
         while !packet.is_empty() {
@@ -632,6 +638,26 @@ mod tests {
         assert_eq!(handler.buffers_returned, handler.buffers_acquired);
     }
 
+    /// lanrelay patch: ten records in one datagram (aiortc's flight with an RSA client
+    /// certificate) are parsed, not discarded.
+    #[test]
+    fn ten_records_in_one_datagram_are_parsed() {
+        let mut packet = Vec::new();
+        for sequence in 0..10 {
+            packet.extend_from_slice(&build_record(
+                ContentType::ApplicationData,
+                1,
+                sequence,
+                &[0x11; 32],
+            ));
+        }
+        let mut handler = TestHandler::default();
+        let incoming = Incoming::parse_packet(&packet, &mut handler, None)
+            .expect("parse ten records")
+            .expect("records remain available");
+        assert_eq!(incoming.records().len(), 10);
+    }
+
     #[test]
     fn ordered_datagrams_allow_fragments_and_arbitrary_starting_sequences() {
         let mut packet = Vec::new();
@@ -756,7 +782,8 @@ mod tests {
     fn oversized_datagram_recycles_all_pooled_records() {
         let mut handler = TestHandler::default();
         let mut packet = Vec::new();
-        for sequence in 0..9 {
+        // lanrelay patch: one more than the cap (0.9.0's test used 0..9 for its cap of 8).
+        for sequence in 0..MAX_RECORDS_PER_DATAGRAM as u64 + 1 {
             packet.extend_from_slice(&build_record(
                 ContentType::ApplicationData,
                 1,
