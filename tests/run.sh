@@ -77,7 +77,7 @@ log "cargo build --release (the server the browser tests run, and lanrelay-load)
 cargo build --release --locked --workspace
 
 log "WHIP/WHEP with aiortc"
-(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py test_consent.py) 2>&1 | tee -a "$results"
+(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py test_consent.py test_rsa_dtls.py) 2>&1 | tee -a "$results"
 
 log "attack suite (from a second host in a network namespace, during a live call)"
 python3 tests/attack/suite.py --seconds 10 2>&1 | tee -a "$results"

@@ -75,8 +75,16 @@ class Server:
         # Keep draining the server's output (into a file for failure reports).
         logfile = open(self.log_path, "a")
         logfile.write(out)
+        logfile.flush()
         proc = self.proc
-        threading.Thread(target=lambda: [logfile.write(l) or logfile.flush() for l in proc.stdout], daemon=True).start()
+
+        def drain():
+            # One line at a time, flushed, so that log_tail sees what was just logged.
+            for line in proc.stdout:
+                logfile.write(line)
+                logfile.flush()
+
+        threading.Thread(target=drain, daemon=True).start()
         self.url = f"https://{https.group(1)}"
         return self.url
 
