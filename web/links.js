@@ -158,8 +158,15 @@ class Link extends EventTarget {
       let bytes = 0;
       let hasVideo = false;
       let heard = 0;
+      // Firefox has no transport stats: its candidate pairs count the bytes instead.
+      let pairBytes = 0;
+      let transports = 0;
       report.forEach((r) => {
-        if (r.type === 'transport') heard += r.bytesReceived || 0;
+        if (r.type === 'transport') {
+          transports += 1;
+          heard += r.bytesReceived || 0;
+        }
+        if (r.type === 'candidate-pair') pairBytes += r.bytesReceived || 0;
         if (r.type !== 'inbound-rtp') return;
         bytes += r.bytesReceived || 0;
         if (r.kind === 'video') {
@@ -169,6 +176,7 @@ class Link extends EventTarget {
           audio += r.packetsReceived || 0;
         }
       });
+      if (!transports) heard = pairBytes;
       const now = performance.now();
       if (heard > this.heardBytes) {
         this.heardBytes = heard;

@@ -84,20 +84,34 @@ export function readCounters(report, t) {
       };
     } else if (r.type === 'transport' && r.selectedCandidatePairId) {
       const p = byId.get(r.selectedCandidatePairId);
-      if (!p) continue;
-      const l = byId.get(p.localCandidateId);
-      const rc = byId.get(p.remoteCandidateId);
-      out.pair = {
-        rttTotalS: p.totalRoundTripTime || 0,
-        responses: p.responsesReceived || 0,
-        currentRttMs: typeof p.currentRoundTripTime === 'number' ? p.currentRoundTripTime * 1000 : null,
-        local: l ? `${l.candidateType} ${l.address}:${l.port}` : '',
-        remote: rc ? `${rc.candidateType} ${rc.address}:${rc.port}` : '',
-        protocol: l?.protocol || rc?.protocol || '',
-      };
+      if (p) out.pair = pairReading(p, byId);
+    }
+  }
+  // Firefox has no transport stats: the candidate pair in use says `selected`.
+  if (!out.pair) {
+    for (const r of byId.values()) {
+      if (r.type === 'candidate-pair' && r.selected) out.pair = pairReading(r, byId);
     }
   }
   return out;
+}
+
+/**
+ * The reading of the candidate pair `p` in use.
+ * @param {any} p
+ * @param {Map<string, any>} byId
+ */
+function pairReading(p, byId) {
+  const l = byId.get(p.localCandidateId);
+  const rc = byId.get(p.remoteCandidateId);
+  return {
+    rttTotalS: p.totalRoundTripTime || 0,
+    responses: p.responsesReceived || 0,
+    currentRttMs: typeof p.currentRoundTripTime === 'number' ? p.currentRoundTripTime * 1000 : null,
+    local: l ? `${l.candidateType} ${l.address}:${l.port}` : '',
+    remote: rc ? `${rc.candidateType} ${rc.address}:${rc.port}` : '',
+    protocol: l?.protocol || rc?.protocol || '',
+  };
 }
 
 /** @param {number | null | undefined} v @param {number} [digits] */

@@ -161,3 +161,18 @@ test('a report too large for the server loses its samples, not its figures', () 
   const small = { paths: {} };
   assert.equal(compactReport(small, 4096), small);
 });
+
+test("Firefox's report (no transport stats) still names the pair in use and its round trip", () => {
+  const firefox = [
+    { id: 'p1', type: 'candidate-pair', selected: false, localCandidateId: 'l2', remoteCandidateId: 'r1', totalRoundTripTime: 9, responsesReceived: 3 },
+    { id: 'p2', type: 'candidate-pair', selected: true, localCandidateId: 'l1', remoteCandidateId: 'r1', totalRoundTripTime: 0.5, responsesReceived: 100, currentRoundTripTime: 0.004 },
+    { id: 'l1', type: 'local-candidate', candidateType: 'host', address: '10.201.1.2', port: 40777, protocol: 'udp' },
+    { id: 'l2', type: 'local-candidate', candidateType: 'host', address: '10.201.1.2', port: 40778, protocol: 'tcp' },
+    { id: 'r1', type: 'remote-candidate', candidateType: 'host', address: '10.201.0.1', port: 8443, protocol: 'udp' },
+  ];
+  const r = readCounters(firefox, 1000);
+  assert.deepEqual(r.pair, {
+    rttTotalS: 0.5, responses: 100, currentRttMs: 4,
+    local: 'host 10.201.1.2:40777', remote: 'host 10.201.0.1:8443', protocol: 'udp',
+  });
+});
