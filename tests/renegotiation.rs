@@ -1,7 +1,8 @@
 //! Renegotiation started by the browser: a participant adds a track mid-call (others
 //! receive it), both sides offering at the same moment (glare) resolves, and an ICE
-//! restart keeps the call going. Started by the server: the m-lines of participants
-//! who left carry the tracks of those who come next.
+//! restart keeps the call going; a track the participant stops sending ends for the
+//! others. Started by the server: the m-lines of participants who left carry the
+//! tracks of those who come next.
 
 mod common;
 
@@ -24,6 +25,52 @@ async fn a_track_added_mid_call_reaches_the_others() {
         .await;
     assert!(video_from(&b.seen(), "a") > 20, "the first track continues");
     assert!(a.seen().errors.is_empty(), "{:?}", a.seen().errors);
+    a.leave().await;
+    b.leave().await;
+    server.shutdown().await;
+}
+
+/// A second video track (a screen share) that stops: the others stop receiving it,
+/// their m-line for it goes idle, and the next share reuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_the_participant_stops_sending_ends_for_the_others() {
+    let server = start_server(8).await;
+    let a = TestPeer::join(&server, "unshare", "a").await;
+    let b = TestPeer::join(&server, "unshare", "b").await;
+    b.wait_for("a's video", WAIT, |s| video_from(s, "a") > 10)
+        .await;
+    a.command(PeerCmd::AddVideoTrack { glare: false });
+    b.wait_for("a's share", WAIT, |s| video_from(s, "a+") > 10)
+        .await;
+    let offers = b.seen().server_offers;
+    a.command(PeerCmd::StopVideoTrack);
+    b.wait_for("an offer that ends the share", WAIT, |s| {
+        s.server_offers > offers && s.offer_owners.len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = video_from(&b.seen(), "a+");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        video_from(&b.seen(), "a+"),
+        stopped,
+        "the share no longer arrives"
+    );
+    let before = video_from(&b.seen(), "a");
+    b.wait_for("a's camera goes on", WAIT, |s| {
+        video_from(s, "a") > before + 20
+    })
+    .await;
+    // Shared again: the idle m-line carries it, b's SDP does not grow.
+    let mlines = b.seen().offer_mlines;
+    a.command(PeerCmd::AddVideoTrack { glare: false });
+    b.wait_for("a's second share", WAIT, |s| {
+        video_from(s, "a+") > stopped + 10
+    })
+    .await;
+    assert_eq!(b.seen().offer_mlines, mlines, "m-lines in b's latest offer");
+    assert!(a.seen().errors.is_empty(), "{:?}", a.seen().errors);
+    assert!(b.seen().errors.is_empty(), "{:?}", b.seen().errors);
     a.leave().await;
     b.leave().await;
     server.shutdown().await;

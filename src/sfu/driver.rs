@@ -159,6 +159,7 @@ fn wanted(e: &Event) -> bool {
         Event::Connected
             | Event::IceConnectionStateChange(_)
             | Event::MediaAdded(_)
+            | Event::MediaChanged(_)
             | Event::RtpPacket(_)
             | Event::KeyframeRequest(_)
             | Event::Closed

@@ -64,6 +64,12 @@ pub enum LinkMsg {
         publisher: PeerInfo,
         track: TrackInfo,
     },
+    /// A publisher stopped sending one track (its m-line no longer sends).
+    TrackRemoved {
+        room: String,
+        publisher: PeerId,
+        mid: Mid,
+    },
     /// A publisher left `room`: its tracks end.
     PublisherLeft { room: String, publisher: PeerId },
     /// One packet of a publisher's track.

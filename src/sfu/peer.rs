@@ -302,6 +302,8 @@ pub(crate) struct Local {
     pub(crate) spare: Vec<Spare>,
     /// Spare m-lines that `pending_offer` makes send again.
     pub(crate) reusing: Vec<Mid>,
+    /// Its m-lines that stopped sending (kind, simulcast), in case one sends again.
+    pub(crate) ended_up: Vec<(Mid, MediaKind, bool)>,
     /// The first offer has been answered; server offers may follow.
     pub(crate) answered: bool,
     /// The server's offer awaiting the browser's answer.
@@ -351,6 +353,7 @@ impl Local {
             down: FxHashMap::default(),
             spare: Vec::new(),
             reusing: Vec::new(),
+            ended_up: Vec::new(),
             answered: false,
             pending_offer: None,
             pending_sdp: None,

@@ -193,6 +193,9 @@ pub enum PeerCmd {
     /// sent in reply to the server's next offer instead of answering it, as a browser
     /// does when both sides offer at once.
     AddVideoTrack { glare: bool },
+    /// Stop sending the second video track (its m-line becomes receive-only), as a
+    /// browser does when a screen share ends.
+    StopVideoTrack,
     /// Renegotiate with new ICE credentials.
     IceRestart,
     /// Lose the signaling connection (closed without a goodbye, as when a phone's
@@ -422,6 +425,13 @@ impl Driver {
                     Some(PeerCmd::SetLoss { up, down }) => self.loss = (up, down),
                     Some(PeerCmd::AddVideoTrack { glare: true }) => self.glare_pending = true,
                     Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
+                    Some(PeerCmd::StopVideoTrack) => {
+                        if let Some(mid) = self.send_video2.take() {
+                            if let Ok(sdp) = self.peer.offer_direction(mid, Direction::RecvOnly) {
+                                self.say(&ClientMsg::Offer { sdp }).await;
+                            }
+                        }
+                    }
                     Some(PeerCmd::IceRestart) => {
                         if let Ok(sdp) = self.peer.offer_ice_restart() {
                             self.say(&ClientMsg::Offer { sdp }).await;

@@ -148,6 +148,16 @@ impl Peer {
         Ok((offer.to_sdp_string(), mids))
     }
 
+    /// Offers m-line `mid` in a new direction (e.g. `RecvOnly`: it stops sending, as a
+    /// browser does when a screen share ends).
+    pub fn offer_direction(&mut self, mid: Mid, dir: Direction) -> Result<String, PeerError> {
+        let mut api = self.rtc.sdp_api();
+        api.set_direction(mid, dir);
+        let (offer, pending) = api.apply().ok_or(PeerError::NothingToOffer)?;
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
     /// Offers new ICE credentials.
     pub fn offer_ice_restart(&mut self) -> Result<String, PeerError> {
         let mut api = self.rtc.sdp_api();

@@ -11,7 +11,7 @@ use tracing::info;
 use super::{refusal, Output, Shard};
 use crate::room::JoinError;
 use crate::sfu::driver::{Drained, Driver};
-use crate::sfu::peer::{Client, DownState, Local, Peer, Served};
+use crate::sfu::peer::{Client, Local, Peer, Served};
 use crate::signaling::protocol::{
     check_display_name, check_name, ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg,
 };
@@ -351,32 +351,7 @@ impl Shard {
         let mut touched: Vec<PeerId> = Vec::new();
         // Its up tracks: every receiver stops its down track.
         for (mid, up) in &peer.up {
-            for s in &up.subscribers {
-                let Some(sub) = self.peers.get_mut(s).and_then(Peer::here_mut) else {
-                    continue;
-                };
-                if !touched.contains(s) {
-                    touched.push(*s);
-                }
-                let key = (id, *mid);
-                let whep = sub.is_whep();
-                let Some(d) = sub.down.get_mut(&key) else {
-                    continue;
-                };
-                d.source_gone = true;
-                if whep {
-                    // Its m-line is free for the next publisher.
-                    sub.down.remove(&key);
-                    continue;
-                }
-                match d.state {
-                    DownState::ToOpen => {
-                        sub.down.remove(&key);
-                    }
-                    DownState::Open(m) => d.state = DownState::ToStop(m),
-                    _ => {}
-                }
-            }
+            self.end_track((id, *mid), up, &mut touched);
         }
         if let Served::Here(local) = &mut peer.served {
             // Its down tracks: the publishers forget it.
@@ -392,18 +367,7 @@ impl Shard {
                 self.drained.transmits.extend(scratch.transmits);
             }
         }
-        for o in touched {
-            let whep = self
-                .peers
-                .get(&o)
-                .and_then(Peer::here)
-                .is_some_and(|l| l.is_whep());
-            if whep {
-                self.attach_fixed(now, o);
-            } else {
-                self.negotiate(o);
-            }
-        }
+        self.renegotiate(now, touched);
         self.left_spread_room(&peer);
         if peer.is_here() {
             self.out.push_back(Output::Close(id));

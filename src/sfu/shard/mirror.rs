@@ -150,6 +150,19 @@ impl Shard {
                     self.offer_track(now, id, track.mid, track.kind);
                 }
             }
+            LinkMsg::TrackRemoved {
+                room,
+                publisher,
+                mid,
+            } => {
+                let here = self
+                    .peers
+                    .get(&publisher)
+                    .is_some_and(|p| p.is_stand_in() && p.room == room);
+                if here {
+                    self.unpublish(now, publisher, mid);
+                }
+            }
             LinkMsg::PublisherLeft { room, publisher } => {
                 let here = self
                     .peers
@@ -345,6 +358,24 @@ impl Shard {
                 room: peer.room.clone(),
                 publisher: peer.info.clone(),
                 track,
+            };
+            self.out.push_back(Output::Link(worker, msg));
+        }
+    }
+
+    /// The other workers of a spread room hear that `id` stopped sending `mid`.
+    pub(super) fn unmirror_track(&mut self, id: PeerId, mid: Mid) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let Some(links) = self.mirrors.get(&peer.room) else {
+            return;
+        };
+        for &(worker, _) in links {
+            let msg = LinkMsg::TrackRemoved {
+                room: peer.room.clone(),
+                publisher: id,
+                mid,
             };
             self.out.push_back(Output::Link(worker, msg));
         }

@@ -50,6 +50,7 @@ mod http;
 mod keyframes;
 mod mirror;
 mod negotiate;
+mod publish;
 mod route;
 mod snapshot;
 mod timers;
@@ -59,9 +60,9 @@ pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
 
 use super::driver::Drained;
 use super::link::LinkMsg;
-use super::peer::{Client, DownState, Peer, Served, UpTrack};
+use super::peer::{DownState, Peer, Served};
 use crate::room::{JoinError, Rooms};
-use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
 use route::Routes;
 use timers::Timers;
 
@@ -266,37 +267,11 @@ impl Shard {
                     self.request_keyframe(now, src, mid, layer, req.kind);
                 }
             }
-            Event::MediaAdded(m) => {
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    return;
-                };
-                let role = peer.role;
-                let Served::Here(local) = &mut peer.served else {
-                    return;
-                };
-                if let Client::Whep { mids } = &mut local.client {
-                    // The player's m-lines appear once it is connected: bind them.
-                    if m.direction.is_sending() {
-                        mids.push((m.mid, m.kind));
-                        self.attach_fixed(now, id);
-                    }
-                    return;
-                }
-                if !m.direction.is_receiving()
-                    || peer.up.contains_key(&m.mid)
-                    || role == Role::Viewer
-                {
-                    return;
-                }
-                let simulcast = m
-                    .simulcast
-                    .as_ref()
-                    .is_some_and(|s| s.recv.len() > 1 || s.send.len() > 1);
-                debug!(id, mid = %m.mid, kind = ?m.kind, simulcast, "up track");
-                peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
-                self.offer_track(now, id, m.mid, m.kind);
-                self.mirror_track(id, m.mid);
-            }
+            Event::MediaAdded(m) => self.publish(now, id, m),
+            // The browser stopped sending on an m-line (a share ended, a camera moved
+            // to another m-line): its receivers stop it. Or sends on one again.
+            Event::MediaChanged(m) if !m.direction.is_receiving() => self.unpublish(now, id, m.mid),
+            Event::MediaChanged(m) => self.republish(now, id, m.mid),
             Event::Connected => {
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
                     l.connected_at = Some(now);
