@@ -94,6 +94,38 @@ class Link extends EventTarget {
     if (videoCodec) preferCodec(vt, videoCodec);
     this.senders = [at.sender, vt.sender];
     this.tracks = [audio, video];
+    this.localStreams = streams;
+    this.simulcast = simulcast;
+    /** The transceiver the camera is sent on. */
+    this.videoTransceiver = vt;
+  }
+
+  /**
+   * Sends the camera in codec `name` from now on. An m-line keeps the codecs it was
+   * first negotiated with (str0m), so the camera moves to a new m-line that prefers
+   * `name`, and the old one goes inactive; the server ends the old track and offers
+   * the new one to everyone, who see the same participant carry on.
+   * @param {string} name
+   */
+  switchVideoCodec(name) {
+    this.enqueue(async () => {
+      const old = this.videoTransceiver;
+      const video = this.tracks?.[1];
+      if (!old || !video || this.pc.signalingState !== 'stable') return;
+      /** @type {RTCRtpTransceiverInit} */
+      const init = { direction: 'sendrecv', streams: this.localStreams || [] };
+      if (this.simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+      const vt = this.pc.addTransceiver(video, init);
+      preferCodec(vt, name);
+      old.direction = 'inactive';
+      await old.sender.replaceTrack(null).catch(() => {});
+      this.videoTransceiver = vt;
+      this.senders[1] = vt.sender;
+      if (this.sending === false) this.setSending(false);
+      const offer = await this.pc.createOffer();
+      await this.pc.setLocalDescription(offer);
+      this.sig.send({ type: 'offer', sdp: offer.sdp || '' });
+    });
   }
 
   /**
@@ -272,13 +304,11 @@ export class RelayLink extends Link {
       const s = ev.streams[0];
       const peerId = owner ?? (s ? Number(s.id) : NaN);
       if (!Number.isFinite(peerId)) return;
-      let stream = this.peerStreams.get(peerId);
-      if (!stream) {
-        stream = new MediaStream();
-        this.peerStreams.set(peerId, stream);
-      }
-      if (!stream.getTracks().includes(ev.track)) stream.addTrack(ev.track);
-      this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream } }));
+      const had = this.peerStreams.get(peerId)?.getTracks() || [];
+      if (had.includes(ev.track)) return;
+      // A new stream object each time its tracks change, so that a video element
+      // showing it picks the change up (srcObject is set again).
+      this.setPeerStream(peerId, [...had, ev.track]);
     };
     this.enqueue(async () => {
       const offer = await this.pc.createOffer();
@@ -345,9 +375,23 @@ export class RelayLink extends Link {
       if (mid === null) continue;
       const was = this.owners.get(mid);
       if (was === undefined || next.get(mid) === was) continue;
-      this.peerStreams.get(was)?.removeTrack(t.receiver.track);
+      const had = this.peerStreams.get(was);
+      if (had?.getTracks().includes(t.receiver.track)) {
+        this.setPeerStream(was, had.getTracks().filter((k) => k !== t.receiver.track));
+      }
     }
     this.owners = next;
+  }
+
+  /**
+   * Participant `peerId`'s stream is now made of `tracks`.
+   * @param {number} peerId
+   * @param {MediaStreamTrack[]} tracks
+   */
+  setPeerStream(peerId, tracks) {
+    const stream = new MediaStream(tracks);
+    this.peerStreams.set(peerId, stream);
+    this.dispatchEvent(new CustomEvent('stream', { detail: { peerId, stream } }));
   }
 
   /**

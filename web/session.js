@@ -870,14 +870,13 @@ export const SERVER_MSG_HANDLERS = {
     }
   },
   sendCodec(msg) {
-    // Someone cannot decode our video: send what every browser decodes. str0m keeps
-    // an m-line's codecs as first negotiated, so the call is joined again with the
-    // new preference (the others see a short reconnect, once).
+    // Someone cannot decode our video: send what every browser decodes (on a new
+    // m-line of the same connection: see RelayLink.switchVideoCodec).
     const codec = msg.codec.toLowerCase();
     if (this.videoCodec === codec) return;
     console.info(`switching video to ${msg.codec}: ${msg.reason}`);
     this.videoCodec = codec;
-    this.retry(`switching video to ${msg.codec}: ${msg.reason}`);
+    this.relay?.switchVideoCodec(codec);
   },
   peerPath(msg) {
     const p = this.peers.get(msg.id);

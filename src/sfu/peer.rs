@@ -302,6 +302,9 @@ pub(crate) struct Local {
     pub(crate) spare: Vec<Spare>,
     /// Spare m-lines that `pending_offer` makes send again.
     pub(crate) reusing: Vec<Mid>,
+    /// Publishers it was told it cannot decode, until a packet of theirs is written to
+    /// it (then it is told it can: see `shard::codecs`).
+    pub(crate) undecodable_from: Vec<PeerId>,
     /// Its m-lines that stopped sending (kind, simulcast), in case one sends again.
     pub(crate) ended_up: Vec<(Mid, MediaKind, bool)>,
     /// The first offer has been answered; server offers may follow.
@@ -354,6 +357,7 @@ impl Local {
             spare: Vec::new(),
             reusing: Vec::new(),
             ended_up: Vec::new(),
+            undecodable_from: Vec::new(),
             answered: false,
             pending_offer: None,
             pending_sdp: None,

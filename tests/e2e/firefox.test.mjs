@@ -189,6 +189,7 @@ test('auto mode: the call goes direct, the relay stops receiving Firefox\'s medi
 
 test('codecs: Chromium sends H.264, which Firefox cannot decode: the server asks for VP8 and Firefox plays', { skip }, async () => {
   await call('ff-codec', 'relay', async (ff, ch) => {
+    const firstId = await waitFor(async () => (await sessionState(ch))?.id || null, 10000, 'chromium joined');
     const sf = await playing(ff, 'firefox', 'relay').catch(async (e) => {
       console.log('room:', JSON.stringify(await roomInfo(ch, 'ff-codec')));
       console.log('firefox stats:', JSON.stringify(await mediaStats(ff)));
@@ -199,6 +200,8 @@ test('codecs: Chromium sends H.264, which Firefox cannot decode: the server asks
     const receiver = room.participants.find((/** @type {any} */ p) => p.name === 'Firefox');
     console.log(`codecs: Chromium sends ${sender.videoCodec}; Firefox decodes ${sf.video.codecs.join(',')}; Chromium's page: ${ch.logs.filter((l) => l.includes('switching')).join(' ')}`);
     assert.ok(ch.logs.some((l) => l.includes('switching video to VP8')), 'the server asked Chromium for VP8 (Firefox here cannot decode H.264)');
+    assert.equal(sender.id, firstId, 'Chromium switched in place: the same participant, not a rejoin');
+    assert.equal((await sessionState(ch)).id, firstId);
     assert.equal(sender.videoCodec, 'VP8', 'Chromium now sends VP8');
     assert.deepEqual(receiver.cannotDecode, [], 'nothing Firefox cannot decode');
     assert.equal(await ff.$eval('[data-peer] .note', (/** @type {HTMLElement} */ e) => e.hidden), true, 'no codec note left on the tile');

@@ -1,9 +1,10 @@
 //! Codecs across a room: a receiver that cannot decode what a publisher sends (say
 //! Firefox without OpenH264, and a publisher sending H.264) is told so instead of
 //! getting a black tile, and a browser publisher is asked to send VP8, which every
-//! browser can send and decode (the page joins again preferring it: str0m keeps an
-//! m-line's codecs as first negotiated). A publisher that cannot change (a WHIP
-//! encoder) is named in the receiver's message and in `/api/rooms`.
+//! browser can send and decode (the page moves its camera to a new m-line that
+//! prefers it: str0m keeps an m-line's codecs as first negotiated; the old track
+//! ends, see `shard::publish`). A publisher that cannot change (a WHIP encoder) is
+//! named in the receiver's message and in `/api/rooms`.
 
 use str0m::format::Codec;
 use str0m::media::Mid;
@@ -39,6 +40,11 @@ impl Shard {
             switchable,
             "receiver cannot decode"
         );
+        if let Some(l) = self.peers.get_mut(&sub).and_then(Peer::here_mut) {
+            if !l.undecodable_from.contains(&from) {
+                l.undecodable_from.push(from);
+            }
+        }
         let message = if switchable {
             format!("{who}'s video is {name}, which this browser cannot decode: {who} was asked to send {common} instead")
         } else {

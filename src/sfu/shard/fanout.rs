@@ -336,6 +336,7 @@ fn write_down(
         rtc,
         down,
         connected_at,
+        undecodable_from,
         ..
     } = local;
     let Some(down) = down.get_mut(&p.key) else {
@@ -360,8 +361,15 @@ fn write_down(
         }
         return Written::Skipped;
     };
-    if down.undecodable.take().is_some() {
-        note(Note::Decodable);
+    down.undecodable = None;
+    if down.kind == MediaKind::Video && !undecodable_from.is_empty() {
+        // Told it could not decode this publisher (on this track, or on one that
+        // ended since): it can now.
+        let before = undecodable_from.len();
+        undecodable_from.retain(|id| *id != p.key.0);
+        if undecodable_from.len() != before {
+            note(Note::Decodable);
+        }
     }
     if p.simulcast {
         // One layer per receiver: the current one, until the wanted one starts with a
