@@ -111,7 +111,7 @@ pub struct EngineHandle {
     /// Each worker's control lane.
     control: Vec<mpsc::Sender<Control>>,
     /// Each worker's media lane, for the frames of ICE-TCP connections.
-    media: Vec<mpsc::Sender<Batch>>,
+    media: Vec<lanes::MediaLane>,
     registry: Arc<Registry>,
     receive: Arc<receive::ReceiveCounters>,
     /// Commands that found their worker gone.
@@ -407,12 +407,12 @@ pub(crate) fn spawn(
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));
     let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);
-    let (recycle_tx, recycle_rx) = mpsc::channel(lanes::MEDIA_QUEUE);
+    let (recycle_tx, recycle_rx) = mpsc::channel(lanes::SPARE_BATCHES);
     let mut control = Vec::with_capacity(n);
     let mut media_txs = Vec::with_capacity(n);
     for (index, link_rx) in link_rxs.into_iter().enumerate() {
         let (control_tx, control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
-        let (media_tx, media_rx) = mpsc::channel(lanes::MEDIA_QUEUE);
+        let (media_tx, media_rx) = lanes::media_lane();
         let shard = Shard::new(ShardConfig {
             candidates: media.candidates.clone(),
             tcp_candidates: media.tcp_candidates.clone(),
@@ -488,7 +488,7 @@ mod tests {
     #[tokio::test]
     async fn commands_pass_a_full_media_lane() {
         let (control_tx, mut control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
-        let (media_tx, _media_rx) = mpsc::channel::<Batch>(MEDIA_QUEUE);
+        let (media_tx, _media_rx) = lanes::media_lane();
         for _ in 0..MEDIA_QUEUE {
             media_tx
                 .try_send(Batch::default())

@@ -13,6 +13,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::shard::{HttpAnswer, RoomSnapshot, ShardCounters};
@@ -21,6 +24,85 @@ use crate::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
 /// Datagram batches a worker may have queued before the receive task drops further
 /// ones for it (a worker that far behind is overloaded).
 pub(crate) const MEDIA_QUEUE: usize = 1024;
+
+/// Bytes of datagrams a worker may have queued, whatever the number of batches: a
+/// batch holds what a few socket reads brought, so under overload 1,024 of them held
+/// over 100 MiB (the soak's memory grew with the machine's load and stayed there).
+/// 8 MiB is seconds of media for a worker: anything later is stale anyway.
+pub(crate) const MEDIA_QUEUE_BYTES: usize = 8 << 20;
+
+/// Spare batches kept for the receive task's next reads, and the buffer size a spare
+/// keeps (a larger one, from a burst, is given back).
+pub(crate) const SPARE_BATCHES: usize = 64;
+const SPARE_BYTES: usize = 64 << 10;
+const SPARE_DATAGRAMS: usize = 256;
+
+/// The sending end of a worker's media lane: bounded in batches and in bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaLane {
+    tx: mpsc::Sender<Batch>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The worker's end of its media lane.
+#[derive(Debug)]
+pub(crate) struct MediaRx {
+    rx: mpsc::Receiver<Batch>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A worker's media lane.
+pub(crate) fn media_lane() -> (MediaLane, MediaRx) {
+    let (tx, rx) = mpsc::channel(MEDIA_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        MediaLane {
+            tx,
+            queued: queued.clone(),
+        },
+        MediaRx { rx, queued },
+    )
+}
+
+impl MediaLane {
+    /// Queues `batch`, or gives it back when the lane is full (in batches or bytes)
+    /// or closed.
+    pub(crate) fn try_send(&self, batch: Batch) -> Result<(), mpsc::error::TrySendError<Batch>> {
+        let n = batch.bytes.len();
+        if self.queued.load(Ordering::Relaxed) + n > MEDIA_QUEUE_BYTES {
+            return Err(mpsc::error::TrySendError::Full(batch));
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.tx.try_send(batch).inspect_err(|_| {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        })
+    }
+
+    /// Resolves when the worker is gone.
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    /// Bytes queued and not yet taken by the worker.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl MediaRx {
+    pub(crate) async fn recv(&mut self) -> Option<Batch> {
+        let b = self.rx.recv().await?;
+        self.queued.fetch_sub(b.bytes.len(), Ordering::Relaxed);
+        Some(b)
+    }
+
+    pub(crate) fn try_recv(&mut self) -> Option<Batch> {
+        let b = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(b.bytes.len(), Ordering::Relaxed);
+        Some(b)
+    }
+}
 
 /// Commands a worker may have queued before senders wait.
 pub(crate) const CONTROL_QUEUE: usize = 4096;
@@ -56,11 +138,14 @@ impl Batch {
         self.datagrams.is_empty()
     }
 
-    /// Empties the batch, keeping its buffers for the next read.
+    /// Empties the batch, keeping its buffers for the next read (up to a usual
+    /// size: what a burst grew is given back).
     pub(crate) fn clear(&mut self) {
         self.tcp = false;
         self.bytes.clear();
+        self.bytes.shrink_to(SPARE_BYTES);
         self.datagrams.clear();
+        self.datagrams.shrink_to(SPARE_DATAGRAMS);
         self.read_at = None;
     }
 }
@@ -178,4 +263,57 @@ pub struct WorkerStatus {
     pub busy_seconds: f64,
     /// Datagram batches dropped on the media lane because the worker was behind.
     pub queue_drops: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(bytes: usize) -> Batch {
+        Batch {
+            bytes: vec![0; bytes],
+            ..Batch::default()
+        }
+    }
+
+    /// The lane holds at most MEDIA_QUEUE_BYTES whatever the number of batches, and a
+    /// batch the worker takes makes room again.
+    #[tokio::test]
+    async fn the_media_lane_is_bounded_in_bytes() {
+        let (lane, mut rx) = media_lane();
+        let big = MEDIA_QUEUE_BYTES / 4;
+        for _ in 0..4 {
+            lane.try_send(batch(big)).expect("room for it");
+        }
+        assert_eq!(lane.queued(), MEDIA_QUEUE_BYTES);
+        assert!(
+            matches!(
+                lane.try_send(batch(1)),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            "a full lane refuses even a small batch"
+        );
+        let taken = rx.recv().await.expect("a batch");
+        assert_eq!(taken.bytes.len(), big);
+        assert_eq!(lane.queued(), 3 * big);
+        lane.try_send(batch(1000)).expect("room again");
+        assert!(rx.try_recv().is_some());
+    }
+
+    /// A batch that a burst grew does not keep its buffers when it is recycled.
+    #[test]
+    fn a_cleared_batch_gives_back_what_a_burst_grew() {
+        let mut b = batch(4 << 20);
+        b.clear();
+        assert!(b.bytes.capacity() <= SPARE_BYTES, "{}", b.bytes.capacity());
+        let mut small = Batch::default();
+        small.bytes.reserve(1500);
+        let cap = small.bytes.capacity();
+        small.clear();
+        assert_eq!(
+            small.bytes.capacity(),
+            cap,
+            "a usual batch keeps its buffer"
+        );
+    }
 }

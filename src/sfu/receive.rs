@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::demux::{self, Kind};
-use super::lanes::{Batch, Route};
+use super::lanes::{Batch, MediaLane, Route};
 use super::shard::ufrag_worker;
 use super::udp::{destination_ip, UdpIo};
 
@@ -111,7 +111,7 @@ impl Routes {
 
 /// The receive task's lanes: media out to each worker, routes and spent batches back.
 pub(crate) struct Lanes {
-    pub(crate) media: Vec<mpsc::Sender<Batch>>,
+    pub(crate) media: Vec<MediaLane>,
     pub(crate) routes: mpsc::Receiver<Route>,
     pub(crate) recycle: mpsc::Receiver<Batch>,
 }
@@ -212,7 +212,7 @@ pub(crate) async fn run(
 }
 
 /// Resolves when every worker has stopped (the engine is shutting down).
-async fn closed(workers: &[mpsc::Sender<Batch>]) {
+async fn closed(workers: &[MediaLane]) {
     for w in workers {
         w.closed().await;
     }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
-use super::lanes::{Batch, Command, Control, Report, Route, WorkerStatus};
+use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
 use super::link::LinkMsg;
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
@@ -82,7 +82,7 @@ const MAX_MESSAGES_PER_TURN: usize = 64;
 /// The lanes a worker reads.
 pub(crate) struct WorkerLanes {
     pub(crate) control: mpsc::Receiver<Control>,
-    pub(crate) media: mpsc::Receiver<Batch>,
+    pub(crate) media: MediaRx,
     pub(crate) links: mpsc::UnboundedReceiver<Vec<LinkMsg>>,
 }
 
@@ -221,8 +221,8 @@ async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
                 // Take what else is queued, so one flush sends for all of it.
                 for _ in 1..MAX_MESSAGES_PER_TURN {
                     match media.try_recv() {
-                        Ok(batch) => w.datagrams(&mut shard, batch),
-                        Err(_) => break,
+                        Some(batch) => w.datagrams(&mut shard, batch),
+                        None => break,
                     }
                 }
                 w.take_links(&mut shard, &mut link_rx);
