@@ -104,7 +104,7 @@ export function mountComparePanel(root, session) {
       showReport(root, report);
       status.textContent = t('cmp.done');
     } catch (e) {
-      status.textContent = t('cmp.cannotRun', { error: /** @type {Error} */ (e).message });
+      status.textContent = t('cmp.cannotRun', { error: reasonText(/** @type {Error} */ (e).message) });
     } finally {
       runButton.disabled = false;
     }

@@ -123,6 +123,10 @@ export default {
   'reason.gaveUp': '{reason}; gave up after {n} attempts',
   'reason.comparisonRun': 'comparison run: {path}',
   'reason.comparisonDone': 'comparison run finished',
+  'reason.needTwo': 'a comparison needs exactly two participants',
+  'reason.directNoMedia': 'the direct path did not deliver media',
+  'reason.relayNoConnect': 'the relay did not connect',
+  'reason.notMeasured': 'not measured (no readings in the window)',
 
   // The server's errors, by code (docs/protocol.md "Error codes"). In English the
   // server's own sentence is shown; these are for a message without one.

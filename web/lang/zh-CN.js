@@ -121,6 +121,10 @@ export default {
   'reason.gaveUp': '{reason}；已尝试 {n} 次，放弃重连',
   'reason.comparisonRun': '线路对比测试：{path}',
   'reason.comparisonDone': '线路对比测试已完成',
+  'reason.needTwo': '线路对比需要恰好两位参与者',
+  'reason.directNoMedia': '直连线路没有传来音视频',
+  'reason.relayNoConnect': '中转线路没有连上',
+  'reason.notMeasured': '未测到（这段时间内没有读数）',
 
   // The server's errors, by code
   'error.badMessage': '服务器无法识别此页面发来的消息。',
