@@ -279,7 +279,7 @@ function renderPeers(s) {
     note.textContent = info.codecNote || '';
     note.hidden = !info.codecNote;
     showActiveStream(id);
-    // The path between this page and that participant; a viewer receives everyone
+    // The path of the call with that participant; a viewer receives everyone
     // through the server, so a participant's own path says nothing to it.
     const badge = pathBadge(tile);
     badge.textContent = info.path && !viewer ? t(info.path === 'direct' ? 'tile.direct' : 'tile.relayed') : '';

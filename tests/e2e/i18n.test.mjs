@@ -79,10 +79,10 @@ test('the EN / 中文 switch changes the page in place and is remembered on relo
     assert.equal(await page.evaluate(() => localStorage.getItem('lanrelay.lang')), 'zh-CN');
     // The install page shares the choice.
     await page.goto(`${server.url}trust`);
-    assert.equal(await page.textContent('[data-platform="xiaomi"] summary'), '小米 / 红米（HyperOS、MIUI）');
-    assert.match(await page.textContent('[data-platform="xiaomi"] li:nth-child(2)'), /密码与安全 → 系统安全（或隐私）→ 加密与凭据 → 安装证书 → CA 证书/);
+    assert.equal(await page.textContent('details[data-platform="xiaomi"] summary'), '小米 / 红米（HyperOS、MIUI）');
+    assert.match(await page.textContent('details[data-platform="xiaomi"] li:nth-child(2)'), /密码与安全 → 系统安全（或隐私）→ 加密与凭据 → 安装证书 → CA 证书/);
     await page.click('.lang-switch button[data-lang="en"]');
-    assert.match(await page.textContent('[data-platform="xiaomi"] li:nth-child(2)'), /Password & security → Privacy → Encryption & credentials → Install a certificate → CA certificate/);
+    assert.match(await page.textContent('details[data-platform="xiaomi"] li:nth-child(2)'), /Password & security → Privacy → Encryption & credentials → Install a certificate → CA certificate/);
     await page.goto(`${server.url}?room=hall`);
     assert.equal(await page.textContent('#join'), 'Join call', 'English again, remembered');
   } finally {
