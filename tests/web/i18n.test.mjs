@@ -169,6 +169,9 @@ test('reasons written in English by policy.js are shown in Chinese', () => {
     assert.equal(i18n.reasonText(policy.GROUP_REASON), '超过两人，通话保持服务器中转');
     assert.equal(i18n.reasonText('no direct media within 10 s (ICE checking): the two devices cannot reach each other'),
       '10 秒内没有直连音视频（ICE checking）：两台设备无法互相访问');
+    // What blocked.test.mjs sees on a network where the two cannot reach each other.
+    assert.equal(i18n.reasonText('direct connection failed: no direct media within 10 s (ICE checking): the two devices cannot reach each other'),
+      '直连失败：10 秒内没有直连音视频（ICE checking）：两台设备无法互相访问');
     assert.equal(i18n.reasonText('something nobody wrote a template for'), 'something nobody wrote a template for');
   } finally {
     i18n.setLang('en');
