@@ -15,12 +15,16 @@ use axum::Router;
 use crate::http::asset_response;
 use crate::trust::{self, TrustInfo};
 
-/// The web app's files the helper serves itself (the install page and its look).
+/// The web app's files the helper serves itself (the install page, its look and its
+/// languages).
 const PAGES: &[&str] = &[
     "/trust",
     "/trust.html",
     "/trust.js",
     "/trust.css",
+    "/i18n.js",
+    "/lang/en.js",
+    "/lang/zh-CN.js",
     "/style.css",
     "/icon.svg",
 ];

@@ -39,6 +39,10 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/policy.js", JS, include_bytes!("../web/policy.js")),
     ("/signaling.js", JS, include_bytes!("../web/signaling.js")),
     ("/autoplay.js", JS, include_bytes!("../web/autoplay.js")),
+    // The pages' languages (the install page uses them too).
+    ("/i18n.js", JS, include_bytes!("../web/i18n.js")),
+    ("/lang/en.js", JS, include_bytes!("../web/lang/en.js")),
+    ("/lang/zh-CN.js", JS, include_bytes!("../web/lang/zh-CN.js")),
     ("/style.css", CSS, include_bytes!("../web/style.css")),
     ("/icon.svg", SVG, include_bytes!("../web/icon.svg")),
     // The install page and the start page's invite block (QR code of the room link).

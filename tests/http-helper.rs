@@ -103,6 +103,9 @@ async fn redirects_pages_and_serves_the_ca() {
         "/trust",
         "/trust.js",
         "/trust.css",
+        "/i18n.js",
+        "/lang/en.js",
+        "/lang/zh-CN.js",
         "/style.css",
         "/icon.svg",
     ] {

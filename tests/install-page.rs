@@ -11,7 +11,7 @@ async fn install_page_downloads_and_qr_codes() {
     let server = start_server(8).await;
     let (status, body) = https_get(&server, "/trust").await;
     assert_eq!(status, 200);
-    for platform in ["android", "ios", "windows", "macos", "linux"] {
+    for platform in ["android", "xiaomi", "ios", "windows", "macos", "linux"] {
         assert!(
             body.contains(&format!("data-platform=\"{platform}\"")),
             "steps for {platform}"
@@ -21,7 +21,14 @@ async fn install_page_downloads_and_qr_codes() {
         assert!(body.contains(&format!("href=\"{href}\"")), "{href} linked");
         assert_eq!(https_get(&server, href).await.0, 200, "{href}");
     }
-    for path in ["/trust.js", "/trust.css", "/invite.js"] {
+    for path in [
+        "/trust.js",
+        "/trust.css",
+        "/invite.js",
+        "/i18n.js",
+        "/lang/en.js",
+        "/lang/zh-CN.js",
+    ] {
         assert_eq!(https_get(&server, path).await.0, 200, "{path}");
     }
     let (_, index) = https_get(&server, "/").await;

@@ -43,6 +43,8 @@ command -v certutil >/dev/null || need+=(libnss3-tools)
 command -v nft >/dev/null || need+=(nftables)
 # tc (token bucket on a namespace link) for the squeezed-viewer test.
 command -v tc >/dev/null || need+=(iproute2)
+# A Chinese font: the screenshots of the Chinese pages (i18n.test.mjs) show the text.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 # Python with venv for the aiortc WHIP/WHEP tests.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi

@@ -13,6 +13,7 @@
 import { CallSession } from './session.js';
 import { mountComparePanel } from './compare.js';
 import { onPlayRejected } from './autoplay.js';
+import { t, reasonText } from './i18n.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -68,6 +69,16 @@ function formMode() {
 
 /** @type {CallSession | null} */
 let session = null;
+/**
+ * What the page last showed, kept to render it again in another language.
+ * @type {{state: {state: string, reason?: string, path?: string, canRelay?: boolean} | null,
+ *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number}}
+ */
+const shown = { state: null, note: null, viewers: 0 };
+/** The server's error messages seen, to show them from their code: message → code. */
+const serverErrors = new Map();
+/** @param {string | undefined} reason */
+const why = (reason) => reasonText(reason, serverErrors);
 /** @type {Map<number, HTMLElement>} */
 const tiles = new Map();
 
@@ -144,13 +155,17 @@ async function join(room, name, mode) {
     /** @type {HTMLSelectElement} */ ($('quality')).value = quality;
   }
   s.addEventListener('viewers', (ev) => {
-    const { count } = /** @type {CustomEvent} */ (ev).detail;
-    $('watching').textContent = count ? `· ${count} watching` : '';
+    shown.viewers = /** @type {CustomEvent} */ (ev).detail.count;
+    renderWatching();
   });
   s.addEventListener('layer', (ev) => {
     const d = /** @type {CustomEvent} */ (ev).detail;
     const tile = tiles.get(d.peerId);
-    if (tile) tile.dataset.layer = `layer ${d.index + 1}/${d.count} (${d.rid})`;
+    if (tile) tile.dataset.layer = JSON.stringify({ i: d.index + 1, n: d.count, rid: d.rid });
+  });
+  s.addEventListener('serverError', (ev) => {
+    const { code, message } = /** @type {CustomEvent} */ (ev).detail;
+    serverErrors.set(message, code);
   });
   session = s;
   // For tests and debugging from the console.
@@ -163,13 +178,18 @@ async function join(room, name, mode) {
   });
   s.addEventListener('path', (ev) => {
     const { path, reason } = /** @type {CustomEvent} */ (ev).detail;
-    $('path-reason').textContent = `${path === 'direct' ? 'Direct' : 'Relayed'}: ${reason}`;
+    shown.note = { path, reason };
+    renderNote();
     for (const id of s.peers.keys()) showActiveStream(id);
   });
   s.addEventListener('joined', (ev) => {
     const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
-    if (roomMode !== mode) $('path-reason').textContent = `This room is a ${roomMode} call (chosen by whoever opened it).`;
+    if (roomMode !== mode) {
+      shown.note = { roomMode };
+      renderNote();
+    }
   });
+  renderNote();
   // A phone back on a network, or a screen unlocked: recover the call in place if
   // its connections did not survive (the session checks).
   window.addEventListener('online', () => s.networkChanged());
@@ -192,27 +212,47 @@ async function join(room, name, mode) {
   setPressed('cam', hasVideo);
 }
 
+/**
+ * The line under the bar: which path this page receives on and why, or the room's mode
+ * when it is not the one asked for. A viewer always receives through the server,
+ * whatever path the participants use between them, and is told just that.
+ */
+function renderNote() {
+  const n = shown.note;
+  let text = '';
+  if (viewer) text = t('viewer.path');
+  else if (n && 'roomMode' in n) text = t('call.roomMode', { mode: t(`mode.${n.roomMode}`) });
+  else if (n) text = t(n.path === 'direct' ? 'path.direct' : 'path.relayed', { reason: why(n.reason) });
+  $('path-reason').textContent = text;
+}
+
+function renderWatching() {
+  $('watching').textContent = shown.viewers ? t('call.watching', { n: shown.viewers }) : '';
+}
+
 /** @param {{state: string, reason?: string, path?: string, canRelay?: boolean}} d */
 function renderState(d) {
+  shown.state = d;
   const status = $('status');
   status.dataset.state = d.state;
   status.dataset.path = d.path || '';
+  const reason = why(d.reason);
+  const connected = viewer ? 'state.connectedViewer' : d.path === 'direct' ? 'state.connectedDirect' : 'state.connectedRelay';
   const text = {
-    connecting: d.reason ? `Connecting… (${d.reason})` : 'Connecting…',
-    connected: d.path === 'direct' ? 'Connected · direct (peer to peer)' : 'Connected · relayed via server',
-    reconnecting: d.reason ? `Reconnecting: ${d.reason}` : 'Reconnecting…',
-    failed: `Failed: ${d.reason || 'unknown error'}`,
-    ended: 'Call ended',
+    connecting: reason ? t('state.connectingWhy', { reason }) : t('state.connecting'),
+    connected: t(connected),
+    reconnecting: reason ? t('state.reconnectingWhy', { reason }) : t('state.reconnecting'),
+    failed: t('state.failed', { reason: reason || t('state.unknownError') }),
+    ended: t('state.ended'),
   }[d.state] || d.state;
   $('status-text').textContent = text;
   if (d.state === 'connected' && d.reason) {
-    $('path-reason').textContent = `${d.path === 'direct' ? 'Direct' : 'Relayed'}: ${d.reason}`;
+    shown.note = { path: d.path || 'relay', reason: d.reason };
+    renderNote();
   }
   if (d.state === 'failed') {
-    $('failed-title').textContent = d.canRelay ? 'Direct connection failed' : 'Call ended';
-    $('failed-reason').textContent = d.canRelay
-      ? `${d.reason || ''}. The server can carry the call instead.`
-      : d.reason || '';
+    $('failed-title').textContent = t(d.canRelay ? 'failed.direct' : 'failed.ended');
+    $('failed-reason').textContent = d.canRelay ? t('failed.canRelay', { reason }) : reason;
     $('to-relay').hidden = !d.canRelay;
     $('rejoin').hidden = !!d.canRelay;
     $('failed').hidden = false;
@@ -234,16 +274,18 @@ function renderPeers(s) {
     /** @type {HTMLElement} */ (tile.querySelector('.who')).textContent = info.name;
     tile.classList.toggle('no-video', !info.video);
     tile.classList.toggle('muted', !info.audio);
-    /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : 'muted';
+    /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : t('tile.muted');
     const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
     note.textContent = info.codecNote || '';
     note.hidden = !info.codecNote;
     showActiveStream(id);
+    // The path of the call with that participant; a viewer receives everyone
+    // through the server, so a participant's own path says nothing to it.
     const badge = pathBadge(tile);
-    badge.textContent = info.path ? (info.path === 'direct' ? 'direct' : 'relayed') : '';
+    badge.textContent = info.path && !viewer ? t(info.path === 'direct' ? 'tile.direct' : 'tile.relayed') : '';
   }
   const n = s.peers.size;
-  $('count').textContent = viewer ? (n ? `· ${n} presenting` : '') : n ? `· ${n + 1} in call` : '';
+  $('count').textContent = viewer ? (n ? t('call.presenting', { n }) : '') : n ? t('call.inCall', { n: n + 1 }) : '';
   $('alone').hidden = n > 0 || s.state === 'failed';
   $('tiles').dataset.count = String(Math.min(n + 1, 9));
 }
@@ -325,6 +367,7 @@ function playIn(tile, video, stream, retried = false) {
     if (action === 'retry' && !retried) playIn(tile, video, stream, true);
     if (action !== 'prompt' || tile.classList.contains('tap-to-play')) return;
     tile.classList.add('tap-to-play');
+    tile.dataset.tapLabel = t('tile.tapToPlay');
     tile.addEventListener('click', () => {
       tile.classList.remove('tap-to-play');
       if (video.srcObject instanceof MediaStream) playIn(tile, video, video.srcObject);
@@ -340,6 +383,10 @@ function setPressed(id, on) {
   const b = $(id);
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
+  // The button's title says what a press does.
+  const title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  if (title) b.setAttribute('data-i18n-attr', `title:${title}`);
+  if (title) b.title = t(title);
 }
 
 $('mic').addEventListener('click', () => {
@@ -407,9 +454,9 @@ setInterval(async () => {
     const prev = /** @type {any} */ (tile).prevStats;
     const kbps = r && prev ? Math.round(((r.bytesReceived - prev.bytesReceived) * 8) / (r.timestamp - prev.timestamp)) : 0;
     /** @type {any} */ (tile).prevStats = r;
-    const layer = tile.dataset.layer || 'single layer';
+    const layer = tile.dataset.layer ? t('tile.layer', JSON.parse(tile.dataset.layer)) : t('tile.singleLayer');
     /** @type {HTMLElement} */ (tile.querySelector('.live-info')).textContent =
-      `${layer} · ${video.videoWidth}×${video.videoHeight} · ${r?.framesPerSecond ?? 0} fps · ${kbps} kbit/s`;
+      t('tile.live', { layer, w: video.videoWidth, h: video.videoHeight, fps: r?.framesPerSecond ?? 0, kbps });
     void id;
   }
 }, 1000);
@@ -417,6 +464,19 @@ $('stats').addEventListener('click', () => {
   const panel = $('compare');
   panel.hidden = !panel.hidden;
   $('stats').setAttribute('aria-pressed', String(!panel.hidden));
+});
+
+// Another language chosen with the switch: the static text is updated by i18n.js; the
+// text this file wrote is written again.
+document.addEventListener('langchange', () => {
+  if (session) document.title = `${session.room} · lanrelay`;
+  if (shown.state) renderState(shown.state);
+  renderNote();
+  renderWatching();
+  if (session) renderPeers(session);
+  for (const tile of tiles.values()) {
+    if (tile.classList.contains('tap-to-play')) tile.dataset.tapLabel = t('tile.tapToPlay');
+  }
 });
 
 const room = params.get('room');

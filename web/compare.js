@@ -8,34 +8,35 @@
  */
 import { reportToCsv } from './stats.js';
 import { runComparison } from './comparison.js';
+import { t, reasonText, applyTranslations } from './i18n.js';
 
-/** The live columns show each path's last this many seconds. */
+/** The live columns show each path's last this many seconds (the panel's note, cmp.note in lang/, says so). */
 const LIVE_SECONDS = 10;
 
-/** Rows of the table: label, figure key, unit. */
+/** Rows of the table: label (a message key), figure key, unit. */
 const ROWS = [
-  ['Round-trip time', 'rttMs', 'ms'],
-  ['Jitter, audio in', 'audioJitterMs', 'ms'],
-  ['Jitter, video in', 'jitterMs', 'ms'],
-  ['Packet loss in', 'lossInPct', '%'],
-  ['Audio loss, both ways', 'audioLossPct', '%'],
-  ['Packet loss out (reported)', 'remoteLossPct', '%'],
-  ['Bitrate in', 'inKbps', 'kbit/s'],
-  ['Bitrate out', 'outKbps', 'kbit/s'],
-  ['Received video', 'res', ''],
-  ['Frame rate in', 'fps', 'fps'],
-  ['Frames dropped', 'framesDropped', ''],
-  ['Freezes (total time)', 'freeze', ''],
-  ['Time to first frame', 'firstFrameMs', 'ms'],
-  ['Candidate pair', 'pair', ''],
+  ['cmp.rtt', 'rttMs', 'ms'],
+  ['cmp.audioJitter', 'audioJitterMs', 'ms'],
+  ['cmp.videoJitter', 'jitterMs', 'ms'],
+  ['cmp.lossIn', 'lossInPct', '%'],
+  ['cmp.audioLoss', 'audioLossPct', '%'],
+  ['cmp.lossOut', 'remoteLossPct', '%'],
+  ['cmp.bitrateIn', 'inKbps', 'kbit/s'],
+  ['cmp.bitrateOut', 'outKbps', 'kbit/s'],
+  ['cmp.receivedVideo', 'res', ''],
+  ['cmp.fpsIn', 'fps', 'fps'],
+  ['cmp.framesDropped', 'framesDropped', ''],
+  ['cmp.freezes', 'freeze', ''],
+  ['cmp.firstFrame', 'firstFrameMs', 'ms'],
+  ['cmp.pair', 'pair', ''],
 ];
 
-/** Charts: sample key, label. */
+/** Charts: sample key, label (a message key). */
 const CHARTS = [
-  ['inKbps', 'Bitrate in (kbit/s)'],
-  ['rttMs', 'RTT (ms)'],
-  ['lossPct', 'Loss in (%)'],
-  ['fps', 'Frame rate'],
+  ['inKbps', 'cmp.chartBitrate'],
+  ['rttMs', 'cmp.chartRtt'],
+  ['lossPct', 'cmp.chartLoss'],
+  ['fps', 'cmp.chartFps'],
 ];
 
 /**
@@ -45,46 +46,44 @@ const CHARTS = [
 export function mountComparePanel(root, session) {
   root.innerHTML = `
     <div class="panel-head">
-      <h2>Path comparison</h2>
-      <button class="close" aria-label="Close the comparison panel">✕</button>
+      <h2 data-i18n="call.compare"></h2>
+      <button class="close" data-i18n-attr="aria-label:cmp.close">✕</button>
     </div>
-    <p class="panel-note">Columns <b>Relayed</b> and <b>Direct</b> are measured by this browser on each path over the
-      last ${LIVE_SECONDS} s it carried the call (the current one is highlighted; the other keeps the figures of its
-      last turn). <b>Server</b> is measured by the lanrelay
-      server on your relayed legs: up = you → server, down = server → you.</p>
+    <p class="panel-note" data-i18n-html="cmp.note"></p>
     <div class="table-wrap"><table class="stats live">
-      <thead><tr><th></th><th data-col="relay">Relayed</th><th data-col="direct">Direct</th><th>Server (relay legs)</th></tr></thead>
+      <thead><tr><th></th><th data-col="relay" data-i18n="cmp.relayed"></th><th data-col="direct" data-i18n="cmp.direct"></th><th data-i18n="cmp.server"></th></tr></thead>
       <tbody></tbody>
     </table></div>
     <div class="charts"></div>
     <div class="run">
-      <label>Seconds per path <input type="number" class="secs" min="3" max="120" value="10"></label>
-      <label>Order <select class="order"><option value="relay,direct">relay, then direct</option><option value="direct,relay">direct, then relay</option></select></label>
-      <button class="primary start-run">Run comparison</button>
+      <label><span data-i18n="cmp.seconds"></span> <input type="number" class="secs" min="3" max="120" value="10"></label>
+      <label><span data-i18n="cmp.order"></span> <select class="order"><option value="relay,direct" data-i18n="cmp.relayFirst"></option><option value="direct,relay" data-i18n="cmp.directFirst"></option></select></label>
+      <button class="primary start-run" data-i18n="cmp.run"></button>
       <span class="run-status" role="status" aria-live="polite"></span>
     </div>
     <div class="report" hidden>
-      <h3>Comparison report</h3>
+      <h3 data-i18n="cmp.report"></h3>
       <p class="verdict" role="status"></p>
       <div class="table-wrap"><table class="stats report-table"></table></div>
       <div class="downloads">
-        <a class="button dl-json" download="lanrelay-comparison.json">Download JSON</a>
-        <a class="button dl-csv" download="lanrelay-comparison.csv">Download CSV</a>
+        <a class="button dl-json" download="lanrelay-comparison.json" data-i18n="cmp.downloadJson"></a>
+        <a class="button dl-csv" download="lanrelay-comparison.csv" data-i18n="cmp.downloadCsv"></a>
       </div>
     </div>`;
   const tbody = /** @type {HTMLElement} */ (root.querySelector('table.live tbody'));
   for (const [label, key] of ROWS) {
     const tr = document.createElement('tr');
     tr.dataset.key = key;
-    tr.innerHTML = `<th scope="row">${label}</th><td data-col="relay">–</td><td data-col="direct">–</td><td data-col="server">–</td>`;
+    tr.innerHTML = `<th scope="row" data-i18n="${label}"></th><td data-col="relay">–</td><td data-col="direct">–</td><td data-col="server">–</td>`;
     tbody.append(tr);
   }
   const charts = /** @type {HTMLElement} */ (root.querySelector('.charts'));
   for (const [key, label] of CHARTS) {
     const fig = document.createElement('figure');
-    fig.innerHTML = `<figcaption>${label}</figcaption><canvas width="240" height="60" data-key="${key}"></canvas>`;
+    fig.innerHTML = `<figcaption data-i18n="${label}"></figcaption><canvas width="240" height="60" data-key="${key}"></canvas>`;
     charts.append(fig);
   }
+  applyTranslations(root);
   root.querySelector('.close')?.addEventListener('click', () => {
     root.hidden = true;
   });
@@ -101,15 +100,33 @@ export function mountComparePanel(root, session) {
     const order = /** @type {HTMLSelectElement} */ (root.querySelector('.order')).value.split(',');
     runButton.disabled = true;
     try {
-      const report = await runComparison(session, secs, order, (/** @type {string} */ m) => (status.textContent = m));
+      const report = await runComparison(session, secs, order, (/** @type {string} */ m) => (status.textContent = progressText(m)));
       showReport(root, report);
-      status.textContent = 'done';
+      status.textContent = t('cmp.done');
     } catch (e) {
-      status.textContent = `cannot run: ${/** @type {Error} */ (e).message}`;
+      status.textContent = t('cmp.cannotRun', { error: reasonText(/** @type {Error} */ (e).message) });
     } finally {
       runButton.disabled = false;
     }
   });
+}
+
+/**
+ * comparison.js's progress lines ("switching to relay", "measuring direct: 7 s left")
+ * in the page's language.
+ * @param {string} m
+ */
+function progressText(m) {
+  const measuring = /^measuring (\w+): (\d+) s left$/.exec(m);
+  if (measuring) return t('cmp.measuring', { path: pathName(measuring[1]), s: measuring[2] });
+  const switching = /^switching to (\w+)$/.exec(m);
+  if (switching) return t('cmp.switching', { path: pathName(switching[1]) });
+  return m;
+}
+
+/** @param {string} path 'relay' or 'direct' */
+function pathName(path) {
+  return t(path === 'direct' ? 'cmp.directPath' : 'cmp.relayPath');
 }
 
 /**
@@ -175,23 +192,23 @@ function formatServer(st, key) {
     case 'rttMs':
       return st.rttMs === null || st.rttMs === undefined ? '–' : `${st.rttMs.toFixed(1)} ms`;
     case 'jitterMs':
-      return `up ${ms(st.upJitterMs)} / down ${ms(st.downJitterMs)}`;
+      return t('cmp.upDown', { up: ms(st.upJitterMs), down: ms(st.downJitterMs) });
     case 'audioJitterMs':
-      return `up ${ms(st.upAudioJitterMs)} / down ${ms(st.downAudioJitterMs)}`;
+      return t('cmp.upDown', { up: ms(st.upAudioJitterMs), down: ms(st.downAudioJitterMs) });
     case 'lossInPct':
-      return `down ${pct(st.downLoss)}`;
+      return t('cmp.down', { v: pct(st.downLoss) });
     case 'remoteLossPct':
-      return `up ${pct(st.upLoss)}`;
+      return t('cmp.up', { v: pct(st.upLoss) });
     case 'inKbps':
-      return `down ${Math.round(st.downBps / 1000)} kbit/s`;
+      return t('cmp.down', { v: `${Math.round(st.downBps / 1000)} kbit/s` });
     case 'outKbps':
-      return `up ${Math.round(st.upBps / 1000)} kbit/s`;
+      return t('cmp.up', { v: `${Math.round(st.upBps / 1000)} kbit/s` });
     case 'pair':
       return st.remote ? `${st.local} ← ${st.remote} ${st.protocol}` : '–';
     case 'framesDropped':
-      return `NACKs up ${st.upNacks} / down ${st.downNacks}`;
+      return t('cmp.nacks', { up: st.upNacks, down: st.downNacks });
     case 'freeze':
-      return `keyframe requests ${st.downPlis}`;
+      return t('cmp.plis', { n: st.downPlis });
     default:
       return '';
   }
@@ -223,7 +240,7 @@ function drawSparkline(canvas, values) {
   ctx.stroke();
   ctx.fillStyle = '#9aa6b8';
   ctx.font = '11px system-ui';
-  ctx.fillText(`max ${Math.round(max * 10) / 10}`, 4, 11);
+  ctx.fillText(t('cmp.max', { v: Math.round(max * 10) / 10 }), 4, 11);
 }
 
 /**
@@ -235,20 +252,20 @@ function showReport(root, report) {
   const table = /** @type {HTMLElement} */ (root.querySelector('.report-table'));
   const paths = Object.keys(report.paths);
   const keys = [
-    ['Seconds measured', 'seconds'], ['Round-trip time (ms)', 'rttMs'], ['Jitter, audio in (ms)', 'audioJitterMs'],
-    ['Jitter, video in (ms)', 'jitterMs'], ['Loss in (%)', 'lossInPct'], ['Audio loss, both ways (%)', 'audioLossPct'],
-    ['Loss out, reported (%)', 'remoteLossPct'], ['Bitrate in (kbit/s)', 'inKbps'], ['Bitrate out (kbit/s)', 'outKbps'],
-    ['Resolution', 'res'], ['Frame rate', 'fps'], ['Frames dropped', 'framesDropped'], ['Freezes', 'freezes'],
-    ['Frozen (ms)', 'frozenMs'], ['Time to first frame (ms)', 'firstFrameMs'], ['Candidate pair', 'pair'],
+    ['cmp.rSeconds', 'seconds'], ['cmp.rRtt', 'rttMs'], ['cmp.rAudioJitter', 'audioJitterMs'],
+    ['cmp.rVideoJitter', 'jitterMs'], ['cmp.rLossIn', 'lossInPct'], ['cmp.rAudioLoss', 'audioLossPct'],
+    ['cmp.rLossOut', 'remoteLossPct'], ['cmp.rBitrateIn', 'inKbps'], ['cmp.rBitrateOut', 'outKbps'],
+    ['cmp.rResolution', 'res'], ['cmp.chartFps', 'fps'], ['cmp.framesDropped', 'framesDropped'], ['cmp.rFreezes', 'freezes'],
+    ['cmp.rFrozen', 'frozenMs'], ['cmp.rFirstFrame', 'firstFrameMs'], ['cmp.pair', 'pair'],
   ];
   /** @type {HTMLElement} */ (root.querySelector('.verdict')).textContent = report.verdict?.text || '';
-  let html = `<thead><tr><th></th>${paths.map((p) => `<th>${p}</th>`).join('')}</tr></thead><tbody>`;
+  let html = `<thead><tr><th></th>${paths.map((p) => `<th data-i18n="${p === 'direct' ? 'cmp.directPath' : 'cmp.relayPath'}"></th>`).join('')}</tr></thead><tbody>`;
   for (const [label, key] of keys) {
-    html += `<tr><th scope="row">${label}</th>`;
+    html += `<tr><th scope="row" data-i18n="${label}"></th>`;
     for (const p of paths) {
       const e = report.paths[p];
       if (e.error) {
-        html += key === 'seconds' ? `<td class="err">${escapeHtml(e.error)}</td>` : '<td>–</td>';
+        html += key === 'seconds' ? `<td class="err">${escapeHtml(reasonText(e.error))}</td>` : '<td>–</td>';
         continue;
       }
       const s = e.summary;
@@ -259,9 +276,15 @@ function showReport(root, report) {
   }
   const server = report.paths.relay?.server?.summary;
   if (server) {
-    html += `<tr><th scope="row">Server: relay legs</th><td colspan="${paths.length}">RTT ${server.rttMs ?? '–'} ms, up ${server.upKbps ?? '–'} kbit/s, down ${server.downKbps ?? '–'} kbit/s, loss up ${server.upLossPct ?? '–'} % / down ${server.downLossPct ?? '–'} %, jitter up ${server.upAudioJitterMs ?? '–'} ms audio, ${server.upJitterMs ?? '–'} ms video</td></tr>`;
+    const v = (/** @type {any} */ x) => escapeHtml(String(x ?? '–'));
+    const summary = t('cmp.serverSummary', {
+      rtt: v(server.rttMs), up: v(server.upKbps), down: v(server.downKbps), lossUp: v(server.upLossPct),
+      lossDown: v(server.downLossPct), audio: v(server.upAudioJitterMs), video: v(server.upJitterMs),
+    });
+    html += `<tr><th scope="row" data-i18n="cmp.rServer"></th><td colspan="${paths.length}">${summary}</td></tr>`;
   }
   table.innerHTML = html + '</tbody>';
+  applyTranslations(table);
   const json = /** @type {HTMLAnchorElement} */ (root.querySelector('.dl-json'));
   const csv = /** @type {HTMLAnchorElement} */ (root.querySelector('.dl-csv'));
   json.href = URL.createObjectURL(new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' }));

@@ -26,6 +26,7 @@
  * - `stream`  {peerId, stream, path}              media of a participant arrived on a path
  * - `stats`   {relay?, direct?, server?}          once a second, see stats.js
  * - `joined`  {id, room, mode}
+ * - `serverError` {code, message}              an `error` from the server, before it is acted on
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -330,6 +331,7 @@ export class CallSession extends EventTarget {
    */
   onError(code, message) {
     console.warn('server error', code, message);
+    this.emit('serverError', { code, message });
     if (code === 'resumeRefused' && this.resuming) {
       this.resumeRefused = true;
       this.resumeWaiter?.(false);

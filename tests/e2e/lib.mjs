@@ -129,6 +129,10 @@ export const chromiumArgs = [
   '--autoplay-policy=no-user-gesture-required',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
   '--allow-loopback-in-peer-connection',
+  // The pages follow the browser's language (web/i18n.js) and the tests read their
+  // English: Chromium would otherwise take the machine's LANG. A test of another
+  // language asks for it with the context's `locale`.
+  '--lang=en-US',
 ];
 
 /**
@@ -206,6 +210,8 @@ export async function launchFirefox(opts) {
         'media.peerconnection.ice.obfuscate_host_addresses': false,
         'media.autoplay.default': 0,
         'media.autoplay.blocking_policy': 0,
+        // English pages (web/i18n.js follows the browser's languages).
+        'intl.accept_languages': 'en-US, en',
       },
     });
   } catch (e) {
@@ -446,12 +452,14 @@ export async function emulatedClients() {
 }
 
 /**
- * Opens a page in its own context and collects its console for failure reports.
+ * Opens a page in its own context and collects its console for failure reports. The
+ * page's language is English unless `options.locale` says otherwise.
  * @param {import('playwright-core').Browser} browser
  * @param {{width: number, height: number}} [viewport]
+ * @param {object} [options] more Playwright context options (locale, …)
  */
-export async function newPage(browser, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
+export async function newPage(browser, viewport = { width: 1280, height: 800 }, options = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, locale: 'en-US', ...options });
   const page = await context.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));

@@ -43,7 +43,7 @@ export async function launchStrictBrowser(home) {
  * @param {object} [options] Playwright context options (viewport, userAgent, …)
  */
 export async function strictPage(browser, options = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options, ignoreHTTPSErrors: false });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', ...options, ignoreHTTPSErrors: false });
   const page = await context.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));

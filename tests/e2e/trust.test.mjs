@@ -136,9 +136,24 @@ test('the install page puts Android steps first on an Android phone', async () =
   try {
     await page.goto(`${server.url}trust`);
     const order = await page.$$eval('#platforms details', (ds) => ds.map((d) => d.getAttribute('data-platform')));
-    assert.equal(order[0], 'android');
-    assert.deepEqual([...order].sort(), ['android', 'ios', 'linux', 'macos', 'windows']);
+    assert.deepEqual(order.slice(0, 2), ['android', 'xiaomi'], 'Android, then Xiaomi/Redmi (Chrome does not name the maker)');
+    assert.deepEqual([...order].sort(), ['android', 'ios', 'linux', 'macos', 'windows', 'xiaomi']);
     assert.match(await page.getAttribute('#dl-crt', 'class'), /primary/);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('the install page puts the Xiaomi/Redmi steps first on a Xiaomi phone', async () => {
+  const page = await strictPage(browser, { viewport: { width: 393, height: 873 }, userAgent: 'Mozilla/5.0 (Linux; U; Android 14; zh-cn; 23127PN0CC Build/UKQ1.230804.001) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/118.0.0.0 Mobile Safari/537.36 XiaoMi/MiuiBrowser/18.6.70502' });
+  try {
+    await page.goto(`${server.url}trust`);
+    const order = await page.$$eval('#platforms details', (ds) => ds.map((d) => d.getAttribute('data-platform')));
+    assert.deepEqual(order.slice(0, 2), ['xiaomi', 'android']);
+    assert.notEqual(await page.getAttribute('details[data-platform="xiaomi"]', 'open'), null, 'its steps are open');
+    assert.match(await page.textContent('details[data-platform="xiaomi"] li:nth-child(2)'), /Password & security → Privacy →\s+Encryption & credentials → Install a certificate → CA certificate/);
+    assert.match(await page.textContent('details[data-platform="xiaomi"] summary'), /your device/);
+    await page.screenshot({ path: join(artifacts, 'trust-xiaomi.png'), fullPage: true });
   } finally {
     await page.context().close();
   }
