@@ -276,8 +276,9 @@ function renderPeers(s) {
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : t('tile.muted');
     const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
-    note.textContent = info.codecNote || '';
-    note.hidden = !info.codecNote;
+    const gap = info.codecGap;
+    note.textContent = gap ? t(gap.switchable ? 'codec.asked' : 'codec.stuck', { who: info.name, codec: gap.codec }) : '';
+    note.hidden = !gap;
     showActiveStream(id);
     // The path of the call with that participant; a viewer receives everyone
     // through the server, so a participant's own path says nothing to it.

@@ -867,7 +867,7 @@ export const SERVER_MSG_HANDLERS = {
   peerCodec(msg) {
     const p = this.peers.get(msg.id);
     if (p) {
-      p.codecNote = msg.decodable ? '' : msg.message;
+      p.codecGap = msg.decodable ? null : { codec: msg.codec, switchable: !!msg.switchable };
       this.emit('peers', { peers: this.peers });
     }
   },

@@ -21,7 +21,7 @@
  *   | {type: 'leave'}} ClientMsg
  */
 
-/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, codecNote?: string}} PeerInfo */
+/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, codecGap?: {codec: string, switchable: boolean} | null}} PeerInfo */
 
 /**
  * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string}
@@ -30,7 +30,7 @@
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
- *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, message: string}
+ *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, switchable?: boolean, message: string}
  *   | {type: 'sendCodec', codec: string, reason: string}
  *   | {type: 'peerPath', id: number, path: 'relay'|'direct', reason: string}
  *   | {type: 'direct', from: number, signal: any}

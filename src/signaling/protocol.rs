@@ -257,6 +257,9 @@ pub enum ServerMsg {
         id: PeerId,
         codec: String,
         decodable: bool,
+        /// The publisher was asked to send VP8 (false: it cannot change codec).
+        #[serde(default)]
+        switchable: bool,
         message: String,
     },
     /// Send your video in `codec` (the page renegotiates): someone in the room cannot

@@ -544,6 +544,7 @@ impl Driver {
                 codec,
                 decodable,
                 message,
+                ..
             } => self
                 .seen
                 .lock()

@@ -25,6 +25,8 @@ export default {
   'invite.trust': 'Trust lanrelay on this device',
 
   // Call page
+  'codec.asked': "{who}'s video is {codec}, which this browser cannot decode: {who} was asked to send VP8 instead.",
+  'codec.stuck': "{who}'s video is {codec}, which this browser cannot decode, and {who}'s sender cannot send another codec.",
   'quality.title': 'Video quality you receive',
   'quality.label': 'Quality',
   'quality.auto': 'Auto quality',

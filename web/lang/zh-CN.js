@@ -24,6 +24,8 @@ export default {
   'invite.trust': '在本设备上信任 lanrelay',
 
   // Call page
+  'codec.asked': '{who} 的视频是 {codec} 编码，此浏览器无法解码：已请 {who} 改用 VP8。',
+  'codec.stuck': '{who} 的视频是 {codec} 编码，此浏览器无法解码，且 {who} 的发送端无法改用其他编码。',
   'quality.title': '接收的视频画质',
   'quality.label': '画质',
   'quality.auto': '自动画质',

@@ -56,6 +56,7 @@ impl Shard {
                 id: from,
                 codec: name.to_string(),
                 decodable: false,
+                switchable,
                 message,
             },
         );
@@ -96,6 +97,7 @@ impl Shard {
                 id: from,
                 codec: name.to_string(),
                 decodable: true,
+                switchable: false,
                 message: format!("{who}'s video is {name} now"),
             },
         );
