@@ -19,6 +19,7 @@
 //! - [`control`]: signaling messages from joined participants.
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
+//! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
 //!
 //! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
 //! then a drain to `Output::Timeout`. Drained events land in one queue that
@@ -52,6 +53,7 @@ mod mirror;
 mod negotiate;
 mod route;
 mod snapshot;
+mod speaker;
 mod timers;
 
 pub use http::HttpAnswer;
@@ -180,6 +182,8 @@ pub struct Shard {
     mirrored: HashMap<String, usize>,
     /// Mirror side: viewers waiting for their room's home to admit them.
     pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
+    /// Home side: who is speaking in each room where someone was heard lately.
+    speakers: speaker::Speakers,
 }
 
 impl Shard {
@@ -195,6 +199,7 @@ impl Shard {
             mirrors: HashMap::new(),
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
+            speakers: speaker::Speakers::default(),
             cfg,
             dtls_cert,
             peers: FxHashMap::default(),
