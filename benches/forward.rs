@@ -9,6 +9,8 @@
 //! publisher and receivers are str0m `Rtc`s wired to the engine in memory (ICE, DTLS and
 //! renegotiation done for real, without sockets), so this is the engine's CPU cost per
 //! forwarded packet without the system calls, which `lanrelay-load` adds back.
+//! `audio_step` does the same for audio packets carrying their audio level, at the
+//! rate browsers send them.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::hint::black_box;
@@ -148,6 +150,54 @@ fn sfu_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// One audio packet from a publisher to its receivers, as browsers send them: 50 a
+/// second (the fake clock moves 20 ms a packet, so the engine's timers, the active
+/// speaker's among them, run at their real rate and are counted), each carrying its
+/// audio level (RFC 6464), which the engine reads to tell who is speaking. Chunks of
+/// half a second of audio are measured; between them the receivers' side of the
+/// connections runs unmeasured, keeping ICE and RTCP alive.
+fn audio_step(c: &mut Criterion) {
+    const CHUNK: u64 = 25;
+    let mut g = c.benchmark_group("audio_step");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(4));
+    for receivers in [1usize, 10] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(
+            BenchmarkId::new("audio_packet_to_receivers", receivers),
+            &receivers,
+            |b, &n| {
+                let mut h = Harness::with_audio(n);
+                let first = h.publish_audio(Some(-30));
+                assert_eq!(h.feed_audio(&first), n, "forwarded to everyone");
+                let mut i = 0u64;
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let chunk = left.min(CHUNK);
+                        left -= chunk;
+                        let mut sent = 0;
+                        for _ in 0..chunk {
+                            // Speech with pauses: a level that varies.
+                            i += 1;
+                            let level = -((20 + (i * 7) % 107) as i8);
+                            let p = h.publish_audio(Some(level));
+                            let start = Instant::now();
+                            sent += black_box(h.feed_audio(&p));
+                            elapsed += start.elapsed();
+                        }
+                        assert_all_sent(sent, chunk as usize * n);
+                        h.pump(20);
+                    }
+                    elapsed
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 /// Two rooms (one publisher to 10 receivers each), each with its own engine as the
 /// media workers run them: one thread serving both rooms in turn, against one thread
 /// per room. The throughput line (forwarded packets per second) should double on two
@@ -269,5 +319,5 @@ fn assert_all_sent(sent: usize, expected: usize) {
     assert_eq!(sent, expected, "datagrams sent within the measured steps");
 }
 
-criterion_group!(benches, demux, codec, rewrite, sfu_step, two_rooms, one_room);
+criterion_group!(benches, demux, codec, rewrite, sfu_step, audio_step, two_rooms, one_room);
 criterion_main!(benches);

@@ -26,6 +26,7 @@
  * - `stream`  {peerId, stream, path}              media of a participant arrived on a path
  * - `stats`   {relay?, direct?, server?}          once a second, see stats.js
  * - `joined`  {id, room, mode}
+ * - `speaker` {id: number|null}                  the room's active speaker (this.id: you)
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -52,6 +53,9 @@ export class CallSession extends EventTarget {
     this.token = opts.token || '';
     /** How many viewers watch the room. */
     this.viewers = 0;
+    /** The room's active speaker, as the server hears it (null: nobody speaks). */
+    /** @type {number | null} */
+    this.speaker = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -802,6 +806,13 @@ export class CallSession extends EventTarget {
     this.emit('state', { state, reason, path, canRelay });
   }
 
+  /** @param {number | null} id the room's active speaker (null: nobody) */
+  setSpeaker(id) {
+    if (this.speaker === id) return;
+    this.speaker = id;
+    this.emit('speaker', { id });
+  }
+
   /**
    * @param {string} type
    * @param {any} detail
@@ -819,6 +830,8 @@ export class CallSession extends EventTarget {
  */
 export const SERVER_MSG_HANDLERS = {
   joined(msg) {
+    // The server says who speaks right after `joined`, if anyone does.
+    this.setSpeaker(null);
     if (this.resuming && msg.id === this.id) {
       this.onResumed(msg);
       return;
@@ -842,6 +855,7 @@ export const SERVER_MSG_HANDLERS = {
     this.evaluateDirect();
   },
   peerLeft(msg) {
+    if (this.speaker === msg.id) this.setSpeaker(null);
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
     this.relay?.forget(msg.id);
@@ -861,6 +875,9 @@ export const SERVER_MSG_HANDLERS = {
       p.video = msg.video;
       this.emit('peers', { peers: this.peers });
     }
+  },
+  speaker(msg) {
+    this.setSpeaker(msg.id ?? null);
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);
