@@ -167,7 +167,7 @@ fn audio_step(c: &mut Criterion) {
             BenchmarkId::new("audio_packet_to_receivers", receivers),
             &receivers,
             |b, &n| {
-                let mut h = Harness::with_audio(n);
+                let mut h = Harness::with_audio(n, 1);
                 let first = h.publish_audio(Some(-30));
                 assert_eq!(h.feed_audio(&first), n, "forwarded to everyone");
                 let mut i = 0u64;

@@ -40,6 +40,8 @@ pub struct Harness {
     pub now: Instant,
     pub seq: u64,
     pub picture_id: u16,
+    /// Every `speaker` message the engine sent: when, to whom, who speaks.
+    pub speakers: Vec<(Instant, PeerId, Option<PeerId>)>,
 }
 
 impl Harness {
@@ -47,9 +49,10 @@ impl Harness {
         Self::spread(receivers, 1)
     }
 
-    /// One engine; the publisher sends audio too ([`Harness::publish_audio`]).
-    pub fn with_audio(receivers: usize) -> Harness {
-        Self::build(receivers, 1, true)
+    /// The publisher sends audio too ([`Harness::publish_audio`]); `workers` as in
+    /// [`Harness::spread`].
+    pub fn with_audio(receivers: usize, workers: usize) -> Harness {
+        Self::build(receivers, workers, true)
     }
 
     /// `workers`: 1, or 2 for a room spread over two engines.
@@ -81,6 +84,7 @@ impl Harness {
             now,
             seq: 1000,
             picture_id: 0,
+            speakers: Vec::new(),
         };
         for i in 0..=receivers {
             let id = i as PeerId + 1;
@@ -216,6 +220,10 @@ impl Harness {
 
     fn signal(&mut self, id: PeerId, msg: ServerMsg) {
         let now = self.now;
+        if let ServerMsg::Speaker { id: speaker } = msg {
+            self.speakers.push((now, id, speaker));
+            return;
+        }
         let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
             return;
         };
