@@ -3,7 +3,8 @@
 // worker. One participant keeps its microphone muted (the page's mic button: the track
 // sends silence). The other unmutes: within a second every page (its own, the muted
 // participant's and the viewer's) outlines its tile as the speaker, and the muted one
-// is never outlined. Muted again, the outline goes everywhere. A fresh network
+// is never outlined. With more than four others, the speaker's tile comes first. Muted
+// again, the outline goes everywhere. A fresh network
 // namespace with only loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,6 +43,15 @@ after(async () => {
 async function outlined(page) {
   return page.evaluate(() =>
     [...document.querySelectorAll('.tile.speaking')].map((t) => (t.id === 'self-tile' ? 'self' : Number(t.getAttribute('data-peer')))));
+}
+
+/** The participant whose tile is shown first (top left). */
+async function firstTile(page) {
+  return page.evaluate(() => {
+    const tiles = [...document.querySelectorAll('.tile.remote')].map((t) => ({ t, r: t.getBoundingClientRect() }));
+    tiles.sort((a, b) => a.r.top - b.r.top || a.r.left - b.r.left);
+    return Number(tiles[0]?.t.getAttribute('data-peer'));
+  });
 }
 
 /** Clicks the page's microphone button and waits until it shows `on`. */
@@ -115,6 +125,18 @@ test('the unmuted participant is marked as speaking on every page within a secon
     }
     await talker.screenshot({ path: join(artifacts, 'speaker-talker.png') });
     await viewer.screenshot({ path: join(artifacts, 'speaker-viewer.png') });
+
+    // With more than four others the speaker's tile comes first on screen. The viewer
+    // page is told of four more participants (without media): the talker's tile, the
+    // second of two, moves to the top left.
+    assert.equal(await firstTile(viewer), ids.quiet, 'two tiles: in the order they came');
+    await viewer.evaluate(() => {
+      const s = window.lanrelay.session;
+      for (let i = 0; i < 4; i++) s.peers.set(9000 + i, { id: 9000 + i, name: `Extra ${i}`, audio: true, video: false, path: 'relay' });
+      s.emit('peers', { peers: s.peers });
+    });
+    assert.equal(await firstTile(viewer), ids.talker, 'six tiles: the speaker first');
+    await viewer.screenshot({ path: join(artifacts, 'speaker-viewer-six.png') });
 
     // Muted again: the outline goes from every page.
     const t1 = Date.now();
