@@ -21,6 +21,7 @@ use lanrelay::sfu::codec::starts_keyframe;
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
 use lanrelay::sfu::link::LinkMsg;
 use lanrelay::sfu::rewrite::Rewriter;
+use lanrelay::sfu::speaker::{Detector, LevelMeter, TICK};
 use str0m::format::Codec;
 
 #[path = "../tests/common/in_memory.rs"]
@@ -147,6 +148,35 @@ fn sfu_step(c: &mut Criterion) {
             },
         );
     }
+    g.finish();
+}
+
+/// The active speaker's own parts: what each audio packet costs (its level into the
+/// track's meter), and one tick of a room's detector (ten participants' levels), which
+/// runs every 100 ms while anyone is heard.
+fn speaker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("speaker");
+    g.throughput(Throughput::Elements(1));
+    let mut meter = LevelMeter::default();
+    let mut i = 0u8;
+    g.bench_function("level_meter_per_packet", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7);
+            meter.on_level(black_box(-((i % 127) as i8)));
+        })
+    });
+    let mut detector = Detector::default();
+    let mut now = Instant::now();
+    let mut n = 0u32;
+    g.bench_function("detector_tick_10_participants", |b| {
+        b.iter(|| {
+            now += TICK;
+            n = n.wrapping_add(1);
+            let levels = (0..10u64).map(|p| (p, Some(((n as u64 * 13 + p * 29) % 128) as u8)));
+            black_box(detector.tick(now, levels))
+        })
+    });
+    black_box(meter.take());
     g.finish();
 }
 
@@ -319,5 +349,7 @@ fn assert_all_sent(sent: usize, expected: usize) {
     assert_eq!(sent, expected, "datagrams sent within the measured steps");
 }
 
-criterion_group!(benches, demux, codec, rewrite, sfu_step, audio_step, two_rooms, one_room);
+criterion_group!(
+    benches, demux, codec, rewrite, speaker, sfu_step, audio_step, two_rooms, one_room
+);
 criterion_main!(benches);

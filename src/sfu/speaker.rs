@@ -24,29 +24,29 @@ use std::time::{Duration, Instant};
 use crate::signaling::protocol::PeerId;
 
 /// How often the rooms' detectors are read.
-pub(crate) const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// Loudness (dB above -127 dBov) a voice's meter must reach to count as speaking:
 /// -55 dBov. Speech after the browser's gain control is around -40 to -20 dBov; a
 /// quiet room after noise suppression is below -70.
-pub(crate) const SPEAKING_LOUDNESS: f32 = 72.0;
+pub const SPEAKING_LOUDNESS: f32 = 72.0;
 
 /// How fast a voice's meter falls when it is quieter than the meter (dB a second):
 /// from ordinary speech to under the threshold in about a second.
-pub(crate) const RELEASE_DB_PER_S: f32 = 25.0;
+pub const RELEASE_DB_PER_S: f32 = 25.0;
 
 /// Time constant of the moving average that compares voices.
-pub(crate) const RECENT_TAU: Duration = Duration::from_millis(300);
+pub const RECENT_TAU: Duration = Duration::from_millis(300);
 
 /// How much louder than the speaker another voice must be to take the floor from it.
-pub(crate) const SWITCH_MARGIN_DB: f32 = 6.0;
+pub const SWITCH_MARGIN_DB: f32 = 6.0;
 
 /// How long another voice must stay that much louder before the floor changes hands.
-pub(crate) const SWITCH_HOLD: Duration = Duration::from_millis(600);
+pub const SWITCH_HOLD: Duration = Duration::from_millis(600);
 
 /// The loudest audio level of one track since it was last read.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct LevelMeter {
+pub struct LevelMeter {
     /// Loudness (127 + the level in dBov: 0 silence, 127 full scale) of the loudest
     /// packet since the last [`LevelMeter::take`]; `None`: no level heard.
     loudest: Option<u8>,
@@ -55,7 +55,7 @@ pub(crate) struct LevelMeter {
 impl LevelMeter {
     /// A packet's audio level as str0m gives it (-127..=0 dBov).
     #[inline]
-    pub(crate) fn on_level(&mut self, level: i8) {
+    pub fn on_level(&mut self, level: i8) {
         let loudness = (127 + i16::from(level.clamp(-127, 0))) as u8;
         if self.loudest.is_none_or(|l| loudness > l) {
             self.loudest = Some(loudness);
@@ -63,14 +63,14 @@ impl LevelMeter {
     }
 
     /// The loudest level since the last call, and a fresh start.
-    pub(crate) fn take(&mut self) -> Option<u8> {
+    pub fn take(&mut self) -> Option<u8> {
         self.loudest.take()
     }
 }
 
 /// One room's active speaker.
 #[derive(Debug, Default)]
-pub(crate) struct Detector {
+pub struct Detector {
     voices: Vec<Voice>,
     speaker: Option<PeerId>,
     /// A voice louder than the speaker, and since when.
@@ -92,19 +92,19 @@ struct Voice {
 
 impl Detector {
     /// The current speaker.
-    pub(crate) fn speaker(&self) -> Option<PeerId> {
+    pub fn speaker(&self) -> Option<PeerId> {
         self.speaker
     }
 
     /// Nothing left to decide until a level is heard: no speaker, every meter down.
-    pub(crate) fn is_idle(&self) -> bool {
+    pub fn is_idle(&self) -> bool {
         self.speaker.is_none() && self.voices.iter().all(|v| v.meter <= 0.0 && v.recent < 1.0)
     }
 
     /// A tick: `levels` has each participant heard from with its loudest level since
     /// the last tick (`None`: no packet with a level). Participants not listed keep
     /// falling. Returns the new speaker when it changed (`Some(None)`: nobody).
-    pub(crate) fn tick(
+    pub fn tick(
         &mut self,
         now: Instant,
         levels: impl IntoIterator<Item = (PeerId, Option<u8>)>,
@@ -145,7 +145,7 @@ impl Detector {
 
     /// Participant `id` left: if it was speaking, the floor is free (returned as a
     /// change, like [`Detector::tick`]).
-    pub(crate) fn remove(&mut self, id: PeerId) -> Option<Option<PeerId>> {
+    pub fn remove(&mut self, id: PeerId) -> Option<Option<PeerId>> {
         self.voices.retain(|v| v.id != id);
         if self.challenger.is_some_and(|(c, _)| c == id) {
             self.challenger = None;
