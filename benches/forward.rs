@@ -9,6 +9,8 @@
 //! publisher and receivers are str0m `Rtc`s wired to the engine in memory (ICE, DTLS and
 //! renegotiation done for real, without sockets), so this is the engine's CPU cost per
 //! forwarded packet without the system calls, which `lanrelay-load` adds back.
+//! `audio_step` does the same for audio packets carrying their audio level, at the
+//! rate browsers send them.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks read the clock
 
 use std::hint::black_box;
@@ -19,6 +21,7 @@ use lanrelay::sfu::codec::starts_keyframe;
 use lanrelay::sfu::demux::{classify, stun_local_ufrag};
 use lanrelay::sfu::link::LinkMsg;
 use lanrelay::sfu::rewrite::Rewriter;
+use lanrelay::sfu::speaker::{Detector, LevelMeter, TICK};
 use str0m::format::Codec;
 
 #[path = "../tests/common/in_memory.rs"]
@@ -148,6 +151,83 @@ fn sfu_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The active speaker's own parts: what each audio packet costs (its level into the
+/// track's meter), and one tick of a room's detector (ten participants' levels), which
+/// runs every 100 ms while anyone is heard.
+fn speaker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("speaker");
+    g.throughput(Throughput::Elements(1));
+    let mut meter = LevelMeter::default();
+    let mut i = 0u8;
+    g.bench_function("level_meter_per_packet", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7);
+            meter.on_level(black_box(-((i % 127) as i8)));
+        })
+    });
+    let mut detector = Detector::default();
+    let mut now = Instant::now();
+    let mut n = 0u32;
+    g.bench_function("detector_tick_10_participants", |b| {
+        b.iter(|| {
+            now += TICK;
+            n = n.wrapping_add(1);
+            let levels = (0..10u64).map(|p| (p, Some(((n as u64 * 13 + p * 29) % 128) as u8)));
+            black_box(detector.tick(now, levels))
+        })
+    });
+    black_box(meter.take());
+    g.finish();
+}
+
+/// One audio packet from a publisher to its receivers, as browsers send them: 50 a
+/// second (the fake clock moves 20 ms a packet, so the engine's timers, the active
+/// speaker's among them, run at their real rate and are counted), each carrying its
+/// audio level (RFC 6464), which the engine reads to tell who is speaking. Chunks of
+/// half a second of audio are measured; between them the receivers' side of the
+/// connections runs unmeasured, keeping ICE and RTCP alive.
+fn audio_step(c: &mut Criterion) {
+    const CHUNK: u64 = 25;
+    let mut g = c.benchmark_group("audio_step");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(4));
+    for receivers in [1usize, 10] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(
+            BenchmarkId::new("audio_packet_to_receivers", receivers),
+            &receivers,
+            |b, &n| {
+                let mut h = Harness::with_audio(n, 1);
+                let first = h.publish_audio(Some(-30));
+                assert_eq!(h.feed_audio(&first), n, "forwarded to everyone");
+                let mut i = 0u64;
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let chunk = left.min(CHUNK);
+                        left -= chunk;
+                        let mut sent = 0;
+                        for _ in 0..chunk {
+                            // Speech with pauses: a level that varies.
+                            i += 1;
+                            let level = -((20 + (i * 7) % 107) as i8);
+                            let p = h.publish_audio(Some(level));
+                            let start = Instant::now();
+                            sent += black_box(h.feed_audio(&p));
+                            elapsed += start.elapsed();
+                        }
+                        assert_all_sent(sent, chunk as usize * n);
+                        h.pump(20);
+                    }
+                    elapsed
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 /// Two rooms (one publisher to 10 receivers each), each with its own engine as the
 /// media workers run them: one thread serving both rooms in turn, against one thread
 /// per room. The throughput line (forwarded packets per second) should double on two
@@ -269,5 +349,7 @@ fn assert_all_sent(sent: usize, expected: usize) {
     assert_eq!(sent, expected, "datagrams sent within the measured steps");
 }
 
-criterion_group!(benches, demux, codec, rewrite, sfu_step, two_rooms, one_room);
+criterion_group!(
+    benches, demux, codec, rewrite, speaker, sfu_step, audio_step, two_rooms, one_room
+);
 criterion_main!(benches);

@@ -172,6 +172,7 @@ async function join(room, name, mode) {
   /** @type {any} */ (window).lanrelay = { session: s };
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
   s.addEventListener('peers', () => renderPeers(s));
+  s.addEventListener('speaker', () => renderSpeaker(s));
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -289,6 +290,28 @@ function renderPeers(s) {
   $('count').textContent = viewer ? (n ? t('call.presenting', { n }) : '') : n ? t('call.inCall', { n: n + 1 }) : '';
   $('alone').hidden = n > 0 || s.state === 'failed';
   $('tiles').dataset.count = String(Math.min(n + 1, 9));
+  renderSpeaker(s);
+}
+
+/** More remote tiles than this, and the speaker's tile is moved first. */
+const SPEAKER_FIRST_OVER = 4;
+
+/**
+ * Outlines the active speaker's tile (yours too); with more than four others, moves
+ * the speaker's tile first (CSS `order`: moving the element would restart its video)
+ * and scrolls it into view.
+ * @param {CallSession} s
+ */
+function renderSpeaker(s) {
+  const id = s.speaker;
+  $('self-tile').classList.toggle('speaking', id !== null && id === s.id);
+  const front = tiles.size > SPEAKER_FIRST_OVER && id !== null ? tiles.get(id) : undefined;
+  for (const [peer, tile] of tiles) {
+    tile.classList.toggle('speaking', peer === id);
+    const wasFront = tile.classList.contains('front');
+    tile.classList.toggle('front', tile === front);
+    if (tile === front && !wasFront) tile.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  }
 }
 
 /** @param {number} id */

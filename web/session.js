@@ -27,6 +27,7 @@
  * - `stats`   {relay?, direct?, server?}          once a second, see stats.js
  * - `joined`  {id, room, mode}
  * - `serverError` {code, message}              an `error` from the server, before it is acted on
+ * - `speaker` {id: number|null}                  the room's active speaker (this.id: you)
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -53,6 +54,9 @@ export class CallSession extends EventTarget {
     this.token = opts.token || '';
     /** How many viewers watch the room. */
     this.viewers = 0;
+    /** The room's active speaker, as the server hears it (null: nobody speaks). */
+    /** @type {number | null} */
+    this.speaker = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -804,6 +808,13 @@ export class CallSession extends EventTarget {
     this.emit('state', { state, reason, path, canRelay });
   }
 
+  /** @param {number | null} id the room's active speaker (null: nobody) */
+  setSpeaker(id) {
+    if (this.speaker === id) return;
+    this.speaker = id;
+    this.emit('speaker', { id });
+  }
+
   /**
    * @param {string} type
    * @param {any} detail
@@ -821,6 +832,8 @@ export class CallSession extends EventTarget {
  */
 export const SERVER_MSG_HANDLERS = {
   joined(msg) {
+    // The server says who speaks right after `joined`, if anyone does.
+    this.setSpeaker(null);
     if (this.resuming && msg.id === this.id) {
       this.onResumed(msg);
       return;
@@ -844,6 +857,7 @@ export const SERVER_MSG_HANDLERS = {
     this.evaluateDirect();
   },
   peerLeft(msg) {
+    if (this.speaker === msg.id) this.setSpeaker(null);
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
     this.relay?.forget(msg.id);
@@ -863,6 +877,9 @@ export const SERVER_MSG_HANDLERS = {
       p.video = msg.video;
       this.emit('peers', { peers: this.peers });
     }
+  },
+  speaker(msg) {
+    this.setSpeaker(msg.id ?? null);
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

@@ -27,6 +27,7 @@ pub(crate) mod registry;
 pub mod rewrite;
 pub mod shard;
 pub(crate) mod simulcast;
+pub mod speaker;
 pub(crate) mod stats;
 pub(crate) mod tcp;
 pub(crate) mod udp;

@@ -19,6 +19,7 @@ use super::driver::Driver;
 use super::keyframe::Throttle;
 use super::rewrite::{Rewriter, Vp8Rewriter};
 use super::simulcast::{LayerRates, Quality, Selector};
+use super::speaker::LevelMeter;
 use super::stats::StatsTracker;
 use crate::rate::TokenBucket;
 use crate::signaling::protocol::{PeerId, PeerInfo, Role};
@@ -44,6 +45,8 @@ pub(crate) struct UpTrack {
     pub(crate) codec: Option<Codec>,
     /// The publisher was asked to send another codec (once: see `Shard::codec_gap`).
     pub(crate) asked_codec: bool,
+    /// Audio: the loudest level heard since the room's speaker detector last looked.
+    pub(crate) level: LevelMeter,
 }
 
 impl UpTrack {
@@ -57,6 +60,7 @@ impl UpTrack {
             params: Vec::new(),
             codec: None,
             asked_codec: false,
+            level: LevelMeter::default(),
         }
     }
 

@@ -251,6 +251,9 @@ pub enum ServerMsg {
         audio: bool,
         video: bool,
     },
+    /// Participant `id` is the room's active speaker (`null`: nobody speaks), sent to
+    /// everyone in the room, viewers too, when it changes, and after `joined`.
+    Speaker { id: Option<PeerId> },
     /// This browser cannot decode participant `id`'s video codec (`decodable` false,
     /// `message` says why and what happens next), or decodes it again (true).
     PeerCodec {

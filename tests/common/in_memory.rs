@@ -22,6 +22,8 @@ pub struct Client {
     addr: SocketAddr,
     peer: Peer,
     video: Option<Mid>,
+    /// The publisher's audio track (see [`Harness::with_audio`]).
+    audio: Option<Mid>,
     connected: bool,
     /// The engine (media worker) that serves it.
     owner: usize,
@@ -38,6 +40,8 @@ pub struct Harness {
     pub now: Instant,
     pub seq: u64,
     pub picture_id: u16,
+    /// Every `speaker` message the engine sent: when, to whom, who speaks.
+    pub speakers: Vec<(Instant, PeerId, Option<PeerId>)>,
 }
 
 impl Harness {
@@ -45,8 +49,18 @@ impl Harness {
         Self::spread(receivers, 1)
     }
 
+    /// The publisher sends audio too ([`Harness::publish_audio`]); `workers` as in
+    /// [`Harness::spread`].
+    pub fn with_audio(receivers: usize, workers: usize) -> Harness {
+        Self::build(receivers, workers, true)
+    }
+
     /// `workers`: 1, or 2 for a room spread over two engines.
     pub fn spread(receivers: usize, workers: usize) -> Harness {
+        Self::build(receivers, workers, false)
+    }
+
+    fn build(receivers: usize, workers: usize, audio: bool) -> Harness {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let now = Instant::now();
         let mut h = Harness {
@@ -70,6 +84,7 @@ impl Harness {
             now,
             seq: 1000,
             picture_id: 0,
+            speakers: Vec::new(),
         };
         for i in 0..=receivers {
             let id = i as PeerId + 1;
@@ -92,7 +107,11 @@ impl Harness {
             } else {
                 Direction::RecvOnly
             };
-            let (offer, mids) = peer.offer(&[Track::new(MediaKind::Video, dir)]).unwrap();
+            let mut tracks = vec![Track::new(MediaKind::Video, dir)];
+            if audio && i == 0 {
+                tracks.push(Track::new(MediaKind::Audio, dir));
+            }
+            let (offer, mids) = peer.offer(&tracks).unwrap();
             let owner = if workers == 2 && i % 2 == 0 && i > 0 {
                 1
             } else {
@@ -120,6 +139,7 @@ impl Harness {
                 addr,
                 peer,
                 video: mids.first().copied().filter(|_| i == 0),
+                audio: mids.get(1).copied().filter(|_| i == 0),
                 connected: false,
                 owner,
             });
@@ -200,6 +220,10 @@ impl Harness {
 
     fn signal(&mut self, id: PeerId, msg: ServerMsg) {
         let now = self.now;
+        if let ServerMsg::Speaker { id: speaker } = msg {
+            self.speakers.push((now, id, speaker));
+            return;
+        }
         let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
             return;
         };
@@ -261,6 +285,56 @@ impl Harness {
         }
     }
 
+    /// The publisher's next audio packet, 20 ms after the last (the clock moves on),
+    /// carrying `level` (RFC 6464, -dBov) as browsers do, as the SRTP datagram it sends.
+    /// Its payload is [`AUDIO_PAYLOAD`] bytes.
+    pub fn publish_audio(&mut self, level: Option<i8>) -> (SocketAddr, Vec<u8>) {
+        self.now += Duration::from_millis(20);
+        self.seq += 1;
+        let p = &mut self.clients[0];
+        let ext = str0m::rtp::ExtensionValues {
+            audio_level: level,
+            voice_activity: level.map(|l| l > -127),
+            ..Default::default()
+        };
+        let out = RtpOut {
+            mid: p.audio.expect("a harness with audio"),
+            rid: None,
+            codec: Codec::Opus,
+            seq: self.seq,
+            rtp_ts: (self.seq * 960) as u32,
+            marker: false,
+            nackable: false,
+            payload: vec![0x5a; AUDIO_PAYLOAD],
+        };
+        assert!(p.peer.write_rtp_ext(self.now, out, ext), "audio negotiated");
+        p.peer.timeout(self.now);
+        loop {
+            match p.peer.poll().unwrap() {
+                PeerOutput::Transmit(t) if t.contents.len() > AUDIO_PAYLOAD => {
+                    return (t.source, t.contents.to_vec());
+                }
+                PeerOutput::Timeout(_) => p.peer.timeout(self.now),
+                _ => {}
+            }
+        }
+    }
+
+    /// One forwarding step of an audio packet (see [`Harness::feed`]); returns the
+    /// audio datagrams sent.
+    pub fn feed_audio(&mut self, (src, buf): &(SocketAddr, Vec<u8>)) -> usize {
+        let (now, server) = (self.now, self.server);
+        let sfu = &mut self.sfus[0];
+        let mut links = Vec::new();
+        sfu.handle_datagram(now, *src, server, buf);
+        let mut sent = drain_larger(sfu, &mut links, AUDIO_PAYLOAD);
+        if sfu.poll_timeout().is_some_and(|t| t <= now) {
+            sfu.handle_timeout(now);
+            sent += drain_larger(sfu, &mut links, AUDIO_PAYLOAD);
+        }
+        sent
+    }
+
     /// One forwarding step as the engine's loop runs it: the datagram in, then the
     /// timeout str0m asks for to release what was written (it is already due), and
     /// every resulting datagram out.
@@ -310,11 +384,21 @@ pub fn mirror_step(sfu: &mut Sfu, now: Instant, links: Vec<LinkMsg>) -> usize {
     sent
 }
 
+/// Bytes of the payload of [`Harness::publish_audio`]'s packets: larger than any RTCP
+/// the engine sends, so its datagrams are told apart by size.
+pub const AUDIO_PAYLOAD: usize = 300;
+
+/// Takes the engine's outputs; returns the video datagrams sent.
 pub fn drain(sfu: &mut Sfu, links: &mut Vec<LinkMsg>) -> usize {
+    drain_larger(sfu, links, 1000)
+}
+
+/// Takes the engine's outputs; returns the datagrams larger than `min` bytes sent.
+pub fn drain_larger(sfu: &mut Sfu, links: &mut Vec<LinkMsg>, min: usize) -> usize {
     let mut sent = 0;
     while let Some(out) = sfu.poll_output() {
         match out {
-            SfuOutput::Transmit(t) => sent += usize::from(t.contents.len() > 1000),
+            SfuOutput::Transmit(t) => sent += usize::from(t.contents.len() > min),
             SfuOutput::Link(_, msg) => links.push(msg),
             _ => {}
         }

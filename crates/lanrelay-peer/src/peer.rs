@@ -13,7 +13,7 @@ use str0m::media::{
     Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
 };
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{Extension, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::event::{Frame, Packet, PeerEvent, PeerOutput};
@@ -306,6 +306,12 @@ impl Peer {
     /// negotiated (yet). It leaves on the next [`Peer::timeout`], which str0m asks
     /// for at once.
     pub fn write_rtp(&mut self, now: Instant, out: RtpOut) -> bool {
+        self.write_rtp_ext(now, out, ExtensionValues::default())
+    }
+
+    /// [`Peer::write_rtp`] with header extension values, such as an audio level
+    /// (RFC 6464) as browsers send on every audio packet.
+    pub fn write_rtp_ext(&mut self, now: Instant, out: RtpOut, ext: ExtensionValues) -> bool {
         let Some(pt) = self.payload_type(out.codec) else {
             return false;
         };
@@ -315,6 +321,7 @@ impl Peer {
         };
         let write = RtpWrite::new(pt, out.seq.into(), out.rtp_ts, now, out.payload)
             .marker(out.marker)
+            .ext_vals(ext)
             .nackable(out.nackable);
         tx.write_rtp(write);
         true

@@ -90,6 +90,7 @@ impl Shard {
         if role == Role::Participant && count > 0 {
             self.signal(id, ServerMsg::Viewers { count });
         }
+        self.tell_speaker(id, &room);
     }
 
     /// The one way into a room: the room takes `id` (or says why not), the peer is
@@ -231,6 +232,7 @@ impl Shard {
         if role == Role::Participant && count > 0 {
             self.signal(id, ServerMsg::Viewers { count });
         }
+        self.tell_speaker(id, &room);
         let offer = self
             .peers
             .get(&id)
@@ -337,6 +339,7 @@ impl Shard {
             self.unroute(id, local);
         }
         self.rooms.leave(&peer.room, id);
+        self.speaker_left(&peer.room, id);
         match (&peer.served, peer.role) {
             // The home tells the viewers about a mirrored publisher.
             (Served::StandIn { .. }, _) => {}

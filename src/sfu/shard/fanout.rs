@@ -56,6 +56,11 @@ impl Shard {
         let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
             return;
         };
+        // Who is speaking: one comparison here, the rest on the speaker tick.
+        let level = pkt.header.ext_vals.audio_level;
+        if let Some(l) = level {
+            up.level.on_level(l);
+        }
         let Some(params) = up.params(driver.rtc(), pkt.header.payload_type) else {
             return;
         };
@@ -76,6 +81,9 @@ impl Shard {
             received: pkt.timestamp,
             payload: pkt.payload,
         };
+        if level.is_some() {
+            self.timers.speaker_heard(now);
+        }
         // (no hash of the room name per packet when no room here is spread)
         if !self.mirrors.is_empty() {
             if let Some(links) = self.mirrors.get(room.as_str()) {

@@ -226,6 +226,7 @@ impl Shard {
             Some((_, n)) => *n += 1,
             None => links.push((from, 1)),
         }
+        let room_name = room.clone();
         let msg = LinkMsg::Admitted {
             id,
             room,
@@ -235,6 +236,7 @@ impl Shard {
             publishers,
         };
         self.out.push_back(Output::Link(from, msg));
+        self.tell_speaker(id, &room_name);
     }
 
     /// Mirror: viewer `id`, which was waiting to be admitted, hears why not: a WHEP

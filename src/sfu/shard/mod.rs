@@ -19,6 +19,7 @@
 //! - [`control`]: signaling messages from joined participants.
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
+//! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
 //!
 //! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
 //! then a drain to `Output::Timeout`. Drained events land in one queue that
@@ -53,6 +54,7 @@ mod negotiate;
 mod publish;
 mod route;
 mod snapshot;
+mod speaker;
 mod timers;
 
 pub use http::HttpAnswer;
@@ -181,6 +183,8 @@ pub struct Shard {
     mirrored: HashMap<String, usize>,
     /// Mirror side: viewers waiting for their room's home to admit them.
     pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
+    /// Home side: who is speaking in each room where someone was heard lately.
+    speakers: speaker::Speakers,
 }
 
 impl Shard {
@@ -196,6 +200,7 @@ impl Shard {
             mirrors: HashMap::new(),
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
+            speakers: speaker::Speakers::default(),
             cfg,
             dtls_cert,
             peers: FxHashMap::default(),

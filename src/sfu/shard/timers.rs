@@ -59,6 +59,9 @@ pub(super) struct Timers {
     next_layer_tick: Option<Instant>,
     /// When the earliest deferred keyframe request is due.
     pub(super) keyframes_due: Option<Instant>,
+    /// When the rooms' speaker detectors are next read (while audio levels arrive or a
+    /// room has a speaker; see `shard::speaker`).
+    pub(super) speaker_due: Option<Instant>,
 }
 
 impl Timers {
@@ -67,6 +70,7 @@ impl Timers {
         [
             layers,
             self.keyframes_due,
+            self.speaker_due,
             self.queue.peek().map(|t| t.0 .0),
         ]
         .into_iter()
@@ -77,6 +81,15 @@ impl Timers {
     /// Layer choices start being revisited from `now` (a peer arrived).
     pub(super) fn start_layer_ticks(&mut self, now: Instant) {
         self.next_layer_tick.get_or_insert(now);
+    }
+
+    /// An audio level arrived: the speaker detectors are read a tick from now, unless
+    /// they already are sooner.
+    #[inline]
+    pub(super) fn speaker_heard(&mut self, now: Instant) {
+        if self.speaker_due.is_none() {
+            self.speaker_due = Some(now + crate::sfu::speaker::TICK);
+        }
     }
 
     /// A deferred keyframe request comes due at `t`.
@@ -110,6 +123,9 @@ impl Shard {
             for (id, mid, rid) in self.due_keyframes(now) {
                 self.send_keyframe_request(id, mid, rid, KeyframeRequestKind::Pli);
             }
+        }
+        if self.timers.speaker_due.is_some_and(|t| t <= now) {
+            self.speaker_tick(now);
         }
         if self.timers.next_layer_tick.is_some_and(|t| t <= now) {
             self.timers.next_layer_tick = Some(now + LAYER_TICK);

@@ -1,0 +1,160 @@
+// Who is speaking: two Chromium participants with fake microphones (Chromium's beep)
+// and a viewer, in a relay room whose viewer is served by the server's other media
+// worker. One participant keeps its microphone muted (the page's mic button: the track
+// sends silence). The other unmutes: within a second every page (its own, the muted
+// participant's and the viewer's) outlines its tile as the speaker, and the muted one
+// is never outlined. With more than four others, the speaker's tile comes first. Muted
+// again, the outline goes everywhere. A fresh network
+// namespace with only loopback.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, repoRoot, canUseNetns, loopbackNamespace } from './lib.mjs';
+
+const artifacts = join(repoRoot, 'tests', 'e2e', 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+const skip = canUseNetns() ? false : 'needs root to create a network namespace';
+let ns;
+let server;
+let browser;
+
+before(async () => {
+  if (skip) return;
+  ns = loopbackNamespace('speaker');
+  // Two workers, viewers spread from the first: the viewer is served by the worker
+  // that does not hold the room, so the message reaches it across workers.
+  server = await startServer(['--workers', '2', '--spread-viewers-after', '0'], { netns: ns.name });
+  browser = await launchBrowser([], { netns: ns.name });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  ns?.remove();
+});
+
+/**
+ * Who the page outlines as speaking: the participant ids of outlined tiles ('self' for
+ * the page's own tile).
+ * @param {import('playwright-core').Page} page
+ */
+async function outlined(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('.tile.speaking')].map((t) => (t.id === 'self-tile' ? 'self' : Number(t.getAttribute('data-peer')))));
+}
+
+/** The participant whose tile is shown first (top left). */
+async function firstTile(page) {
+  return page.evaluate(() => {
+    const tiles = [...document.querySelectorAll('.tile.remote')].map((t) => ({ t, r: t.getBoundingClientRect() }));
+    tiles.sort((a, b) => a.r.top - b.r.top || a.r.left - b.r.left);
+    return Number(tiles[0]?.t.getAttribute('data-peer'));
+  });
+}
+
+/** Clicks the page's microphone button and waits until it shows `on`. */
+async function setMic(page, on) {
+  await page.click('#mic');
+  await waitFor(async () => (await page.getAttribute('#mic', 'aria-pressed')) === String(on), 3000, `mic ${on ? 'on' : 'off'}`);
+}
+
+test('the unmuted participant is marked as speaking on every page within a second', { skip }, async () => {
+  const quiet = await newPage(browser);
+  const talker = await newPage(browser);
+  const viewer = await newPage(browser);
+  const pages = [quiet, talker, viewer];
+  let failed = true;
+  try {
+    await gotoRetry(quiet, `${server.url}?room=speak&name=Quiet&autojoin=1&mode=relay`);
+    await waitFor(() => quiet.evaluate(() => !!window.lanrelay?.session?.localStream), 10000, 'quiet has a microphone');
+    await setMic(quiet, false);
+    await gotoRetry(talker, `${server.url}?room=speak&name=Talker&autojoin=1&mode=relay`);
+    await waitFor(() => talker.evaluate(() => !!window.lanrelay?.session?.localStream), 10000, 'talker has a microphone');
+    await setMic(talker, false);
+    await gotoRetry(viewer, `${server.url}?room=speak&role=viewer`);
+
+    const ids = {
+      quiet: await quiet.evaluate(() => window.lanrelay.session.id),
+      talker: await talker.evaluate(() => window.lanrelay.session.id),
+    };
+    // Everyone receives everyone's audio through the server.
+    for (const [p, label, streams] of [[quiet, 'quiet', 1], [talker, 'talker', 1], [viewer, 'viewer', 2]]) {
+      await waitFor(async () => {
+        const s = await mediaStats(p);
+        return s && s.audio.streams >= streams && s.audio.packetsReceived > 100;
+      }, 20000, `${label} receives audio`);
+    }
+    // Both microphones muted: nobody speaks (the talker's beeps before it muted fade).
+    await waitFor(async () => {
+      for (const p of pages) if ((await outlined(p)).length) return false;
+      return true;
+    }, 5000, 'nobody outlined while both are muted');
+
+    // The talker unmutes: each page's time to outline it.
+    const t0 = Date.now();
+    await talker.click('#mic');
+    const mark = async (p, want) => {
+      await p.waitForFunction((want) => {
+        const el = want === 'self'
+          ? document.getElementById('self-tile')
+          : document.querySelector(`.tile[data-peer="${want}"]`);
+        return !!el?.classList.contains('speaking');
+      }, want, { polling: 20, timeout: 10000 });
+      return Date.now() - t0;
+    };
+    const [onTalker, onQuiet, onViewer] = await Promise.all([
+      mark(talker, 'self'),
+      mark(quiet, ids.talker),
+      mark(viewer, ids.talker),
+    ]);
+    console.log(`speaker outlined after unmuting: talker's own page ${onTalker} ms, other participant ${onQuiet} ms, viewer (other worker) ${onViewer} ms`);
+    for (const [label, ms] of [['talker', onTalker], ['quiet', onQuiet], ['viewer', onViewer]]) {
+      assert.ok(ms <= 1000, `${label}'s page outlines the speaker within a second (${ms} ms)`);
+    }
+
+    // For three seconds: the talker stays the speaker everywhere (no flicker) and the
+    // muted participant is never outlined.
+    const end = Date.now() + 3000;
+    while (Date.now() < end) {
+      assert.deepEqual(await outlined(talker), ['self'], 'talker page: only its own tile');
+      assert.deepEqual(await outlined(quiet), [ids.talker], 'quiet page: only the talker');
+      assert.deepEqual(await outlined(viewer), [ids.talker], 'viewer page: only the talker');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await talker.screenshot({ path: join(artifacts, 'speaker-talker.png') });
+    await viewer.screenshot({ path: join(artifacts, 'speaker-viewer.png') });
+
+    // With more than four others the speaker's tile comes first on screen. The viewer
+    // page is told of four more participants (without media): the talker's tile, the
+    // second of two, moves to the top left.
+    assert.equal(await firstTile(viewer), ids.quiet, 'two tiles: in the order they came');
+    await viewer.evaluate(() => {
+      const s = window.lanrelay.session;
+      for (let i = 0; i < 4; i++) s.peers.set(9000 + i, { id: 9000 + i, name: `Extra ${i}`, audio: true, video: false, path: 'relay' });
+      s.emit('peers', { peers: s.peers });
+    });
+    assert.equal(await firstTile(viewer), ids.talker, 'six tiles: the speaker first');
+    await viewer.screenshot({ path: join(artifacts, 'speaker-viewer-six.png') });
+
+    // Muted again: the outline goes from every page.
+    const t1 = Date.now();
+    await setMic(talker, false);
+    await waitFor(async () => {
+      for (const p of pages) if ((await outlined(p)).length) return false;
+      return true;
+    }, 4000, 'the outline gone from every page after muting');
+    console.log(`outline gone from every page ${Date.now() - t1} ms after muting`);
+    failed = false;
+  } finally {
+    if (failed) {
+      for (const p of pages) {
+        console.log(JSON.stringify(await sessionState(p)));
+        console.log(p.logs.slice(-20).join('\n'));
+      }
+      console.log(server.logs().split('\n').filter((l) => /speaker|joined|left/.test(l)).slice(-40).join('\n'));
+    }
+    for (const p of pages) await p.context().close();
+  }
+});
