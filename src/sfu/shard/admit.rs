@@ -90,6 +90,7 @@ impl Shard {
         if role == Role::Participant && count > 0 {
             self.signal(id, ServerMsg::Viewers { count });
         }
+        self.send_chat_history(now, id);
     }
 
     /// The one way into a room: the room takes `id` (or says why not), the peer is
@@ -207,8 +208,9 @@ impl Shard {
     /// Participant `id` is back on a new signaling connection (its old one dropped):
     /// it hears the room as it is now, in a fresh `joined`, and the server's offer
     /// again if one is waiting for its answer (the first may have been lost with the
-    /// old connection). False when `id` is not here any more.
-    pub fn resume(&mut self, id: PeerId) -> bool {
+    /// old connection), and the room's chat so far. False when `id` is not here any
+    /// more.
+    pub fn resume(&mut self, now: Instant, id: PeerId) -> bool {
         let Some(peer) = self.peers.get(&id) else {
             return false;
         };
@@ -240,6 +242,7 @@ impl Shard {
         if let Some((sdp, tracks)) = offer {
             self.signal(id, ServerMsg::Offer { sdp, tracks });
         }
+        self.send_chat_history(now, id);
         true
     }
 

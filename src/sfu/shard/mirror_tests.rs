@@ -16,6 +16,7 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         seed: worker as u64,
         connect_timeout: std::time::Duration::from_secs(30),
         direct_rate: 20,
+        chat: Default::default(),
     })
 }
 
