@@ -305,6 +305,7 @@ pub enum ServerMsg {
     Chat { message: ChatLine },
     /// The room's last chat messages, oldest first, and what this page may send: right
     /// after `joined` (and again after a resume, replacing what the page shows).
+    #[serde(rename_all = "camelCase")]
     ChatHistory {
         messages: Vec<ChatLine>,
         /// Whether this participant may write (viewers only where the server allows).
@@ -533,6 +534,30 @@ mod tests {
         assert_eq!(s, r#"{"type":"peerLeft","id":3,"reason":"left"}"#);
         let e = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full")).unwrap();
         assert_eq!(e, r#"{"type":"error","code":"roomFull","message":"full"}"#);
+    }
+
+    #[test]
+    fn chat_messages_are_camel_case() {
+        let line = ChatLine {
+            id: 4,
+            from: 7,
+            name: "Bo".into(),
+            role: Role::Viewer,
+            text: "<b>hi</b>".into(),
+            ago_ms: 1500,
+        };
+        let h = serde_json::to_string(&ServerMsg::ChatHistory {
+            messages: vec![line],
+            can_write: false,
+            max_length: 1000,
+        })
+        .unwrap();
+        assert_eq!(
+            h,
+            r#"{"type":"chatHistory","messages":[{"id":4,"from":7,"name":"Bo","role":"viewer","text":"<b>hi</b>","agoMs":1500}],"canWrite":false,"maxLength":1000}"#
+        );
+        let up: ClientMsg = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).unwrap();
+        assert_eq!(up, ClientMsg::Chat { text: "hi".into() });
     }
 
     #[test]
