@@ -49,8 +49,18 @@ async fn join(server: &lanrelay::Server, room: &str, name: &str, role: Role) -> 
     }
 }
 
+/// How long a chat message may take (the server's pings every 5 s keep `recv` from
+/// timing out by itself).
+const WAIT: Duration = Duration::from_secs(10);
+
 /// The next `chatHistory`, skipping messages that are not chat.
 async fn next_history(ws: &mut Ws, who: &str) -> (Vec<ChatLine>, bool, usize) {
+    tokio::time::timeout(WAIT, history_of(ws, who))
+        .await
+        .unwrap_or_else(|_| panic!("{who}: no chat history within {WAIT:?}"))
+}
+
+async fn history_of(ws: &mut Ws, who: &str) -> (Vec<ChatLine>, bool, usize) {
     loop {
         match recv(ws).await {
             Some(ServerMsg::ChatHistory {
@@ -75,6 +85,12 @@ enum Heard {
 
 /// The next chat message or refusal, skipping other messages.
 async fn next_chat(ws: &mut Ws) -> Heard {
+    tokio::time::timeout(WAIT, chat_of(ws))
+        .await
+        .unwrap_or_else(|_| panic!("no chat message within {WAIT:?}"))
+}
+
+async fn chat_of(ws: &mut Ws) -> Heard {
     loop {
         match recv(ws).await {
             Some(ServerMsg::Chat { message }) => return Heard::Message(message),
