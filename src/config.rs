@@ -112,6 +112,25 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub direct_rate: u32,
 
+    /// Longest chat message, in characters (after trimming); a longer one is refused
+    /// with `tooLarge`.
+    #[arg(long, value_name = "CHARS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub chat_max_len: u32,
+
+    /// Chat messages one participant or viewer may send per 10 seconds; more are
+    /// refused with `rateLimited`, while everyone else's still arrive.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub chat_rate: u32,
+
+    /// Chat messages a room keeps for those who join later (0: none); they go with
+    /// the room.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub chat_history: u32,
+
+    /// Viewers (watch links) may write in the chat, not only read it.
+    #[arg(long)]
+    pub viewers_can_chat: bool,
+
     /// Rooms that may exist at once; a join or WHIP/WHEP request that would open one
     /// more is refused (WebSocket error `unavailable`, HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
@@ -221,6 +240,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Direct-call signals per second per participant.
     pub direct_rate: u32,
+    /// The chat's limits, and whether viewers may write.
+    pub chat: crate::chat::ChatLimits,
     /// Rooms that may exist at once.
     pub max_rooms: usize,
     /// Sessions (participants, viewers, WHIP/WHEP) at once.
@@ -287,6 +308,12 @@ impl From<Args> for Config {
             spread_viewers_after: a.spread_viewers_after as usize,
             connect_timeout: Duration::from_secs(a.connect_timeout),
             direct_rate: a.direct_rate,
+            chat: crate::chat::ChatLimits {
+                max_len: a.chat_max_len as usize,
+                rate: a.chat_rate,
+                history: a.chat_history as usize,
+                viewers_write: a.viewers_can_chat,
+            },
             max_rooms: a.max_rooms as usize,
             max_sessions: a.max_sessions as usize,
             max_per_address: a.max_per_address as usize,
@@ -323,6 +350,7 @@ impl Config {
             spread_viewers_after: DEFAULT_SPREAD_VIEWERS_AFTER as usize,
             connect_timeout: Duration::from_secs(30),
             direct_rate: 20,
+            chat: crate::chat::ChatLimits::default(),
             max_rooms: 500,
             max_sessions: 2000,
             max_per_address: 64,

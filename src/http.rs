@@ -34,6 +34,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/links.js", JS, include_bytes!("../web/links.js")),
     ("/stats.js", JS, include_bytes!("../web/stats.js")),
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
+    ("/chat.js", JS, include_bytes!("../web/chat.js")),
     ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
     ("/measure.js", JS, include_bytes!("../web/measure.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),

@@ -12,7 +12,8 @@
 //!   receive task; each worker drives a [`sfu::shard::Shard`], the Sans-IO core that
 //!   owns its rooms' peers and their `Rtc`s.
 //! - [`signaling`]: the wire protocol ([`signaling::protocol`]) and one WebSocket's
-//!   session; [`room`]: who is in which room.
+//!   session; [`room`]: who is in which room; [`chat`]: a room's text chat (limits,
+//!   history).
 //! - `http`: the router (web app, `/ws`, `/healthz`, `/api/rooms`, `/metrics`), with
 //!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, `api`
 //!   (who may see which rooms and addresses), and
@@ -29,6 +30,7 @@
 mod api;
 mod banner;
 pub mod certs;
+pub mod chat;
 pub mod config;
 mod conns;
 mod helper;

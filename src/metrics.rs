@@ -129,9 +129,12 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
         &mut out,
         "lanrelay_refused_total",
         "counter",
-        "What a limit refused: direct-call signals over --direct-rate (direct), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate), resumes with a token that names no participant waiting to be resumed, or one already being resumed (resume_token), ICE-TCP connections closed for a first frame that is not STUN for this server or a frame over 8 KiB (tcp_framing).",
+        "What a limit refused: direct-call signals over --direct-rate (direct), chat messages over --chat-rate (chat_rate) or --chat-max-len (chat_length) or from viewers without --viewers-can-chat (chat_viewer), media sessions that did not connect within --connect-timeout and were removed (unconnected), joins and WHIP/WHEP requests over --max-rooms (rooms), --max-sessions (sessions), --max-per-address (per_address) or --max-joins-per-minute (join_rate), TCP connections over --max-connections-per-address (connections), signaling connections read more slowly for sending over --signaling-rate (signaling_rate), resumes with a token that names no participant waiting to be resumed, or one already being resumed (resume_token), ICE-TCP connections closed for a first frame that is not STUN for this server or a frame over 8 KiB (tcp_framing).",
         &[
             ("limit=\"direct\"", status.direct_refused as f64),
+            ("limit=\"chat_rate\"", status.chat_refused_rate as f64),
+            ("limit=\"chat_length\"", status.chat_refused_length as f64),
+            ("limit=\"chat_viewer\"", status.chat_refused_viewer as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
             ("limit=\"rooms\"", status.refused_rooms as f64),
             ("limit=\"sessions\"", status.refused_sessions as f64),
@@ -142,6 +145,13 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"tcp_framing\"", limits.tcp_refused as f64),
             ("limit=\"resume_token\"", limits.resume_refused as f64),
         ],
+    );
+    metric(
+        &mut out,
+        "lanrelay_chat_messages_total",
+        "counter",
+        "Chat messages posted in rooms (each counted once, however many read it).",
+        &[("", status.chat_messages as f64)],
     );
     metric(
         &mut out,

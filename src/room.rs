@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::chat::ChatLog;
 use crate::signaling::protocol::{Mode, PeerId, Role};
 
 /// A direct call connects two browsers to each other, so a direct room takes two.
@@ -35,6 +36,8 @@ struct Room {
     /// /api/rooms/ROOM/comparison`); it goes with the room. Shared, so that a
     /// snapshot of the room does not copy it.
     comparison: Option<Arc<serde_json::Value>>,
+    /// The room's chat (its last messages, who posted when); it goes with the room.
+    chat: ChatLog,
 }
 
 /// All rooms of the server. A room exists while it has members.
@@ -84,6 +87,7 @@ impl Rooms {
                 mode
             },
             comparison: None,
+            chat: ChatLog::default(),
         });
         let refused = match role {
             Role::Viewer if entry.mode == Mode::Direct => Some(JoinError::DirectNoViewers),
@@ -126,6 +130,7 @@ impl Rooms {
         };
         r.members.retain(|m| *m != id);
         r.viewers.retain(|m| *m != id);
+        r.chat.forget(id);
         let rest = r.members.clone();
         if rest.is_empty() && r.viewers.is_empty() {
             self.rooms.remove(room);
@@ -160,6 +165,16 @@ impl Rooms {
     /// The room's latest comparison report.
     pub(crate) fn comparison(&self, room: &str) -> Option<Arc<serde_json::Value>> {
         self.rooms.get(room).and_then(|r| r.comparison.clone())
+    }
+
+    /// The chat of `room`, if it exists.
+    pub(crate) fn chat_mut(&mut self, room: &str) -> Option<&mut ChatLog> {
+        self.rooms.get_mut(room).map(|r| &mut r.chat)
+    }
+
+    /// The chat of `room`, if it exists.
+    pub(crate) fn chat(&self, room: &str) -> Option<&ChatLog> {
+        self.rooms.get(room).map(|r| &r.chat)
     }
 
     pub(crate) fn mode(&self, room: &str) -> Option<Mode> {

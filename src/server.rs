@@ -174,6 +174,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             spread_viewers_after: config.spread_viewers_after,
             connect_timeout: config.connect_timeout,
             direct_rate: config.direct_rate,
+            chat: config.chat,
             max_rooms: config.max_rooms,
             max_sessions: config.max_sessions,
             max_per_address: config.max_per_address,

@@ -604,6 +604,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             }
         }),
         quality().prop_map(|quality| ClientMsg::Quality { quality }),
+        text().prop_map(|text| ClientMsg::Chat { text }),
         Just(ClientMsg::Leave),
     ]
 }
@@ -644,7 +645,7 @@ fn field_name() -> impl Strategy<Value = String> {
         4 => proptest::sample::select(vec![
             "type", "room", "name", "role", "mode", "token", "sdp", "candidate", "sdpMid",
             "sdpMLineIndex", "audio", "video", "to", "signal", "kind", "path", "reason",
-            "peer", "width", "height", "quality",
+            "peer", "width", "height", "quality", "text",
         ])
         .prop_map(String::from),
         1 => ".{0,8}",
@@ -662,6 +663,7 @@ fn message_type() -> impl Strategy<Value = &'static str> {
         "path",
         "render",
         "quality",
+        "chat",
         "leave",
         "Join",
         "",

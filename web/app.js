@@ -12,6 +12,7 @@
  */
 import { CallSession } from './session.js';
 import { mountComparePanel } from './compare.js';
+import { mountChat } from './chat.js';
 import { onPlayRejected } from './autoplay.js';
 import { t, reasonText } from './i18n.js';
 
@@ -198,6 +199,7 @@ async function join(room, name, mode) {
     if (document.visibilityState === 'visible') s.networkChanged('the screen was unlocked');
   });
   mountComparePanel($('compare'), s);
+  mountChat(/** @type {HTMLButtonElement} */ ($('chat-button')), $('chat'), s);
   try {
     await s.start();
   } catch (e) {

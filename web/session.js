@@ -712,6 +712,15 @@ export class CallSession extends EventTarget {
     this.sig?.send({ type: 'render', peer: peerId, width: Math.round(width), height: Math.round(height) });
   }
 
+  /**
+   * Sends a chat message to everyone in the room; the server echoes it back as a
+   * `chat` event (or says why not, `chatRefused`).
+   * @param {string} text
+   */
+  sendChat(text) {
+    this.sig?.send({ type: 'chat', text });
+  }
+
   /** @param {'auto'|'high'|'low'} quality */
   setQuality(quality) {
     this.quality = quality;
@@ -928,6 +937,16 @@ export const SERVER_MSG_HANDLERS = {
   },
   error(msg) {
     this.onError(msg.code, msg.message);
+  },
+  // The chat is the panel's (chat.js): the session only passes it on.
+  chat(msg) {
+    this.emit('chat', { message: msg.message });
+  },
+  chatHistory(msg) {
+    this.emit('chatHistory', { messages: msg.messages, canWrite: msg.canWrite, maxLength: msg.maxLength });
+  },
+  chatRefused(msg) {
+    this.emit('chatRefused', { code: msg.code, message: msg.message });
   },
 };
 

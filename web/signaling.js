@@ -18,6 +18,7 @@
  *   | {type: 'render', peer: number, width: number, height: number}
  *   | {type: 'quality', quality: 'auto'|'high'|'low'}
  *   | {type: 'comparison', report: any}
+ *   | {type: 'chat', text: string}
  *   | {type: 'leave'}} ClientMsg
  */
 
@@ -38,21 +39,26 @@
  *   | {type: 'stats', stats: any}
  *   | {type: 'layer', peer: number, rid: string, index: number, count: number, reason: string}
  *   | {type: 'viewers', count: number}
- *   | {type: 'error', code: string, message: string}} ServerMsg
+ *   | {type: 'error', code: string, message: string}
+ *   | {type: 'chat', message: ChatLine}
+ *   | {type: 'chatHistory', messages: ChatLine[], canWrite: boolean, maxLength: number}
+ *   | {type: 'chatRefused', code: string, message: string}} ServerMsg
  */
+
+/** @typedef {{id: number, from: number, name: string, role: Role, text: string, agoMs: number}} ChatLine */
 
 /**
  * Every message type the client sends (ClientMsg in protocol.rs, serde's camelCase
  * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
  * client's `send` calls to the Rust enum.
  */
-export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'leave']);
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'chat', 'leave']);
 
 /**
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

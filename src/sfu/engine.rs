@@ -66,6 +66,12 @@ pub struct Status {
     pub direct_drops: u64,
     /// Direct-call signals refused because their sender sent too many.
     pub direct_refused: u64,
+    /// Chat messages posted, and refused: over --chat-rate, over --chat-max-len, from
+    /// a viewer where viewers only read.
+    pub chat_messages: u64,
+    pub chat_refused_rate: u64,
+    pub chat_refused_length: u64,
+    pub chat_refused_viewer: u64,
     /// Media sessions removed because they did not connect in time.
     pub connect_timeouts: u64,
     /// Joins and WHIP/WHEP sessions refused at the server-wide room limit.
@@ -99,6 +105,10 @@ impl Status {
         self.session_drops += w.session_drops;
         self.direct_drops += w.direct_drops;
         self.direct_refused += w.counters.direct_refused;
+        self.chat_messages += w.counters.chat_messages;
+        self.chat_refused_rate += w.counters.chat_refused_rate;
+        self.chat_refused_length += w.counters.chat_refused_length;
+        self.chat_refused_viewer += w.counters.chat_refused_viewer;
         self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
         self.workers.push(w.status);
@@ -376,6 +386,8 @@ pub struct Limits {
     pub connect_timeout: std::time::Duration,
     /// Direct-call signals per second per participant.
     pub direct_rate: u32,
+    /// The chat's limits, and whether viewers may write.
+    pub chat: crate::chat::ChatLimits,
     /// Rooms that may exist at once, server-wide.
     pub max_rooms: usize,
     /// Participants, viewers and WHIP/WHEP sessions at once, server-wide.
@@ -423,6 +435,7 @@ pub(crate) fn spawn(
             seed: rand::random(),
             connect_timeout: limits.connect_timeout,
             direct_rate: limits.direct_rate,
+            chat: limits.chat,
         });
         let senders = media
             .sockets

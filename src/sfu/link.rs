@@ -32,6 +32,14 @@ pub enum LinkMsg {
     },
     /// A viewer served by the sender is gone.
     ViewerLeft { room: String, id: PeerId },
+    /// A viewer served by the sender writes in `room`'s chat.
+    Chat {
+        room: String,
+        from: PeerId,
+        text: String,
+    },
+    /// A viewer served by the sender needs `room`'s chat so far (it resumed).
+    ChatHistory { room: String, id: PeerId },
     /// A viewer needs a keyframe of the publisher's track.
     KeyframeRequest {
         publisher: PeerId,

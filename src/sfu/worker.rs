@@ -351,7 +351,7 @@ impl Worker {
                 // with the fresh `joined`.
                 self.flush(shard);
                 self.sessions.insert(id, tx);
-                if !shard.resume(id) {
+                if !shard.resume(now, id) {
                     // Not here any more: dropping the sender ends the session.
                     self.sessions.remove(&id);
                 }

@@ -132,6 +132,10 @@ pub enum ClientMsg {
     /// server keeps the room's latest, until the room closes, for
     /// `GET /api/rooms/ROOM/comparison`. At most [`MAX_REPORT_BYTES`] of JSON.
     Comparison { report: serde_json::Value },
+    /// A chat message to everyone in the room (participants and viewers). Trimmed;
+    /// refused (`chatRefused`) when empty, longer than the server's `--chat-max-len`
+    /// characters, over its `--chat-rate`, or from a viewer where viewers only read.
+    Chat { text: String },
     /// Leave the room and close the connection.
     Leave,
 }
@@ -302,6 +306,40 @@ pub enum ServerMsg {
     },
     /// Something the browser asked for failed. `code` is stable; `message` is for people.
     Error { code: ErrorCode, message: String },
+    /// A chat message of the room, the sender's own included (its echo says it was
+    /// sent).
+    Chat { message: ChatLine },
+    /// The room's last chat messages, oldest first, and what this page may send: right
+    /// after `joined` (and again after a resume, replacing what the page shows).
+    #[serde(rename_all = "camelCase")]
+    ChatHistory {
+        messages: Vec<ChatLine>,
+        /// Whether this participant may write (viewers only where the server allows).
+        can_write: bool,
+        /// Longest message, in characters.
+        max_length: usize,
+    },
+    /// This participant's chat message was not sent, and why. Not an `error`: it
+    /// ends nothing and belongs in the chat panel (an `error` with `forbidden` means
+    /// the page cannot stay).
+    ChatRefused { code: ErrorCode, message: String },
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatLine {
+    /// Rises by one per message in the room.
+    pub id: u64,
+    /// Who wrote it (it may have left since), its name then and its role.
+    pub from: PeerId,
+    pub name: String,
+    pub role: Role,
+    /// Plain text, never markup: pages show it as text.
+    pub text: String,
+    /// How long ago it was written, milliseconds (0 as it happens; the server's
+    /// clock is not sent, so pages and server need not agree on the time).
+    pub ago_ms: u64,
 }
 
 /// Whose track an m-line of a server offer carries.
@@ -317,7 +355,8 @@ pub struct MidOwner {
 pub enum ErrorCode {
     /// The message was not valid JSON or not a known message.
     BadMessage,
-    /// The message was larger than [`MAX_MESSAGE_BYTES`].
+    /// The message was larger than [`MAX_MESSAGE_BYTES`] (or a chat message longer
+    /// than the server's limit).
     TooLarge,
     /// A message arrived that makes no sense in the current state (e.g. offer before join).
     BadState,
@@ -331,12 +370,13 @@ pub enum ErrorCode {
     MediaFailed,
     /// A direct message named someone who is not in the room.
     NoSuchPeer,
-    /// The room needs a token and none or a wrong one was given.
+    /// The room needs a token and none or a wrong one was given; or (in
+    /// `chatRefused`) a viewer wrote where viewers only read.
     Forbidden,
     /// The server is shutting down or overloaded.
     Unavailable,
-    /// Too many messages of a kind too fast: this one was dropped (the limit is in
-    /// the sentence).
+    /// Too many messages of a kind too fast (direct signals, chat messages): this one
+    /// was dropped (the limit is in the sentence).
     RateLimited,
     /// A `resume` named no participant that waits to be resumed (it left, its grace
     /// period is over, or the token is wrong); the connection closes: join again.
@@ -500,6 +540,30 @@ mod tests {
         assert_eq!(s, r#"{"type":"peerLeft","id":3,"reason":"left"}"#);
         let e = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full")).unwrap();
         assert_eq!(e, r#"{"type":"error","code":"roomFull","message":"full"}"#);
+    }
+
+    #[test]
+    fn chat_messages_are_camel_case() {
+        let line = ChatLine {
+            id: 4,
+            from: 7,
+            name: "Bo".into(),
+            role: Role::Viewer,
+            text: "<b>hi</b>".into(),
+            ago_ms: 1500,
+        };
+        let h = serde_json::to_string(&ServerMsg::ChatHistory {
+            messages: vec![line],
+            can_write: false,
+            max_length: 1000,
+        })
+        .unwrap();
+        assert_eq!(
+            h,
+            r#"{"type":"chatHistory","messages":[{"id":4,"from":7,"name":"Bo","role":"viewer","text":"<b>hi</b>","agoMs":1500}],"canWrite":false,"maxLength":1000}"#
+        );
+        let up: ClientMsg = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).unwrap();
+        assert_eq!(up, ClientMsg::Chat { text: "hi".into() });
     }
 
     #[test]

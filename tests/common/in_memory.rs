@@ -76,6 +76,7 @@ impl Harness {
                         seed: worker as u64,
                         connect_timeout: std::time::Duration::from_secs(30),
                         direct_rate: 20,
+                        chat: Default::default(),
                     })
                 })
                 .collect(),

@@ -96,11 +96,15 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
     }
 }
 
-/// Expects an error message with `code`.
+/// Expects an error message with `code` (after the chat history that follows a
+/// `joined`, if that comes first).
 pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
-    match recv(ws).await {
-        Some(ServerMsg::Error { code: c, message }) if c == code => message,
-        other => panic!("expected error {code:?}, got {other:?}"),
+    loop {
+        match recv(ws).await {
+            Some(ServerMsg::ChatHistory { .. }) => continue,
+            Some(ServerMsg::Error { code: c, message }) if c == code => return message,
+            other => panic!("expected error {code:?}, got {other:?}"),
+        }
     }
 }
 

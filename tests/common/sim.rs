@@ -78,6 +78,7 @@ impl Sim {
                 seed,
                 connect_timeout: Duration::from_secs(30),
                 direct_rate: 20,
+                chat: Default::default(),
             }),
             server,
             start: now,

@@ -91,6 +91,7 @@ impl Shard {
             self.signal(id, ServerMsg::Viewers { count });
         }
         self.tell_speaker(id, &room);
+        self.send_chat_history(now, id);
     }
 
     /// The one way into a room: the room takes `id` (or says why not), the peer is
@@ -208,8 +209,9 @@ impl Shard {
     /// Participant `id` is back on a new signaling connection (its old one dropped):
     /// it hears the room as it is now, in a fresh `joined`, and the server's offer
     /// again if one is waiting for its answer (the first may have been lost with the
-    /// old connection). False when `id` is not here any more.
-    pub fn resume(&mut self, id: PeerId) -> bool {
+    /// old connection), and the room's chat so far. False when `id` is not here any
+    /// more.
+    pub fn resume(&mut self, now: Instant, id: PeerId) -> bool {
         let Some(peer) = self.peers.get(&id) else {
             return false;
         };
@@ -242,6 +244,7 @@ impl Shard {
         if let Some((sdp, tracks)) = offer {
             self.signal(id, ServerMsg::Offer { sdp, tracks });
         }
+        self.send_chat_history(now, id);
         true
     }
 

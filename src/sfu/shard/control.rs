@@ -1,6 +1,7 @@
 //! Signaling messages from joined participants that are not negotiation: the path a
 //! participant receives on, its camera and microphone state, the size it shows videos
-//! at, its quality preference, direct-mode signals, and leaving.
+//! at, its quality preference, direct-mode signals, chat messages (see [`super::chat`]),
+//! and leaving.
 
 use std::time::Instant;
 
@@ -73,6 +74,7 @@ impl Shard {
                 self.choose_layers(now, id, "quality preference changed");
             }
             ClientMsg::Comparison { report } => self.handle_comparison(id, report),
+            ClientMsg::Chat { text } => self.handle_chat(now, id, text),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);

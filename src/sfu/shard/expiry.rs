@@ -93,6 +93,7 @@ mod tests {
             seed: 1,
             connect_timeout: Duration::from_secs(30),
             direct_rate: 20,
+            chat: Default::default(),
         })
     }
 

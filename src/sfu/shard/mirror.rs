@@ -108,6 +108,8 @@ impl Shard {
                     self.leave(now, id, "left");
                 }
             }
+            LinkMsg::Chat { room, from, text } => self.chat_from_elsewhere(now, &room, from, &text),
+            LinkMsg::ChatHistory { room, id } => self.chat_history_elsewhere(now, &room, id),
             LinkMsg::KeyframeRequest {
                 publisher,
                 mid,
@@ -237,6 +239,8 @@ impl Shard {
         };
         self.out.push_back(Output::Link(from, msg));
         self.tell_speaker(id, &room_name);
+        // After `Admitted` on the same link: the viewer is in by then.
+        self.send_chat_history(now, id);
     }
 
     /// Mirror: viewer `id`, which was waiting to be admitted, hears why not: a WHEP

@@ -16,6 +16,7 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         seed: worker as u64,
         connect_timeout: std::time::Duration::from_secs(30),
         direct_rate: 20,
+        chat: Default::default(),
     })
 }
 
@@ -66,8 +67,8 @@ fn a_far_viewer_is_admitted_counted_and_released() {
     let seen = settle(&mut e, now);
     let joined = signals(&seen, 2);
     assert!(
-        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
-        "the far viewer gets the home's room: {joined:?}"
+        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }, ServerMsg::ChatHistory { can_write: false, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
+        "the far viewer gets the home's room, then its chat: {joined:?}"
     );
     assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 1 }));
     assert_eq!(

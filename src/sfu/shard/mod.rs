@@ -17,6 +17,7 @@
 //! - [`mirror`]: one room spread over several workers (home and mirrors).
 //! - [`timers`]: every `Rtc`'s deadline in one queue.
 //! - [`control`]: signaling messages from joined participants.
+//! - [`chat`]: the rooms' text chat.
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
 //! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
@@ -43,6 +44,7 @@ use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
 mod admit;
+mod chat;
 mod codecs;
 mod control;
 mod expiry;
@@ -63,6 +65,7 @@ pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
 use super::driver::Drained;
 use super::link::LinkMsg;
 use super::peer::{DownState, Peer, Served};
+use crate::chat::ChatLimits;
 use crate::room::{JoinError, Rooms};
 use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
 use route::Routes;
@@ -92,6 +95,8 @@ pub struct ShardConfig {
     pub connect_timeout: Duration,
     /// Direct-call signals per second one participant may send (twice that at once).
     pub direct_rate: u32,
+    /// The chat's limits, and whether viewers may write.
+    pub chat: ChatLimits,
 }
 
 /// Most media workers (one ufrag character names each).
@@ -149,6 +154,12 @@ pub struct ShardCounters {
     pub connect_timeouts: u64,
     /// Direct-call signals refused: too many, or too large.
     pub direct_refused: u64,
+    /// Chat messages posted, and those refused: over the rate, too long, from a viewer
+    /// where viewers only read.
+    pub chat_messages: u64,
+    pub chat_refused_rate: u64,
+    pub chat_refused_length: u64,
+    pub chat_refused_viewer: u64,
 }
 
 /// One worker's share of the rooms.
