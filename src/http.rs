@@ -252,15 +252,22 @@ mod tests {
     /// browser (its import fails); this catches it before a browser test does.
     #[test]
     fn every_file_of_the_web_app_is_served() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
-        for entry in std::fs::read_dir(dir).expect("web/") {
-            let name = entry.expect("an entry").file_name();
-            let name = name.to_string_lossy();
-            let path = format!("/{name}");
-            assert!(
-                ASSETS.iter().any(|(p, _, _)| *p == path),
-                "web/{name} is not in ASSETS (src/http.rs)"
-            );
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let mut dirs = vec![web.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a folder of web/") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&web).expect("under web/");
+                let url = format!("/{}", rel.to_string_lossy());
+                assert!(
+                    ASSETS.iter().any(|(p, _, _)| *p == url),
+                    "web{url} is not in ASSETS (src/http.rs)"
+                );
+            }
         }
     }
 }
