@@ -7,21 +7,36 @@
  * messages and the unread count; `mountChat` draws them.
  */
 
+import { t, lang } from './i18n.js';
+
 /** @typedef {import('./signaling.js').ChatLine} ChatLine */
 
-/** The words of the panel, in one place. */
+/** The words of the panel, in the page's language (web/lang/). */
 const TEXT = {
-  title: 'Chat',
-  open: 'Open the chat',
-  close: 'Close the chat',
-  unread: (/** @type {number} */ n) => `${n} unread`,
-  placeholder: 'Write a message',
-  send: 'Send',
-  empty: 'No messages yet.',
-  readOnly: 'Viewers can read this chat; only participants write in it.',
-  you: 'You',
-  viewer: 'viewer',
+  get title() { return t('chat.title'); },
+  get open() { return t('chat.open'); },
+  get close() { return t('chat.close'); },
+  unread: (/** @type {number} */ n) => t('chat.unread', { n }),
+  get placeholder() { return t('chat.placeholder'); },
+  get send() { return t('chat.send'); },
+  get empty() { return t('chat.empty'); },
+  get readOnly() { return t('chat.readOnly'); },
+  get you() { return t('chat.you'); },
+  get viewer() { return t('chat.viewer'); },
 };
+
+/**
+ * Why the server refused a message, in the page's language: by its code, or the
+ * server's own sentence (English, with the limit in it) where there is no
+ * translation.
+ * @param {string} code
+ * @param {string} message
+ */
+export function refusalText(code, message) {
+  const key = `chat.refused.${code}`;
+  const text = t(key);
+  return lang() === 'en' || text === key ? message : text;
+}
 
 /** Most messages the page keeps (the server sends at most its history, then live ones). */
 export const MAX_SHOWN = 500;
@@ -171,6 +186,19 @@ export function mountChat(button, panel, session) {
   const stickToEnd = () => {
     list.scrollTop = list.scrollHeight;
   };
+  // Another language chosen with the page's switch: the panel's words follow.
+  document.addEventListener('langchange', () => {
+    title.textContent = TEXT.title;
+    close.title = TEXT.close;
+    close.setAttribute('aria-label', TEXT.close);
+    empty.textContent = TEXT.empty;
+    readOnly.textContent = TEXT.readOnly;
+    input.placeholder = TEXT.placeholder;
+    input.setAttribute('aria-label', TEXT.placeholder);
+    send.textContent = TEXT.send;
+    renderAll();
+    renderBadge();
+  });
   const renderAll = () => {
     list.replaceChildren(...state.messages.map(item));
     empty.hidden = state.messages.length > 0;
@@ -216,7 +244,7 @@ export function mountChat(button, panel, session) {
   });
   session.addEventListener('chatRefused', (ev) => {
     const d = /** @type {CustomEvent} */ (ev).detail;
-    notice.textContent = d.message;
+    notice.textContent = refusalText(d.code, d.message);
     notice.dataset.code = d.code;
     notice.hidden = false;
   });
