@@ -35,6 +35,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/stats.js", JS, include_bytes!("../web/stats.js")),
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
     ("/chat.js", JS, include_bytes!("../web/chat.js")),
+    ("/speaking.js", JS, include_bytes!("../web/speaking.js")),
     ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
     ("/measure.js", JS, include_bytes!("../web/measure.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),

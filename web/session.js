@@ -33,6 +33,7 @@ import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
 import { StatsCollector } from './stats.js';
 import * as policy from './policy.js';
+import { DirectSpeaking } from './speaking.js';
 
 /** @typedef {import('./signaling.js').PeerInfo} PeerInfo */
 /** @typedef {import('./signaling.js').ServerMsg} ServerMsg */
@@ -57,6 +58,11 @@ export class CallSession extends EventTarget {
     /** The room's active speaker, as the server hears it (null: nobody speaks). */
     /** @type {number | null} */
     this.speaker = null;
+    /** The active speaker the server last announced (it hears only relayed media). */
+    /** @type {number | null} */
+    this.serverSpeaker = null;
+    /** The page's own speaker detection, while media arrives on the direct path. */
+    this.directSpeaking = new DirectSpeaking(this);
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -530,6 +536,7 @@ export class CallSession extends EventTarget {
     const next = policy.afterDirectFailure(this.facts(), reason);
     if (next.fail) {
       this.path = null;
+      this.followSpeakerSource();
       this.setState('failed', next.reason, undefined, next.canRelay);
     } else {
       if (next.toRelay) this.switchPath('relay', next.reason);
@@ -680,6 +687,7 @@ export class CallSession extends EventTarget {
     const changed = this.path !== path;
     this.path = path;
     this.pathReason = reason;
+    if (changed) this.followSpeakerSource();
     if (changed) {
       this.pathLog.push({ at: Date.now(), path, reason });
       this.emit('path', { path, reason });
@@ -799,6 +807,8 @@ export class CallSession extends EventTarget {
       sig.close();
     }
     this.path = null;
+    this.serverSpeaker = null;
+    this.followSpeakerSource();
     this.peerUsing = undefined;
     this.streams.relay.clear();
     this.streams.direct.clear();
@@ -815,6 +825,19 @@ export class CallSession extends EventTarget {
   setState(state, reason, path, canRelay) {
     this.state = state;
     this.emit('state', { state, reason, path, canRelay });
+  }
+
+  /**
+   * Who decides the active speaker: the page itself on the direct path (the server
+   * hears none of it), the server otherwise.
+   */
+  followSpeakerSource() {
+    if (this.path === 'direct' && !this.ended) {
+      this.directSpeaking.start();
+    } else {
+      this.directSpeaking.stop();
+      this.setSpeaker(this.serverSpeaker);
+    }
   }
 
   /** @param {number | null} id the room's active speaker (null: nobody) */
@@ -842,7 +865,8 @@ export class CallSession extends EventTarget {
 export const SERVER_MSG_HANDLERS = {
   joined(msg) {
     // The server says who speaks right after `joined`, if anyone does.
-    this.setSpeaker(null);
+    this.serverSpeaker = null;
+    if (this.path !== 'direct') this.setSpeaker(null);
     if (this.resuming && msg.id === this.id) {
       this.onResumed(msg);
       return;
@@ -866,6 +890,7 @@ export const SERVER_MSG_HANDLERS = {
     this.evaluateDirect();
   },
   peerLeft(msg) {
+    if (this.serverSpeaker === msg.id) this.serverSpeaker = null;
     if (this.speaker === msg.id) this.setSpeaker(null);
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
@@ -876,6 +901,7 @@ export const SERVER_MSG_HANDLERS = {
     this.evaluateDirect();
     if (policy.waitingAfterLeave(this.facts())) {
       this.path = null;
+      this.followSpeakerSource();
       this.setState('connecting', 'waiting for the other participant');
     }
   },
@@ -888,7 +914,8 @@ export const SERVER_MSG_HANDLERS = {
     }
   },
   speaker(msg) {
-    this.setSpeaker(msg.id ?? null);
+    this.serverSpeaker = msg.id ?? null;
+    if (this.path !== 'direct') this.setSpeaker(this.serverSpeaker);
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

@@ -99,6 +99,17 @@ test('direct mode: media goes browser to browser', { skip }, async () => {
     const rooms = await roomInfo(a, 'm-direct');
     assert.equal(rooms.mode, 'direct');
     assert.ok(rooms.participants.every((p) => p.relayConnected === false && p.path === 'direct'), JSON.stringify(rooms));
+
+    // Who speaks, though the server hears none of it: each page decides from its own
+    // connection. A mutes; B's fake microphone beeps: both pages outline B.
+    const idB = await b.evaluate(() => window.lanrelay.session.id);
+    await a.click('#mic');
+    const t0 = Date.now();
+    await a.waitForFunction((id) => !!document.querySelector(`.tile[data-peer="${id}"]`)?.classList.contains('speaking'), idB, { polling: 50, timeout: 10000 });
+    await b.waitForFunction(() => document.getElementById('self-tile')?.classList.contains('speaking'), null, { polling: 50, timeout: 10000 });
+    console.log(`direct: speaker outlined on both pages after ${Date.now() - t0} ms`);
+    const outlinedA = await a.evaluate(() => [...document.querySelectorAll('.tile.speaking')].map((t) => t.id || t.dataset.peer));
+    assert.deepEqual(outlinedA, [String(idB)], 'the muted participant is not outlined');
   } catch (e) {
     dump([a, b]);
     throw e;
