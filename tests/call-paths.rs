@@ -20,6 +20,7 @@ async fn join(ws: &mut Ws, room: &str, name: &str, mode: Mode) -> (u64, Mode) {
             role: Default::default(),
             mode,
             token: None,
+            host_token: None,
         },
     )
     .await;
@@ -138,6 +139,7 @@ async fn direct_signals_pass_between_the_two_browsers() {
             role: Default::default(),
             mode: Mode::Direct,
             token: None,
+            host_token: None,
         },
     )
     .await;

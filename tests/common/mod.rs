@@ -246,6 +246,7 @@ impl TestPeer {
                 role,
                 mode: Default::default(),
                 token: None,
+                host_token: None,
             },
         )
         .await;
