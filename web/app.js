@@ -356,10 +356,6 @@ function renderHeld(s, refused = false) {
   setPressed('mic', s.micOn);
   setPressed('cam', s.camOn);
   $('self-tile').classList.toggle('no-video', !s.camOn);
-  if (s.held.audio) {
-    mic.title = t('host.micHeld');
-    mic.setAttribute('data-i18n-attr', 'title:host.micHeld');
-  }
   const note = $('held-note');
   const what = s.held.audio && s.held.video ? 'host.heldBoth' : s.held.audio ? 'host.heldMic' : s.held.video ? 'host.heldCam' : '';
   const by = s.peers.get(s.held.by)?.name || t('host.theHost');
@@ -500,7 +496,10 @@ function setPressed(id, on) {
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
   // The button's title says what a press does.
-  const title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  let title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  // Held by the host: the button says who turned it off.
+  if (id === 'mic' && session?.held.audio) title = 'host.micHeld';
+  if (id === 'cam' && session?.held.video) title = 'host.camHeld';
   if (title) b.setAttribute('data-i18n-attr', `title:${title}`);
   if (title) b.title = t(title);
 }

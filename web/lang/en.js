@@ -302,6 +302,7 @@ export default {
   'host.makeHost': 'Make host',
   'host.makeHostTitle': 'Hand the host role to {who}',
   'host.micHeld': 'Muted by the host',
+  'host.camHeld': 'Camera stopped by the host',
   'host.heldMic': 'Your microphone was muted by the host ({by}).',
   'host.heldCam': 'Your camera was stopped by the host ({by}).',
   'host.heldBoth': 'Your microphone was muted and your camera stopped by the host ({by}).',

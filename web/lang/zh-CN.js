@@ -299,6 +299,7 @@ export default {
   'host.makeHost': '设为主持人',
   'host.makeHostTitle': '把主持人身份交给 {who}',
   'host.micHeld': '已被主持人静音',
+  'host.camHeld': '摄像头已被主持人关闭',
   'host.heldMic': '你的麦克风已被主持人（{by}）静音。',
   'host.heldCam': '你的摄像头已被主持人（{by}）关闭。',
   'host.heldBoth': '你的麦克风已被主持人（{by}）静音，摄像头已被关闭。',

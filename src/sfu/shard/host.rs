@@ -244,6 +244,11 @@ impl Shard {
     /// Tells `id`, who just joined `room` (or resumed), who hosts it and whether it is
     /// locked.
     pub(super) fn tell_room(&mut self, id: PeerId, room: &str) {
+        if self.mirrored.contains_key(room) {
+            // A viewer this mirror serves, resuming: only the home knows, and it
+            // tells the viewer of every change.
+            return;
+        }
         let HostState { host, locked } = self.rooms.host_state(room);
         self.signal(id, ServerMsg::Room { host, locked });
     }
