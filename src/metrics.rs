@@ -135,6 +135,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"chat_rate\"", status.chat_refused_rate as f64),
             ("limit=\"chat_length\"", status.chat_refused_length as f64),
             ("limit=\"chat_viewer\"", status.chat_refused_viewer as f64),
+            ("limit=\"not_host\"", status.not_host as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
             ("limit=\"rooms\"", status.refused_rooms as f64),
             ("limit=\"sessions\"", status.refused_sessions as f64),

@@ -171,6 +171,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 .iter()
                 .map(|(room, token)| (crate::token::room_key(room), token.clone()))
                 .collect(),
+            operator_token: operator_token.clone(),
             spread_viewers_after: config.spread_viewers_after,
             connect_timeout: config.connect_timeout,
             direct_rate: config.direct_rate,

@@ -8,6 +8,7 @@
  * &role=viewer watches without sending (a player page);
  * &quality=auto|high|low sets the received video quality; &simulcast=0 sends one layer;
  * &token=T joins a room protected with a token;
+ * &host=T joins as the room's host (T: the room's token or the operator token);
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
@@ -149,6 +150,7 @@ async function join(room, name, mode) {
     role: viewer ? 'viewer' : 'participant',
     simulcast: params.get('simulcast') !== '0',
     token: params.get('token') || '',
+    hostToken: params.get('host') || '',
   });
   const quality = params.get('quality');
   if (quality === 'high' || quality === 'low') {
@@ -174,6 +176,8 @@ async function join(room, name, mode) {
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
   s.addEventListener('peers', () => renderPeers(s));
   s.addEventListener('speaker', () => renderSpeaker(s));
+  s.addEventListener('room', () => renderRoom(s));
+  s.addEventListener('held', (ev) => renderHeld(s, /** @type {CustomEvent} */ (ev).detail.refused));
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -288,11 +292,77 @@ function renderPeers(s) {
     const badge = pathBadge(tile);
     badge.textContent = info.path && !viewer ? t(info.path === 'direct' ? 'tile.direct' : 'tile.relayed') : '';
   }
+  renderHostControls(s);
   const n = s.peers.size;
   $('count').textContent = viewer ? (n ? t('call.presenting', { n }) : '') : n ? t('call.inCall', { n: n + 1 }) : '';
   $('alone').hidden = n > 0 || s.state === 'failed';
   $('tiles').dataset.count = String(Math.min(n + 1, 9));
   renderSpeaker(s);
+}
+
+/**
+ * Who hosts (a badge on the tile, yours too), whether the room is locked (for
+ * everyone), and the host's own controls: Lock/Unlock, and per tile.
+ * @param {CallSession} s
+ */
+function renderRoom(s) {
+  /** @type {HTMLElement} */ ($('self-tile').querySelector('.host-badge')).hidden = !s.isHost;
+  $('locked').hidden = !s.locked;
+  const lock = $('lock');
+  lock.hidden = viewer || !s.isHost;
+  lock.setAttribute('aria-pressed', String(s.locked));
+  lock.classList.toggle('off', s.locked);
+  const key = s.locked ? 'host.unlock' : 'host.lock';
+  /** @type {HTMLElement} */ (lock.querySelector('.label')).textContent = t(key);
+  lock.title = t(s.locked ? 'host.unlockTitle' : 'host.lockTitle');
+  renderHostControls(s);
+}
+
+/**
+ * The host badge on each remote tile, and, on the host's page, its controls there:
+ * mute (or allow to unmute, once muted), stop camera, remove, make host.
+ * @param {CallSession} s
+ */
+function renderHostControls(s) {
+  for (const [id, tile] of tiles) {
+    const info = s.peers.get(id);
+    /** @type {HTMLElement} */ (tile.querySelector('.host-badge')).hidden = s.hostId !== id;
+    const box = /** @type {HTMLElement} */ (tile.querySelector('.host-controls'));
+    box.hidden = viewer || !s.isHost;
+    if (box.hidden || !info) continue;
+    const held = s.heldPeers.has(id);
+    for (const b of box.querySelectorAll('button')) {
+      const button = /** @type {HTMLButtonElement} */ (b);
+      const action = button.dataset.action || '';
+      button.textContent = t(`host.${action}`, { who: info.name });
+      button.title = t(`host.${action}Title`, { who: info.name });
+      if (action === 'mute') button.hidden = held;
+      if (action === 'allowUnmute') button.hidden = !held;
+      if (action === 'stopVideo') button.disabled = !info.video;
+    }
+  }
+}
+
+/**
+ * This page's microphone or camera as the host left it: off while held, with the mic
+ * button saying so; a press on it while held says why nothing happens.
+ * @param {CallSession} s
+ * @param {boolean} [refused]
+ */
+function renderHeld(s, refused = false) {
+  const mic = $('mic');
+  mic.classList.toggle('held', s.held.audio);
+  $('cam').classList.toggle('held', s.held.video);
+  setPressed('mic', s.micOn);
+  setPressed('cam', s.camOn);
+  $('self-tile').classList.toggle('no-video', !s.camOn);
+  const note = $('held-note');
+  const what = s.held.audio && s.held.video ? 'host.heldBoth' : s.held.audio ? 'host.heldMic' : s.held.video ? 'host.heldCam' : '';
+  const by = s.peers.get(s.held.by)?.name || t('host.theHost');
+  if (what) note.textContent = t(what, { by }) + (refused ? ` ${t('host.heldRefused')}` : '');
+  else if (s.held.by && !refused) note.textContent = t('host.allowed', { by });
+  note.hidden = !what && !s.held.by;
+  note.classList.toggle('refused', refused);
 }
 
 /** More remote tiles than this, and the speaker's tile is moved first. */
@@ -328,7 +398,23 @@ function tileFor(id) {
   video.playsInline = true;
   video.className = 'remote';
   const cap = document.createElement('figcaption');
-  cap.innerHTML = '<span class="who"></span><span class="badges"></span><span class="path-badge"></span>';
+  cap.innerHTML = '<span class="who"></span><span class="host-badge" hidden></span><span class="badges"></span><span class="path-badge"></span>';
+  /** @type {HTMLElement} */ (cap.querySelector('.host-badge')).textContent = t('host.badge');
+  // The host's controls for this participant (renderHostControls shows them).
+  const controls = document.createElement('div');
+  controls.className = 'host-controls';
+  controls.hidden = true;
+  for (const action of ['mute', 'allowUnmute', 'stopVideo', 'remove', 'makeHost']) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.action = action;
+    b.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      session?.hostAction(/** @type {any} */ (action), id);
+      if (session) renderHostControls(session);
+    });
+    controls.append(b);
+  }
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   const info = document.createElement('div');
@@ -337,7 +423,7 @@ function tileFor(id) {
   const note = document.createElement('p');
   note.className = 'note';
   note.hidden = true;
-  tile.append(video, avatar, cap, info, note);
+  tile.append(video, avatar, cap, info, note, controls);
   $('tiles').append(tile);
   tiles.set(id, tile);
   resizeObserver.observe(tile);
@@ -410,23 +496,28 @@ function setPressed(id, on) {
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
   // The button's title says what a press does.
-  const title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  let title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  // Held by the host: the button says who turned it off.
+  if (id === 'mic' && session?.held.audio) title = 'host.micHeld';
+  if (id === 'cam' && session?.held.video) title = 'host.camHeld';
   if (title) b.setAttribute('data-i18n-attr', `title:${title}`);
   if (title) b.title = t(title);
 }
 
 $('mic').addEventListener('click', () => {
   if (!session) return;
-  const on = !session.micOn;
-  session.setMic(on);
-  setPressed('mic', on);
+  // Refused while the host holds it (the session says why: renderHeld).
+  session.setMic(!session.micOn);
+  setPressed('mic', session.micOn);
 });
 $('cam').addEventListener('click', () => {
   if (!session) return;
-  const on = !session.camOn;
-  session.setCamera(on);
-  setPressed('cam', on);
-  $('self-tile').classList.toggle('no-video', !on);
+  session.setCamera(!session.camOn);
+  setPressed('cam', session.camOn);
+  $('self-tile').classList.toggle('no-video', !session.camOn);
+});
+$('lock').addEventListener('click', () => {
+  if (session) session.hostAction(session.locked ? 'unlock' : 'lock');
 });
 $('hangup').addEventListener('click', () => {
   session?.hangup();
@@ -499,7 +590,11 @@ document.addEventListener('langchange', () => {
   if (shown.state) renderState(shown.state);
   renderNote();
   renderWatching();
-  if (session) renderPeers(session);
+  if (session) {
+    renderPeers(session);
+    renderRoom(session);
+    if (session.held.by) renderHeld(session);
+  }
   for (const tile of tiles.values()) {
     if (tile.classList.contains('tap-to-play')) tile.dataset.tapLabel = t('tile.tapToPlay');
   }

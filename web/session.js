@@ -28,6 +28,8 @@
  * - `joined`  {id, room, mode}
  * - `serverError` {code, message}              an `error` from the server, before it is acted on
  * - `speaker` {id: number|null}                  the room's active speaker (this.id: you)
+ * - `room`    {host: number|null, locked: boolean} who hosts the room, and its lock
+ * - `held`    {audio, video, by}                   what the host stopped this page sending
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -43,7 +45,7 @@ export class CallSession extends EventTarget {
   /**
    * @param {{room: string, name: string, url?: string, videoCodec?: string,
    *          mode?: string, directTimeoutMs?: number, role?: string, simulcast?: boolean,
-   *          token?: string}} opts
+   *          token?: string, hostToken?: string}} opts
    */
   constructor(opts) {
     super();
@@ -53,6 +55,17 @@ export class CallSession extends EventTarget {
     this.simulcast = opts.simulcast !== false;
     /** The room's token, for rooms that need one. */
     this.token = opts.token || '';
+    /** The room's or the operator's token: joins as the room's host (`?host=`). */
+    this.hostToken = opts.hostToken || '';
+    /** Who hosts the room (null: nobody yet), and whether it is locked. */
+    /** @type {number | null} */
+    this.hostId = null;
+    this.locked = false;
+    /** What the host holds of this page's media (true: may not turn it on). */
+    this.held = { audio: false, video: false, by: 0 };
+    /** Participants this page, as host, muted and has not allowed back yet. */
+    /** @type {Set<number>} */
+    this.heldPeers = new Set();
     /** How many viewers watch the room. */
     this.viewers = 0;
     /** The room's active speaker, as the server hears it (null: nobody speaks). */
@@ -186,6 +199,7 @@ export class CallSession extends EventTarget {
       role: /** @type {any} */ (this.role),
       mode: /** @type {any} */ (this.requestedMode),
       ...(this.token ? { token: this.token } : {}),
+      ...(this.hostToken ? { hostToken: this.hostToken } : {}),
     });
   }
 
@@ -347,6 +361,8 @@ export class CallSession extends EventTarget {
       this.resumeWaiter?.(false);
       return;
     }
+    // The server refused to turn on what the host holds: keep it off here too.
+    if (code === 'heldByHost') this.applyHeld();
     switch (policy.onServerError(this.facts(), code)) {
       case 'fail':
         this.fail(message);
@@ -760,8 +776,37 @@ export class CallSession extends EventTarget {
     this.setState('failed', reason);
   }
 
+  /** Whether this page is the room's host. */
+  get isHost() {
+    return this.id !== 0 && this.hostId === this.id;
+  }
+
+  /**
+   * As the room's host: `action` on participant `peer` (none for lock and unlock). The
+   * server checks it; the page only offers it to the host.
+   * @param {import('./signaling.js').HostAction} action
+   * @param {number} [peer]
+   */
+  hostAction(action, peer) {
+    if (peer !== undefined) {
+      if (action === 'mute') this.heldPeers.add(peer);
+      if (action === 'allowUnmute' || action === 'remove') this.heldPeers.delete(peer);
+    }
+    this.sig?.send({ type: 'host', action, ...(peer === undefined ? {} : { peer }) });
+  }
+
+  /** What the host holds goes off here (never on: only the participant turns it on). */
+  applyHeld() {
+    if (this.held.audio && this.micOn) this.setMic(false);
+    if (this.held.video && this.camOn) this.setCamera(false);
+  }
+
   /** @param {boolean} on */
   setMic(on) {
+    if (on && this.held.audio) {
+      this.emit('held', { ...this.held, refused: true });
+      return;
+    }
     this.micOn = on;
     this.localStream?.getAudioTracks().forEach((t) => (t.enabled = on));
     this.sendMediaState();
@@ -769,6 +814,10 @@ export class CallSession extends EventTarget {
 
   /** @param {boolean} on */
   setCamera(on) {
+    if (on && this.held.video) {
+      this.emit('held', { ...this.held, refused: true });
+      return;
+    }
     this.camOn = on;
     this.localStream?.getVideoTracks().forEach((t) => (t.enabled = on));
     this.sendMediaState();
@@ -873,6 +922,8 @@ export const SERVER_MSG_HANDLERS = {
     }
     this.resumeToken = msg.resume || '';
     this.id = msg.id;
+    // A new participant: nothing held yet (the server says so after a resume).
+    this.held = { audio: false, video: false, by: 0 };
     this.mode = msg.mode;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));
     this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
@@ -916,6 +967,18 @@ export const SERVER_MSG_HANDLERS = {
   speaker(msg) {
     this.serverSpeaker = msg.id ?? null;
     if (this.path !== 'direct') this.setSpeaker(this.serverSpeaker);
+  },
+  room(msg) {
+    this.hostId = msg.host ?? null;
+    this.locked = !!msg.locked;
+    if (!this.isHost) this.heldPeers.clear();
+    this.emit('room', { host: this.hostId, locked: this.locked });
+    this.emit('peers', { peers: this.peers });
+  },
+  held(msg) {
+    this.held = { audio: !!msg.audio, video: !!msg.video, by: msg.by };
+    this.applyHeld();
+    this.emit('held', { ...this.held, refused: false });
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

@@ -6,8 +6,10 @@
 
 /** @typedef {'participant'|'viewer'} Role */
 
+/** @typedef {'mute'|'allowUnmute'|'stopVideo'|'remove'|'makeHost'|'lock'|'unlock'} HostAction */
+
 /**
- * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string}
+ * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string, hostToken?: string}
  *   | {type: 'resume', token: string}
  *   | {type: 'offer', sdp: string}
  *   | {type: 'answer', sdp: string}
@@ -19,6 +21,7 @@
  *   | {type: 'quality', quality: 'auto'|'high'|'low'}
  *   | {type: 'comparison', report: any}
  *   | {type: 'chat', text: string}
+ *   | {type: 'host', action: HostAction, peer?: number}
  *   | {type: 'leave'}} ClientMsg
  */
 
@@ -30,6 +33,8 @@
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'speaker', id: number | null}
+ *   | {type: 'room', host: number | null, locked: boolean}
+ *   | {type: 'held', audio: boolean, video: boolean, by: number}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
  *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, switchable?: boolean, message: string}
@@ -52,13 +57,13 @@
  * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
  * client's `send` calls to the Rust enum.
  */
-export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'chat', 'leave']);
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'chat', 'host', 'leave']);
 
 /**
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

@@ -72,6 +72,8 @@ pub struct Status {
     pub chat_refused_rate: u64,
     pub chat_refused_length: u64,
     pub chat_refused_viewer: u64,
+    /// `host` actions refused: the sender was not the room's host.
+    pub not_host: u64,
     /// Media sessions removed because they did not connect in time.
     pub connect_timeouts: u64,
     /// Joins and WHIP/WHEP sessions refused at the server-wide room limit.
@@ -109,6 +111,7 @@ impl Status {
         self.chat_refused_rate += w.counters.chat_refused_rate;
         self.chat_refused_length += w.counters.chat_refused_length;
         self.chat_refused_viewer += w.counters.chat_refused_viewer;
+        self.not_host += w.counters.not_host;
         self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
         self.workers.push(w.status);
@@ -351,6 +354,9 @@ impl EngineHandle {
                     r.participants.extend(room.participants);
                     r.viewers.extend(room.viewers);
                     r.comparison = r.comparison.take().or(room.comparison);
+                    // The home knows the host and the lock; mirrors know neither.
+                    r.host = r.host.or(room.host);
+                    r.locked |= room.locked;
                 }
                 None => rooms.push(room),
             }
@@ -379,6 +385,8 @@ pub struct Limits {
     pub room_capacity: usize,
     pub viewer_capacity: usize,
     pub room_tokens: HashMap<String, String>,
+    /// The operator's token, which also makes its holder a room's host.
+    pub operator_token: Option<String>,
     /// Viewers of one room its own worker serves before further viewers go to other
     /// workers (see [`super::registry`]).
     pub spread_viewers_after: usize,
@@ -431,6 +439,7 @@ pub(crate) fn spawn(
             room_capacity: limits.room_capacity,
             viewer_capacity: limits.viewer_capacity,
             room_tokens: limits.room_tokens.clone(),
+            operator_token: limits.operator_token.clone(),
             worker: index,
             seed: rand::random(),
             connect_timeout: limits.connect_timeout,
@@ -527,6 +536,7 @@ mod tests {
                 role: Role::Participant,
                 mode: Default::default(),
                 token: None,
+                host_token: None,
                 tx,
                 from: None,
             };

@@ -168,6 +168,8 @@ pub enum Command {
         role: Role,
         mode: Mode,
         token: Option<String>,
+        /// The `hostToken` of `join` (checked by the shard).
+        host_token: Option<String>,
         /// Where the engine sends this participant's messages.
         tx: mpsc::Sender<ServerMsg>,
         /// The client's address (limits per address), when known.

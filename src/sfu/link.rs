@@ -28,6 +28,8 @@ pub enum LinkMsg {
         room: String,
         name: String,
         mode: Mode,
+        /// It gave a valid host token (it gets into a locked room).
+        host_token: bool,
         from: usize,
     },
     /// A viewer served by the sender is gone.

@@ -22,6 +22,7 @@ use super::simulcast::{LayerRates, Quality, Selector};
 use super::speaker::LevelMeter;
 use super::stats::StatsTracker;
 use crate::rate::TokenBucket;
+use crate::room::{Holds, Source};
 use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
@@ -31,6 +32,8 @@ pub(crate) type TrackKey = (PeerId, Mid);
 #[derive(Debug)]
 pub(crate) struct UpTrack {
     pub(crate) kind: MediaKind,
+    /// What the host can stop it as (see [`Holds`]).
+    pub(crate) source: Source,
     /// Peers that receive this track (their down track is keyed by this track's key).
     pub(crate) subscribers: Vec<PeerId>,
     /// Keyframe requests on their way to the publisher, per layer (`None`: no simulcast).
@@ -53,6 +56,10 @@ impl UpTrack {
     pub(crate) fn new(kind: MediaKind, simulcast: bool) -> Self {
         UpTrack {
             kind,
+            source: match kind {
+                MediaKind::Audio => Source::Microphone,
+                _ => Source::Camera,
+            },
             subscribers: Vec::new(),
             keyframes: Vec::new(),
             simulcast,
@@ -185,6 +192,9 @@ pub(crate) struct Peer {
     pub(crate) up: FxHashMap<Mid, UpTrack>,
     /// Who serves it.
     pub(crate) served: Served,
+    /// What the room's host stopped it from sending: checked before any of its packets
+    /// is forwarded (kept on the publisher's home, where its packets arrive).
+    pub(crate) holds: Holds,
 }
 
 /// Who serves a peer: this shard, or another worker.
@@ -214,6 +224,7 @@ impl Peer {
             room,
             up: FxHashMap::default(),
             served,
+            holds: Holds::default(),
         }
     }
 

@@ -335,14 +335,16 @@ impl Worker {
                 role,
                 mode,
                 token,
+                host_token,
                 tx,
                 from: _,
             } => {
                 self.sessions.insert(id, tx);
+                let tokens = (token.as_deref(), host_token.as_deref());
                 if home == self.index {
-                    shard.join(now, id, &room, &name, role, mode, token.as_deref());
+                    shard.join(now, id, &room, &name, role, mode, tokens);
                 } else {
-                    shard.join_mirrored(home, id, &room, &name, mode, token.as_deref());
+                    shard.join_mirrored(home, id, &room, &name, mode, tokens);
                 }
             }
             Command::Signal { id, msg } => shard.handle_signal(now, id, msg),

@@ -97,6 +97,10 @@ pub enum ClientMsg {
         /// The room's token, for rooms that need one (`--room-token`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// The room's token or the server's operator token: the participant becomes
+        /// the room's host on joining, and gets into a locked room.
+        #[serde(default, rename = "hostToken", skip_serializing_if = "Option::is_none")]
+        host_token: Option<String>,
     },
     /// Take over the participant that `token` names (from its `joined` message) on this
     /// new connection, instead of joining: after a dropped WebSocket, within the
@@ -136,8 +140,35 @@ pub enum ClientMsg {
     /// refused (`chatRefused`) when empty, longer than the server's `--chat-max-len`
     /// characters, over its `--chat-rate`, or from a viewer where viewers only read.
     Chat { text: String },
+    /// The room's host keeps order: mute a participant's microphone, allow it to
+    /// unmute, stop its camera, remove it, hand the role over (`peer` names whom), or
+    /// lock and unlock the room (no `peer`). Refused with `notHost` from anyone else.
+    Host {
+        action: HostAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
+    },
     /// Leave the room and close the connection.
     Leave,
+}
+
+/// What a room's host does (`host.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostAction {
+    /// Stop forwarding `peer`'s microphone; it may not unmute until `allowUnmute`.
+    Mute,
+    /// `peer` may turn its microphone on again (the host never turns it on).
+    AllowUnmute,
+    /// Stop forwarding `peer`'s camera; forwarding resumes when `peer` turns it on.
+    StopVideo,
+    /// `peer` leaves the room (`error` `removed`), its resume token dead.
+    Remove,
+    /// `peer` becomes the host.
+    MakeHost,
+    /// New participants and viewers are refused (`roomLocked`).
+    Lock,
+    Unlock,
 }
 
 /// A participant as others see it.
@@ -258,6 +289,18 @@ pub enum ServerMsg {
     /// Participant `id` is the room's active speaker (`null`: nobody speaks), sent to
     /// everyone in the room, viewers too, when it changes, and after `joined`.
     Speaker { id: Option<PeerId> },
+    /// Who the room's host is (`null`: nobody, until a participant joins) and whether
+    /// the room is locked: after `joined` (and after a resume), and whenever either
+    /// changes, to participants and viewers.
+    Room { host: Option<PeerId>, locked: bool },
+    /// What the host stopped this participant from sending (`audio`: the microphone,
+    /// `video`: the camera; true while held) and which host decided. After `joined`
+    /// of a resume too, while anything is held.
+    Held {
+        audio: bool,
+        video: bool,
+        by: PeerId,
+    },
     /// This browser cannot decode participant `id`'s video codec (`decodable` false,
     /// `message` says why and what happens next), or decodes it again (true).
     PeerCodec {
@@ -381,6 +424,16 @@ pub enum ErrorCode {
     /// A `resume` named no participant that waits to be resumed (it left, its grace
     /// period is over, or the token is wrong); the connection closes: join again.
     ResumeRefused,
+    /// A `host` action from a participant that is not the room's host: nothing changed.
+    NotHost,
+    /// The room's host removed this participant; the connection closes.
+    Removed,
+    /// The room's host locked the room to new participants and viewers; the
+    /// connection closes.
+    RoomLocked,
+    /// The host muted this microphone or stopped this camera: turning it on is
+    /// refused until the host allows it (`held`).
+    HeldByHost,
 }
 
 impl ServerMsg {
@@ -506,6 +559,7 @@ mod tests {
                 role: Role::Participant,
                 mode: Mode::Auto,
                 token: None,
+                host_token: None,
             }
         );
     }

@@ -101,7 +101,7 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
 pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
     loop {
         match recv(ws).await {
-            Some(ServerMsg::ChatHistory { .. }) => continue,
+            Some(ServerMsg::ChatHistory { .. } | ServerMsg::Room { .. }) => continue,
             Some(ServerMsg::Error { code: c, message }) if c == code => return message,
             other => panic!("expected error {code:?}, got {other:?}"),
         }
@@ -182,6 +182,12 @@ pub struct Seen {
     pub resume: Option<String>,
     /// The ids of the `joined` messages that came after a resume.
     pub resumed_as: Vec<PeerId>,
+    /// Every `room` message: (host, locked).
+    pub room: Vec<(Option<PeerId>, bool)>,
+    /// The latest `held` message: (audio, video, by).
+    pub held: Option<(bool, bool, PeerId)>,
+    /// `peerMedia` messages: (id, audio, video).
+    pub peer_media: Vec<(PeerId, bool, bool)>,
 }
 
 /// Commands to a running test participant.
@@ -207,6 +213,8 @@ pub enum PeerCmd {
     DropSignaling,
     /// Go on over this new signaling connection: resume with the token of `joined`.
     Resume(Box<Ws>),
+    /// Send this message on the signaling connection.
+    Say(ClientMsg),
     /// Say goodbye and stop.
     Leave,
 }
@@ -237,6 +245,23 @@ impl TestPeer {
         role: Role,
         video: Codec,
     ) -> TestPeer {
+        Self::join_full(server, room, tag, role, video, None).await
+    }
+
+    /// Joins `room` as a participant `tag` with the `hostToken` `host_token`.
+    pub async fn join_host(server: &Server, room: &str, tag: &str, host_token: &str) -> TestPeer {
+        let token = Some(host_token);
+        Self::join_full(server, room, tag, Role::Participant, Codec::Vp8, token).await
+    }
+
+    async fn join_full(
+        server: &Server,
+        room: &str,
+        tag: &str,
+        role: Role,
+        video: Codec,
+        host_token: Option<&str>,
+    ) -> TestPeer {
         let mut ws = connect_ws(server).await;
         send(
             &mut ws,
@@ -246,6 +271,7 @@ impl TestPeer {
                 role,
                 mode: Default::default(),
                 token: None,
+                host_token: host_token.map(String::from),
             },
         )
         .await;
@@ -442,6 +468,7 @@ impl Driver {
                         }
                     }
                     Some(PeerCmd::DropSignaling) => self.ws = None,
+                    Some(PeerCmd::Say(msg)) => self.say(&msg).await,
                     Some(PeerCmd::Resume(ws)) => {
                         self.ws = Some(*ws);
                         let token = self.seen.lock().unwrap().resume.clone().unwrap_or_default();
@@ -559,6 +586,16 @@ impl Driver {
                 self.seen.lock().unwrap().send_codec = Some(codec)
             }
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
+            ServerMsg::Room { host, locked } => self.seen.lock().unwrap().room.push((host, locked)),
+            ServerMsg::Held { audio, video, by } => {
+                self.seen.lock().unwrap().held = Some((audio, video, by))
+            }
+            ServerMsg::PeerMedia { id, audio, video } => self
+                .seen
+                .lock()
+                .unwrap()
+                .peer_media
+                .push((id, audio, video)),
             ServerMsg::Error { code, message } => {
                 self.seen.lock().unwrap().errors.push((code, message))
             }

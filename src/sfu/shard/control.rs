@@ -1,7 +1,7 @@
 //! Signaling messages from joined participants that are not negotiation: the path a
 //! participant receives on, its camera and microphone state, the size it shows videos
 //! at, its quality preference, direct-mode signals, chat messages (see [`super::chat`]),
-//! and leaving.
+//! the host's actions (see [`super::host`]), and leaving.
 
 use std::time::Instant;
 
@@ -28,7 +28,10 @@ impl Shard {
             ClientMsg::Offer { sdp } => self.handle_offer(now, id, &sdp),
             ClientMsg::Answer { sdp } => self.handle_answer(now, id, &sdp),
             ClientMsg::Candidate { candidate, .. } => self.handle_candidate(id, &candidate),
-            ClientMsg::Media { audio, video } => self.handle_media_state(id, audio, video),
+            ClientMsg::Media { audio, video } => {
+                let (audio, video) = self.media_allowed(now, id, audio, video);
+                self.handle_media_state(id, audio, video)
+            }
             ClientMsg::Direct { to, signal } => {
                 let same_room =
                     self.peers.get(&to).map(|p| &p.room) == self.peers.get(&id).map(|p| &p.room);
@@ -75,6 +78,7 @@ impl Shard {
             }
             ClientMsg::Comparison { report } => self.handle_comparison(id, report),
             ClientMsg::Chat { text } => self.handle_chat(now, id, text),
+            ClientMsg::Host { action, peer } => self.handle_host(now, id, action, peer),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);

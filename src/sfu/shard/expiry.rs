@@ -89,6 +89,7 @@ mod tests {
             room_capacity: 2,
             viewer_capacity: 0,
             room_tokens: Default::default(),
+            operator_token: None,
             worker: 0,
             seed: 1,
             connect_timeout: Duration::from_secs(30),

@@ -79,7 +79,14 @@ impl Shard {
         }
         debug!(id, room, home, "WHEP player waits for its room's home");
         let name = "WHEP player".to_string();
-        self.ask_home(home, id, room, name, Mode::Relay, Some((offer, twcc)));
+        self.ask_home(
+            home,
+            id,
+            room,
+            name,
+            (Mode::Relay, false),
+            Some((offer, twcc)),
+        );
         Ok(())
     }
 
@@ -130,7 +137,15 @@ impl Shard {
             twcc,
         };
         let admitted = self
-            .admit(now, id, &room, Mode::Relay, role, name.into(), arrival)
+            .admit(
+                now,
+                id,
+                &room,
+                (Mode::Relay, false),
+                role,
+                name.into(),
+                arrival,
+            )
             .map_err(|e| e.into_wire(&room))?;
         let answer = admitted.answer.expect("an HTTP session has an answer");
         let resource = self.random_token(24);

@@ -18,6 +18,7 @@
 //! - [`timers`]: every `Rtc`'s deadline in one queue.
 //! - [`control`]: signaling messages from joined participants.
 //! - [`chat`]: the rooms' text chat.
+//! - [`host`]: the room's host: muting, removing, locking, handing the role over.
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
 //! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
@@ -49,6 +50,7 @@ mod codecs;
 mod control;
 mod expiry;
 mod fanout;
+mod host;
 mod http;
 mod keyframes;
 mod mirror;
@@ -85,6 +87,9 @@ pub struct ShardConfig {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: HashMap<String, String>,
+    /// The operator's token (`--operator-token`): given as `hostToken`, it makes a
+    /// joiner the host of any room.
+    pub operator_token: Option<String>,
     /// Which media worker this shard is: the first character of every server ICE
     /// ufrag names it, so the receive task routes STUN without asking anyone.
     pub worker: usize,
@@ -160,6 +165,8 @@ pub struct ShardCounters {
     pub chat_refused_rate: u64,
     pub chat_refused_length: u64,
     pub chat_refused_viewer: u64,
+    /// `host` actions from participants that are not the host.
+    pub not_host: u64,
 }
 
 /// One worker's share of the rooms.
@@ -509,6 +516,7 @@ fn refusal(room: &str, e: JoinError) -> String {
              use another room in relay or auto mode for more"
         ),
         JoinError::ViewersFull(n) => format!("room \"{room}\" has its maximum of {n} viewers"),
+        JoinError::Locked => format!("room \"{room}\" is locked by its host"),
         JoinError::DirectNoViewers => format!(
             "room \"{room}\" is a direct call between two devices: the server does not \
              carry its media, so it cannot be watched"
