@@ -91,6 +91,7 @@ impl Shard {
             self.signal(id, ServerMsg::Viewers { count });
         }
         self.tell_speaker(id, &room);
+        self.tell_recording(id, &room);
         self.send_chat_history(now, id);
     }
 
@@ -235,6 +236,7 @@ impl Shard {
             self.signal(id, ServerMsg::Viewers { count });
         }
         self.tell_speaker(id, &room);
+        self.tell_recording(id, &room);
         let offer = self
             .peers
             .get(&id)
@@ -343,6 +345,13 @@ impl Shard {
         }
         self.rooms.leave(&peer.room, id);
         self.speaker_left(&peer.room, id);
+        if !self.recorders.is_empty() {
+            self.record_ended(&peer.room, id, None);
+            if self.rooms.mode(&peer.room).is_none() {
+                // Nobody left in the room: its recording ends with it.
+                self.stop_recording(&peer.room, None);
+            }
+        }
         match (&peer.served, peer.role) {
             // The home tells the viewers about a mirrored publisher.
             (Served::StandIn { .. }, _) => {}
