@@ -149,6 +149,7 @@ mod tests {
             participants: vec![p.clone()],
             viewers: vec![p],
             comparison: None,
+            recording: false,
         }
     }
 
