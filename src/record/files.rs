@@ -85,7 +85,8 @@ fn encode(name: &str) -> String {
     out
 }
 
-/// The duration in a WebM file's segment information, in seconds.
+/// The duration in a WebM file's segment information, in seconds; `None` until the
+/// file is finished.
 pub(crate) fn duration(path: &Path) -> Option<f64> {
     let mut head = Vec::new();
     std::fs::File::open(path)
@@ -145,7 +146,8 @@ fn info_duration(mut b: &[u8]) -> Option<f64> {
         }
         b = &b[n + m + size..];
     }
-    duration.map(|d| d * scale / 1e9)
+    // libwebm writes 0 until the file is finished.
+    duration.filter(|d| *d > 0.0).map(|d| d * scale / 1e9)
 }
 
 /// An element ID (its marker bits kept) and its length.
