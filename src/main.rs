@@ -22,9 +22,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", lanrelay::certs_command(&config, renew)?);
             Ok(())
         }
-        None => {
-            lanrelay::run(config, shutdown_signal()).await
-        }
+        None => lanrelay::run(config, shutdown_signal()).await,
     }
 }
 

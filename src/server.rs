@@ -64,7 +64,10 @@ impl Server {
     pub async fn shutdown(self) {
         let recording = self.engine.stop_recordings().await;
         if recording > 0 {
-            info!(rooms = recording, "recordings stopped: finishing their files");
+            info!(
+                rooms = recording,
+                "recordings stopped: finishing their files"
+            );
         }
         self.recordings
             .finish(std::time::Duration::from_secs(10))

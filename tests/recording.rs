@@ -3,6 +3,7 @@
 //! within 0.5 s of the time recorded, `ffmpeg` decodes every frame without an error,
 //! also with loss on the publisher's leg and across a mute and a camera turned off.
 //! Skipped (with a message) where ffmpeg is not installed; `tests/run.sh` installs it.
+#![allow(clippy::disallowed_methods)] // a test measures wall-clock time
 
 mod common;
 
@@ -33,7 +34,9 @@ async fn start(dir: &Path) -> Server {
 async fn request(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let connector = tokio_rustls::TlsConnector::from(tls_client(server));
-    let tcp = tokio::net::TcpStream::connect(server.https_addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.https_addr)
+        .await
+        .unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
     let auth = token
@@ -53,7 +56,10 @@ async fn request(server: &Server, method: &str, path: &str, token: Option<&str>)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut body = buf[(end + 4).min(buf.len())..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -91,11 +97,23 @@ async fn finished_files(server: &Server, count: usize) -> Vec<serde_json::Value>
 /// ffprobe's codecs and duration of a file.
 fn probe(path: &Path) -> (Vec<String>, f64) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut codecs: Vec<String> = v["streams"]
         .as_array()
@@ -104,7 +122,10 @@ fn probe(path: &Path) -> (Vec<String>, f64) {
         .map(|s| s["codec_name"].as_str().unwrap_or("").to_string())
         .collect();
     codecs.sort();
-    let duration = v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
     (codecs, duration)
 }
 
@@ -122,11 +143,24 @@ fn decode_errors(path: &Path) -> String {
 /// Video frames in a file.
 fn video_frames(path: &Path) -> u64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 struct Call {
@@ -156,7 +190,12 @@ async fn call(room: &str) -> Option<Call> {
         .await;
         let _ = other;
     }
-    Some(Call { server, dir: rec, alice, bob })
+    Some(Call {
+        server,
+        dir: rec,
+        alice,
+        bob,
+    })
 }
 
 /// Records for `secs` while `during` runs; returns the wall-clock time recorded.
@@ -205,7 +244,10 @@ async fn a_recorded_call_plays_with_its_codecs_and_length() {
     assert_eq!(files.len(), 2, "one file per participant: {files:?}");
     for f in &files {
         let name = f["name"].as_str().unwrap();
-        assert!(name.starts_with("rec-alice-") || name.starts_with("rec-bob-"), "{name}");
+        assert!(
+            name.starts_with("rec-alice-") || name.starts_with("rec-bob-"),
+            "{name}"
+        );
         check_file(&c.dir.join(name), wall);
         // Downloadable, byte for byte, by the operator only.
         let url = f["url"].as_str().unwrap();
@@ -215,13 +257,20 @@ async fn a_recorded_call_plays_with_its_codecs_and_length() {
         let (status, _) = request(&c.server, "GET", url, None).await;
         assert_eq!(status, 401);
     }
-    for bad in ["/recordings/..%2Fcerts", "/recordings/%2E%2E%2Fx.webm", "/recordings/x.webm"] {
+    for bad in [
+        "/recordings/..%2Fcerts",
+        "/recordings/%2E%2E%2Fx.webm",
+        "/recordings/x.webm",
+    ] {
         let (status, _) = request(&c.server, "GET", bad, Some(TOKEN)).await;
         assert_eq!(status, 404, "{bad}");
     }
     let (_, metrics) = request(&c.server, "GET", "/metrics", Some(TOKEN)).await;
     let metrics = String::from_utf8_lossy(&metrics).to_string();
-    assert!(metrics.contains("\nlanrelay_recordings_active 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nlanrelay_recordings_active 0\n"),
+        "{metrics}"
+    );
     assert!(!metrics.contains("\nlanrelay_recording_bytes_total 0\n"));
     c.alice.leave().await;
     c.bob.leave().await;
@@ -243,7 +292,10 @@ async fn loss_on_the_publishers_leg_still_decodes() {
     check_file(&alice, wall);
     // Retransmissions repaired most of it: well over half the frames are there.
     let frames = video_frames(&alice);
-    assert!(frames as f64 > wall * 30.0 * 0.5, "{frames} video frames in {wall:.1} s");
+    assert!(
+        frames as f64 > wall * 30.0 * 0.5,
+        "{frames} video frames in {wall:.1} s"
+    );
     c.alice.leave().await;
     c.bob.leave().await;
     c.server.shutdown().await;

@@ -57,6 +57,10 @@ export class CallSession extends EventTarget {
     /** The room's active speaker, as the server hears it (null: nobody speaks). */
     /** @type {number | null} */
     this.speaker = null;
+    /** The room is being recorded (the server says so from the first moment to the last). */
+    this.recording = false;
+    /** @type {string | null} Why the last recording stopped by itself. */
+    this.recordingMessage = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -889,6 +893,11 @@ export const SERVER_MSG_HANDLERS = {
   },
   speaker(msg) {
     this.setSpeaker(msg.id ?? null);
+  },
+  recording(msg) {
+    this.recording = !!msg.on;
+    this.recordingMessage = msg.message ?? null;
+    this.emit('recording', { on: this.recording, message: this.recordingMessage });
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

@@ -188,7 +188,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a-b-1.webm"), b"x").unwrap();
         assert!(find(&dir, "a-b-1.webm").is_some());
-        for bad in ["../a-b-1.webm", "x/../a-b-1.webm", "a-b-1.mp4", ".webm", "nope.webm"] {
+        for bad in [
+            "../a-b-1.webm",
+            "x/../a-b-1.webm",
+            "a-b-1.mp4",
+            ".webm",
+            "nope.webm",
+        ] {
             assert!(find(&dir, bad).is_none(), "{bad}");
         }
         let listed = list(&dir);
@@ -203,7 +209,9 @@ mod tests {
         // EBML header (empty), Segment of unknown size, Info: TimecodeScale 1 ms,
         // Duration 5250.0 (f64).
         let mut b = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80];
-        b.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend_from_slice(&[
+            0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
         let mut info = vec![0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40];
         info.extend_from_slice(&[0x44, 0x89, 0x88]);
         info.extend_from_slice(&5250.0f64.to_be_bytes());

@@ -28,7 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// 401 unless the caller gave the operator token.
-fn operator_only(audience: &Audience) -> Result<(), Response> {
+fn operator_only(audience: &Audience) -> Result<(), Box<Response>> {
     if *audience == Audience::Operator {
         return Ok(());
     }
@@ -41,7 +41,7 @@ fn operator_only(audience: &Audience) -> Result<(), Response> {
         .into_response();
     res.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(res)
+    Err(Box::new(res))
 }
 
 async fn start(
@@ -62,11 +62,12 @@ async fn stop(
 
 async fn set(state: AppState, room: String, audience: Audience, on: bool) -> Response {
     if let Err(res) = operator_only(&audience) {
-        return res;
+        return *res;
     }
     match state.engine.recording(&room, on, None).await {
-        Ok(changed) => Json(json!({"room": room, "recording": on, "changed": changed}))
-            .into_response(),
+        Ok(changed) => {
+            Json(json!({"room": room, "recording": on, "changed": changed})).into_response()
+        }
         Err(e) => {
             let status = match e {
                 RecordError::NoRoom => StatusCode::NOT_FOUND,
@@ -85,12 +86,16 @@ async fn status(
     Caller(audience): Caller,
 ) -> Response {
     if let Err(res) = operator_only(&audience) {
-        return res;
+        return *res;
     }
     match state.engine.rooms().await {
         Some(rooms) => match rooms.iter().find(|r| r.name == room) {
             Some(r) => Json(json!({"room": room, "recording": r.recording})).into_response(),
-            None => (StatusCode::NOT_FOUND, Json(json!({"error": "no such room"}))).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such room"})),
+            )
+                .into_response(),
         },
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
     }
@@ -98,7 +103,7 @@ async fn status(
 
 async fn list(State(state): State<AppState>, Caller(audience): Caller) -> Response {
     if let Err(res) = operator_only(&audience) {
-        return res;
+        return *res;
     }
     let dir = state.record_dir.clone();
     let files = tokio::task::spawn_blocking(move || crate::record::files::list(&dir))
@@ -113,9 +118,14 @@ async fn download(
     Caller(audience): Caller,
 ) -> Response {
     if let Err(res) = operator_only(&audience) {
-        return res;
+        return *res;
     }
-    let not_found = || (StatusCode::NOT_FOUND, Json(json!({"error": "no such recording"})));
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such recording"})),
+        )
+    };
     let Some(path) = crate::record::files::find(&state.record_dir, &file) else {
         return not_found().into_response();
     };

@@ -118,10 +118,7 @@ impl Jitter {
     /// Whatever is complete, and gaps that waited too long given up.
     pub(crate) fn drain(&mut self, now: Instant) -> Drained {
         let mut out = Drained::default();
-        loop {
-            let Some(next) = self.start() else {
-                break;
-            };
+        while let Some(next) = self.start() {
             match self.frame_at(next) {
                 Some(end) => self.emit(next, end, &mut out),
                 None if self.overdue(now) => self.skip_gap(next, &mut out),
@@ -224,8 +221,7 @@ impl Jitter {
         let Some((_, oldest)) = self.packets.first_key_value() else {
             return false;
         };
-        self.packets.len() > MAX_HELD
-            || now.saturating_duration_since(oldest.arrival) >= MAX_WAIT
+        self.packets.len() > MAX_HELD || now.saturating_duration_since(oldest.arrival) >= MAX_WAIT
     }
 
     /// Gives up on the gap at `next`: what is held up to the next frame head goes.
@@ -273,6 +269,7 @@ impl Jitter {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a fake clock needs a starting instant
 mod tests {
     use super::*;
 
@@ -409,7 +406,11 @@ mod tests {
         f.push(400, 6, 6 * 960, false, &[0x78, 6]);
         let got: Vec<u8> = f.frames.iter().map(|a| a.data[1]).collect();
         assert_eq!(got, vec![1, 2, 4, 5, 6]);
-        assert_eq!(f.frames[2].data, vec![0x78, 4], "Opus payloads are the frames");
+        assert_eq!(
+            f.frames[2].data,
+            vec![0x78, 4],
+            "Opus payloads are the frames"
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub(crate) enum WriterMsg {
     },
     Frame(Frame),
     /// Finish the file (cues, duration) and close it.
-    Close { file: FileId },
+    Close {
+        file: FileId,
+    },
     /// The server stops: finish every file and end the thread.
     Shutdown,
 }
@@ -175,7 +177,9 @@ impl Recordings {
     /// Starts the writer thread for `dir` (created when the first file is). Writer
     /// failures come out of the returned receiver, for the engine to stop the room's
     /// recording.
-    pub(crate) fn start(dir: PathBuf) -> std::io::Result<(Recordings, mpsc::UnboundedReceiver<Failure>)> {
+    pub(crate) fn start(
+        dir: PathBuf,
+    ) -> std::io::Result<(Recordings, mpsc::UnboundedReceiver<Failure>)> {
         let (tx, rx) = sync_channel(QUEUE);
         let (ctl, ctl_rx) = channel();
         let (fail_tx, fail_rx) = mpsc::unbounded_channel();

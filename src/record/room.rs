@@ -228,7 +228,12 @@ impl RoomRecorder {
             return;
         };
         let shared = self.tracks.values().any(|o| o.file == t.file);
-        if !shared && self.files.iter().any(|f| f.id == t.file && f.group != Group::Camera) {
+        if !shared
+            && self
+                .files
+                .iter()
+                .any(|f| f.id == t.file && f.group != Group::Camera)
+        {
             self.files.retain(|f| f.id != t.file);
             out.msgs.push(WriterMsg::Close { file: t.file });
         }

@@ -55,7 +55,7 @@ impl Timeline {
         let predicted = self
             .anchor
             .filter(|a| a.ssrc == ssrc)
-            .and_then(|a| self.from_anchor(a, rtp_time))
+            .and_then(|a| self.time_of(a, rtp_time))
             .filter(|t| abs_diff(*t, arrival) <= RESYNC);
         let at = match predicted {
             Some(t) => t,
@@ -79,7 +79,7 @@ impl Timeline {
     }
 
     /// The time RTP timestamp `rtp_time` stands for, counted from anchor `a`.
-    fn from_anchor(&self, a: Anchor, rtp_time: u32) -> Option<Instant> {
+    fn time_of(&self, a: Anchor, rtp_time: u32) -> Option<Instant> {
         // Wrapping difference: a frame may be a little before the anchor.
         let ticks = rtp_time.wrapping_sub(a.rtp_time) as i32 as i64;
         let nanos = ticks.unsigned_abs() as u128 * 1_000_000_000 / self.clock_rate as u128;
@@ -98,6 +98,7 @@ fn abs_diff(a: Instant, b: Instant) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a fake clock needs a starting instant
 mod tests {
     use super::*;
 

@@ -295,7 +295,10 @@ impl Writer {
                 }
                 info!(file = file.name, "recording finished");
             }
-            Err(_) => warn!(file = file.name, "recording: the file could not be finished"),
+            Err(_) => warn!(
+                file = file.name,
+                "recording: the file could not be finished"
+            ),
         }
     }
 
@@ -325,14 +328,18 @@ impl OpenFile {
     fn write_ready(&mut self, all: bool) -> Result<(), String> {
         if self.mux.is_none() {
             let keyframe = self.queue.iter().find(|f| f.video && f.keyframe);
-            let waited = self.newest.saturating_sub(self.queue.first().map_or(self.newest, |f| f.at));
+            let waited = self
+                .newest
+                .saturating_sub(self.queue.first().map_or(self.newest, |f| f.at));
             if self.video && keyframe.is_none() && waited < START_WITHOUT_VIDEO && !all {
                 return Ok(());
             }
             if self.queue.is_empty() {
                 return Ok(());
             }
-            let size = keyframe.and_then(|f| vp8_size(&f.data)).unwrap_or(DEFAULT_SIZE);
+            let size = keyframe
+                .and_then(|f| vp8_size(&f.data))
+                .unwrap_or(DEFAULT_SIZE);
             // Video starts on its keyframe: what came before cannot be decoded.
             let first_key = keyframe.map(|f| f.at);
             self.queue
@@ -414,7 +421,12 @@ fn create_new(dir: &Path, name: &str) -> Result<(File, String), String> {
         {
             Ok(f) => return Ok((f, candidate)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("cannot create {}: {e}", dir.join(&candidate).display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot create {}: {e}",
+                    dir.join(&candidate).display()
+                ))
+            }
         }
     }
     Err(format!("cannot create {name}: too many files of that name"))

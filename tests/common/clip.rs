@@ -32,19 +32,59 @@ impl Clip {
         let ivf = dir.join("clip.ivf");
         let ogg = dir.join("tone.ogg");
         let run = |args: &[&str]| {
-            let st = Command::new("ffmpeg").args(args).status().expect("ffmpeg runs");
+            let st = Command::new("ffmpeg")
+                .args(args)
+                .status()
+                .expect("ffmpeg runs");
             assert!(st.success(), "ffmpeg {args:?}");
         };
         run(&[
-            "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "4",
-            "-c:v", "libvpx", "-b:v", "400k", "-g", "30", "-keyint_min", "30",
-            "-auto-alt-ref", "0", "-lag-in-frames", "0", "-deadline", "realtime",
-            "-cpu-used", "8", "-y", ivf.to_str()?,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "4",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "400k",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-auto-alt-ref",
+            "0",
+            "-lag-in-frames",
+            "0",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-y",
+            ivf.to_str()?,
         ]);
         run(&[
-            "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-t", "4", "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-ac", "1",
-            "-y", ogg.to_str()?,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "4",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "32k",
+            "-frame_duration",
+            "20",
+            "-ac",
+            "1",
+            "-y",
+            ogg.to_str()?,
         ]);
         let video = ivf_frames(&std::fs::read(ivf).ok()?);
         let audio = ogg_packets(&std::fs::read(ogg).ok()?)

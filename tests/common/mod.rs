@@ -695,7 +695,12 @@ impl Driver {
             MediaKind::Audio => {
                 let data = clip.audio[self.clip_audio % clip.audio.len()].clone();
                 self.clip_audio += 1;
-                (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, data)
+                (
+                    self.send_audio,
+                    Codec::Opus,
+                    Frequency::FORTY_EIGHT_KHZ,
+                    data,
+                )
             }
             MediaKind::Video => {
                 let n = clip.video.len();

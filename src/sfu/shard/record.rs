@@ -42,7 +42,9 @@ impl Shard {
         if self.recorders.contains_key(room) {
             return Ok(false);
         }
-        sink.stats.rooms.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sink.stats
+            .rooms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.recorders.insert(room.to_string(), RoomRecorder::new());
         info!(room, "recording started");
         self.announce_recording(room, true, None);
@@ -74,7 +76,9 @@ impl Shard {
         recorder.stop(&mut out);
         self.send_record(room, out);
         if let Some(sink) = self.cfg.record.as_ref() {
-            sink.stats.rooms.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            sink.stats
+                .rooms
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         match &message {
             Some(m) => warn!(room, "recording stopped: {m}"),
@@ -215,7 +219,9 @@ impl Shard {
                 .failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let message = match e {
-                SinkError::Full => "the recording stopped: the server could not write it fast enough",
+                SinkError::Full => {
+                    "the recording stopped: the server could not write it fast enough"
+                }
                 SinkError::Gone => "the recording stopped: the recorder is not running",
             };
             self.stop_recording(room, Some(message.to_string()));
