@@ -198,13 +198,22 @@ async fn call(room: &str) -> Option<Call> {
     })
 }
 
-/// Records for `secs` while `during` runs; returns the wall-clock time recorded.
-async fn record(c: &Call, room: &str, secs: u64) -> f64 {
+/// Records for `secs`; returns the wall-clock time recorded. With `snapshot`, the
+/// files as they are a second before the end are copied there (what a crash leaves).
+async fn record(c: &Call, room: &str, secs: u64, snapshot: Option<&Path>) -> f64 {
     let path = format!("/api/rooms/{room}/recording");
     let started = Instant::now();
     let (status, body) = request(&c.server, "POST", &path, Some(TOKEN)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    tokio::time::sleep(Duration::from_secs(secs - 1)).await;
+    if let Some(to) = snapshot {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(&c.dir).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (status, _) = request(&c.server, "DELETE", &path, Some(TOKEN)).await;
     assert_eq!(status, 200);
     started.elapsed().as_secs_f64()
@@ -233,7 +242,8 @@ async fn a_recorded_call_plays_with_its_codecs_and_length() {
     let (status, _) = request(&c.server, "POST", "/api/rooms/nope/recording", Some(TOKEN)).await;
     assert_eq!(status, 404);
 
-    let wall = record(&c, "rec", 5).await;
+    let crash = c.dir.with_file_name("crash");
+    let wall = record(&c, "rec", 5, Some(&crash)).await;
     for p in [&c.alice, &c.bob] {
         p.wait_for("recording on, then off", Duration::from_secs(5), |s| {
             s.recording.iter().map(|(on, _)| *on).collect::<Vec<_>>() == vec![true, false]
@@ -265,6 +275,19 @@ async fn a_recorded_call_plays_with_its_codecs_and_length() {
         let (status, _) = request(&c.server, "GET", bad, Some(TOKEN)).await;
         assert_eq!(status, 404, "{bad}");
     }
+    // A file as a crash would leave it (never finished) plays up to its last second
+    // or so: no decoding error, most of the 4 s of video there.
+    for e in std::fs::read_dir(&crash).unwrap() {
+        let path = e.unwrap().path();
+        let errors = decode_errors(&path);
+        assert!(errors.is_empty(), "{}: ffmpeg: {errors}", path.display());
+        let frames = video_frames(&path);
+        assert!(
+            frames >= 2 * 30,
+            "{}: {frames} video frames",
+            path.display()
+        );
+    }
     let (_, metrics) = request(&c.server, "GET", "/metrics", Some(TOKEN)).await;
     let metrics = String::from_utf8_lossy(&metrics).to_string();
     assert!(
@@ -282,7 +305,7 @@ async fn loss_on_the_publishers_leg_still_decodes() {
     let Some(c) = call("lossy").await else { return };
     // One RTP datagram in 20 (5 %) that Alice sends is lost.
     c.alice.command(PeerCmd::SetLoss { up: 20, down: 0 });
-    let wall = record(&c, "lossy", 5).await;
+    let wall = record(&c, "lossy", 5, None).await;
     let files = finished_files(&c.server, 2).await;
     let alice = files
         .iter()
@@ -313,7 +336,7 @@ async fn mute_and_camera_off_keep_the_wall_clock_length() {
         alice(PeerCmd::Mute(false));
         alice(PeerCmd::CameraOff(false));
     });
-    let wall = record(&c, "muted", 6).await;
+    let wall = record(&c, "muted", 6, None).await;
     pauses.await.unwrap();
     let files = finished_files(&c.server, 2).await;
     for f in &files {

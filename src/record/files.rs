@@ -21,8 +21,9 @@ pub(crate) struct Listed {
     pub(crate) url: String,
 }
 
-/// The `.webm` files of `dir`, newest first (an absent folder lists nothing).
-pub(crate) fn list(dir: &Path) -> Vec<Listed> {
+/// The `.webm` files of `dir`, newest first (an absent folder lists nothing); those
+/// in `writing` are being written (no duration yet).
+pub(crate) fn list(dir: &Path, writing: &[String]) -> Vec<Listed> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -42,8 +43,13 @@ pub(crate) fn list(dir: &Path) -> Vec<Listed> {
                 .ok()
                 .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
+            let being_written = writing.contains(&name);
             Some(Listed {
-                duration: duration(&e.path()),
+                duration: if being_written {
+                    None
+                } else {
+                    duration(&e.path())
+                },
                 url: format!("/recordings/{}", encode(&name)),
                 name,
                 bytes: meta.len(),
@@ -197,7 +203,8 @@ mod tests {
         ] {
             assert!(find(&dir, bad).is_none(), "{bad}");
         }
-        let listed = list(&dir);
+        assert_eq!(list(&dir, &["a-b-1.webm".into()])[0].duration, None);
+        let listed = list(&dir, &[]);
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].url, "/recordings/a-b-1.webm");
         assert_eq!(listed[0].duration, None);

@@ -106,7 +106,8 @@ async fn list(State(state): State<AppState>, Caller(audience): Caller) -> Respon
         return *res;
     }
     let dir = state.record_dir.clone();
-    let files = tokio::task::spawn_blocking(move || crate::record::files::list(&dir))
+    let writing = state.record_stats.writing();
+    let files = tokio::task::spawn_blocking(move || crate::record::files::list(&dir, &writing))
         .await
         .unwrap_or_default();
     Json(json!({"files": files})).into_response()

@@ -103,6 +103,9 @@ pub struct RecordStats {
     pub(crate) failures: AtomicU64,
     /// Ids of files, server-wide.
     next_file: AtomicU64,
+    /// Names of the files being written (the listing shows no duration for them).
+    /// Taken by the writer thread and `/recordings`, never on the media path.
+    writing: std::sync::Mutex<Vec<String>>,
 }
 
 impl RecordStats {
@@ -120,6 +123,20 @@ impl RecordStats {
     }
     pub(crate) fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+    /// The names of the files being written.
+    pub(crate) fn writing(&self) -> Vec<String> {
+        self.writing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub(crate) fn set_writing(&self, name: &str, on: bool) {
+        let mut w = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|n| n != name);
+        if on {
+            w.push(name.to_string());
+        }
     }
 }
 

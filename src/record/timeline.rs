@@ -5,7 +5,8 @@
 //! arrival time paired with the RTP timestamp of the frame that arrived then; the
 //! anchor is set anew from the arrival time when the stream changes (another SSRC)
 //! or when the RTP clock and the arrivals disagree by more than [`RESYNC`] (a pause,
-//! a restarted clock). Between re-anchorings, the sender's even spacing is kept
+//! a restarted clock), and moved to any frame that arrives sooner than its anchor
+//! predicts (so the anchor follows the least delayed frames, not a late first one). Between re-anchorings, the sender's even spacing is kept
 //! (network jitter does not move frames), and across them the recording follows
 //! the wall clock: no stretched or frozen stretch.
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
@@ -56,7 +57,9 @@ impl Timeline {
             .anchor
             .filter(|a| a.ssrc == ssrc)
             .and_then(|a| self.time_of(a, rtp_time))
-            .filter(|t| abs_diff(*t, arrival) <= RESYNC);
+            // A frame that came sooner than the anchor says: the anchor's own frame
+            // was held up on its way; this one is the better anchor.
+            .filter(|t| *t <= arrival && abs_diff(*t, arrival) <= RESYNC);
         let at = match predicted {
             Some(t) => t,
             None => {
@@ -138,6 +141,17 @@ mod tests {
         // Another SSRC with an unrelated clock: placed by its arrival.
         assert_eq!(t.place(2, 7, zero + ms(233)), ms(233));
         assert_eq!(t.place(2, 7 + 2970, zero + ms(270)), ms(266));
+    }
+
+    #[test]
+    fn a_late_first_frame_does_not_delay_the_rest() {
+        let zero = Instant::now();
+        let mut t = Timeline::new(zero, 48_000);
+        // The first frame was held up 300 ms; the next arrives on time.
+        assert_eq!(t.place(1, 0, zero + ms(300)), ms(300));
+        assert_eq!(t.place(1, 960, zero + ms(40)), ms(301));
+        assert_eq!(t.place(1, 1920, zero + ms(60)), ms(302));
+        assert_eq!(t.place(1, 2880 + 48 * 300, zero + ms(380)), ms(380));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub(crate) const HOLD: Duration = Duration::from_millis(500);
 /// size (players take it from the frames).
 pub(crate) const START_WITHOUT_VIDEO: Duration = Duration::from_secs(2);
 
+/// A frame this far behind what was written is dropped rather than moved.
+const LATE: Duration = Duration::from_millis(100);
+
 /// Data goes to disk at least this often.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -90,6 +93,11 @@ struct Mux {
     video: Option<VideoTrack>,
     /// The latest timestamp written (all tracks): libwebm wants them in order.
     last: Duration,
+    /// Where each track may go on (audio, video): a frame goes after the one before
+    /// on its track, in whole milliseconds (the file's time unit), and audio after
+    /// the end of the audio before it (decoded audio must not overlap).
+    next_audio: Duration,
+    next_video: Duration,
 }
 
 /// One file being written.
@@ -104,6 +112,7 @@ struct OpenFile {
     /// Frames waiting to be written, in time order.
     queue: Vec<Frame>,
     newest: Duration,
+    stats: Arc<RecordStats>,
 }
 
 pub(crate) struct Writer {
@@ -237,6 +246,7 @@ impl Writer {
         );
         let (file, name) = create_new(&self.dir, &file_name(room, participant, screen, &stamp))?;
         info!(room, participant, file = name, "recording to a file");
+        self.stats.set_writing(&name, true);
         self.stats.files_open.fetch_add(1, Ordering::Relaxed);
         self.files.insert(
             id,
@@ -253,6 +263,7 @@ impl Writer {
                 mux: None,
                 queue: Vec::new(),
                 newest: Duration::ZERO,
+                stats: self.stats.clone(),
             },
         );
         Ok(())
@@ -277,6 +288,12 @@ impl Writer {
         let Some(mut file) = self.files.remove(&id) else {
             return;
         };
+        self.finish(&mut file);
+        // Listed as finished (with its duration) only now that it is.
+        self.stats.set_writing(&file.name, false);
+    }
+
+    fn finish(&self, file: &mut OpenFile) {
         self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
         if let Err(e) = file.write_ready(true) {
             warn!(file = file.name, "recording: {e}");
@@ -356,7 +373,22 @@ impl OpenFile {
             self.queue.partition_point(|f| f.at <= until)
         };
         for f in self.queue.drain(..ready) {
-            let at = f.at.max(mux.last);
+            let next = match f.video {
+                true => &mut mux.next_video,
+                false => &mut mux.next_audio,
+            };
+            // Too late to go in order (it came long after the frames around it): a
+            // gap is better than a frame out of place.
+            if f.at + LATE < mux.last && !f.keyframe {
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let at = Duration::from_millis(f.at.max(mux.last).max(*next).as_millis() as u64);
+            let length = match f.video {
+                true => Duration::ZERO,
+                false => opus_duration(&f.data),
+            };
+            *next = at + length.max(Duration::from_millis(1));
             mux.last = at;
             let track: u64 = match (f.video, mux.video, mux.audio) {
                 (true, Some(v), _) => v.into(),
@@ -400,6 +432,8 @@ impl OpenFile {
             audio,
             video,
             last: Duration::ZERO,
+            next_audio: Duration::ZERO,
+            next_video: Duration::ZERO,
         });
         Ok(())
     }
@@ -441,4 +475,51 @@ fn vp8_size(frame: &[u8]) -> Option<(u32, u32)> {
     let w = u16::from_le_bytes([h[6], h[7]]) & 0x3fff;
     let ht = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
     (w > 0 && ht > 0).then_some((w as u32, ht as u32))
+}
+
+/// How much audio an Opus packet holds (RFC 6716 3.1: its TOC byte's configuration
+/// and frame count); 20 ms when it does not say.
+fn opus_duration(packet: &[u8]) -> Duration {
+    let Some(&toc) = packet.first() else {
+        return Duration::from_millis(20);
+    };
+    let config = toc >> 3;
+    let micros: u64 = match config {
+        0..=11 => [10_000, 20_000, 40_000, 60_000][config as usize % 4],
+        12..=15 => [10_000, 20_000][config as usize % 2],
+        _ => [2_500, 5_000, 10_000, 20_000][config as usize % 4],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => packet.get(1).map_or(1, |c| (c & 0x3f).max(1) as u64),
+    };
+    Duration::from_micros(micros * frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opus_packets_say_how_long_they_are() {
+        // CELT fullband 20 ms, one frame (what browsers send).
+        assert_eq!(opus_duration(&[0xf8, 1, 2]), Duration::from_millis(20));
+        // SILK wideband 60 ms; two 10 ms hybrid frames; three 2.5 ms CELT frames.
+        assert_eq!(opus_duration(&[(11 << 3), 0]), Duration::from_millis(60));
+        assert_eq!(opus_duration(&[(12 << 3) | 1]), Duration::from_millis(20));
+        assert_eq!(
+            opus_duration(&[(16 << 3) | 3, 3]),
+            Duration::from_micros(7_500)
+        );
+        assert_eq!(opus_duration(&[]), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn keyframe_sizes_are_read() {
+        let key = [0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
+        assert_eq!(vp8_size(&key), Some((320, 240)));
+        assert_eq!(vp8_size(&key[..6]), None);
+        assert_eq!(vp8_size(&[0x51, 0, 0, 0x9d, 1, 0x2a, 1, 1, 1, 1]), None);
+    }
 }

@@ -380,6 +380,10 @@ struct Driver {
     clip: Option<Arc<clip::Clip>>,
     clip_video: usize,
     clip_audio: usize,
+    /// The clip's last audio time: each 20 ms frame is at least 20 ms after the one
+    /// before, like an encoder's sample clock (ticks that bunch up under load do not
+    /// make frames overlap), and follows the wall clock across a mute.
+    clip_audio_at: Option<Duration>,
     muted: bool,
     camera_off: bool,
 }
@@ -424,6 +428,7 @@ impl Driver {
             clip: None,
             clip_video: 0,
             clip_audio: 0,
+            clip_audio_at: None,
             muted: false,
             camera_off: false,
         }
@@ -717,7 +722,13 @@ impl Driver {
         };
         let Some(mid) = mid else { return };
         let now = Instant::now();
-        let elapsed = now - self.start;
+        let mut elapsed = now - self.start;
+        if kind == MediaKind::Audio {
+            if let Some(prev) = self.clip_audio_at {
+                elapsed = elapsed.max(prev + AUDIO_EVERY);
+            }
+            self.clip_audio_at = Some(elapsed);
+        }
         let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
         self.peer.write_frame(now, mid, codec, time, data);
     }
