@@ -151,6 +151,7 @@ mod tests {
             participants: vec![p.clone()],
             viewers: vec![p],
             comparison: None,
+            recording: false,
         }
     }
 

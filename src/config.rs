@@ -171,6 +171,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub resume_grace: u64,
 
+    /// Where recordings are written (created when the first one starts). Nothing is
+    /// recorded unless the operator asks (`POST /api/rooms/ROOM/recording`).
+    #[arg(long, value_name = "DIR", default_value = "recordings")]
+    pub recordings: PathBuf,
+
     /// Offer no ICE-TCP candidate: media only over UDP. By default the HTTPS port also
     /// takes media over TCP (RFC 6544), for networks that pass HTTPS but block UDP;
     /// browsers use it only when UDP does not get through.
@@ -260,6 +265,8 @@ pub struct Config {
     pub tcp_media: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
+    /// Where recordings are written.
+    pub recordings: PathBuf,
 }
 
 /// Up to this many viewers a room stays on one worker: one core fans a packet out to
@@ -323,6 +330,7 @@ impl From<Args> for Config {
             resume_grace: Duration::from_secs(a.resume_grace),
             tcp_media: !a.no_tcp_media,
             header_timeout: Duration::from_secs(a.header_timeout),
+            recordings: a.recordings,
         }
     }
 }
@@ -331,6 +339,7 @@ impl Config {
     /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports,
     /// including the HTTP helper.
     pub fn loopback(certs_dir: PathBuf) -> Self {
+        let recordings = certs_dir.join("recordings");
         let any: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
         Config {
             listen: any,
@@ -360,6 +369,7 @@ impl Config {
             resume_grace: Duration::from_secs(30),
             tcp_media: true,
             header_timeout: Duration::from_secs(10),
+            recordings,
         }
     }
 }

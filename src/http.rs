@@ -65,6 +65,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/rooms/{name}/comparison", get(comparison))
         .merge(trust::router(state.trust.clone()))
         .merge(crate::whip::router())
+        .merge(crate::record::http::router())
         .fallback(get(asset))
         .with_state(state)
 }
@@ -106,7 +107,7 @@ struct TokenQuery {
 
 /// Who is asking: the audience its token (header or `?token=`) makes it. A query
 /// that does not parse carries no token.
-struct Caller(Audience);
+pub(crate) struct Caller(pub(crate) Audience);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = std::convert::Infallible;
@@ -154,6 +155,13 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
                 tcp_open: state.tcp.open(),
                 tcp_dropped: state.tcp.dropped(),
                 tcp_refused: state.tcp.refused(),
+                recording: crate::metrics::Recording {
+                    rooms: state.record_stats.rooms(),
+                    files_open: state.record_stats.files_open(),
+                    bytes: state.record_stats.bytes(),
+                    frames_dropped: state.record_stats.frames_dropped(),
+                    failures: state.record_stats.failures(),
+                },
             },
         ),
     )

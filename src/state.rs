@@ -28,4 +28,7 @@ pub(crate) struct AppState {
     pub(crate) resumes: Arc<Resumes>,
     /// ICE-TCP connections on the HTTPS port.
     pub(crate) tcp: Arc<TcpStats>,
+    /// Where recordings are written (`--recordings`), and what the recorder counted.
+    pub(crate) record_dir: Arc<std::path::PathBuf>,
+    pub(crate) record_stats: Arc<crate::record::RecordStats>,
 }

@@ -178,6 +178,7 @@ async function join(room, name, mode) {
   s.addEventListener('speaker', () => renderSpeaker(s));
   s.addEventListener('room', () => renderRoom(s));
   s.addEventListener('held', (ev) => renderHeld(s, /** @type {CustomEvent} */ (ev).detail.refused));
+  s.addEventListener('recording', () => renderRecording(s));
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -367,6 +368,18 @@ function renderHeld(s, refused = false) {
 
 /** More remote tiles than this, and the speaker's tile is moved first. */
 const SPEAKER_FIRST_OVER = 4;
+
+/**
+ * The "Recording" indicator, shown for as long as the server records the room; a
+ * recording that stopped by itself says why, under the bar.
+ * @param {CallSession} s
+ */
+function renderRecording(s) {
+  $('recording').hidden = !s.recording;
+  if (!s.recording && s.recordingMessage) {
+    $('path-reason').textContent = t('call.recordingStopped', { reason: s.recordingMessage });
+  }
+}
 
 /**
  * Outlines the active speaker's tile (yours too); with more than four others, moves

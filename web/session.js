@@ -76,6 +76,10 @@ export class CallSession extends EventTarget {
     this.serverSpeaker = null;
     /** The page's own speaker detection, while media arrives on the direct path. */
     this.directSpeaking = new DirectSpeaking(this);
+    /** The room is being recorded (the server says so from the first moment to the last). */
+    this.recording = false;
+    /** @type {string | null} Why the last recording stopped by itself. */
+    this.recordingMessage = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -979,6 +983,11 @@ export const SERVER_MSG_HANDLERS = {
     this.held = { audio: !!msg.audio, video: !!msg.video, by: msg.by };
     this.applyHeld();
     this.emit('held', { ...this.held, refused: false });
+  },
+  recording(msg) {
+    this.recording = !!msg.on;
+    this.recordingMessage = msg.message ?? null;
+    this.emit('recording', { on: this.recording, message: this.recordingMessage });
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

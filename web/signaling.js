@@ -35,6 +35,7 @@
  *   | {type: 'speaker', id: number | null}
  *   | {type: 'room', host: number | null, locked: boolean}
  *   | {type: 'held', audio: boolean, video: boolean, by: number}
+ *   | {type: 'recording', on: boolean, message?: string}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
  *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, switchable?: boolean, message: string}
@@ -63,7 +64,7 @@ export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answe
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

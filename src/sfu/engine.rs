@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::lanes::{self, Batch, Control, Report};
 use super::receive;
 use super::registry::{Quotas, Registry};
-use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
+use super::shard::{HttpAnswer, RecordError, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
 use super::worker::{self, ToReceive, WorkerLanes};
 use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
@@ -357,12 +357,44 @@ impl EngineHandle {
                     // The home knows the host and the lock; mirrors know neither.
                     r.host = r.host.or(room.host);
                     r.locked |= room.locked;
+                    r.recording |= room.recording;
                 }
                 None => rooms.push(room),
             }
         }
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Some(rooms)
+    }
+
+    /// Starts (`on`) or stops recording `room`; `Ok(false)` when it already was (or
+    /// was not). `message`: why a recording stopped by itself, for the room.
+    pub async fn recording(
+        &self,
+        room: &str,
+        on: bool,
+        message: Option<String>,
+    ) -> Result<bool, RecordError> {
+        let Some(home) = self.registry.home_of(room.trim()) else {
+            return Err(RecordError::NoRoom);
+        };
+        let (reply, rx) = oneshot::channel();
+        let msg = Control::Recording {
+            room: room.trim().to_string(),
+            on,
+            message,
+            reply,
+        };
+        if self.control[home].send(msg).await.is_err() {
+            return Err(RecordError::Off);
+        }
+        rx.await.unwrap_or(Err(RecordError::Off))
+    }
+
+    /// Stops every recording (the server is shutting down); how many there were.
+    pub async fn stop_recordings(&self) -> usize {
+        self.ask_all(|reply| Control::StopRecordings { reply })
+            .await
+            .map_or(0, |n| n.into_iter().sum())
     }
 
     /// Participants per worker, as the registry counts them.
@@ -404,6 +436,8 @@ pub struct Limits {
     pub max_per_address: usize,
     /// Sessions one client address may open per minute.
     pub joins_per_minute: u32,
+    /// Where recordings go (`None`: recording is off).
+    pub record: Option<crate::record::RecordSink>,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -445,6 +479,7 @@ pub(crate) fn spawn(
             connect_timeout: limits.connect_timeout,
             direct_rate: limits.direct_rate,
             chat: limits.chat,
+            record: limits.record.clone(),
         });
         let senders = media
             .sockets

@@ -236,7 +236,12 @@ impl Registry {
         self.lock().joins.len()
     }
 
-    /// The worker serving a participant, while it is routed.
+    /// The home worker of `room`, while it exists.
+    pub(crate) fn home_of(&self, room: &str) -> Option<usize> {
+        self.lock().rooms.get(room).map(|r| r.home)
+    }
+
+    /// The worker that serves participant `id`, if it is known.
     pub(crate) fn worker_of(&self, id: PeerId) -> Option<usize> {
         self.lock().peers.get(&id).map(|(w, _, _, _)| *w)
     }

@@ -301,6 +301,21 @@ impl Worker {
             Control::Rooms { reply } => {
                 let _ = reply.send(shard.rooms_snapshot());
             }
+            Control::Recording {
+                room,
+                on,
+                message,
+                reply,
+            } => {
+                let r = match on {
+                    true => shard.start_recording(Instant::now(), &room),
+                    false => Ok(shard.stop_recording(&room, message)),
+                };
+                let _ = reply.send(r);
+            }
+            Control::StopRecordings { reply } => {
+                let _ = reply.send(shard.stop_all_recordings());
+            }
             Control::Status { reply } => {
                 let counters = shard.counters();
                 let _ = reply.send(Report {

@@ -301,6 +301,15 @@ pub enum ServerMsg {
         video: bool,
         by: PeerId,
     },
+    /// The room is being recorded (`on`), or no longer; sent to everyone in the room,
+    /// viewers too, when it changes, and after `joined` while it is on. `message`
+    /// says why a recording stopped by itself (the disk is full, the recorder could
+    /// not keep up).
+    Recording {
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// This browser cannot decode participant `id`'s video codec (`decodable` false,
     /// `message` says why and what happens next), or decodes it again (true).
     PeerCodec {

@@ -78,6 +78,7 @@ impl Harness {
                         connect_timeout: std::time::Duration::from_secs(30),
                         direct_rate: 20,
                         chat: Default::default(),
+                        record: None,
                     })
                 })
                 .collect(),

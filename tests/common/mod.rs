@@ -188,6 +188,8 @@ pub struct Seen {
     pub held: Option<(bool, bool, PeerId)>,
     /// `peerMedia` messages: (id, audio, video).
     pub peer_media: Vec<(PeerId, bool, bool)>,
+    /// The `recording` messages: (on, message).
+    pub recording: Vec<(bool, Option<String>)>,
 }
 
 /// Commands to a running test participant.
@@ -215,6 +217,10 @@ pub enum PeerCmd {
     Resume(Box<Ws>),
     /// Send this message on the signaling connection.
     Say(ClientMsg),
+    /// Stop sending audio (`true`), or send it again.
+    Mute(bool),
+    /// Stop sending video (`true`: the camera is off), or send it again.
+    CameraOff(bool),
     /// Say goodbye and stop.
     Leave,
 }
@@ -245,13 +251,42 @@ impl TestPeer {
         role: Role,
         video: Codec,
     ) -> TestPeer {
-        Self::join_full(server, room, tag, role, video, None).await
+        Self::join_full(server, room, tag, role, video, None, None).await
     }
 
     /// Joins `room` as a participant `tag` with the `hostToken` `host_token`.
     pub async fn join_host(server: &Server, room: &str, tag: &str, host_token: &str) -> TestPeer {
         let token = Some(host_token);
-        Self::join_full(server, room, tag, Role::Participant, Codec::Vp8, token).await
+        Self::join_full(
+            server,
+            room,
+            tag,
+            Role::Participant,
+            Codec::Vp8,
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// Joins `room` as `tag`, sending the real VP8 and Opus frames of `clip` (for
+    /// tests that decode what was sent) instead of tagged frames.
+    pub async fn join_with_clip(
+        server: &Server,
+        room: &str,
+        tag: &str,
+        clip: Arc<clip::Clip>,
+    ) -> TestPeer {
+        Self::join_full(
+            server,
+            room,
+            tag,
+            Role::Participant,
+            Codec::Vp8,
+            None,
+            Some(clip),
+        )
+        .await
     }
 
     async fn join_full(
@@ -261,6 +296,7 @@ impl TestPeer {
         role: Role,
         video: Codec,
         host_token: Option<&str>,
+        clip: Option<Arc<clip::Clip>>,
     ) -> TestPeer {
         let mut ws = connect_ws(server).await;
         send(
@@ -285,7 +321,8 @@ impl TestPeer {
             ..Default::default()
         }));
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(tag, ws, seen.clone(), video).await;
+        let mut driver = Driver::new(tag, ws, seen.clone(), video).await;
+        driver.clip = clip;
         let task = tokio::spawn(driver.run(cmd_rx));
         TestPeer {
             tag: tag.into(),
@@ -309,6 +346,14 @@ impl TestPeer {
 
     pub fn command(&self, c: PeerCmd) {
         let _ = self.cmd.send(c);
+    }
+
+    /// A way to send this participant commands from another task.
+    pub fn command_handle(&self) -> impl Fn(PeerCmd) + Send + 'static {
+        let tx = self.cmd.clone();
+        move |c| {
+            let _ = tx.send(c);
+        }
     }
 
     /// Waits until `f` holds for what this participant has seen.
@@ -365,6 +410,16 @@ struct Driver {
     glare_pending: bool,
     keyframe_wanted: bool,
     start: Instant,
+    /// Real frames to send instead of tagged ones, and where in them it is.
+    clip: Option<Arc<clip::Clip>>,
+    clip_video: usize,
+    clip_audio: usize,
+    /// The clip's last audio time: each 20 ms frame is at least 20 ms after the one
+    /// before, like an encoder's sample clock (ticks that bunch up under load do not
+    /// make frames overlap), and follows the wall clock across a mute.
+    clip_audio_at: Option<Duration>,
+    muted: bool,
+    camera_off: bool,
 }
 
 impl Driver {
@@ -404,6 +459,12 @@ impl Driver {
             glare_pending: false,
             keyframe_wanted: true,
             start: now,
+            clip: None,
+            clip_video: 0,
+            clip_audio: 0,
+            clip_audio_at: None,
+            muted: false,
+            camera_off: false,
         }
     }
 
@@ -453,6 +514,8 @@ impl Driver {
                         }
                     }
                     Some(PeerCmd::SetLoss { up, down }) => self.loss = (up, down),
+                    Some(PeerCmd::Mute(m)) => self.muted = m,
+                    Some(PeerCmd::CameraOff(off)) => self.camera_off = off,
                     Some(PeerCmd::AddVideoTrack { glare: true }) => self.glare_pending = true,
                     Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
                     Some(PeerCmd::StopVideoTrack) => {
@@ -570,6 +633,9 @@ impl Driver {
             ServerMsg::Joined { id, .. } => self.seen.lock().unwrap().resumed_as.push(id),
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
+            ServerMsg::Recording { on, message } => {
+                self.seen.lock().unwrap().recording.push((on, message))
+            }
             ServerMsg::PeerCodec {
                 id,
                 codec,
@@ -628,6 +694,14 @@ impl Driver {
         if !self.peer.is_connected() {
             return;
         }
+        match kind {
+            MediaKind::Audio if self.muted => return,
+            MediaKind::Video if self.camera_off => return,
+            _ => {}
+        }
+        if let Some(clip) = self.clip.clone() {
+            return self.write_clip(kind, &clip);
+        }
         let (mid, codec, freq) = match kind {
             MediaKind::Audio => (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
             MediaKind::Video => (self.send_video, self.video, Frequency::NINETY_KHZ),
@@ -662,6 +736,51 @@ impl Driver {
         self.peer.write_frame(now, mid, codec, time, data);
     }
 }
+
+impl Driver {
+    /// The clip's next frame of `kind`, looped; after a keyframe request, the video
+    /// goes on from the clip's next keyframe (an encoder would make one).
+    fn write_clip(&mut self, kind: MediaKind, clip: &clip::Clip) {
+        let (mid, codec, freq, data) = match kind {
+            MediaKind::Audio => {
+                let data = clip.audio[self.clip_audio % clip.audio.len()].clone();
+                self.clip_audio += 1;
+                (
+                    self.send_audio,
+                    Codec::Opus,
+                    Frequency::FORTY_EIGHT_KHZ,
+                    data,
+                )
+            }
+            MediaKind::Video => {
+                let n = clip.video.len();
+                if self.keyframe_wanted {
+                    self.keyframe_wanted = false;
+                    let at = self.clip_video % n;
+                    let next = (at..n).find(|i| clip.video[*i].0).unwrap_or(0);
+                    self.clip_video = next;
+                }
+                let data = clip.video[self.clip_video % n].1.clone();
+                self.clip_video += 1;
+                (self.send_video, Codec::Vp8, Frequency::NINETY_KHZ, data)
+            }
+        };
+        let Some(mid) = mid else { return };
+        let now = Instant::now();
+        let mut elapsed = now - self.start;
+        if kind == MediaKind::Audio {
+            if let Some(prev) = self.clip_audio_at {
+                elapsed = elapsed.max(prev + AUDIO_EVERY);
+            }
+            self.clip_audio_at = Some(elapsed);
+        }
+        let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
+        self.peer.write_frame(now, mid, codec, time, data);
+    }
+}
+
+/// Real VP8 and Opus frames for the test participants (made with ffmpeg).
+pub mod clip;
 
 /// The next message of `ws`; never, while there is no connection.
 async fn next_message(

@@ -80,6 +80,7 @@ impl Sim {
                 connect_timeout: Duration::from_secs(30),
                 direct_rate: 20,
                 chat: Default::default(),
+                record: None,
             }),
             server,
             start: now,

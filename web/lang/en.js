@@ -47,6 +47,8 @@ export default {
   'quality.high': 'High',
   'quality.low': 'Low (save data)',
   'call.you': 'You',
+  'call.recording': 'Recording',
+  'call.recordingStopped': 'Recording stopped: {reason}',
   'call.alone': 'Waiting for others to join… Share',
   'call.controls': 'Call controls',
   'call.mic': 'Mic',

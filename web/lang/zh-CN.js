@@ -46,6 +46,8 @@ export default {
   'quality.high': '高清',
   'quality.low': '流畅（省流量）',
   'call.you': '我',
+  'call.recording': '正在录制',
+  'call.recordingStopped': '录制已停止：{reason}',
   'call.alone': '正在等待其他人加入…… 分享链接',
   'call.controls': '通话控制',
   'call.mic': '麦克风',

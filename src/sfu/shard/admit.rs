@@ -104,6 +104,7 @@ impl Shard {
         }
         self.tell_speaker(id, &room);
         self.tell_room(id, &room);
+        self.tell_recording(id, &room);
         self.send_chat_history(now, id);
     }
 
@@ -259,6 +260,7 @@ impl Shard {
         self.tell_speaker(id, &room);
         self.tell_room(id, &room);
         self.tell_held(id);
+        self.tell_recording(id, &room);
         let offer = self
             .peers
             .get(&id)
@@ -370,6 +372,13 @@ impl Shard {
         self.speaker_left(&peer.room, id);
         // The host left: the role passes on (everyone hears who has it).
         self.room_changed(&peer.room, before, None);
+        if !self.recorders.is_empty() {
+            self.record_ended(&peer.room, id, None);
+            if self.rooms.mode(&peer.room).is_none() {
+                // Nobody left in the room: its recording ends with it.
+                self.stop_recording(&peer.room, None);
+            }
+        }
         match (&peer.served, peer.role) {
             // The home tells the viewers about a mirrored publisher.
             (Served::StandIn { .. }, _) => {}

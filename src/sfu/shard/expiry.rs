@@ -95,6 +95,7 @@ mod tests {
             connect_timeout: Duration::from_secs(30),
             direct_rate: 20,
             chat: Default::default(),
+            record: None,
         })
     }
 

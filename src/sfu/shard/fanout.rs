@@ -106,6 +106,10 @@ impl Shard {
             }
         }
         self.fan_out(now, from, &packet);
+        // (no lookup per packet when nothing here is recorded)
+        if !self.recorders.is_empty() {
+            self.record_packet(now, from, &packet);
+        }
     }
 
     /// The m-line and simulcast layer of publisher `from`'s incoming stream `ssrc`,

@@ -252,6 +252,7 @@ impl Shard {
         self.out.push_back(Output::Link(from, msg));
         self.tell_speaker(id, &room_name);
         self.tell_room(id, &room_name);
+        self.tell_recording(id, &room_name);
         // After `Admitted` on the same link: the viewer is in by then.
         self.send_chat_history(now, id);
     }

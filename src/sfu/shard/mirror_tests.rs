@@ -18,6 +18,7 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         connect_timeout: std::time::Duration::from_secs(30),
         direct_rate: 20,
         chat: Default::default(),
+        record: None,
     })
 }
 

@@ -56,12 +56,14 @@ mod keyframes;
 mod mirror;
 mod negotiate;
 mod publish;
+mod record;
 mod route;
 mod snapshot;
 mod speaker;
 mod timers;
 
 pub use http::HttpAnswer;
+pub use record::RecordError;
 pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
 
 use super::driver::Drained;
@@ -102,6 +104,8 @@ pub struct ShardConfig {
     pub direct_rate: u32,
     /// The chat's limits, and whether viewers may write.
     pub chat: ChatLimits,
+    /// Where recorded frames go (`None`: recording is off).
+    pub record: Option<crate::record::RecordSink>,
 }
 
 /// Most media workers (one ufrag character names each).
@@ -203,6 +207,8 @@ pub struct Shard {
     pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
     /// Home side: who is speaking in each room where someone was heard lately.
     speakers: speaker::Speakers,
+    /// Home side: the recorders of the rooms being recorded.
+    recorders: HashMap<String, crate::record::room::RoomRecorder>,
 }
 
 impl Shard {
@@ -219,6 +225,7 @@ impl Shard {
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
             speakers: speaker::Speakers::default(),
+            recorders: HashMap::new(),
             cfg,
             dtls_cert,
             peers: FxHashMap::default(),

@@ -59,7 +59,9 @@ impl Shard {
                 local.ended_up.push((mid, up.kind, up.simulcast));
             }
         }
+        let room = peer.room.clone();
         let mut touched = Vec::new();
+        self.record_ended(&room, id, Some(mid));
         self.end_track((id, mid), &up, &mut touched);
         self.renegotiate(now, touched);
         if self.peers.get(&id).is_some_and(Peer::is_here) {

@@ -21,6 +21,8 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantSnapshot>,
     /// Receive-only viewers (browsers with `role=viewer`, WHEP players).
     pub viewers: Vec<ParticipantSnapshot>,
+    /// The room is being recorded.
+    pub recording: bool,
     /// The room's latest comparison report: not in `/api/rooms` (it can be tens of
     /// KiB), served at `/api/rooms/ROOM/comparison` under the same access rules.
     #[serde(skip)]
@@ -111,6 +113,7 @@ impl Shard {
                     participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
                     viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
                     comparison: self.rooms.comparison(&name),
+                    recording: self.recorders.contains_key(&name),
                     name,
                     mode,
                 }
