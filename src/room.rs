@@ -11,6 +11,9 @@ use crate::signaling::protocol::{Mode, PeerId, Role};
 /// A direct call connects two browsers to each other, so a direct room takes two.
 pub(crate) const DIRECT_CAPACITY: usize = 2;
 
+/// Screen shares a room allows at once unless changed (`Rooms::set_screen_limit`).
+pub(crate) const SCREEN_LIMIT: usize = 1;
+
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum JoinError {
@@ -38,6 +41,10 @@ struct Room {
     comparison: Option<Arc<serde_json::Value>>,
     /// The room's chat (its last messages, who posted when); it goes with the room.
     chat: ChatLog,
+    /// Participants sharing a screen, in the order they started.
+    screens: Vec<PeerId>,
+    /// Most screen shares at once ([`SCREEN_LIMIT`] unless a host allows more).
+    screen_limit: usize,
 }
 
 /// All rooms of the server. A room exists while it has members.
@@ -88,6 +95,8 @@ impl Rooms {
             },
             comparison: None,
             chat: ChatLog::default(),
+            screens: Vec::new(),
+            screen_limit: SCREEN_LIMIT,
         });
         let refused = match role {
             Role::Viewer if entry.mode == Mode::Direct => Some(JoinError::DirectNoViewers),
@@ -130,6 +139,7 @@ impl Rooms {
         };
         r.members.retain(|m| *m != id);
         r.viewers.retain(|m| *m != id);
+        r.screens.retain(|m| *m != id);
         r.chat.forget(id);
         let rest = r.members.clone();
         if rest.is_empty() && r.viewers.is_empty() {
@@ -152,6 +162,49 @@ impl Rooms {
             .get(room)
             .map(|r| r.members.as_slice())
             .unwrap_or(&[])
+    }
+
+    /// `id` starts sharing a screen in `room`: `Err` with the first sharer when the
+    /// room already has as many shares as it allows. Sharing again is fine.
+    pub(crate) fn start_screen(&mut self, room: &str, id: PeerId) -> Result<(), PeerId> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Err(id);
+        };
+        if r.screens.contains(&id) {
+            return Ok(());
+        }
+        if r.screens.len() >= r.screen_limit {
+            return Err(r.screens.first().copied().unwrap_or(id));
+        }
+        r.screens.push(id);
+        Ok(())
+    }
+
+    /// `id` stops sharing a screen in `room`; false when it was not sharing.
+    pub(crate) fn stop_screen(&mut self, room: &str, id: PeerId) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let before = r.screens.len();
+        r.screens.retain(|m| *m != id);
+        r.screens.len() != before
+    }
+
+    /// Whether `id` shares a screen in `room`.
+    #[cfg(test)]
+    pub(crate) fn is_sharing(&self, room: &str, id: PeerId) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.screens.contains(&id))
+    }
+
+    /// Allows `limit` screen shares at once in `room` (at least one); shares already
+    /// under way go on.
+    #[allow(dead_code)] // the host's action to allow more shares will call it
+    pub(crate) fn set_screen_limit(&mut self, room: &str, limit: usize) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.screen_limit = limit.max(1);
+        }
     }
 
     /// Keeps `report` as the room's latest comparison report (nothing if the room
@@ -277,6 +330,28 @@ mod tests {
         assert_eq!(r.capacity(Mode::Auto), 8);
         assert_eq!(r.mode("d"), Some(Mode::Direct));
         assert_eq!(r.names(), vec!["d".to_string()]);
+    }
+
+    #[test]
+    fn one_screen_share_at_a_time_unless_allowed_more() {
+        let mut r = Rooms::new(4, 0);
+        for id in 1..=3 {
+            r.join("s", id, Mode::Relay, Role::Participant).unwrap();
+        }
+        assert_eq!(r.start_screen("s", 1), Ok(()));
+        assert_eq!(r.start_screen("s", 1), Ok(()), "sharing again is fine");
+        assert_eq!(r.start_screen("s", 2), Err(1), "names who shares");
+        assert!(r.is_sharing("s", 1) && !r.is_sharing("s", 2));
+        r.set_screen_limit("s", 2);
+        assert_eq!(r.start_screen("s", 2), Ok(()));
+        assert_eq!(r.start_screen("s", 3), Err(1));
+        assert!(r.stop_screen("s", 1));
+        assert!(!r.stop_screen("s", 1));
+        // A sharer who leaves ends its share.
+        r.leave("s", 2);
+        assert!(!r.is_sharing("s", 2));
+        assert_eq!(r.start_screen("s", 3), Ok(()));
+        assert_eq!(r.start_screen("nowhere", 3), Err(3));
     }
 
     #[test]

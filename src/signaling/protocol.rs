@@ -136,6 +136,13 @@ pub enum ClientMsg {
     /// refused (`chatRefused`) when empty, longer than the server's `--chat-max-len`
     /// characters, over its `--chat-rate`, or from a viewer where viewers only read.
     Chat { text: String },
+    /// The m-line (`mid` of the page's transceiver) that carries this participant's
+    /// screen share, sent with or just before the offer that adds it; `null` when the
+    /// share stops. The server tags that track as a screen (`source` in the offers'
+    /// `tracks`), tells the room (`peerScreen`), or refuses it (`screenRefused`) when
+    /// the room already has as many shares as it allows; a refused track is not
+    /// forwarded.
+    Screen { mid: Option<String> },
     /// Leave the room and close the connection.
     Leave,
 }
@@ -150,6 +157,9 @@ pub struct PeerInfo {
     pub video: bool,
     /// The path this participant receives on, once known.
     pub path: Option<Path>,
+    /// It shares a screen (see `ClientMsg::Screen`).
+    #[serde(default)]
+    pub screen: bool,
 }
 
 impl PeerInfo {
@@ -161,6 +171,7 @@ impl PeerInfo {
             audio: true,
             video: true,
             path: None,
+            screen: false,
         }
     }
 }
@@ -255,6 +266,14 @@ pub enum ServerMsg {
         audio: bool,
         video: bool,
     },
+    /// Participant `id` started (`screen` true) or stopped sharing a screen; sent to
+    /// everyone in the room, viewers too. Its track arrives (or ends) in the server's
+    /// next offer, where `tracks` says `source: screen`.
+    PeerScreen { id: PeerId, screen: bool },
+    /// This participant's screen share is not forwarded: the room already has as many
+    /// shares as it allows (`screenBusy`), or the server stopped it (`screenStopped`).
+    /// The page stops sharing and shows `message`.
+    ScreenRefused { code: ErrorCode, message: String },
     /// Participant `id` is the room's active speaker (`null`: nobody speaks), sent to
     /// everyone in the room, viewers too, when it changes, and after `joined`.
     Speaker { id: Option<PeerId> },
@@ -342,11 +361,26 @@ pub struct ChatLine {
     pub ago_ms: u64,
 }
 
-/// Whose track an m-line of a server offer carries.
+/// Whose track an m-line of a server offer carries, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MidOwner {
     pub mid: String,
     pub peer: PeerId,
+    /// A camera, a microphone or a shared screen: the page shows a share large, and
+    /// an m-line that carried a camera may carry a screen next.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// What an up track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    #[default]
+    Camera,
+    Microphone,
+    /// A shared screen (the page said so with `screen`).
+    Screen,
 }
 
 /// Stable error codes on the wire.
@@ -378,6 +412,11 @@ pub enum ErrorCode {
     /// Too many messages of a kind too fast (direct signals, chat messages): this one
     /// was dropped (the limit is in the sentence).
     RateLimited,
+    /// (In `screenRefused`) the room already has as many screen shares as it allows.
+    ScreenBusy,
+    /// (In `screenRefused`) the server stopped this participant's screen share (a
+    /// host's action).
+    ScreenStopped,
     /// A `resume` named no participant that waits to be resumed (it left, its grace
     /// period is over, or the token is wrong); the connection closes: join again.
     ResumeRefused,

@@ -1,7 +1,7 @@
 //! Signaling messages from joined participants that are not negotiation: the path a
 //! participant receives on, its camera and microphone state, the size it shows videos
 //! at, its quality preference, direct-mode signals, chat messages (see [`super::chat`]),
-//! and leaving.
+//! its screen share (see [`super::screen`]), and leaving.
 
 use std::time::Instant;
 
@@ -75,6 +75,7 @@ impl Shard {
             }
             ClientMsg::Comparison { report } => self.handle_comparison(id, report),
             ClientMsg::Chat { text } => self.handle_chat(now, id, text),
+            ClientMsg::Screen { mid } => self.handle_screen(now, id, mid),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);
