@@ -7,6 +7,7 @@
  * &mode=relay|direct|auto picks the call path (default auto);
  * &role=viewer watches without sending (a player page);
  * &quality=auto|high|low sets the received video quality; &simulcast=0 sends one layer;
+ * &screenSimulcast=1 sends a screen share in three layers (default: one, hinted `detail`);
  * &token=T joins a room protected with a token;
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
@@ -73,9 +74,10 @@ let session = null;
 /**
  * What the page last showed, kept to render it again in another language.
  * @type {{state: {state: string, reason?: string, path?: string, canRelay?: boolean} | null,
- *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number}}
+ *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number,
+ *         localScreen: MediaStream | null, screenNote: string}}
  */
-const shown = { state: null, note: null, viewers: 0 };
+const shown = { state: null, note: null, viewers: 0, localScreen: null, screenNote: '' };
 /** The server's error messages seen, to show them from their code: message → code. */
 const serverErrors = new Map();
 /** @param {string | undefined} reason */
@@ -148,6 +150,7 @@ async function join(room, name, mode) {
     directTimeoutMs,
     role: viewer ? 'viewer' : 'participant',
     simulcast: params.get('simulcast') !== '0',
+    screenSimulcast: params.get('screenSimulcast') === '1',
     token: params.get('token') || '',
   });
   const quality = params.get('quality');
@@ -172,8 +175,23 @@ async function join(room, name, mode) {
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
-  s.addEventListener('peers', () => renderPeers(s));
+  s.addEventListener('peers', () => {
+    renderPeers(s);
+    renderStage(s);
+  });
   s.addEventListener('speaker', () => renderSpeaker(s));
+  s.addEventListener('screen', () => renderStage(s));
+  s.addEventListener('localScreen', (ev) => {
+    shown.localScreen = /** @type {CustomEvent} */ (ev).detail.stream;
+    setPressed('screen', !!shown.localScreen);
+    renderStage(s);
+  });
+  s.addEventListener('screenRefused', (ev) => {
+    const { code } = /** @type {CustomEvent} */ (ev).detail;
+    const sharer = [...s.peers.values()].find((p) => p.screen);
+    shown.screenNote = code === 'screenBusy' && sharer ? t('screen.busyName', { name: sharer.name }) : t(`error.${code}`);
+    renderScreenNote();
+  });
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -186,6 +204,9 @@ async function join(room, name, mode) {
   });
   s.addEventListener('joined', (ev) => {
     const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
+    // A share goes through the server: not in a direct call, nor where the browser
+    // cannot capture a screen (most phones, which can still watch one).
+    $('screen').hidden = viewer || roomMode === 'direct' || !CallSession.canShareScreen();
     if (roomMode !== mode) {
       shown.note = { roomMode };
       renderNote();
@@ -276,6 +297,7 @@ function renderPeers(s) {
     const tile = tileFor(id);
     /** @type {HTMLElement} */ (tile.querySelector('.who')).textContent = info.name;
     tile.classList.toggle('no-video', !info.video);
+    tile.classList.toggle('sharing', !!info.screen);
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : t('tile.muted');
     const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
@@ -313,6 +335,45 @@ function renderSpeaker(s) {
     const wasFront = tile.classList.contains('front');
     tile.classList.toggle('front', tile === front);
     if (tile === front && !wasFront) tile.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  }
+}
+
+/**
+ * The large area: a participant's screen share (the first, if a room allows more), or
+ * this page's own while it shares; the cameras go to a strip. Empty: the tiles again.
+ * @param {CallSession} s
+ */
+function renderStage(s) {
+  const video = /** @type {HTMLVideoElement} */ ($('stage-video'));
+  const [remote] = s.screens.entries();
+  const stream = remote ? remote[1] : shown.localScreen;
+  $('call').classList.toggle('presenting', !!stream);
+  $('stage').hidden = !stream;
+  if (remote) {
+    const name = s.peers.get(remote[0])?.name || '';
+    $('stage-label').textContent = t('screen.of', { name });
+    $('stage').dataset.peer = String(remote[0]);
+  } else {
+    $('stage-label').textContent = stream ? t('screen.yours') : '';
+    $('stage').dataset.peer = stream ? String(s.id) : '';
+  }
+  if (video.srcObject !== stream) {
+    video.srcObject = stream;
+    if (stream) video.play().catch((e) => console.debug(`stage play() refused: ${e?.name}`));
+  }
+}
+
+/** Why this page's share was refused or stopped, for a few seconds. */
+let screenNoteTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined);
+function renderScreenNote() {
+  $('screen-note').textContent = shown.screenNote;
+  $('screen-note').hidden = !shown.screenNote;
+  clearTimeout(screenNoteTimer);
+  if (shown.screenNote) {
+    screenNoteTimer = setTimeout(() => {
+      shown.screenNote = '';
+      renderScreenNote();
+    }, 8000);
   }
 }
 
@@ -410,7 +471,11 @@ function setPressed(id, on) {
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
   // The button's title says what a press does.
-  const title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  const title = {
+    mic: on ? 'call.micOff' : 'call.micOn',
+    cam: on ? 'call.camOff' : 'call.camOn',
+    screen: on ? 'screen.stopTitle' : 'screen.shareTitle',
+  }[id];
   if (title) b.setAttribute('data-i18n-attr', `title:${title}`);
   if (title) b.title = t(title);
 }
@@ -427,6 +492,19 @@ $('cam').addEventListener('click', () => {
   session.setCamera(on);
   setPressed('cam', on);
   $('self-tile').classList.toggle('no-video', !on);
+});
+$('screen').addEventListener('click', () => {
+  if (!session) return;
+  if (session.screenTrack) {
+    session.stopScreen();
+    return;
+  }
+  session.shareScreen().catch((e) => {
+    // Cancelled in the browser's picker: nothing to say.
+    if (e?.name === 'NotAllowedError' || e?.name === 'AbortError') return;
+    shown.screenNote = t('screen.failed', { reason: String(e?.message || e) });
+    renderScreenNote();
+  });
 });
 $('hangup').addEventListener('click', () => {
   session?.hangup();
@@ -500,6 +578,7 @@ document.addEventListener('langchange', () => {
   renderNote();
   renderWatching();
   if (session) renderPeers(session);
+  if (session) renderStage(session);
   for (const tile of tiles.values()) {
     if (tile.classList.contains('tap-to-play')) tile.dataset.tapLabel = t('tile.tapToPlay');
   }

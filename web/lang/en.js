@@ -57,6 +57,13 @@ export default {
   'call.camOn': 'Turn camera on',
   'call.watch': 'Watch link',
   'call.watchTitle': 'Share a link to watch this call',
+  'screen.share': 'Share screen',
+  'screen.shareTitle': 'Share your screen',
+  'screen.stopTitle': 'Stop sharing your screen',
+  'screen.of': '{name}\'s screen',
+  'screen.yours': 'You are sharing your screen',
+  'screen.busyName': '{name} is already sharing a screen; one person shares at a time.',
+  'screen.failed': 'Could not share the screen: {reason}',
   'call.pip': 'PiP',
   'call.pipTitle': 'Picture in picture',
   'call.info': 'Quality',
@@ -157,6 +164,8 @@ export default {
   'error.noSuchPeer': 'That participant is not in this room.',
   'error.unavailable': 'The server is busy or shutting down; try again later.',
   'error.resumeRefused': 'The server no longer has this call; join again.',
+  'error.screenBusy': 'Someone is already sharing a screen; one person shares at a time.',
+  'error.screenStopped': 'Your screen share was stopped.',
   'error.rateLimited': 'Too many messages at once; one was dropped.',
 
   // The path comparison panel (compare.js)

@@ -56,6 +56,13 @@ export default {
   'call.camOn': '打开摄像头',
   'call.watch': '观看链接',
   'call.watchTitle': '分享观看这场通话的链接',
+  'screen.share': '共享屏幕',
+  'screen.shareTitle': '共享你的屏幕',
+  'screen.stopTitle': '停止共享屏幕',
+  'screen.of': '{name} 的屏幕',
+  'screen.yours': '你正在共享屏幕',
+  'screen.busyName': '{name} 正在共享屏幕；同一时间只能有一人共享。',
+  'screen.failed': '无法共享屏幕：{reason}',
   'call.pip': '画中画',
   'call.pipTitle': '画中画',
   'call.info': '画质',
@@ -154,6 +161,8 @@ export default {
   'error.noSuchPeer': '这个房间里没有该参与者。',
   'error.unavailable': '服务器繁忙或正在关闭，请稍后再试。',
   'error.resumeRefused': '服务器上已没有这次通话，请重新加入。',
+  'error.screenBusy': '已有人在共享屏幕；同一时间只能有一人共享。',
+  'error.screenStopped': '你的屏幕共享已被停止。',
   'error.rateLimited': '消息发送过于频繁，其中一条已被丢弃。',
 
   // The path comparison panel (compare.js)
