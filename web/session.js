@@ -758,7 +758,17 @@ export class CallSession extends EventTarget {
     if (!this.relay) this.startRelay();
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 30 } }, audio: false });
     const track = stream.getVideoTracks()[0];
-    if (!track) return;
+    if (track) this.shareTrack(track);
+  }
+
+  /**
+   * Sends `track` as this page's screen share (what `shareScreen` captured; a
+   * benchmark gives a canvas's track).
+   * @param {MediaStreamTrack} track
+   */
+  shareTrack(track) {
+    if (this.screenTrack || this.role === 'viewer') return;
+    if (!this.relay) this.startRelay();
     if (!this.screenSimulcast) track.contentHint = 'detail';
     this.screenTrack = track;
     // The browser's "Stop sharing" bar (or the shared window closing) ends the track.
