@@ -4,6 +4,7 @@
 //! the first stops); a sharer who leaves ends its share; a WHEP player with one video
 //! m-line gets the screen instead of the camera while a share is on, and the camera
 //! again afterwards.
+#![allow(clippy::disallowed_methods)] // tests read the clock
 
 mod common;
 

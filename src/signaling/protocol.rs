@@ -606,6 +606,47 @@ mod tests {
     }
 
     #[test]
+    fn screen_messages_are_camel_case() {
+        let up: ClientMsg = serde_json::from_str(r#"{"type":"screen","mid":"3"}"#).unwrap();
+        assert_eq!(
+            up,
+            ClientMsg::Screen {
+                mid: Some("3".into())
+            }
+        );
+        let stop: ClientMsg = serde_json::from_str(r#"{"type":"screen","mid":null}"#).unwrap();
+        assert_eq!(stop, ClientMsg::Screen { mid: None });
+        let offer = ServerMsg::Offer {
+            sdp: "v=0".into(),
+            tracks: vec![MidOwner {
+                mid: "4".into(),
+                peer: 7,
+                source: Source::Screen,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&offer).unwrap(),
+            r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"4","peer":7,"source":"screen"}]}"#
+        );
+        let refused = ServerMsg::ScreenRefused {
+            code: ErrorCode::ScreenBusy,
+            message: "Ann is already sharing a screen".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"type":"screenRefused","code":"screenBusy","message":"Ann is already sharing a screen"}"#
+        );
+        let on = ServerMsg::PeerScreen {
+            id: 7,
+            screen: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&on).unwrap(),
+            r#"{"type":"peerScreen","id":7,"screen":true}"#
+        );
+    }
+
+    #[test]
     fn direct_signals_round_trip() {
         let m: ClientMsg = serde_json::from_str(
             r#"{"type":"direct","to":2,"signal":{"kind":"candidate","candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#,

@@ -11,7 +11,7 @@ use tracing::info;
 use super::Shard;
 use crate::sfu::peer::Peer;
 use crate::signaling::protocol::{
-    ClientMsg, ErrorCode, Path, PeerId, Role, ServerMsg, MAX_REPORT_BYTES,
+    ClientMsg, ErrorCode, Path, PeerId, Role, ServerMsg, Source, MAX_REPORT_BYTES,
 };
 
 impl Shard {
@@ -60,7 +60,10 @@ impl Shard {
             ClientMsg::Render { peer, width, .. } => {
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
                     for ((src, _), d) in l.down.iter_mut() {
-                        if *src == peer && d.kind == MediaKind::Video {
+                        // The size of the participant's tile: its camera's, not its
+                        // screen share's, which the page shows large.
+                        if *src == peer && d.kind == MediaKind::Video && d.source != Source::Screen
+                        {
                             d.render_width = (width > 0).then_some(width);
                         }
                     }
