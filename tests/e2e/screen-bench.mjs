@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { startServer, launchBrowser, newPage, waitFor, gotoRetry, loopbackNamespace } from './lib.mjs';
 
-const LIMIT_KBPS = Number(process.env.LIMIT_KBPS || 1000);
+const LIMIT_KBPS = Number(process.env.LIMIT_KBPS || 2000);
 const WARM_MS = 8000;
 const MEASURE_MS = 12000;
 
@@ -86,7 +86,7 @@ async function run(setting, limited) {
   await gotoRetry(bob, `${url}&name=Bob`);
   await waitFor(async () => bob.evaluate(() => !!(/** @type {any} */ (window)).lanrelay?.session?.relay), 15000, 'Bob connects');
   // Shaped once the pages are loaded (a page load through the bucket takes long).
-  if (limited) tc('add', 'tbf', 'rate', `${LIMIT_KBPS}kbit`, 'burst', '32kbit', 'latency', '100ms');
+  if (limited) tc('add', 'tbf', 'rate', `${LIMIT_KBPS}kbit`, 'burst', '64kbit', 'latency', '300ms');
   await ann.evaluate(shareTextPage);
   await waitFor(async () => bob.evaluate(() => !!(/** @type {HTMLVideoElement} */ (document.getElementById('stage-video'))).videoWidth), 20000, 'Bob gets the share');
   await bob.waitForTimeout(WARM_MS);
