@@ -352,10 +352,12 @@ function renderStage(s) {
   if (remote) {
     const name = s.peers.get(remote[0])?.name || '';
     $('stage-label').textContent = t('screen.of', { name });
-    $('stage').dataset.peer = String(remote[0]);
+    $('stage').dataset.sharer = String(remote[0]);
   } else {
     $('stage-label').textContent = stream ? t('screen.yours') : '';
-    $('stage').dataset.peer = stream ? String(s.id) : '';
+    // Not `data-peer`: that names the tiles.
+    if (stream) $('stage').dataset.sharer = String(s.id);
+    else delete $('stage').dataset.sharer;
   }
   if (video.srcObject !== stream) {
     video.srcObject = stream;

@@ -46,7 +46,7 @@ async function stage(page) {
       time: v.currentTime,
       fit: getComputedStyle(v).objectFit,
       label: document.getElementById('stage-label')?.textContent || '',
-      peer: s.dataset.peer || '',
+      sharer: s.dataset.sharer || '',
       stageHeight: s.offsetHeight,
       tilesHeight: document.getElementById('tiles')?.offsetHeight || 0,
     };
@@ -97,7 +97,7 @@ test('screen: a share is decoded at full size in the large area everywhere, and 
       assert.ok(b.time > a.time, `${name}: the share plays`);
       assert.equal(b.presenting, true);
       assert.equal(b.fit, 'contain', 'never cropped');
-      assert.equal(b.peer, String(sent.id));
+      assert.equal(b.sharer, String(sent.id));
       assert.match(b.label, /Ann/);
       assert.ok(b.stageHeight > b.tilesHeight, `${name}: the share is the large area (${b.stageHeight} px) above the cameras' strip (${b.tilesHeight} px)`);
       const cameraStill = await p.evaluate(() => !!document.querySelector('.tile.remote video')?.videoWidth);
