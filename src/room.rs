@@ -8,10 +8,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::chat::ChatLog;
-use crate::signaling::protocol::{Mode, PeerId, Role};
+use crate::signaling::protocol::{Mode, PeerId, Role, ServerMsg, Source};
 
 /// A direct call connects two browsers to each other, so a direct room takes two.
 pub(crate) const DIRECT_CAPACITY: usize = 2;
+
+/// Screen shares a room allows at once unless changed (`Rooms::set_screen_limit`).
+pub(crate) const SCREEN_LIMIT: usize = 1;
 
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,14 +54,6 @@ impl Joiner {
     }
 }
 
-/// A source of a participant's media that a host can stop. Each up track has one
-/// (audio: the microphone; video: the camera); a screen share would be a third.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    Microphone,
-    Camera,
-}
-
 /// Where one source of a participant stands with the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Hold {
@@ -88,10 +83,13 @@ pub(crate) struct Holds {
 pub(crate) struct HeldByHost;
 
 impl Holds {
-    fn slot(&mut self, source: Source) -> &mut Hold {
+    /// A screen share is not held: the host stops it (`Shard::stop_screen`), and the
+    /// participant may share again.
+    fn slot(&mut self, source: Source) -> Option<&mut Hold> {
         match source {
-            Source::Microphone => &mut self.microphone,
-            Source::Camera => &mut self.camera,
+            Source::Microphone => Some(&mut self.microphone),
+            Source::Camera => Some(&mut self.camera),
+            Source::Screen => None,
         }
     }
 
@@ -99,6 +97,7 @@ impl Holds {
         match source {
             Source::Microphone => self.microphone,
             Source::Camera => self.camera,
+            Source::Screen => Hold::Free,
         }
     }
 
@@ -125,10 +124,12 @@ impl Holds {
 
     /// Host `by` stops `source`; false if it was held already.
     pub(crate) fn hold(&mut self, source: Source, by: PeerId) -> bool {
-        self.by = Some(by);
-        let slot = self.slot(source);
+        let Some(slot) = self.slot(source) else {
+            return false;
+        };
         let changed = *slot != Hold::Held;
         *slot = Hold::Held;
+        self.by = Some(by);
         changed
     }
 
@@ -137,8 +138,7 @@ impl Holds {
     pub(crate) fn release(&mut self, by: PeerId) -> bool {
         let mut changed = false;
         for source in [Source::Microphone, Source::Camera] {
-            let slot = self.slot(source);
-            if *slot == Hold::Held {
+            if let Some(slot) = self.slot(source).filter(|s| **s == Hold::Held) {
                 *slot = Hold::Released;
                 changed = true;
             }
@@ -152,7 +152,9 @@ impl Holds {
     /// The participant turns `source` on: refused while held; `Ok(true)` when
     /// forwarding resumes with it (it was stopped by a host before).
     pub(crate) fn turn_on(&mut self, source: Source) -> Result<bool, HeldByHost> {
-        let slot = self.slot(source);
+        let Some(slot) = self.slot(source) else {
+            return Ok(false);
+        };
         match *slot {
             Hold::Held => Err(HeldByHost),
             Hold::Released => {
@@ -170,6 +172,19 @@ impl Holds {
 pub(crate) struct HostState {
     pub(crate) host: Option<PeerId>,
     pub(crate) locked: bool,
+    /// More than one screen share at a time is allowed.
+    pub(crate) many_shares: bool,
+}
+
+impl HostState {
+    /// The `room` message that says it.
+    pub(crate) fn message(self) -> ServerMsg {
+        ServerMsg::Room {
+            host: self.host,
+            locked: self.locked,
+            many_shares: self.many_shares,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -194,6 +209,10 @@ struct Room {
     /// New participants and viewers are refused, but for host-token holders; lifted
     /// by the host, or when no participant is left to lift it.
     locked: bool,
+    /// Participants sharing a screen, in the order they started.
+    screens: Vec<PeerId>,
+    /// Most screen shares at once ([`SCREEN_LIMIT`] unless a host allows more).
+    screen_limit: usize,
 }
 
 /// All rooms of the server. A room exists while it has members.
@@ -248,6 +267,8 @@ impl Rooms {
             host: None,
             hostless: Vec::new(),
             locked: false,
+            screens: Vec::new(),
+            screen_limit: SCREEN_LIMIT,
         });
         let refused = match role {
             _ if entry.locked && !who.host_token => Some(JoinError::Locked),
@@ -298,6 +319,7 @@ impl Rooms {
             .map(|r| HostState {
                 host: r.host,
                 locked: r.locked,
+                many_shares: r.screen_limit > SCREEN_LIMIT,
             })
             .unwrap_or_default()
     }
@@ -340,6 +362,7 @@ impl Rooms {
         r.members.retain(|m| *m != id);
         r.viewers.retain(|m| *m != id);
         r.hostless.retain(|m| *m != id);
+        r.screens.retain(|m| *m != id);
         r.chat.forget(id);
         if r.host == Some(id) {
             // The participant present longest takes over (members are in joining
@@ -371,6 +394,48 @@ impl Rooms {
             .get(room)
             .map(|r| r.members.as_slice())
             .unwrap_or(&[])
+    }
+
+    /// `id` starts sharing a screen in `room`: `Err` with the first sharer when the
+    /// room already has as many shares as it allows. Sharing again is fine.
+    pub(crate) fn start_screen(&mut self, room: &str, id: PeerId) -> Result<(), PeerId> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Err(id);
+        };
+        if r.screens.contains(&id) {
+            return Ok(());
+        }
+        if r.screens.len() >= r.screen_limit {
+            return Err(r.screens.first().copied().unwrap_or(id));
+        }
+        r.screens.push(id);
+        Ok(())
+    }
+
+    /// `id` stops sharing a screen in `room`; false when it was not sharing.
+    pub(crate) fn stop_screen(&mut self, room: &str, id: PeerId) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let before = r.screens.len();
+        r.screens.retain(|m| *m != id);
+        r.screens.len() != before
+    }
+
+    /// Whether `id` shares a screen in `room`.
+    #[cfg(test)]
+    pub(crate) fn is_sharing(&self, room: &str, id: PeerId) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.screens.contains(&id))
+    }
+
+    /// Allows `limit` screen shares at once in `room` (at least one); shares already
+    /// under way go on.
+    pub(crate) fn set_screen_limit(&mut self, room: &str, limit: usize) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.screen_limit = limit.max(1);
+        }
     }
 
     /// Keeps `report` as the room's latest comparison report (nothing if the room
@@ -511,6 +576,29 @@ mod tests {
         assert_eq!(r.capacity(Mode::Auto), 8);
         assert_eq!(r.mode("d"), Some(Mode::Direct));
         assert_eq!(r.names(), vec!["d".to_string()]);
+    }
+
+    #[test]
+    fn one_screen_share_at_a_time_unless_allowed_more() {
+        let mut r = Rooms::new(4, 0);
+        for id in 1..=3 {
+            r.join("s", id, Mode::Relay, Joiner::plain(Role::Participant))
+                .unwrap();
+        }
+        assert_eq!(r.start_screen("s", 1), Ok(()));
+        assert_eq!(r.start_screen("s", 1), Ok(()), "sharing again is fine");
+        assert_eq!(r.start_screen("s", 2), Err(1), "names who shares");
+        assert!(r.is_sharing("s", 1) && !r.is_sharing("s", 2));
+        r.set_screen_limit("s", 2);
+        assert_eq!(r.start_screen("s", 2), Ok(()));
+        assert_eq!(r.start_screen("s", 3), Err(1));
+        assert!(r.stop_screen("s", 1));
+        assert!(!r.stop_screen("s", 1));
+        // A sharer who leaves ends its share.
+        r.leave("s", 2);
+        assert!(!r.is_sharing("s", 2));
+        assert_eq!(r.start_screen("s", 3), Ok(()));
+        assert_eq!(r.start_screen("nowhere", 3), Err(3));
     }
 
     #[test]

@@ -7,6 +7,7 @@
  * &mode=relay|direct|auto picks the call path (default auto);
  * &role=viewer watches without sending (a player page);
  * &quality=auto|high|low sets the received video quality; &simulcast=0 sends one layer;
+ * &screenSimulcast=1 sends a screen share in three layers (default: one, hinted `detail`);
  * &token=T joins a room protected with a token;
  * &host=T joins as the room's host (T: the room's token or the operator token);
  * &vcodec=h264|vp8 makes this page send that video codec.
@@ -74,9 +75,10 @@ let session = null;
 /**
  * What the page last showed, kept to render it again in another language.
  * @type {{state: {state: string, reason?: string, path?: string, canRelay?: boolean} | null,
- *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number}}
+ *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number,
+ *         localScreen: MediaStream | null, screenNote: string}}
  */
-const shown = { state: null, note: null, viewers: 0 };
+const shown = { state: null, note: null, viewers: 0, localScreen: null, screenNote: '' };
 /** The server's error messages seen, to show them from their code: message → code. */
 const serverErrors = new Map();
 /** @param {string | undefined} reason */
@@ -149,6 +151,7 @@ async function join(room, name, mode) {
     directTimeoutMs,
     role: viewer ? 'viewer' : 'participant',
     simulcast: params.get('simulcast') !== '0',
+    screenSimulcast: params.get('screenSimulcast') === '1',
     token: params.get('token') || '',
     hostToken: params.get('host') || '',
   });
@@ -174,11 +177,26 @@ async function join(room, name, mode) {
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
-  s.addEventListener('peers', () => renderPeers(s));
+  s.addEventListener('peers', () => {
+    renderPeers(s);
+    renderStage(s);
+  });
   s.addEventListener('speaker', () => renderSpeaker(s));
   s.addEventListener('room', () => renderRoom(s));
   s.addEventListener('held', (ev) => renderHeld(s, /** @type {CustomEvent} */ (ev).detail.refused));
   s.addEventListener('recording', () => renderRecording(s));
+  s.addEventListener('screen', () => renderStage(s));
+  s.addEventListener('localScreen', (ev) => {
+    shown.localScreen = /** @type {CustomEvent} */ (ev).detail.stream;
+    setPressed('screen', !!shown.localScreen);
+    renderStage(s);
+  });
+  s.addEventListener('screenRefused', (ev) => {
+    const { code } = /** @type {CustomEvent} */ (ev).detail;
+    const sharer = [...s.peers.values()].find((p) => p.screen);
+    shown.screenNote = code === 'screenBusy' && sharer ? t('screen.busyName', { name: sharer.name }) : t(`error.${code}`);
+    renderScreenNote();
+  });
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -191,6 +209,9 @@ async function join(room, name, mode) {
   });
   s.addEventListener('joined', (ev) => {
     const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
+    // A share goes through the server: not in a direct call, nor where the browser
+    // cannot capture a screen (most phones, which can still watch one).
+    $('screen').hidden = viewer || roomMode === 'direct' || !CallSession.canShareScreen();
     if (roomMode !== mode) {
       shown.note = { roomMode };
       renderNote();
@@ -281,6 +302,7 @@ function renderPeers(s) {
     const tile = tileFor(id);
     /** @type {HTMLElement} */ (tile.querySelector('.who')).textContent = info.name;
     tile.classList.toggle('no-video', !info.video);
+    tile.classList.toggle('sharing', !!info.screen);
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : t('tile.muted');
     const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
@@ -316,6 +338,11 @@ function renderRoom(s) {
   const key = s.locked ? 'host.unlock' : 'host.lock';
   /** @type {HTMLElement} */ (lock.querySelector('.label')).textContent = t(key);
   lock.title = t(s.locked ? 'host.unlockTitle' : 'host.lockTitle');
+  const shares = $('shares');
+  shares.hidden = viewer || !s.isHost || s.mode === 'direct';
+  shares.setAttribute('aria-pressed', String(s.manyShares));
+  /** @type {HTMLElement} */ (shares.querySelector('.label')).textContent = t(s.manyShares ? 'host.oneShare' : 'host.allowShares');
+  shares.title = t(s.manyShares ? 'host.oneShareTitle' : 'host.allowSharesTitle');
   renderHostControls(s);
 }
 
@@ -340,6 +367,7 @@ function renderHostControls(s) {
       if (action === 'mute') button.hidden = held;
       if (action === 'allowUnmute') button.hidden = !held;
       if (action === 'stopVideo') button.disabled = !info.video;
+      if (action === 'stopScreen') button.hidden = !info.screen;
     }
   }
 }
@@ -399,6 +427,47 @@ function renderSpeaker(s) {
   }
 }
 
+/**
+ * The large area: a participant's screen share (the first, if a room allows more), or
+ * this page's own while it shares; the cameras go to a strip. Empty: the tiles again.
+ * @param {CallSession} s
+ */
+function renderStage(s) {
+  const video = /** @type {HTMLVideoElement} */ ($('stage-video'));
+  const [remote] = s.screens.entries();
+  const stream = remote ? remote[1] : shown.localScreen;
+  $('call').classList.toggle('presenting', !!stream);
+  $('stage').hidden = !stream;
+  if (remote) {
+    const name = s.peers.get(remote[0])?.name || '';
+    $('stage-label').textContent = t('screen.of', { name });
+    $('stage').dataset.sharer = String(remote[0]);
+  } else {
+    $('stage-label').textContent = stream ? t('screen.yours') : '';
+    // Not `data-peer`: that names the tiles.
+    if (stream) $('stage').dataset.sharer = String(s.id);
+    else delete $('stage').dataset.sharer;
+  }
+  if (video.srcObject !== stream) {
+    video.srcObject = stream;
+    if (stream) video.play().catch((e) => console.debug(`stage play() refused: ${e?.name}`));
+  }
+}
+
+/** Why this page's share was refused or stopped, for a few seconds. */
+let screenNoteTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined);
+function renderScreenNote() {
+  $('screen-note').textContent = shown.screenNote;
+  $('screen-note').hidden = !shown.screenNote;
+  clearTimeout(screenNoteTimer);
+  if (shown.screenNote) {
+    screenNoteTimer = setTimeout(() => {
+      shown.screenNote = '';
+      renderScreenNote();
+    }, 8000);
+  }
+}
+
 /** @param {number} id */
 function tileFor(id) {
   let tile = tiles.get(id);
@@ -417,7 +486,7 @@ function tileFor(id) {
   const controls = document.createElement('div');
   controls.className = 'host-controls';
   controls.hidden = true;
-  for (const action of ['mute', 'allowUnmute', 'stopVideo', 'remove', 'makeHost']) {
+  for (const action of ['mute', 'allowUnmute', 'stopVideo', 'stopScreen', 'remove', 'makeHost']) {
     const b = document.createElement('button');
     b.type = 'button';
     b.dataset.action = action;
@@ -509,7 +578,11 @@ function setPressed(id, on) {
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
   // The button's title says what a press does.
-  let title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  let title = {
+    mic: on ? 'call.micOff' : 'call.micOn',
+    cam: on ? 'call.camOff' : 'call.camOn',
+    screen: on ? 'screen.stopTitle' : 'screen.shareTitle',
+  }[id];
   // Held by the host: the button says who turned it off.
   if (id === 'mic' && session?.held.audio) title = 'host.micHeld';
   if (id === 'cam' && session?.held.video) title = 'host.camHeld';
@@ -531,6 +604,22 @@ $('cam').addEventListener('click', () => {
 });
 $('lock').addEventListener('click', () => {
   if (session) session.hostAction(session.locked ? 'unlock' : 'lock');
+});
+$('shares').addEventListener('click', () => {
+  if (session) session.hostAction(session.manyShares ? 'oneShare' : 'allowShares');
+});
+$('screen').addEventListener('click', () => {
+  if (!session) return;
+  if (session.screenTrack) {
+    session.stopScreen();
+    return;
+  }
+  session.shareScreen().catch((e) => {
+    // Cancelled in the browser's picker: nothing to say.
+    if (e?.name === 'NotAllowedError' || e?.name === 'AbortError') return;
+    shown.screenNote = t('screen.failed', { reason: String(e?.message || e) });
+    renderScreenNote();
+  });
 });
 $('hangup').addEventListener('click', () => {
   session?.hangup();
@@ -605,6 +694,7 @@ document.addEventListener('langchange', () => {
   renderWatching();
   if (session) {
     renderPeers(session);
+    renderStage(session);
     renderRoom(session);
     if (session.held.by) renderHeld(session);
   }

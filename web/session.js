@@ -30,6 +30,9 @@
  * - `speaker` {id: number|null}                  the room's active speaker (this.id: you)
  * - `room`    {host: number|null, locked: boolean} who hosts the room, and its lock
  * - `held`    {audio, video, by}                   what the host stopped this page sending
+ * - `screen`  {peerId, stream|null}               a participant's screen share arrived (relay) or ended
+ * - `localScreen` {stream|null}                   this page's own share started or stopped
+ * - `screenRefused` {code, message}               the server refused or stopped this page's share
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -45,7 +48,7 @@ export class CallSession extends EventTarget {
   /**
    * @param {{room: string, name: string, url?: string, videoCodec?: string,
    *          mode?: string, directTimeoutMs?: number, role?: string, simulcast?: boolean,
-   *          token?: string, hostToken?: string}} opts
+   *          screenSimulcast?: boolean, token?: string, hostToken?: string}} opts
    */
   constructor(opts) {
     super();
@@ -53,6 +56,17 @@ export class CallSession extends EventTarget {
     this.role = opts.role === 'viewer' ? 'viewer' : 'participant';
     /** Send video to the server in three layers. */
     this.simulcast = opts.simulcast !== false;
+    /**
+     * Send a screen share in three layers too; by default it goes in one layer with
+     * the content hint `detail`, which keeps small text sharp (docs/benchmarks.md).
+     */
+    this.screenSimulcast = !!opts.screenSimulcast;
+    /** This page's screen share, while it shares. */
+    /** @type {MediaStreamTrack | null} */
+    this.screenTrack = null;
+    /** Participants' screen shares received through the server, by participant. */
+    /** @type {Map<number, MediaStream>} */
+    this.screens = new Map();
     /** The room's token, for rooms that need one. */
     this.token = opts.token || '';
     /** The room's or the operator's token: joins as the room's host (`?host=`). */
@@ -61,6 +75,8 @@ export class CallSession extends EventTarget {
     /** @type {number | null} */
     this.hostId = null;
     this.locked = false;
+    /** The host lets several participants share a screen at once. */
+    this.manyShares = false;
     /** What the host holds of this page's media (true: may not turn it on). */
     this.held = { audio: false, video: false, by: 0 };
     /** Participants this page, as host, muted and has not allowed back yet. */
@@ -391,6 +407,12 @@ export class CallSession extends EventTarget {
       const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
       this.streams.relay.set(peerId, stream);
       this.emit('stream', { peerId, stream, path: 'relay' });
+    });
+    link.addEventListener('screen', (ev) => {
+      const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
+      if (stream) this.screens.set(peerId, stream);
+      else this.screens.delete(peerId);
+      this.emit('screen', { peerId, stream });
     });
     link.addEventListener('state', (ev) => this.onRelayState(link, /** @type {CustomEvent} */ (ev).detail));
     link.addEventListener('silent', (ev) => this.onRelaySilent(link, /** @type {CustomEvent} */ (ev).detail.silent));
@@ -749,6 +771,52 @@ export class CallSession extends EventTarget {
     this.sig?.send({ type: 'chat', text });
   }
 
+  // ---- screen sharing ----------------------------------------------------------------
+
+  /** Whether this browser can share a screen (phones mostly cannot). */
+  static canShareScreen() {
+    return typeof navigator !== 'undefined' && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+  }
+
+  /**
+   * Asks the browser for a screen, window or tab and sends it through the server as
+   * a second video track (the camera goes on). The browser's own "Stop sharing"
+   * ends it like `stopScreen`. Rejects when the person cancels the picker.
+   */
+  async shareScreen() {
+    if (this.screenTrack || this.role === 'viewer') return;
+    if (!this.relay) this.startRelay();
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 30 } }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    if (track) this.shareTrack(track);
+  }
+
+  /**
+   * Sends `track` as this page's screen share (what `shareScreen` captured; a
+   * benchmark gives a canvas's track).
+   * @param {MediaStreamTrack} track
+   */
+  shareTrack(track) {
+    if (this.screenTrack || this.role === 'viewer') return;
+    if (!this.relay) this.startRelay();
+    if (!this.screenSimulcast) track.contentHint = 'detail';
+    this.screenTrack = track;
+    // The browser's "Stop sharing" bar (or the shared window closing) ends the track.
+    track.addEventListener('ended', () => this.stopScreen());
+    this.relay?.startScreen(track, this.screenSimulcast);
+    this.emit('localScreen', { stream: new MediaStream([track]) });
+  }
+
+  /** Stops this page's screen share, if it shares. */
+  stopScreen() {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    track.stop();
+    this.relay?.stopScreen();
+    this.emit('localScreen', { stream: null });
+  }
+
   /** @param {'auto'|'high'|'low'} quality */
   setQuality(quality) {
     this.quality = quality;
@@ -843,6 +911,16 @@ export class CallSession extends EventTarget {
   }
 
   teardown() {
+    // A share lives on the relay connection: it ends with it.
+    if (this.screenTrack) {
+      this.screenTrack.stop();
+      this.screenTrack = null;
+      this.emit('localScreen', { stream: null });
+    }
+    for (const peerId of [...this.screens.keys()]) {
+      this.screens.delete(peerId);
+      this.emit('screen', { peerId, stream: null });
+    }
     this.resumeToken = '';
     this.resumeWaiter?.(false);
     this.resumeWaiter = null;
@@ -950,6 +1028,7 @@ export const SERVER_MSG_HANDLERS = {
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
     this.relay?.forget(msg.id);
+    if (this.screens.delete(msg.id)) this.emit('screen', { peerId: msg.id, stream: null });
     this.streams.direct.delete(msg.id);
     this.emit('peers', { peers: this.peers });
     if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
@@ -975,6 +1054,7 @@ export const SERVER_MSG_HANDLERS = {
   room(msg) {
     this.hostId = msg.host ?? null;
     this.locked = !!msg.locked;
+    this.manyShares = !!msg.manyShares;
     if (!this.isHost) this.heldPeers.clear();
     this.emit('room', { host: this.hostId, locked: this.locked });
     this.emit('peers', { peers: this.peers });
@@ -988,6 +1068,18 @@ export const SERVER_MSG_HANDLERS = {
     this.recording = !!msg.on;
     this.recordingMessage = msg.message ?? null;
     this.emit('recording', { on: this.recording, message: this.recordingMessage });
+  },
+  peerScreen(msg) {
+    const p = this.peers.get(msg.id);
+    if (p) {
+      p.screen = msg.screen;
+      this.emit('peers', { peers: this.peers });
+    }
+  },
+  screenRefused(msg) {
+    // Someone else shares (or the server stopped ours): stop, and say why.
+    this.stopScreen();
+    this.emit('screenRefused', { code: msg.code, message: msg.message });
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

@@ -15,7 +15,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::ExtensionValues;
 
-use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg, Source};
 
 /// One message between two workers.
 #[derive(Debug)]
@@ -108,6 +108,7 @@ pub struct Publisher {
 pub struct TrackInfo {
     pub mid: Mid,
     pub kind: MediaKind,
+    pub source: Source,
     pub simulcast: bool,
 }
 

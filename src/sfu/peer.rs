@@ -22,8 +22,8 @@ use super::simulcast::{LayerRates, Quality, Selector};
 use super::speaker::LevelMeter;
 use super::stats::StatsTracker;
 use crate::rate::TokenBucket;
-use crate::room::{Holds, Source};
-use crate::signaling::protocol::{PeerId, PeerInfo, Role};
+use crate::room::Holds;
+use crate::signaling::protocol::{PeerId, PeerInfo, Role, Source};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
 pub(crate) type TrackKey = (PeerId, Mid);
@@ -32,7 +32,8 @@ pub(crate) type TrackKey = (PeerId, Mid);
 #[derive(Debug)]
 pub(crate) struct UpTrack {
     pub(crate) kind: MediaKind,
-    /// What the host can stop it as (see [`Holds`]).
+    /// Camera, microphone or screen: receivers' offers say which, WHEP players get
+    /// a screen before a camera, and the host holds by it (see [`Holds`]).
     pub(crate) source: Source,
     /// Peers that receive this track (their down track is keyed by this track's key).
     pub(crate) subscribers: Vec<PeerId>,
@@ -53,13 +54,10 @@ pub(crate) struct UpTrack {
 }
 
 impl UpTrack {
-    pub(crate) fn new(kind: MediaKind, simulcast: bool) -> Self {
+    pub(crate) fn new(kind: MediaKind, source: Source, simulcast: bool) -> Self {
         UpTrack {
             kind,
-            source: match kind {
-                MediaKind::Audio => Source::Microphone,
-                _ => Source::Camera,
-            },
+            source,
             subscribers: Vec::new(),
             keyframes: Vec::new(),
             simulcast,
@@ -113,6 +111,8 @@ pub(crate) enum DownState {
 #[derive(Debug)]
 pub(crate) struct DownTrack {
     pub(crate) kind: MediaKind,
+    /// What the publisher's track carries (for the offers' `tracks`).
+    pub(crate) source: Source,
     pub(crate) state: DownState,
     /// The publisher left; stop this track as soon as negotiation allows.
     pub(crate) source_gone: bool,
@@ -135,9 +135,10 @@ pub(crate) struct DownTrack {
 }
 
 impl DownTrack {
-    pub(crate) fn new(kind: MediaKind, start_seq: u16) -> Self {
+    pub(crate) fn new(kind: MediaKind, source: Source, start_seq: u16) -> Self {
         DownTrack {
             kind,
+            source,
             state: DownState::ToOpen,
             source_gone: false,
             waiting_keyframe: kind == MediaKind::Video,
@@ -149,6 +150,19 @@ impl DownTrack {
             pt_map: Vec::new(),
             undecodable: None,
         }
+    }
+
+    /// Its open m-line as a spare for the next track, with the stream's rewriters.
+    pub(crate) fn into_spare(self) -> Option<Spare> {
+        let DownState::Open(mid) = self.state else {
+            return None;
+        };
+        Some(Spare {
+            mid,
+            kind: self.kind,
+            rewriter: self.rewriter,
+            vp8: self.vp8,
+        })
     }
 
     /// The PT this peer expects for the publisher's payload `params` on m-line `mid`.
@@ -322,6 +336,10 @@ pub(crate) struct Local {
     pub(crate) undecodable_from: Vec<PeerId>,
     /// Its m-lines that stopped sending (kind, simulcast), in case one sends again.
     pub(crate) ended_up: Vec<(Mid, MediaKind, bool)>,
+    /// The m-line its page says carries its screen share (accepted: the room had room
+    /// for one), and one it refused: that m-line's packets are not forwarded.
+    pub(crate) screen: Option<Mid>,
+    pub(crate) screen_refused: Option<Mid>,
     /// The first offer has been answered; server offers may follow.
     pub(crate) answered: bool,
     /// The server's offer awaiting the browser's answer.
@@ -372,6 +390,8 @@ impl Local {
             spare: Vec::new(),
             reusing: Vec::new(),
             ended_up: Vec::new(),
+            screen: None,
+            screen_refused: None,
             undecodable_from: Vec::new(),
             answered: false,
             pending_offer: None,
@@ -388,6 +408,15 @@ impl Local {
 
     pub(crate) fn is_whep(&self) -> bool {
         matches!(self.client, Client::Whep { .. })
+    }
+
+    /// What the m-line `mid` of kind `kind` that it sends carries.
+    pub(crate) fn source(&self, mid: Mid, kind: MediaKind) -> Source {
+        match kind {
+            MediaKind::Audio => Source::Microphone,
+            MediaKind::Video if self.screen == Some(mid) => Source::Screen,
+            MediaKind::Video => Source::Camera,
+        }
     }
 }
 

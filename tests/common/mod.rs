@@ -190,6 +190,10 @@ pub struct Seen {
     pub peer_media: Vec<(PeerId, bool, bool)>,
     /// The `recording` messages: (on, message).
     pub recording: Vec<(bool, Option<String>)>,
+    /// `peerScreen` messages: (participant, shares).
+    pub screens: Vec<(PeerId, bool)>,
+    /// `screenRefused` messages: (code, message).
+    pub screen_refused: Vec<(ErrorCode, String)>,
 }
 
 /// Commands to a running test participant.
@@ -208,6 +212,12 @@ pub enum PeerCmd {
     /// Stop sending the second video track (its m-line becomes receive-only), as a
     /// browser does when a screen share ends.
     StopVideoTrack,
+    /// Share a screen: say which new m-line carries it (`screen`), then offer it
+    /// (send-only), as the page does.
+    ShareScreen,
+    /// Stop the share: `screen` with no m-line, then its m-line goes inactive, as the
+    /// page does when its button or the browser's "Stop sharing" bar is pressed.
+    StopScreen,
     /// Renegotiate with new ICE credentials.
     IceRestart,
     /// Lose the signaling connection (closed without a goodbye, as when a phone's
@@ -408,6 +418,8 @@ struct Driver {
     rtp_out: u32,
     rtp_in: u32,
     glare_pending: bool,
+    /// Screen shares started (`true`) or stopped while an offer was out.
+    screen_waiting: std::collections::VecDeque<bool>,
     keyframe_wanted: bool,
     start: Instant,
     /// Real frames to send instead of tagged ones, and where in them it is.
@@ -457,6 +469,7 @@ impl Driver {
             rtp_out: 0,
             rtp_in: 0,
             glare_pending: false,
+            screen_waiting: Default::default(),
             keyframe_wanted: true,
             start: now,
             clip: None,
@@ -525,6 +538,8 @@ impl Driver {
                             }
                         }
                     }
+                    Some(PeerCmd::ShareScreen) => self.screen(true).await,
+                    Some(PeerCmd::StopScreen) => self.screen(false).await,
                     Some(PeerCmd::IceRestart) => {
                         if let Ok(sdp) = self.peer.offer_ice_restart() {
                             self.say(&ClientMsg::Offer { sdp }).await;
@@ -612,7 +627,10 @@ impl Driver {
                     .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
                     .map(|u| u.trim().to_string());
                 self.seen.lock().unwrap().server_ufrag = ufrag;
-                self.peer.accept_answer(&sdp).unwrap()
+                self.peer.accept_answer(&sdp).unwrap();
+                if let Some(share) = self.screen_waiting.pop_front() {
+                    self.screen(share).await;
+                }
             }
             ServerMsg::Offer { sdp, tracks } => {
                 {
@@ -620,6 +638,11 @@ impl Driver {
                     seen.server_offers += 1;
                     seen.offer_mlines = sdp.lines().filter(|l| l.starts_with("m=")).count();
                     seen.offer_owners = tracks;
+                }
+                if self.peer.has_pending_offer() {
+                    // Ours is out: like the page, ignore theirs; the server answers
+                    // ours, then offers again.
+                    return;
                 }
                 if self.glare_pending {
                     // Both sides offer: like a browser (impolite), ignore theirs, send ours.
@@ -652,7 +675,9 @@ impl Driver {
                 self.seen.lock().unwrap().send_codec = Some(codec)
             }
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
-            ServerMsg::Room { host, locked } => self.seen.lock().unwrap().room.push((host, locked)),
+            ServerMsg::Room { host, locked, .. } => {
+                self.seen.lock().unwrap().room.push((host, locked))
+            }
             ServerMsg::Held { audio, video, by } => {
                 self.seen.lock().unwrap().held = Some((audio, video, by))
             }
@@ -665,7 +690,38 @@ impl Driver {
             ServerMsg::Error { code, message } => {
                 self.seen.lock().unwrap().errors.push((code, message))
             }
+            ServerMsg::PeerScreen { id, screen } => {
+                self.seen.lock().unwrap().screens.push((id, screen))
+            }
+            ServerMsg::ScreenRefused { code, message } => self
+                .seen
+                .lock()
+                .unwrap()
+                .screen_refused
+                .push((code, message)),
             _ => {}
+        }
+    }
+
+    /// Starts (`true`) or stops a screen share as the page does, once no offer of
+    /// its own waits for an answer (one exchange at a time, as in a browser).
+    async fn screen(&mut self, share: bool) {
+        if self.peer.has_pending_offer() {
+            self.screen_waiting.push_back(share);
+            return;
+        }
+        if share {
+            let track = Track::new(MediaKind::Video, Direction::SendOnly);
+            let (sdp, mids) = self.peer.offer(&[track]).unwrap();
+            self.send_video2 = mids.first().copied();
+            let mid = self.send_video2.map(|m| m.to_string());
+            self.say(&ClientMsg::Screen { mid }).await;
+            self.say(&ClientMsg::Offer { sdp }).await;
+        } else if let Some(mid) = self.send_video2.take() {
+            self.say(&ClientMsg::Screen { mid: None }).await;
+            if let Ok(sdp) = self.peer.offer_direction(mid, Direction::Inactive) {
+                self.say(&ClientMsg::Offer { sdp }).await;
+            }
         }
     }
 

@@ -17,9 +17,9 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use tracing::info;
 
 use super::Shard;
-use crate::room::{HostState, Source};
+use crate::room::{HostState, SCREEN_LIMIT};
 use crate::sfu::peer::Peer;
-use crate::signaling::protocol::{ErrorCode, HostAction, PeerId, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, HostAction, Mode, PeerId, ServerMsg, Source};
 
 impl Shard {
     /// A `host` message from participant `id`.
@@ -55,6 +55,17 @@ impl Shard {
             self.room_changed(&room, before, None);
             return;
         }
+        if let HostAction::AllowShares | HostAction::OneShare = action {
+            let before = self.rooms.host_state(&room);
+            let limit = match action {
+                HostAction::AllowShares => self.rooms.capacity(Mode::Relay),
+                _ => SCREEN_LIMIT,
+            };
+            self.rooms.set_screen_limit(&room, limit);
+            info!(id, room, limit, "screen shares allowed at once");
+            self.room_changed(&room, before, None);
+            return;
+        }
         let Some(target) = target else {
             let message = format!("the host action {action:?} needs a `peer`");
             self.signal(id, ServerMsg::error(ErrorCode::BadMessage, message));
@@ -74,6 +85,12 @@ impl Shard {
         match action {
             HostAction::Mute => self.hold(id, target, Source::Microphone),
             HostAction::StopVideo => self.hold(id, target, Source::Camera),
+            HostAction::StopScreen => {
+                if !self.stop_screen(now, target) {
+                    let message = format!("participant {target} is not sharing a screen");
+                    self.signal(id, ServerMsg::error(ErrorCode::BadState, message));
+                }
+            }
             HostAction::AllowUnmute => {
                 let released = self
                     .peers
@@ -98,7 +115,10 @@ impl Shard {
                     self.signal(id, ServerMsg::error(ErrorCode::BadState, message));
                 }
             }
-            HostAction::Lock | HostAction::Unlock => {}
+            HostAction::Lock
+            | HostAction::Unlock
+            | HostAction::AllowShares
+            | HostAction::OneShare => {}
         }
     }
 
@@ -118,6 +138,8 @@ impl Shard {
         match source {
             Source::Microphone => p.info.audio = false,
             Source::Camera => p.info.video = false,
+            // Not held: `stop_screen` ends a share.
+            Source::Screen => {}
         }
         let (audio, video, room) = (p.info.audio, p.info.video, p.room.clone());
         self.send_held(target);
@@ -167,7 +189,7 @@ impl Shard {
         for source in refused {
             let what = match source {
                 Source::Microphone => "microphone",
-                Source::Camera => "camera",
+                Source::Camera | Source::Screen => "camera",
             };
             let message = format!(
                 "the host turned your {what} off; you can turn it on when the host allows it"
@@ -249,8 +271,8 @@ impl Shard {
             // tells the viewer of every change.
             return;
         }
-        let HostState { host, locked } = self.rooms.host_state(room);
-        self.signal(id, ServerMsg::Room { host, locked });
+        let msg = self.rooms.host_state(room).message();
+        self.signal(id, msg);
     }
 
     /// `room`'s host or lock may have changed since `before`: if so, everyone in the
@@ -260,7 +282,7 @@ impl Shard {
         if now == before {
             return;
         }
-        let HostState { host, locked } = now;
+        let msg = now.message();
         let everyone: Vec<PeerId> = self
             .rooms
             .members(room)
@@ -270,7 +292,7 @@ impl Shard {
             .filter(|o| Some(*o) != except)
             .collect();
         for o in everyone {
-            self.signal(o, ServerMsg::Room { host, locked });
+            self.signal(o, msg.clone());
         }
     }
 

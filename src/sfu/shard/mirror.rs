@@ -363,7 +363,7 @@ impl Shard {
         let mut added = false;
         for t in tracks {
             if let std::collections::hash_map::Entry::Vacant(e) = peer.up.entry(t.mid) {
-                e.insert(UpTrack::new(t.kind, t.simulcast));
+                e.insert(UpTrack::new(t.kind, t.source, t.simulcast));
                 added = true;
             }
         }
@@ -464,6 +464,7 @@ fn track_info(mid: Mid, up: &UpTrack) -> TrackInfo {
     TrackInfo {
         mid,
         kind: up.kind,
+        source: up.source,
         simulcast: up.simulcast,
     }
 }

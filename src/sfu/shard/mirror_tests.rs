@@ -69,7 +69,7 @@ fn a_far_viewer_is_admitted_counted_and_released() {
     let seen = settle(&mut e, now);
     let joined = signals(&seen, 2);
     assert!(
-        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }, ServerMsg::Room { host: Some(1), locked: false }, ServerMsg::ChatHistory { can_write: false, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
+        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }, ServerMsg::Room { host: Some(1), locked: false, .. }, ServerMsg::ChatHistory { can_write: false, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
         "the far viewer gets the home's room, who hosts it, then its chat: {joined:?}"
     );
     assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 1 }));

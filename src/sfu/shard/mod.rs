@@ -22,6 +22,7 @@
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
 //! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
+//! - [`screen`]: screen shares, one at a time per room unless it allows more.
 //!
 //! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
 //! then a drain to `Output::Timeout`. Drained events land in one queue that
@@ -58,6 +59,7 @@ mod negotiate;
 mod publish;
 mod record;
 mod route;
+mod screen;
 mod snapshot;
 mod speaker;
 mod timers;

@@ -13,7 +13,7 @@ use super::Shard;
 use crate::record::room::{Group, RecordOut, RoomRecorder, TrackInfo};
 use crate::record::{SinkError, WriterMsg};
 use crate::sfu::link::TrackPacket;
-use crate::signaling::protocol::{Mode, PeerId, ServerMsg};
+use crate::signaling::protocol::{Mode, PeerId, ServerMsg, Source};
 
 /// Why a recording could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,22 +136,17 @@ impl Shard {
         let Some(up) = peer.up.get(&pkt.mid) else {
             return;
         };
-        // The camera is the participant's first video m-line; any other is a screen.
-        let camera = peer
-            .up
-            .iter()
-            .filter(|(_, u)| u.kind == MediaKind::Video)
-            .map(|(m, _)| *m)
-            .min_by_key(|m| mid_order(*m));
-        let group = match up.kind {
-            MediaKind::Video if Some(pkt.mid) != camera => Group::Screen(pkt.mid),
-            _ => Group::Camera,
+        // A screen share (the page named its m-line) has a file of its own; the camera
+        // and microphone share one.
+        let group = match up.source {
+            Source::Screen => Group::Screen(pkt.mid),
+            Source::Camera | Source::Microphone => Group::Camera,
         };
         let group_kinds = match group {
             Group::Screen(_) => (false, true),
             Group::Camera => (
-                peer.up.values().any(|u| u.kind == MediaKind::Audio),
-                camera.is_some(),
+                peer.up.values().any(|u| u.source == Source::Microphone),
+                peer.up.values().any(|u| u.source == Source::Camera),
             ),
         };
         let best_layer = match up.simulcast {
@@ -227,10 +222,4 @@ impl Shard {
             self.stop_recording(room, Some(message.to_string()));
         }
     }
-}
-
-/// Browsers number m-lines 0, 1, 2...: in that order; other mids after, by name.
-fn mid_order(mid: Mid) -> (u64, String) {
-    let s = mid.to_string();
-    (s.parse().unwrap_or(u64::MAX), s)
 }
