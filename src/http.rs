@@ -5,19 +5,16 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State, WebSocketUpgrade};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 
-use crate::api::Audience;
 use crate::sfu::shard::RoomSnapshot;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
-use crate::state::AppState;
+use crate::state::{AppState, Caller};
 use crate::trust;
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -96,31 +93,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
     match state.engine.status().await {
         Some(status) => Json(status).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
-    }
-}
-
-/// `?token=TOKEN`, for callers that cannot set a header (a link in a browser).
-#[derive(Debug, Default, serde::Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-/// Who is asking: the audience its token (header or `?token=`) makes it. A query
-/// that does not parse carries no token.
-pub(crate) struct Caller(pub(crate) Audience);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let query: Result<Query<TokenQuery>, QueryRejection> =
-            Query::from_request_parts(parts, state).await;
-        let from_query = query.as_ref().ok().and_then(|Query(q)| q.token.as_deref());
-        let token = crate::api::request_token(&parts.headers, from_query);
-        Ok(Caller(state.access.audience(token)))
     }
 }
 

@@ -13,9 +13,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api::Audience;
-use crate::http::Caller;
 use crate::sfu::shard::RecordError;
-use crate::state::AppState;
+use crate::state::{AppState, Caller};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
