@@ -48,6 +48,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/trust", HTML, include_bytes!("../web/trust.html")),
     ("/trust.html", HTML, include_bytes!("../web/trust.html")),
     ("/trust.js", JS, include_bytes!("../web/trust.js")),
+    // The recordings page's script (the page is served by /recordings itself).
+    ("/recordings.js", JS, include_bytes!("../web/recordings.js")),
     ("/trust.css", CSS, include_bytes!("../web/trust.css")),
     ("/invite.js", JS, include_bytes!("../web/invite.js")),
 ];

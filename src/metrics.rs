@@ -191,6 +191,19 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
     );
     metric(
         &mut out,
+        "lanrelay_recording_host_actions_total",
+        "counter",
+        "Recordings started or stopped by a room's host from the call page (accepted), and starts refused (a direct room, or a server that records nothing).",
+        &[
+            (
+                "result=\"accepted\"",
+                status.host_recordings.saturating_sub(status.recordings_refused) as f64,
+            ),
+            ("result=\"refused\"", status.recordings_refused as f64),
+        ],
+    );
+    metric(
+        &mut out,
         "lanrelay_recording_failures_total",
         "counter",
         "Recordings stopped because the recorder could not keep up or could not write (a full disk).",

@@ -215,6 +215,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
         record_dir: Arc::new(config.recordings.clone()),
         record_stats: recordings.stats.clone(),
+        record_access: recordings.access.clone(),
     });
     let handle = axum_server::Handle::new();
     // Connections per client address are counted on both listeners together; on the

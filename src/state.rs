@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     /// Where recordings are written (`--recordings`), and what the recorder counted.
     pub(crate) record_dir: Arc<std::path::PathBuf>,
     pub(crate) record_stats: Arc<crate::record::RecordStats>,
+    /// The rooms' hosts' keys to their recordings.
+    pub(crate) record_access: Arc<crate::record::access::AccessKeys>,
 }
 
 /// `?token=TOKEN`, for callers that cannot set a header (a link in a browser).

@@ -32,6 +32,23 @@ async fn start(dir: &Path) -> Server {
 
 /// An HTTPS request; returns (status, body).
 async fn request(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    let (status, _, body) = request_with(server, method, path, &headers).await;
+    (status, body)
+}
+
+/// An HTTPS request with these headers; returns (status, response head, body).
+async fn request_with(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let connector = tokio_rustls::TlsConnector::from(tls_client(server));
     let tcp = tokio::net::TcpStream::connect(server.https_addr)
@@ -39,9 +56,10 @@ async fn request(server: &Server, method: &str, path: &str, token: Option<&str>)
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let auth: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
@@ -62,7 +80,7 @@ async fn request(server: &Server, method: &str, path: &str, token: Option<&str>)
     {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, head, body)
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -82,7 +100,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 async fn finished_files(server: &Server, count: usize) -> Vec<serde_json::Value> {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, body) = request(server, "GET", "/recordings", Some(TOKEN)).await;
+        let (status, body) = request(server, "GET", "/recordings?format=json", Some(TOKEN)).await;
         assert_eq!(status, 200);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let files = v["files"].as_array().unwrap().clone();
@@ -342,6 +360,244 @@ async fn mute_and_camera_off_keep_the_wall_clock_length() {
     for f in &files {
         check_file(&c.dir.join(f["name"].as_str().unwrap()), wall);
     }
+    c.alice.leave().await;
+    c.bob.leave().await;
+    c.server.shutdown().await;
+}
+
+/// The files `cookie` (a host's key) lists at `/recordings` as JSON, and the status.
+async fn host_lists(server: &Server, cookie: &str) -> (u16, Vec<String>) {
+    let (status, _, body) = request_with(
+        server,
+        "GET",
+        "/recordings",
+        &[("Accept", "application/json"), ("Cookie", cookie)],
+    )
+    .await;
+    let names = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["files"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f["name"].as_str().map(str::to_string))
+        .collect();
+    (status, names)
+}
+
+fn cookie_of(key: &str) -> String {
+    format!("theme=dark; lanrelay-rec-{}={key}", &key[..8])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_records_from_the_page_and_opens_only_its_rooms_files() {
+    use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, HostAction, Mode, Role};
+    let Some(c) = call("hosted").await else {
+        return;
+    };
+    // Alice opened the room: she hosts, and only she got a key.
+    c.alice
+        .wait_for("the host's key", Duration::from_secs(5), |s| {
+            !s.recording_keys.is_empty()
+        })
+        .await;
+    assert!(
+        c.bob.seen().recording_keys.is_empty(),
+        "Bob is no host: no key"
+    );
+    let key = c.alice.seen().recording_keys[0].clone();
+    assert_eq!(key.len(), 32);
+
+    // Bob is not the host: refused, nothing recorded.
+    c.bob.command(PeerCmd::Say(ClientMsg::Host {
+        action: HostAction::Record,
+        peer: None,
+    }));
+    c.bob
+        .wait_for("notHost", Duration::from_secs(5), |s| {
+            s.errors.iter().any(|(c, _)| *c == ErrorCode::NotHost)
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(c.alice.seen().recording.is_empty(), "nothing recorded");
+
+    // Alice records for 3 s: both hear it start and stop.
+    let started = Instant::now();
+    c.alice.command(PeerCmd::Say(ClientMsg::Host {
+        action: HostAction::Record,
+        peer: None,
+    }));
+    for p in [&c.alice, &c.bob] {
+        p.wait_for("recording on", Duration::from_secs(5), |s| {
+            s.recording.first().is_some_and(|r| r.0)
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed())).await;
+    c.alice.command(PeerCmd::Say(ClientMsg::Host {
+        action: HostAction::StopRecording,
+        peer: None,
+    }));
+    let wall = started.elapsed().as_secs_f64();
+    for p in [&c.alice, &c.bob] {
+        p.wait_for("recording off", Duration::from_secs(5), |s| {
+            s.recording.iter().map(|r| r.0).collect::<Vec<_>>() == vec![true, false]
+        })
+        .await;
+    }
+    let files = finished_files(&c.server, 2).await;
+    for f in &files {
+        check_file(&c.dir.join(f["name"].as_str().unwrap()), wall);
+    }
+
+    // Another room's recording, by the operator: not the host's to see.
+    let dave = TestPeer::join(&c.server, "other", "dave").await;
+    let erin = TestPeer::join(&c.server, "other", "erin").await;
+    erin.wait_for("dave's video", Duration::from_secs(15), |s| {
+        s.frames
+            .keys()
+            .any(|(t, k)| t == "dave" && *k == MediaKind::Video)
+    })
+    .await;
+    record(&c, "other", 2, None).await;
+    let all = finished_files(&c.server, 4).await;
+    let other: Vec<String> = all
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|n| n.starts_with("other-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(other.len(), 2, "{all:?}");
+
+    // The host's key (as the page's cookie) lists the room's two files, and no other.
+    let cookie = cookie_of(&key);
+    let (status, mine) = host_lists(&c.server, &cookie).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert!(mine.iter().all(|n| n.starts_with("hosted-")), "{mine:?}");
+    // The HTML page, for the browser.
+    let (status, head, page) =
+        request_with(&c.server, "GET", "/recordings", &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(String::from_utf8_lossy(&page).contains("/recordings.js"));
+
+    // A file of the room plays with ranges (a browser's player seeks with them).
+    let name = &mine[0];
+    let whole = std::fs::read(c.dir.join(name)).unwrap();
+    let url = format!("/recordings/{name}");
+    let (status, head, body) = request_with(
+        &c.server,
+        "GET",
+        &url,
+        &[("Cookie", &cookie), ("Range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(body, &whole[100..200]);
+    let expect = format!("content-range: bytes 100-199/{}", whole.len());
+    assert!(head.to_ascii_lowercase().contains(&expect), "{head}");
+    let (status, _, body) = request_with(
+        &c.server,
+        "GET",
+        &url,
+        &[("Cookie", &cookie), ("Range", "bytes=-50")],
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (206, &whole[whole.len() - 50..]));
+    let (status, head, body) = request_with(&c.server, "GET", &url, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("accept-ranges: bytes"),
+        "{head}"
+    );
+    assert_eq!(body, whole);
+    let past = format!("bytes={}-", whole.len());
+    let (status, _, _) = request_with(
+        &c.server,
+        "GET",
+        &url,
+        &[("Cookie", &cookie), ("Range", &past)],
+    )
+    .await;
+    assert_eq!(status, 416);
+    // Another room's file is not there for this host; nor is anything without a key,
+    // with a made-up one, or with the key in the URL instead of the cookie.
+    let theirs = format!("/recordings/{}", other[0]);
+    let (status, _, _) = request_with(&c.server, "GET", &theirs, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 404);
+    let (status, _) = host_lists(&c.server, "").await;
+    assert_eq!(status, 401);
+    let (status, _) = host_lists(&c.server, &cookie_of(&"0".repeat(32))).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = request_with(&c.server, "GET", &format!("{url}?key={key}"), &[]).await;
+    assert_eq!(status, 401);
+
+    // The role passes to Bob: he gets a key of his own, Alice's opens nothing now.
+    c.alice.command(PeerCmd::Say(ClientMsg::Host {
+        action: HostAction::MakeHost,
+        peer: Some(c.bob.seen().id),
+    }));
+    c.bob
+        .wait_for("the new host's key", Duration::from_secs(5), |s| {
+            !s.recording_keys.is_empty()
+        })
+        .await;
+    let bobs = c.bob.seen().recording_keys[0].clone();
+    assert_ne!(bobs, key);
+    let (status, _) = host_lists(&c.server, &cookie).await;
+    assert_eq!(status, 401, "the old host's key is dead");
+    let (status, mine) = host_lists(&c.server, &cookie_of(&bobs)).await;
+    assert_eq!((status, mine.len()), (200, 2));
+
+    // A direct call: the host's Record is refused, with the reason, and counted.
+    let mut ws = common::connect_ws(&c.server).await;
+    common::send(
+        &mut ws,
+        &ClientMsg::Join {
+            room: "p2p".into(),
+            name: "Fay".into(),
+            role: Role::Participant,
+            mode: Mode::Direct,
+            token: None,
+            host_token: None,
+        },
+    )
+    .await;
+    let mut host_key = false;
+    while let Some(msg) = common::recv(&mut ws).await {
+        if let lanrelay::signaling::protocol::ServerMsg::RecordingAccess { .. } = msg {
+            host_key = true;
+            break;
+        }
+    }
+    assert!(host_key, "Fay opened the direct room: she hosts it");
+    common::send(
+        &mut ws,
+        &ClientMsg::Host {
+            action: HostAction::Record,
+            peer: None,
+        },
+    )
+    .await;
+    let message = common::expect_error(&mut ws, ErrorCode::NotRecordable).await;
+    assert!(message.contains("direct"), "{message}");
+    let (_, metrics) = request(&c.server, "GET", "/metrics", Some(TOKEN)).await;
+    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    assert!(
+        metrics.contains("lanrelay_recording_host_actions_total{result=\"refused\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lanrelay_refused_total{limit=\"not_host\"} 1"),
+        "{metrics}"
+    );
+    drop(ws);
+    dave.leave().await;
+    erin.leave().await;
     c.alice.leave().await;
     c.bob.leave().await;
     c.server.shutdown().await;

@@ -16,7 +16,7 @@ import { CallSession } from './session.js';
 import { mountComparePanel } from './compare.js';
 import { mountChat } from './chat.js';
 import { onPlayRejected } from './autoplay.js';
-import { t, reasonText } from './i18n.js';
+import { t, reasonText, errorText } from './i18n.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -172,6 +172,8 @@ async function join(room, name, mode) {
   s.addEventListener('serverError', (ev) => {
     const { code, message } = /** @type {CustomEvent} */ (ev).detail;
     serverErrors.set(message, code);
+    // The host's Record refused (a direct call, a server that records nothing).
+    if (code === 'notRecordable' || code === 'recordingOff') $('path-reason').textContent = errorText(code, message);
   });
   session = s;
   // For tests and debugging from the console.
@@ -185,6 +187,14 @@ async function join(room, name, mode) {
   s.addEventListener('room', () => renderRoom(s));
   s.addEventListener('held', (ev) => renderHeld(s, /** @type {CustomEvent} */ (ev).detail.refused));
   s.addEventListener('recording', () => renderRecording(s));
+  s.addEventListener('recordingAccess', (ev) => {
+    // The host's key to the room's recordings, where /recordings reads it: a cookie
+    // for that path only, never sent elsewhere nor over plain HTTP, one per key so
+    // that the rooms this browser hosted stay open to it.
+    const { key } = /** @type {CustomEvent} */ (ev).detail;
+    document.cookie = `lanrelay-rec-${key.slice(0, 8)}=${key}; path=/recordings; max-age=${7 * 86400}; secure; samesite=strict`;
+    renderRecordButton(s);
+  });
   s.addEventListener('screen', () => renderStage(s));
   s.addEventListener('localScreen', (ev) => {
     shown.localScreen = /** @type {CustomEvent} */ (ev).detail.stream;
@@ -343,7 +353,24 @@ function renderRoom(s) {
   shares.setAttribute('aria-pressed', String(s.manyShares));
   /** @type {HTMLElement} */ (shares.querySelector('.label')).textContent = t(s.manyShares ? 'host.oneShare' : 'host.allowShares');
   shares.title = t(s.manyShares ? 'host.oneShareTitle' : 'host.allowSharesTitle');
+  renderRecordButton(s);
   renderHostControls(s);
+}
+
+/**
+ * The host's Record button (Stop recording while the room is recorded), and its link
+ * to the room's recordings. Not for others, nor in a direct call (its media does not
+ * pass through the server, which would refuse).
+ * @param {CallSession} s
+ */
+function renderRecordButton(s) {
+  const record = $('record');
+  record.hidden = viewer || !s.isHost || s.mode === 'direct';
+  record.setAttribute('aria-pressed', String(s.recording));
+  record.classList.toggle('recording-on', s.recording);
+  /** @type {HTMLElement} */ (record.querySelector('.label')).textContent = t(s.recording ? 'host.stopRecording' : 'host.record');
+  record.title = t(s.recording ? 'host.stopRecordingTitle' : 'host.recordTitle');
+  $('recordings-link').hidden = viewer || !s.isHost || !s.recordingKey;
 }
 
 /**
@@ -404,6 +431,7 @@ const SPEAKER_FIRST_OVER = 4;
  */
 function renderRecording(s) {
   $('recording').hidden = !s.recording;
+  renderRecordButton(s);
   if (!s.recording && s.recordingMessage) {
     $('path-reason').textContent = t('call.recordingStopped', { reason: s.recordingMessage });
   }
@@ -607,6 +635,9 @@ $('lock').addEventListener('click', () => {
 });
 $('shares').addEventListener('click', () => {
   if (session) session.hostAction(session.manyShares ? 'oneShare' : 'allowShares');
+});
+$('record').addEventListener('click', () => {
+  if (session) session.hostAction(session.recording ? 'stopRecording' : 'record');
 });
 $('screen').addEventListener('click', () => {
   if (!session) return;

@@ -13,7 +13,9 @@
  *           breaks the call falls back to relay at once and direct is retried later
  *           (DIRECT_RETRY_MS).
  * Viewers always receive relayed; with more than two participants the call stays
- * relayed whatever the mode.
+ * relayed whatever the mode; while the room is recorded an automatic call goes
+ * through the server too (the recorder is in the server), and decides freely again
+ * when the recording stops. A direct room is not recorded (the server refuses).
  *
  * Pure decisions, so that `node --test` can check each rule (tests/web/policy.test.mjs):
  * every function takes the facts of the moment (a `Facts` snapshot that session.js
@@ -42,6 +44,7 @@
  *   forced: PathName | null,
  *   peerUsing: PathName | undefined,
  *   viewers: number,
+ *   recording?: boolean,
  * }} Facts
  * - mode: the room's mode once joined (the requested one before).
  * - role: 'participant' or 'viewer'.
@@ -57,6 +60,7 @@
  * - forced: a path pinned by a comparison run.
  * - peerUsing: the path the other side receives on (what we send on).
  * - viewers: how many viewers watch the room (through the server).
+ * - recording: the server records the room.
  */
 
 /** The call modes. */
@@ -90,6 +94,8 @@ export const RELAY_GRACE_MS = 1500;
 
 /** Why the call stays on the relay with three or more in the room. */
 export const GROUP_REASON = 'more than two participants: the call stays relayed';
+/** Why an automatic call stays on the relay while the room is recorded. */
+export const RECORDING_REASON = 'the room is being recorded: the call goes through the server';
 /** Why a direct offer is turned down. */
 export const REFUSE_REASON = 'this side does not use a direct path';
 
@@ -153,6 +159,7 @@ export function directPlan(f) {
   if (peer === null || !wanted) {
     return { do: 'stop', reason: f.peerCount > 1 ? GROUP_REASON : 'direct path not used' };
   }
+  if (recordedAuto(f)) return { do: 'stop', reason: RECORDING_REASON };
   if (f.direct && f.direct.peerId === peer) return { do: 'keep' };
   if (f.retryPending) return { do: 'retryPending' };
   if (initiates(f.id, peer)) return { do: 'start', peerId: peer };
@@ -160,12 +167,22 @@ export function directPlan(f) {
 }
 
 /**
- * With more than two participants the call moves to the relay (asked after any
- * direct link is closed, which may have moved it already).
+ * An automatic call while the server records the room: its media must pass through
+ * the server, so it stays on the relay.
+ * @param {Facts} f
+ */
+export function recordedAuto(f) {
+  return !!f.recording && f.mode === 'auto';
+}
+
+/**
+ * With more than two participants, or while an automatic call is recorded, the call
+ * moves to the relay (asked after any direct link is closed, which may have moved it
+ * already).
  * @param {Facts} f
  */
 export function groupNeedsRelay(f) {
-  return f.peerCount > 1 && f.path !== 'relay' && f.hasRelay;
+  return (f.peerCount > 1 || recordedAuto(f)) && f.path !== 'relay' && f.hasRelay;
 }
 
 /**
@@ -179,6 +196,7 @@ export function groupNeedsRelay(f) {
  */
 export function onDirectOffer(f, from) {
   if (f.role === 'viewer' || f.relayChosen || f.mode === 'relay' || f.peerCount !== 1) return { refuse: REFUSE_REASON };
+  if (recordedAuto(f)) return { refuse: RECORDING_REASON };
   return { refuse: null, newLink: !f.direct || f.direct.peerId !== from || f.direct.initiator };
 }
 
@@ -311,12 +329,24 @@ export function shouldQuietRelay(f) {
 
 /**
  * When the grace period is over: stop sending on the relay if the other side still
- * receives directly, the direct link delivers, and no viewer watches through the
- * server.
+ * receives directly, the direct link delivers, no viewer watches through the server
+ * and the server does not record the room.
  * @param {Facts} f
  */
 export function relayQuietNow(f) {
-  return f.peerUsing === 'direct' && f.direct?.state === 'delivering' && f.viewers === 0;
+  return f.peerUsing === 'direct' && f.direct?.state === 'delivering' && f.viewers === 0 && !f.recording;
+}
+
+/**
+ * The room's recording started or stopped: an automatic call reconsiders its path at
+ * once. When it stops, a retry of the direct path that was waiting (or the backoff of
+ * earlier failures) is forgotten: the recording, not the network, kept it relayed.
+ * @param {Facts} f
+ * @returns {{reconsider: boolean, resetRetries: boolean}}
+ */
+export function onRecording(f) {
+  if (f.mode !== 'auto' || f.role === 'viewer') return { reconsider: false, resetRetries: false };
+  return { reconsider: true, resetRetries: !f.recording };
 }
 
 /**

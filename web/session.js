@@ -96,6 +96,8 @@ export class CallSession extends EventTarget {
     this.recording = false;
     /** @type {string | null} Why the last recording stopped by itself. */
     this.recordingMessage = null;
+    /** @type {string | null} The host's key to the room's recordings (`recordingAccess`). */
+    this.recordingKey = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -188,6 +190,7 @@ export class CallSession extends EventTarget {
       relayChosen: this.relayChosen, hasRelay: !!this.relay, path: this.path, pathReason: this.pathReason,
       direct: d && { peerId: d.peerId, state: d.state, initiator: d.initiator },
       retryPending: !!this.directRetry, forced: this.forced, peerUsing: this.peerUsing, viewers: this.viewers,
+      recording: this.recording,
     };
   }
 
@@ -477,7 +480,7 @@ export class CallSession extends EventTarget {
     const plan = policy.directPlan(this.facts());
     if (plan.do === 'stop') {
       if (this.direct) this.closeDirect(plan.reason, true);
-      if (policy.groupNeedsRelay(this.facts())) this.switchPath('relay', policy.GROUP_REASON);
+      if (policy.groupNeedsRelay(this.facts())) this.switchPath('relay', plan.reason);
     } else if (plan.do === 'start') {
       this.startDirect(plan.peerId);
     }
@@ -1004,8 +1007,10 @@ export const SERVER_MSG_HANDLERS = {
     }
     this.resumeToken = msg.resume || '';
     this.id = msg.id;
-    // A new participant: nothing held yet (the server says so after a resume).
+    // A new participant: nothing held yet (the server says so after a resume), not
+    // recorded until the server says so (right after this).
     this.held = { audio: false, video: false, by: 0 };
+    this.recording = false;
     this.mode = msg.mode;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));
     this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
@@ -1065,9 +1070,24 @@ export const SERVER_MSG_HANDLERS = {
     this.emit('held', { ...this.held, refused: false });
   },
   recording(msg) {
+    const changed = this.recording !== !!msg.on;
     this.recording = !!msg.on;
     this.recordingMessage = msg.message ?? null;
     this.emit('recording', { on: this.recording, message: this.recordingMessage });
+    if (!changed || !this.id) return;
+    // Recorded, an automatic call goes through the server; free again afterwards.
+    const next = policy.onRecording(this.facts());
+    if (next.resetRetries) {
+      clearTimeout(this.directRetry);
+      this.directRetry = undefined;
+      this.directFailures = 0;
+    }
+    if (next.reconsider) this.evaluateDirect();
+  },
+  recordingAccess(msg) {
+    // Only the host gets it; the page keeps it where /recordings reads it.
+    this.recordingKey = msg.key;
+    this.emit('recordingAccess', { key: msg.key });
   },
   peerScreen(msg) {
     const p = this.peers.get(msg.id);

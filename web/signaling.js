@@ -6,7 +6,7 @@
 
 /** @typedef {'participant'|'viewer'} Role */
 
-/** @typedef {'mute'|'allowUnmute'|'stopVideo'|'stopScreen'|'remove'|'makeHost'|'lock'|'unlock'|'allowShares'|'oneShare'} HostAction */
+/** @typedef {'mute'|'allowUnmute'|'stopVideo'|'stopScreen'|'remove'|'makeHost'|'lock'|'unlock'|'allowShares'|'oneShare'|'record'|'stopRecording'} HostAction */
 
 /**
  * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string, hostToken?: string}
@@ -37,6 +37,7 @@
  *   | {type: 'room', host: number | null, locked: boolean, manyShares: boolean}
  *   | {type: 'held', audio: boolean, video: boolean, by: number}
  *   | {type: 'recording', on: boolean, message?: string}
+ *   | {type: 'recordingAccess', key: string}
  *   | {type: 'peerScreen', id: number, screen: boolean}
  *   | {type: 'screenRefused', code: string, message: string}
  *   | {type: 'answer', sdp: string}
@@ -72,7 +73,7 @@ export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answe
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'peerScreen', 'screenRefused', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'recordingAccess', 'peerScreen', 'screenRefused', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

@@ -8,6 +8,8 @@
 //!   bounded queue. The shards only `try_send` to it ([`RecordSink`]): when it is
 //!   full, or a file cannot be written (a full disk), that room's recording stops
 //!   with a message to the room and in the log, and the call carries on.
+//! - [`access`]: the room's host opens its room's recordings with a key only it
+//!   was given.
 //! - [`files`]: the recordings folder, its listing (duration and size) and safe
 //!   look-ups of a file by name; [`http`]: `/api/rooms/ROOM/recording` and
 //!   `/recordings`.
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub(crate) mod access;
 pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod jitter;
@@ -148,6 +151,8 @@ pub struct RecordSink {
     tx: SyncSender<Envelope>,
     ctl: Sender<Envelope>,
     pub(crate) stats: Arc<RecordStats>,
+    /// The rooms' hosts' keys to their recordings (the home shard makes them).
+    pub(crate) access: Arc<access::AccessKeys>,
 }
 
 /// Why a message did not reach the writer.
@@ -186,6 +191,7 @@ impl RecordSink {
 /// The recording service: the writer thread and its counters.
 pub(crate) struct Recordings {
     pub(crate) stats: Arc<RecordStats>,
+    pub(crate) access: Arc<access::AccessKeys>,
     sink: RecordSink,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -205,14 +211,17 @@ impl Recordings {
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || w.run(rx, ctl_rx))?;
+        let access = Arc::new(access::AccessKeys::default());
         let sink = RecordSink {
             tx,
             ctl,
             stats: stats.clone(),
+            access: access.clone(),
         };
         Ok((
             Recordings {
                 stats,
+                access,
                 sink,
                 thread: Some(thread),
             },
@@ -247,31 +256,58 @@ impl Recordings {
     }
 }
 
-/// `ROOM-PARTICIPANT[-screen]-STARTTIME.webm`, with only characters that are safe in
-/// a file name on every system (others become `_`).
+/// Characters kept in a file name's parts: letters, digits and `_` (never `-`, which
+/// separates the parts).
+fn clean(s: &str) -> String {
+    let c: String = s
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if c.is_empty() {
+        "_".to_string()
+    } else {
+        c
+    }
+}
+
+/// The first part of the names of `room`'s files (up to the first `-`): the room's
+/// name when it is made only of letters, digits and `_` (up to 40), else its cleaned
+/// form followed by 16 hex digits of its SHA-256, so that two rooms never share a
+/// prefix (`a.b` and `a_b`, or two long names with the same first 40 characters):
+/// the host of one must not open the other's files.
+pub(crate) fn room_prefix(room: &str) -> String {
+    let c = clean(room);
+    if c == room {
+        return c;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, room.as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{c}_{hex}")
+}
+
+/// Whether file `name` is one of `room`'s recordings.
+pub(crate) fn of_room(name: &str, room: &str) -> bool {
+    name.split_once('-')
+        .is_some_and(|(prefix, _)| prefix == room_prefix(room))
+}
+
+/// `ROOMPREFIX-PARTICIPANT[-screen]-STARTTIME.webm` ([`room_prefix`]), with only
+/// characters that are safe in a file name on every system (others become `_`).
 pub(crate) fn file_name(room: &str, participant: &str, screen: bool, start: &str) -> String {
-    let clean = |s: &str| -> String {
-        let c: String = s
-            .chars()
-            .take(40)
-            .map(|c| {
-                if c.is_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        if c.is_empty() {
-            "_".to_string()
-        } else {
-            c
-        }
-    };
     let screen = if screen { "-screen" } else { "" };
     format!(
         "{}-{}{screen}-{start}.webm",
-        clean(room),
+        room_prefix(room),
         clean(participant)
     )
 }
@@ -286,10 +322,24 @@ mod tests {
             file_name("maths", "Ana", false, "20260101-101500"),
             "maths-Ana-20260101-101500.webm"
         );
-        assert_eq!(
-            file_name("../etc", "a/b c.d", true, "T"),
-            "___etc-a_b_c_d-screen-T.webm"
-        );
-        assert_eq!(file_name("", "李雷", false, "T"), "_-李雷-T.webm");
+        let name = file_name("../etc", "a/b c.d", true, "T");
+        assert!(name.starts_with("___etc_"), "{name}");
+        assert!(name.ends_with("-a_b_c_d-screen-T.webm"), "{name}");
+        assert!(!name.contains('/'), "{name}");
+        assert!(file_name("数学", "李雷", false, "T").starts_with("数学-李雷-T"));
+    }
+
+    #[test]
+    fn each_room_has_its_own_files() {
+        let a = file_name("a_b", "Ann", false, "T");
+        let b = file_name("a.b", "Ann", false, "T");
+        assert_ne!(a, b);
+        assert!(of_room(&a, "a_b") && !of_room(&a, "a.b"));
+        assert!(of_room(&b, "a.b") && !of_room(&b, "a_b"));
+        let long = "x".repeat(45);
+        let longer = "x".repeat(46);
+        let l = file_name(&long, "P", false, "T");
+        assert!(of_room(&l, &long) && !of_room(&l, &longer));
+        assert!(!of_room(&a, "a"), "a prefix of a room is not the room");
     }
 }

@@ -8,7 +8,12 @@
 //! a restarted clock), and moved to any frame that arrives sooner than its anchor
 //! predicts (so the anchor follows the least delayed frames, not a late first one). Between re-anchorings, the sender's even spacing is kept
 //! (network jitter does not move frames), and across them the recording follows
-//! the wall clock: no stretched or frozen stretch.
+//! the wall clock: no stretched or frozen stretch. A frame is never placed closer to
+//! the one before than the stream's own spacing (the RTP time between its last two
+//! frames): after a layer switch the new layer's first frame often shows the same
+//! moment as the old layer's last one, and frames a millisecond apart make players
+//! and ffmpeg see two frames at one time (a lag of at most a frame, not a drift: the
+//! frames after it keep their spacing).
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
 use std::time::{Duration, Instant};
@@ -37,7 +42,14 @@ pub(crate) struct Timeline {
     clock_rate: u32,
     anchor: Option<Anchor>,
     last: Option<Duration>,
+    /// The stream and RTP timestamp of the frame placed last, and the stream's
+    /// spacing (RTP time between its last two frames; [`STEP`] until known).
+    prev: Option<(u32, u32)>,
+    spacing: Duration,
 }
+
+/// Frame spacings above this are pauses, not the stream's rhythm.
+const MAX_SPACING: Duration = Duration::from_millis(200);
 
 impl Timeline {
     pub(crate) fn new(zero: Instant, clock_rate: u32) -> Self {
@@ -46,6 +58,8 @@ impl Timeline {
             clock_rate: clock_rate.max(1),
             anchor: None,
             last: None,
+            prev: None,
+            spacing: STEP,
         }
     }
 
@@ -71,10 +85,22 @@ impl Timeline {
                 arrival
             }
         };
+        if let Some((prev_ssrc, prev_rtp)) = self.prev {
+            let ticks = rtp_time.wrapping_sub(prev_rtp) as i32;
+            if prev_ssrc == ssrc && ticks > 0 {
+                let d = Duration::from_nanos(
+                    (ticks as u64).saturating_mul(1_000_000_000) / u64::from(self.clock_rate),
+                );
+                if d <= MAX_SPACING {
+                    self.spacing = d.max(STEP);
+                }
+            }
+        }
+        self.prev = Some((ssrc, rtp_time));
         let mut t = at.saturating_duration_since(self.zero);
         if let Some(last) = self.last {
-            if t <= last {
-                t = last + STEP;
+            if t < last + self.spacing {
+                t = last + self.spacing;
             }
         }
         self.last = Some(t);
@@ -139,18 +165,23 @@ mod tests {
         assert_eq!(t.place(1, 50_000, zero + ms(100)), ms(100));
         assert_eq!(t.place(1, 50_000 + 9000, zero + ms(200)), ms(200));
         // Another SSRC with an unrelated clock: placed by its arrival.
-        assert_eq!(t.place(2, 7, zero + ms(233)), ms(233));
-        assert_eq!(t.place(2, 7 + 2970, zero + ms(270)), ms(266));
+        assert_eq!(t.place(2, 7, zero + ms(333)), ms(333));
+        assert_eq!(t.place(2, 7 + 2970, zero + ms(370)), ms(366));
+        // A switch whose first frame shows the moment the last one did (it came
+        // 2 ms after it): a frame's spacing after it, and the next keeps its own.
+        assert_eq!(t.place(3, 100, zero + ms(368)), ms(399));
+        assert_eq!(t.place(3, 100 + 2970, zero + ms(401)), ms(432));
     }
 
     #[test]
     fn a_late_first_frame_does_not_delay_the_rest() {
         let zero = Instant::now();
         let mut t = Timeline::new(zero, 48_000);
-        // The first frame was held up 300 ms; the next arrives on time.
+        // The first frame was held up 300 ms; the next arrives on time: each after
+        // the one before by the stream's spacing, until the clock catches up.
         assert_eq!(t.place(1, 0, zero + ms(300)), ms(300));
-        assert_eq!(t.place(1, 960, zero + ms(40)), ms(301));
-        assert_eq!(t.place(1, 1920, zero + ms(60)), ms(302));
+        assert_eq!(t.place(1, 960, zero + ms(40)), ms(320));
+        assert_eq!(t.place(1, 1920, zero + ms(60)), ms(340));
         assert_eq!(t.place(1, 2880 + 48 * 300, zero + ms(380)), ms(380));
     }
 

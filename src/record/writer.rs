@@ -62,21 +62,36 @@ struct Disk {
     file: BufWriter<File>,
     flushed: Instant,
     stats: Arc<RecordStats>,
+    /// The first error the file system gave (libwebm only reports that a write
+    /// failed): "No space left on device" says what to do about it.
+    error: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Disk {
+    fn noted<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &r {
+            let _ = self.error.set(e.to_string());
+        }
+        r
+    }
 }
 
 impl Write for Disk {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let r = self.file.write(buf);
+        let n = self.noted(r)?;
         self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if self.flushed.elapsed() >= FLUSH_EVERY {
-            self.file.flush()?;
+            let r = self.file.flush();
+            self.noted(r)?;
             self.flushed = Instant::now();
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        let r = self.file.flush();
+        self.noted(r)
     }
 }
 
@@ -108,6 +123,8 @@ struct OpenFile {
     video: bool,
     /// Created at open; taken when the segment starts.
     disk: Option<Disk>,
+    /// What the file system said when a write failed (see [`Disk`]).
+    disk_error: Arc<std::sync::OnceLock<String>>,
     mux: Option<Mux>,
     /// Frames waiting to be written, in time order.
     queue: Vec<Frame>,
@@ -248,6 +265,7 @@ impl Writer {
         info!(room, participant, file = name, "recording to a file");
         self.stats.set_writing(&name, true);
         self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+        let disk_error = Arc::new(std::sync::OnceLock::new());
         self.files.insert(
             id,
             OpenFile {
@@ -259,7 +277,9 @@ impl Writer {
                     file: BufWriter::new(file),
                     flushed: Instant::now(),
                     stats: self.stats.clone(),
+                    error: disk_error.clone(),
                 }),
+                disk_error,
                 mux: None,
                 queue: Vec::new(),
                 newest: Duration::ZERO,
@@ -397,7 +417,7 @@ impl OpenFile {
             };
             mux.segment
                 .add_frame(track, &f.data, at.as_nanos() as u64, f.keyframe || !f.video)
-                .map_err(|e| format!("cannot write {}: {e}", self.name))?;
+                .map_err(|e| write_error(&self.name, &self.disk_error, e))?;
         }
         Ok(())
     }
@@ -406,7 +426,8 @@ impl OpenFile {
         let Some(disk) = self.disk.take() else {
             return Err(format!("{}: no file", self.name));
         };
-        let bad = |e: webm::mux::Error| format!("cannot write {}: {e}", self.name);
+        let (error, name) = (&self.disk_error, &self.name);
+        let bad = |e: webm::mux::Error| write_error(name, error, e);
         let mut b = SegmentBuilder::new(MuxWriter::new(disk))
             .and_then(|b| b.set_mode(SegmentMode::File))
             .and_then(|b| b.set_writing_app("lanrelay"))
@@ -440,6 +461,15 @@ impl OpenFile {
 }
 
 /// Creates `name` in `dir`, never over an existing file (`-2`, `-3`, ... added).
+/// Why a write of file `name` failed, in words: the file system's reason when it gave
+/// one (libwebm's own is only "Unknown error").
+fn write_error(name: &str, io: &std::sync::OnceLock<String>, e: webm::mux::Error) -> String {
+    match io.get() {
+        Some(io) => format!("cannot write {name}: {io}"),
+        None => format!("cannot write {name}: {e}"),
+    }
+}
+
 fn create_new(dir: &Path, name: &str) -> Result<(File, String), String> {
     let stem = name.trim_end_matches(".webm");
     for n in 1..100 {

@@ -74,6 +74,9 @@ pub struct Status {
     pub chat_refused_viewer: u64,
     /// `host` actions refused: the sender was not the room's host.
     pub not_host: u64,
+    /// The host's record and stop actions from the call page, and those refused.
+    pub host_recordings: u64,
+    pub recordings_refused: u64,
     /// Media sessions removed because they did not connect in time.
     pub connect_timeouts: u64,
     /// Joins and WHIP/WHEP sessions refused at the server-wide room limit.
@@ -112,6 +115,8 @@ impl Status {
         self.chat_refused_length += w.counters.chat_refused_length;
         self.chat_refused_viewer += w.counters.chat_refused_viewer;
         self.not_host += w.counters.not_host;
+        self.host_recordings += w.counters.host_recordings;
+        self.recordings_refused += w.counters.recordings_refused;
         self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
         self.workers.push(w.status);

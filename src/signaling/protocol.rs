@@ -183,6 +183,11 @@ pub enum HostAction {
     AllowShares,
     /// One share at a time again (shares already on go on until they end).
     OneShare,
+    /// Start recording the room (everyone hears `recording`); refused in a direct
+    /// room (`notRecordable`) or where the server records nothing (`recordingOff`).
+    Record,
+    /// Stop recording the room: its files are finished.
+    StopRecording,
 }
 
 /// A participant as others see it.
@@ -342,6 +347,11 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Sent to the room's host only (when it becomes the host, and after a resume):
+    /// the key that opens this room's recordings at `/recordings` (the page keeps it
+    /// in a cookie named `lanrelay-rec-` and its first 8 characters). A new host gets
+    /// a new key; the old one opens nothing any more.
+    RecordingAccess { key: String },
     /// This browser cannot decode participant `id`'s video codec (`decodable` false,
     /// `message` says why and what happens next), or decodes it again (true).
     PeerCodec {
@@ -495,6 +505,11 @@ pub enum ErrorCode {
     /// The host muted this microphone or stopped this camera: turning it on is
     /// refused until the host allows it (`held`).
     HeldByHost,
+    /// The host asked to record a direct call: its media does not pass through the
+    /// server, which has nothing to record.
+    NotRecordable,
+    /// The host asked to record, and this server records nothing.
+    RecordingOff,
 }
 
 impl ServerMsg {

@@ -190,6 +190,8 @@ pub struct Seen {
     pub peer_media: Vec<(PeerId, bool, bool)>,
     /// The `recording` messages: (on, message).
     pub recording: Vec<(bool, Option<String>)>,
+    /// The keys of `recordingAccess` messages (the host's to its room's recordings).
+    pub recording_keys: Vec<String>,
     /// `peerScreen` messages: (participant, shares).
     pub screens: Vec<(PeerId, bool)>,
     /// `screenRefused` messages: (code, message).
@@ -658,6 +660,9 @@ impl Driver {
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
             ServerMsg::Recording { on, message } => {
                 self.seen.lock().unwrap().recording.push((on, message))
+            }
+            ServerMsg::RecordingAccess { key } => {
+                self.seen.lock().unwrap().recording_keys.push(key)
             }
             ServerMsg::PeerCodec {
                 id,

@@ -148,6 +148,7 @@ test('reasons written in English by policy.js are shown in Chinese', () => {
   };
   const reasons = [
     policy.GROUP_REASON,
+    policy.RECORDING_REASON,
     policy.REFUSE_REASON,
     policy.NETWORK_CHANGED,
     `reconnected after the ${policy.NETWORK_CHANGED}`,

@@ -370,3 +370,36 @@ test('a relay connection gone silent restarts ICE, unless this side receives dir
   });
   assert.deepEqual(policy.onRelaySilent(facts({ path: 'direct' })), { do: 'ignore' }, 'a quieted relay carries nothing on purpose');
 });
+
+test('a recorded automatic call goes through the server, and is free again when it stops', () => {
+  // Direct and delivering when the recording starts: the direct link closes and the
+  // call moves to the relay (the recorder is in the server).
+  const delivering = facts({ hasRelay: true, path: 'direct', direct: link('delivering'), peerUsing: 'direct' });
+  assert.deepEqual(policy.onRecording({ ...delivering, recording: true }), { reconsider: true, resetRetries: false });
+  const recorded = { ...delivering, recording: true };
+  assert.deepEqual(policy.directPlan(recorded), { do: 'stop', reason: policy.RECORDING_REASON });
+  assert.equal(policy.relayQuietNow(recorded), false, 'the relay keeps carrying media');
+  // After the link closed (the session's closeDirect moved it already, or not yet):
+  const closed = { ...recorded, direct: null, path: /** @type {const} */ ('direct') };
+  assert.equal(policy.groupNeedsRelay(closed), true);
+  assert.equal(policy.groupNeedsRelay({ ...closed, path: 'relay' }), false);
+  // It stays: no direct offer is accepted, none is started, not even by a retry.
+  assert.deepEqual(policy.onDirectOffer({ ...recorded, direct: null, path: 'relay' }, 1), { refuse: policy.RECORDING_REASON });
+  assert.equal(policy.directPlan({ ...recorded, direct: null, path: 'relay', retryPending: true }).do, 'stop');
+  // Stopped: retries forgotten, direct tried again at once.
+  const after = facts({ hasRelay: true, path: 'relay', recording: false });
+  assert.deepEqual(policy.onRecording(after), { reconsider: true, resetRetries: true });
+  assert.deepEqual(policy.directPlan(after), { do: 'start', peerId: 1 });
+  assert.deepEqual(policy.onDirectOffer(after, 1), { refuse: null, newLink: true });
+});
+
+test('recording does not touch relay and direct rooms, nor viewers', () => {
+  for (const mode of ['relay', 'direct']) {
+    const f = facts({ mode, hasRelay: mode === 'relay', recording: true });
+    assert.equal(policy.onRecording(f).reconsider, false, mode);
+    assert.equal(policy.groupNeedsRelay({ ...f, path: 'direct', hasRelay: true }), false, mode);
+  }
+  // A direct call (the server refuses to record it anyway) keeps its direct plan.
+  assert.deepEqual(policy.directPlan(facts({ mode: 'direct', recording: true })), { do: 'start', peerId: 1 });
+  assert.equal(policy.onRecording(facts({ role: 'viewer', recording: true })).reconsider, false);
+});

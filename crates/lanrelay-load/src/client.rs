@@ -109,6 +109,19 @@ pub async fn request(
     body: Option<&str>,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<Response, LoadError> {
+    request_as(url, body, None, tls).await
+}
+
+/// [`request`] with the bearer token `token` (the operator's).
+pub async fn request_as(
+    url: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Response, LoadError> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let bad = || LoadError::Http(format!("bad URL {url}"));
     let (secure, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
@@ -138,10 +151,10 @@ pub async fn request(
     let _ = tcp.set_nodelay(true);
     let head = match body {
         Some(b) => format!(
-            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             b.len()
         ),
-        None => format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"),
+        None => format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n"),
     };
     if secure {
         let name = ServerName::try_from(host.to_string()).map_err(|_| bad())?;

@@ -158,6 +158,14 @@ pub struct Args {
     #[arg(long)]
     pub no_audio: bool,
 
+    /// lanrelay: record every room of each step while it is measured (the spawned
+    /// server gets an operator token and a temporary recordings folder, removed
+    /// after the step; the rooms are recorded through `POST
+    /// /api/rooms/ROOM/recording` once everyone has joined), to see what recording
+    /// costs the forwarding.
+    #[arg(long, requires = "spawn")]
+    pub record: bool,
+
     /// lanrelay: carry every participant's media over TCP (ICE-TCP to the HTTPS
     /// port, RFC 4571 framing) instead of UDP, to compare the two. Transit is then
     /// measured at the read (TCP gives no kernel arrival time).

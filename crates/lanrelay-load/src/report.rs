@@ -13,6 +13,8 @@ use super::config::{Scenario, Target};
 pub struct Row {
     pub target: Target,
     pub scenario: Scenario,
+    /// The rooms were recorded while measured (`--record`).
+    pub recorded: bool,
     /// The swept number: viewers, pairs or rooms.
     pub step: usize,
     pub publishers: usize,
@@ -140,9 +142,10 @@ pub fn table(rows: &[Row]) -> String {
             Scenario::Rooms => "rooms",
             Scenario::Soak => "soak",
         };
-        let target = match r.target {
-            Target::Lanrelay => "lanrelay",
-            Target::Janus => "janus",
+        let target = match (r.target, r.recorded) {
+            (Target::Lanrelay, false) => "lanrelay",
+            (Target::Lanrelay, true) => "lanrelay + recording",
+            (Target::Janus, _) => "janus",
         };
         let _ = writeln!(
             s,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::{request, tls_any_cert};
+use super::client::{request, request_as, tls_any_cert};
 use super::config::{Args, Scenario, Target};
 use super::janus::Janus;
 use super::lanrelay;
@@ -163,7 +163,43 @@ impl Step {
 }
 
 async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, LoadError> {
-    let (_spawned, base, pid) = lanrelay_target(args)?;
+    // --record: an operator token to start the recordings with, a folder for them.
+    let record = args.record.then(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "lanrelay-load-recordings-{}-{index}",
+            std::process::id()
+        ));
+        // A loopback server of this run only: the token need not be secret.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        (format!("load-{}-{nanos}", std::process::id()), dir)
+    });
+    let extra: Vec<String> = match &record {
+        Some((token, dir)) => vec![
+            "--operator-token".into(),
+            token.clone(),
+            "--recordings".into(),
+            dir.display().to_string(),
+        ],
+        None => Vec::new(),
+    };
+    let result = run_lanrelay_on(args, step, index, &extra, record.as_ref()).await;
+    if let Some((_, dir)) = &record {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+async fn run_lanrelay_on(
+    args: &Args,
+    step: usize,
+    index: usize,
+    extra: &[String],
+    record: Option<&(String, std::path::PathBuf)>,
+) -> Result<Row, LoadError> {
+    let (_spawned, base, pid) = lanrelay_target(args, extra)?;
     // Media over ICE-TCP goes to the HTTPS address.
     let tcp = if args.tcp { tcp_addr(&base) } else { None };
     let server = Proc::Pid(pid);
@@ -228,10 +264,44 @@ async fn run_lanrelay(args: &Args, step: usize, index: usize) -> Result<Row, Loa
             }
         }
     }
+    if let Some((token, _)) = record {
+        for room in &rooms {
+            let url = format!("{base}/api/rooms/{}/recording", room.name);
+            let r = request_as(&url, Some(""), Some(token), &tls).await?;
+            if r.status != 200 {
+                return Err(LoadError::Http(format!(
+                    "recording {} refused: {} {}",
+                    room.name, r.status, r.body
+                )));
+            }
+        }
+        eprintln!("   recording {} room(s)", rooms.len());
+    }
     let (mut row, _) = measure(args, &mut st, server, rss_before, || {
         health(base.clone(), tls.clone())
     })
     .await?;
+    if let Some((token, dir)) = record {
+        // What the recorder made of it: bytes written, frames it let go.
+        let metrics = request_as(&format!("{base}/metrics"), None, Some(token), &tls)
+            .await
+            .map(|r| r.body)
+            .unwrap_or_default();
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        eprintln!(
+            "   recorded {:.1} MB into {}, {} frames not recorded, {} recordings stopped",
+            value("lanrelay_recording_bytes_total ") / 1e6,
+            dir.display(),
+            value("lanrelay_recording_frames_dropped_total "),
+            value("lanrelay_recording_failures_total "),
+        );
+        row.recorded = true;
+    }
     row.target = Target::Lanrelay;
     row.step = step;
     row.scenario = args.scenario;
@@ -450,6 +520,7 @@ where
     let row = Row {
         target: Target::Lanrelay,
         scenario: args.scenario,
+        recorded: false,
         step: 0,
         publishers: st.publishers,
         receivers: st.receivers,

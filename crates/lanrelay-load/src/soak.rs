@@ -176,7 +176,7 @@ struct Churn {
 /// Runs the soak, printing a line a minute; the summary's `failures` name every
 /// threshold exceeded.
 pub async fn soak(args: &Args) -> Result<Summary, LoadError> {
-    let (_spawned, base, pid) = lanrelay_target(args)?;
+    let (_spawned, base, pid) = lanrelay_target(args, &[])?;
     // Media over ICE-TCP goes to the HTTPS address.
     let tcp = if args.tcp { tcp_addr(&base) } else { None };
     let server = Proc::Pid(pid);

@@ -116,15 +116,18 @@ fn parse_https_line(line: &str) -> Option<String> {
     Some(format!("https://{addr}"))
 }
 
-/// The lanrelay a run loads: the one `--spawn` starts (kept running while the returned
+/// The lanrelay a run loads: the one `--spawn` starts (with `extra` flags after
+/// `--server-arg`'s; kept running while the returned
 /// `Spawned` lives), or the one `--server-url` / `--server-pid` names. Its base URL and
 /// process id.
 pub fn lanrelay_target(
     args: &crate::config::Args,
+    extra: &[String],
 ) -> Result<(Option<Spawned>, String, u32), LoadError> {
     match (&args.spawn, &args.server_url, args.server_pid) {
         (Some(path), _, _) => {
-            let spawned = Spawned::start(path, 1000, &args.server_arg)?;
+            let flags: Vec<String> = args.server_arg.iter().chain(extra).cloned().collect();
+            let spawned = Spawned::start(path, 1000, &flags)?;
             let (base, pid) = (spawned.base.clone(), spawned.pid);
             Ok((Some(spawned), base, pid))
         }

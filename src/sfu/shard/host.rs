@@ -55,6 +55,10 @@ impl Shard {
             self.room_changed(&room, before, None);
             return;
         }
+        if let HostAction::Record | HostAction::StopRecording = action {
+            self.host_records(now, id, &room, action == HostAction::Record);
+            return;
+        }
         if let HostAction::AllowShares | HostAction::OneShare = action {
             let before = self.rooms.host_state(&room);
             let limit = match action {
@@ -118,7 +122,9 @@ impl Shard {
             HostAction::Lock
             | HostAction::Unlock
             | HostAction::AllowShares
-            | HostAction::OneShare => {}
+            | HostAction::OneShare
+            | HostAction::Record
+            | HostAction::StopRecording => {}
         }
     }
 
@@ -273,6 +279,9 @@ impl Shard {
         }
         let msg = self.rooms.host_state(room).message();
         self.signal(id, msg);
+        if self.rooms.is_host(room, id) {
+            self.tell_recording_key(id, room, false);
+        }
     }
 
     /// `room`'s host or lock may have changed since `before`: if so, everyone in the
@@ -281,6 +290,19 @@ impl Shard {
         let now = self.rooms.host_state(room);
         if now == before {
             return;
+        }
+        if now.host != before.host {
+            // A new host: a new key to the room's recordings (the old host's opens
+            // nothing any more), which `except` gets after its `joined`.
+            if let Some(h) = now.host {
+                if Some(h) == except {
+                    if let Some(sink) = &self.cfg.record {
+                        sink.access.renew(room);
+                    }
+                } else {
+                    self.tell_recording_key(h, room, true);
+                }
+            }
         }
         let msg = now.message();
         let everyone: Vec<PeerId> = self

@@ -173,6 +173,10 @@ pub struct ShardCounters {
     pub chat_refused_viewer: u64,
     /// `host` actions from participants that are not the host.
     pub not_host: u64,
+    /// The host's `record` and `stopRecording` actions, and those refused (a direct
+    /// room, a server that records nothing).
+    pub host_recordings: u64,
+    pub recordings_refused: u64,
 }
 
 /// One worker's share of the rooms.

@@ -13,7 +13,7 @@ use super::Shard;
 use crate::record::room::{Group, RecordOut, RoomRecorder, TrackInfo};
 use crate::record::{SinkError, WriterMsg};
 use crate::sfu::link::TrackPacket;
-use crate::signaling::protocol::{Mode, PeerId, ServerMsg, Source};
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, ServerMsg, Source};
 
 /// Why a recording could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +95,41 @@ impl Shard {
             self.stop_recording(room, None);
         }
         rooms.len()
+    }
+
+    /// Host `id` of `room` starts (`on`) or stops its recording from the call page;
+    /// a refusal is said to the host's page, in words and with a code it translates.
+    pub(super) fn host_records(&mut self, now: Instant, id: PeerId, room: &str, on: bool) {
+        info!(id, room, on, "recording asked by the host");
+        self.counters.host_recordings += 1;
+        if !on {
+            self.stop_recording(room, None);
+            return;
+        }
+        let refused = match self.start_recording(now, room) {
+            Ok(_) => return,
+            Err(RecordError::Direct) => (
+                ErrorCode::NotRecordable,
+                "this call is direct: its media does not pass through the server, so it \
+                 cannot be recorded (a relayed or automatic room can be)",
+            ),
+            Err(RecordError::Off) => (ErrorCode::RecordingOff, "this server does not record calls"),
+            Err(RecordError::NoRoom) => return,
+        };
+        self.counters.recordings_refused += 1;
+        self.signal(id, ServerMsg::error(refused.0, refused.1));
+    }
+
+    /// Gives host `id` the key to `room`'s recordings (a new one when `renew`).
+    pub(super) fn tell_recording_key(&mut self, id: PeerId, room: &str, renew: bool) {
+        let Some(sink) = &self.cfg.record else {
+            return;
+        };
+        let key = match renew {
+            true => sink.access.renew(room),
+            false => sink.access.key(room),
+        };
+        self.signal(id, ServerMsg::RecordingAccess { key });
     }
 
     /// Whether `room` is being recorded here.
