@@ -147,12 +147,16 @@ fn probe(path: &Path) -> (Vec<String>, f64) {
     (codecs, duration)
 }
 
-/// What ffmpeg says decoding every frame (nothing: no error).
+/// What ffmpeg says decoding every frame (nothing: no error), at the file's own
+/// (millisecond) times: without `-enc_time_base -1` ffmpeg 5.1 re-times a video it
+/// takes for 30 fps onto a 1/30 s grid for the null output, and two frames 33 ms
+/// apart that straddle a grid point make its null muxer complain about its own
+/// re-timing (tests/e2e/recording.test.mjs says more).
 fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
     String::from_utf8_lossy(&out.stderr).to_string()
