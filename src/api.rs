@@ -149,6 +149,8 @@ mod tests {
             participants: vec![p.clone()],
             viewers: vec![p],
             comparison: None,
+            edges: Vec::new(),
+            cluster: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     helper: Option<HelperTask>,
     reload: tokio::task::JoinHandle<()>,
+    /// The cluster task (`--cluster`).
+    cluster: Option<crate::cluster::Task>,
 }
 
 /// The HTTP helper's task and the way to stop it.
@@ -60,6 +62,11 @@ impl Server {
     /// Stops accepting connections and waits for the HTTPS server to end.
     pub async fn shutdown(self) {
         self.reload.abort();
+        if let Some(c) = self.cluster {
+            // It gives back this node's entry and the rooms it was the origin of.
+            let _ = c.stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.task).await;
+        }
         if let Some(h) = self.helper {
             let _ = h.stop.send(());
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), h.task).await;
@@ -183,6 +190,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         config.workers,
     )
     .context("cannot start the media workers")?;
+    let cluster = config.cluster.clone().map(|cfg| {
+        // Ids from a base of this node's own: they travel to other nodes.
+        engine::spread_peer_ids(rand::random());
+        let from_workers = engine
+            .set_cluster_rx()
+            .expect("the workers' messages for other nodes are taken once");
+        let (cluster, task) = crate::cluster::Cluster::start(cfg, engine.clone(), from_workers);
+        engine.set_cluster(cluster);
+        task
+    });
     let connections = ConnectionLimit::new(config.max_connections_per_address);
     let tcp_stats = Arc::new(crate::sfu::tcp::TcpStats::default());
     let app = http::router(AppState {
@@ -273,6 +290,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         task,
         helper,
         reload,
+        cluster,
     })
 }
 

@@ -11,6 +11,7 @@
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
+import { redirectTarget } from './signaling.js';
 import { mountComparePanel } from './compare.js';
 import { mountChat } from './chat.js';
 import { onPlayRejected } from './autoplay.js';
@@ -163,6 +164,12 @@ async function join(room, name, mode) {
     const d = /** @type {CustomEvent} */ (ev).detail;
     const tile = tiles.get(d.peerId);
     if (tile) tile.dataset.layer = JSON.stringify({ i: d.index + 1, n: d.count, rid: d.rid });
+  });
+  // In a cluster: another node serves this room; the page moves there.
+  s.addEventListener('redirect', (ev) => {
+    const target = redirectTarget(/** @type {CustomEvent} */ (ev).detail.url, location);
+    if (target) location.replace(target);
+    else renderState({ state: 'failed', reason: 'the server sent this page to an invalid address' });
   });
   s.addEventListener('serverError', (ev) => {
     const { code, message } = /** @type {CustomEvent} */ (ev).detail;

@@ -975,6 +975,14 @@ export const SERVER_MSG_HANDLERS = {
   chatRefused(msg) {
     this.emit('chatRefused', { code: msg.code, message: msg.message });
   },
+  // In a cluster, another node serves this room (instead of `joined`): the session
+  // ends here, and the page opens itself on that node (app.js).
+  redirect(msg) {
+    this.ended = true;
+    this.teardown();
+    this.localStream?.getTracks().forEach((t) => t.stop());
+    this.emit('redirect', { url: msg.url });
+  },
 };
 
 /** Camera and microphone, falling back to what the device has (or nothing). */

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
+use super::lanes::MediaLane;
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
-use super::link::LinkMsg;
+use super::link::{is_remote, LinkMsg};
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
@@ -47,7 +48,7 @@ impl Links {
     }
 
     /// Sends messages to worker `to`; returns how many packets were dropped.
-    fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
+    pub(crate) fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
         let (Some(tx), Some(backlog)) = (self.txs.get(to), self.backlog.get(to)) else {
             return 0;
         };
@@ -122,9 +123,28 @@ pub(crate) struct Worker {
     /// Frames for an ICE-TCP connection that was gone or too far behind.
     tcp_drops: u64,
     to_receive: ToReceive,
+    /// Messages for other nodes (a cluster), to the cluster task.
+    to_cluster: mpsc::UnboundedSender<(usize, LinkMsg)>,
+    /// This worker's own media lane: the datagrams of its relay links' sockets come
+    /// in on it like those of the media sockets.
+    #[allow(dead_code)] // used by the relay links (next step)
+    own_lane: MediaLane,
+    /// Relay links to other nodes' origins (this node an edge): their sockets by
+    /// local address, and the task reading each.
+    #[allow(dead_code)]
+    link_sockets: HashMap<SocketAddr, LinkSocket>,
+}
+
+/// The UDP socket of one relay link from this node (an edge) to a room's origin.
+#[allow(dead_code)]
+struct LinkSocket {
+    socket: Arc<tokio::net::UdpSocket>,
+    reader: tokio::task::JoinHandle<()>,
+    link: PeerId,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         senders: Vec<UdpSender>,
@@ -132,6 +152,8 @@ impl Worker {
         registry: Arc<Registry>,
         links: Arc<Links>,
         to_receive: ToReceive,
+        to_cluster: mpsc::UnboundedSender<(usize, LinkMsg)>,
+        own_lane: MediaLane,
     ) -> Self {
         let sets_source = senders
             .iter()
@@ -156,6 +178,9 @@ impl Worker {
             tcp: HashMap::new(),
             tcp_drops: 0,
             to_receive,
+            to_cluster,
+            own_lane,
+            link_sockets: HashMap::new(),
         }
     }
 }
@@ -319,6 +344,7 @@ impl Worker {
                     direct_drops: self.direct_drops,
                     route_drops: self.route_drops,
                     link_drops: self.link_drops.clone(),
+                    relay_links: shard.relay_links(),
                 });
             }
         }
@@ -369,6 +395,7 @@ impl Worker {
                 offer,
                 reply,
                 from: _,
+                edge: _,
             } => {
                 if whep && home != self.index {
                     // Answered once the room's home has admitted the player.
@@ -469,6 +496,10 @@ impl Worker {
                 Output::Close(id) => {
                     self.sessions.remove(&id);
                     self.registry.release(id);
+                }
+                Output::Link(to, msg) if is_remote(to) => {
+                    // Another node's: the cluster task carries it over NATS.
+                    let _ = self.to_cluster.send((to, msg));
                 }
                 Output::Link(to, msg) => {
                     if let Some(out) = self.link_out.get_mut(to) {

@@ -306,6 +306,11 @@ pub enum ServerMsg {
     },
     /// Something the browser asked for failed. `code` is stable; `message` is for people.
     Error { code: ErrorCode, message: String },
+    /// Instead of `joined`, in a cluster of nodes: another node serves this room (a
+    /// participant goes to the room's origin; a viewer may be sent to a less loaded
+    /// node). `url` is that node's `https://HOST:PORT`; the page opens the same path
+    /// and query there and joins again. The connection then closes.
+    Redirect { url: String },
     /// A chat message of the room, the sender's own included (its echo says it was
     /// sent).
     Chat { message: ChatLine },

@@ -165,6 +165,8 @@ impl Shard {
                     self.unpublish(now, publisher, mid);
                 }
             }
+            LinkMsg::LinkOffer { .. } | LinkMsg::LinkClosed { .. } | LinkMsg::LinkAnswer { .. } => {
+            }
             LinkMsg::PublisherLeft { room, publisher } => {
                 let here = self
                     .peers

@@ -54,13 +54,14 @@ mod keyframes;
 mod mirror;
 mod negotiate;
 mod publish;
+mod relay;
 mod route;
 mod snapshot;
 mod speaker;
 mod timers;
 
 pub use http::HttpAnswer;
-pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
+pub use snapshot::{EdgePlace, ParticipantSnapshot, RoomPlace, RoomSnapshot};
 
 use super::driver::Drained;
 use super::link::LinkMsg;
@@ -160,6 +161,10 @@ pub struct ShardCounters {
     pub chat_refused_rate: u64,
     pub chat_refused_length: u64,
     pub chat_refused_viewer: u64,
+    /// RTP packets (and their payload bytes) sent on relay links to edge nodes: each
+    /// of a publisher's packets once per edge, whatever its number of viewers.
+    pub relayed: u64,
+    pub relayed_bytes: u64,
 }
 
 /// One worker's share of the rooms.
