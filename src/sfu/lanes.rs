@@ -78,6 +78,11 @@ impl MediaLane {
         })
     }
 
+    /// Whether the worker is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Resolves when the worker is gone.
     pub(crate) async fn closed(&self) {
         self.tx.closed().await

@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 use super::admit::Arrival;
 use super::{Output, Shard};
-use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
+use crate::sfu::link::{LinkMsg, Publisher, TrackInfo, REMOTE_HOME};
 use crate::sfu::peer::{Client, Peer, Served, UpTrack};
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
 
@@ -165,8 +165,14 @@ impl Shard {
                     self.unpublish(now, publisher, mid);
                 }
             }
-            LinkMsg::LinkOffer { .. } | LinkMsg::LinkClosed { .. } | LinkMsg::LinkAnswer { .. } => {
-            }
+            LinkMsg::LinkOffer {
+                room,
+                link,
+                params,
+                from,
+            } => self.link_offer(now, room, link, params, from),
+            LinkMsg::LinkClosed { room, from } => self.link_closed(now, &room, from),
+            LinkMsg::LinkAnswer { room, link, params } => self.link_answer(&room, link, params),
             LinkMsg::PublisherLeft { room, publisher } => {
                 let here = self
                     .peers
@@ -277,6 +283,9 @@ impl Shard {
             return;
         };
         self.mirrored.insert(room.clone(), home);
+        if home == REMOTE_HOME {
+            self.ensure_relay_in(&room);
+        }
         for Publisher { info, tracks } in publishers {
             let publisher = info.id;
             if self.stand_in(&room, home, info, &tracks) {
@@ -292,7 +301,7 @@ impl Shard {
                     debug!(id, room, home, "WHEP player admitted by its room's home");
                     self.out.push_back(Output::HttpAnswer(id, Ok(answer)));
                 }
-                Err(why) => self.turn_away(id, &room, home, true, why),
+                Err(why) => self.turn_away(now, id, &room, home, true, why),
             }
             return;
         }
@@ -300,7 +309,7 @@ impl Shard {
         if let Err(e) = self.admit(now, id, &room, mode, Role::Viewer, name, arrival) {
             // Only if this worker's limits differ from the home's.
             let why = e.into_wire(&room);
-            self.turn_away(id, &room, home, false, why);
+            self.turn_away(now, id, &room, home, false, why);
             return;
         }
         debug!(id, room, home, "viewer admitted by its room's home");
@@ -311,6 +320,7 @@ impl Shard {
     /// hears why, and the home that it left.
     fn turn_away(
         &mut self,
+        now: Instant,
         id: PeerId,
         room: &str,
         home: usize,
@@ -323,7 +333,7 @@ impl Shard {
             id,
         };
         self.out.push_back(Output::Link(home, msg));
-        self.unmirror_if_unwatched(room);
+        self.unmirror_if_unwatched(now, room);
     }
 
     /// Mirror: makes sure publisher `info` of `room` has a stand-in with `tracks`.
@@ -348,6 +358,9 @@ impl Shard {
                 e.insert(UpTrack::new(t.kind, t.simulcast));
                 added = true;
             }
+        }
+        if added && home == REMOTE_HOME {
+            self.declare_relay_media(room);
         }
         added
     }
@@ -390,7 +403,7 @@ impl Shard {
     }
 
     /// After `peer` left: the other workers of a spread room hear of it.
-    pub(super) fn left_spread_room(&mut self, peer: &Peer) {
+    pub(super) fn left_spread_room(&mut self, now: Instant, peer: &Peer) {
         let room = &peer.room;
         match peer.served {
             Served::Elsewhere { worker } => {
@@ -421,14 +434,14 @@ impl Shard {
                         id: peer.id,
                     };
                     self.out.push_back(Output::Link(home, msg));
-                    self.unmirror_if_unwatched(room);
+                    self.unmirror_if_unwatched(now, room);
                 }
             }
         }
     }
 
     /// Mirror: once none of a mirrored room's viewers is left here, its stand-ins go.
-    fn unmirror_if_unwatched(&mut self, room: &str) {
+    fn unmirror_if_unwatched(&mut self, now: Instant, room: &str) {
         if !self.mirrored.contains_key(room) || !self.rooms.viewers(room).is_empty() {
             return;
         }
@@ -436,7 +449,11 @@ impl Shard {
             self.peers.remove(&id);
             self.rooms.leave(room, id);
         }
-        self.mirrored.remove(room);
+        if self.mirrored.remove(room) == Some(REMOTE_HOME) {
+            if let Some(link) = self.relay_in.get(room).copied() {
+                self.close_relay(now, link, "no viewer left here", true);
+            }
+        }
         debug!(room, "no viewer left here: mirror closed");
     }
 }

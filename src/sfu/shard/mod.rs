@@ -135,6 +135,9 @@ pub enum Output {
     /// an address a peer proved with an authenticated STUN request, for the receive
     /// task's routes.
     Route(SocketAddr, bool),
+    /// Bind a UDP socket for relay link `PeerId` (this node an edge) and tell
+    /// [`Shard::link_bound`] its address.
+    BindLink(PeerId),
 }
 
 /// What the shard counted, for `/metrics` and tests.
@@ -201,6 +204,18 @@ pub struct Shard {
     pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
     /// Home side: who is speaking in each room where someone was heard lately.
     speakers: speaker::Speakers,
+    /// Relay links to and from other nodes of a cluster, by their peer id (see
+    /// `relay`).
+    relays: HashMap<PeerId, relay::Link>,
+    /// Edge side: each room's link from its origin.
+    relay_in: HashMap<String, PeerId>,
+    /// Edge side: links whose socket the worker is binding → their room.
+    pending_links: HashMap<PeerId, String>,
+    /// Edge side: link sockets' addresses → link (the origin's STUN responses carry
+    /// no ufrag to find it by).
+    relay_local: HashMap<SocketAddr, PeerId>,
+    /// Origin side: each room's links to edges → (edge index, link).
+    relay_out: HashMap<String, Vec<(usize, PeerId)>>,
 }
 
 impl Shard {
@@ -217,6 +232,11 @@ impl Shard {
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
             speakers: speaker::Speakers::default(),
+            relays: HashMap::new(),
+            relay_in: HashMap::new(),
+            pending_links: HashMap::new(),
+            relay_local: HashMap::new(),
+            relay_out: HashMap::new(),
             cfg,
             dtls_cert,
             peers: FxHashMap::default(),
@@ -274,7 +294,11 @@ impl Shard {
 
     fn handle_event(&mut self, now: Instant, id: PeerId, event: Event) {
         match event {
+            Event::RtpPacket(pkt) if self.is_relay(id) => self.relay_in_rtp(now, id, pkt),
             Event::RtpPacket(pkt) => self.forward(now, id, pkt),
+            Event::KeyframeRequest(req) if self.is_relay(id) => {
+                self.relay_keyframe_request(now, id, req)
+            }
             Event::KeyframeRequest(req) => {
                 let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
                     return;

@@ -79,7 +79,10 @@ pub struct CodecGap {
 impl Shard {
     /// Participants and viewers this shard serves.
     pub fn peer_count(&self) -> usize {
-        self.peers.values().filter(|p| p.is_here()).count()
+        self.peers
+            .values()
+            .filter(|p| p.is_here() && !self.relays.contains_key(&p.id))
+            .count()
     }
 
     /// Rooms whose home is this shard.
