@@ -122,6 +122,12 @@ export class CallSession extends EventTarget {
     this.collector = new StatsCollector(this);
     /** The token that resumes this participant on a new signaling connection. */
     this.resumeToken = '';
+    /**
+     * In a cluster: the other nodes' URLs (from `joined`), where the page goes if
+     * this one stops answering.
+     * @type {string[]}
+     */
+    this.nodes = [];
     /** A resume is under way. */
     this.resuming = false;
     /** The server refused the resume under way (it no longer has this participant). */
@@ -270,7 +276,16 @@ export class CallSession extends EventTarget {
           return;
         }
       } catch {
-        // Cannot reach the server (yet): try again.
+        // Cannot reach the server (yet): try again. In a cluster, after a second
+        // miss the page moves to another node (this one may be gone for good), which
+        // places it again.
+        if (attempt >= 2 && this.nodes.length) {
+          this.resumeWaiter = null;
+          this.resuming = false;
+          const url = this.nodes[Math.floor(Math.random() * this.nodes.length)];
+          SERVER_MSG_HANDLERS.redirect.call(this, { type: 'redirect', url });
+          return;
+        }
       }
       this.resumeWaiter = null;
       if (this.resumeRefused) {
@@ -295,6 +310,7 @@ export class CallSession extends EventTarget {
    */
   onResumed(msg) {
     this.resumeToken = msg.resume || '';
+    this.nodes = msg.nodes || [];
     this.sig?.closeStale();
     const before = this.peers;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));
@@ -872,6 +888,7 @@ export const SERVER_MSG_HANDLERS = {
       return;
     }
     this.resumeToken = msg.resume || '';
+    this.nodes = msg.nodes || [];
     this.id = msg.id;
     this.mode = msg.mode;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));

@@ -25,7 +25,7 @@
 /** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, codecGap?: {codec: string, switchable: boolean} | null}} PeerInfo */
 
 /**
- * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string}
+ * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string, nodes?: string[]}
  *   | {type: 'peerJoined', peer: PeerInfo}
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}

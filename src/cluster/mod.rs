@@ -223,14 +223,17 @@ impl Cluster {
             }
         }
         let Some(nats) = self.inner.nats.borrow().clone() else {
-            return self.without_nats(room, arrival, open_here);
+            return self.without_nats(room, open_here);
         };
+        if nats.client.connection_state() != async_nats::connection::State::Connected {
+            return self.without_nats(room, open_here);
+        }
         for _ in 0..4 {
             let entry = match nats.room(room).await {
                 Ok(e) => e,
                 Err(e) => {
                     warn!(room, "cannot read the room's entry: {e}");
-                    return self.without_nats(room, arrival, open_here);
+                    return self.without_nats(room, open_here);
                 }
             };
             let nodes = self.state().nodes.clone();
@@ -269,7 +272,7 @@ impl Cluster {
                     }
                     Err(e) => {
                         warn!(room, "cannot write the room's entry: {e}");
-                        return self.without_nats(room, arrival, open_here);
+                        return self.without_nats(room, open_here);
                     }
                 },
                 Decision::Edge { origin } => {
@@ -287,24 +290,25 @@ impl Cluster {
     }
 
     /// NATS is away: rooms this node is the origin of carry on; anything that needs
-    /// the cluster waits.
-    fn without_nats(&self, room: &str, arrival: Arrival, open_here: bool) -> Place {
-        let s = self.state();
-        let origin_here = s.owned.contains_key(room) && open_here;
-        let edge_here = arrival == Arrival::Viewer && open_here && s.edge_of.contains_key(room);
-        if origin_here {
+    /// another node (an edge's viewer is admitted by the origin, over NATS) waits.
+    fn without_nats(&self, room: &str, open_here: bool) -> Place {
+        if open_here && self.state().owned.contains_key(room) {
             return Place::Origin;
-        }
-        if edge_here {
-            if let Some(origin) = s.edge_of.get(room) {
-                return Place::Edge {
-                    origin: origin.clone(),
-                };
-            }
         }
         Place::Unavailable {
             retry_after: RETRY_AFTER,
         }
+    }
+
+    /// The other live nodes' URLs, for pages to move to should this node go.
+    pub fn other_nodes(&self) -> Vec<String> {
+        let me = &self.inner.cfg.node;
+        self.state()
+            .nodes
+            .iter()
+            .filter(|n| &n.name != me)
+            .map(|n| n.url.clone())
+            .collect()
     }
 
     /// The room's origin as this node knows it (an edge's rooms).

@@ -244,6 +244,10 @@ pub enum ServerMsg {
         /// should this one drop; absent when the server does not keep participants.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// In a cluster: the other live nodes (`https://HOST:PORT`), where the page
+        /// goes should this node stop answering; absent outside a cluster.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// Someone entered the room.
     PeerJoined { peer: PeerInfo },

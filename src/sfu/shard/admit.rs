@@ -201,8 +201,9 @@ impl Shard {
             peers,
             capacity: self.rooms.capacity(mode),
             mode,
-            // The signaling session adds its token.
+            // The signaling session adds its token, and the cluster's nodes.
             resume: None,
+            nodes: Vec::new(),
         }
     }
 
