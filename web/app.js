@@ -11,7 +11,7 @@
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
-import { redirectTarget } from './signaling.js';
+import { redirectTarget, reachable } from './signaling.js';
 import { mountComparePanel } from './compare.js';
 import { mountChat } from './chat.js';
 import { onPlayRejected } from './autoplay.js';
@@ -165,11 +165,22 @@ async function join(room, name, mode) {
     const tile = tiles.get(d.peerId);
     if (tile) tile.dataset.layer = JSON.stringify({ i: d.index + 1, n: d.count, rid: d.rid });
   });
-  // In a cluster: another node serves this room; the page moves there.
-  s.addEventListener('redirect', (ev) => {
-    const target = redirectTarget(/** @type {CustomEvent} */ (ev).detail.url, location);
-    if (target) location.replace(target);
-    else renderState({ state: 'failed', reason: 'the server sent this page to an invalid address' });
+  // In a cluster: another node serves this room; the page moves there, to the first
+  // of it and the other nodes it knows that answers (a node that just died may still
+  // be named for a few seconds), trying again until one does.
+  s.addEventListener('redirect', async (ev) => {
+    const first = /** @type {CustomEvent} */ (ev).detail.url;
+    for (;;) {
+      for (const url of [first, ...s.nodes.filter((u) => u !== first)]) {
+        const target = redirectTarget(url, location);
+        if (target && (await reachable(url))) {
+          location.replace(target);
+          return;
+        }
+      }
+      renderState({ state: 'reconnecting', reason: 'looking for a server of this room' });
+      await new Promise((r) => setTimeout(r, 2000));
+    }
   });
   s.addEventListener('serverError', (ev) => {
     const { code, message } = /** @type {CustomEvent} */ (ev).detail;

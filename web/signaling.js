@@ -81,6 +81,19 @@ export function redirectTarget(url, here) {
   return `${base.origin}${here.pathname}${here.search}${here.hash}`;
 }
 
+/**
+ * Whether the node at `url` (`https://HOST:PORT`) answers, within 2 s.
+ * @param {string} url
+ */
+export async function reachable(url) {
+  try {
+    await fetch(`${url}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(2000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The WebSocket URL of the server that served this page. */
 export function defaultUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -29,6 +29,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node entry not refreshed for this long expires (the node is gone).
 pub const NODE_TTL: Duration = Duration::from_secs(8);
 
+/// A node whose entry is this much older than the newest node entry counts as gone
+/// (it missed two heartbeats).
+const STALE: time::Duration = time::Duration::milliseconds(4500);
+
 /// How long one NATS operation may take before the cluster counts as unreachable.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -184,14 +188,26 @@ impl Nats {
             while let Some(k) = keys.next().await {
                 names.push(k.map_err(err)?);
             }
-            let mut out = Vec::new();
+            let mut entries = Vec::new();
             for name in names {
-                if let Some(v) = self.nodes.get(&name).await.map_err(err)? {
-                    if let Ok(n) = serde_json::from_slice::<NodeLoad>(&v) {
-                        out.push(n);
+                if let Some(e) = self.nodes.entry(name).await.map_err(err)? {
+                    if e.operation != kv::Operation::Put {
+                        continue;
+                    }
+                    if let Ok(n) = serde_json::from_slice::<NodeLoad>(&e.value) {
+                        entries.push((e.created, n));
                     }
                 }
             }
+            // A node whose last heartbeat is well behind the newest one stopped: it
+            // drops out now rather than when its entry expires (the times are the NATS
+            // server's, so the nodes' clocks need not agree).
+            let newest = entries.iter().map(|(t, _)| *t).max();
+            let out = entries
+                .into_iter()
+                .filter(|(t, _)| newest.is_some_and(|n| n - *t <= STALE))
+                .map(|(_, n)| n)
+                .collect();
             Ok::<_, NatsError>(out)
         };
         match tokio::time::timeout(OP_TIMEOUT, read).await {
