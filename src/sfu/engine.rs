@@ -51,8 +51,28 @@ pub fn next_peer_id() -> PeerId {
 /// id: each node counts from its own random base, `prefix << 32` (below 2^53, so the
 /// ids stay exact as numbers in the pages' JSON).
 pub fn spread_peer_ids(prefix: u32) {
-    let base = u64::from(prefix.clamp(1, (1 << 20) - 1)) << 32;
-    let _ = NEXT_ID.fetch_max(base, Ordering::Relaxed);
+    let _ = NEXT_ID.fetch_max(id_base(prefix), Ordering::Relaxed);
+}
+
+/// The first id of a node with this random prefix: `(1 ..= 2^20 - 1) << 32`, a range
+/// of its own for (almost) every prefix.
+fn id_base(prefix: u32) -> u64 {
+    (u64::from(prefix % ((1 << 20) - 1)) + 1) << 32
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::id_base as base;
+
+    /// Two nodes' random prefixes give them different id ranges, all below 2^53.
+    #[test]
+    fn node_id_bases_differ_and_stay_exact_in_json() {
+        assert_ne!(base(u32::MAX), base(u32::MAX - 1));
+        assert_ne!(base(3_000_000), base(4_000_000));
+        for p in [0, 1, u32::MAX, 1 << 20, (1 << 20) - 1] {
+            assert!(base(p) >= 1 << 32 && base(p) + (1 << 32) <= 1 << 53, "{p}");
+        }
+    }
 }
 
 /// A snapshot of the engine, for health checks and tests.

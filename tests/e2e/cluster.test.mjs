@@ -12,7 +12,7 @@
 // About 70 s.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, copyFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.CLUSTER_LOGS) for (const [n, s] of Object.entries(nodes)) console.log(`--- ${n}:\n${s.logs()}`);
   await browser?.close();
   for (const n of Object.values(nodes)) await n.stop();
   natsProc?.kill('SIGKILL');
@@ -106,11 +107,9 @@ function load(room, viewers, extra = []) {
     '--viewer-url', `https://${net.ip.b}:8443`, '--viewer-url', `https://${net.ip.c}:8443`,
     '--viewers', String(viewers), '--duration', '6', '--warmup', '2', '--video-kbps', '1000',
     '--bind', net.ip.client, '--json', json, ...extra];
-  try {
-    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 90000 });
-  } catch (e) {
-    throw new Error(`lanrelay-load failed: ${e.stderr?.toString() || e}`);
-  }
+  const r = spawnSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 90000 });
+  if (process.env.LOAD_LOG) console.log(r.stderr?.toString());
+  if (r.status !== 0) throw new Error(`lanrelay-load failed (${r.status}): ${r.stderr?.toString()}`);
   const report = JSON.parse(readFileSync(json, 'utf8'));
   rmSync(join(json, '..'), { recursive: true, force: true });
   void room;
@@ -121,7 +120,7 @@ test('viewers on two edges receive intact, and the origin sends once per edge', 
   const before = { a: metric('a', 'lanrelay_relayed_packets_total'), b: metric('b', 'lanrelay_forwarded_packets_total'), c: metric('c', 'lanrelay_forwarded_packets_total') };
   const row = load('one', 4, ['--no-audio']);
   console.log(`4 viewers on b and c: ${row.receiving}/${row.receivers} receiving, loss ${row.lossPct} %, corrupt ${row.corrupt}, transit p50/p99 ${(row.transitP50Us / 1000).toFixed(2)}/${(row.transitP99Us / 1000).toFixed(2)} ms, connect p50 ${row.connectP50Ms} ms`);
-  assert.equal(row.receiving, row.receivers, 'every viewer receives');
+  assert.equal(row.receiving, row.receivers, `every viewer receives; errors: ${JSON.stringify(row.errors)}`);
   assert.equal(row.corrupt, 0, 'no packet arrives damaged');
   assert.ok(row.lossPct < 1, `loss ${row.lossPct} %`);
   const relayed = metric('a', 'lanrelay_relayed_packets_total') - before.a;
@@ -140,7 +139,7 @@ test('5 % loss from the origin to the edges: the viewers still get their packets
     const row = load('lossy', 2, ['--no-audio']);
     const dropped = net.dropped('a');
     console.log(`with ${dropped} datagrams dropped on the links: ${row.receiving}/${row.receivers} receiving, loss ${row.lossPct} %, corrupt ${row.corrupt}`);
-    assert.ok(dropped > 50, `datagrams were dropped on the links (${dropped})`);
+    assert.ok(dropped > 20, `datagrams were dropped on the links (${dropped})`);
     assert.equal(row.receiving, row.receivers, 'every viewer receives');
     assert.equal(row.corrupt, 0);
     assert.ok(row.lossPct < 1, `loss after retransmission ${row.lossPct} % (5 % on the links)`);
