@@ -40,6 +40,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 nats_port=$(free_port)
 "$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >/dev/null 2>&1 &
 pids+=($!)
+disown
 "$bin" --certs "$work/ca" certs --renew >/dev/null 2>&1
 declare -A port pid
 for n in a b c; do
@@ -52,6 +53,7 @@ for n in a b c; do
     --node-url "https://127.0.0.1:${port[$n]}" >"$work/$n.log" 2>&1 &
   pid[$n]=$!
   pids+=($!)
+  disown
 done
 url() { echo "https://127.0.0.1:${port[$1]}"; }
 for n in a b c; do
