@@ -196,7 +196,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         let from_workers = engine
             .set_cluster_rx()
             .expect("the workers' messages for other nodes are taken once");
-        let (cluster, task) = crate::cluster::Cluster::start(cfg, engine.clone(), from_workers);
+        let (cluster, task) = crate::cluster::shell::start(cfg, engine.clone(), from_workers);
         engine.set_cluster(cluster);
         task
     });

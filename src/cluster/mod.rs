@@ -4,15 +4,18 @@
 //! - [`placement`]: where a newcomer to a room is served (Sans-IO).
 //! - [`nats`]: the rooms and nodes buckets and the node subjects.
 //! - [`wire`]: what nodes tell each other about a room served over several nodes.
-//! - This file: the shell. [`Cluster::place`] answers a join or a WHIP/WHEP request
-//!   (serve here as origin or edge, send elsewhere, or `503`); a background task
-//!   refreshes this node's heartbeat, gives back the entries of rooms that closed
-//!   here, and carries messages between this node's media workers and other nodes.
+//! - [`shell`]: the task bound to this node's media engine: heartbeats, giving back
+//!   the entries of rooms that closed here, messages between the media workers and
+//!   other nodes.
+//! - This file: the [`Cluster`] handle. [`Cluster::place`] answers a join or a
+//!   WHIP/WHEP request (serve here as origin or edge, send elsewhere, or `503`) from
+//!   what NATS holds and what this node knows.
 //!
 //! `docs/cluster.md` has the design: why, the subjects and keys, the failure cases.
 
 pub mod nats;
 pub mod placement;
+pub mod shell;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -20,12 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::sfu::engine::EngineHandle;
-use crate::sfu::link::LinkMsg;
 use nats::{Claim, Nats};
 use placement::{Arrival, Decision, Inputs, NodeLoad};
 
@@ -147,29 +147,6 @@ pub struct Task {
 }
 
 impl Cluster {
-    /// Starts the cluster task: connects to NATS (in the background: the node serves
-    /// its own rooms meanwhile), then heartbeats and carries messages. `from_workers`:
-    /// what this node's media workers send to other nodes (the remote index
-    /// they named, and the message).
-    pub fn start(
-        cfg: ClusterConfig,
-        engine: EngineHandle,
-        from_workers: mpsc::UnboundedReceiver<(usize, LinkMsg)>,
-    ) -> (Cluster, Task) {
-        let (nats_tx, nats_rx) = watch::channel(None);
-        let cluster = Cluster {
-            inner: Arc::new(Inner {
-                cfg,
-                nats: nats_rx,
-                state: Mutex::new(State::default()),
-                counters: Counters::default(),
-            }),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(cluster.clone().run(engine, nats_tx, from_workers, stopped));
-        (cluster, Task { stop, task })
-    }
-
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Every update is one step: the map stays consistent even after a panic.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -383,168 +360,6 @@ impl Cluster {
             claims_lost: c.claims_lost.load(Ordering::Relaxed),
             messages_sent: c.sent.load(Ordering::Relaxed),
             messages_received: c.received.load(Ordering::Relaxed),
-        }
-    }
-
-    /// The task: connect, then heartbeats, room releases and messages until stopped.
-    async fn run(
-        self,
-        engine: EngineHandle,
-        nats_tx: watch::Sender<Option<Nats>>,
-        mut from_workers: mpsc::UnboundedReceiver<(usize, LinkMsg)>,
-        mut stopped: tokio::sync::oneshot::Receiver<()>,
-    ) {
-        let cfg = self.inner.cfg.clone();
-        let nats = tokio::select! {
-            _ = &mut stopped => return,
-            n = connect(&cfg) => n,
-        };
-        info!(node = cfg.node, nats = cfg.nats, "joined the cluster");
-        let _ = nats_tx.send(Some(nats.clone()));
-        let mut inbox = loop {
-            match nats.client.subscribe(nats::node_subject(&cfg.node)).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    warn!("cannot subscribe to this node's subject: {e}");
-                    tokio::select! {
-                        _ = &mut stopped => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
-        };
-        let mut beat = tokio::time::interval(nats::HEARTBEAT);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let bridge = wire::Bridge::new(self.clone(), engine.clone());
-        loop {
-            tokio::select! {
-                _ = &mut stopped => break,
-                _ = beat.tick() => self.heartbeat(&nats, &engine).await,
-                Some(m) = inbox.next() => {
-                    self.inner.counters.received.fetch_add(1, Ordering::Relaxed);
-                    if let Some((to, payload)) = bridge.incoming(&m.payload) {
-                        let _ = nats.send(&to, payload).await;
-                    }
-                }
-                Some((to, msg)) = from_workers.recv() => {
-                    if let Some((to, payload)) = bridge.outgoing(to, msg) {
-                        self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = nats.send(&to, payload).await {
-                            debug!(to, "message to another node lost: {e}");
-                        }
-                    }
-                }
-            }
-        }
-        // The others need not wait for this node's entry to expire.
-        let _ = nats.leave(&cfg.node).await;
-        let owned: Vec<(String, u64)> = self
-            .state()
-            .owned
-            .drain()
-            .map(|(r, (rev, _))| (r, rev))
-            .collect();
-        for (room, rev) in owned {
-            let _ = nats.release(&room, rev).await;
-        }
-        let _ = nats.client.flush().await;
-    }
-
-    /// Refreshes this node's entry, reads the others', and gives back the entries of
-    /// rooms that closed here.
-    async fn heartbeat(&self, nats: &Nats, engine: &EngineHandle) {
-        let load = self.load(engine).await;
-        let ok = nats.heartbeat(&load).await.is_ok();
-        let nodes = if ok { nats.nodes().await.ok() } else { None };
-        let connected = nodes.is_some();
-        if !connected {
-            self.inner
-                .counters
-                .heartbeat_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let closed: Vec<(String, u64)> = {
-            let mut s = self.state();
-            if s.connected != connected {
-                if connected {
-                    info!("NATS reachable again");
-                } else {
-                    warn!("NATS unreachable: rooms here carry on; new cross-node placement waits");
-                }
-            }
-            s.connected = connected;
-            if let Some(n) = nodes {
-                s.nodes = n;
-            }
-            let gone: Vec<String> = s
-                .owned
-                .iter()
-                .filter(|(room, (_, since))| {
-                    since.elapsed() > CLAIM_GRACE && !engine.room_open(room)
-                })
-                .map(|(room, _)| room.clone())
-                .collect();
-            s.edge_of.retain(|room, _| engine.room_open(room));
-            gone.into_iter()
-                .filter_map(|r| s.owned.remove(&r).map(|(rev, _)| (r, rev)))
-                .collect()
-        };
-        for (room, rev) in closed {
-            match nats.release(&room, rev).await {
-                Ok(()) => debug!(room, "room closed: its entry is given back"),
-                Err(e) => debug!(room, "room closed; its entry stays: {e}"),
-            }
-        }
-    }
-
-    /// This node's entry in the nodes bucket.
-    async fn load(&self, engine: &EngineHandle) -> NodeLoad {
-        let (participants, viewers) = engine.session_counts();
-        let status = engine.status().await.unwrap_or_default();
-        let now = Instant::now();
-        let bytes = status.forwarded_bytes + status.relayed_bytes;
-        let busy: Vec<f64> = status.workers.iter().map(|w| w.busy_seconds).collect();
-        let (cpu, egress_bps) = {
-            let mut s = self.state();
-            let rates = match &s.last {
-                Some((at, b, was)) => {
-                    let secs = now.duration_since(*at).as_secs_f64().max(0.001);
-                    let cpu = busy
-                        .iter()
-                        .zip(was)
-                        .map(|(n, w)| (n - w) / secs)
-                        .fold(0.0_f64, f64::max)
-                        .clamp(0.0, 1.0);
-                    (cpu, (bytes.saturating_sub(*b) as f64 * 8.0 / secs) as u64)
-                }
-                None => (0.0, 0),
-            };
-            s.last = Some((now, bytes, busy));
-            rates
-        };
-        NodeLoad {
-            name: self.inner.cfg.node.clone(),
-            url: self.inner.cfg.url.clone(),
-            viewers,
-            participants,
-            links: status.relay_links,
-            cpu,
-            egress_bps,
-        }
-    }
-}
-
-/// Connects to NATS, retrying until it answers.
-async fn connect(cfg: &ClusterConfig) -> Nats {
-    let mut wait = Duration::from_millis(250);
-    loop {
-        match Nats::connect(&cfg.nats, &cfg.node).await {
-            Ok(n) => return n,
-            Err(e) => {
-                warn!(nats = cfg.nats, "cannot reach NATS ({e}); retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
         }
     }
 }
