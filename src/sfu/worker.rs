@@ -483,7 +483,10 @@ impl Worker {
                         self.tcp_drops += 1;
                     }
                 }
-                Output::Transmit(t) if self.link_sockets.contains_key(&t.source) => {
+                Output::Transmit(t)
+                    if !self.link_sockets.is_empty()
+                        && self.link_sockets.contains_key(&t.source) =>
+                {
                     // A relay link's datagram: on its own socket.
                     if let Some(l) = self.link_sockets.get(&t.source) {
                         if l.socket.try_send_to(&t.contents, t.destination).is_err() {

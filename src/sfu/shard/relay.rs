@@ -64,7 +64,6 @@ pub(super) enum Side {
     /// An edge, receiving from the origin on its own socket `local`.
     In {
         local: SocketAddr,
-        /// The edge's peer id for the link, as the origin knows it (it is ours).
         /// Medias declared so far: relay mid → (publisher, its mid).
         medias: Vec<(Mid, PeerId, Mid)>,
         /// Payload parameters of the PTs seen, looked up once.
