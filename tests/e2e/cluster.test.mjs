@@ -9,7 +9,7 @@
 // - a Chromium viewer that opens the room on a (which sends viewers elsewhere from the
 //   first one: --edge-after 0) lands on b or c and plays; that node is killed (SIGKILL)
 //   and the page moves to a node still up and plays again.
-// About 70 s.
+// About 35 s.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -100,7 +100,7 @@ after(async () => {
 });
 
 /** Runs the load generator in the client namespace: one publisher on a, viewers on b and c. */
-function load(room, viewers, extra = []) {
+function load(viewers, extra = []) {
   const json = join(mkdtempSync(join(tmpdir(), 'lanrelay-load-')), 'out.json');
   const args = ['netns', 'exec', net.ns.client, loadBinary(),
     '--server-url', `https://${net.ip.a}:8443`, '--server-pid', String(nodes.a.pid),
@@ -112,13 +112,12 @@ function load(room, viewers, extra = []) {
   if (r.status !== 0) throw new Error(`lanrelay-load failed (${r.status}): ${r.stderr?.toString()}`);
   const report = JSON.parse(readFileSync(json, 'utf8'));
   rmSync(join(json, '..'), { recursive: true, force: true });
-  void room;
   return report.rows?.[0] ?? report[0] ?? report;
 }
 
 test('viewers on two edges receive intact, and the origin sends once per edge', { skip }, async () => {
   const before = { a: metric('a', 'lanrelay_relayed_packets_total'), b: metric('b', 'lanrelay_forwarded_packets_total'), c: metric('c', 'lanrelay_forwarded_packets_total') };
-  const row = load('one', 4, ['--no-audio']);
+  const row = load(4, ['--no-audio']);
   console.log(`4 viewers on b and c: ${row.receiving}/${row.receivers} receiving, loss ${row.lossPct} %, corrupt ${row.corrupt}, transit p50/p99 ${(row.transitP50Us / 1000).toFixed(2)}/${(row.transitP99Us / 1000).toFixed(2)} ms, connect p50 ${row.connectP50Ms} ms`);
   assert.equal(row.receiving, row.receivers, `every viewer receives; errors: ${JSON.stringify(row.errors)}`);
   assert.equal(row.corrupt, 0, 'no packet arrives damaged');
@@ -136,7 +135,7 @@ test('5 % loss from the origin to the edges: the viewers still get their packets
   net.dropUdp('a', net.ip.b, 5);
   net.dropUdp('a', net.ip.c, 5);
   try {
-    const row = load('lossy', 2, ['--no-audio']);
+    const row = load(2, ['--no-audio']);
     const dropped = net.dropped('a');
     console.log(`with ${dropped} datagrams dropped on the links: ${row.receiving}/${row.receivers} receiving, loss ${row.lossPct} %, corrupt ${row.corrupt}`);
     assert.ok(dropped > 20, `datagrams were dropped on the links (${dropped})`);
