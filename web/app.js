@@ -166,8 +166,9 @@ async function join(room, name, mode) {
     if (tile) tile.dataset.layer = JSON.stringify({ i: d.index + 1, n: d.count, rid: d.rid });
   });
   // In a cluster: another node serves this room; the page moves there, to the first
-  // of it and the other nodes it knows that answers (a node that just died may still
-  // be named for a few seconds), trying again until one does.
+  // of it and the other nodes it knows that answers. A node that just died may still
+  // be named for a few seconds: when none answers, the page asks this node again (a
+  // reload places it anew) if this node answers, else keeps trying the others.
   s.addEventListener('redirect', async (ev) => {
     const first = /** @type {CustomEvent} */ (ev).detail.url;
     for (;;) {
@@ -179,7 +180,11 @@ async function join(room, name, mode) {
         }
       }
       renderState({ state: 'reconnecting', reason: 'looking for a server of this room' });
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 1500));
+      if (await reachable(location.origin)) {
+        location.reload();
+        return;
+      }
     }
   });
   s.addEventListener('serverError', (ev) => {

@@ -160,6 +160,14 @@ test('a browser viewer sent from one node to another plays, and moves again when
   const viewer = await newPage(browser);
   try {
     await gotoRetry(pub, `https://${net.ip.a}:8443/?room=stage&name=Presenter&autojoin=1&mode=relay`);
+    // The presenter opens the room on a (a viewer first would open it itself).
+    await waitFor(() => {
+      try {
+        return JSON.parse(get(`https://${net.ip.a}:8443/api/rooms/stage`)).participants.length === 1;
+      } catch {
+        return false;
+      }
+    }, 15000, 'the presenter in the room on a');
     await viewer.goto(`https://${net.ip.a}:8443/?room=stage&role=viewer`);
     // a sends its viewers to the least loaded edge: the page opens itself there.
     const landed = await waitFor(() => {
