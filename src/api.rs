@@ -146,11 +146,14 @@ mod tests {
             name: name.into(),
             mode: Mode::Relay,
             capacity: 8,
+            host: Some(1),
+            locked: false,
             participants: vec![p.clone()],
             viewers: vec![p],
             comparison: None,
             edges: Vec::new(),
             cluster: None,
+            recording: false,
         }
     }
 

@@ -171,6 +171,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub resume_grace: u64,
 
+    /// Where recordings are written (created when the first one starts). Nothing is
+    /// recorded unless the operator asks (`POST /api/rooms/ROOM/recording`).
+    #[arg(long, value_name = "DIR", default_value = "recordings")]
+    pub recordings: PathBuf,
+
     /// Offer no ICE-TCP candidate: media only over UDP. By default the HTTPS port also
     /// takes media over TCP (RFC 6544), for networks that pass HTTPS but block UDP;
     /// browsers use it only when UDP does not get through.
@@ -287,6 +292,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// The cluster this node is part of (`--cluster`), if any.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Where recordings are written.
+    pub recordings: PathBuf,
 }
 
 /// Up to this many viewers a room stays on one worker: one core fans a packet out to
@@ -370,6 +377,7 @@ impl From<Args> for Config {
                     .to_string(),
                 edge_after: a.edge_after as usize,
             }),
+            recordings: a.recordings,
         }
     }
 }
@@ -378,6 +386,7 @@ impl Config {
     /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports,
     /// including the HTTP helper.
     pub fn loopback(certs_dir: PathBuf) -> Self {
+        let recordings = certs_dir.join("recordings");
         let any: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
         Config {
             listen: any,
@@ -408,6 +417,7 @@ impl Config {
             tcp_media: true,
             header_timeout: Duration::from_secs(10),
             cluster: None,
+            recordings,
         }
     }
 }

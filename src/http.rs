@@ -5,19 +5,16 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State, WebSocketUpgrade};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 
-use crate::api::Audience;
 use crate::sfu::shard::RoomSnapshot;
 use crate::signaling::{protocol::MAX_MESSAGE_BYTES, session};
-use crate::state::AppState;
+use crate::state::{AppState, Caller};
 use crate::trust;
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -66,6 +63,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/rooms/{name}/comparison", get(comparison))
         .merge(trust::router(state.trust.clone()))
         .merge(crate::whip::router())
+        .merge(crate::record::http::router())
         .fallback(get(asset))
         .with_state(state)
 }
@@ -99,31 +97,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `?token=TOKEN`, for callers that cannot set a header (a link in a browser).
-#[derive(Debug, Default, serde::Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-/// Who is asking: the audience its token (header or `?token=`) makes it. A query
-/// that does not parse carries no token.
-struct Caller(Audience);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let query: Result<Query<TokenQuery>, QueryRejection> =
-            Query::from_request_parts(parts, state).await;
-        let from_query = query.as_ref().ok().and_then(|Query(q)| q.token.as_deref());
-        let token = crate::api::request_token(&parts.headers, from_query);
-        Ok(Caller(state.access.audience(token)))
-    }
-}
-
 /// Counters and gauges in the Prometheus text format. No names or addresses (see
 /// [`crate::metrics`]), but the activity of every room: when an operator token is set,
 /// only its holder may scrape.
@@ -153,6 +126,13 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
             tcp_open: state.tcp.open(),
             tcp_dropped: state.tcp.dropped(),
             tcp_refused: state.tcp.refused(),
+            recording: crate::metrics::Recording {
+                rooms: state.record_stats.rooms(),
+                files_open: state.record_stats.files_open(),
+                bytes: state.record_stats.bytes(),
+                frames_dropped: state.record_stats.frames_dropped(),
+                failures: state.record_stats.failures(),
+            },
         },
     );
     if let Some(c) = state.engine.cluster() {

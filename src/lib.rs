@@ -13,7 +13,8 @@
 //!   owns its rooms' peers and their `Rtc`s.
 //! - [`signaling`]: the wire protocol ([`signaling::protocol`]) and one WebSocket's
 //!   session; [`room`]: who is in which room; [`chat`]: a room's text chat (limits,
-//!   history).
+//!   history); [`record`]: a room's tracks written to WebM files (the recorder in
+//!   the room's shard, the writer thread, `/recordings`).
 //! - `http`: the router (web app, `/ws`, `/healthz`, `/api/rooms`, `/metrics`), with
 //!   `whip` (WHIP/WHEP), `trust` (the CA downloads and install page), `metrics`, `api`
 //!   (who may see which rooms and addresses), and
@@ -41,6 +42,7 @@ mod metrics;
 pub mod net;
 pub mod qr;
 mod rate;
+pub mod record;
 pub(crate) mod room;
 pub mod server;
 pub mod sfu;

@@ -22,11 +22,23 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", lanrelay::certs_command(&config, renew)?);
             Ok(())
         }
-        None => {
-            lanrelay::run(config, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
+        None => lanrelay::run(config, shutdown_signal()).await,
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (systemd, `docker stop`): the server shuts down cleanly
+/// (recordings' files are finished).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }

@@ -31,6 +31,19 @@ pub(crate) struct Limits {
     pub(crate) tcp_open: usize,
     pub(crate) tcp_dropped: u64,
     pub(crate) tcp_refused: u64,
+    /// Recording: rooms being recorded, files open, bytes written, frames not
+    /// recorded, recordings stopped by a full queue or a write error.
+    pub(crate) recording: Recording,
+}
+
+/// What the recorder counted (see [`crate::record::RecordStats`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Recording {
+    pub(crate) rooms: u64,
+    pub(crate) files_open: u64,
+    pub(crate) bytes: u64,
+    pub(crate) frames_dropped: u64,
+    pub(crate) failures: u64,
 }
 
 /// The cluster's figures, for a node in one (`--cluster`).
@@ -217,6 +230,7 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"chat_rate\"", status.chat_refused_rate as f64),
             ("limit=\"chat_length\"", status.chat_refused_length as f64),
             ("limit=\"chat_viewer\"", status.chat_refused_viewer as f64),
+            ("limit=\"not_host\"", status.not_host as f64),
             ("limit=\"unconnected\"", status.connect_timeouts as f64),
             ("limit=\"rooms\"", status.refused_rooms as f64),
             ("limit=\"sessions\"", status.refused_sessions as f64),
@@ -227,6 +241,42 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
             ("limit=\"tcp_framing\"", limits.tcp_refused as f64),
             ("limit=\"resume_token\"", limits.resume_refused as f64),
         ],
+    );
+    let rec = limits.recording;
+    metric(
+        &mut out,
+        "lanrelay_recordings_active",
+        "gauge",
+        "Rooms being recorded now.",
+        &[("", rec.rooms as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_recording_files_open",
+        "gauge",
+        "Recording files being written now (one per participant and track group).",
+        &[("", rec.files_open as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_recording_bytes_total",
+        "counter",
+        "Bytes written to recording files.",
+        &[("", rec.bytes as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_recording_frames_dropped_total",
+        "counter",
+        "Frames not recorded: incomplete after loss, video waiting for a keyframe, or a full recorder queue.",
+        &[("", rec.frames_dropped as f64)],
+    );
+    metric(
+        &mut out,
+        "lanrelay_recording_failures_total",
+        "counter",
+        "Recordings stopped because the recorder could not keep up or could not write (a full disk).",
+        &[("", rec.failures as f64)],
     );
     metric(
         &mut out,

@@ -47,6 +47,8 @@ pub struct Server {
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     helper: Option<HelperTask>,
+    /// The recorder's writer thread, finished at shutdown.
+    recordings: crate::record::Recordings,
     reload: tokio::task::JoinHandle<()>,
     /// The cluster task (`--cluster`).
     cluster: Option<crate::cluster::Task>,
@@ -59,8 +61,19 @@ struct HelperTask {
 }
 
 impl Server {
-    /// Stops accepting connections and waits for the HTTPS server to end.
+    /// Stops accepting connections and waits for the HTTPS server to end; finishes
+    /// the recordings' files first.
     pub async fn shutdown(self) {
+        let recording = self.engine.stop_recordings().await;
+        if recording > 0 {
+            info!(
+                rooms = recording,
+                "recordings stopped: finishing their files"
+            );
+        }
+        self.recordings
+            .finish(std::time::Duration::from_secs(10))
+            .await;
         self.reload.abort();
         if let Some(c) = self.cluster {
             // It gives back this node's entry and the rooms it was the origin of.
@@ -166,6 +179,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .map(|ip| SocketAddr::new(*ip, https_addr.port()))
             .collect();
     }
+    let (recordings, record_failures) = crate::record::Recordings::start(config.recordings.clone())
+        .context("cannot start the recorder thread")?;
     let engine = engine::spawn(
         media,
         engine::Limits {
@@ -178,6 +193,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 .iter()
                 .map(|(room, token)| (crate::token::room_key(room), token.clone()))
                 .collect(),
+            operator_token: operator_token.clone(),
             spread_viewers_after: config.spread_viewers_after,
             connect_timeout: config.connect_timeout,
             direct_rate: config.direct_rate,
@@ -186,6 +202,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             max_sessions: config.max_sessions,
             max_per_address: config.max_per_address,
             joins_per_minute: config.max_joins_per_minute,
+            record: Some(recordings.sink()),
         },
         config.workers,
     )
@@ -200,6 +217,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         engine.set_cluster(cluster);
         task
     });
+    // A recording the writer could not go on with (a full disk) stops in its room,
+    // which hears why.
+    tokio::spawn(stop_failed_recordings(engine.clone(), record_failures));
     let connections = ConnectionLimit::new(config.max_connections_per_address);
     let tcp_stats = Arc::new(crate::sfu::tcp::TcpStats::default());
     let app = http::router(AppState {
@@ -210,6 +230,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         engine: engine.clone(),
         trust: trust.clone(),
         access: Arc::new(crate::api::Access::new(operator_token, &config.room_tokens)),
+        record_dir: Arc::new(config.recordings.clone()),
+        record_stats: recordings.stats.clone(),
     });
     let handle = axum_server::Handle::new();
     // Connections per client address are counted on both listeners together; on the
@@ -291,7 +313,19 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         helper,
         reload,
         cluster,
+        recordings,
     })
+}
+
+/// Stops the recording of each room the writer thread gave up on.
+async fn stop_failed_recordings(
+    engine: EngineHandle,
+    mut failures: tokio::sync::mpsc::UnboundedReceiver<crate::record::Failure>,
+) {
+    while let Some(f) = failures.recv().await {
+        let message = format!("the recording stopped: {}", f.message);
+        let _ = engine.recording(&f.room, false, Some(message)).await;
+    }
 }
 
 /// Runs the server until `shutdown` completes or the HTTPS server fails.

@@ -4,7 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::api::Access;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+
+use crate::api::{Access, Audience};
 use crate::conns::ConnectionLimit;
 use crate::sfu::engine::EngineHandle;
 use crate::sfu::tcp::TcpStats;
@@ -28,4 +32,32 @@ pub(crate) struct AppState {
     pub(crate) resumes: Arc<Resumes>,
     /// ICE-TCP connections on the HTTPS port.
     pub(crate) tcp: Arc<TcpStats>,
+    /// Where recordings are written (`--recordings`), and what the recorder counted.
+    pub(crate) record_dir: Arc<std::path::PathBuf>,
+    pub(crate) record_stats: Arc<crate::record::RecordStats>,
+}
+
+/// `?token=TOKEN`, for callers that cannot set a header (a link in a browser).
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Who is asking: the audience its token (header or `?token=`) makes it. A query
+/// that does not parse carries no token.
+pub(crate) struct Caller(pub(crate) Audience);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query: Result<Query<TokenQuery>, QueryRejection> =
+            Query::from_request_parts(parts, state).await;
+        let from_query = query.as_ref().ok().and_then(|Query(q)| q.token.as_deref());
+        let token = crate::api::request_token(&parts.headers, from_query);
+        Ok(Caller(state.access.audience(token)))
+    }
 }

@@ -145,6 +145,7 @@ async fn start(
             let status = match code {
                 ErrorCode::Forbidden => StatusCode::UNAUTHORIZED,
                 ErrorCode::RoomFull => StatusCode::CONFLICT,
+                ErrorCode::RoomLocked => StatusCode::FORBIDDEN,
                 ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,

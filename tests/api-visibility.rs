@@ -55,6 +55,7 @@ async fn each_caller_sees_what_its_token_opens() {
             role: Role::Viewer,
             mode: Mode::Auto,
             token: Some("s3cr3t".into()),
+            host_token: None,
         },
     )
     .await;

@@ -23,6 +23,7 @@ fn join(room: &str, name: &str) -> ClientMsg {
         role: Default::default(),
         mode: Default::default(),
         token: None,
+        host_token: None,
     }
 }
 

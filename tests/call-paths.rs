@@ -20,6 +20,7 @@ async fn join(ws: &mut Ws, room: &str, name: &str, mode: Mode) -> (u64, Mode) {
             role: Default::default(),
             mode,
             token: None,
+            host_token: None,
         },
     )
     .await;
@@ -30,13 +31,14 @@ async fn join(ws: &mut Ws, room: &str, name: &str, mode: Mode) -> (u64, Mode) {
 }
 
 /// The next message that is not a once-a-second stats report, the chat history that
-/// follows `joined`, or who speaks.
+/// follows `joined`, who speaks, or who hosts.
 async fn next(ws: &mut Ws) -> Option<ServerMsg> {
     loop {
         match recv(ws).await {
             Some(ServerMsg::Stats { .. })
             | Some(ServerMsg::ChatHistory { .. })
-            | Some(ServerMsg::Speaker { .. }) => continue,
+            | Some(ServerMsg::Speaker { .. })
+            | Some(ServerMsg::Room { .. }) => continue,
             other => return other,
         }
     }
@@ -138,6 +140,7 @@ async fn direct_signals_pass_between_the_two_browsers() {
             role: Default::default(),
             mode: Mode::Direct,
             token: None,
+            host_token: None,
         },
     )
     .await;

@@ -34,6 +34,7 @@ async fn join(server: &lanrelay::Server, room: &str, name: &str, role: Role) -> 
         role,
         mode: Default::default(),
         token: None,
+        host_token: None,
     };
     send(&mut ws, &join).await;
     let (id, resume) = match recv(&mut ws).await {

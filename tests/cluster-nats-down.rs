@@ -25,6 +25,7 @@ async fn join(node: &Server, room: &str, role: Role) -> Option<ServerMsg> {
             role,
             mode: Default::default(),
             token: None,
+            host_token: None,
         },
     )
     .await;

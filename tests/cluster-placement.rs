@@ -27,6 +27,7 @@ async fn first_answer(ws: &mut common::Ws, room: &str) -> Option<ServerMsg> {
             role: Role::Participant,
             mode: Default::default(),
             token: None,
+            host_token: None,
         },
     )
     .await;

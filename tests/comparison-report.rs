@@ -34,6 +34,7 @@ async fn join(server: &lanrelay::Server, name: &str, role: Role) -> Ws {
             role,
             mode: Mode::Auto,
             token: Some("s3cr3t".into()),
+            host_token: None,
         },
     )
     .await;

@@ -22,6 +22,7 @@ async fn join(ws: &mut Ws, room: &str, name: &str) -> PeerId {
         role: Role::Participant,
         mode: Mode::Direct,
         token: None,
+        host_token: None,
     };
     send(ws, &msg).await;
     match recv(ws).await {

@@ -24,7 +24,8 @@ use lanrelay::sfu::demux::{classify, stun_local_ufrag, Kind};
 use lanrelay::sfu::rewrite::{Rewriter, Vp8Rewriter};
 use lanrelay::sfu::shard::{ufrag_worker, MAX_WORKERS};
 use lanrelay::signaling::protocol::{
-    check_name, valid_name, ClientMsg, DirectSignal, Mode, Path, Quality, Role, MAX_NAME_CHARS,
+    check_name, valid_name, ClientMsg, DirectSignal, HostAction, Mode, Path, Quality, Role,
+    MAX_NAME_CHARS,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -548,6 +549,18 @@ fn path() -> impl Strategy<Value = Path> {
     prop_oneof![Just(Path::Relay), Just(Path::Direct)]
 }
 
+fn host_action() -> impl Strategy<Value = HostAction> {
+    prop_oneof![
+        Just(HostAction::Mute),
+        Just(HostAction::AllowUnmute),
+        Just(HostAction::StopVideo),
+        Just(HostAction::Remove),
+        Just(HostAction::MakeHost),
+        Just(HostAction::Lock),
+        Just(HostAction::Unlock),
+    ]
+}
+
 fn quality() -> impl Strategy<Value = Quality> {
     prop_oneof![Just(Quality::Auto), Just(Quality::High), Just(Quality::Low)]
 }
@@ -580,20 +593,31 @@ fn direct_signal() -> impl Strategy<Value = DirectSignal> {
 
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
-        (text(), text(), role(), mode(), proptest::option::of(text())).prop_map(
-            |(room, name, role, mode, token)| ClientMsg::Join {
-                room,
-                name,
-                role,
-                mode,
-                token,
-            }
-        ),
+        (
+            text(),
+            text(),
+            role(),
+            mode(),
+            proptest::option::of(text()),
+            proptest::option::of(text())
+        )
+            .prop_map(
+                |(room, name, role, mode, token, host_token)| ClientMsg::Join {
+                    room,
+                    name,
+                    role,
+                    mode,
+                    token,
+                    host_token,
+                }
+            ),
         text().prop_map(|sdp| ClientMsg::Offer { sdp }),
         text().prop_map(|sdp| ClientMsg::Answer { sdp }),
         (text(), proptest::option::of(text()))
             .prop_map(|(candidate, sdp_mid)| ClientMsg::Candidate { candidate, sdp_mid }),
         (any::<bool>(), any::<bool>()).prop_map(|(audio, video)| ClientMsg::Media { audio, video }),
+        (host_action(), proptest::option::of(any::<u64>()))
+            .prop_map(|(action, peer)| ClientMsg::Host { action, peer }),
         (any::<u64>(), direct_signal()).prop_map(|(to, signal)| ClientMsg::Direct { to, signal }),
         (path(), text()).prop_map(|(path, reason)| ClientMsg::Path { path, reason }),
         (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(peer, width, height)| {

@@ -16,6 +16,7 @@ async fn join(server: &lanrelay::Server, room: &str) -> (Ws, Option<ServerMsg>) 
         role: Role::Participant,
         mode: Mode::Relay,
         token: None,
+        host_token: None,
     };
     send(&mut ws, &msg).await;
     let answer = recv(&mut ws).await;

@@ -149,6 +149,7 @@ async fn a_wrong_token_is_refused() {
             role: Default::default(),
             mode: Default::default(),
             token: None,
+            host_token: None,
         },
     )
     .await;

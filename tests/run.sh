@@ -45,6 +45,9 @@ command -v nft >/dev/null || need+=(nftables)
 command -v tc >/dev/null || need+=(iproute2)
 # A Chinese font: the screenshots of the Chinese pages (i18n.test.mjs) show the text.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+# ffmpeg/ffprobe: tests/recording.rs decodes the recorded files; g++ builds libwebm.
+command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v g++ >/dev/null || need+=(g++)
 # Python with venv for the aiortc WHIP/WHEP tests.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi

@@ -96,6 +96,7 @@ async fn viewer_caps_and_direct_rooms() {
         role,
         mode,
         token: None,
+        host_token: None,
     };
     let mut a = connect_ws(&server).await;
     send(&mut a, &join("r", Role::Viewer, Mode::Auto)).await;
@@ -128,6 +129,7 @@ async fn rooms_with_a_token_need_it() {
             role: Role::Viewer,
             mode: Mode::Auto,
             token: token.map(String::from),
+            host_token: None,
         };
         send(&mut ws, &msg).await;
         if ok {
@@ -147,6 +149,7 @@ async fn rooms_with_a_token_need_it() {
         role: Role::Viewer,
         mode: Mode::Auto,
         token: token.map(String::from),
+        host_token: None,
     };
     for alike in ["Secret", "SECRET", "ｓｅｃｒｅｔ", " secret "] {
         let mut ws = connect_ws(&server).await;

@@ -142,6 +142,7 @@ async fn one_rooms_viewers_spread_over_workers() {
             role: Role::Viewer,
             mode: Mode::Auto,
             token: None,
+            host_token: None,
         },
     )
     .await;

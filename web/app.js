@@ -7,7 +7,9 @@
  * &mode=relay|direct|auto picks the call path (default auto);
  * &role=viewer watches without sending (a player page);
  * &quality=auto|high|low sets the received video quality; &simulcast=0 sends one layer;
+ * &screenSimulcast=1 sends a screen share in three layers (default: one, hinted `detail`);
  * &token=T joins a room protected with a token;
+ * &host=T joins as the room's host (T: the room's token or the operator token);
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
@@ -74,9 +76,10 @@ let session = null;
 /**
  * What the page last showed, kept to render it again in another language.
  * @type {{state: {state: string, reason?: string, path?: string, canRelay?: boolean} | null,
- *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number}}
+ *         note: {path: string, reason: string} | {roomMode: string} | null, viewers: number,
+ *         localScreen: MediaStream | null, screenNote: string}}
  */
-const shown = { state: null, note: null, viewers: 0 };
+const shown = { state: null, note: null, viewers: 0, localScreen: null, screenNote: '' };
 /** The server's error messages seen, to show them from their code: message → code. */
 const serverErrors = new Map();
 /** @param {string | undefined} reason */
@@ -149,7 +152,9 @@ async function join(room, name, mode) {
     directTimeoutMs,
     role: viewer ? 'viewer' : 'participant',
     simulcast: params.get('simulcast') !== '0',
+    screenSimulcast: params.get('screenSimulcast') === '1',
     token: params.get('token') || '',
+    hostToken: params.get('host') || '',
   });
   const quality = params.get('quality');
   if (quality === 'high' || quality === 'low') {
@@ -195,8 +200,26 @@ async function join(room, name, mode) {
   // For tests and debugging from the console.
   /** @type {any} */ (window).lanrelay = { session: s };
   s.addEventListener('state', (ev) => renderState(/** @type {CustomEvent} */ (ev).detail));
-  s.addEventListener('peers', () => renderPeers(s));
+  s.addEventListener('peers', () => {
+    renderPeers(s);
+    renderStage(s);
+  });
   s.addEventListener('speaker', () => renderSpeaker(s));
+  s.addEventListener('room', () => renderRoom(s));
+  s.addEventListener('held', (ev) => renderHeld(s, /** @type {CustomEvent} */ (ev).detail.refused));
+  s.addEventListener('recording', () => renderRecording(s));
+  s.addEventListener('screen', () => renderStage(s));
+  s.addEventListener('localScreen', (ev) => {
+    shown.localScreen = /** @type {CustomEvent} */ (ev).detail.stream;
+    setPressed('screen', !!shown.localScreen);
+    renderStage(s);
+  });
+  s.addEventListener('screenRefused', (ev) => {
+    const { code } = /** @type {CustomEvent} */ (ev).detail;
+    const sharer = [...s.peers.values()].find((p) => p.screen);
+    shown.screenNote = code === 'screenBusy' && sharer ? t('screen.busyName', { name: sharer.name }) : t(`error.${code}`);
+    renderScreenNote();
+  });
   s.addEventListener('stream', (ev) => {
     const { peerId } = /** @type {CustomEvent} */ (ev).detail;
     showActiveStream(peerId);
@@ -209,6 +232,9 @@ async function join(room, name, mode) {
   });
   s.addEventListener('joined', (ev) => {
     const { mode: roomMode } = /** @type {CustomEvent} */ (ev).detail;
+    // A share goes through the server: not in a direct call, nor where the browser
+    // cannot capture a screen (most phones, which can still watch one).
+    $('screen').hidden = viewer || roomMode === 'direct' || !CallSession.canShareScreen();
     if (roomMode !== mode) {
       shown.note = { roomMode };
       renderNote();
@@ -299,6 +325,7 @@ function renderPeers(s) {
     const tile = tileFor(id);
     /** @type {HTMLElement} */ (tile.querySelector('.who')).textContent = info.name;
     tile.classList.toggle('no-video', !info.video);
+    tile.classList.toggle('sharing', !!info.screen);
     tile.classList.toggle('muted', !info.audio);
     /** @type {HTMLElement} */ (tile.querySelector('.badges')).textContent = info.audio ? '' : t('tile.muted');
     const note = /** @type {HTMLElement} */ (tile.querySelector('.note'));
@@ -311,6 +338,7 @@ function renderPeers(s) {
     const badge = pathBadge(tile);
     badge.textContent = info.path && !viewer ? t(info.path === 'direct' ? 'tile.direct' : 'tile.relayed') : '';
   }
+  renderHostControls(s);
   const n = s.peers.size;
   $('count').textContent = viewer ? (n ? t('call.presenting', { n }) : '') : n ? t('call.inCall', { n: n + 1 }) : '';
   $('alone').hidden = n > 0 || s.state === 'failed';
@@ -318,8 +346,91 @@ function renderPeers(s) {
   renderSpeaker(s);
 }
 
+/**
+ * Who hosts (a badge on the tile, yours too), whether the room is locked (for
+ * everyone), and the host's own controls: Lock/Unlock, and per tile.
+ * @param {CallSession} s
+ */
+function renderRoom(s) {
+  /** @type {HTMLElement} */ ($('self-tile').querySelector('.host-badge')).hidden = !s.isHost;
+  $('locked').hidden = !s.locked;
+  const lock = $('lock');
+  lock.hidden = viewer || !s.isHost;
+  lock.setAttribute('aria-pressed', String(s.locked));
+  lock.classList.toggle('off', s.locked);
+  const key = s.locked ? 'host.unlock' : 'host.lock';
+  /** @type {HTMLElement} */ (lock.querySelector('.label')).textContent = t(key);
+  lock.title = t(s.locked ? 'host.unlockTitle' : 'host.lockTitle');
+  const shares = $('shares');
+  shares.hidden = viewer || !s.isHost || s.mode === 'direct';
+  shares.setAttribute('aria-pressed', String(s.manyShares));
+  /** @type {HTMLElement} */ (shares.querySelector('.label')).textContent = t(s.manyShares ? 'host.oneShare' : 'host.allowShares');
+  shares.title = t(s.manyShares ? 'host.oneShareTitle' : 'host.allowSharesTitle');
+  renderHostControls(s);
+}
+
+/**
+ * The host badge on each remote tile, and, on the host's page, its controls there:
+ * mute (or allow to unmute, once muted), stop camera, remove, make host.
+ * @param {CallSession} s
+ */
+function renderHostControls(s) {
+  for (const [id, tile] of tiles) {
+    const info = s.peers.get(id);
+    /** @type {HTMLElement} */ (tile.querySelector('.host-badge')).hidden = s.hostId !== id;
+    const box = /** @type {HTMLElement} */ (tile.querySelector('.host-controls'));
+    box.hidden = viewer || !s.isHost;
+    if (box.hidden || !info) continue;
+    const held = s.heldPeers.has(id);
+    for (const b of box.querySelectorAll('button')) {
+      const button = /** @type {HTMLButtonElement} */ (b);
+      const action = button.dataset.action || '';
+      button.textContent = t(`host.${action}`, { who: info.name });
+      button.title = t(`host.${action}Title`, { who: info.name });
+      if (action === 'mute') button.hidden = held;
+      if (action === 'allowUnmute') button.hidden = !held;
+      if (action === 'stopVideo') button.disabled = !info.video;
+      if (action === 'stopScreen') button.hidden = !info.screen;
+    }
+  }
+}
+
+/**
+ * This page's microphone or camera as the host left it: off while held, with the mic
+ * button saying so; a press on it while held says why nothing happens.
+ * @param {CallSession} s
+ * @param {boolean} [refused]
+ */
+function renderHeld(s, refused = false) {
+  const mic = $('mic');
+  mic.classList.toggle('held', s.held.audio);
+  $('cam').classList.toggle('held', s.held.video);
+  setPressed('mic', s.micOn);
+  setPressed('cam', s.camOn);
+  $('self-tile').classList.toggle('no-video', !s.camOn);
+  const note = $('held-note');
+  const what = s.held.audio && s.held.video ? 'host.heldBoth' : s.held.audio ? 'host.heldMic' : s.held.video ? 'host.heldCam' : '';
+  const by = s.peers.get(s.held.by)?.name || t('host.theHost');
+  if (what) note.textContent = t(what, { by }) + (refused ? ` ${t('host.heldRefused')}` : '');
+  else if (s.held.by && !refused) note.textContent = t('host.allowed', { by });
+  note.hidden = !what && !s.held.by;
+  note.classList.toggle('refused', refused);
+}
+
 /** More remote tiles than this, and the speaker's tile is moved first. */
 const SPEAKER_FIRST_OVER = 4;
+
+/**
+ * The "Recording" indicator, shown for as long as the server records the room; a
+ * recording that stopped by itself says why, under the bar.
+ * @param {CallSession} s
+ */
+function renderRecording(s) {
+  $('recording').hidden = !s.recording;
+  if (!s.recording && s.recordingMessage) {
+    $('path-reason').textContent = t('call.recordingStopped', { reason: s.recordingMessage });
+  }
+}
 
 /**
  * Outlines the active speaker's tile (yours too); with more than four others, moves
@@ -339,6 +450,47 @@ function renderSpeaker(s) {
   }
 }
 
+/**
+ * The large area: a participant's screen share (the first, if a room allows more), or
+ * this page's own while it shares; the cameras go to a strip. Empty: the tiles again.
+ * @param {CallSession} s
+ */
+function renderStage(s) {
+  const video = /** @type {HTMLVideoElement} */ ($('stage-video'));
+  const [remote] = s.screens.entries();
+  const stream = remote ? remote[1] : shown.localScreen;
+  $('call').classList.toggle('presenting', !!stream);
+  $('stage').hidden = !stream;
+  if (remote) {
+    const name = s.peers.get(remote[0])?.name || '';
+    $('stage-label').textContent = t('screen.of', { name });
+    $('stage').dataset.sharer = String(remote[0]);
+  } else {
+    $('stage-label').textContent = stream ? t('screen.yours') : '';
+    // Not `data-peer`: that names the tiles.
+    if (stream) $('stage').dataset.sharer = String(s.id);
+    else delete $('stage').dataset.sharer;
+  }
+  if (video.srcObject !== stream) {
+    video.srcObject = stream;
+    if (stream) video.play().catch((e) => console.debug(`stage play() refused: ${e?.name}`));
+  }
+}
+
+/** Why this page's share was refused or stopped, for a few seconds. */
+let screenNoteTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined);
+function renderScreenNote() {
+  $('screen-note').textContent = shown.screenNote;
+  $('screen-note').hidden = !shown.screenNote;
+  clearTimeout(screenNoteTimer);
+  if (shown.screenNote) {
+    screenNoteTimer = setTimeout(() => {
+      shown.screenNote = '';
+      renderScreenNote();
+    }, 8000);
+  }
+}
+
 /** @param {number} id */
 function tileFor(id) {
   let tile = tiles.get(id);
@@ -351,7 +503,23 @@ function tileFor(id) {
   video.playsInline = true;
   video.className = 'remote';
   const cap = document.createElement('figcaption');
-  cap.innerHTML = '<span class="who"></span><span class="badges"></span><span class="path-badge"></span>';
+  cap.innerHTML = '<span class="who"></span><span class="host-badge" hidden></span><span class="badges"></span><span class="path-badge"></span>';
+  /** @type {HTMLElement} */ (cap.querySelector('.host-badge')).textContent = t('host.badge');
+  // The host's controls for this participant (renderHostControls shows them).
+  const controls = document.createElement('div');
+  controls.className = 'host-controls';
+  controls.hidden = true;
+  for (const action of ['mute', 'allowUnmute', 'stopVideo', 'stopScreen', 'remove', 'makeHost']) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.action = action;
+    b.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      session?.hostAction(/** @type {any} */ (action), id);
+      if (session) renderHostControls(session);
+    });
+    controls.append(b);
+  }
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   const info = document.createElement('div');
@@ -360,7 +528,7 @@ function tileFor(id) {
   const note = document.createElement('p');
   note.className = 'note';
   note.hidden = true;
-  tile.append(video, avatar, cap, info, note);
+  tile.append(video, avatar, cap, info, note, controls);
   $('tiles').append(tile);
   tiles.set(id, tile);
   resizeObserver.observe(tile);
@@ -433,23 +601,48 @@ function setPressed(id, on) {
   b.setAttribute('aria-pressed', String(on));
   b.classList.toggle('off', !on);
   // The button's title says what a press does.
-  const title = { mic: on ? 'call.micOff' : 'call.micOn', cam: on ? 'call.camOff' : 'call.camOn' }[id];
+  let title = {
+    mic: on ? 'call.micOff' : 'call.micOn',
+    cam: on ? 'call.camOff' : 'call.camOn',
+    screen: on ? 'screen.stopTitle' : 'screen.shareTitle',
+  }[id];
+  // Held by the host: the button says who turned it off.
+  if (id === 'mic' && session?.held.audio) title = 'host.micHeld';
+  if (id === 'cam' && session?.held.video) title = 'host.camHeld';
   if (title) b.setAttribute('data-i18n-attr', `title:${title}`);
   if (title) b.title = t(title);
 }
 
 $('mic').addEventListener('click', () => {
   if (!session) return;
-  const on = !session.micOn;
-  session.setMic(on);
-  setPressed('mic', on);
+  // Refused while the host holds it (the session says why: renderHeld).
+  session.setMic(!session.micOn);
+  setPressed('mic', session.micOn);
 });
 $('cam').addEventListener('click', () => {
   if (!session) return;
-  const on = !session.camOn;
-  session.setCamera(on);
-  setPressed('cam', on);
-  $('self-tile').classList.toggle('no-video', !on);
+  session.setCamera(!session.camOn);
+  setPressed('cam', session.camOn);
+  $('self-tile').classList.toggle('no-video', !session.camOn);
+});
+$('lock').addEventListener('click', () => {
+  if (session) session.hostAction(session.locked ? 'unlock' : 'lock');
+});
+$('shares').addEventListener('click', () => {
+  if (session) session.hostAction(session.manyShares ? 'oneShare' : 'allowShares');
+});
+$('screen').addEventListener('click', () => {
+  if (!session) return;
+  if (session.screenTrack) {
+    session.stopScreen();
+    return;
+  }
+  session.shareScreen().catch((e) => {
+    // Cancelled in the browser's picker: nothing to say.
+    if (e?.name === 'NotAllowedError' || e?.name === 'AbortError') return;
+    shown.screenNote = t('screen.failed', { reason: String(e?.message || e) });
+    renderScreenNote();
+  });
 });
 $('hangup').addEventListener('click', () => {
   session?.hangup();
@@ -522,7 +715,12 @@ document.addEventListener('langchange', () => {
   if (shown.state) renderState(shown.state);
   renderNote();
   renderWatching();
-  if (session) renderPeers(session);
+  if (session) {
+    renderPeers(session);
+    renderStage(session);
+    renderRoom(session);
+    if (session.held.by) renderHeld(session);
+  }
   for (const tile of tiles.values()) {
     if (tile.classList.contains('tap-to-play')) tile.dataset.tapLabel = t('tile.tapToPlay');
   }

@@ -8,6 +8,8 @@
  * Links emit events and never touch the DOM:
  * - `stream`  {peerId, stream}   remote media arrived on this link
  * - `state`   {state: 'connecting'|'connected'|'delivering'|'broken'|'failed'|'closed', reason?}
+ * - `screen`  {peerId, stream|null}  a participant's screen share arrived on the relay,
+ *             or ended (RelayLink only)
  * - `stall`   {ms}  a delivering link received nothing for STALL_MS (fires once per stall)
  * - `silent`  {silent: true, ms} a connected link heard nothing at all (no media, no
  *             RTCP, no STUN) for SILENT_MS, long before ICE calls it disconnected
@@ -280,6 +282,7 @@ export class RelayLink extends Link {
   constructor(sig, stream, videoCodec, simulcast = false) {
     super('relay');
     this.sig = sig;
+    this.videoCodec = videoCodec;
     this.addLocalMedia(stream, videoCodec, simulcast);
     this.pc.onicecandidate = (ev) => {
       if (ev.candidate) {
@@ -287,23 +290,37 @@ export class RelayLink extends Link {
       }
     };
     /**
-     * Whose track each m-line carries, from the server's latest offer. The server
-     * reuses the m-lines of tracks that ended, so an m-line's stream id names the
-     * participant it was first opened for, who may be gone.
-     * @type {Map<string, number>}
+     * Whose track each m-line carries, and what it is, from the server's latest
+     * offer. The server reuses the m-lines of tracks that ended, so an m-line's
+     * stream id names the participant it was first opened for, who may be gone, and
+     * an m-line that carried a camera may carry a screen next.
+     * @type {Map<string, {peer: number, source: string}>}
      */
     this.owners = new Map();
     /**
-     * One stream per participant, made of the tracks of the m-lines it owns.
+     * One stream per participant, made of the tracks of the m-lines it owns (its
+     * camera and microphone).
      * @type {Map<number, MediaStream>}
      */
     this.peerStreams = new Map();
+    /**
+     * Participants' screen shares: one stream each, its one video track.
+     * @type {Map<number, {mid: string, stream: MediaStream}>}
+     */
+    this.screens = new Map();
+    /** The transceiver this page's own screen share goes out on (kept for the next). */
+    /** @type {RTCRtpTransceiver | null} */
+    this.screenTransceiver = null;
     this.pc.ontrack = (ev) => {
       const mid = ev.transceiver?.mid ?? null;
       const owner = mid === null ? undefined : this.owners.get(mid);
       const s = ev.streams[0];
-      const peerId = owner ?? (s ? Number(s.id) : NaN);
+      const peerId = owner?.peer ?? (s ? Number(s.id) : NaN);
       if (!Number.isFinite(peerId)) return;
+      if (owner?.source === 'screen' && mid !== null) {
+        this.setScreen(peerId, mid, ev.track);
+        return;
+      }
       const had = this.peerStreams.get(peerId)?.getTracks() || [];
       if (had.includes(ev.track)) return;
       // A new stream object each time its tracks change, so that a video element
@@ -349,7 +366,7 @@ export class RelayLink extends Link {
 
   /**
    * @param {string} sdp
-   * @param {{mid: string, peer: number}[]} [tracks] whose track each sending m-line carries
+   * @param {import('./signaling.js').MidOwner[]} [tracks] whose track each sending m-line carries
    */
   onOffer(sdp, tracks = []) {
     this.enqueue(async () => {
@@ -365,22 +382,108 @@ export class RelayLink extends Link {
 
   /**
    * Takes the m-line owners of a new offer: a track whose m-line now carries someone
-   * else's track (or nothing) leaves its old owner's stream.
-   * @param {{mid: string, peer: number}[]} tracks
+   * else's track, another kind of track (a screen instead of a camera) or nothing
+   * leaves its old owner's stream (or screen).
+   * @param {import('./signaling.js').MidOwner[]} tracks
    */
   setOwners(tracks) {
-    const next = new Map(tracks.map((t) => [t.mid, t.peer]));
+    const next = new Map(tracks.map((t) => [t.mid, { peer: t.peer, source: t.source || 'camera' }]));
     for (const t of this.pc.getTransceivers()) {
       const mid = t.mid;
       if (mid === null) continue;
       const was = this.owners.get(mid);
-      if (was === undefined || next.get(mid) === was) continue;
-      const had = this.peerStreams.get(was);
+      const now = next.get(mid);
+      if (was === undefined || (now && now.peer === was.peer && now.source === was.source)) continue;
+      if (was.source === 'screen') {
+        if (this.screens.get(was.peer)?.mid === mid) this.setScreen(was.peer, mid, null);
+        continue;
+      }
+      const had = this.peerStreams.get(was.peer);
       if (had?.getTracks().includes(t.receiver.track)) {
-        this.setPeerStream(was, had.getTracks().filter((k) => k !== t.receiver.track));
+        this.setPeerStream(was.peer, had.getTracks().filter((k) => k !== t.receiver.track));
       }
     }
     this.owners = next;
+    // An m-line that carries a screen now but already had its track (a reused
+    // m-line whose direction did not change) gets no new `track` event.
+    for (const t of this.pc.getTransceivers()) {
+      const o = t.mid === null ? undefined : next.get(t.mid);
+      if (o?.source === 'screen' && t.mid !== null && this.screens.get(o.peer)?.mid !== t.mid && t.currentDirection?.includes('recv')) {
+        this.setScreen(o.peer, t.mid, t.receiver.track);
+      }
+    }
+  }
+
+  /**
+   * Participant `peerId`'s screen share is now `track` on m-line `mid` (null: it
+   * ended).
+   * @param {number} peerId
+   * @param {string} mid
+   * @param {MediaStreamTrack | null} track
+   */
+  setScreen(peerId, mid, track) {
+    if (track) this.screens.set(peerId, { mid, stream: new MediaStream([track]) });
+    else this.screens.delete(peerId);
+    const stream = this.screens.get(peerId)?.stream || null;
+    this.dispatchEvent(new CustomEvent('screen', { detail: { peerId, stream } }));
+  }
+
+  /**
+   * Sends `track`, a captured screen, on its own m-line (send-only; the camera goes
+   * on): tells the server which m-line it is (`screen`), then offers it. The
+   * transceiver of an earlier share is used again. `simulcast`: three layers like the
+   * camera; else one layer that keeps its resolution (text stays sharp) and lowers
+   * its frame rate when the bandwidth is short.
+   * @param {MediaStreamTrack} track
+   * @param {boolean} simulcast
+   */
+  startScreen(track, simulcast) {
+    this.enqueue(async () => {
+      if (this.pc.signalingState !== 'stable') {
+        // An exchange is under way: after it.
+        setTimeout(() => this.startScreen(track, simulcast), 100);
+        return;
+      }
+      let t = this.screenTransceiver;
+      if (t && !t.stopped) {
+        t.direction = 'sendonly';
+        await t.sender.replaceTrack(track);
+      } else {
+        /** @type {RTCRtpTransceiverInit} */
+        const init = { direction: 'sendonly', streams: [] };
+        if (simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+        t = this.pc.addTransceiver(track, init);
+        if (this.videoCodec) preferCodec(t, this.videoCodec);
+        this.screenTransceiver = t;
+      }
+      if (!simulcast) {
+        const params = t.sender.getParameters();
+        params.degradationPreference = 'maintain-resolution';
+        await t.sender.setParameters(params).catch((e) => console.warn('screen: degradation preference', e));
+      }
+      const offer = await this.pc.createOffer();
+      await this.pc.setLocalDescription(offer);
+      this.sig.send({ type: 'screen', mid: t.mid });
+      this.sig.send({ type: 'offer', sdp: offer.sdp || '' });
+    });
+  }
+
+  /** Stops sending this page's screen share: its m-line goes inactive. */
+  stopScreen() {
+    this.enqueue(async () => {
+      const t = this.screenTransceiver;
+      if (!t || t.stopped || t.direction === 'inactive') return;
+      if (this.pc.signalingState !== 'stable') {
+        setTimeout(() => this.stopScreen(), 100);
+        return;
+      }
+      this.sig.send({ type: 'screen', mid: null });
+      t.direction = 'inactive';
+      await t.sender.replaceTrack(null).catch(() => {});
+      const offer = await this.pc.createOffer();
+      await this.pc.setLocalDescription(offer);
+      this.sig.send({ type: 'offer', sdp: offer.sdp || '' });
+    });
   }
 
   /**
@@ -400,6 +503,7 @@ export class RelayLink extends Link {
    */
   forget(peerId) {
     this.peerStreams.delete(peerId);
+    if (this.screens.has(peerId)) this.setScreen(peerId, '', null);
   }
 }
 

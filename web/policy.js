@@ -374,7 +374,8 @@ export function onRelaySilent(f) {
  * @returns {'fail'|'reconnect'|'dropRelay'|'ignore'}
  */
 export function onServerError(f, code) {
-  if (code === 'roomFull' || code === 'badName' || code === 'forbidden') return 'fail';
+  // Removed by the host, or a locked room: joining again would not help.
+  if (code === 'roomFull' || code === 'badName' || code === 'forbidden' || code === 'removed' || code === 'roomLocked') return 'fail';
   if (code === 'mediaFailed') return f.path === 'direct' ? 'dropRelay' : 'reconnect';
   // The participant was not kept (it left, or the server restarted): join afresh.
   if (code === 'resumeRefused') return 'reconnect';

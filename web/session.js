@@ -28,6 +28,11 @@
  * - `joined`  {id, room, mode}
  * - `serverError` {code, message}              an `error` from the server, before it is acted on
  * - `speaker` {id: number|null}                  the room's active speaker (this.id: you)
+ * - `room`    {host: number|null, locked: boolean} who hosts the room, and its lock
+ * - `held`    {audio, video, by}                   what the host stopped this page sending
+ * - `screen`  {peerId, stream|null}               a participant's screen share arrived (relay) or ended
+ * - `localScreen` {stream|null}                   this page's own share started or stopped
+ * - `screenRefused` {code, message}               the server refused or stopped this page's share
  */
 import { Signaling, defaultUrl } from './signaling.js';
 import { RelayLink, DirectLink, DIRECT_TIMEOUT_MS } from './links.js';
@@ -43,7 +48,7 @@ export class CallSession extends EventTarget {
   /**
    * @param {{room: string, name: string, url?: string, videoCodec?: string,
    *          mode?: string, directTimeoutMs?: number, role?: string, simulcast?: boolean,
-   *          token?: string}} opts
+   *          screenSimulcast?: boolean, token?: string, hostToken?: string}} opts
    */
   constructor(opts) {
     super();
@@ -51,8 +56,32 @@ export class CallSession extends EventTarget {
     this.role = opts.role === 'viewer' ? 'viewer' : 'participant';
     /** Send video to the server in three layers. */
     this.simulcast = opts.simulcast !== false;
+    /**
+     * Send a screen share in three layers too; by default it goes in one layer with
+     * the content hint `detail`, which keeps small text sharp (docs/benchmarks.md).
+     */
+    this.screenSimulcast = !!opts.screenSimulcast;
+    /** This page's screen share, while it shares. */
+    /** @type {MediaStreamTrack | null} */
+    this.screenTrack = null;
+    /** Participants' screen shares received through the server, by participant. */
+    /** @type {Map<number, MediaStream>} */
+    this.screens = new Map();
     /** The room's token, for rooms that need one. */
     this.token = opts.token || '';
+    /** The room's or the operator's token: joins as the room's host (`?host=`). */
+    this.hostToken = opts.hostToken || '';
+    /** Who hosts the room (null: nobody yet), and whether it is locked. */
+    /** @type {number | null} */
+    this.hostId = null;
+    this.locked = false;
+    /** The host lets several participants share a screen at once. */
+    this.manyShares = false;
+    /** What the host holds of this page's media (true: may not turn it on). */
+    this.held = { audio: false, video: false, by: 0 };
+    /** Participants this page, as host, muted and has not allowed back yet. */
+    /** @type {Set<number>} */
+    this.heldPeers = new Set();
     /** How many viewers watch the room. */
     this.viewers = 0;
     /** The room's active speaker, as the server hears it (null: nobody speaks). */
@@ -63,6 +92,10 @@ export class CallSession extends EventTarget {
     this.serverSpeaker = null;
     /** The page's own speaker detection, while media arrives on the direct path. */
     this.directSpeaking = new DirectSpeaking(this);
+    /** The room is being recorded (the server says so from the first moment to the last). */
+    this.recording = false;
+    /** @type {string | null} Why the last recording stopped by itself. */
+    this.recordingMessage = null;
     /** The simulcast layer the server forwards, per participant. */
     /** @type {Map<number, {rid: string, index: number, count: number, reason: string}>} */
     this.layers = new Map();
@@ -192,6 +225,7 @@ export class CallSession extends EventTarget {
       role: /** @type {any} */ (this.role),
       mode: /** @type {any} */ (this.requestedMode),
       ...(this.token ? { token: this.token } : {}),
+      ...(this.hostToken ? { hostToken: this.hostToken } : {}),
     });
   }
 
@@ -363,6 +397,8 @@ export class CallSession extends EventTarget {
       this.resumeWaiter?.(false);
       return;
     }
+    // The server refused to turn on what the host holds: keep it off here too.
+    if (code === 'heldByHost') this.applyHeld();
     switch (policy.onServerError(this.facts(), code)) {
       case 'fail':
         this.fail(message);
@@ -387,6 +423,12 @@ export class CallSession extends EventTarget {
       const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
       this.streams.relay.set(peerId, stream);
       this.emit('stream', { peerId, stream, path: 'relay' });
+    });
+    link.addEventListener('screen', (ev) => {
+      const { peerId, stream } = /** @type {CustomEvent} */ (ev).detail;
+      if (stream) this.screens.set(peerId, stream);
+      else this.screens.delete(peerId);
+      this.emit('screen', { peerId, stream });
     });
     link.addEventListener('state', (ev) => this.onRelayState(link, /** @type {CustomEvent} */ (ev).detail));
     link.addEventListener('silent', (ev) => this.onRelaySilent(link, /** @type {CustomEvent} */ (ev).detail.silent));
@@ -745,6 +787,52 @@ export class CallSession extends EventTarget {
     this.sig?.send({ type: 'chat', text });
   }
 
+  // ---- screen sharing ----------------------------------------------------------------
+
+  /** Whether this browser can share a screen (phones mostly cannot). */
+  static canShareScreen() {
+    return typeof navigator !== 'undefined' && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+  }
+
+  /**
+   * Asks the browser for a screen, window or tab and sends it through the server as
+   * a second video track (the camera goes on). The browser's own "Stop sharing"
+   * ends it like `stopScreen`. Rejects when the person cancels the picker.
+   */
+  async shareScreen() {
+    if (this.screenTrack || this.role === 'viewer') return;
+    if (!this.relay) this.startRelay();
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 30 } }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    if (track) this.shareTrack(track);
+  }
+
+  /**
+   * Sends `track` as this page's screen share (what `shareScreen` captured; a
+   * benchmark gives a canvas's track).
+   * @param {MediaStreamTrack} track
+   */
+  shareTrack(track) {
+    if (this.screenTrack || this.role === 'viewer') return;
+    if (!this.relay) this.startRelay();
+    if (!this.screenSimulcast) track.contentHint = 'detail';
+    this.screenTrack = track;
+    // The browser's "Stop sharing" bar (or the shared window closing) ends the track.
+    track.addEventListener('ended', () => this.stopScreen());
+    this.relay?.startScreen(track, this.screenSimulcast);
+    this.emit('localScreen', { stream: new MediaStream([track]) });
+  }
+
+  /** Stops this page's screen share, if it shares. */
+  stopScreen() {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    track.stop();
+    this.relay?.stopScreen();
+    this.emit('localScreen', { stream: null });
+  }
+
   /** @param {'auto'|'high'|'low'} quality */
   setQuality(quality) {
     this.quality = quality;
@@ -776,8 +864,37 @@ export class CallSession extends EventTarget {
     this.setState('failed', reason);
   }
 
+  /** Whether this page is the room's host. */
+  get isHost() {
+    return this.id !== 0 && this.hostId === this.id;
+  }
+
+  /**
+   * As the room's host: `action` on participant `peer` (none for lock and unlock). The
+   * server checks it; the page only offers it to the host.
+   * @param {import('./signaling.js').HostAction} action
+   * @param {number} [peer]
+   */
+  hostAction(action, peer) {
+    if (peer !== undefined) {
+      if (action === 'mute') this.heldPeers.add(peer);
+      if (action === 'allowUnmute' || action === 'remove') this.heldPeers.delete(peer);
+    }
+    this.sig?.send({ type: 'host', action, ...(peer === undefined ? {} : { peer }) });
+  }
+
+  /** What the host holds goes off here (never on: only the participant turns it on). */
+  applyHeld() {
+    if (this.held.audio && this.micOn) this.setMic(false);
+    if (this.held.video && this.camOn) this.setCamera(false);
+  }
+
   /** @param {boolean} on */
   setMic(on) {
+    if (on && this.held.audio) {
+      this.emit('held', { ...this.held, refused: true });
+      return;
+    }
     this.micOn = on;
     this.localStream?.getAudioTracks().forEach((t) => (t.enabled = on));
     this.sendMediaState();
@@ -785,6 +902,10 @@ export class CallSession extends EventTarget {
 
   /** @param {boolean} on */
   setCamera(on) {
+    if (on && this.held.video) {
+      this.emit('held', { ...this.held, refused: true });
+      return;
+    }
     this.camOn = on;
     this.localStream?.getVideoTracks().forEach((t) => (t.enabled = on));
     this.sendMediaState();
@@ -806,6 +927,16 @@ export class CallSession extends EventTarget {
   }
 
   teardown() {
+    // A share lives on the relay connection: it ends with it.
+    if (this.screenTrack) {
+      this.screenTrack.stop();
+      this.screenTrack = null;
+      this.emit('localScreen', { stream: null });
+    }
+    for (const peerId of [...this.screens.keys()]) {
+      this.screens.delete(peerId);
+      this.emit('screen', { peerId, stream: null });
+    }
     this.resumeToken = '';
     this.resumeWaiter?.(false);
     this.resumeWaiter = null;
@@ -890,6 +1021,8 @@ export const SERVER_MSG_HANDLERS = {
     this.resumeToken = msg.resume || '';
     this.nodes = msg.nodes || [];
     this.id = msg.id;
+    // A new participant: nothing held yet (the server says so after a resume).
+    this.held = { audio: false, video: false, by: 0 };
     this.mode = msg.mode;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));
     this.emit('joined', { id: msg.id, room: msg.room, mode: msg.mode });
@@ -912,6 +1045,7 @@ export const SERVER_MSG_HANDLERS = {
     this.peers.delete(msg.id);
     this.streams.relay.delete(msg.id);
     this.relay?.forget(msg.id);
+    if (this.screens.delete(msg.id)) this.emit('screen', { peerId: msg.id, stream: null });
     this.streams.direct.delete(msg.id);
     this.emit('peers', { peers: this.peers });
     if (this.direct?.peerId === msg.id) this.closeDirect('the other participant left', false);
@@ -933,6 +1067,36 @@ export const SERVER_MSG_HANDLERS = {
   speaker(msg) {
     this.serverSpeaker = msg.id ?? null;
     if (this.path !== 'direct') this.setSpeaker(this.serverSpeaker);
+  },
+  room(msg) {
+    this.hostId = msg.host ?? null;
+    this.locked = !!msg.locked;
+    this.manyShares = !!msg.manyShares;
+    if (!this.isHost) this.heldPeers.clear();
+    this.emit('room', { host: this.hostId, locked: this.locked });
+    this.emit('peers', { peers: this.peers });
+  },
+  held(msg) {
+    this.held = { audio: !!msg.audio, video: !!msg.video, by: msg.by };
+    this.applyHeld();
+    this.emit('held', { ...this.held, refused: false });
+  },
+  recording(msg) {
+    this.recording = !!msg.on;
+    this.recordingMessage = msg.message ?? null;
+    this.emit('recording', { on: this.recording, message: this.recordingMessage });
+  },
+  peerScreen(msg) {
+    const p = this.peers.get(msg.id);
+    if (p) {
+      p.screen = msg.screen;
+      this.emit('peers', { peers: this.peers });
+    }
+  },
+  screenRefused(msg) {
+    // Someone else shares (or the server stopped ours): stop, and say why.
+    this.stopScreen();
+    this.emit('screenRefused', { code: msg.code, message: msg.message });
   },
   peerCodec(msg) {
     const p = this.peers.get(msg.id);

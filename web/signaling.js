@@ -6,8 +6,10 @@
 
 /** @typedef {'participant'|'viewer'} Role */
 
+/** @typedef {'mute'|'allowUnmute'|'stopVideo'|'stopScreen'|'remove'|'makeHost'|'lock'|'unlock'|'allowShares'|'oneShare'} HostAction */
+
 /**
- * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string}
+ * @typedef {{type: 'join', room: string, name: string, role?: Role, mode?: 'relay'|'direct'|'auto', token?: string, hostToken?: string}
  *   | {type: 'resume', token: string}
  *   | {type: 'offer', sdp: string}
  *   | {type: 'answer', sdp: string}
@@ -19,10 +21,12 @@
  *   | {type: 'quality', quality: 'auto'|'high'|'low'}
  *   | {type: 'comparison', report: any}
  *   | {type: 'chat', text: string}
+ *   | {type: 'host', action: HostAction, peer?: number}
+ *   | {type: 'screen', mid: string | null}
  *   | {type: 'leave'}} ClientMsg
  */
 
-/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, codecGap?: {codec: string, switchable: boolean} | null}} PeerInfo */
+/** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, screen?: boolean, codecGap?: {codec: string, switchable: boolean} | null}} PeerInfo */
 
 /**
  * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string, nodes?: string[]}
@@ -30,8 +34,13 @@
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
  *   | {type: 'speaker', id: number | null}
+ *   | {type: 'room', host: number | null, locked: boolean, manyShares: boolean}
+ *   | {type: 'held', audio: boolean, video: boolean, by: number}
+ *   | {type: 'recording', on: boolean, message?: string}
+ *   | {type: 'peerScreen', id: number, screen: boolean}
+ *   | {type: 'screenRefused', code: string, message: string}
  *   | {type: 'answer', sdp: string}
- *   | {type: 'offer', sdp: string, tracks?: {mid: string, peer: number}[]}
+ *   | {type: 'offer', sdp: string, tracks?: MidOwner[]}
  *   | {type: 'peerCodec', id: number, codec: string, decodable: boolean, switchable?: boolean, message: string}
  *   | {type: 'sendCodec', codec: string, reason: string}
  *   | {type: 'peerPath', id: number, path: 'relay'|'direct', reason: string}
@@ -49,17 +58,22 @@
 /** @typedef {{id: number, from: number, name: string, role: Role, text: string, agoMs: number}} ChatLine */
 
 /**
+ * Whose track an m-line of the server's offer carries, and what it is.
+ * @typedef {{mid: string, peer: number, source?: 'camera'|'microphone'|'screen'}} MidOwner
+ */
+
+/**
  * Every message type the client sends (ClientMsg in protocol.rs, serde's camelCase
  * names); tests/web/protocol.test.mjs holds this list, the typedef above and the
  * client's `send` calls to the Rust enum.
  */
-export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'chat', 'leave']);
+export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answer', 'candidate', 'media', 'direct', 'path', 'render', 'quality', 'comparison', 'chat', 'host', 'screen', 'leave']);
 
 /**
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused', 'redirect']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'peerScreen', 'screenRefused', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused', 'redirect']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;

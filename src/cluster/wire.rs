@@ -20,7 +20,7 @@ use tracing::debug;
 use super::Cluster;
 use crate::sfu::engine::EngineHandle;
 use crate::sfu::link::{self, LinkMsg, LinkParams, Publisher, TrackInfo};
-use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg, Source};
 
 /// One message on a node's subject: who sent it, and what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +39,9 @@ pub enum NodeMsg {
         room: String,
         name: String,
         mode: Mode,
+        /// It gave a valid host token (it gets into a locked room).
+        #[serde(default)]
+        host_token: bool,
     },
     ViewerLeft {
         room: String,
@@ -106,11 +109,14 @@ pub struct WirePublisher {
     pub tracks: Vec<WireTrack>,
 }
 
-/// One track: its m-line at the publisher, its kind, whether it has simulcast layers.
+/// One track: its m-line at the publisher, its kind, what it shows, whether it has
+/// simulcast layers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireTrack {
     pub mid: String,
     pub video: bool,
+    #[serde(default)]
+    pub source: Source,
     pub simulcast: bool,
 }
 
@@ -119,6 +125,7 @@ impl From<TrackInfo> for WireTrack {
         WireTrack {
             mid: t.mid.to_string(),
             video: t.kind == MediaKind::Video,
+            source: t.source,
             simulcast: t.simulcast,
         }
     }
@@ -133,6 +140,7 @@ impl From<&WireTrack> for TrackInfo {
             } else {
                 MediaKind::Audio
             },
+            source: t.source,
             simulcast: t.simulcast,
         }
     }
@@ -164,12 +172,14 @@ impl Bridge {
                 room,
                 name,
                 mode,
+                host_token,
                 ..
             } => NodeMsg::AdmitViewer {
                 id,
                 room,
                 name,
                 mode,
+                host_token,
             },
             LinkMsg::ViewerLeft { room, id } => NodeMsg::ViewerLeft { room, id },
             LinkMsg::Chat { room, from, text } => NodeMsg::Chat { room, from, text },
@@ -253,6 +263,7 @@ impl Bridge {
                 room,
                 name,
                 mode,
+                host_token,
             } => {
                 let from = self.cluster.edge_index(&from);
                 let home = match e.admit_remote(id, &room, Instant::now()) {
@@ -267,6 +278,7 @@ impl Bridge {
                     room,
                     name,
                     mode,
+                    host_token,
                     from,
                 };
                 (Some(home), msg)
@@ -418,6 +430,7 @@ mod tests {
                 track: WireTrack {
                     mid: "1".into(),
                     video: true,
+                    source: Source::Screen,
                     simulcast: true,
                 },
             },

@@ -25,7 +25,7 @@ use super::lanes::{self, Batch, Control, Report};
 use super::link::{LinkMsg, REMOTE_HOME};
 use super::receive;
 use super::registry::{Quotas, Registry};
-use super::shard::{HttpAnswer, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
+use super::shard::{HttpAnswer, RecordError, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
 use super::worker::{self, ToReceive, WorkerLanes};
 use crate::cluster::placement::Arrival;
@@ -105,6 +105,8 @@ pub struct Status {
     pub chat_refused_rate: u64,
     pub chat_refused_length: u64,
     pub chat_refused_viewer: u64,
+    /// `host` actions refused: the sender was not the room's host.
+    pub not_host: u64,
     /// Media sessions removed because they did not connect in time.
     pub connect_timeouts: u64,
     /// Joins and WHIP/WHEP sessions refused at the server-wide room limit.
@@ -147,6 +149,7 @@ impl Status {
         self.chat_refused_rate += w.counters.chat_refused_rate;
         self.chat_refused_length += w.counters.chat_refused_length;
         self.chat_refused_viewer += w.counters.chat_refused_viewer;
+        self.not_host += w.counters.not_host;
         self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
         self.relay_links += w.relay_links;
@@ -515,12 +518,47 @@ impl EngineHandle {
                     r.viewers.extend(room.viewers);
                     r.comparison = r.comparison.take().or(room.comparison);
                     r.edges.extend(room.edges);
+                    // The home knows the host and the lock; mirrors know neither.
+                    r.host = r.host.or(room.host);
+                    r.locked |= room.locked;
+                    r.recording |= room.recording;
                 }
                 None => rooms.push(room),
             }
         }
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Some(rooms)
+    }
+
+    /// Starts (`on`) or stops recording `room`; `Ok(false)` when it already was (or
+    /// was not). `message`: why a recording stopped by itself, for the room.
+    pub async fn recording(
+        &self,
+        room: &str,
+        on: bool,
+        message: Option<String>,
+    ) -> Result<bool, RecordError> {
+        let Some(home) = self.registry.home_of(room.trim()) else {
+            return Err(RecordError::NoRoom);
+        };
+        let (reply, rx) = oneshot::channel();
+        let msg = Control::Recording {
+            room: room.trim().to_string(),
+            on,
+            message,
+            reply,
+        };
+        if self.control[home].send(msg).await.is_err() {
+            return Err(RecordError::Off);
+        }
+        rx.await.unwrap_or(Err(RecordError::Off))
+    }
+
+    /// Stops every recording (the server is shutting down); how many there were.
+    pub async fn stop_recordings(&self) -> usize {
+        self.ask_all(|reply| Control::StopRecordings { reply })
+            .await
+            .map_or(0, |n| n.into_iter().sum())
     }
 
     /// Participants per worker, as the registry counts them.
@@ -543,6 +581,8 @@ pub struct Limits {
     pub room_capacity: usize,
     pub viewer_capacity: usize,
     pub room_tokens: HashMap<String, String>,
+    /// The operator's token, which also makes its holder a room's host.
+    pub operator_token: Option<String>,
     /// Viewers of one room its own worker serves before further viewers go to other
     /// workers (see [`super::registry`]).
     pub spread_viewers_after: usize,
@@ -560,6 +600,8 @@ pub struct Limits {
     pub max_per_address: usize,
     /// Sessions one client address may open per minute.
     pub joins_per_minute: u32,
+    /// Where recordings go (`None`: recording is off).
+    pub record: Option<crate::record::RecordSink>,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -596,11 +638,13 @@ pub(crate) fn spawn(
             room_capacity: limits.room_capacity,
             viewer_capacity: limits.viewer_capacity,
             room_tokens: limits.room_tokens.clone(),
+            operator_token: limits.operator_token.clone(),
             worker: index,
             seed: rand::random(),
             connect_timeout: limits.connect_timeout,
             direct_rate: limits.direct_rate,
             chat: limits.chat,
+            record: limits.record.clone(),
         });
         let senders = media
             .sockets
@@ -701,6 +745,7 @@ mod tests {
                 role: Role::Participant,
                 mode: Default::default(),
                 token: None,
+                host_token: None,
                 tx,
                 from: None,
             };

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::shard::{HttpAnswer, RoomSnapshot, ShardCounters};
+use super::shard::{HttpAnswer, RecordError, RoomSnapshot, ShardCounters};
 use crate::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
 
 /// Datagram batches a worker may have queued before the receive task drops further
@@ -173,6 +173,8 @@ pub enum Command {
         role: Role,
         mode: Mode,
         token: Option<String>,
+        /// The `hostToken` of `join` (checked by the shard).
+        host_token: Option<String>,
         /// Where the engine sends this participant's messages.
         tx: mpsc::Sender<ServerMsg>,
         /// The client's address (limits per address), when known.
@@ -239,6 +241,16 @@ pub(crate) enum Control {
     Rooms {
         reply: oneshot::Sender<Vec<RoomSnapshot>>,
     },
+    /// Starts (`on`) or stops recording a room homed on this worker; answers whether
+    /// that changed anything. `message`: why a recording stopped by itself.
+    Recording {
+        room: String,
+        on: bool,
+        message: Option<String>,
+        reply: oneshot::Sender<Result<bool, RecordError>>,
+    },
+    /// Stops every recording of this worker (shutdown); answers how many.
+    StopRecordings { reply: oneshot::Sender<usize> },
 }
 
 /// A worker's answer to [`Control::Status`].

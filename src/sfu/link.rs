@@ -16,7 +16,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::ExtensionValues;
 
-use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg, Source};
 
 /// Worker indexes from here on name no local worker but another node (a cluster, see
 /// `crate::cluster`): their messages go to the cluster task, which carries them over
@@ -64,6 +64,8 @@ pub enum LinkMsg {
         room: String,
         name: String,
         mode: Mode,
+        /// It gave a valid host token (it gets into a locked room).
+        host_token: bool,
         from: usize,
     },
     /// A viewer served by the sender is gone.
@@ -158,6 +160,7 @@ pub struct Publisher {
 pub struct TrackInfo {
     pub mid: Mid,
     pub kind: MediaKind,
+    pub source: Source,
     pub simulcast: bool,
 }
 

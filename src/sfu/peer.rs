@@ -22,7 +22,8 @@ use super::simulcast::{LayerRates, Quality, Selector};
 use super::speaker::LevelMeter;
 use super::stats::StatsTracker;
 use crate::rate::TokenBucket;
-use crate::signaling::protocol::{PeerId, PeerInfo, Role};
+use crate::room::Holds;
+use crate::signaling::protocol::{PeerId, PeerInfo, Role, Source};
 
 /// Identifies a track across the server: the publishing peer and its m-line.
 pub(crate) type TrackKey = (PeerId, Mid);
@@ -31,6 +32,9 @@ pub(crate) type TrackKey = (PeerId, Mid);
 #[derive(Debug)]
 pub(crate) struct UpTrack {
     pub(crate) kind: MediaKind,
+    /// Camera, microphone or screen: receivers' offers say which, WHEP players get
+    /// a screen before a camera, and the host holds by it (see [`Holds`]).
+    pub(crate) source: Source,
     /// Peers that receive this track (their down track is keyed by this track's key).
     pub(crate) subscribers: Vec<PeerId>,
     /// Keyframe requests on their way to the publisher, per layer (`None`: no simulcast).
@@ -50,9 +54,10 @@ pub(crate) struct UpTrack {
 }
 
 impl UpTrack {
-    pub(crate) fn new(kind: MediaKind, simulcast: bool) -> Self {
+    pub(crate) fn new(kind: MediaKind, source: Source, simulcast: bool) -> Self {
         UpTrack {
             kind,
+            source,
             subscribers: Vec::new(),
             keyframes: Vec::new(),
             simulcast,
@@ -106,6 +111,8 @@ pub(crate) enum DownState {
 #[derive(Debug)]
 pub(crate) struct DownTrack {
     pub(crate) kind: MediaKind,
+    /// What the publisher's track carries (for the offers' `tracks`).
+    pub(crate) source: Source,
     pub(crate) state: DownState,
     /// The publisher left; stop this track as soon as negotiation allows.
     pub(crate) source_gone: bool,
@@ -128,9 +135,10 @@ pub(crate) struct DownTrack {
 }
 
 impl DownTrack {
-    pub(crate) fn new(kind: MediaKind, start_seq: u16) -> Self {
+    pub(crate) fn new(kind: MediaKind, source: Source, start_seq: u16) -> Self {
         DownTrack {
             kind,
+            source,
             state: DownState::ToOpen,
             source_gone: false,
             waiting_keyframe: kind == MediaKind::Video,
@@ -142,6 +150,19 @@ impl DownTrack {
             pt_map: Vec::new(),
             undecodable: None,
         }
+    }
+
+    /// Its open m-line as a spare for the next track, with the stream's rewriters.
+    pub(crate) fn into_spare(self) -> Option<Spare> {
+        let DownState::Open(mid) = self.state else {
+            return None;
+        };
+        Some(Spare {
+            mid,
+            kind: self.kind,
+            rewriter: self.rewriter,
+            vp8: self.vp8,
+        })
     }
 
     /// The PT this peer expects for the publisher's payload `params` on m-line `mid`.
@@ -185,6 +206,9 @@ pub(crate) struct Peer {
     pub(crate) up: FxHashMap<Mid, UpTrack>,
     /// Who serves it.
     pub(crate) served: Served,
+    /// What the room's host stopped it from sending: checked before any of its packets
+    /// is forwarded (kept on the publisher's home, where its packets arrive).
+    pub(crate) holds: Holds,
 }
 
 /// Who serves a peer: this shard, or another worker.
@@ -214,6 +238,7 @@ impl Peer {
             room,
             up: FxHashMap::default(),
             served,
+            holds: Holds::default(),
         }
     }
 
@@ -314,6 +339,10 @@ pub(crate) struct Local {
     pub(crate) undecodable_from: Vec<PeerId>,
     /// Its m-lines that stopped sending (kind, simulcast), in case one sends again.
     pub(crate) ended_up: Vec<(Mid, MediaKind, bool)>,
+    /// The m-line its page says carries its screen share (accepted: the room had room
+    /// for one), and one it refused: that m-line's packets are not forwarded.
+    pub(crate) screen: Option<Mid>,
+    pub(crate) screen_refused: Option<Mid>,
     /// The first offer has been answered; server offers may follow.
     pub(crate) answered: bool,
     /// The server's offer awaiting the browser's answer.
@@ -364,6 +393,8 @@ impl Local {
             spare: Vec::new(),
             reusing: Vec::new(),
             ended_up: Vec::new(),
+            screen: None,
+            screen_refused: None,
             undecodable_from: Vec::new(),
             answered: false,
             pending_offer: None,
@@ -380,6 +411,15 @@ impl Local {
 
     pub(crate) fn is_whep(&self) -> bool {
         matches!(self.client, Client::Whep { .. })
+    }
+
+    /// What the m-line `mid` of kind `kind` that it sends carries.
+    pub(crate) fn source(&self, mid: Mid, kind: MediaKind) -> Source {
+        match kind {
+            MediaKind::Audio => Source::Microphone,
+            MediaKind::Video if self.screen == Some(mid) => Source::Screen,
+            MediaKind::Video => Source::Camera,
+        }
     }
 }
 

@@ -263,7 +263,12 @@ impl Registry {
         self.lock().joins.len()
     }
 
-    /// The worker serving a participant, while it is routed.
+    /// The home worker of `room`, while it exists.
+    pub(crate) fn home_of(&self, room: &str) -> Option<usize> {
+        self.lock().rooms.get(room).map(|r| r.home)
+    }
+
+    /// The worker that serves participant `id`, if it is known.
     pub(crate) fn worker_of(&self, id: PeerId) -> Option<usize> {
         self.lock().peers.get(&id).map(|(w, _, _, _)| *w)
     }
@@ -300,11 +305,6 @@ impl Registry {
     /// Participants per worker.
     pub(crate) fn load(&self) -> Vec<usize> {
         self.lock().load.clone()
-    }
-
-    /// The worker that is the room's home, while the room is open.
-    pub(crate) fn home_of(&self, room: &str) -> Option<usize> {
-        self.lock().rooms.get(room).map(|e| e.home)
     }
 
     /// The room's viewers on this server (all workers), `None` when it is not open.

@@ -331,6 +331,21 @@ impl Worker {
             Control::Rooms { reply } => {
                 let _ = reply.send(shard.rooms_snapshot());
             }
+            Control::Recording {
+                room,
+                on,
+                message,
+                reply,
+            } => {
+                let r = match on {
+                    true => shard.start_recording(Instant::now(), &room),
+                    false => Ok(shard.stop_recording(&room, message)),
+                };
+                let _ = reply.send(r);
+            }
+            Control::StopRecordings { reply } => {
+                let _ = reply.send(shard.stop_all_recordings());
+            }
             Control::Status { reply } => {
                 let counters = shard.counters();
                 let _ = reply.send(Report {
@@ -367,14 +382,16 @@ impl Worker {
                 role,
                 mode,
                 token,
+                host_token,
                 tx,
                 from: _,
             } => {
                 self.sessions.insert(id, tx);
+                let tokens = (token.as_deref(), host_token.as_deref());
                 if home == self.index {
-                    shard.join(now, id, &room, &name, role, mode, token.as_deref());
+                    shard.join(now, id, &room, &name, role, mode, tokens);
                 } else {
-                    shard.join_mirrored(home, id, &room, &name, mode, token.as_deref());
+                    shard.join_mirrored(home, id, &room, &name, mode, tokens);
                 }
             }
             Command::Signal { id, msg } => shard.handle_signal(now, id, msg),

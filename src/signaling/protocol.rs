@@ -97,6 +97,10 @@ pub enum ClientMsg {
         /// The room's token, for rooms that need one (`--room-token`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// The room's token or the server's operator token: the participant becomes
+        /// the room's host on joining, and gets into a locked room.
+        #[serde(default, rename = "hostToken", skip_serializing_if = "Option::is_none")]
+        host_token: Option<String>,
     },
     /// Take over the participant that `token` names (from its `joined` message) on this
     /// new connection, instead of joining: after a dropped WebSocket, within the
@@ -136,8 +140,49 @@ pub enum ClientMsg {
     /// refused (`chatRefused`) when empty, longer than the server's `--chat-max-len`
     /// characters, over its `--chat-rate`, or from a viewer where viewers only read.
     Chat { text: String },
+    /// The room's host keeps order: mute a participant's microphone, allow it to
+    /// unmute, stop its camera, remove it, hand the role over (`peer` names whom), or
+    /// lock and unlock the room (no `peer`). Refused with `notHost` from anyone else.
+    Host {
+        action: HostAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
+    },
+    /// The m-line (`mid` of the page's transceiver) that carries this participant's
+    /// screen share, sent with or just before the offer that adds it; `null` when the
+    /// share stops. The server tags that track as a screen (`source` in the offers'
+    /// `tracks`), tells the room (`peerScreen`), or refuses it (`screenRefused`) when
+    /// the room already has as many shares as it allows; a refused track is not
+    /// forwarded.
+    Screen { mid: Option<String> },
     /// Leave the room and close the connection.
     Leave,
+}
+
+/// What a room's host does (`host.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostAction {
+    /// Stop forwarding `peer`'s microphone; it may not unmute until `allowUnmute`.
+    Mute,
+    /// `peer` may turn its microphone on again (the host never turns it on).
+    AllowUnmute,
+    /// Stop forwarding `peer`'s camera; forwarding resumes when `peer` turns it on.
+    StopVideo,
+    /// `peer` leaves the room (`error` `removed`), its resume token dead.
+    Remove,
+    /// `peer` becomes the host.
+    MakeHost,
+    /// New participants and viewers are refused (`roomLocked`).
+    Lock,
+    Unlock,
+    /// Stop `peer`'s screen share (it hears `screenRefused` `screenStopped`; it may
+    /// share again later).
+    StopScreen,
+    /// Several participants may share a screen at once.
+    AllowShares,
+    /// One share at a time again (shares already on go on until they end).
+    OneShare,
 }
 
 /// A participant as others see it.
@@ -150,6 +195,9 @@ pub struct PeerInfo {
     pub video: bool,
     /// The path this participant receives on, once known.
     pub path: Option<Path>,
+    /// It shares a screen (see `ClientMsg::Screen`).
+    #[serde(default)]
+    pub screen: bool,
 }
 
 impl PeerInfo {
@@ -161,6 +209,7 @@ impl PeerInfo {
             audio: true,
             video: true,
             path: None,
+            screen: false,
         }
     }
 }
@@ -259,9 +308,44 @@ pub enum ServerMsg {
         audio: bool,
         video: bool,
     },
+    /// Participant `id` started (`screen` true) or stopped sharing a screen; sent to
+    /// everyone in the room, viewers too. Its track arrives (or ends) in the server's
+    /// next offer, where `tracks` says `source: screen`.
+    PeerScreen { id: PeerId, screen: bool },
+    /// This participant's screen share is not forwarded: the room already has as many
+    /// shares as it allows (`screenBusy`), or the server stopped it (`screenStopped`).
+    /// The page stops sharing and shows `message`.
+    ScreenRefused { code: ErrorCode, message: String },
     /// Participant `id` is the room's active speaker (`null`: nobody speaks), sent to
     /// everyone in the room, viewers too, when it changes, and after `joined`.
     Speaker { id: Option<PeerId> },
+    /// Who the room's host is (`null`: nobody, until a participant joins) and whether
+    /// the room is locked: after `joined` (and after a resume), and whenever either
+    /// changes, to participants and viewers.
+    Room {
+        host: Option<PeerId>,
+        locked: bool,
+        /// Several participants may share a screen at once (the host allowed it);
+        /// otherwise one.
+        many_shares: bool,
+    },
+    /// What the host stopped this participant from sending (`audio`: the microphone,
+    /// `video`: the camera; true while held) and which host decided. After `joined`
+    /// of a resume too, while anything is held.
+    Held {
+        audio: bool,
+        video: bool,
+        by: PeerId,
+    },
+    /// The room is being recorded (`on`), or no longer; sent to everyone in the room,
+    /// viewers too, when it changes, and after `joined` while it is on. `message`
+    /// says why a recording stopped by itself (the disk is full, the recorder could
+    /// not keep up).
+    Recording {
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// This browser cannot decode participant `id`'s video codec (`decodable` false,
     /// `message` says why and what happens next), or decodes it again (true).
     PeerCodec {
@@ -351,11 +435,26 @@ pub struct ChatLine {
     pub ago_ms: u64,
 }
 
-/// Whose track an m-line of a server offer carries.
+/// Whose track an m-line of a server offer carries, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MidOwner {
     pub mid: String,
     pub peer: PeerId,
+    /// A camera, a microphone or a shared screen: the page shows a share large, and
+    /// an m-line that carried a camera may carry a screen next.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// What an up track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    #[default]
+    Camera,
+    Microphone,
+    /// A shared screen (the page said so with `screen`).
+    Screen,
 }
 
 /// Stable error codes on the wire.
@@ -387,9 +486,24 @@ pub enum ErrorCode {
     /// Too many messages of a kind too fast (direct signals, chat messages): this one
     /// was dropped (the limit is in the sentence).
     RateLimited,
+    /// (In `screenRefused`) the room already has as many screen shares as it allows.
+    ScreenBusy,
+    /// (In `screenRefused`) the server stopped this participant's screen share (a
+    /// host's action).
+    ScreenStopped,
     /// A `resume` named no participant that waits to be resumed (it left, its grace
     /// period is over, or the token is wrong); the connection closes: join again.
     ResumeRefused,
+    /// A `host` action from a participant that is not the room's host: nothing changed.
+    NotHost,
+    /// The room's host removed this participant; the connection closes.
+    Removed,
+    /// The room's host locked the room to new participants and viewers; the
+    /// connection closes.
+    RoomLocked,
+    /// The host muted this microphone or stopped this camera: turning it on is
+    /// refused until the host allows it (`held`).
+    HeldByHost,
 }
 
 impl ServerMsg {
@@ -515,6 +629,7 @@ mod tests {
                 role: Role::Participant,
                 mode: Mode::Auto,
                 token: None,
+                host_token: None,
             }
         );
     }
@@ -573,6 +688,47 @@ mod tests {
         );
         let up: ClientMsg = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).unwrap();
         assert_eq!(up, ClientMsg::Chat { text: "hi".into() });
+    }
+
+    #[test]
+    fn screen_messages_are_camel_case() {
+        let up: ClientMsg = serde_json::from_str(r#"{"type":"screen","mid":"3"}"#).unwrap();
+        assert_eq!(
+            up,
+            ClientMsg::Screen {
+                mid: Some("3".into())
+            }
+        );
+        let stop: ClientMsg = serde_json::from_str(r#"{"type":"screen","mid":null}"#).unwrap();
+        assert_eq!(stop, ClientMsg::Screen { mid: None });
+        let offer = ServerMsg::Offer {
+            sdp: "v=0".into(),
+            tracks: vec![MidOwner {
+                mid: "4".into(),
+                peer: 7,
+                source: Source::Screen,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&offer).unwrap(),
+            r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"4","peer":7,"source":"screen"}]}"#
+        );
+        let refused = ServerMsg::ScreenRefused {
+            code: ErrorCode::ScreenBusy,
+            message: "Ann is already sharing a screen".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"type":"screenRefused","code":"screenBusy","message":"Ann is already sharing a screen"}"#
+        );
+        let on = ServerMsg::PeerScreen {
+            id: 7,
+            screen: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&on).unwrap(),
+            r#"{"type":"peerScreen","id":7,"screen":true}"#
+        );
     }
 
     #[test]

@@ -271,10 +271,10 @@ impl Session {
                         }
                     };
                     let cmd = match msg {
-                        ClientMsg::Join { room, name, role, mode, token } if !self.joined => {
+                        ClientMsg::Join { room, name, role, mode, token, host_token } if !self.joined => {
                             self.joined = true;
                             let Some(tx) = self.tx.take() else { return End::Over("error") };
-                            Command::Join { id, room, name, role, mode, token, tx, from: self.from }
+                            Command::Join { id, room, name, role, mode, token, host_token, tx, from: self.from }
                         }
                         ClientMsg::Resume { token } if !self.joined => return End::Resume(token),
                         ClientMsg::Join { .. } | ClientMsg::Resume { .. } => {

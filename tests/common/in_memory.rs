@@ -72,11 +72,13 @@ impl Harness {
                         room_capacity: receivers + 1,
                         viewer_capacity: 0,
                         room_tokens: Default::default(),
+                        operator_token: None,
                         worker,
                         seed: worker as u64,
                         connect_timeout: std::time::Duration::from_secs(30),
                         direct_rate: 20,
                         chat: Default::default(),
+                        record: None,
                     })
                 })
                 .collect(),
@@ -127,10 +129,10 @@ impl Harness {
                     &name,
                     Role::Participant,
                     Mode::Relay,
-                    None,
+                    (None, None),
                 );
             } else {
-                h.sfus[1].join_mirrored(0, id, "bench", &name, Mode::Relay, None);
+                h.sfus[1].join_mirrored(0, id, "bench", &name, Mode::Relay, (None, None));
                 // The home admits it.
                 h.exchange();
             }

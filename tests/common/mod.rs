@@ -101,7 +101,7 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
 pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
     loop {
         match recv(ws).await {
-            Some(ServerMsg::ChatHistory { .. }) => continue,
+            Some(ServerMsg::ChatHistory { .. } | ServerMsg::Room { .. }) => continue,
             Some(ServerMsg::Error { code: c, message }) if c == code => return message,
             other => panic!("expected error {code:?}, got {other:?}"),
         }
@@ -182,6 +182,18 @@ pub struct Seen {
     pub resume: Option<String>,
     /// The ids of the `joined` messages that came after a resume.
     pub resumed_as: Vec<PeerId>,
+    /// Every `room` message: (host, locked).
+    pub room: Vec<(Option<PeerId>, bool)>,
+    /// The latest `held` message: (audio, video, by).
+    pub held: Option<(bool, bool, PeerId)>,
+    /// `peerMedia` messages: (id, audio, video).
+    pub peer_media: Vec<(PeerId, bool, bool)>,
+    /// The `recording` messages: (on, message).
+    pub recording: Vec<(bool, Option<String>)>,
+    /// `peerScreen` messages: (participant, shares).
+    pub screens: Vec<(PeerId, bool)>,
+    /// `screenRefused` messages: (code, message).
+    pub screen_refused: Vec<(ErrorCode, String)>,
 }
 
 /// Commands to a running test participant.
@@ -200,6 +212,12 @@ pub enum PeerCmd {
     /// Stop sending the second video track (its m-line becomes receive-only), as a
     /// browser does when a screen share ends.
     StopVideoTrack,
+    /// Share a screen: say which new m-line carries it (`screen`), then offer it
+    /// (send-only), as the page does.
+    ShareScreen,
+    /// Stop the share: `screen` with no m-line, then its m-line goes inactive, as the
+    /// page does when its button or the browser's "Stop sharing" bar is pressed.
+    StopScreen,
     /// Renegotiate with new ICE credentials.
     IceRestart,
     /// Lose the signaling connection (closed without a goodbye, as when a phone's
@@ -207,6 +225,12 @@ pub enum PeerCmd {
     DropSignaling,
     /// Go on over this new signaling connection: resume with the token of `joined`.
     Resume(Box<Ws>),
+    /// Send this message on the signaling connection.
+    Say(ClientMsg),
+    /// Stop sending audio (`true`), or send it again.
+    Mute(bool),
+    /// Stop sending video (`true`: the camera is off), or send it again.
+    CameraOff(bool),
     /// Say goodbye and stop.
     Leave,
 }
@@ -237,6 +261,53 @@ impl TestPeer {
         role: Role,
         video: Codec,
     ) -> TestPeer {
+        Self::join_full(server, room, tag, role, video, None, None).await
+    }
+
+    /// Joins `room` as a participant `tag` with the `hostToken` `host_token`.
+    pub async fn join_host(server: &Server, room: &str, tag: &str, host_token: &str) -> TestPeer {
+        let token = Some(host_token);
+        Self::join_full(
+            server,
+            room,
+            tag,
+            Role::Participant,
+            Codec::Vp8,
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// Joins `room` as `tag`, sending the real VP8 and Opus frames of `clip` (for
+    /// tests that decode what was sent) instead of tagged frames.
+    pub async fn join_with_clip(
+        server: &Server,
+        room: &str,
+        tag: &str,
+        clip: Arc<clip::Clip>,
+    ) -> TestPeer {
+        Self::join_full(
+            server,
+            room,
+            tag,
+            Role::Participant,
+            Codec::Vp8,
+            None,
+            Some(clip),
+        )
+        .await
+    }
+
+    async fn join_full(
+        server: &Server,
+        room: &str,
+        tag: &str,
+        role: Role,
+        video: Codec,
+        host_token: Option<&str>,
+        clip: Option<Arc<clip::Clip>>,
+    ) -> TestPeer {
         let mut ws = connect_ws(server).await;
         send(
             &mut ws,
@@ -246,6 +317,7 @@ impl TestPeer {
                 role,
                 mode: Default::default(),
                 token: None,
+                host_token: host_token.map(String::from),
             },
         )
         .await;
@@ -259,7 +331,8 @@ impl TestPeer {
             ..Default::default()
         }));
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(tag, ws, seen.clone(), video).await;
+        let mut driver = Driver::new(tag, ws, seen.clone(), video).await;
+        driver.clip = clip;
         let task = tokio::spawn(driver.run(cmd_rx));
         TestPeer {
             tag: tag.into(),
@@ -283,6 +356,14 @@ impl TestPeer {
 
     pub fn command(&self, c: PeerCmd) {
         let _ = self.cmd.send(c);
+    }
+
+    /// A way to send this participant commands from another task.
+    pub fn command_handle(&self) -> impl Fn(PeerCmd) + Send + 'static {
+        let tx = self.cmd.clone();
+        move |c| {
+            let _ = tx.send(c);
+        }
     }
 
     /// Waits until `f` holds for what this participant has seen.
@@ -337,8 +418,20 @@ struct Driver {
     rtp_out: u32,
     rtp_in: u32,
     glare_pending: bool,
+    /// Screen shares started (`true`) or stopped while an offer was out.
+    screen_waiting: std::collections::VecDeque<bool>,
     keyframe_wanted: bool,
     start: Instant,
+    /// Real frames to send instead of tagged ones, and where in them it is.
+    clip: Option<Arc<clip::Clip>>,
+    clip_video: usize,
+    clip_audio: usize,
+    /// The clip's last audio time: each 20 ms frame is at least 20 ms after the one
+    /// before, like an encoder's sample clock (ticks that bunch up under load do not
+    /// make frames overlap), and follows the wall clock across a mute.
+    clip_audio_at: Option<Duration>,
+    muted: bool,
+    camera_off: bool,
 }
 
 impl Driver {
@@ -376,8 +469,15 @@ impl Driver {
             rtp_out: 0,
             rtp_in: 0,
             glare_pending: false,
+            screen_waiting: Default::default(),
             keyframe_wanted: true,
             start: now,
+            clip: None,
+            clip_video: 0,
+            clip_audio: 0,
+            clip_audio_at: None,
+            muted: false,
+            camera_off: false,
         }
     }
 
@@ -427,6 +527,8 @@ impl Driver {
                         }
                     }
                     Some(PeerCmd::SetLoss { up, down }) => self.loss = (up, down),
+                    Some(PeerCmd::Mute(m)) => self.muted = m,
+                    Some(PeerCmd::CameraOff(off)) => self.camera_off = off,
                     Some(PeerCmd::AddVideoTrack { glare: true }) => self.glare_pending = true,
                     Some(PeerCmd::AddVideoTrack { glare: false }) => self.offer_video_track().await,
                     Some(PeerCmd::StopVideoTrack) => {
@@ -436,12 +538,15 @@ impl Driver {
                             }
                         }
                     }
+                    Some(PeerCmd::ShareScreen) => self.screen(true).await,
+                    Some(PeerCmd::StopScreen) => self.screen(false).await,
                     Some(PeerCmd::IceRestart) => {
                         if let Ok(sdp) = self.peer.offer_ice_restart() {
                             self.say(&ClientMsg::Offer { sdp }).await;
                         }
                     }
                     Some(PeerCmd::DropSignaling) => self.ws = None,
+                    Some(PeerCmd::Say(msg)) => self.say(&msg).await,
                     Some(PeerCmd::Resume(ws)) => {
                         self.ws = Some(*ws);
                         let token = self.seen.lock().unwrap().resume.clone().unwrap_or_default();
@@ -522,7 +627,10 @@ impl Driver {
                     .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
                     .map(|u| u.trim().to_string());
                 self.seen.lock().unwrap().server_ufrag = ufrag;
-                self.peer.accept_answer(&sdp).unwrap()
+                self.peer.accept_answer(&sdp).unwrap();
+                if let Some(share) = self.screen_waiting.pop_front() {
+                    self.screen(share).await;
+                }
             }
             ServerMsg::Offer { sdp, tracks } => {
                 {
@@ -530,6 +638,11 @@ impl Driver {
                     seen.server_offers += 1;
                     seen.offer_mlines = sdp.lines().filter(|l| l.starts_with("m=")).count();
                     seen.offer_owners = tracks;
+                }
+                if self.peer.has_pending_offer() {
+                    // Ours is out: like the page, ignore theirs; the server answers
+                    // ours, then offers again.
+                    return;
                 }
                 if self.glare_pending {
                     // Both sides offer: like a browser (impolite), ignore theirs, send ours.
@@ -543,6 +656,9 @@ impl Driver {
             ServerMsg::Joined { id, .. } => self.seen.lock().unwrap().resumed_as.push(id),
             ServerMsg::PeerJoined { peer } => self.seen.lock().unwrap().joined.push(peer.id),
             ServerMsg::Viewers { count } => self.seen.lock().unwrap().viewers = Some(count),
+            ServerMsg::Recording { on, message } => {
+                self.seen.lock().unwrap().recording.push((on, message))
+            }
             ServerMsg::PeerCodec {
                 id,
                 codec,
@@ -559,10 +675,53 @@ impl Driver {
                 self.seen.lock().unwrap().send_codec = Some(codec)
             }
             ServerMsg::PeerLeft { id, reason } => self.seen.lock().unwrap().left.push((id, reason)),
+            ServerMsg::Room { host, locked, .. } => {
+                self.seen.lock().unwrap().room.push((host, locked))
+            }
+            ServerMsg::Held { audio, video, by } => {
+                self.seen.lock().unwrap().held = Some((audio, video, by))
+            }
+            ServerMsg::PeerMedia { id, audio, video } => self
+                .seen
+                .lock()
+                .unwrap()
+                .peer_media
+                .push((id, audio, video)),
             ServerMsg::Error { code, message } => {
                 self.seen.lock().unwrap().errors.push((code, message))
             }
+            ServerMsg::PeerScreen { id, screen } => {
+                self.seen.lock().unwrap().screens.push((id, screen))
+            }
+            ServerMsg::ScreenRefused { code, message } => self
+                .seen
+                .lock()
+                .unwrap()
+                .screen_refused
+                .push((code, message)),
             _ => {}
+        }
+    }
+
+    /// Starts (`true`) or stops a screen share as the page does, once no offer of
+    /// its own waits for an answer (one exchange at a time, as in a browser).
+    async fn screen(&mut self, share: bool) {
+        if self.peer.has_pending_offer() {
+            self.screen_waiting.push_back(share);
+            return;
+        }
+        if share {
+            let track = Track::new(MediaKind::Video, Direction::SendOnly);
+            let (sdp, mids) = self.peer.offer(&[track]).unwrap();
+            self.send_video2 = mids.first().copied();
+            let mid = self.send_video2.map(|m| m.to_string());
+            self.say(&ClientMsg::Screen { mid }).await;
+            self.say(&ClientMsg::Offer { sdp }).await;
+        } else if let Some(mid) = self.send_video2.take() {
+            self.say(&ClientMsg::Screen { mid: None }).await;
+            if let Ok(sdp) = self.peer.offer_direction(mid, Direction::Inactive) {
+                self.say(&ClientMsg::Offer { sdp }).await;
+            }
         }
     }
 
@@ -590,6 +749,14 @@ impl Driver {
     fn write_frame_on(&mut self, kind: MediaKind, second: bool) {
         if !self.peer.is_connected() {
             return;
+        }
+        match kind {
+            MediaKind::Audio if self.muted => return,
+            MediaKind::Video if self.camera_off => return,
+            _ => {}
+        }
+        if let Some(clip) = self.clip.clone() {
+            return self.write_clip(kind, &clip);
         }
         let (mid, codec, freq) = match kind {
             MediaKind::Audio => (self.send_audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ),
@@ -625,6 +792,51 @@ impl Driver {
         self.peer.write_frame(now, mid, codec, time, data);
     }
 }
+
+impl Driver {
+    /// The clip's next frame of `kind`, looped; after a keyframe request, the video
+    /// goes on from the clip's next keyframe (an encoder would make one).
+    fn write_clip(&mut self, kind: MediaKind, clip: &clip::Clip) {
+        let (mid, codec, freq, data) = match kind {
+            MediaKind::Audio => {
+                let data = clip.audio[self.clip_audio % clip.audio.len()].clone();
+                self.clip_audio += 1;
+                (
+                    self.send_audio,
+                    Codec::Opus,
+                    Frequency::FORTY_EIGHT_KHZ,
+                    data,
+                )
+            }
+            MediaKind::Video => {
+                let n = clip.video.len();
+                if self.keyframe_wanted {
+                    self.keyframe_wanted = false;
+                    let at = self.clip_video % n;
+                    let next = (at..n).find(|i| clip.video[*i].0).unwrap_or(0);
+                    self.clip_video = next;
+                }
+                let data = clip.video[self.clip_video % n].1.clone();
+                self.clip_video += 1;
+                (self.send_video, Codec::Vp8, Frequency::NINETY_KHZ, data)
+            }
+        };
+        let Some(mid) = mid else { return };
+        let now = Instant::now();
+        let mut elapsed = now - self.start;
+        if kind == MediaKind::Audio {
+            if let Some(prev) = self.clip_audio_at {
+                elapsed = elapsed.max(prev + AUDIO_EVERY);
+            }
+            self.clip_audio_at = Some(elapsed);
+        }
+        let time = MediaTime::from_micros(elapsed.as_micros() as u64).rebase(freq);
+        self.peer.write_frame(now, mid, codec, time, data);
+    }
+}
+
+/// Real VP8 and Opus frames for the test participants (made with ffmpeg).
+pub mod clip;
 
 /// The next message of `ws`; never, while there is no connection.
 async fn next_message(

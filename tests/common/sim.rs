@@ -74,11 +74,13 @@ impl Sim {
                 room_capacity: 16,
                 viewer_capacity: 0,
                 room_tokens: Default::default(),
+                operator_token: None,
                 worker: 0,
                 seed,
                 connect_timeout: Duration::from_secs(30),
                 direct_rate: 20,
                 chat: Default::default(),
+                record: None,
             }),
             server,
             start: now,
@@ -122,7 +124,7 @@ impl Sim {
         let (offer, mids) = peer.offer(&[track]).unwrap();
         let name = format!("p{id}");
         self.shard
-            .join(self.now, id, "room", &name, role, Mode::Relay, None);
+            .join(self.now, id, "room", &name, role, Mode::Relay, (None, None));
         self.members.push(Member {
             id,
             peer,

@@ -314,7 +314,8 @@ test('the relay link: an interruption restarts ICE; a failure matters only while
 });
 
 test('server errors and reconnection backoff', () => {
-  for (const code of ['roomFull', 'badName', 'forbidden']) assert.equal(policy.onServerError(facts(), code), 'fail', code);
+  for (const code of ['notHost', 'heldByHost']) assert.equal(policy.onServerError(facts(), code), 'ignore', code);
+  for (const code of ['roomFull', 'badName', 'forbidden', 'removed', 'roomLocked']) assert.equal(policy.onServerError(facts(), code), 'fail', code);
   assert.equal(policy.onServerError(facts({ path: 'relay' }), 'mediaFailed'), 'reconnect');
   assert.equal(policy.onServerError(facts({ path: 'direct' }), 'mediaFailed'), 'dropRelay');
   assert.equal(policy.onServerError(facts(), 'badSdp'), 'ignore');

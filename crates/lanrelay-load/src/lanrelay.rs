@@ -53,6 +53,7 @@ pub async fn join_controlled(
                 },
                 mode: Mode::Relay,
                 token: None,
+                host_token: None,
             },
         )
         .await?;

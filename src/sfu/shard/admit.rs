@@ -9,7 +9,7 @@ use str0m::change::SdpOffer;
 use tracing::info;
 
 use super::{refusal, Output, Shard};
-use crate::room::JoinError;
+use crate::room::{JoinError, Joiner};
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::peer::{Client, Local, Peer, Served};
 use crate::signaling::protocol::{
@@ -40,6 +40,9 @@ pub(super) enum AdmitError {
 impl AdmitError {
     pub(super) fn into_wire(self, room: &str) -> (ErrorCode, String) {
         match self {
+            AdmitError::Room(JoinError::Locked) => {
+                (ErrorCode::RoomLocked, refusal(room, JoinError::Locked))
+            }
             AdmitError::Room(e) => (ErrorCode::RoomFull, refusal(room, e)),
             AdmitError::Sdp(e) => (ErrorCode::BadSdp, format!("cannot accept the offer: {e}")),
         }
@@ -67,13 +70,22 @@ impl Shard {
         name: &str,
         role: Role,
         mode: Mode,
-        token: Option<&str>,
+        (token, host_token): (Option<&str>, Option<&str>),
     ) {
         let Some((room, name)) = self.admissible(id, room, name, token) else {
             return;
         };
-        let admitted = match self.admit(now, id, &room, mode, role, name.clone(), Arrival::Browser)
-        {
+        let host_token = self.host_token_ok(&room, host_token);
+        let arrival = Arrival::Browser;
+        let admitted = match self.admit(
+            now,
+            id,
+            &room,
+            (mode, host_token),
+            role,
+            name.clone(),
+            arrival,
+        ) {
             Ok(a) => a,
             Err(e) => {
                 let (code, message) = e.into_wire(&room);
@@ -91,6 +103,8 @@ impl Shard {
             self.signal(id, ServerMsg::Viewers { count });
         }
         self.tell_speaker(id, &room);
+        self.tell_room(id, &room);
+        self.tell_recording(id, &room);
         self.send_chat_history(now, id);
     }
 
@@ -102,14 +116,21 @@ impl Shard {
         now: Instant,
         id: PeerId,
         room: &str,
-        mode: Mode,
+        (mode, host_token): (Mode, bool),
         role: Role,
         name: String,
         arrival: Arrival,
     ) -> Result<Admitted, AdmitError> {
+        let before = self.rooms.host_state(room);
+        let who = Joiner {
+            role,
+            // WHIP publishers are never host; viewers neither.
+            can_host: role == Role::Participant && matches!(arrival, Arrival::Browser),
+            host_token,
+        };
         let (mode, others) = self
             .rooms
-            .join(room, id, mode, role)
+            .join(room, id, mode, who)
             .map_err(AdmitError::Room)?;
         let mut info = PeerInfo::joining(id, name);
         let mut answer = None;
@@ -175,6 +196,8 @@ impl Shard {
             Role::Viewer if !self.mirrored.contains_key(room) => self.announce_viewers(room),
             Role::Viewer => {}
         }
+        // A participant that opened the room, or came with a host token, is its host.
+        self.room_changed(room, before, Some(id));
         self.timers.start_layer_ticks(now);
         Ok(Admitted {
             mode,
@@ -236,6 +259,9 @@ impl Shard {
             self.signal(id, ServerMsg::Viewers { count });
         }
         self.tell_speaker(id, &room);
+        self.tell_room(id, &room);
+        self.tell_held(id);
+        self.tell_recording(id, &room);
         let offer = self
             .peers
             .get(&id)
@@ -347,8 +373,18 @@ impl Shard {
         if let Served::Here(local) = &peer.served {
             self.unroute(id, local);
         }
+        let before = self.rooms.host_state(&peer.room);
         self.rooms.leave(&peer.room, id);
         self.speaker_left(&peer.room, id);
+        // The host left: the role passes on (everyone hears who has it).
+        self.room_changed(&peer.room, before, None);
+        if !self.recorders.is_empty() {
+            self.record_ended(&peer.room, id, None);
+            if self.rooms.mode(&peer.room).is_none() {
+                // Nobody left in the room: its recording ends with it.
+                self.stop_recording(&peer.room, None);
+            }
+        }
         match (&peer.served, peer.role) {
             // The home tells the viewers about a mirrored publisher.
             (Served::StandIn { .. }, _) => {}

@@ -1,7 +1,8 @@
 //! Signaling messages from joined participants that are not negotiation: the path a
 //! participant receives on, its camera and microphone state, the size it shows videos
 //! at, its quality preference, direct-mode signals, chat messages (see [`super::chat`]),
-//! and leaving.
+//! the host's actions (see [`super::host`]), and leaving.
+//! its screen share (see [`super::screen`]), and leaving.
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use tracing::info;
 use super::Shard;
 use crate::sfu::peer::Peer;
 use crate::signaling::protocol::{
-    ClientMsg, ErrorCode, Path, PeerId, Role, ServerMsg, MAX_REPORT_BYTES,
+    ClientMsg, ErrorCode, Path, PeerId, Role, ServerMsg, Source, MAX_REPORT_BYTES,
 };
 
 impl Shard {
@@ -28,7 +29,10 @@ impl Shard {
             ClientMsg::Offer { sdp } => self.handle_offer(now, id, &sdp),
             ClientMsg::Answer { sdp } => self.handle_answer(now, id, &sdp),
             ClientMsg::Candidate { candidate, .. } => self.handle_candidate(id, &candidate),
-            ClientMsg::Media { audio, video } => self.handle_media_state(id, audio, video),
+            ClientMsg::Media { audio, video } => {
+                let (audio, video) = self.media_allowed(now, id, audio, video);
+                self.handle_media_state(id, audio, video)
+            }
             ClientMsg::Direct { to, signal } => {
                 let same_room =
                     self.peers.get(&to).map(|p| &p.room) == self.peers.get(&id).map(|p| &p.room);
@@ -60,7 +64,10 @@ impl Shard {
             ClientMsg::Render { peer, width, .. } => {
                 if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
                     for ((src, _), d) in l.down.iter_mut() {
-                        if *src == peer && d.kind == MediaKind::Video {
+                        // The size of the participant's tile: its camera's, not its
+                        // screen share's, which the page shows large.
+                        if *src == peer && d.kind == MediaKind::Video && d.source != Source::Screen
+                        {
                             d.render_width = (width > 0).then_some(width);
                         }
                     }
@@ -75,6 +82,8 @@ impl Shard {
             }
             ClientMsg::Comparison { report } => self.handle_comparison(id, report),
             ClientMsg::Chat { text } => self.handle_chat(now, id, text),
+            ClientMsg::Host { action, peer } => self.handle_host(now, id, action, peer),
+            ClientMsg::Screen { mid } => self.handle_screen(now, id, mid),
             ClientMsg::Leave => self.leave(now, id, "left"),
         }
         self.process(now);

@@ -89,11 +89,13 @@ mod tests {
             room_capacity: 2,
             viewer_capacity: 0,
             room_tokens: Default::default(),
+            operator_token: None,
             worker: 0,
             seed: 1,
             connect_timeout: Duration::from_secs(30),
             direct_rate: 20,
             chat: Default::default(),
+            record: None,
         })
     }
 

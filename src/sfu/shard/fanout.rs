@@ -38,7 +38,11 @@ impl Shard {
             return;
         };
         let Some(Peer {
-            up, served, room, ..
+            up,
+            served,
+            room,
+            holds,
+            ..
         }) = self.peers.get_mut(&from)
         else {
             return;
@@ -56,6 +60,11 @@ impl Shard {
         let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
             return;
         };
+        // Held by the room's host: nobody gets it, here or on other workers, and a
+        // held microphone never counts as speaking.
+        if holds.blocks(up.source) {
+            return;
+        }
         // Who is speaking: one comparison here, the rest on the speaker tick.
         let level = pkt.header.ext_vals.audio_level;
         if let Some(l) = level {
@@ -103,6 +112,10 @@ impl Shard {
         self.fan_out(now, from, &packet);
         if !self.relay_out.is_empty() {
             self.relay_out_rtp(now, from, &packet);
+        }
+        // (no lookup per packet when nothing here is recorded)
+        if !self.recorders.is_empty() {
+            self.record_packet(now, from, &packet);
         }
     }
 

@@ -11,7 +11,7 @@ use tracing::{debug, info};
 use super::admit::Arrival;
 use super::{offers_twcc, Shard};
 use crate::sfu::peer::{Client, DownState, DownTrack, Peer, TrackKey};
-use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, Role};
+use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, Role, Source};
 
 /// The resource id and SDP answer of a new WHIP/WHEP session, or why it was refused.
 pub type HttpAnswer = Result<(String, String), (ErrorCode, String)>;
@@ -79,7 +79,14 @@ impl Shard {
         }
         debug!(id, room, home, "WHEP player waits for its room's home");
         let name = "WHEP player".to_string();
-        self.ask_home(home, id, room, name, Mode::Relay, Some((offer, twcc)));
+        self.ask_home(
+            home,
+            id,
+            room,
+            name,
+            (Mode::Relay, false),
+            Some((offer, twcc)),
+        );
         Ok(())
     }
 
@@ -130,7 +137,15 @@ impl Shard {
             twcc,
         };
         let admitted = self
-            .admit(now, id, &room, Mode::Relay, role, name.into(), arrival)
+            .admit(
+                now,
+                id,
+                &room,
+                (Mode::Relay, false),
+                role,
+                name.into(),
+                arrival,
+            )
             .map_err(|e| e.into_wire(&room))?;
         let answer = admitted.answer.expect("an HTTP session has an answer");
         let resource = self.random_token(24);
@@ -144,8 +159,13 @@ impl Shard {
         Ok((resource, answer))
     }
 
-    /// WHEP: binds the room's publishers' tracks to the player's free m-lines (first
-    /// publisher first, one track per m-line of the same kind).
+    /// WHEP: binds the room's publishers' tracks to the player's m-lines, one track
+    /// per m-line of the same kind. A player gets the room's best tracks: shares
+    /// before cameras (so a player with one video m-line sees the screen while a share
+    /// is on, and the camera again once it ends), then by joining order. A track it
+    /// already gets stays on its m-line; a track that is no longer among the best
+    /// makes way, and the next one carries on its m-line's stream (rewriters kept),
+    /// starting with a keyframe.
     pub(super) fn attach_fixed(&mut self, now: Instant, id: PeerId) {
         let Some(peer) = self.peers.get(&id) else {
             return;
@@ -156,41 +176,86 @@ impl Shard {
         let Client::Whep { mids } = &local.client else {
             return;
         };
-        let bound: Vec<Mid> = local
+        // The room's tracks, best first.
+        let mut ranked: Vec<(bool, usize, TrackKey, MediaKind, Source)> = Vec::new();
+        for (order, p) in self
+            .rooms
+            .members(&peer.room)
+            .iter()
+            .filter_map(|p| self.peers.get(p))
+            .enumerate()
+        {
+            for (m, u) in &p.up {
+                let camera = u.source != Source::Screen;
+                ranked.push((camera, order, (p.id, *m), u.kind, u.source));
+            }
+        }
+        ranked.sort_by_key(|(camera, order, key, _, _)| (*camera, *order, *key));
+        let bound: Vec<(Mid, TrackKey)> = local
             .down
-            .values()
-            .filter_map(|d| match d.state {
-                DownState::Open(m) => Some(m),
+            .iter()
+            .filter_map(|(k, d)| match d.state {
+                DownState::Open(m) => Some((m, *k)),
                 _ => None,
             })
             .collect();
-        let taken: Vec<TrackKey> = local.down.keys().copied().collect();
-        let free: Vec<(Mid, MediaKind)> = mids
-            .iter()
-            .filter(|(m, _)| !bound.contains(m))
-            .copied()
-            .collect();
-        let room = peer.room.clone();
-        let mut binds: Vec<(Mid, TrackKey, MediaKind)> = Vec::new();
-        for (mid, kind) in free {
-            let source = self
-                .rooms
-                .members(&room)
+        let mut unbind: Vec<TrackKey> = Vec::new();
+        let mut binds: Vec<(Mid, TrackKey, MediaKind, Source)> = Vec::new();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            let lines: Vec<Mid> = mids
                 .iter()
-                .filter_map(|p| self.peers.get(p))
-                .flat_map(|p| p.up.iter().map(move |(m, u)| ((p.id, *m), u.kind)))
-                .find(|(key, k)| {
-                    *k == kind && !taken.contains(key) && !binds.iter().any(|(_, b, _)| b == key)
-                });
-            if let Some((key, _)) = source {
-                binds.push((mid, key, kind));
+                .filter(|(_, k)| *k == kind)
+                .map(|(m, _)| *m)
+                .collect();
+            let wanted: Vec<(TrackKey, Source)> = ranked
+                .iter()
+                .filter(|t| t.3 == kind)
+                .take(lines.len())
+                .map(|t| (t.2, t.4))
+                .collect();
+            let mut free: Vec<Mid> = Vec::new();
+            for mid in lines {
+                match bound.iter().find(|(m, _)| *m == mid) {
+                    Some((_, key)) if wanted.iter().any(|(w, _)| w == key) => {}
+                    Some((_, key)) => {
+                        unbind.push(*key);
+                        free.push(mid);
+                    }
+                    None => free.push(mid),
+                }
+            }
+            let missing = wanted
+                .into_iter()
+                .filter(|(w, _)| !bound.iter().any(|(_, k)| k == w));
+            for ((key, source), mid) in missing.zip(free) {
+                binds.push((mid, key, kind, source));
             }
         }
-        for (mid, key, kind) in binds {
+        for key in unbind {
+            if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                if let Some(d) = l.down.remove(&key) {
+                    l.spare.extend(d.into_spare());
+                }
+            }
+            if let Some(up) = self
+                .peers
+                .get_mut(&key.0)
+                .and_then(|p| p.up.get_mut(&key.1))
+            {
+                up.subscribers.retain(|s| *s != id);
+            }
+            debug!(id, src = key.0, "WHEP m-line freed for a better track");
+        }
+        for (mid, key, kind, source) in binds {
             let start_seq = self.start_seq();
-            let mut down = DownTrack::new(kind, start_seq);
+            let mut down = DownTrack::new(kind, source, start_seq);
             down.state = DownState::Open(mid);
             if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
+                if let Some(i) = l.spare.iter().position(|s| s.mid == mid) {
+                    let spare = l.spare.swap_remove(i);
+                    down.rewriter = spare.rewriter;
+                    down.vp8 = spare.vp8;
+                }
                 l.down.insert(key, down);
             }
             if kind == MediaKind::Video {
@@ -205,7 +270,7 @@ impl Shard {
                     up.subscribers.push(id);
                 }
             }
-            debug!(id, src = key.0, %mid, "WHEP m-line bound");
+            debug!(id, src = key.0, %mid, ?source, "WHEP m-line bound");
             self.request_keyframe(now, key.0, key.1, None, KeyframeRequestKind::Fir);
         }
         self.choose_layers(now, id, "new track");

@@ -26,6 +26,7 @@ use tracing::{debug, info};
 
 use super::admit::Arrival;
 use super::{Output, Shard};
+use crate::room::Joiner;
 use crate::sfu::link::{LinkMsg, Publisher, TrackInfo, REMOTE_HOME};
 use crate::sfu::peer::{Client, Peer, Served, UpTrack};
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
@@ -49,13 +50,14 @@ impl Shard {
         room: &str,
         name: &str,
         mode: Mode,
-        token: Option<&str>,
+        (token, host_token): (Option<&str>, Option<&str>),
     ) {
         let Some((room, name)) = self.admissible(id, room, name, token) else {
             return;
         };
         debug!(id, room, home, "viewer waits for its room's home");
-        self.ask_home(home, id, room, name, mode, None);
+        let host_token = self.host_token_ok(&room, host_token);
+        self.ask_home(home, id, room, name, (mode, host_token), None);
     }
 
     /// Mirror side: viewer `id` waits while worker `home` decides whether `room` takes
@@ -66,7 +68,7 @@ impl Shard {
         id: PeerId,
         room: String,
         name: String,
-        mode: Mode,
+        (mode, host_token): (Mode, bool),
         whep: Option<(SdpOffer, bool)>,
     ) {
         let pending = PendingAdmit {
@@ -80,6 +82,7 @@ impl Shard {
             room,
             name,
             mode,
+            host_token,
             from,
         };
         self.out.push_back(Output::Link(home, msg));
@@ -98,8 +101,9 @@ impl Shard {
                 room,
                 name,
                 mode,
+                host_token,
                 from,
-            } => self.admit_viewer(now, id, room, name, mode, from),
+            } => self.admit_viewer(now, id, room, name, (mode, host_token), from),
             LinkMsg::ViewerLeft { room, id } => {
                 let remote = self.peers.get(&id).is_some_and(|p| {
                     matches!(p.served, Served::Elsewhere { .. }) && p.room == room
@@ -197,7 +201,7 @@ impl Shard {
         id: PeerId,
         room: String,
         name: String,
-        mode: Mode,
+        (mode, host_token): (Mode, bool),
         from: usize,
     ) {
         // The publishers as they are before the viewer arrives.
@@ -213,7 +217,15 @@ impl Shard {
             })
             .collect();
         let arrival = Arrival::Elsewhere { worker: from };
-        let admitted = match self.admit(now, id, &room, mode, Role::Viewer, name.clone(), arrival) {
+        let admitted = match self.admit(
+            now,
+            id,
+            &room,
+            (mode, host_token),
+            Role::Viewer,
+            name.clone(),
+            arrival,
+        ) {
             Ok(a) => a,
             Err(e) => {
                 let (code, message) = e.into_wire(&room);
@@ -247,6 +259,8 @@ impl Shard {
         };
         self.out.push_back(Output::Link(from, msg));
         self.tell_speaker(id, &room_name);
+        self.tell_room(id, &room_name);
+        self.tell_recording(id, &room_name);
         // After `Admitted` on the same link: the viewer is in by then.
         self.send_chat_history(now, id);
     }
@@ -306,7 +320,7 @@ impl Shard {
             return;
         }
         let arrival = Arrival::Browser;
-        if let Err(e) = self.admit(now, id, &room, mode, Role::Viewer, name, arrival) {
+        if let Err(e) = self.admit(now, id, &room, (mode, true), Role::Viewer, name, arrival) {
             // Only if this worker's limits differ from the home's.
             let why = e.into_wire(&room);
             self.turn_away(now, id, &room, home, false, why);
@@ -342,7 +356,13 @@ impl Shard {
         let id = info.id;
         if !self.peers.contains_key(&id) {
             let mode = self.rooms.mode(room).unwrap_or_default();
-            if self.rooms.join(room, id, mode, Role::Participant).is_err() {
+            // A copy of the home's member: the home decided on the lock and the host.
+            let copy = Joiner {
+                role: Role::Participant,
+                can_host: false,
+                host_token: true,
+            };
+            if self.rooms.join(room, id, mode, copy).is_err() {
                 return false;
             }
             let served = Served::StandIn { home };
@@ -355,7 +375,7 @@ impl Shard {
         let mut added = false;
         for t in tracks {
             if let std::collections::hash_map::Entry::Vacant(e) = peer.up.entry(t.mid) {
-                e.insert(UpTrack::new(t.kind, t.simulcast));
+                e.insert(UpTrack::new(t.kind, t.source, t.simulcast));
                 added = true;
             }
         }
@@ -463,6 +483,7 @@ fn track_info(mid: Mid, up: &UpTrack) -> TrackInfo {
     TrackInfo {
         mid,
         kind: up.kind,
+        source: up.source,
         simulcast: up.simulcast,
     }
 }

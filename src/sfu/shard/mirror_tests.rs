@@ -12,11 +12,13 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         room_capacity: 8,
         viewer_capacity,
         room_tokens: Default::default(),
+        operator_token: None,
         worker,
         seed: worker as u64,
         connect_timeout: std::time::Duration::from_secs(30),
         direct_rate: 20,
         chat: Default::default(),
+        record: None,
     })
 }
 
@@ -61,14 +63,14 @@ fn a_far_viewer_is_admitted_counted_and_released() {
         "presenter",
         Role::Participant,
         Mode::Relay,
-        None,
+        (None, None),
     );
-    e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
+    e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, (None, None));
     let seen = settle(&mut e, now);
     let joined = signals(&seen, 2);
     assert!(
-        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }, ServerMsg::ChatHistory { can_write: false, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
-        "the far viewer gets the home's room, then its chat: {joined:?}"
+        matches!(&joined[..], [ServerMsg::Joined { peers, mode: Mode::Relay, .. }, ServerMsg::Room { host: Some(1), locked: false, .. }, ServerMsg::ChatHistory { can_write: false, .. }] if peers.len() == 1 && peers[0].name == "presenter"),
+        "the far viewer gets the home's room, who hosts it, then its chat: {joined:?}"
     );
     assert!(signals(&seen, 1).contains(&ServerMsg::Viewers { count: 1 }));
     assert_eq!(
@@ -112,9 +114,9 @@ fn a_viewer_gone_before_its_admission_is_not_left_behind() {
         "presenter",
         Role::Participant,
         Mode::Relay,
-        None,
+        (None, None),
     );
-    e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, None);
+    e[1].join_mirrored(0, 2, "talk", "far", Mode::Auto, (None, None));
     // It leaves before the home's answer arrives.
     let ask: Vec<Output> = std::iter::from_fn(|| e[1].poll_output()).collect();
     e[1].leave(now, 2, "left");
@@ -148,12 +150,28 @@ fn the_home_refuses_for_the_room() {
         "presenter",
         Role::Participant,
         Mode::Relay,
-        None,
+        (None, None),
     );
-    e[0].join(now, 2, "talk", "near", Role::Viewer, Mode::Auto, None);
-    e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
-    e[0].join(now, 4, "call", "a", Role::Participant, Mode::Direct, None);
-    e[1].join_mirrored(0, 5, "call", "watcher", Mode::Auto, None);
+    e[0].join(
+        now,
+        2,
+        "talk",
+        "near",
+        Role::Viewer,
+        Mode::Auto,
+        (None, None),
+    );
+    e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, (None, None));
+    e[0].join(
+        now,
+        4,
+        "call",
+        "a",
+        Role::Participant,
+        Mode::Direct,
+        (None, None),
+    );
+    e[1].join_mirrored(0, 5, "call", "watcher", Mode::Auto, (None, None));
     let seen = settle(&mut e, now);
     let full = signals(&seen, 3);
     assert!(
@@ -205,7 +223,7 @@ fn a_far_whep_player_is_answered_once_the_home_admits_it() {
         "presenter",
         Role::Participant,
         Mode::Relay,
-        None,
+        (None, None),
     );
     // Bad requests are refused on the spot, without asking the home.
     let bad = e[1].whep_mirrored(0, 2, "talk", None, "not sdp");
@@ -257,10 +275,18 @@ fn viewers_near_and_far_hear_that_the_camera_went_off() {
         "presenter",
         Role::Participant,
         Mode::Relay,
-        None,
+        (None, None),
     );
-    e[0].join(now, 2, "talk", "near", Role::Viewer, Mode::Auto, None);
-    e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, None);
+    e[0].join(
+        now,
+        2,
+        "talk",
+        "near",
+        Role::Viewer,
+        Mode::Auto,
+        (None, None),
+    );
+    e[1].join_mirrored(0, 3, "talk", "far", Mode::Auto, (None, None));
     settle(&mut e, now);
     let off = ClientMsg::Media {
         audio: true,

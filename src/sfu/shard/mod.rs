@@ -18,9 +18,11 @@
 //! - [`timers`]: every `Rtc`'s deadline in one queue.
 //! - [`control`]: signaling messages from joined participants.
 //! - [`chat`]: the rooms' text chat.
+//! - [`host`]: the room's host: muting, removing, locking, handing the role over.
 //! - [`expiry`]: media sessions that never connect are removed.
 //! - [`snapshot`]: what `/api/rooms` and `/healthz` show.
 //! - [`speaker`]: who is speaking in each room, from the packets' audio levels.
+//! - [`screen`]: screen shares, one at a time per room unless it allows more.
 //!
 //! Every `Rtc` is driven by its peer's [`Driver`](super::driver::Driver): a change,
 //! then a drain to `Output::Timeout`. Drained events land in one queue that
@@ -49,18 +51,22 @@ mod codecs;
 mod control;
 mod expiry;
 mod fanout;
+mod host;
 mod http;
 mod keyframes;
 mod mirror;
 mod negotiate;
 mod publish;
+mod record;
 mod relay;
 mod route;
+mod screen;
 mod snapshot;
 mod speaker;
 mod timers;
 
 pub use http::HttpAnswer;
+pub use record::RecordError;
 pub use snapshot::{EdgePlace, ParticipantSnapshot, RoomPlace, RoomSnapshot};
 
 use super::driver::Drained;
@@ -86,6 +92,9 @@ pub struct ShardConfig {
     pub viewer_capacity: usize,
     /// Rooms that need a token, with their tokens.
     pub room_tokens: HashMap<String, String>,
+    /// The operator's token (`--operator-token`): given as `hostToken`, it makes a
+    /// joiner the host of any room.
+    pub operator_token: Option<String>,
     /// Which media worker this shard is: the first character of every server ICE
     /// ufrag names it, so the receive task routes STUN without asking anyone.
     pub worker: usize,
@@ -98,6 +107,8 @@ pub struct ShardConfig {
     pub direct_rate: u32,
     /// The chat's limits, and whether viewers may write.
     pub chat: ChatLimits,
+    /// Where recorded frames go (`None`: recording is off).
+    pub record: Option<crate::record::RecordSink>,
 }
 
 /// Most media workers (one ufrag character names each).
@@ -168,6 +179,8 @@ pub struct ShardCounters {
     /// of a publisher's packets once per edge, whatever its number of viewers.
     pub relayed: u64,
     pub relayed_bytes: u64,
+    /// `host` actions from participants that are not the host.
+    pub not_host: u64,
 }
 
 /// One worker's share of the rooms.
@@ -216,6 +229,8 @@ pub struct Shard {
     relay_local: HashMap<SocketAddr, PeerId>,
     /// Origin side: each room's links to edges → (edge index, link).
     relay_out: HashMap<String, Vec<(usize, PeerId)>>,
+    /// Home side: the recorders of the rooms being recorded.
+    recorders: HashMap<String, crate::record::room::RoomRecorder>,
 }
 
 impl Shard {
@@ -237,6 +252,7 @@ impl Shard {
             pending_links: HashMap::new(),
             relay_local: HashMap::new(),
             relay_out: HashMap::new(),
+            recorders: HashMap::new(),
             cfg,
             dtls_cert,
             peers: FxHashMap::default(),
@@ -538,6 +554,7 @@ fn refusal(room: &str, e: JoinError) -> String {
              use another room in relay or auto mode for more"
         ),
         JoinError::ViewersFull(n) => format!("room \"{room}\" has its maximum of {n} viewers"),
+        JoinError::Locked => format!("room \"{room}\" is locked by its host"),
         JoinError::DirectNoViewers => format!(
             "room \"{room}\" is a direct call between two devices: the server does not \
              carry its media, so it cannot be watched"

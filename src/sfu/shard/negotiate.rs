@@ -260,13 +260,14 @@ impl Shard {
         if !up.subscribers.contains(&sub) {
             up.subscribers.push(sub);
         }
+        let source = up.source;
         let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
             return;
         };
         local
             .down
             .entry(key)
-            .or_insert_with(|| DownTrack::new(kind, start_seq));
+            .or_insert_with(|| DownTrack::new(kind, source, start_seq));
     }
 
     /// Sends the server's offer for pending track changes, unless an exchange is
@@ -396,6 +397,7 @@ pub(super) fn owners(local: &Local) -> Vec<MidOwner> {
             DownState::Negotiating(m) | DownState::Open(m) => Some(MidOwner {
                 mid: m.to_string(),
                 peer: key.0,
+                source: d.source,
             }),
             _ => None,
         })

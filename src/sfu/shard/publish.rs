@@ -38,8 +38,17 @@ impl Shard {
             .simulcast
             .as_ref()
             .is_some_and(|s| s.recv.len() > 1 || s.send.len() > 1);
-        debug!(id, mid = %m.mid, kind = ?m.kind, simulcast, "up track");
-        peer.up.insert(m.mid, UpTrack::new(m.kind, simulcast));
+        if local.screen_refused == Some(m.mid) {
+            // A share the room had no room for: not forwarded, but remembered, so it
+            // sends again once a later `screen` for it is accepted.
+            debug!(id, mid = %m.mid, "refused screen share: not forwarded");
+            local.ended_up.push((m.mid, m.kind, simulcast));
+            return;
+        }
+        let source = local.source(m.mid, m.kind);
+        debug!(id, mid = %m.mid, kind = ?m.kind, ?source, simulcast, "up track");
+        peer.up
+            .insert(m.mid, UpTrack::new(m.kind, source, simulcast));
         self.offer_track(now, id, m.mid, m.kind);
         self.mirror_track(id, m.mid);
     }
@@ -59,7 +68,9 @@ impl Shard {
                 local.ended_up.push((mid, up.kind, up.simulcast));
             }
         }
+        let room = peer.room.clone();
         let mut touched = Vec::new();
+        self.record_ended(&room, id, Some(mid));
         self.end_track((id, mid), &up, &mut touched);
         self.renegotiate(now, touched);
         if self.peers.get(&id).is_some_and(Peer::is_here) {
@@ -78,12 +89,16 @@ impl Shard {
         let Some(local) = peer.here_mut() else {
             return;
         };
+        if local.screen_refused == Some(mid) {
+            return;
+        }
         let Some(i) = local.ended_up.iter().position(|(m, _, _)| *m == mid) else {
             return;
         };
         let (_, kind, simulcast) = local.ended_up.swap_remove(i);
-        debug!(id, %mid, "up track sends again");
-        peer.up.insert(mid, UpTrack::new(kind, simulcast));
+        let source = local.source(mid, kind);
+        debug!(id, %mid, ?source, "up track sends again");
+        peer.up.insert(mid, UpTrack::new(kind, source, simulcast));
         self.offer_track(now, id, mid, kind);
         self.mirror_track(id, mid);
     }
@@ -104,8 +119,11 @@ impl Shard {
             };
             d.source_gone = true;
             if whep {
-                // Its m-line is free for the next publisher.
-                sub.down.remove(&key);
+                // Its m-line is free for the next publisher, whose packets carry on
+                // the stream the player knows.
+                if let Some(d) = sub.down.remove(&key) {
+                    sub.spare.extend(d.into_spare());
+                }
                 continue;
             }
             match d.state {

@@ -14,9 +14,15 @@ pub struct RoomSnapshot {
     pub name: String,
     pub mode: Mode,
     pub capacity: usize,
+    /// The participant that hosts the room (`null`: nobody, until a participant joins).
+    pub host: Option<PeerId>,
+    /// The host locked the room to new participants and viewers.
+    pub locked: bool,
     pub participants: Vec<ParticipantSnapshot>,
     /// Receive-only viewers (browsers with `role=viewer`, WHEP players).
     pub viewers: Vec<ParticipantSnapshot>,
+    /// The room is being recorded.
+    pub recording: bool,
     /// The room's latest comparison report: not in `/api/rooms` (it can be tens of
     /// KiB), served at `/api/rooms/ROOM/comparison` under the same access rules.
     #[serde(skip)]
@@ -128,7 +134,10 @@ impl Shard {
             .into_iter()
             .map(|name| {
                 let mode = self.rooms.mode(&name).unwrap_or_default();
+                let host = self.rooms.host_state(&name);
                 RoomSnapshot {
+                    host: host.host,
+                    locked: host.locked,
                     capacity: self.rooms.capacity(mode),
                     participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
                     viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
@@ -144,6 +153,7 @@ impl Shard {
                         })
                         .unwrap_or_default(),
                     cluster: None,
+                    recording: self.recorders.contains_key(&name),
                     name,
                     mode,
                 }
