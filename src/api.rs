@@ -151,6 +151,8 @@ mod tests {
             participants: vec![p.clone()],
             viewers: vec![p],
             comparison: None,
+            edges: Vec::new(),
+            cluster: None,
             recording: false,
         }
     }

@@ -188,9 +188,34 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub header_timeout: u64,
 
+    /// Join a cluster of lanrelay nodes coordinated through this NATS server
+    /// (JetStream on): rooms open on one node, other nodes send participants there and
+    /// serve viewers as edges. Needs --node-url. Without it the server stands alone.
+    #[arg(long, value_name = "nats://HOST:4222", requires = "node_url")]
+    pub cluster: Option<String>,
+
+    /// In a cluster: where browsers and players reach this node (the page is sent
+    /// here), e.g. https://10.0.0.2:8443. Every node's certificate must be trusted by
+    /// the same CA.
+    #[arg(long, value_name = "https://HOST:PORT")]
+    pub node_url: Option<String>,
+
+    /// In a cluster: this node's name, unique among the nodes (letters, digits, - and
+    /// _; the machine's hostname by default).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// In a cluster: viewers of one room its origin node serves itself before it sends
+    /// further viewers to the least loaded other node.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EDGE_AFTER)]
+    pub edge_after: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// Viewers a room's origin serves before further ones go to edge nodes.
+pub const DEFAULT_EDGE_AFTER: u32 = 100;
 
 /// Subcommands; without one, lanrelay runs the server.
 #[derive(Debug, Clone, Subcommand)]
@@ -265,6 +290,8 @@ pub struct Config {
     pub tcp_media: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
+    /// The cluster this node is part of (`--cluster`), if any.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Where recordings are written.
     pub recordings: PathBuf,
 }
@@ -330,6 +357,26 @@ impl From<Args> for Config {
             resume_grace: Duration::from_secs(a.resume_grace),
             tcp_media: !a.no_tcp_media,
             header_timeout: Duration::from_secs(a.header_timeout),
+            cluster: a.cluster.map(|nats| crate::cluster::ClusterConfig {
+                nats,
+                node: a
+                    .node_name
+                    .or_else(|| {
+                        // A host name's dots are not allowed in a node name.
+                        crate::net::hostname().map(|h| {
+                            h.chars()
+                                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_else(|| "lanrelay".to_string()),
+                url: a
+                    .node_url
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string(),
+                edge_after: a.edge_after as usize,
+            }),
             recordings: a.recordings,
         }
     }
@@ -369,6 +416,7 @@ impl Config {
             resume_grace: Duration::from_secs(30),
             tcp_media: true,
             header_timeout: Duration::from_secs(10),
+            cluster: None,
             recordings,
         }
     }
@@ -388,6 +436,8 @@ pub enum ConfigError {
     OperatorToken(String),
     #[error("--operator-token-file {path:?}: {reason}")]
     OperatorTokenFile { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl Config {
@@ -417,6 +467,25 @@ impl Config {
         }
         if let Some(t) = &self.operator_token {
             check_token(t).map_err(ConfigError::OperatorToken)?;
+        }
+        if let Some(c) = &self.cluster {
+            let name_ok = !c.node.is_empty()
+                && c.node.len() <= 64
+                && c.node
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !name_ok {
+                return Err(ConfigError::Cluster(format!(
+                    "--node-name {:?}: use 1 to 64 letters, digits, - and _",
+                    c.node
+                )));
+            }
+            if !c.url.starts_with("https://") {
+                return Err(ConfigError::Cluster(format!(
+                    "--node-url {:?}: give the https:// URL browsers reach this node at",
+                    c.url
+                )));
+            }
         }
         Ok(())
     }

@@ -60,6 +60,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
+        .route("/api/cluster", get(cluster))
         .route("/api/rooms/{name}", get(room))
         .route("/api/rooms/{name}/comparison", get(comparison))
         .merge(trust::router(state.trust.clone()))
@@ -116,38 +117,63 @@ async fn metrics(State(state): State<AppState>, Caller(audience): Caller) -> Res
     else {
         return (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response();
     };
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(
-            &status,
-            &rooms,
-            crate::metrics::Limits {
-                connections: state.connections.stats(),
-                signaling_throttled: state.signaling.throttled(),
-                resumed: state.resumes.resumed(),
-                resume_refused: state.resumes.refused(),
-                tcp_open: state.tcp.open(),
-                tcp_dropped: state.tcp.dropped(),
-                tcp_refused: state.tcp.refused(),
-                recording: crate::metrics::Recording {
-                    rooms: state.record_stats.rooms(),
-                    files_open: state.record_stats.files_open(),
-                    bytes: state.record_stats.bytes(),
-                    frames_dropped: state.record_stats.frames_dropped(),
-                    failures: state.record_stats.failures(),
-                },
+    let mut text = crate::metrics::render(
+        &status,
+        &rooms,
+        crate::metrics::Limits {
+            connections: state.connections.stats(),
+            signaling_throttled: state.signaling.throttled(),
+            resumed: state.resumes.resumed(),
+            resume_refused: state.resumes.refused(),
+            tcp_open: state.tcp.open(),
+            tcp_dropped: state.tcp.dropped(),
+            tcp_refused: state.tcp.refused(),
+            recording: crate::metrics::Recording {
+                rooms: state.record_stats.rooms(),
+                files_open: state.record_stats.files_open(),
+                bytes: state.record_stats.bytes(),
+                frames_dropped: state.record_stats.frames_dropped(),
+                failures: state.record_stats.failures(),
             },
-        ),
-    )
-        .into_response()
+        },
+    );
+    if let Some(c) = state.engine.cluster() {
+        crate::metrics::render_cluster(&mut text, &status, &c.figures());
+    }
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Every room the caller may see with its participants, the path each receives on,
 /// and the server's measurements of relayed legs (addresses for the operator only).
 async fn rooms(State(state): State<AppState>, Caller(audience): Caller) -> Response {
     match state.engine.rooms().await {
-        Some(rooms) => Json(state.access.filter(&audience, rooms)).into_response(),
+        Some(mut rooms) => {
+            if let Some(c) = state.engine.cluster() {
+                for r in &mut rooms {
+                    r.cluster = Some(c.room_place(&r.name, &r.edges));
+                }
+            }
+            Json(state.access.filter(&audience, rooms)).into_response()
+        }
         None => (StatusCode::SERVICE_UNAVAILABLE, "media engine stopped").into_response(),
+    }
+}
+
+/// In a cluster: this node, the live nodes and their loads, the rooms this node is the
+/// origin of and those it serves as an edge (→ their origin), and its placement
+/// decisions. Operators only, as `/metrics` (node addresses and loads); `404` when the
+/// node is not in a cluster.
+async fn cluster(State(state): State<AppState>, Caller(audience): Caller) -> Response {
+    if !state.access.may_scrape(&audience) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "/api/cluster needs the operator token (Authorization: Bearer TOKEN)\n",
+        )
+            .into_response();
+    }
+    match state.engine.cluster() {
+        Some(c) => Json(c.figures()).into_response(),
+        None => (StatusCode::NOT_FOUND, "this node is not in a cluster\n").into_response(),
     }
 }
 

@@ -32,6 +32,7 @@ mod api;
 mod banner;
 pub mod certs;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 mod conns;
 mod helper;

@@ -46,6 +46,88 @@ pub(crate) struct Recording {
     pub(crate) failures: u64,
 }
 
+/// The cluster's figures, for a node in one (`--cluster`).
+pub(crate) fn render_cluster(out: &mut String, status: &Status, c: &crate::cluster::Figures) {
+    metric(
+        out,
+        "lanrelay_cluster_connected",
+        "gauge",
+        "1 when NATS answered this node's last heartbeat.",
+        &[("", if c.connected { 1.0 } else { 0.0 })],
+    );
+    metric(
+        out,
+        "lanrelay_cluster_nodes",
+        "gauge",
+        "Live nodes in the cluster, this one included, at the last heartbeat.",
+        &[("", c.nodes.len() as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_cluster_origin_rooms",
+        "gauge",
+        "Rooms this node is the origin of.",
+        &[("", c.origin_of.len() as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_cluster_edge_rooms",
+        "gauge",
+        "Rooms whose viewers this node serves as an edge.",
+        &[("", c.edge_of.len() as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_relay_links",
+        "gauge",
+        "Relay links to and from other nodes.",
+        &[("", status.relay_links as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_relayed_packets_total",
+        "counter",
+        "RTP packets sent on relay links to edge nodes (once per edge, not per viewer).",
+        &[("", status.relayed_packets as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_relayed_bytes_total",
+        "counter",
+        "RTP payload bytes sent on relay links to edge nodes.",
+        &[("", status.relayed_bytes as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_placements_total",
+        "counter",
+        "Placement decisions for joins and WHIP/WHEP requests: served here as the room's origin, as an edge, sent to another node, or refused (NATS unreachable).",
+        &[
+            ("decision=\"origin\"", c.placed_origin as f64),
+            ("decision=\"edge\"", c.placed_edge as f64),
+            ("decision=\"redirect\"", c.placed_redirect as f64),
+            ("decision=\"unavailable\"", c.placed_unavailable as f64),
+        ],
+    );
+    metric(
+        out,
+        "lanrelay_cluster_claims_lost_total",
+        "counter",
+        "Room entries another node wrote first (two nodes opening one room at once).",
+        &[("", c.claims_lost as f64)],
+    );
+    metric(
+        out,
+        "lanrelay_cluster_messages_total",
+        "counter",
+        "Messages to and from other nodes over NATS.",
+        &[
+            ("direction=\"out\"", c.messages_sent as f64),
+            ("direction=\"in\"", c.messages_received as f64),
+        ],
+    );
+}
+
 pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) -> String {
     let conns = limits.connections;
     let mut out = String::with_capacity(2048);

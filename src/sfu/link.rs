@@ -8,6 +8,7 @@
 //! its viewers) comes the same way, in order; keyframe requests and departures go back.
 #![warn(clippy::disallowed_methods)] // Sans-IO: see clippy.toml
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,41 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::ExtensionValues;
 
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg, Source};
+
+/// Worker indexes from here on name no local worker but another node (a cluster, see
+/// `crate::cluster`): their messages go to the cluster task, which carries them over
+/// NATS. [`REMOTE_HOME`], on an edge node: the room's origin, whichever node it is
+/// (the cluster task knows it by room). [`edge_index`]: on an origin, one edge node.
+pub const REMOTE: usize = 1 << 20;
+
+/// On an edge node: the home of a room whose origin is another node.
+pub const REMOTE_HOME: usize = REMOTE;
+
+/// The index by which an origin's workers know edge node number `slot`.
+pub fn edge_index(slot: usize) -> usize {
+    REMOTE + 1 + slot
+}
+
+/// The edge node an index names, if it names one.
+pub fn edge_slot(index: usize) -> Option<usize> {
+    index.checked_sub(REMOTE + 1)
+}
+
+/// Whether a worker index names another node.
+pub fn is_remote(index: usize) -> bool {
+    index >= REMOTE
+}
+
+/// ICE and DTLS parameters of one side of a relay link between two nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkParams {
+    pub ufrag: String,
+    pub pass: String,
+    /// The DTLS certificate's fingerprint, `sha-256 AB:CD:…`.
+    pub fingerprint: String,
+    /// Host candidates (the origin's media addresses; the edge's link socket).
+    pub candidates: Vec<SocketAddr>,
+}
 
 /// One message between two workers.
 #[derive(Debug)]
@@ -42,6 +78,16 @@ pub enum LinkMsg {
     },
     /// A viewer served by the sender needs `room`'s chat so far (it resumed).
     ChatHistory { room: String, id: PeerId },
+    /// Edge to origin: open the relay link of `room` (`link` is the edge's peer id for
+    /// it); `from` is the edge.
+    LinkOffer {
+        room: String,
+        link: PeerId,
+        params: LinkParams,
+        from: usize,
+    },
+    /// Edge to origin: the edge closed its link of `room` (its last viewer left).
+    LinkClosed { room: String, from: usize },
     /// A viewer needs a keyframe of the publisher's track.
     KeyframeRequest {
         publisher: PeerId,
@@ -82,6 +128,12 @@ pub enum LinkMsg {
     },
     /// A publisher left `room`: its tracks end.
     PublisherLeft { room: String, publisher: PeerId },
+    /// Origin to edge: the origin's side of the relay link of `room`.
+    LinkAnswer {
+        room: String,
+        link: PeerId,
+        params: LinkParams,
+    },
     /// One packet of a publisher's track.
     Rtp {
         publisher: PeerId,

@@ -277,6 +277,9 @@ pub(crate) enum Client {
     /// kind, once connected); publishers' tracks are bound to those m-lines and
     /// rebound when publishers change.
     Whep { mids: Vec<(Mid, MediaKind)> },
+    /// A relay link to or from another node of a cluster (`shard::relay`): set up
+    /// without SDP, it carries a whole room's tracks.
+    Relay,
 }
 
 /// Most remote addresses kept per peer (a browser checks from one or a few

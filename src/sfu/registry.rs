@@ -169,6 +169,33 @@ impl Registry {
         from: Option<IpAddr>,
         now: Instant,
     ) -> Result<Placement, Refused> {
+        self.admit_as(id, room, viewer, viewer, from, now)
+    }
+
+    /// Routes a viewer of a room whose origin is another node (this node is an edge
+    /// for it): it counts as a viewer but stays on the room's worker here, which holds
+    /// the room's one relay link.
+    pub(crate) fn admit_edge(
+        &self,
+        id: PeerId,
+        room: &str,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Placement, Refused> {
+        self.admit_as(id, room, true, false, from, now)
+    }
+
+    /// `viewer`: counts as a viewer; `spread`: may go to a worker other than the
+    /// room's home.
+    fn admit_as(
+        &self,
+        id: PeerId,
+        room: &str,
+        viewer: bool,
+        spread: bool,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Placement, Refused> {
         let mut g = self.lock();
         let inner = &mut *g;
         let q = self.quotas;
@@ -203,7 +230,7 @@ impl Registry {
             }
         });
         let home = entry.home;
-        let worker = if viewer && entry.viewers_on[home] >= self.spread_after {
+        let worker = if spread && entry.viewers_on[home] >= self.spread_after {
             // The least loaded worker; the home on a tie (no hop between threads).
             (0..workers)
                 .min_by_key(|&w| (inner.load[w], w != home))
@@ -278,6 +305,21 @@ impl Registry {
     /// Participants per worker.
     pub(crate) fn load(&self) -> Vec<usize> {
         self.lock().load.clone()
+    }
+
+    /// The room's viewers on this server (all workers), `None` when it is not open.
+    pub(crate) fn room_viewers(&self, room: &str) -> Option<usize> {
+        self.lock()
+            .rooms
+            .get(room)
+            .map(|e| e.viewers_on.iter().sum())
+    }
+
+    /// Sessions routed now: (participants and publishers, viewers).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let g = self.lock();
+        let viewers = g.peers.values().filter(|p| p.2).count();
+        (g.peers.len() - viewers, viewers)
     }
 }
 

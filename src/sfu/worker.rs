@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
+use super::lanes::MediaLane;
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
-use super::link::LinkMsg;
+use super::link::{is_remote, LinkMsg};
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
@@ -47,7 +48,7 @@ impl Links {
     }
 
     /// Sends messages to worker `to`; returns how many packets were dropped.
-    fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
+    pub(crate) fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
         let (Some(tx), Some(backlog)) = (self.txs.get(to), self.backlog.get(to)) else {
             return 0;
         };
@@ -122,9 +123,29 @@ pub(crate) struct Worker {
     /// Frames for an ICE-TCP connection that was gone or too far behind.
     tcp_drops: u64,
     to_receive: ToReceive,
+    /// Messages for other nodes (a cluster), to the cluster task.
+    to_cluster: mpsc::UnboundedSender<(usize, LinkMsg)>,
+    /// This worker's own media lane: the datagrams of its relay links' sockets come
+    /// in on it like those of the media sockets.
+    own_lane: MediaLane,
+    /// Relay links to other nodes' origins (this node an edge): their sockets by
+    /// local address, and the task reading each.
+    link_sockets: HashMap<SocketAddr, LinkSocket>,
+    /// The address relay link sockets bind to (the first advertised one).
+    link_ip: Option<IpAddr>,
+    /// Datagrams a link socket refused to send.
+    link_send_drops: u64,
+}
+
+/// The UDP socket of one relay link from this node (an edge) to a room's origin.
+struct LinkSocket {
+    socket: Arc<tokio::net::UdpSocket>,
+    reader: tokio::task::JoinHandle<()>,
+    link: PeerId,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         senders: Vec<UdpSender>,
@@ -132,6 +153,8 @@ impl Worker {
         registry: Arc<Registry>,
         links: Arc<Links>,
         to_receive: ToReceive,
+        to_cluster: mpsc::UnboundedSender<(usize, LinkMsg)>,
+        own_lane: MediaLane,
     ) -> Self {
         let sets_source = senders
             .iter()
@@ -156,14 +179,21 @@ impl Worker {
             tcp: HashMap::new(),
             tcp_drops: 0,
             to_receive,
+            to_cluster,
+            own_lane,
+            link_sockets: HashMap::new(),
+            link_ip: candidates.first().map(|c| c.ip()),
+            link_send_drops: 0,
         }
     }
 }
 
 /// Runs a worker on the calling thread until the engine's handles are all dropped.
 pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes) {
+    // Time for the shard's deadlines; I/O for the sockets of relay links.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .enable_io()
         .build()
     {
         Ok(rt) => rt,
@@ -328,12 +358,14 @@ impl Worker {
                     },
                     counters,
                     send_drops: self.senders.iter().map(|s| s.dropped).sum::<u64>()
-                        + self.tcp_drops,
+                        + self.tcp_drops
+                        + self.link_send_drops,
                     no_socket_drops: self.no_socket_drops,
                     session_drops: self.session_drops,
                     direct_drops: self.direct_drops,
                     route_drops: self.route_drops,
                     link_drops: self.link_drops.clone(),
+                    relay_links: shard.relay_links(),
                 });
             }
         }
@@ -386,6 +418,7 @@ impl Worker {
                 offer,
                 reply,
                 from: _,
+                edge: _,
             } => {
                 if whep && home != self.index {
                     // Answered once the room's home has admitted the player.
@@ -413,6 +446,35 @@ impl Worker {
         }
     }
 
+    /// Binds a UDP socket for relay link `link` on this node's advertised address and
+    /// starts reading it: its datagrams come in on this worker's own media lane.
+    fn bind_link(&mut self, link: PeerId) -> Option<SocketAddr> {
+        let ip = self.link_ip?;
+        let bind = || -> std::io::Result<tokio::net::UdpSocket> {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+            s.set_nonblocking(true)?;
+            tokio::net::UdpSocket::from_std(s)
+        };
+        let socket = match bind() {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                warn!(%ip, "cannot bind a relay link socket: {e}");
+                return None;
+            }
+        };
+        let local = socket.local_addr().ok()?;
+        let reader = tokio::spawn(read_link(socket.clone(), local, self.own_lane.clone()));
+        self.link_sockets.insert(
+            local,
+            LinkSocket {
+                socket,
+                reader,
+                link,
+            },
+        );
+        Some(local)
+    }
+
     /// Takes everything the `Shard` produced: route changes go to the receive task,
     /// datagrams are sent in batches, signaling messages delivered.
     fn flush(&mut self, shard: &mut Shard) {
@@ -437,6 +499,21 @@ impl Worker {
                     if !sent {
                         self.tcp_drops += 1;
                     }
+                }
+                Output::Transmit(t)
+                    if !self.link_sockets.is_empty()
+                        && self.link_sockets.contains_key(&t.source) =>
+                {
+                    // A relay link's datagram: on its own socket.
+                    if let Some(l) = self.link_sockets.get(&t.source) {
+                        if l.socket.try_send_to(&t.contents, t.destination).is_err() {
+                            self.link_send_drops += 1;
+                        }
+                    }
+                }
+                Output::BindLink(link) => {
+                    let local = self.bind_link(link);
+                    shard.link_bound(Instant::now(), link, local);
                 }
                 Output::Transmit(t) => {
                     let Some(i) = self
@@ -484,8 +561,18 @@ impl Worker {
                     }
                 }
                 Output::Close(id) => {
+                    self.link_sockets.retain(|_, l| {
+                        if l.link == id {
+                            l.reader.abort();
+                        }
+                        l.link != id
+                    });
                     self.sessions.remove(&id);
                     self.registry.release(id);
+                }
+                Output::Link(to, msg) if is_remote(to) => {
+                    // Another node's: the cluster task carries it over NATS.
+                    let _ = self.to_cluster.send((to, msg));
                 }
                 Output::Link(to, msg) => {
                     if let Some(out) = self.link_out.get_mut(to) {
@@ -529,6 +616,32 @@ impl Worker {
             sender.send_all(&out);
             drop(out);
             pending.clear();
+        }
+    }
+}
+
+/// Reads a relay link's socket into batches on the worker's media lane (a full lane
+/// drops the batch, as for the media sockets).
+async fn read_link(socket: Arc<tokio::net::UdpSocket>, local: SocketAddr, lane: MediaLane) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, src)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        let mut batch = Batch {
+            read_at: Some(Instant::now()),
+            ..Batch::default()
+        };
+        batch.push(src, local, &buf[..n]);
+        // Whatever else is waiting goes in the same batch.
+        for _ in 1..MAX_MESSAGES_PER_TURN {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, src)) => batch.push(src, local, &buf[..n]),
+                Err(_) => break,
+            }
+        }
+        if lane.try_send(batch).is_err() && lane.is_closed() {
+            return;
         }
     }
 }

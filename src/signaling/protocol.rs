@@ -298,6 +298,10 @@ pub enum ServerMsg {
         /// should this one drop; absent when the server does not keep participants.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// In a cluster: the other live nodes (`https://HOST:PORT`), where the page
+        /// goes should this node stop answering; absent outside a cluster.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// Someone entered the room.
     PeerJoined { peer: PeerInfo },
@@ -400,6 +404,11 @@ pub enum ServerMsg {
     },
     /// Something the browser asked for failed. `code` is stable; `message` is for people.
     Error { code: ErrorCode, message: String },
+    /// Instead of `joined`, in a cluster of nodes: another node serves this room (a
+    /// participant goes to the room's origin; a viewer may be sent to a less loaded
+    /// node). `url` is that node's `https://HOST:PORT`; the page opens the same path
+    /// and query there and joins again. The connection then closes.
+    Redirect { url: String },
     /// A chat message of the room, the sender's own included (its echo says it was
     /// sent).
     Chat { message: ChatLine },

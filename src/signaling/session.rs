@@ -296,11 +296,14 @@ impl Session {
                 out = self.rx.recv(), if self.joined => {
                     // The engine dropped our channel: we were removed (room full, failure).
                     let Some(mut msg) = out else { return End::Over("closed") };
-                    if let ServerMsg::Joined { resume, .. } = &mut msg {
+                    if let ServerMsg::Joined { resume, nodes, .. } = &mut msg {
                         if self.token.is_none() {
                             self.token = self.resumes.register();
                         }
                         *resume = self.token.as_ref().map(|(t, _)| t.clone());
+                        if let Some(c) = self.engine.cluster() {
+                            *nodes = c.other_nodes();
+                        }
                     }
                     if let Err(why) = reply(ws, msg).await { return lost(why) }
                 }

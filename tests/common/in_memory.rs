@@ -211,7 +211,10 @@ impl Harness {
                         }
                         SfuOutput::Signal(id, msg) => self.signal(id, msg),
                         SfuOutput::Link(to, msg) => self.sfus[to].handle_link(self.now, msg),
-                        SfuOutput::Close(_) | SfuOutput::HttpAnswer(..) | SfuOutput::Route(..) => {}
+                        SfuOutput::Close(_)
+                        | SfuOutput::HttpAnswer(..)
+                        | SfuOutput::Route(..)
+                        | SfuOutput::BindLink(_) => {}
                     }
                 }
             }

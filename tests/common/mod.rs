@@ -853,6 +853,7 @@ async fn next_message(
     }
 }
 
+pub mod cluster;
 /// Requests for the certificate tests: HTTPS with a chosen trust and server name, and
 /// plain HTTP for the helper port.
 pub mod fetch;

@@ -581,3 +581,57 @@ export async function waitFor(fn, ms, what) {
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
+
+/**
+ * A cluster on one bridge: namespaces for NATS (10.202.0.10), three nodes a, b, c
+ * (10.202.0.1, .2, .3) and a client (10.202.0.100), each with a veth on a bridge in a
+ * sixth namespace, all on 10.202.0.0/24. `dropUdp(from, toIp, percent)` drops that
+ * share of the UDP datagrams namespace `from` sends to `toIp` (nftables' random
+ * numbers: no netem needed), `dropped(from)` says how many it dropped.
+ * Returns {ns: {nats, a, b, c, client}, ip: {...}, dropUdp, dropped, remove()}.
+ */
+export function clusterNetwork() {
+  const p = process.pid;
+  const names = ['nats', 'a', 'b', 'c', 'client'];
+  const ns = Object.fromEntries(names.map((n) => [n, `lr-cl${n}-${p}`]));
+  const ipOf = { nats: '10.202.0.10', a: '10.202.0.1', b: '10.202.0.2', c: '10.202.0.3', client: '10.202.0.100' };
+  const bridge = `lr-clbr-${p}`;
+  const remove = () => {
+    for (const n of [...Object.values(ns), bridge]) {
+      try { ip(['netns', 'del', n]); } catch {}
+    }
+  };
+  remove();
+  try {
+    ip(['netns', 'add', bridge]);
+    ip(['-n', bridge, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', bridge, 'link', 'set', 'br0', 'up']);
+    for (const n of names) {
+      ip(['netns', 'add', ns[n]]);
+      ip(['-n', ns[n], 'link', 'set', 'lo', 'up']);
+      ip(['link', 'add', 'eth0', 'netns', ns[n], 'type', 'veth', 'peer', 'name', `v-${n}`, 'netns', bridge]);
+      ip(['-n', ns[n], 'addr', 'add', `${ipOf[n]}/24`, 'dev', 'eth0']);
+      ip(['-n', ns[n], 'link', 'set', 'eth0', 'up']);
+      ip(['-n', bridge, 'link', 'set', `v-${n}`, 'master', 'br0']);
+      ip(['-n', bridge, 'link', 'set', `v-${n}`, 'up']);
+    }
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  const dropUdp = (/** @type {string} */ from, /** @type {string} */ toIp, /** @type {number} */ percent) => {
+    execFileSync('ip', ['netns', 'exec', ns[from], 'nft',
+      `add table inet lrloss; add chain inet lrloss out { type filter hook output priority 0 ; }; add rule inet lrloss out ip daddr ${toIp} meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
+  };
+  const dropped = (/** @type {string} */ from) => {
+    const out = execFileSync('ip', ['netns', 'exec', ns[from], 'nft', 'list', 'table', 'inet', 'lrloss']).toString();
+    const m = out.match(/counter packets (\d+)/);
+    return m ? Number(m[1]) : 0;
+  };
+  return { ns, ip: ipOf, dropUdp, dropped, remove };
+}
+
+/** The lanrelay binary the browser tests run (see startServer). */
+export function lanrelayBinary() {
+  return serverBinary();
+}

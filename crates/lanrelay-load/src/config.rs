@@ -112,6 +112,11 @@ pub struct Args {
     #[arg(long, value_name = "URL", requires = "server_pid")]
     pub server_url: Option<String>,
 
+    /// one-to-many: viewers join through these nodes of a cluster (round robin)
+    /// instead of --server-url, which the publisher joins; repeat for several.
+    #[arg(long, value_name = "URL", requires = "server_url")]
+    pub viewer_url: Vec<String>,
+
     /// The running lanrelay's process id, to read its CPU time and memory.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,

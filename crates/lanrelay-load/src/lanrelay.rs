@@ -36,31 +36,42 @@ pub async fn join_controlled(
     control: Option<tokio::sync::mpsc::UnboundedReceiver<Control>>,
 ) -> Result<tokio::task::JoinHandle<Outcome>, LoadError> {
     let joined_at = Instant::now();
-    let mut ws = connect_ws(base, tls).await?;
-    send(
-        &mut ws,
-        &ClientMsg::Join {
-            room: room.into(),
-            name: spec.name.clone(),
-            role: match spec.publish {
-                Some(_) => Role::Participant,
-                None => Role::Viewer,
+    let mut base = base.to_string();
+    // A node of a cluster may send the participant to another node (`redirect`), as
+    // the page follows it.
+    let mut hops = 0;
+    let mut ws = 'join: loop {
+        let mut ws = connect_ws(&base, tls).await?;
+        send(
+            &mut ws,
+            &ClientMsg::Join {
+                room: room.into(),
+                name: spec.name.clone(),
+                role: match spec.publish {
+                    Some(_) => Role::Participant,
+                    None => Role::Viewer,
+                },
+                mode: Mode::Relay,
+                token: None,
+                host_token: None,
             },
-            mode: Mode::Relay,
-            token: None,
-            host_token: None,
-        },
-    )
-    .await?;
-    loop {
-        match recv(&mut ws).await? {
-            ServerMsg::Joined { .. } => break,
-            ServerMsg::Error { code, message } => {
-                return Err(LoadError::Signaling(format!("join: {code:?}: {message}")))
+        )
+        .await?;
+        loop {
+            match recv(&mut ws).await? {
+                ServerMsg::Joined { .. } => break 'join ws,
+                ServerMsg::Redirect { url } if hops < 3 => {
+                    hops += 1;
+                    base = url;
+                    continue 'join;
+                }
+                ServerMsg::Error { code, message } => {
+                    return Err(LoadError::Signaling(format!("join: {code:?}: {message}")))
+                }
+                _ => continue,
             }
-            _ => continue,
         }
-    }
+    };
     let mut media = Media::new(spec, shared).await?;
     media.set_joined_at(joined_at);
     let sdp = media.offer(true)?;

@@ -216,6 +216,7 @@ async fn run_lanrelay_on(
     let tag = format!("{}-{}", std::process::id(), index);
     let rooms = plan(args.scenario, step, args.room_size, &tag);
     let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let mut next_viewer_url = args.viewer_url.iter().cycle();
     // Publishers first, so every receiver's connect time includes a keyframe request.
     for pass_publishers in [true, false] {
         let mut joins = JoinSet::new();
@@ -243,8 +244,12 @@ async fn run_lanrelay_on(
                     twcc: !args.no_twcc,
                     tcp,
                 };
+                let node = match (publishes, next_viewer_url.next()) {
+                    (false, Some(url)) => url.trim_end_matches('/').to_string(),
+                    _ => base.clone(),
+                };
                 let (base, tls, room_name, shared, sem) = (
-                    base.clone(),
+                    node,
                     tls.clone(),
                     room.name.clone(),
                     st.shared.clone(),

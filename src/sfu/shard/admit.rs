@@ -224,8 +224,9 @@ impl Shard {
             peers,
             capacity: self.rooms.capacity(mode),
             mode,
-            // The signaling session adds its token.
+            // The signaling session adds its token, and the cluster's nodes.
             resume: None,
+            nodes: Vec::new(),
         }
     }
 
@@ -353,6 +354,11 @@ impl Shard {
 
     /// The participant is gone (it left, its WebSocket closed, its media failed).
     pub fn leave(&mut self, now: Instant, id: PeerId, reason: &'static str) {
+        if self.is_relay(id) {
+            // A relay link that failed or timed out (see `relay`).
+            self.close_relay(now, id, reason, false);
+            return;
+        }
         let Some(mut peer) = self.peers.remove(&id) else {
             if self.pending_admits.remove(&id).is_some() {
                 // Gone before its room's home answered; the answer is turned down then.
@@ -410,7 +416,7 @@ impl Shard {
             }
         }
         self.renegotiate(now, touched);
-        self.left_spread_room(&peer);
+        self.left_spread_room(now, &peer);
         if peer.is_here() {
             self.out.push_back(Output::Close(id));
         }

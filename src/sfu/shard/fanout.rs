@@ -97,6 +97,10 @@ impl Shard {
         if !self.mirrors.is_empty() {
             if let Some(links) = self.mirrors.get(room.as_str()) {
                 for &(worker, _) in links {
+                    if crate::sfu::link::is_remote(worker) {
+                        // Another node's edge: on the relay link, below.
+                        continue;
+                    }
                     let msg = LinkMsg::Rtp {
                         publisher: from,
                         packet: packet.clone(),
@@ -106,6 +110,9 @@ impl Shard {
             }
         }
         self.fan_out(now, from, &packet);
+        if !self.relay_out.is_empty() {
+            self.relay_out_rtp(now, from, &packet);
+        }
         // (no lookup per packet when nothing here is recorded)
         if !self.recorders.is_empty() {
             self.record_packet(now, from, &packet);
@@ -114,7 +121,7 @@ impl Shard {
 
     /// The m-line and simulcast layer of publisher `from`'s incoming stream `ssrc`,
     /// looked up in its `Rtc` once per stream.
-    fn rx_stream(&mut self, from: PeerId, ssrc: u32) -> Option<(Mid, Option<Rid>)> {
+    pub(super) fn rx_stream(&mut self, from: PeerId, ssrc: u32) -> Option<(Mid, Option<Rid>)> {
         let local = self.peers.get_mut(&from)?.here_mut()?;
         if let Some(&(_, mid, rid)) = local.rx_streams.iter().find(|(s, _, _)| *s == ssrc) {
             return Some((mid, rid));

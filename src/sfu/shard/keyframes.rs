@@ -88,6 +88,11 @@ impl Shard {
             return;
         };
         if let Served::StandIn { home } = peer.served {
+            if home == crate::sfu::link::REMOTE_HOME {
+                // The origin is another node: RTCP on the room's relay link.
+                self.relay_keyframe(src, mid, layer, kind);
+                return;
+            }
             let msg = LinkMsg::KeyframeRequest {
                 publisher: src,
                 mid,

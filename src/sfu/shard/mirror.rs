@@ -27,7 +27,7 @@ use tracing::{debug, info};
 use super::admit::Arrival;
 use super::{Output, Shard};
 use crate::room::Joiner;
-use crate::sfu::link::{LinkMsg, Publisher, TrackInfo};
+use crate::sfu::link::{LinkMsg, Publisher, TrackInfo, REMOTE_HOME};
 use crate::sfu::peer::{Client, Peer, Served, UpTrack};
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, Role, ServerMsg};
 
@@ -169,6 +169,14 @@ impl Shard {
                     self.unpublish(now, publisher, mid);
                 }
             }
+            LinkMsg::LinkOffer {
+                room,
+                link,
+                params,
+                from,
+            } => self.link_offer(now, room, link, params, from),
+            LinkMsg::LinkClosed { room, from } => self.link_closed(now, &room, from),
+            LinkMsg::LinkAnswer { room, link, params } => self.link_answer(&room, link, params),
             LinkMsg::PublisherLeft { room, publisher } => {
                 let here = self
                     .peers
@@ -289,6 +297,9 @@ impl Shard {
             return;
         };
         self.mirrored.insert(room.clone(), home);
+        if home == REMOTE_HOME {
+            self.ensure_relay_in(&room);
+        }
         for Publisher { info, tracks } in publishers {
             let publisher = info.id;
             if self.stand_in(&room, home, info, &tracks) {
@@ -304,7 +315,7 @@ impl Shard {
                     debug!(id, room, home, "WHEP player admitted by its room's home");
                     self.out.push_back(Output::HttpAnswer(id, Ok(answer)));
                 }
-                Err(why) => self.turn_away(id, &room, home, true, why),
+                Err(why) => self.turn_away(now, id, &room, home, true, why),
             }
             return;
         }
@@ -312,7 +323,7 @@ impl Shard {
         if let Err(e) = self.admit(now, id, &room, (mode, true), Role::Viewer, name, arrival) {
             // Only if this worker's limits differ from the home's.
             let why = e.into_wire(&room);
-            self.turn_away(id, &room, home, false, why);
+            self.turn_away(now, id, &room, home, false, why);
             return;
         }
         debug!(id, room, home, "viewer admitted by its room's home");
@@ -323,6 +334,7 @@ impl Shard {
     /// hears why, and the home that it left.
     fn turn_away(
         &mut self,
+        now: Instant,
         id: PeerId,
         room: &str,
         home: usize,
@@ -335,7 +347,7 @@ impl Shard {
             id,
         };
         self.out.push_back(Output::Link(home, msg));
-        self.unmirror_if_unwatched(room);
+        self.unmirror_if_unwatched(now, room);
     }
 
     /// Mirror: makes sure publisher `info` of `room` has a stand-in with `tracks`.
@@ -366,6 +378,9 @@ impl Shard {
                 e.insert(UpTrack::new(t.kind, t.source, t.simulcast));
                 added = true;
             }
+        }
+        if added && home == REMOTE_HOME {
+            self.declare_relay_media(room);
         }
         added
     }
@@ -408,7 +423,7 @@ impl Shard {
     }
 
     /// After `peer` left: the other workers of a spread room hear of it.
-    pub(super) fn left_spread_room(&mut self, peer: &Peer) {
+    pub(super) fn left_spread_room(&mut self, now: Instant, peer: &Peer) {
         let room = &peer.room;
         match peer.served {
             Served::Elsewhere { worker } => {
@@ -439,14 +454,14 @@ impl Shard {
                         id: peer.id,
                     };
                     self.out.push_back(Output::Link(home, msg));
-                    self.unmirror_if_unwatched(room);
+                    self.unmirror_if_unwatched(now, room);
                 }
             }
         }
     }
 
     /// Mirror: once none of a mirrored room's viewers is left here, its stand-ins go.
-    fn unmirror_if_unwatched(&mut self, room: &str) {
+    fn unmirror_if_unwatched(&mut self, now: Instant, room: &str) {
         if !self.mirrored.contains_key(room) || !self.rooms.viewers(room).is_empty() {
             return;
         }
@@ -454,7 +469,11 @@ impl Shard {
             self.peers.remove(&id);
             self.rooms.leave(room, id);
         }
-        self.mirrored.remove(room);
+        if self.mirrored.remove(room) == Some(REMOTE_HOME) {
+            if let Some(link) = self.relay_in.get(room).copied() {
+                self.close_relay(now, link, "no viewer left here", true);
+            }
+        }
         debug!(room, "no viewer left here: mirror closed");
     }
 }

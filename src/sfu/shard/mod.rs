@@ -58,6 +58,7 @@ mod mirror;
 mod negotiate;
 mod publish;
 mod record;
+mod relay;
 mod route;
 mod screen;
 mod snapshot;
@@ -66,7 +67,7 @@ mod timers;
 
 pub use http::HttpAnswer;
 pub use record::RecordError;
-pub use snapshot::{ParticipantSnapshot, RoomSnapshot};
+pub use snapshot::{EdgePlace, ParticipantSnapshot, RoomPlace, RoomSnapshot};
 
 use super::driver::Drained;
 use super::link::LinkMsg;
@@ -145,6 +146,9 @@ pub enum Output {
     /// an address a peer proved with an authenticated STUN request, for the receive
     /// task's routes.
     Route(SocketAddr, bool),
+    /// Bind a UDP socket for relay link `PeerId` (this node an edge) and tell
+    /// [`Shard::link_bound`] its address.
+    BindLink(PeerId),
 }
 
 /// What the shard counted, for `/metrics` and tests.
@@ -171,6 +175,10 @@ pub struct ShardCounters {
     pub chat_refused_rate: u64,
     pub chat_refused_length: u64,
     pub chat_refused_viewer: u64,
+    /// RTP packets (and their payload bytes) sent on relay links to edge nodes: each
+    /// of a publisher's packets once per edge, whatever its number of viewers.
+    pub relayed: u64,
+    pub relayed_bytes: u64,
     /// `host` actions from participants that are not the host.
     pub not_host: u64,
     /// The host's `record` and `stopRecording` actions, and those refused (a direct
@@ -213,6 +221,18 @@ pub struct Shard {
     pending_admits: HashMap<PeerId, mirror::PendingAdmit>,
     /// Home side: who is speaking in each room where someone was heard lately.
     speakers: speaker::Speakers,
+    /// Relay links to and from other nodes of a cluster, by their peer id (see
+    /// `relay`).
+    relays: HashMap<PeerId, relay::Link>,
+    /// Edge side: each room's link from its origin.
+    relay_in: HashMap<String, PeerId>,
+    /// Edge side: links whose socket the worker is binding → their room.
+    pending_links: HashMap<PeerId, String>,
+    /// Edge side: link sockets' addresses → link (the origin's STUN responses carry
+    /// no ufrag to find it by).
+    relay_local: HashMap<SocketAddr, PeerId>,
+    /// Origin side: each room's links to edges → (edge index, link).
+    relay_out: HashMap<String, Vec<(usize, PeerId)>>,
     /// Home side: the recorders of the rooms being recorded.
     recorders: HashMap<String, crate::record::room::RoomRecorder>,
 }
@@ -231,6 +251,11 @@ impl Shard {
             mirrored: HashMap::new(),
             pending_admits: HashMap::new(),
             speakers: speaker::Speakers::default(),
+            relays: HashMap::new(),
+            relay_in: HashMap::new(),
+            pending_links: HashMap::new(),
+            relay_local: HashMap::new(),
+            relay_out: HashMap::new(),
             recorders: HashMap::new(),
             cfg,
             dtls_cert,
@@ -289,7 +314,11 @@ impl Shard {
 
     fn handle_event(&mut self, now: Instant, id: PeerId, event: Event) {
         match event {
+            Event::RtpPacket(pkt) if self.is_relay(id) => self.relay_in_rtp(now, id, pkt),
             Event::RtpPacket(pkt) => self.forward(now, id, pkt),
+            Event::KeyframeRequest(req) if self.is_relay(id) => {
+                self.relay_keyframe_request(now, id, req)
+            }
             Event::KeyframeRequest(req) => {
                 let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
                     return;

@@ -92,7 +92,14 @@ impl Shard {
         buf: &[u8],
     ) {
         let kind = demux::classify(buf);
+        // A relay link's socket carries only that link (and the origin's STUN
+        // responses name no ufrag of ours).
+        let link = match self.relay_local.is_empty() {
+            true => None,
+            false => self.relay_local.get(&dst),
+        };
         let id = match kind {
+            _ if link.is_some() => link,
             Kind::Stun => demux::stun_local_ufrag(buf).and_then(|u| self.routes.by_ufrag.get(u)),
             Kind::Dtls | Kind::Rtp => self.routes.by_addr.get(&src),
             Kind::Other => None,

@@ -27,6 +27,32 @@ pub struct RoomSnapshot {
     /// KiB), served at `/api/rooms/ROOM/comparison` under the same access rules.
     #[serde(skip)]
     pub comparison: Option<std::sync::Arc<serde_json::Value>>,
+    /// On a room's origin in a cluster: the edge nodes (by worker index, see
+    /// `sfu::link::edge_index`) serving its viewers, with how many each.
+    #[serde(skip)]
+    pub edges: Vec<(usize, usize)>,
+    /// In a cluster: which node serves whom (filled by the HTTP handler).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<RoomPlace>,
+}
+
+/// Where a room is served in a cluster, as `/api/rooms` shows it on one node.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomPlace {
+    /// The node answering (its participants and viewers are the ones listed).
+    pub node: String,
+    /// The room's origin node (its participants and publishers).
+    pub origin: String,
+    /// On the origin: the edge nodes relaying the room, with their viewers.
+    pub edges: Vec<EdgePlace>,
+}
+
+/// An edge node of a room.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EdgePlace {
+    pub node: String,
+    pub viewers: usize,
 }
 
 /// A participant as `/api/rooms` shows it.
@@ -59,7 +85,10 @@ pub struct CodecGap {
 impl Shard {
     /// Participants and viewers this shard serves.
     pub fn peer_count(&self) -> usize {
-        self.peers.values().filter(|p| p.is_here()).count()
+        self.peers
+            .values()
+            .filter(|p| p.is_here() && !self.relays.contains_key(&p.id))
+            .count()
     }
 
     /// Rooms whose home is this shard.
@@ -113,6 +142,17 @@ impl Shard {
                     participants: self.rooms.members(&name).iter().filter_map(snap).collect(),
                     viewers: self.rooms.viewers(&name).iter().filter_map(snap).collect(),
                     comparison: self.rooms.comparison(&name),
+                    edges: self
+                        .mirrors
+                        .get(&name)
+                        .map(|m| {
+                            m.iter()
+                                .copied()
+                                .filter(|(w, _)| crate::sfu::link::is_remote(*w))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    cluster: None,
                     recording: self.recorders.contains_key(&name),
                     name,
                     mode,
