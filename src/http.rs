@@ -272,8 +272,10 @@ mod tests {
                 }
                 let rel = path.strip_prefix(&web).expect("under web/");
                 let url = format!("/{}", rel.to_string_lossy());
+                // The recordings page is served at /recordings, with its access check.
+                let elsewhere = [crate::record::http::PAGE_FILE];
                 assert!(
-                    ASSETS.iter().any(|(p, _, _)| *p == url),
+                    ASSETS.iter().any(|(p, _, _)| *p == url) || elsewhere.contains(&url.as_str()),
                     "web{url} is not in ASSETS (src/http.rs)"
                 );
             }

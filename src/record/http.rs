@@ -217,8 +217,11 @@ async fn list(
         .into_response()
 }
 
-/// The listing page (web/recordings.html).
+/// The listing page (web/recordings.html), served at `/recordings`.
 const PAGE: &[u8] = include_bytes!("../../web/recordings.html");
+/// Where the listing page is in `web/`, for the check that every file there is served.
+#[cfg(test)]
+pub(crate) const PAGE_FILE: &str = "/recordings.html";
 
 async fn download(
     State(state): State<AppState>,
