@@ -31,14 +31,15 @@ async fn join(ws: &mut Ws, room: &str, name: &str, mode: Mode) -> (u64, Mode) {
 }
 
 /// The next message that is not a once-a-second stats report, the chat history that
-/// follows `joined`, who speaks, or who hosts.
+/// follows `joined`, who speaks, who hosts, or the host's recordings key.
 async fn next(ws: &mut Ws) -> Option<ServerMsg> {
     loop {
         match recv(ws).await {
             Some(ServerMsg::Stats { .. })
             | Some(ServerMsg::ChatHistory { .. })
             | Some(ServerMsg::Speaker { .. })
-            | Some(ServerMsg::Room { .. }) => continue,
+            | Some(ServerMsg::Room { .. })
+            | Some(ServerMsg::RecordingAccess { .. }) => continue,
             other => return other,
         }
     }

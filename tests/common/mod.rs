@@ -96,12 +96,16 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerMsg> {
     }
 }
 
-/// Expects an error message with `code` (after the chat history that follows a
-/// `joined`, if that comes first).
+/// Expects an error message with `code` (after the chat history, who hosts and the
+/// host's recordings key that follow a `joined`, if they come first).
 pub async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
     loop {
         match recv(ws).await {
-            Some(ServerMsg::ChatHistory { .. } | ServerMsg::Room { .. }) => continue,
+            Some(
+                ServerMsg::ChatHistory { .. }
+                | ServerMsg::Room { .. }
+                | ServerMsg::RecordingAccess { .. },
+            ) => continue,
             Some(ServerMsg::Error { code: c, message }) if c == code => return message,
             other => panic!("expected error {code:?}, got {other:?}"),
         }
