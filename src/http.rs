@@ -33,6 +33,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("/compare.js", JS, include_bytes!("../web/compare.js")),
     ("/chat.js", JS, include_bytes!("../web/chat.js")),
     ("/speaking.js", JS, include_bytes!("../web/speaking.js")),
+    ("/handlers.js", JS, include_bytes!("../web/handlers.js")),
     ("/comparison.js", JS, include_bytes!("../web/comparison.js")),
     ("/measure.js", JS, include_bytes!("../web/measure.js")),
     ("/policy.js", JS, include_bytes!("../web/policy.js")),

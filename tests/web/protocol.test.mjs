@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { CLIENT_MSG_TYPES, SERVER_MSG_TYPES } from '../../web/signaling.js';
-import { SERVER_MSG_HANDLERS } from '../../web/session.js';
+import { SERVER_MSG_HANDLERS } from '../../web/handlers.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (/** @type {string} */ path) => readFile(new URL(path, root), 'utf8');
@@ -212,7 +212,7 @@ test('every ServerMsg type is known to the client, and no other', () => {
 });
 
 test('every ServerMsg type has a handler in the session, and no other', () => {
-  assert.deepEqual(mismatch('ServerMsg type', serverTypes, Object.keys(SERVER_MSG_HANDLERS), 'SERVER_MSG_HANDLERS in web/session.js'), []);
+  assert.deepEqual(mismatch('ServerMsg type', serverTypes, Object.keys(SERVER_MSG_HANDLERS), 'SERVER_MSG_HANDLERS in web/handlers.js'), []);
   for (const [type, handler] of Object.entries(SERVER_MSG_HANDLERS)) assert.equal(typeof handler, 'function', type);
 });
 
