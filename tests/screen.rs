@@ -21,7 +21,11 @@ use str0m::media::{Direction, MediaKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a wait may take. Generous: on a loaded machine the in-process test
+/// participants (all on the test's two runtime threads) fall seconds behind the
+/// server, answering offers and reading their sockets late; a wait returns as soon as
+/// its condition holds, so a healthy run is not slower for it.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Whether the server's latest offer to `s` says that `peer` sends a screen.
 fn offers_screen_of(s: &Seen, peer: PeerId) -> bool {
@@ -35,6 +39,29 @@ async fn frames_during(p: &TestPeer, tag: &str, d: Duration) -> u64 {
     let before = video_from(&p.seen(), tag);
     tokio::time::sleep(d).await;
     video_from(&p.seen(), tag) - before
+}
+
+/// Waits until `p` has received more than 5 further frames of `tag`: the track goes
+/// on arriving. (Not "within a second": on a loaded machine a receiver that was
+/// just renegotiated, or whose loop lags, takes longer, and that is no failure.)
+async fn keeps_arriving(p: &TestPeer, tag: &str) {
+    let before = video_from(&p.seen(), tag);
+    let what = format!("more frames of {tag} (had {before})");
+    p.wait_for(&what, WAIT, |s| video_from(s, tag) > before + 5)
+        .await;
+}
+
+/// Waits until `p` receives no frame of `tag` for a whole second. Frames sent before
+/// a track ended may still be on their way, or unread in a lagging receiver's socket.
+async fn goes_quiet(p: &TestPeer, tag: &str) {
+    let end = Instant::now() + WAIT;
+    loop {
+        let n = frames_during(p, tag, Duration::from_secs(1)).await;
+        if n == 0 {
+            return;
+        }
+        assert!(Instant::now() < end, "{tag} still arrives: {n} frames/s");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,23 +91,16 @@ async fn a_share_reaches_the_others_as_a_screen_and_stops() {
         "the camera stays: {:?}",
         s.offer_owners
     );
-    assert!(
-        frames_during(&b, "a", Duration::from_millis(500)).await > 5,
-        "the camera still arrives"
-    );
+    // The camera still arrives.
+    keeps_arriving(&b, "a").await;
 
     a.command(PeerCmd::StopScreen);
     b.wait_for("the share's end", WAIT, |s| {
         s.screens.contains(&(a_id, false)) && !offers_screen_of(s, a_id)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        frames_during(&b, "a+", Duration::from_secs(1)).await,
-        0,
-        "the share no longer arrives"
-    );
-    assert!(frames_during(&b, "a", Duration::from_millis(500)).await > 5);
+    goes_quiet(&b, "a+").await;
+    keeps_arriving(&b, "a").await;
     assert!(a.seen().screen_refused.is_empty());
     a.leave().await;
     b.leave().await;
@@ -337,9 +357,9 @@ async fn the_host_stops_a_share_and_can_allow_several() {
         s.errors.iter().any(|(c, _)| *c == ErrorCode::NotHost)
     })
     .await;
-    assert!(frames_during(&b, "c+", Duration::from_secs(1)).await > 5);
+    keeps_arriving(&b, "c+").await;
 
-    // The host stops it: c is told, its frames stop at once for everyone.
+    // The host stops it: c is told, and nothing c sends after that is forwarded.
     stop(&ann, HostAction::StopScreen);
     c.wait_for("the stop", WAIT, |s| !s.screen_refused.is_empty())
         .await;
@@ -354,12 +374,21 @@ async fn the_host_stops_a_share_and_can_allow_several() {
         s.screens.contains(&(c_id, false))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        frames_during(&b, "c+", Duration::from_secs(1)).await,
-        0,
-        "a stopped share is not forwarded"
+    // c's page goes on sending until it renegotiates: nothing it sent after the
+    // server stopped the share reaches b. (Frames sent before may still arrive late.)
+    let sent_at_stop = c.seen().screen_sent_at_refusal[0];
+    c.wait_for("c to send on", WAIT, |s| s.screen_sent > sent_at_stop + 30)
+        .await;
+    let last = b
+        .seen()
+        .last_counter
+        .get(&("c+".into(), MediaKind::Video))
+        .copied();
+    assert!(
+        last.is_some_and(|n| n <= sent_at_stop),
+        "a stopped share is not forwarded: b got frame {last:?}, c was at {sent_at_stop} when stopped"
     );
+    goes_quiet(&b, "c+").await;
     c.command(PeerCmd::StopScreen);
 
     // Several shares at once, once the host allows them.
@@ -379,8 +408,8 @@ async fn the_host_stops_a_share_and_can_allow_several() {
             == 2
     })
     .await;
-    assert!(frames_during(&b, "c+", Duration::from_secs(1)).await > 5);
-    assert!(frames_during(&b, "Ann+", Duration::from_secs(1)).await > 5);
+    keeps_arriving(&b, "c+").await;
+    keeps_arriving(&b, "Ann+").await;
     assert_eq!(c.seen().screen_refused.len(), 1, "only the host's stop");
     for p in [ann, b, c] {
         p.leave().await;

@@ -200,6 +200,11 @@ pub struct Seen {
     pub screens: Vec<(PeerId, bool)>,
     /// `screenRefused` messages: (code, message).
     pub screen_refused: Vec<(ErrorCode, String)>,
+    /// The counter of the last frame its share had sent when each `screenRefused`
+    /// arrived: a later one was sent after the server refused or stopped the share.
+    pub screen_sent_at_refusal: Vec<u32>,
+    /// The counter of the last frame its share sent.
+    pub screen_sent: u32,
 }
 
 /// Commands to a running test participant.
@@ -702,12 +707,11 @@ impl Driver {
             ServerMsg::PeerScreen { id, screen } => {
                 self.seen.lock().unwrap().screens.push((id, screen))
             }
-            ServerMsg::ScreenRefused { code, message } => self
-                .seen
-                .lock()
-                .unwrap()
-                .screen_refused
-                .push((code, message)),
+            ServerMsg::ScreenRefused { code, message } => {
+                let mut seen = self.seen.lock().unwrap();
+                seen.screen_refused.push((code, message));
+                seen.screen_sent_at_refusal.push(self.counters[2]);
+            }
             _ => {}
         }
     }
@@ -784,6 +788,9 @@ impl Driver {
         };
         self.counters[slot] += 1;
         let counter = self.counters[slot];
+        if second {
+            self.seen.lock().unwrap().screen_sent = counter;
+        }
         // Like an encoder: a keyframe first, when asked, and every 3 s.
         let keyframe = kind == MediaKind::Video && (self.keyframe_wanted || counter % 90 == 0);
         if kind == MediaKind::Video && (second || self.send_video2.is_none()) {
