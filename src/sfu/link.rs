@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
-use str0m::rtp::ExtensionValues;
+use str0m::rtp::{ExtensionValues, RtpPacket};
 
 use crate::signaling::protocol::{ErrorCode, Mode, PeerId, PeerInfo, ServerMsg, Source};
 
@@ -181,4 +181,33 @@ pub struct TrackPacket {
     /// When the server received it.
     pub received: Instant,
     pub payload: Arc<[u8]>,
+}
+
+impl TrackPacket {
+    /// A packet str0m received on m-line `mid` (layer `rid`, codec `params`), with
+    /// the header extensions receivers keep.
+    pub(crate) fn from_rtp(
+        mid: Mid,
+        rid: Option<Rid>,
+        params: PayloadParams,
+        pkt: RtpPacket,
+    ) -> Self {
+        TrackPacket {
+            mid,
+            rid,
+            params,
+            ssrc: *pkt.header.ssrc,
+            seq_no: *pkt.seq_no,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+            received: pkt.timestamp,
+            payload: pkt.payload,
+        }
+    }
 }

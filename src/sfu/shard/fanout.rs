@@ -8,7 +8,7 @@ use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::rtp::{RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::RtcError;
 use tracing::debug;
 
@@ -73,23 +73,7 @@ impl Shard {
         let Some(params) = up.params(driver.rtc(), pkt.header.payload_type) else {
             return;
         };
-        let packet = TrackPacket {
-            mid,
-            rid,
-            params,
-            ssrc: *pkt.header.ssrc,
-            seq_no: *pkt.seq_no,
-            rtp_time: pkt.header.timestamp,
-            marker: pkt.header.marker,
-            ext: ExtensionValues {
-                audio_level: pkt.header.ext_vals.audio_level,
-                voice_activity: pkt.header.ext_vals.voice_activity,
-                video_orientation: pkt.header.ext_vals.video_orientation,
-                ..Default::default()
-            },
-            received: pkt.timestamp,
-            payload: pkt.payload,
-        };
+        let packet = TrackPacket::from_rtp(mid, rid, params, pkt);
         if level.is_some() {
             self.timers.speaker_heard(now);
         }

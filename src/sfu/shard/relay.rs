@@ -31,7 +31,7 @@ use std::time::Instant;
 use rand::Rng;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Rtc};
 use tracing::{debug, info, warn};
 
@@ -324,23 +324,7 @@ impl Shard {
         let Some(params) = found else {
             return;
         };
-        let packet = TrackPacket {
-            mid,
-            rid,
-            params,
-            ssrc: *pkt.header.ssrc,
-            seq_no: *pkt.seq_no,
-            rtp_time: pkt.header.timestamp,
-            marker: pkt.header.marker,
-            ext: ExtensionValues {
-                audio_level: pkt.header.ext_vals.audio_level,
-                voice_activity: pkt.header.ext_vals.voice_activity,
-                video_orientation: pkt.header.ext_vals.video_orientation,
-                ..Default::default()
-            },
-            received: pkt.timestamp,
-            payload: pkt.payload,
-        };
+        let packet = TrackPacket::from_rtp(mid, rid, params, pkt);
         if self.peers.get(&publisher).is_some_and(Peer::is_stand_in) {
             self.fan_out(now, publisher, &packet);
         }
