@@ -21,6 +21,9 @@
 #   for each step and drives Janus's videoroom through its HTTP API;
 # - removes the namespace, Janus and the temporary directory on exit (trap).
 #
+# SERVER_CPUS=1 LOAD_CPUS=0 pin both servers (lanrelay, Janus) to the first list of
+# cores and the generator to the second (taskset), so the server has a core to itself.
+#
 # This is a benchmark, not a test: it is not part of tests/run.sh.
 set -euo pipefail
 
@@ -129,7 +132,14 @@ general: {
 }
 EOF
 
-ip netns exec "$NS" janus -C "$WORK/janus.jcfg" -F "$WORK" >"$WORK/janus.log" 2>&1 &
+PIN_SERVER=() PIN_LOAD=() PIN_FLAG=()
+if [ -n "${SERVER_CPUS:-}" ]; then
+    PIN_SERVER=(taskset -c "$SERVER_CPUS")
+    PIN_FLAG=(--server-cpus "$SERVER_CPUS")
+fi
+[ -n "${LOAD_CPUS:-}" ] && PIN_LOAD=(taskset -c "$LOAD_CPUS")
+
+ip netns exec "$NS" "${PIN_SERVER[@]}" janus -C "$WORK/janus.jcfg" -F "$WORK" >"$WORK/janus.log" 2>&1 &
 JANUS_PID=$!
 for _ in $(seq 1 50); do
     if ip netns exec "$NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8088' 2>/dev/null; then
@@ -142,11 +152,12 @@ for _ in $(seq 1 50); do
     fi
     sleep 0.2
 done
-echo "janus-compare: janus $(janus --version 2>/dev/null | head -1) pid $JANUS_PID, event_loops=$EVENT_LOOPS" >&2
+echo "janus-compare: janus $(janus --version 2>/dev/null | head -1) pid $JANUS_PID, event_loops=$EVENT_LOOPS${SERVER_CPUS:+, servers on cores $SERVER_CPUS}${LOAD_CPUS:+, generator on cores $LOAD_CPUS}" >&2
 
 status=0
-ip netns exec "$NS" "$WORK/lanrelay-load" \
+ip netns exec "$NS" "${PIN_LOAD[@]}" "$WORK/lanrelay-load" \
     --target lanrelay,janus \
+    "${PIN_FLAG[@]}" \
     --spawn "$WORK/lanrelay" \
     --janus-url http://127.0.0.1:8088/janus \
     --janus-pid "$JANUS_PID" \

@@ -8,7 +8,9 @@
 #   benches/profile.sh --scenario rooms --rooms 2 --room-size 5
 #
 # PERF_DATA=file keeps the recording (default: a temporary file);
-# PERF_CALLGRAPH='--call-graph dwarf,16384' records whole call stacks (default -g). Needs `perf`
+# PERF_CALLGRAPH='--call-graph dwarf,16384' records whole call stacks (default -g);
+# SERVER_CPUS=1 LOAD_CPUS=0 pin the server and the generator to those cores (taskset).
+# Needs `perf`
 # (Debian: linux-perf) and permission to profile (root, or perf_event_paranoid <= 1).
 # A benchmark, not a test: it is not part of tests/run.sh.
 set -euo pipefail
@@ -25,8 +27,15 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 cargo build --release --locked --workspace --bins >&2
-"$TARGET_DIR/release/lanrelay" --listen 127.0.0.1:0 --no-http --certs "$WORK/certs" \
-    --room-capacity 1000 >"$WORK/server.log" 2>&1 &
+# Every simulated participant comes from 127.0.0.1: lift the limits per address.
+PIN_SERVER=() PIN_LOAD=()
+[ -n "${SERVER_CPUS:-}" ] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
+[ -n "${LOAD_CPUS:-}" ] && PIN_LOAD=(taskset -c "$LOAD_CPUS")
+RUST_LOG=lanrelay=warn "${PIN_SERVER[@]}" "$TARGET_DIR/release/lanrelay" \
+    --listen 127.0.0.1:0 --no-http --certs "$WORK/certs" --room-capacity 1000 \
+    --max-per-address 1000000 --max-sessions 1000000 --max-rooms 1000000 \
+    --max-joins-per-minute 1000000 --max-connections-per-address 1000000 \
+    >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 URL=
 for _ in $(seq 100); do
@@ -38,7 +47,7 @@ done
 
 # Record from when the generator reports everyone connected (its "measuring" line)
 # until it finishes the step.
-"$TARGET_DIR/release/lanrelay-load" --server-url "$URL" --server-pid "$SERVER_PID" \
+"${PIN_LOAD[@]}" "$TARGET_DIR/release/lanrelay-load" --server-url "$URL" --server-pid "$SERVER_PID" \
     "$@" 2>"$WORK/load.err" | tee "$WORK/load.out" &
 LOAD_PID=$!
 for _ in $(seq 600); do

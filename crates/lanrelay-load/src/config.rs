@@ -107,6 +107,12 @@ pub struct Args {
     )]
     pub server_arg: Vec<String>,
 
+    /// Pin the server --spawn starts to these cores (`taskset -c LIST`, e.g. `1`), so
+    /// it has them to itself when the generator runs elsewhere (`taskset -c 0
+    /// lanrelay-load ...`)
+    #[arg(long, value_name = "LIST", requires = "spawn")]
+    pub server_cpus: Option<String>,
+
     /// Attach to a running lanrelay at this URL (https://HOST:PORT); it needs a
     /// --room-capacity large enough for the scenario.
     #[arg(long, value_name = "URL", requires = "server_pid")]

@@ -24,6 +24,7 @@ impl Spawned {
         binary: &Path,
         room_capacity: usize,
         extra: &[String],
+        cpus: Option<&str>,
     ) -> Result<Spawned, LoadError> {
         let certs = std::env::temp_dir().join(format!(
             "lanrelay-load-{}-{}",
@@ -53,7 +54,16 @@ impl Spawned {
                 lifted.extend([flag, "1000000"]);
             }
         }
-        let mut child = Command::new(binary)
+        // taskset execs the server: the child's pid is the server's.
+        let mut command = match cpus {
+            Some(list) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", list]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--certs"])
             .arg(&certs)
             .args(["--room-capacity", &room_capacity.clamp(1, 1000).to_string()])
@@ -127,7 +137,7 @@ pub fn lanrelay_target(
     match (&args.spawn, &args.server_url, args.server_pid) {
         (Some(path), _, _) => {
             let flags: Vec<String> = args.server_arg.iter().chain(extra).cloned().collect();
-            let spawned = Spawned::start(path, 1000, &flags)?;
+            let spawned = Spawned::start(path, 1000, &flags, args.server_cpus.as_deref())?;
             let (base, pid) = (spawned.base.clone(), spawned.pid);
             Ok((Some(spawned), base, pid))
         }
