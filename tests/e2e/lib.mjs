@@ -579,7 +579,8 @@ export async function waitFor(fn, ms, what) {
     if (last) return last;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+  const said = typeof what === 'function' ? what() : what;
+  throw new Error(`timed out after ${ms} ms waiting for ${said}; last: ${JSON.stringify(last)}`);
 }
 
 /**
