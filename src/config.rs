@@ -182,6 +182,16 @@ pub struct Args {
     #[arg(long)]
     pub no_tcp_media: bool,
 
+    /// Do not estimate the bandwidth towards each receiver. Simulcast layers are then
+    /// chosen by each receiver's screen and quality setting only, and viewers and WHEP
+    /// players do not negotiate transport-wide congestion control at all. For LANs
+    /// where every receiver has the bandwidth for the best layer (wired screens): it
+    /// saves about a sixth of the CPU per forwarded packet and 100 KiB per viewer
+    /// (docs/benchmarks.md). Participants who publish keep the server's feedback for
+    /// their own uploads.
+    #[arg(long)]
+    pub no_bandwidth_estimation: bool,
+
     /// Seconds a client may take to send a request's headers (on HTTPS and the HTTP
     /// helper, and between requests on a kept-alive connection) before the connection
     /// is closed, so idle or half-sent connections cannot pile up.
@@ -288,6 +298,8 @@ pub struct Config {
     pub resume_grace: Duration,
     /// Media over TCP on the HTTPS port (ICE-TCP passive candidates).
     pub tcp_media: bool,
+    /// Estimate the bandwidth towards each receiver.
+    pub bandwidth_estimation: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
     /// The cluster this node is part of (`--cluster`), if any.
@@ -356,6 +368,7 @@ impl From<Args> for Config {
             signaling_rate: a.signaling_rate.saturating_mul(1024),
             resume_grace: Duration::from_secs(a.resume_grace),
             tcp_media: !a.no_tcp_media,
+            bandwidth_estimation: !a.no_bandwidth_estimation,
             header_timeout: Duration::from_secs(a.header_timeout),
             cluster: a.cluster.map(|nats| crate::cluster::ClusterConfig {
                 nats,
@@ -415,6 +428,7 @@ impl Config {
             signaling_rate: 256 * 1024,
             resume_grace: Duration::from_secs(30),
             tcp_media: true,
+            bandwidth_estimation: true,
             header_timeout: Duration::from_secs(10),
             cluster: None,
             recordings,

@@ -203,6 +203,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             max_per_address: config.max_per_address,
             joins_per_minute: config.max_joins_per_minute,
             record: Some(recordings.sink()),
+            bandwidth_estimation: config.bandwidth_estimation,
         },
         config.workers,
     )

@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect_ws, expect_error, recv, send, start_server, TestPeer};
+use common::{connect_ws, expect_error, recv, send, start_server, temp_dir, TestPeer};
+use lanrelay::config::Config;
 use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, Mode, Role, ServerMsg};
 use str0m::media::MediaKind;
 
@@ -188,6 +189,39 @@ async fn a_bad_room_token_flag_stops_the_start() {
             e.contains("--room-token")
                 && e.contains(&format!("{room}={token}").escape_debug().to_string()),
             "{e}"
+        );
+    }
+}
+
+/// `--no-bandwidth-estimation`: a viewer negotiates no transport-wide congestion control
+/// (nothing to feed back, nothing to read) and still gets the video; a participant who
+/// publishes keeps it for its upload. With the default, the viewer negotiates it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_bandwidth_estimation_viewers_negotiate_no_congestion_control() {
+    for estimate in [false, true] {
+        let mut config = Config::loopback(temp_dir("certs"));
+        config.bandwidth_estimation = estimate;
+        let server = lanrelay::start(config).await.expect("server starts");
+        let presenter = TestPeer::join(&server, "talk", "presenter").await;
+        let viewer = TestPeer::join_as(&server, "talk", "viewer", Role::Viewer).await;
+        viewer
+            .wait_for("the presenter's video", WAIT, |s| {
+                s.frames
+                    .get(&("presenter".into(), MediaKind::Video))
+                    .copied()
+                    .unwrap_or(0)
+                    > 20
+            })
+            .await;
+        assert_eq!(viewer.seen().corrupt, 0);
+        assert!(
+            presenter.seen().server_twcc,
+            "the publisher keeps transport-wide CC (estimate: {estimate})"
+        );
+        assert_eq!(
+            viewer.seen().server_twcc,
+            estimate,
+            "the viewer negotiates transport-wide CC only with bandwidth estimation"
         );
     }
 }

@@ -607,6 +607,8 @@ pub struct Limits {
     pub joins_per_minute: u32,
     /// Where recordings go (`None`: recording is off).
     pub record: Option<crate::record::RecordSink>,
+    /// Estimate the bandwidth towards each receiver (`--no-bandwidth-estimation`).
+    pub bandwidth_estimation: bool,
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
@@ -650,6 +652,7 @@ pub(crate) fn spawn(
             direct_rate: limits.direct_rate,
             chat: limits.chat,
             record: limits.record.clone(),
+            bandwidth_estimation: limits.bandwidth_estimation,
         });
         let senders = media
             .sockets

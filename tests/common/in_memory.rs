@@ -79,6 +79,7 @@ impl Harness {
                         direct_rate: 20,
                         chat: Default::default(),
                         record: None,
+                        bandwidth_estimation: true,
                     })
                 })
                 .collect(),

@@ -182,6 +182,8 @@ pub struct Seen {
     pub viewers: Option<usize>,
     /// The server's ICE ufrag towards this participant, from its answer.
     pub server_ufrag: Option<String>,
+    /// Whether any SDP the server sent (answers, offers) negotiates transport-wide CC.
+    pub server_twcc: bool,
     /// The resume token of the `joined` message.
     pub resume: Option<String>,
     /// The ids of the `joined` messages that came after a resume.
@@ -637,7 +639,11 @@ impl Driver {
                     .lines()
                     .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
                     .map(|u| u.trim().to_string());
-                self.seen.lock().unwrap().server_ufrag = ufrag;
+                {
+                    let mut seen = self.seen.lock().unwrap();
+                    seen.server_ufrag = ufrag;
+                    seen.server_twcc |= sdp.contains("transport-wide-cc");
+                }
                 self.peer.accept_answer(&sdp).unwrap();
                 if let Some(share) = self.screen_waiting.pop_front() {
                     self.screen(share).await;
@@ -647,6 +653,7 @@ impl Driver {
                 {
                     let mut seen = self.seen.lock().unwrap();
                     seen.server_offers += 1;
+                    seen.server_twcc |= sdp.contains("transport-wide-cc");
                     seen.offer_mlines = sdp.lines().filter(|l| l.starts_with("m=")).count();
                     seen.offer_owners = tracks;
                 }

@@ -81,6 +81,7 @@ impl Sim {
                 direct_rate: 20,
                 chat: Default::default(),
                 record: None,
+                bandwidth_estimation: true,
             }),
             server,
             start: now,

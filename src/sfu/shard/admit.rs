@@ -150,7 +150,8 @@ impl Shard {
                 twcc,
             } => {
                 let creds = self.new_creds();
-                let mut rtc = self.build_rtc(now, creds.clone(), twcc);
+                let receive_only = matches!(client, Client::Whep { .. });
+                let mut rtc = self.build_rtc(now, creds.clone(), twcc, receive_only);
                 let sdp = match rtc.sdp_api().accept_offer(offer) {
                     Ok(a) => a.to_sdp_string(),
                     Err(e) => {
@@ -172,7 +173,7 @@ impl Shard {
                 }
                 self.drained.transmits.extend(scratch.transmits);
                 self.drained.events.extend(scratch.events);
-                local.bwe = twcc;
+                local.bwe = self.estimates(twcc);
                 local.answered = true;
                 Served::Here(Box::new(local))
             }

@@ -96,6 +96,7 @@ mod tests {
             direct_rate: 20,
             chat: Default::default(),
             record: None,
+            bandwidth_estimation: true,
         })
     }
 

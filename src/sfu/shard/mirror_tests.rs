@@ -19,6 +19,7 @@ fn engine(worker: usize, viewer_capacity: usize) -> Shard {
         direct_rate: 20,
         chat: Default::default(),
         record: None,
+        bandwidth_estimation: true,
     })
 }
 

@@ -42,6 +42,7 @@ use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::net::{TcpType, Transmit};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
@@ -109,6 +110,9 @@ pub struct ShardConfig {
     pub chat: ChatLimits,
     /// Where recorded frames go (`None`: recording is off).
     pub record: Option<crate::record::RecordSink>,
+    /// Estimate the bandwidth towards each receiver (`--no-bandwidth-estimation` turns
+    /// it off: see [`Shard::build_rtc`]).
+    pub bandwidth_estimation: bool,
 }
 
 /// Most media workers (one ufrag character names each).
@@ -475,9 +479,19 @@ impl Shard {
         self.doomed.push((id, "error"));
     }
 
-    /// A peer's `Rtc`. `bwe`: estimate the bandwidth towards it (only useful when it
-    /// sends transport-wide CC feedback; without feedback the estimate never moves).
-    fn build_rtc(&self, now: Instant, creds: IceCreds, bwe: bool) -> Rtc {
+    /// Whether the bandwidth towards a peer whose offer negotiates transport-wide CC
+    /// (`twcc`) is estimated: only with its feedback does the estimate move.
+    pub(super) fn estimates(&self, twcc: bool) -> bool {
+        twcc && self.cfg.bandwidth_estimation
+    }
+
+    /// A peer's `Rtc`. The bandwidth towards it is estimated when [`Shard::estimates`]
+    /// says so. Without bandwidth estimation (`--no-bandwidth-estimation`), a peer that
+    /// only receives (a viewer, a WHEP player) does not negotiate transport-wide CC at
+    /// all: it has no feedback to send and the server none to read (a publisher keeps
+    /// it: its browser estimates its own upload from the server's feedback).
+    fn build_rtc(&self, now: Instant, creds: IceCreds, twcc: bool, receive_only: bool) -> Rtc {
+        let bwe = self.estimates(twcc);
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -494,6 +508,9 @@ impl Shard {
             // only probes once a desired bitrate is set (see choose_layers). It starts
             // at what a LAN carries, so receivers start on a good layer.
             cfg = cfg.enable_bwe(Some(BWE_START));
+        }
+        if !self.cfg.bandwidth_estimation && receive_only {
+            cfg = cfg.set_extension_map(without_twcc(ExtensionMap::standard()));
         }
         let mut rtc = cfg.build(now);
         for addr in &self.cfg.candidates {
@@ -568,6 +585,17 @@ fn refusal(room: &str, e: JoinError) -> String {
 
 /// Whether an SDP offer negotiates transport-wide congestion control feedback, which
 /// the bandwidth estimate needs.
+/// `exts` without transport-wide CC's sequence number.
+fn without_twcc(exts: ExtensionMap) -> ExtensionMap {
+    let mut out = ExtensionMap::empty();
+    for (id, ext) in exts.iter() {
+        if *ext != Extension::TransportSequenceNumber {
+            out.set(id, ext.clone());
+        }
+    }
+    out
+}
+
 fn offers_twcc(sdp: &str) -> bool {
     sdp.contains("transport-wide-cc-extensions")
 }

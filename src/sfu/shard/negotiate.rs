@@ -15,7 +15,7 @@ use super::{offers_twcc, Shard};
 use crate::sfu::driver::Driver;
 use crate::sfu::peer::{Client, DownState, DownTrack, Local, Peer, Spare, TrackKey};
 use crate::sfu::rewrite::Rewriter;
-use crate::signaling::protocol::{ErrorCode, MidOwner, PeerId, ServerMsg};
+use crate::signaling::protocol::{ErrorCode, MidOwner, PeerId, Role, ServerMsg};
 
 /// Packets and age kept for answering NACKs per video stream (see `tune_send_stream`).
 const RTX_CACHE_PACKETS: usize = 128;
@@ -33,7 +33,11 @@ impl Shard {
         };
         // Used only if the offer restarts ICE (see below).
         let restart = self.new_creds();
-        let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let receive_only = peer.role == Role::Viewer;
+        let Some(local) = peer.here() else {
             return;
         };
         let fresh = local.rtc.is_none();
@@ -42,8 +46,9 @@ impl Shard {
                 ufrag: local.ufrag.clone(),
                 pass: local.pass.clone(),
             };
-            let bwe = offers_twcc(sdp);
-            let rtc = self.build_rtc(now, creds, bwe);
+            let twcc = offers_twcc(sdp);
+            let bwe = self.estimates(twcc);
+            let rtc = self.build_rtc(now, creds, twcc, receive_only);
             let Ok(driver) = Driver::new(id, rtc, now, &mut self.drained) else {
                 return;
             };

@@ -405,7 +405,7 @@ impl Shard {
         };
         let id = self.link_id();
         let creds = self.new_creds();
-        let mut rtc = self.build_rtc(now, creds.clone(), false);
+        let mut rtc = self.build_rtc(now, creds.clone(), false, false);
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(false);
