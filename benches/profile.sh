@@ -9,7 +9,8 @@
 #
 # PERF_DATA=file keeps the recording (default: a temporary file);
 # PERF_CALLGRAPH='--call-graph dwarf,16384' records whole call stacks (default -g);
-# SERVER_CPUS=1 LOAD_CPUS=0 pin the server and the generator to those cores (taskset).
+# SERVER_CPUS=1 LOAD_CPUS=0 pin the server and the generator to those cores (taskset);
+# SERVER_ARGS='--no-bandwidth-estimation' adds flags to the server.
 # Needs `perf`
 # (Debian: linux-perf) and permission to profile (root, or perf_event_paranoid <= 1).
 # A benchmark, not a test: it is not part of tests/run.sh.
@@ -35,7 +36,7 @@ RUST_LOG=lanrelay=warn "${PIN_SERVER[@]}" "$TARGET_DIR/release/lanrelay" \
     --listen 127.0.0.1:0 --no-http --certs "$WORK/certs" --room-capacity 1000 \
     --max-per-address 1000000 --max-sessions 1000000 --max-rooms 1000000 \
     --max-joins-per-minute 1000000 --max-connections-per-address 1000000 \
-    >"$WORK/server.log" 2>&1 &
+    ${SERVER_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 URL=
 for _ in $(seq 100); do
