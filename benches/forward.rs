@@ -119,13 +119,26 @@ fn rewrite(c: &mut Criterion) {
     g.finish();
 }
 
+/// The load generator's rate: 2.5 Mbit/s of ~1,100-byte packets, one every 3.3 ms, so
+/// the engine's timers (RTCP, the pacer, bandwidth estimation) run at their real rate
+/// and are counted (packets fed all at one instant would also pile up in str0m's
+/// pacer). Chunks of [`CHUNK`] packets are measured; between them the receivers' side
+/// runs unmeasured (their feedback, ICE), as in `audio_step`.
+const GAP: Duration = Duration::from_micros(3_300);
+const CHUNK: u64 = 30;
+
+/// `n` packets of `h`'s publisher, each with the time it is fed at (`GAP` apart).
+fn paced(h: &mut Harness, n: u64) -> Vec<(Instant, (std::net::SocketAddr, Vec<u8>))> {
+    (0..n)
+        .map(|_| {
+            let p = h.publish(false);
+            h.now += GAP;
+            (h.now, p)
+        })
+        .collect()
+}
+
 fn sfu_step(c: &mut Criterion) {
-    // The load generator's rate: 2.5 Mbit/s of ~1,100-byte packets, one every 3.3 ms,
-    // so the engine's timers (RTCP, pacer, bandwidth estimation) run at their real
-    // rate and are counted. Chunks of 100 ms are measured; between them the receivers'
-    // side runs unmeasured (their feedback, ICE), as in `audio_step`.
-    const GAP: Duration = Duration::from_micros(3_300);
-    const CHUNK: u64 = 30;
     let mut g = c.benchmark_group("sfu_step");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(4));
@@ -258,35 +271,47 @@ fn two_rooms(c: &mut Criterion) {
                 assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
             }
             b.iter_custom(|iters| {
-                let packets: Vec<Vec<_>> = rooms
-                    .iter_mut()
-                    .map(|h| (0..iters).map(|_| h.publish(false)).collect())
-                    .collect();
-                let start = Instant::now();
-                let sent: usize = if t == 1 {
-                    let mut sent = 0;
-                    for (h, ps) in rooms.iter_mut().zip(&packets) {
-                        for p in ps {
-                            sent += black_box(h.feed(p));
+                let mut elapsed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    // Longer chunks than `sfu_step`'s: a thread start per chunk.
+                    let chunk = left.min(4 * CHUNK);
+                    left -= chunk;
+                    let packets: Vec<Vec<_>> = rooms.iter_mut().map(|h| paced(h, chunk)).collect();
+                    let start = Instant::now();
+                    let sent: usize = if t == 1 {
+                        let mut sent = 0;
+                        for (h, ps) in rooms.iter_mut().zip(&packets) {
+                            for (at, p) in ps {
+                                h.now = *at;
+                                sent += black_box(h.feed(p));
+                            }
                         }
+                        sent
+                    } else {
+                        std::thread::scope(|s| {
+                            let rooms: Vec<_> = rooms
+                                .iter_mut()
+                                .zip(&packets)
+                                .map(|(h, ps)| {
+                                    s.spawn(move || {
+                                        ps.iter()
+                                            .map(|(at, p)| {
+                                                h.now = *at;
+                                                black_box(h.feed(p))
+                                            })
+                                            .sum()
+                                    })
+                                })
+                                .collect();
+                            rooms.into_iter().map(|r| r.join().unwrap_or(0)).sum()
+                        })
+                    };
+                    elapsed += start.elapsed();
+                    assert_all_sent(sent, 2 * chunk as usize * RECEIVERS);
+                    for h in &mut rooms {
+                        h.pump(5);
                     }
-                    sent
-                } else {
-                    std::thread::scope(|s| {
-                        let rooms: Vec<_> = rooms
-                            .iter_mut()
-                            .zip(&packets)
-                            .map(|(h, ps)| {
-                                s.spawn(move || ps.iter().map(|p| black_box(h.feed(p))).sum())
-                            })
-                            .collect();
-                        rooms.into_iter().map(|r| r.join().unwrap_or(0)).sum()
-                    })
-                };
-                let elapsed = start.elapsed();
-                assert_all_sent(sent, 2 * iters as usize * RECEIVERS);
-                for h in &mut rooms {
-                    h.pump(20);
                 }
                 elapsed
             })
@@ -316,38 +341,51 @@ fn one_room(c: &mut Criterion) {
             let first = h.publish(false);
             assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
             b.iter_custom(|iters| {
-                let packets: Vec<_> = (0..iters).map(|_| h.publish(false)).collect();
-                let start = Instant::now();
-                let sent: usize = if threads == 1 {
-                    packets.iter().map(|p| black_box(h.feed(p))).sum()
-                } else {
-                    let (now, server) = (h.now, h.server);
-                    let (home, mirror) = h.sfus.split_at_mut(1);
-                    let (home, mirror) = (&mut home[0], &mut mirror[0]);
-                    let (tx, rx) = std::sync::mpsc::channel::<Vec<LinkMsg>>();
-                    std::thread::scope(|s| {
-                        let packets = &packets;
-                        let home = s.spawn(move || {
-                            let mut sent = 0;
-                            for (src, buf) in packets {
-                                let mut links = Vec::new();
-                                sent +=
-                                    black_box(home_step(home, now, *src, server, buf, &mut links));
-                                let _ = tx.send(links);
-                            }
-                            sent
-                        });
-                        let mirror = s.spawn(move || {
-                            rx.iter()
-                                .map(|links| black_box(mirror_step(mirror, now, links)))
-                                .sum::<usize>()
-                        });
-                        home.join().unwrap_or(0) + mirror.join().unwrap_or(0)
-                    })
-                };
-                let elapsed = start.elapsed();
-                assert_all_sent(sent, packets.len() * RECEIVERS);
-                h.pump(20);
+                let mut elapsed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let chunk = left.min(4 * CHUNK);
+                    left -= chunk;
+                    let packets = paced(&mut h, chunk);
+                    let start = Instant::now();
+                    let sent: usize = if threads == 1 {
+                        packets
+                            .iter()
+                            .map(|(at, p)| {
+                                h.now = *at;
+                                black_box(h.feed(p))
+                            })
+                            .sum()
+                    } else {
+                        let server = h.server;
+                        let (home, mirror) = h.sfus.split_at_mut(1);
+                        let (home, mirror) = (&mut home[0], &mut mirror[0]);
+                        let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<LinkMsg>)>();
+                        std::thread::scope(|s| {
+                            let packets = &packets;
+                            let home = s.spawn(move || {
+                                let mut sent = 0;
+                                for (at, (src, buf)) in packets {
+                                    let mut links = Vec::new();
+                                    sent += black_box(home_step(
+                                        home, *at, *src, server, buf, &mut links,
+                                    ));
+                                    let _ = tx.send((*at, links));
+                                }
+                                sent
+                            });
+                            let mirror = s.spawn(move || {
+                                rx.iter()
+                                    .map(|(at, links)| black_box(mirror_step(mirror, at, links)))
+                                    .sum::<usize>()
+                            });
+                            home.join().unwrap_or(0) + mirror.join().unwrap_or(0)
+                        })
+                    };
+                    elapsed += start.elapsed();
+                    assert_all_sent(sent, chunk as usize * RECEIVERS);
+                    h.pump(5);
+                }
                 elapsed
             })
         });
