@@ -234,3 +234,41 @@ test('viewers served by another worker than the presenter play their layers', { 
     await spread.stop();
   }
 });
+
+test('without bandwidth estimation a viewer plays the layer that fits its screen, negotiating no congestion control', { skip }, async () => {
+  const flat = await startServer(['--no-bandwidth-estimation'], { netns: net.srv, ip: net.serverIp });
+  const pub = await newPage(b1);
+  const viewer = await newPage(b2);
+  const pages = [pub, viewer];
+  let failed = true;
+  try {
+    await gotoRetry(pub, `${flat.url}?room=flat&name=Presenter&autojoin=1&mode=relay`);
+    await gotoRetry(viewer, `${flat.url}?room=flat&role=viewer`);
+    await waitFor(async () => {
+      const s = await viewerState(viewer);
+      return s?.layer && s.frames > 30 && s.width > 0;
+    }, 25000, 'the viewer plays');
+    // A 1280-pixel-wide player: the full layer, once its size is reported and the
+    // higher layer has fitted for its 2 s (there is no estimate to wait for).
+    let last = null;
+    const v = await waitFor(async () => {
+      const s = (last = await viewerState(viewer));
+      return s.layer?.rid === 'f' && s.width >= 960 ? s : null;
+    }, 20000, () => `the full layer (last: ${JSON.stringify(last)})`);
+    console.log(`no bandwidth estimation: viewer layer ${v.layer.rid} ${v.width}px (${v.layer.reason})`);
+    assert.equal(v.layer.reason, 'fits your screen', 'the layer follows the screen, not an estimate');
+    const sdp = async (p) => p.evaluate(() => window.lanrelay.session.pc.remoteDescription?.sdp || '');
+    assert.ok(!(await sdp(viewer)).includes('transport-wide-cc'), "the viewer's connection negotiates no transport-wide CC");
+    assert.ok((await sdp(pub)).includes('transport-wide-cc'), "the presenter's keeps it, for its upload");
+    const frames = (await viewerState(viewer)).frames;
+    await waitFor(async () => (await viewerState(viewer)).frames > frames + 30, 10000, 'the viewer keeps playing');
+    failed = false;
+  } finally {
+    if (failed) {
+      for (const p of pages) console.log(JSON.stringify(await sessionState(p)), p.logs.join('\n'));
+      console.log(flat.logs().slice(-4000));
+    }
+    for (const p of pages) await p.context().close();
+    await flat.stop();
+  }
+});
