@@ -138,6 +138,31 @@ fn paced(h: &mut Harness, n: u64) -> Vec<(Instant, (std::net::SocketAddr, Vec<u8
         .collect()
 }
 
+/// Runs `iters` measured steps in chunks of at most `chunk`: `steps(h, n)` runs `n`
+/// steps and returns the time they took and the datagrams they sent, which must be
+/// `per_step` for each (every packet left within its step); after each chunk `pump(h)`
+/// runs the receivers' side unmeasured. Returns the time measured.
+fn in_chunks<H>(
+    h: &mut H,
+    iters: u64,
+    chunk: u64,
+    per_step: usize,
+    mut steps: impl FnMut(&mut H, u64) -> (Duration, usize),
+    mut pump: impl FnMut(&mut H),
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        left -= n;
+        let (took, sent) = steps(h, n);
+        elapsed += took;
+        assert_all_sent(sent, n as usize * per_step);
+        pump(h);
+    }
+    elapsed
+}
+
 fn sfu_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("sfu_step");
     g.sample_size(20);
@@ -152,23 +177,18 @@ fn sfu_step(c: &mut Criterion) {
                 let first = h.publish(false);
                 assert_eq!(h.feed(&first), n, "forwarded to everyone");
                 b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let chunk = left.min(CHUNK);
-                        left -= chunk;
-                        let mut sent = 0;
+                    let steps = |h: &mut Harness, chunk| {
+                        let (mut took, mut sent) = (Duration::ZERO, 0);
                         for _ in 0..chunk {
                             let p = h.publish(false);
                             h.now += GAP;
                             let start = Instant::now();
                             sent += black_box(h.feed(&p));
-                            elapsed += start.elapsed();
+                            took += start.elapsed();
                         }
-                        assert_all_sent(sent, chunk as usize * n);
-                        h.pump(5);
-                    }
-                    elapsed
+                        (took, sent)
+                    };
+                    in_chunks(&mut h, iters, CHUNK, n, steps, |h| h.pump(5))
                 })
             },
         );
@@ -227,12 +247,8 @@ fn audio_step(c: &mut Criterion) {
                 assert_eq!(h.feed_audio(&first), n, "forwarded to everyone");
                 let mut i = 0u64;
                 b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let chunk = left.min(CHUNK);
-                        left -= chunk;
-                        let mut sent = 0;
+                    let steps = |h: &mut Harness, chunk| {
+                        let (mut took, mut sent) = (Duration::ZERO, 0);
                         for _ in 0..chunk {
                             // Speech with pauses: a level that varies.
                             i += 1;
@@ -240,12 +256,11 @@ fn audio_step(c: &mut Criterion) {
                             let p = h.publish_audio(Some(level));
                             let start = Instant::now();
                             sent += black_box(h.feed_audio(&p));
-                            elapsed += start.elapsed();
+                            took += start.elapsed();
                         }
-                        assert_all_sent(sent, chunk as usize * n);
-                        h.pump(20);
-                    }
-                    elapsed
+                        (took, sent)
+                    };
+                    in_chunks(&mut h, iters, CHUNK, n, steps, |h| h.pump(20))
                 })
             },
         );
@@ -271,12 +286,7 @@ fn two_rooms(c: &mut Criterion) {
                 assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
             }
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    // Longer chunks than `sfu_step`'s: a thread start per chunk.
-                    let chunk = left.min(4 * CHUNK);
-                    left -= chunk;
+                let steps = |rooms: &mut Vec<Harness>, chunk| {
                     let packets: Vec<Vec<_>> = rooms.iter_mut().map(|h| paced(h, chunk)).collect();
                     let start = Instant::now();
                     let sent: usize = if t == 1 {
@@ -307,13 +317,11 @@ fn two_rooms(c: &mut Criterion) {
                             rooms.into_iter().map(|r| r.join().unwrap_or(0)).sum()
                         })
                     };
-                    elapsed += start.elapsed();
-                    assert_all_sent(sent, 2 * chunk as usize * RECEIVERS);
-                    for h in &mut rooms {
-                        h.pump(5);
-                    }
-                }
-                elapsed
+                    (start.elapsed(), sent)
+                };
+                // Longer chunks than `sfu_step`'s: a thread start per chunk.
+                let pump = |rooms: &mut Vec<Harness>| rooms.iter_mut().for_each(|h| h.pump(5));
+                in_chunks(&mut rooms, iters, 4 * CHUNK, 2 * RECEIVERS, steps, pump)
             })
         });
     }
@@ -341,12 +349,8 @@ fn one_room(c: &mut Criterion) {
             let first = h.publish(false);
             assert_eq!(h.feed(&first), RECEIVERS, "forwarded to everyone");
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let chunk = left.min(4 * CHUNK);
-                    left -= chunk;
-                    let packets = paced(&mut h, chunk);
+                let steps = |h: &mut Harness, chunk| {
+                    let packets = paced(h, chunk);
                     let start = Instant::now();
                     let sent: usize = if threads == 1 {
                         packets
@@ -382,11 +386,9 @@ fn one_room(c: &mut Criterion) {
                             home.join().unwrap_or(0) + mirror.join().unwrap_or(0)
                         })
                     };
-                    elapsed += start.elapsed();
-                    assert_all_sent(sent, chunk as usize * RECEIVERS);
-                    h.pump(5);
-                }
-                elapsed
+                    (start.elapsed(), sent)
+                };
+                in_chunks(&mut h, iters, 4 * CHUNK, RECEIVERS, steps, |h| h.pump(5))
             })
         });
     }
