@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect_ws, expect_error, recv, send, start_server, temp_dir, TestPeer};
+use common::{connect_ws, expect_error, recv, send, start_server, temp_dir, video_from, TestPeer};
 use lanrelay::config::Config;
 use lanrelay::signaling::protocol::{ClientMsg, ErrorCode, Mode, Role, ServerMsg};
 use str0m::media::MediaKind;
@@ -206,11 +206,7 @@ async fn without_bandwidth_estimation_viewers_negotiate_no_congestion_control() 
         let viewer = TestPeer::join_as(&server, "talk", "viewer", Role::Viewer).await;
         viewer
             .wait_for("the presenter's video", WAIT, |s| {
-                s.frames
-                    .get(&("presenter".into(), MediaKind::Video))
-                    .copied()
-                    .unwrap_or(0)
-                    > 20
+                video_from(s, "presenter") > 20
             })
             .await;
         assert_eq!(viewer.seen().corrupt, 0);

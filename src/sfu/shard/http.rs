@@ -9,7 +9,8 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use tracing::{debug, info};
 
 use super::admit::Arrival;
-use super::{offers_twcc, Shard};
+use super::rtc::offers_twcc;
+use super::Shard;
 use crate::sfu::peer::{Client, DownState, DownTrack, Peer, TrackKey};
 use crate::signaling::protocol::{check_name, ErrorCode, Mode, PeerId, Role, Source};
 

@@ -37,13 +37,12 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::BweKind;
 use str0m::config::DtlsCert;
 use str0m::ice::IceCreds;
 use str0m::media::{MediaKind, Mid, Rid};
-use str0m::net::{TcpType, Transmit};
-use str0m::rtp::{Extension, ExtensionMap};
-use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcError};
+use str0m::net::Transmit;
+use str0m::{Event, IceConnectionState, Rtc, RtcError};
 use tracing::{debug, info, warn};
 
 mod admit;
@@ -61,6 +60,7 @@ mod publish;
 mod record;
 mod relay;
 mod route;
+mod rtc;
 mod screen;
 mod snapshot;
 mod speaker;
@@ -123,14 +123,6 @@ pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
     let first = *ufrag.as_bytes().first()?;
     TOKEN_CHARS.iter().position(|&c| c == first)
 }
-
-/// Video packets kept per send stream for retransmission (and as its send queue).
-/// str0m's default of 1000 costs about 430 bytes a slot per receiver; 256 is about a
-/// second of 2.5 Mbit/s video, plenty for LAN round trips.
-const SEND_BUFFER_VIDEO: usize = 256;
-
-/// The bandwidth estimate towards a receiver before any feedback: what a LAN carries.
-const BWE_START: Bitrate = Bitrate::kbps(5_000);
 
 /// What the shard wants the I/O shell to do.
 #[derive(Debug)]
@@ -479,66 +471,6 @@ impl Shard {
         self.doomed.push((id, "error"));
     }
 
-    /// Whether the bandwidth towards a peer whose offer negotiates transport-wide CC
-    /// (`twcc`) is estimated: only with its feedback does the estimate move.
-    pub(super) fn estimates(&self, twcc: bool) -> bool {
-        twcc && self.cfg.bandwidth_estimation
-    }
-
-    /// A peer's `Rtc`. The bandwidth towards it is estimated when [`Shard::estimates`]
-    /// says so. Without bandwidth estimation (`--no-bandwidth-estimation`), a peer that
-    /// only receives (a viewer, a WHEP player) does not negotiate transport-wide CC at
-    /// all: it has no feedback to send and the server none to read (a publisher keeps
-    /// it: its browser estimates its own upload from the server's feedback).
-    fn build_rtc(&self, now: Instant, creds: IceCreds, twcc: bool, receive_only: bool) -> Rtc {
-        let bwe = self.estimates(twcc);
-        let mut cfg = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_local_ice_credentials(creds)
-            .set_dtls_cert(self.dtls_cert.clone())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .set_send_buffer_video(SEND_BUFFER_VIDEO);
-        if bwe {
-            // Bandwidth estimation towards each browser picks its simulcast layers; it
-            // only probes once a desired bitrate is set (see choose_layers). It starts
-            // at what a LAN carries, so receivers start on a good layer.
-            cfg = cfg.enable_bwe(Some(BWE_START));
-        }
-        if !self.cfg.bandwidth_estimation && receive_only {
-            cfg = cfg.set_extension_map(without_twcc(ExtensionMap::standard()));
-        }
-        let mut rtc = cfg.build(now);
-        for addr in &self.cfg.candidates {
-            match Candidate::host(*addr, "udp") {
-                Ok(c) => {
-                    rtc.add_local_candidate(c);
-                }
-                Err(e) => warn!(%addr, "unusable candidate address: {e}"),
-            }
-        }
-        // TCP after UDP: its lower type preference makes browsers use it only where
-        // UDP does not get through.
-        for addr in &self.cfg.tcp_candidates {
-            let tcp = Candidate::builder()
-                .tcp()
-                .host(*addr)
-                .tcptype(TcpType::Passive)
-                .build();
-            match tcp {
-                Ok(c) => {
-                    rtc.add_local_candidate(c);
-                }
-                Err(e) => warn!(%addr, "unusable TCP candidate address: {e}"),
-            }
-        }
-        rtc
-    }
-
     /// New server ICE credentials: a ufrag no other peer uses, whose first character
     /// names this worker (STUN requests are routed by it), and a password.
     fn new_creds(&mut self) -> IceCreds {
@@ -581,23 +513,6 @@ fn refusal(room: &str, e: JoinError) -> String {
              carry its media, so it cannot be watched"
         ),
     }
-}
-
-/// Whether an SDP offer negotiates transport-wide congestion control feedback, which
-/// the bandwidth estimate needs.
-/// `exts` without transport-wide CC's sequence number.
-fn without_twcc(exts: ExtensionMap) -> ExtensionMap {
-    let mut out = ExtensionMap::empty();
-    for (id, ext) in exts.iter() {
-        if *ext != Extension::TransportSequenceNumber {
-            out.set(id, ext.clone());
-        }
-    }
-    out
-}
-
-fn offers_twcc(sdp: &str) -> bool {
-    sdp.contains("transport-wide-cc-extensions")
 }
 
 /// The characters of ICE credentials and resource ids.

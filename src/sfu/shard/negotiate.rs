@@ -11,7 +11,8 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::Candidate;
 use tracing::debug;
 
-use super::{offers_twcc, Shard};
+use super::rtc::offers_twcc;
+use super::Shard;
 use crate::sfu::driver::Driver;
 use crate::sfu::peer::{Client, DownState, DownTrack, Local, Peer, Spare, TrackKey};
 use crate::sfu::rewrite::Rewriter;
