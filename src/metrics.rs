@@ -366,6 +366,13 @@ pub(crate) fn render(status: &Status, rooms: &[RoomSnapshot], limits: Limits) ->
     );
     metric(
         &mut out,
+        "lanrelay_worker_rtc_timeouts_total",
+        "counter",
+        "Timeouts each media worker gave its peers' WebRTC sessions (RTCP, ICE and pacer timers).",
+        &per_worker(|w| w.rtc_timeouts as f64),
+    );
+    metric(
+        &mut out,
         "lanrelay_worker_queue_drops_total",
         "counter",
         "Datagram batches dropped because a media worker's queue was full (it is overloaded).",

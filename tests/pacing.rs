@@ -4,6 +4,10 @@
 //! queued for seconds behind a low estimate), since it cannot slow the encoder for one
 //! receiver. The estimate picks simulcast layers instead.
 //!
+//! Each forwarded packet is offered to a receiver's pacer as it is written, so it
+//! leaves with the datagram that brought it, and the engine asks for no turn of the
+//! receivers' `Rtc`s per packet: only the pacer's gate, which waits for the next packet.
+//!
 //! Real str0m peers wired to the engine in memory on a fake clock, so "at once" is
 //! exact: no time passes while the burst is forwarded.
 
@@ -47,4 +51,44 @@ fn a_burst_reaches_viewers_on_another_worker_at_once() {
         BURST * 4,
         "every packet to every viewer, without waiting"
     );
+}
+
+/// Video at the load generator's rate (a packet every 3 ms): every packet reaches
+/// every viewer in the drain after its datagram, and the receivers' `Rtc`s get no
+/// timeout for it: str0m's own loop takes one per packet and receiver (two without
+/// the gate's wait), here a timer of theirs (RTCP) due within the millisecond is all
+/// that runs with the packets.
+fn packets_leave_without_a_turn(mut h: Harness) {
+    const PACKETS: u64 = 30;
+    let mut timeouts = 0;
+    for i in 0..PACKETS {
+        h.pump(3);
+        let (src, buf) = h.publish(false);
+        let (now, server) = (h.now, h.server);
+        let sfu = &mut h.sfus[0];
+        let before = sfu.counters().rtc_timeouts;
+        sfu.handle_datagram(now, src, server, &buf);
+        let sent = in_memory::drain(sfu, &mut Vec::new());
+        assert_eq!(sent, 3, "packet {i}: sent to the 3 viewers at once");
+        timeouts += sfu.counters().rtc_timeouts - before;
+        let next = sfu.poll_timeout();
+        assert!(
+            next.is_none_or(|t| t > now),
+            "packet {i}: a turn due at once after it"
+        );
+    }
+    assert!(
+        timeouts <= PACKETS * 3 / 10,
+        "{timeouts} timeouts given to receivers while forwarding {PACKETS} packets to 3"
+    );
+}
+
+#[test]
+fn forwarded_packets_leave_without_a_timer_turn() {
+    packets_leave_without_a_turn(Harness::new(3));
+}
+
+#[test]
+fn forwarded_packets_leave_without_a_timer_turn_when_nobody_estimates() {
+    packets_leave_without_a_turn(Harness::without_estimation(3));
 }

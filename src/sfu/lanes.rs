@@ -281,6 +281,8 @@ pub struct WorkerStatus {
     pub rooms: usize,
     pub participants: usize,
     pub forwarded_packets: u64,
+    /// Timeouts given to its peers' `Rtc`s (str0m's timers).
+    pub rtc_timeouts: u64,
     /// Seconds spent handling inputs and sending, as opposed to waiting.
     pub busy_seconds: f64,
     /// Datagram batches dropped on the media lane because the worker was behind.

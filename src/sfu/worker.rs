@@ -353,6 +353,7 @@ impl Worker {
                         rooms: shard.room_count(),
                         participants: shard.peer_count(),
                         forwarded_packets: counters.forwarded,
+                        rtc_timeouts: counters.rtc_timeouts,
                         busy_seconds: self.busy.as_secs_f64(),
                         queue_drops: 0,
                     },

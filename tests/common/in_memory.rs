@@ -60,7 +60,17 @@ impl Harness {
         Self::build(receivers, workers, false)
     }
 
+    /// As [`Harness::new`], with the engine's `--no-bandwidth-estimation`.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn without_estimation(receivers: usize) -> Harness {
+        Self::build_with(receivers, 1, false, false)
+    }
+
     fn build(receivers: usize, workers: usize, audio: bool) -> Harness {
+        Self::build_with(receivers, workers, audio, true)
+    }
+
+    fn build_with(receivers: usize, workers: usize, audio: bool, estimation: bool) -> Harness {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let now = Instant::now();
         let mut h = Harness {
@@ -79,7 +89,7 @@ impl Harness {
                         direct_rate: 20,
                         chat: Default::default(),
                         record: None,
-                        bandwidth_estimation: true,
+                        bandwidth_estimation: estimation,
                     })
                 })
                 .collect(),

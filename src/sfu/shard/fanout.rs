@@ -429,15 +429,10 @@ fn write_down(
     if let Some(patch) = p.vp8.and_then(|d| down.vp8.patch(generation, d)) {
         write = write.vp8_patch(patch);
     }
+    // Without a pacer (no bandwidth estimation) the packet leaves in the drain that
+    // follows, with no timeout in between; with one, on the pacer's next turn.
     let wrote = driver.mutate(drained, |rtc| {
-        let mut api = rtc.direct_api();
-        match api.stream_tx_by_mid(down_mid, None) {
-            Some(tx) => {
-                tx.write_rtp(write);
-                true
-            }
-            None => false,
-        }
+        rtc.direct_api().write_rtp_at(now, down_mid, None, write)
     });
     match wrote {
         Ok(true) => Written::Sent,

@@ -181,6 +181,10 @@ pub struct ShardCounters {
     /// room, a server that records nothing).
     pub host_recordings: u64,
     pub recordings_refused: u64,
+    /// Timeouts given to peers' `Rtc`s (str0m's timers: RTCP, ICE, the pacer): the
+    /// engine's work besides handling datagrams, kept well below one per forwarded
+    /// packet and receiver.
+    pub rtc_timeouts: u64,
 }
 
 /// One worker's share of the rooms.

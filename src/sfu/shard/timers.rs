@@ -11,9 +11,10 @@
 //! re-open its gate for the next packet. When that turn follows a forwarded packet
 //! and str0m has not been probing the bandwidth lately (no turn for `Probe1`,
 //! `Probe2` or `Padding` in the last second: probes must keep their timing), the
-//! turn waits for the next forwarded packet's turn, which runs it anyway, or
-//! [`GATE_DEFER`]: one `Rtc` timeout per forwarded packet and receiver instead of
-//! two. The `Rtc` is drained after every input all the same (str0m's contract); a
+//! turn waits for the next forwarded packet, whose write re-opens the gate anyway
+//! (it offers the packet to the pacer at once, `DirectApi::write_rtp_at`), or
+//! [`GATE_DEFER`]: no `Rtc` timeout per forwarded packet and receiver, where str0m's
+//! own loop takes two. The `Rtc` is drained after every input all the same (str0m's contract); a
 //! timeout given late only delays what it would have sent, and here it would send
 //! nothing. Anything the peer receives (a NACK, feedback) lifts the wait.
 
@@ -190,6 +191,7 @@ impl Shard {
             let Some(next) = turn(local, now, &mut self.drained) else {
                 return;
             };
+            self.counters.rtc_timeouts += 1;
             if let Err(e) = next {
                 self.fail(id, &e);
                 return;
@@ -203,10 +205,11 @@ impl Shard {
 }
 
 impl Shard {
-    /// A packet was just written for `id` and its `Rtc` drained: the turn str0m asks
-    /// for to send it is given now, and the pacer's turn after it, which only re-opens
-    /// its gate, may wait (see the module's notes). One lookup of the peer and at most
-    /// one entry in the timer queue per packet.
+    /// A packet was just written for `id` and its `Rtc` drained. The write offered it
+    /// to str0m's pacer at `now`, so it has usually been sent already and what is due
+    /// is the pacer's gate turn, which may wait (see the module's notes). Any other
+    /// turn due is given now, and the gate turn after it may wait too. One lookup of
+    /// the peer and at most one entry in the timer queue per packet.
     pub(super) fn after_write(&mut self, now: Instant, id: PeerId) {
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
@@ -216,22 +219,30 @@ impl Shard {
             .rtc
             .as_ref()
             .is_some_and(|d| d.deadline() <= now + TIMER_RESOLUTION);
-        if due {
-            if let Some(Err(e)) = turn(local, now, &mut self.drained) {
+        if due && !only_gate(local, now) {
+            let turned = turn(local, now, &mut self.drained);
+            self.counters.rtc_timeouts += u64::from(turned.is_some());
+            if let Some(Err(e)) = turned {
                 self.fail(id, &e);
                 return;
             }
-            let Some(driver) = local.rtc.as_ref() else {
-                return;
-            };
-            let quiet = local.probing_until.is_none_or(|t| t <= now);
-            let gate = driver.rtc().last_timeout_reason() == Reason::Pacer(PacerReason::Immediate);
-            if quiet && gate {
-                local.gate_until = Some(now + GATE_DEFER);
-            }
+        }
+        if only_gate(local, now) {
+            local.gate_until = Some(now + GATE_DEFER);
         }
         self.schedule(id);
     }
+}
+
+/// Whether all a peer's `Rtc` asks for is the pacer's gate turn, and it has not been
+/// probing the bandwidth lately: that turn may wait.
+fn only_gate(local: &Local, now: Instant) -> bool {
+    let quiet = local.probing_until.is_none_or(|t| t <= now);
+    quiet
+        && local
+            .rtc
+            .as_ref()
+            .is_some_and(|d| d.rtc().last_timeout_reason() == Reason::Pacer(PacerReason::Immediate))
 }
 
 /// Gives a peer's `Rtc` its next turn: its deadline or `now`, whichever is later, and
