@@ -81,6 +81,36 @@ async fn rooms_spread_over_workers_and_calls_flow_on_each() {
     server.shutdown().await;
 }
 
+/// With one media worker the worker's thread reads the media socket itself (no
+/// receive task on the server's runtime): ICE, DTLS and media all arrive that way,
+/// and a second call runs beside the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_reads_the_media_socket_and_calls_flow() {
+    let mut config = lanrelay::Config::loopback(common::temp_dir("one-worker"));
+    config.workers = 1;
+    let server = lanrelay::start(config).await.expect("server starts");
+    let wait = Duration::from_secs(15);
+    let a = TestPeer::join(&server, "one", "a").await;
+    let b = TestPeer::join(&server, "one", "b").await;
+    let c = TestPeer::join(&server, "two", "c").await;
+    let d = TestPeer::join(&server, "two", "d").await;
+    for (to, from) in [(&b, "a"), (&a, "b"), (&d, "c"), (&c, "d")] {
+        to.wait_for(&format!("{from}'s video"), wait, |s| {
+            video_from(s, from) > 30
+        })
+        .await;
+    }
+    let status = server.engine.status().await.expect("engine runs");
+    assert_eq!(status.workers.len(), 1, "{status:?}");
+    assert_eq!(status.workers[0].participants, 4, "{status:?}");
+    assert!(status.forwarded_packets > 120, "{status:?}");
+    for p in [a, b, c, d] {
+        assert_eq!(p.seen().corrupt, 0, "{}", p.tag);
+        p.leave().await;
+    }
+    server.shutdown().await;
+}
+
 /// Starts a loopback server (two workers) whose rooms spread their viewers from the
 /// second one on, with at most `viewer_capacity` viewers per room.
 async fn spreading_server(viewer_capacity: usize) -> lanrelay::Server {

@@ -3,7 +3,8 @@
 //! str0m's contract: every mutation of an `Rtc` (an input, a write, an SDP or direct
 //! API change) is followed by polling `poll_output` until it returns
 //! `Output::Timeout`, before the next mutation. [`Driver`] owns a peer's `Rtc` and
-//! offers only operations that keep it: [`Driver::mutate`] runs one change and drains,
+//! offers only operations that keep it: [`Driver::mutate`] (and [`Driver::mutate_at`],
+//! for a change that moves the `Rtc`'s time) runs one change and drains,
 //! [`Driver::receive`] and [`Driver::timeout`] feed one input and drain. Reads go
 //! through [`Driver::rtc`], a shared reference, so nothing else can change the `Rtc`.
 //!
@@ -74,6 +75,21 @@ impl Driver {
         change: impl FnOnce(&mut Rtc) -> R,
     ) -> Result<R, RtcError> {
         let r = change(&mut self.rtc);
+        self.drain(out)?;
+        Ok(r)
+    }
+
+    /// Makes one change that gives the `Rtc` the time `now` (never earlier than it
+    /// already had: the change is handed the time to give), such as
+    /// `DirectApi::write_rtp_at`, and drains.
+    pub(crate) fn mutate_at<R>(
+        &mut self,
+        now: Instant,
+        out: &mut Drained,
+        change: impl FnOnce(&mut Rtc, Instant) -> R,
+    ) -> Result<R, RtcError> {
+        self.time = self.time.max(now);
+        let r = change(&mut self.rtc, self.time);
         self.drain(out)?;
         Ok(r)
     }

@@ -612,7 +612,8 @@ pub struct Limits {
 }
 
 /// Starts `workers` media worker threads (at least one) and the receive task (on the
-/// current tokio runtime). The engine runs until every [`EngineHandle`] is dropped.
+/// current tokio runtime, or with one worker on its thread). The engine runs until
+/// every [`EngineHandle`] is dropped.
 pub(crate) fn spawn(
     media: MediaSockets,
     limits: Limits,
@@ -636,6 +637,7 @@ pub(crate) fn spawn(
     let (recycle_tx, recycle_rx) = mpsc::channel(lanes::SPARE_BATCHES);
     let mut control = Vec::with_capacity(n);
     let mut media_txs = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
     for (index, link_rx) in link_rxs.into_iter().enumerate() {
         let (control_tx, control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
         let (media_tx, media_rx) = lanes::media_lane();
@@ -677,24 +679,37 @@ pub(crate) fn spawn(
             media: media_rx,
             links: link_rx,
         };
-        std::thread::Builder::new()
-            .name(format!("media-{index}"))
-            .spawn(move || worker::run(shell, shard, lanes))?;
+        starts.push((shell, shard, lanes));
         control.push(control_tx);
         media_txs.push(media_tx);
     }
     let counters = Arc::new(receive::ReceiveCounters::new(n));
     let tcp_media = media_txs.clone();
-    tokio::spawn(receive::run(
-        media.sockets,
-        media.candidates,
-        receive::Lanes {
+    let task = receive::Task {
+        sockets: media.sockets,
+        candidates: media.candidates,
+        lanes: receive::Lanes {
             media: media_txs,
             routes: route_rx,
             recycle: recycle_rx,
         },
-        counters.clone(),
-    ));
+        counters: counters.clone(),
+    };
+    // One worker reads the media socket itself: no hand-off between threads per
+    // datagram batch. With several, a task of its own reads for all of them, so none
+    // waits for another's work to have its datagrams read.
+    let mut inline = if n == 1 {
+        Some(task)
+    } else {
+        tokio::spawn(task.run());
+        None
+    };
+    for (index, (shell, shard, lanes)) in starts.into_iter().enumerate() {
+        let inline = inline.take();
+        std::thread::Builder::new()
+            .name(format!("media-{index}"))
+            .spawn(move || worker::run(shell, shard, lanes, inline))?;
+    }
     Ok(EngineHandle {
         control,
         media: tcp_media,

@@ -116,7 +116,34 @@ pub(crate) struct Lanes {
     pub(crate) recycle: mpsc::Receiver<Batch>,
 }
 
-pub(crate) async fn run(
+/// The receive task, before it runs.
+pub(crate) struct Task {
+    pub(crate) sockets: Vec<UdpIo>,
+    pub(crate) candidates: Vec<SocketAddr>,
+    pub(crate) lanes: Lanes,
+    pub(crate) counters: std::sync::Arc<ReceiveCounters>,
+}
+
+impl Task {
+    /// Reads the sockets until every worker's lane is closed, on the runtime whose
+    /// reactor they are registered with (see [`Task::rehome`]).
+    pub(crate) async fn run(self) {
+        run(self.sockets, self.candidates, self.lanes, self.counters).await
+    }
+
+    /// Registers the sockets with the current runtime's reactor instead, so that their
+    /// readiness wakes this runtime's thread (a worker's, when the task runs there).
+    pub(crate) fn rehome(self) -> std::io::Result<Task> {
+        let sockets = self
+            .sockets
+            .into_iter()
+            .map(UdpIo::rehome)
+            .collect::<std::io::Result<_>>()?;
+        Ok(Task { sockets, ..self })
+    }
+}
+
+async fn run(
     mut sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
     mut lanes: Lanes,

@@ -72,6 +72,16 @@ impl UdpIo {
         self.local
     }
 
+    /// The same socket, registered with the current runtime's reactor (it was with
+    /// the one it was bound on).
+    pub(crate) fn rehome(self) -> io::Result<Self> {
+        let std_sock = self.socket.into_inner();
+        // As in `bind`: the socket is owned here.
+        #[allow(deprecated)]
+        let socket = AsyncFd::with_interest(std_sock, Interest::READABLE)?;
+        Ok(UdpIo { socket, ..self })
+    }
+
     /// A writer to this socket for another thread.
     pub(crate) fn sender(&self) -> io::Result<UdpSender> {
         let sock = self.socket.get_ref().try_clone()?;

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use super::lanes::MediaLane;
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
 use super::link::{is_remote, LinkMsg};
+use super::receive::Task;
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
@@ -188,8 +189,9 @@ impl Worker {
     }
 }
 
-/// Runs a worker on the calling thread until the engine's handles are all dropped.
-pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes) {
+/// Runs a worker on the calling thread until the engine's handles are all dropped;
+/// with `receive`, the receive task too, on the same thread.
+pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes, receive: Option<Task>) {
     // Time for the shard's deadlines; I/O for the sockets of relay links.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -202,7 +204,20 @@ pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes) {
             return;
         }
     };
-    rt.block_on(run_loop(worker, shard, lanes));
+    rt.block_on(async move {
+        if let Some(task) = receive {
+            match task.rehome() {
+                Ok(task) => {
+                    tokio::spawn(task.run());
+                }
+                Err(e) => {
+                    tracing::error!("the media socket cannot be read on the worker's thread: {e}");
+                    return;
+                }
+            }
+        }
+        run_loop(worker, shard, lanes).await
+    });
 }
 
 async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {

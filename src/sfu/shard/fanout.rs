@@ -429,9 +429,10 @@ fn write_down(
     if let Some(patch) = p.vp8.and_then(|d| down.vp8.patch(generation, d)) {
         write = write.vp8_patch(patch);
     }
-    // Without a pacer (no bandwidth estimation) the packet leaves in the drain that
-    // follows, with no timeout in between; with one, on the pacer's next turn.
-    let wrote = driver.mutate(drained, |rtc| {
+    // Offered to str0m's pacer at once: the packet leaves in the drain that follows
+    // (without bandwidth estimation always, with it when the pacer's budget allows),
+    // with no timeout in between (see crates/str0m/PATCH.md).
+    let wrote = driver.mutate_at(now, drained, |rtc, now| {
         rtc.direct_api().write_rtp_at(now, down_mid, None, write)
     });
     match wrote {
