@@ -24,8 +24,9 @@ enum Written {
     /// Not for this receiver (not its layer, waiting for a keyframe, not connected, a
     /// codec it cannot decode).
     Skipped,
-    /// Written (and the receiver's `Rtc` drained).
-    Sent,
+    /// Written (and the receiver's `Rtc` drained); `offered`: to str0m's pacer at once,
+    /// so it has left unless the pacer holds it (else it waits for a timeout).
+    Sent { offered: bool },
     /// The receiver's `Rtc` failed.
     Failed(RtcError),
 }
@@ -179,11 +180,10 @@ impl Shard {
             );
             match written {
                 Written::Skipped => {}
-                Written::Sent => {
+                Written::Sent { offered } => {
                     self.counters.forwarded += 1;
                     self.counters.forwarded_bytes += pkt.payload.len() as u64;
-                    // str0m sends a written packet on its pacer's next turn.
-                    self.after_write(now, sub);
+                    self.after_write(now, sub, offered);
                 }
                 Written::Failed(e) => self.fail(sub, &e),
             }
@@ -436,8 +436,8 @@ fn write_down(
         rtc.direct_api().write_rtp_at(now, down_mid, None, write)
     });
     match wrote {
-        Ok(true) => Written::Sent,
-        Ok(false) => Written::Skipped,
+        Ok(Some(offered)) => Written::Sent { offered },
+        Ok(None) => Written::Skipped,
         Err(e) => Written::Failed(e),
     }
 }

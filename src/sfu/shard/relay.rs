@@ -516,7 +516,8 @@ impl Shard {
                 Ok(true) => {
                     self.counters.relayed += 1;
                     self.counters.relayed_bytes += pkt.payload.len() as u64;
-                    self.after_write(now, link);
+                    // Written with `write_rtp`: it waits for a timeout.
+                    self.after_write(now, link, false);
                 }
                 Ok(false) => {}
                 Err(e) => self.fail(link, &e),

@@ -14,9 +14,9 @@
 //! turn waits for the next forwarded packet, whose write re-opens the gate anyway
 //! (it offers the packet to the pacer at once, `DirectApi::write_rtp_at`), or
 //! [`GATE_DEFER`]: no `Rtc` timeout per forwarded packet and receiver, where str0m's
-//! own loop takes two. The `Rtc` is drained after every input all the same (str0m's contract); a
-//! timeout given late only delays what it would have sent, and here it would send
-//! nothing. Anything the peer receives (a NACK, feedback) lifts the wait.
+//! own loop takes two. The `Rtc` is drained after every input all the same (str0m's
+//! contract); a timeout given late only delays what it would have sent, and here it
+//! would send nothing. Anything the peer receives (a NACK, feedback) lifts the wait.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -205,12 +205,14 @@ impl Shard {
 }
 
 impl Shard {
-    /// A packet was just written for `id` and its `Rtc` drained. The write offered it
-    /// to str0m's pacer at `now`, so it has usually been sent already and what is due
-    /// is the pacer's gate turn, which may wait (see the module's notes). Any other
-    /// turn due is given now, and the gate turn after it may wait too. One lookup of
-    /// the peer and at most one entry in the timer queue per packet.
-    pub(super) fn after_write(&mut self, now: Instant, id: PeerId) {
+    /// A packet was just written for `id` and its `Rtc` drained. When the write
+    /// `offered` it to str0m's pacer at `now`, it has usually been sent already and what
+    /// is due is the pacer's gate turn, which may wait (see the module's notes). Any
+    /// other turn due is given now (the one that sends a packet that was not offered,
+    /// during a bandwidth probe or on a relay link, among them), and the gate turn
+    /// after it may wait too. One lookup of the peer and at most one entry in the
+    /// timer queue per packet.
+    pub(super) fn after_write(&mut self, now: Instant, id: PeerId, offered: bool) {
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
         };
@@ -219,7 +221,7 @@ impl Shard {
             .rtc
             .as_ref()
             .is_some_and(|d| d.deadline() <= now + TIMER_RESOLUTION);
-        if due && !only_gate(local, now) {
+        if due && !(offered && only_gate(local, now)) {
             let turned = turn(local, now, &mut self.drained);
             self.counters.rtc_timeouts += u64::from(turned.is_some());
             if let Some(Err(e)) = turned {

@@ -376,28 +376,28 @@ impl<'a> DirectApi<'a> {
     /// before DTLS is up, or during a bandwidth probe, the packet waits for the next
     /// timeout, as after `write_rtp`.
     ///
-    /// Returns `false` if there is no such stream (nothing written).
+    /// Returns `None` if there is no such stream (nothing written), else whether the
+    /// packet was offered to the pacer (`false`: it waits for the next timeout).
     pub fn write_rtp_at(
         &mut self,
         now: std::time::Instant,
         mid: Mid,
         rid: Option<Rid>,
         rtp: crate::rtp::RtpWrite,
-    ) -> bool {
+    ) -> Option<bool> {
         let midrid = MidRid(mid, rid);
         let rtc = &mut *self.rtc;
-        let Some(stream) = rtc.session.streams.stream_tx_by_midrid(midrid) else {
-            return false;
-        };
+        let stream = rtc.session.streams.stream_tx_by_midrid(midrid)?;
         stream.write_rtp(rtp);
         if rtc.need_init_time || rtc.state != crate::RtcState::Alive {
-            return true;
+            return Some(false);
         }
         let now = now.max(rtc.last_now);
-        if rtc.session.offer_queued(now, midrid) {
+        let offered = rtc.session.offer_queued(now, midrid);
+        if offered {
             rtc.last_now = now;
         }
-        true
+        Some(offered)
     }
 
     /// Reset a transmit stream to use a new SSRC and optionally a new RTX SSRC.
