@@ -52,25 +52,21 @@ impl Harness {
     /// The publisher sends audio too ([`Harness::publish_audio`]); `workers` as in
     /// [`Harness::spread`].
     pub fn with_audio(receivers: usize, workers: usize) -> Harness {
-        Self::build(receivers, workers, true)
+        Self::build(receivers, workers, true, true)
     }
 
     /// `workers`: 1, or 2 for a room spread over two engines.
     pub fn spread(receivers: usize, workers: usize) -> Harness {
-        Self::build(receivers, workers, false)
+        Self::build(receivers, workers, false, true)
     }
 
     /// As [`Harness::new`], with the engine's `--no-bandwidth-estimation`.
     #[allow(dead_code)] // not every test binary that includes this module uses it
     pub fn without_estimation(receivers: usize) -> Harness {
-        Self::build_with(receivers, 1, false, false)
+        Self::build(receivers, 1, false, false)
     }
 
-    fn build(receivers: usize, workers: usize, audio: bool) -> Harness {
-        Self::build_with(receivers, workers, audio, true)
-    }
-
-    fn build_with(receivers: usize, workers: usize, audio: bool, estimation: bool) -> Harness {
+    fn build(receivers: usize, workers: usize, audio: bool, estimation: bool) -> Harness {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let now = Instant::now();
         let mut h = Harness {

@@ -14,9 +14,9 @@ use tracing::warn;
 
 use super::Shard;
 
-/// Video packets kept per send stream for retransmission (and as its send queue).
-/// str0m's default of 1000 costs about 430 bytes a slot per receiver; 256 is about a
-/// second of 2.5 Mbit/s video, plenty for LAN round trips.
+/// Video packets kept per send stream for retransmission (and as its send queue) until
+/// `tune_send_stream` (negotiate.rs) sets the cache of a forwarded video stream to its
+/// own size. str0m's default of 1000 costs about 430 bytes a slot per receiver.
 const SEND_BUFFER_VIDEO: usize = 256;
 
 /// The bandwidth estimate towards a receiver before any feedback: what a LAN carries.
