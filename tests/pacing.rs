@@ -4,9 +4,9 @@
 //! queued for seconds behind a low estimate), since it cannot slow the encoder for one
 //! receiver. The estimate picks simulcast layers instead.
 //!
-//! Each forwarded packet is offered to a receiver's pacer as it is written, so it
-//! leaves with the datagram that brought it, and the engine asks for no turn of the
-//! receivers' `Rtc`s per packet: only the pacer's gate, which waits for the next packet.
+//! Each forwarded packet is sent as it is written (str0m's `write_rtp_at`, patched in
+//! `crates/str0m`), so it leaves with the datagram that brought it, and the engine
+//! asks for no turn of the receivers' `Rtc`s per packet.
 //!
 //! Real str0m peers wired to the engine in memory on a fake clock, so "at once" is
 //! exact: no time passes while the burst is forwarded.

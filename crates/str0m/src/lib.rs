@@ -686,6 +686,7 @@ extern crate tracing;
 use bwe::{Bwe, BweKind};
 use change::{DirectApi, SdpApi};
 use rtp::RawPacket;
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -942,6 +943,9 @@ pub struct Rtc {
     // Last timeout returned by `poll_output`, reused while the readiness says
     // the timeout is still valid.
     cached_timeout: Instant,
+    // lanrelay patch: packets `DirectApi::write_rtp_at` sent at once, encrypted,
+    // which `poll_output` hands out before anything else.
+    sent_now: VecDeque<net::DatagramSend>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1315,6 +1319,7 @@ impl Rtc {
             close_dtls_started: false,
             readiness: Readiness::armed(),
             cached_timeout: start,
+            sent_now: VecDeque::new(),
         })
     }
 
@@ -1627,6 +1632,20 @@ impl Rtc {
         if self.state == RtcState::Closed {
             self.last_timeout_reason = Reason::NotHappening;
             return Ok(Some(Output::Timeout(not_happening())));
+        }
+
+        // lanrelay patch: packets sent at once by `DirectApi::write_rtp_at` first
+        // (only written while an ICE pair is nominated).
+        if let Some(contents) = self.sent_now.pop_front() {
+            if let Some(send) = &self.send_addr {
+                let t = net::Transmit {
+                    proto: send.proto,
+                    source: send.source,
+                    destination: send.destination,
+                    contents,
+                };
+                return Ok(Some(Output::Transmit(t)));
+            }
         }
 
         if !self.readiness.wants_events() {

@@ -34,7 +34,7 @@ use crate::rtp_::SeqNo;
 use crate::rtp_::SeqNoWindow;
 use crate::rtp_::{Bitrate, ExtensionMap, Goodbye, Mid, ReportList, Rtcp, RtcpFb};
 use crate::rtp_::{Dlrr, DlrrItem, ExtendedReport, ReportBlock};
-use crate::rtp_::{RtpHeader, SessionId, TwccPacketId, extend_u16};
+use crate::rtp_::{RtpHeader, SessionId, TwccClusterId, TwccPacketId, extend_u16};
 use crate::rtp_::{SrtpContext, Ssrc};
 use crate::rtp_::{TwccRecvRegister, TwccSendRegister};
 use crate::stats::StatsSnapshot;
@@ -1248,11 +1248,46 @@ impl Session {
     }
 
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {
-        let srtp_tx = self.srtp_tx.as_mut()?;
+        self.srtp_tx.as_ref()?;
 
         // Figure out which, if any, queue to poll
         // The cluster_id is captured by the pacer at poll time, before register_send() might clear it
         let (midrid, cluster_id) = self.pacer.poll_queue()?;
+        self.send_from(now, midrid, cluster_id)
+    }
+
+    /// lanrelay patch: sends the packet just written to `midrid`'s send stream at
+    /// once, without the send queue's turn at the pacer, as an SFU forwards media.
+    /// Only when nothing else waits in that stream (no earlier packet, resend or
+    /// padding, so the order on the wire is the order written), the stream has had
+    /// its first timeout, DTLS keys exist, nothing is closing and no bandwidth probe
+    /// is on (probes take their media and timing from the pacer). The pacer and the
+    /// estimator are told of the send as after a paced one. `None`: not sent, the
+    /// packet stays queued.
+    pub(crate) fn send_now(&mut self, now: Instant, midrid: MidRid) -> Option<DatagramSend> {
+        if self.pacer.active_cluster().is_some()
+            || self.srtp_tx.is_none()
+            || self.rtp_closing
+            || self.raw_packets.is_some()
+        {
+            return None;
+        }
+        let stream = self.streams.stream_tx_by_midrid(midrid)?;
+        if !stream.only_just_written() || !stream.stamp_queued(now) {
+            return None;
+        }
+        self.send_from(now, midrid, None)
+    }
+
+    /// Sends the next packet of `midrid`'s send stream (a resend, the head of its
+    /// queue or padding, in that order).
+    fn send_from(
+        &mut self,
+        now: Instant,
+        midrid: MidRid,
+        cluster_id: Option<TwccClusterId>,
+    ) -> Option<DatagramSend> {
+        let srtp_tx = self.srtp_tx.as_mut()?;
         let stream = self.streams.stream_tx_by_midrid(midrid)?;
         let Some(media) = self.medias.iter().find(|m| m.mid() == stream.mid()) else {
             trace!("Pacer pointed to mid {} which has no media", midrid.mid());

@@ -24,8 +24,9 @@ enum Written {
     /// Not for this receiver (not its layer, waiting for a keyframe, not connected, a
     /// codec it cannot decode).
     Skipped,
-    /// Written (and the receiver's `Rtc` drained); `offered`: to str0m's pacer at once,
-    /// so it has left unless the pacer holds it (else it waits for a timeout).
+    /// Written (and the receiver's `Rtc` drained); `offered`: sent at once or offered
+    /// to str0m's pacer, so it has left unless the pacer holds it (else it waits for
+    /// a timeout).
     Sent { offered: bool },
     /// The receiver's `Rtc` failed.
     Failed(RtcError),
@@ -429,9 +430,8 @@ fn write_down(
     if let Some(patch) = p.vp8.and_then(|d| down.vp8.patch(generation, d)) {
         write = write.vp8_patch(patch);
     }
-    // Offered to str0m's pacer at once: the packet leaves in the drain that follows
-    // (without bandwidth estimation always, with it when the pacer's budget allows),
-    // with no timeout in between (see crates/str0m/PATCH.md).
+    // Sent at once, unpaced: the packet leaves in the drain that follows, with no
+    // timeout in between (see crates/str0m/PATCH.md).
     let wrote = driver.mutate_at(now, drained, |rtc, now| {
         rtc.direct_api().write_rtp_at(now, down_mid, None, write)
     });

@@ -205,9 +205,10 @@ impl Shard {
 }
 
 impl Shard {
-    /// A packet was just written for `id` and its `Rtc` drained. When the write
-    /// `offered` it to str0m's pacer at `now`, it has usually been sent already and what
-    /// is due is the pacer's gate turn, which may wait (see the module's notes). Any
+    /// A packet was just written for `id` and its `Rtc` drained. When the write sent
+    /// it at once or `offered` it to str0m's pacer at `now`, it has usually been sent
+    /// already, and what may be due is the pacer's gate turn, which may wait (see the
+    /// module's notes). Any
     /// other turn due is given now (the one that sends a packet that was not offered,
     /// during a bandwidth probe or on a relay link, among them), and the gate turn
     /// after it may wait too. One lookup of the peer and at most one entry in the

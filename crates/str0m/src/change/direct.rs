@@ -365,9 +365,11 @@ impl<'a> DirectApi<'a> {
     }
 
     /// lanrelay patch: writes an RTP packet to the send stream of `mid`/`rid` (as
-    /// [`StreamTx::write_rtp`]) and queues it for the pacer at `now`, so that the
-    /// `poll_output` that follows transmits it if the pacer lets it go (without
-    /// bandwidth estimation it always does), with no `Input::Timeout` in between.
+    /// [`StreamTx::write_rtp`]) and sends it at once when nothing else waits in that
+    /// stream and an ICE pair is nominated: the `poll_output` that follows hands it
+    /// out first, unpaced, with no `Input::Timeout` in between. Otherwise it is
+    /// queued for the pacer at `now`, so that the `poll_output` that follows
+    /// transmits it if the pacer lets it go.
     ///
     /// `now` moves the `Rtc`'s time forward as a timeout would, but only the send
     /// queue and the pacer see it here: anything else due by `now` makes the next
@@ -386,13 +388,26 @@ impl<'a> DirectApi<'a> {
         rtp: crate::rtp::RtpWrite,
     ) -> Option<bool> {
         let midrid = MidRid(mid, rid);
-        let rtc = &mut *self.rtc;
+        // Narrowed below when the packet leaves at once.
+        let mut rtc = self.rtc.mutate();
         let stream = rtc.session.streams.stream_tx_by_midrid(midrid)?;
         stream.write_rtp(rtp);
         if rtc.need_init_time || rtc.state != crate::RtcState::Alive {
             return Some(false);
         }
         let now = now.max(rtc.last_now);
+        if rtc.send_addr.is_some() {
+            if let Some(datagram) = rtc.session.send_now(now, midrid) {
+                rtc.last_now = now;
+                rtc.sent_now.push_back(datagram);
+                // `poll_output` hands out `sent_now` before looking at anything
+                // else, and a send moves no timer earlier: the stream's queue is as
+                // empty as before, the pacer and the estimator only count it.
+                rtc.no_events();
+                rtc.no_timeout();
+                return Some(true);
+            }
+        }
         let offered = rtc.session.offer_queued(now, midrid);
         if offered {
             rtc.last_now = now;

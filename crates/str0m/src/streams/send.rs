@@ -490,6 +490,13 @@ impl StreamTx {
     /// lanrelay patch: stamps packets written since the last timeout as queued at `now`,
     /// which `handle_timeout` would otherwise do. `false` (nothing stamped) before the
     /// stream's first timeout, which must set it up.
+    /// lanrelay patch: whether the one packet waiting to be sent is the one just
+    /// written (no earlier packet queued, no resend or padding asked for), so
+    /// sending it at once keeps the order on the wire.
+    pub(crate) fn only_just_written(&self) -> bool {
+        self.resends.is_empty() && self.padding == 0 && self.send_queue.len() == 1
+    }
+
     pub(crate) fn stamp_queued(&mut self, now: Instant) -> bool {
         if self.kind.is_none() {
             return false;
