@@ -1588,6 +1588,27 @@ impl Rtc {
     ///
     /// See [`Rtc`] instance documentation for how this is expected to be used in a loop.
     pub fn poll_output(&mut self) -> Result<Output, RtcError> {
+        // lanrelay patch: the two outputs of a drain after `DirectApi::write_rtp_at`
+        // sent a packet at once (the packet, then the unchanged timeout) are built in
+        // place here: through `do_poll_output` each costs moves of the whole 520-byte
+        // `Output`, which showed as 2 % of a loaded server's samples.
+        if self.state == RtcState::Alive {
+            if let Some(send) = &self.send_addr {
+                if let Some(contents) = self.sent_now.pop_front() {
+                    self.peer_bytes_tx += contents.len() as u64;
+                    return Ok(Output::Transmit(net::Transmit {
+                        proto: send.proto,
+                        source: send.source,
+                        destination: send.destination,
+                        contents,
+                    }));
+                }
+            }
+            if !self.readiness.wants_events() {
+                return Ok(Output::Timeout(self.poll_timeout()));
+            }
+        }
+
         // SCTP packets fed into DTLS require another pass. Loop here so a large
         // batch does not grow the stack with one recursive call per packet.
         let o = loop {
