@@ -325,6 +325,9 @@ pub(crate) struct Local {
     /// The server estimates the bandwidth towards this peer (it sends transport-wide
     /// CC feedback).
     pub(crate) bwe: bool,
+    /// With `bwe`: the estimation is paused while it has no layers to choose
+    /// (`shard::estimation`).
+    pub(crate) estimation_paused: bool,
     /// The server's bandwidth estimate towards this peer (bits per second).
     pub(crate) estimate_bps: Option<f64>,
     /// This peer's simulcast quality preference.
@@ -387,6 +390,7 @@ impl Local {
             new_addrs: TokenBucket::new(NEW_ADDRS_PER_SEC, MAX_ADDRS as f64),
             rx_streams: Vec::new(),
             bwe: false,
+            estimation_paused: false,
             estimate_bps: None,
             quality: Quality::Auto,
             down: FxHashMap::default(),

@@ -37,6 +37,9 @@ pub struct Member {
     pub last_check: Option<Vec<u8>>,
     /// Stamp numbers of the intact packets it received.
     pub stamps: BTreeSet<u32>,
+    /// Video packets it received with a transport-wide sequence number, and without.
+    pub with_transport_seq: u64,
+    pub without_transport_seq: u64,
     /// The server asked it for a keyframe; its next frame is one (as a browser does).
     pub keyframe_asked: bool,
 }
@@ -57,6 +60,9 @@ pub struct Sim {
     sent_to_lossy: u64,
     /// Sizes of the datagrams the loss rule dropped.
     pub dropped: Vec<usize>,
+    /// Participants who join from now on negotiate transport-wide congestion control
+    /// feedback (as browsers do), so the server estimates the bandwidth towards them.
+    pub twcc: bool,
     /// Stamp number of the next packet a publisher sends.
     number: u32,
     seq: u64,
@@ -92,6 +98,7 @@ impl Sim {
             loss: None,
             sent_to_lossy: 0,
             dropped: Vec::new(),
+            twcc: false,
             number: 0,
             seq: 1000,
             picture_id: 0,
@@ -109,7 +116,7 @@ impl Sim {
         let cfg = PeerConfig {
             local,
             rtp_mode: true,
-            twcc: false,
+            twcc: self.twcc,
             tcp: false,
             video: Codec::Vp8,
         };
@@ -136,6 +143,8 @@ impl Sim {
             server_pass: String::new(),
             last_check: None,
             stamps: BTreeSet::new(),
+            with_transport_seq: 0,
+            without_transport_seq: 0,
             keyframe_asked: false,
         });
         self.shard
@@ -193,8 +202,15 @@ impl Sim {
                             self.members[i].keyframe_asked = true
                         }
                         PeerOutput::Event(PeerEvent::Packet(p)) => {
+                            let m = &mut self.members[i];
                             if let Some(s) = p.stamp {
-                                self.members[i].stamps.insert(s.number);
+                                m.stamps.insert(s.number);
+                            }
+                            if p.kind == Some(MediaKind::Video) {
+                                match p.transport_seq {
+                                    Some(_) => m.with_transport_seq += 1,
+                                    None => m.without_transport_seq += 1,
+                                }
                             }
                         }
                         PeerOutput::Event(_) => {}

@@ -53,6 +53,9 @@ pub struct Packet {
     pub payload: Arc<[u8]>,
     /// `None` when the stamp is missing or a byte before it changed.
     pub stamp: Option<Stamp>,
+    /// Its transport-wide sequence number (the header extension a sender that
+    /// estimates the bandwidth adds for the receiver's feedback), if it has one.
+    pub transport_seq: Option<u16>,
     pub time: Instant,
 }
 

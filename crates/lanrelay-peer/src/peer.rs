@@ -255,6 +255,7 @@ impl Peer {
                     seq: *p.seq_no,
                     mid,
                     kind,
+                    transport_seq: p.header.ext_vals.transport_cc,
                     payload: p.payload,
                     stamp,
                     time: p.timestamp,

@@ -98,6 +98,8 @@ pub(crate) struct Session {
     max_rx_seq_lookup: HashMap<Ssrc, SeqNoWindow>,
 
     bwe: Option<Bwe>,
+    /// lanrelay patch: the estimator while estimation is paused (`set_bwe_active`).
+    bwe_paused: Option<Bwe>,
     bwe_last_event: Option<(Bitrate, bool)>,
 
     enable_twcc_feedback: bool,
@@ -203,6 +205,7 @@ impl Session {
             twcc_tx_register: TwccSendRegister::new(1000),
             max_rx_seq_lookup: HashMap::new(),
             bwe,
+            bwe_paused: None,
             bwe_last_event: None,
             enable_twcc_feedback: false,
             pacer,
@@ -1301,7 +1304,9 @@ impl Session {
 
         // TWCC might not be enabled for this m-line. Firefox do use TWCC, but not
         // for audio. This is indiciated via the SDP.
-        let twcc_enabled = exts.id_of(Extension::TransportSequenceNumber).is_some();
+        // lanrelay patch: not while the estimation is paused (`set_bwe_active`).
+        let twcc_enabled = self.bwe_paused.is_none()
+            && exts.id_of(Extension::TransportSequenceNumber).is_some();
         let twcc = twcc_enabled.then_some(&mut self.twcc);
 
         let receipt = stream.poll_packet(now, exts, twcc, params, buf)?;
@@ -1459,6 +1464,39 @@ impl Session {
             bwe.set_bitrate(minimum, desired);
             self.configure_pacer();
         }
+    }
+
+    /// lanrelay patch: pauses or resumes the bandwidth estimation of an `Rtc` built
+    /// with it. Paused, the estimator is set aside (its state kept), the pacer is the
+    /// null pacer (no pacing, padding or probes, and no periodic turn), and packets
+    /// go out without the transport-wide sequence number, so the peer sends no
+    /// feedback for them. Resumed, all comes back, the pacer at twice the last
+    /// estimate. Returns whether the estimation is now as asked: a pause waits while
+    /// a bandwidth probe is on (its end is the pacer's to report).
+    pub fn set_bwe_active(&mut self, now: Instant, active: bool) -> bool {
+        if active {
+            if let Some(bwe) = self.bwe_paused.take() {
+                let rate = bwe.last_estimate().unwrap_or(Bitrate::kbps(300));
+                self.pacer = PacerImpl::leaky_bucket(rate * 2.0);
+                self.bwe = Some(bwe);
+                // The current estimate is told again.
+                self.bwe_last_event = None;
+                self.configure_pacer();
+                self.update_queue_state(now, None);
+            }
+            return true;
+        }
+        if self.bwe.is_none() {
+            return true;
+        }
+        if self.pacer.active_cluster().is_some() {
+            return false;
+        }
+        self.bwe_paused = self.bwe.take();
+        self.pacer = PacerImpl::null();
+        self.streams.set_probe_media(None);
+        self.update_queue_state(now, None);
+        true
     }
 
     pub fn reset_bwe(&mut self, init_bitrate: Bitrate) {

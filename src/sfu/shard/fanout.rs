@@ -246,6 +246,7 @@ impl Shard {
     /// Revisits the simulcast layer of every video `id` receives; asks for a keyframe
     /// on each newly wanted layer and sets the bandwidth estimator's goals.
     pub(super) fn choose_layers(&mut self, now: Instant, id: PeerId, why: &str) {
+        self.sync_estimation(id);
         let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
             return;
         };

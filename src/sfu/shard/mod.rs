@@ -49,6 +49,7 @@ mod admit;
 mod chat;
 mod codecs;
 mod control;
+mod estimation;
 mod expiry;
 mod fanout;
 mod host;

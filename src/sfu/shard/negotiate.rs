@@ -56,6 +56,7 @@ impl Shard {
             if let Some(l) = self.peers.get_mut(&id).and_then(Peer::here_mut) {
                 l.rtc = Some(driver);
                 l.bwe = bwe;
+                l.estimation_paused = false;
             }
         }
         // Glare: the browser's offer wins; str0m drops our pending offer, so the tracks

@@ -91,6 +91,19 @@ impl<'a> Bwe<'a> {
         m.no_events();
     }
 
+    /// lanrelay patch: pauses (`false`) or resumes (`true`) the bandwidth estimation
+    /// of an `Rtc` built with it, for a sender whose estimate has nothing to decide
+    /// for a while. Paused: no transport-wide sequence numbers on outgoing packets
+    /// (so no feedback from the peer), no estimator, no pacer turns; resumed: all
+    /// back, from the last estimate. Returns whether the estimation is now as
+    /// asked (a pause waits for a running bandwidth probe to end; ask again later).
+    /// No effect on an `Rtc` built without bandwidth estimation.
+    pub fn set_active(&mut self, active: bool) -> bool {
+        let mut m = self.0.mutate();
+        let now = m.last_now;
+        m.session.set_bwe_active(now, active)
+    }
+
     /// Reset the BWE with a new init_bitrate
     ///
     /// This discards the current estimator state and starts estimation again
