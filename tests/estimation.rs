@@ -11,25 +11,25 @@ mod sim;
 use lanrelay::signaling::protocol::{ClientMsg, Role};
 use sim::Sim;
 
-/// Video packets viewer `id` received since `from`: (with, without) a transport-wide
-/// sequence number.
-fn seen(sim: &Sim, id: u64, from: (u64, u64)) -> (u64, u64) {
-    let m = sim.member(id);
-    (
-        m.with_transport_seq - from.0,
-        m.without_transport_seq - from.1,
-    )
-}
-
-fn mark(sim: &Sim, id: u64) -> (u64, u64) {
-    let m = sim.member(id);
-    (m.with_transport_seq, m.without_transport_seq)
-}
-
 fn frames(sim: &mut Sim, n: usize) {
     for i in 0..n {
         sim.frame(i % 30 == 0);
     }
+}
+
+/// A second of video to settle (a layer choice at the latest by the next tick),
+/// then two more: the video packets viewer `id` received in those two, (with,
+/// without) a transport-wide sequence number.
+fn stretch(sim: &mut Sim, id: u64) -> (u64, u64) {
+    frames(sim, 30);
+    let count = |s: &Sim| {
+        let m = s.member(id);
+        (m.with_transport_seq, m.without_transport_seq)
+    };
+    let before = count(sim);
+    frames(sim, 60);
+    let after = count(sim);
+    (after.0 - before.0, after.1 - before.1)
 }
 
 #[test]
@@ -40,11 +40,7 @@ fn estimation_runs_only_while_a_receiver_has_layers_to_choose() {
     sim.join(2, Role::Viewer, None);
     sim.connect();
     // The first layer choice (its track opening, or the next tick) pauses it.
-    frames(&mut sim, 30);
-
-    let before = mark(&sim, 2);
-    frames(&mut sim, 60);
-    let (with, without) = seen(&sim, 2, before);
+    let (with, without) = stretch(&mut sim, 2);
     assert!(without >= 50, "the viewer plays: {without} packets");
     assert_eq!(
         with, 0,
@@ -54,10 +50,7 @@ fn estimation_runs_only_while_a_receiver_has_layers_to_choose() {
     // A simulcast publisher: the viewer has layers to choose, the estimate decides.
     sim.join(3, Role::Participant, Some(&["f", "h", "q"]));
     sim.connect();
-    frames(&mut sim, 30);
-    let before = mark(&sim, 2);
-    frames(&mut sim, 60);
-    let (with, without) = seen(&sim, 2, before);
+    let (with, without) = stretch(&mut sim, 2);
     assert!(
         with >= 50 && without == 0,
         "estimating again: {with} packets with the sequence number, {without} without"
@@ -72,10 +65,7 @@ fn estimation_runs_only_while_a_receiver_has_layers_to_choose() {
 
     // The simulcast publisher leaves: nothing to choose again (by the next tick).
     sim.say(3, ClientMsg::Leave);
-    frames(&mut sim, 30);
-    let before = mark(&sim, 2);
-    frames(&mut sim, 60);
-    let (with, without) = seen(&sim, 2, before);
+    let (with, without) = stretch(&mut sim, 2);
     assert!(
         without >= 50 && with == 0,
         "paused again: {with} with, {without} without"

@@ -1593,16 +1593,9 @@ impl Rtc {
         // place here: through `do_poll_output` each costs moves of the whole 520-byte
         // `Output`, which showed as 2 % of a loaded server's samples.
         if self.state == RtcState::Alive {
-            if let Some(send) = &self.send_addr {
-                if let Some(contents) = self.sent_now.pop_front() {
-                    self.peer_bytes_tx += contents.len() as u64;
-                    return Ok(Output::Transmit(net::Transmit {
-                        proto: send.proto,
-                        source: send.source,
-                        destination: send.destination,
-                        contents,
-                    }));
-                }
+            if let Some(t) = self.pop_sent_now() {
+                self.peer_bytes_tx += t.contents.len() as u64;
+                return Ok(Output::Transmit(t));
             }
             if !self.readiness.wants_events() {
                 return Ok(Output::Timeout(self.poll_timeout()));
@@ -1643,6 +1636,19 @@ impl Rtc {
         Ok(o)
     }
 
+    /// lanrelay patch: the next packet `DirectApi::write_rtp_at` sent at once, to the
+    /// nominated pair (it only sends while one is).
+    fn pop_sent_now(&mut self) -> Option<net::Transmit> {
+        let send = self.send_addr.as_ref()?;
+        let contents = self.sent_now.pop_front()?;
+        Some(net::Transmit {
+            proto: send.proto,
+            source: send.source,
+            destination: send.destination,
+            contents,
+        })
+    }
+
     /// Conservatively re-poll the whole tree.
     fn wake_all(&mut self) {
         drop(self.readiness.wake());
@@ -1655,18 +1661,9 @@ impl Rtc {
             return Ok(Some(Output::Timeout(not_happening())));
         }
 
-        // lanrelay patch: packets sent at once by `DirectApi::write_rtp_at` first
-        // (only written while an ICE pair is nominated).
-        if let Some(contents) = self.sent_now.pop_front() {
-            if let Some(send) = &self.send_addr {
-                let t = net::Transmit {
-                    proto: send.proto,
-                    source: send.source,
-                    destination: send.destination,
-                    contents,
-                };
-                return Ok(Some(Output::Transmit(t)));
-            }
+        // lanrelay patch: packets sent at once by `DirectApi::write_rtp_at` first.
+        if let Some(t) = self.pop_sent_now() {
+            return Ok(Some(Output::Transmit(t)));
         }
 
         if !self.readiness.wants_events() {

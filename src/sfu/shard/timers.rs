@@ -208,11 +208,10 @@ impl Shard {
     /// A packet was just written for `id` and its `Rtc` drained. When the write sent
     /// it at once or `offered` it to str0m's pacer at `now`, it has usually been sent
     /// already, and what may be due is the pacer's gate turn, which may wait (see the
-    /// module's notes). Any
-    /// other turn due is given now (the one that sends a packet that was not offered,
-    /// during a bandwidth probe or on a relay link, among them), and the gate turn
-    /// after it may wait too. One lookup of the peer and at most one entry in the
-    /// timer queue per packet.
+    /// module's notes). Any other turn due is given now (the one that sends a packet
+    /// that was not offered, during a bandwidth probe or on a relay link, among them),
+    /// and the gate turn after it may wait too. One lookup of the peer and at most one
+    /// entry in the timer queue per packet.
     pub(super) fn after_write(&mut self, now: Instant, id: PeerId, offered: bool) {
         let Some(local) = self.peers.get_mut(&id).and_then(|p| p.here_mut()) else {
             return;
