@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::time::Instant;
 
 use super::Pacer;
@@ -11,7 +10,10 @@ use crate::rtp_::{Bitrate, DataSize, MidRid, TwccClusterId};
 /// A null pacer that doesn't pace.
 #[derive(Debug, Default)]
 pub struct NullPacer {
-    last_sends: HashMap<MidRid, Instant>,
+    /// When each stream last sent. lanrelay patch: a short list, not a `HashMap`: a
+    /// session has a handful of streams, and this is written on every packet sent
+    /// (hashing the `MidRid` with SipHash cost more than the scan).
+    last_sends: Vec<(MidRid, Instant)>,
     /// Snapshots from the last `handle_timeout`. `poll_queue` counts off
     /// each packet it hands out.
     queue_states: Vec<QueueState>,
@@ -53,7 +55,12 @@ impl Pacer for NullPacer {
             .queue_states
             .iter_mut()
             .filter(|q| q.snapshot.packet_count > 0)
-            .min_by_key(|q| self.last_sends.get(&q.midrid))?;
+            .min_by_key(|q| {
+                self.last_sends
+                    .iter()
+                    .find(|(m, _)| *m == q.midrid)
+                    .map(|(_, t)| *t)
+            })?;
 
         queue.snapshot.packet_count -= 1;
         self.unsent_since = Some(queue.snapshot.created_at);
@@ -63,8 +70,10 @@ impl Pacer for NullPacer {
 
     fn register_send(&mut self, now: Instant, _packet_size: DataSize, from: MidRid) {
         self.unsent_since = None;
-        let e = self.last_sends.entry(from).or_insert(now);
-        *e = now;
+        match self.last_sends.iter_mut().find(|(m, _)| *m == from) {
+            Some((_, t)) => *t = now,
+            None => self.last_sends.push((from, now)),
+        }
     }
 }
 
