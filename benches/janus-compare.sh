@@ -5,6 +5,7 @@
 #
 #   benches/janus-compare.sh [lanrelay-load flags...]
 #   benches/janus-compare.sh --viewers 10,50,100,200 --duration 10 --json report.json
+#   benches/janus-compare.sh --viewers 100 --rounds 3   # alternating; medians and range
 #
 # What it does (needs root, like the namespace tests):
 # - installs Debian's `janus` if missing;

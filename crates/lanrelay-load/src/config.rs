@@ -93,6 +93,13 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "lanrelay")]
     pub target: Vec<Target>,
 
+    /// Runs every step this many times, the targets alternating within each round
+    /// (lanrelay, janus, lanrelay, janus, ...). The ratio table then gives each
+    /// target's median and the range of the per-round ratios: on a shared machine
+    /// one run of each proves little.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+
     /// Start this lanrelay binary for each step on 127.0.0.1 with ephemeral ports.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["server_url", "server_pid"])]
     pub spawn: Option<PathBuf>,
@@ -207,18 +214,20 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
+    #[default]
     OneToMany,
     Pairs,
     Rooms,
     Soak,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
+    #[default]
     Lanrelay,
     Janus,
 }

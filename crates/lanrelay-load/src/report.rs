@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::config::{Scenario, Target};
 
 /// One measured step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     pub target: Target,
@@ -17,6 +17,8 @@ pub struct Row {
     pub recorded: bool,
     /// The swept number: viewers, pairs or rooms.
     pub step: usize,
+    /// Which run of the step this is (`--rounds`), from 0.
+    pub round: usize,
     pub publishers: usize,
     /// PeerConnections that receive media.
     pub receivers: usize,
@@ -93,35 +95,91 @@ pub struct Row {
     pub errors: Vec<String>,
 }
 
-/// Janus ÷ lanrelay for one step.
+/// Janus ÷ lanrelay for one step: the ratio of the two targets' medians over the
+/// rounds (`--rounds`; with one round, of the two runs).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ratio {
     pub step: usize,
+    /// Rounds in which both targets ran.
+    pub rounds: usize,
+    /// Server CPU per packet, median over the rounds, µs.
+    pub lanrelay_cpu_us: f64,
+    pub janus_cpu_us: f64,
     pub cpu_per_packet: f64,
+    /// The lowest and highest ratio of a single round (each round's two runs were
+    /// next to each other in time).
+    pub cpu_per_packet_min: f64,
+    pub cpu_per_packet_max: f64,
     pub rss_per_receiver: f64,
     pub transit_p99: f64,
 }
 
 /// Ratios for every step both targets ran.
 pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
-    let mut out = Vec::new();
-    for l in rows.iter().filter(|r| r.target == Target::Lanrelay) {
-        let Some(j) = rows
-            .iter()
-            .find(|r| r.target == Target::Janus && r.step == l.step && r.scenario == l.scenario)
-        else {
+    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let mut out: Vec<Ratio> = Vec::new();
+    for first in rows.iter().filter(|r| r.target == Target::Lanrelay) {
+        if out.iter().any(|r| r.step == first.step) {
             continue;
+        }
+        let of = |target: Target| -> Vec<&Row> {
+            rows.iter()
+                .filter(|r| {
+                    r.target == target && r.step == first.step && r.scenario == first.scenario
+                })
+                .collect()
         };
-        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let (lanrelay, janus) = (of(Target::Lanrelay), of(Target::Janus));
+        if janus.is_empty() {
+            continue;
+        }
+        let each = |rows: &[&Row], f: fn(&Row) -> f64| median(rows.iter().map(|r| f(r)).collect());
+        let per_round: Vec<f64> = lanrelay
+            .iter()
+            .filter_map(|l| {
+                let j = janus.iter().find(|j| j.round == l.round)?;
+                Some(div(j.server_cpu_us_per_packet, l.server_cpu_us_per_packet))
+            })
+            .collect();
+        let (l_cpu, j_cpu) = (
+            each(&lanrelay, |r| r.server_cpu_us_per_packet),
+            each(&janus, |r| r.server_cpu_us_per_packet),
+        );
         out.push(Ratio {
-            step: l.step,
-            cpu_per_packet: div(j.server_cpu_us_per_packet, l.server_cpu_us_per_packet),
-            rss_per_receiver: div(j.server_rss_per_receiver_kib, l.server_rss_per_receiver_kib),
-            transit_p99: div(j.transit_p99_us, l.transit_p99_us),
+            step: first.step,
+            rounds: per_round.len(),
+            lanrelay_cpu_us: l_cpu,
+            janus_cpu_us: j_cpu,
+            cpu_per_packet: div(j_cpu, l_cpu),
+            cpu_per_packet_min: per_round.iter().copied().fold(f64::INFINITY, f64::min),
+            cpu_per_packet_max: per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            rss_per_receiver: div(
+                each(&janus, |r| r.server_rss_per_receiver_kib),
+                each(&lanrelay, |r| r.server_rss_per_receiver_kib),
+            ),
+            transit_p99: div(
+                each(&janus, |r| r.transit_p99_us),
+                each(&lanrelay, |r| r.transit_p99_us),
+            ),
         });
     }
     out
+}
+
+/// The middle value (the mean of the two middle ones for an even count); NaN for none.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| !x.is_nan());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// The human table (Markdown, so it pastes into the README).
@@ -135,6 +193,7 @@ pub fn table(rows: &[Row]) -> String {
         s,
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
+    let rounds = rows.iter().any(|r| r.round > 0);
     for r in rows {
         let scenario = match r.scenario {
             Scenario::OneToMany => "1→N",
@@ -146,6 +205,11 @@ pub fn table(rows: &[Row]) -> String {
             (Target::Lanrelay, false) => "lanrelay",
             (Target::Lanrelay, true) => "lanrelay + recording",
             (Target::Janus, _) => "janus",
+        };
+        let target = if rounds {
+            format!("{target} #{}", r.round + 1)
+        } else {
+            target.to_string()
         };
         let _ = writeln!(
             s,
@@ -177,7 +241,29 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     let ratios = ratios(rows);
-    if !ratios.is_empty() {
+    if ratios.iter().any(|r| r.rounds > 1) {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "| N | rounds | lanrelay µs/pkt (median) | Janus µs/pkt (median) | Janus ÷ lanrelay: CPU (rounds' range) | memory/receiver | transit p99 |"
+        );
+        let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|");
+        for r in &ratios {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.2} | {:.2} | {:.2}x ({:.2}–{:.2}) | {:.2}x | {:.2}x |",
+                r.step,
+                r.rounds,
+                r.lanrelay_cpu_us,
+                r.janus_cpu_us,
+                r.cpu_per_packet,
+                r.cpu_per_packet_min,
+                r.cpu_per_packet_max,
+                r.rss_per_receiver,
+                r.transit_p99
+            );
+        }
+    } else if !ratios.is_empty() {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -203,4 +289,63 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(target: Target, round: usize, cpu: f64) -> Row {
+        Row {
+            target,
+            scenario: Scenario::OneToMany,
+            step: 100,
+            round,
+            server_cpu_us_per_packet: cpu,
+            server_rss_per_receiver_kib: 300.0,
+            transit_p99_us: 1000.0,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn ratio_of_medians_with_the_rounds_range() {
+        let rows = [
+            row(Target::Lanrelay, 0, 6.0),
+            row(Target::Janus, 0, 12.0),
+            row(Target::Lanrelay, 1, 9.0),
+            row(Target::Janus, 1, 11.0),
+            row(Target::Lanrelay, 2, 5.0),
+            row(Target::Janus, 2, 13.0),
+        ];
+        let r = ratios(&rows);
+        assert_eq!(r.len(), 1);
+        let r = &r[0];
+        assert_eq!((r.step, r.rounds), (100, 3));
+        assert_eq!((r.lanrelay_cpu_us, r.janus_cpu_us), (6.0, 12.0));
+        assert!((r.cpu_per_packet - 2.0).abs() < 1e-9);
+        assert!((r.cpu_per_packet_min - 11.0 / 9.0).abs() < 1e-9);
+        assert!((r.cpu_per_packet_max - 13.0 / 5.0).abs() < 1e-9);
+        let t = table(&rows);
+        assert!(
+            t.contains("| 100 | 3 | 6.00 | 12.00 | 2.00x (1.22–2.60) |"),
+            "{t}"
+        );
+        assert!(t.contains("| janus #3 |"), "{t}");
+    }
+
+    #[test]
+    fn one_round_keeps_the_plain_table() {
+        let rows = [row(Target::Lanrelay, 0, 5.0), row(Target::Janus, 0, 10.0)];
+        let t = table(&rows);
+        assert!(t.contains("| 100 | 2.00x | 1.00x | 1.00x |"), "{t}");
+        assert!(t.contains("| lanrelay | 1→N |"), "{t}");
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
 }

@@ -85,13 +85,25 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
         }
     };
     let mut rows = Vec::new();
+    let rounds = args.rounds.max(1) as usize;
     for (i, &step) in steps.iter().enumerate() {
-        for &target in &args.target {
-            eprintln!("== {target:?} {:?} N={step}", args.scenario);
-            let row = match target {
-                Target::Lanrelay => run_lanrelay(args, step, i).await?,
-                Target::Janus => run_janus(args, step, i).await?,
+        for (round, &target) in (0..rounds).flat_map(|r| args.target.iter().map(move |t| (r, t))) {
+            if rounds > 1 {
+                eprintln!(
+                    "== {target:?} {:?} N={step} (round {} of {rounds})",
+                    args.scenario,
+                    round + 1
+                );
+            } else {
+                eprintln!("== {target:?} {:?} N={step}", args.scenario);
+            }
+            // Each run gets its own index (room numbers, recording folders).
+            let index = i * rounds + round;
+            let mut row = match target {
+                Target::Lanrelay => run_lanrelay(args, step, index).await?,
+                Target::Janus => run_janus(args, step, index).await?,
             };
+            row.round = round;
             eprintln!(
                 "   {:.0} pkt/s, {:.2} µs/pkt, transit p50/p90/p99 {:.3}/{:.3}/{:.3} ms (audio p99 {:.3}; to read p50/p99 {:.3}/{:.3}), loss {:.3} % ({} of {} sent; {} gaps, {} dup), {}/{} connected, {}/{} receiving at the end, {} send drops, sent {}",
                 row.forwarded_pps,
@@ -527,6 +539,7 @@ where
         scenario: args.scenario,
         recorded: false,
         step: 0,
+        round: 0,
         publishers: st.publishers,
         receivers: st.receivers,
         connected: ready,
@@ -599,6 +612,7 @@ pub fn write_json(path: &PathBuf, args: &Args, rows: &[Row]) -> Result<(), LoadE
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "scenario": args.scenario,
         "durationSecs": args.duration,
+        "rounds": args.rounds,
         "videoKbps": args.video_kbps,
         "fps": args.fps,
         "audio": !args.no_audio,
