@@ -24,7 +24,10 @@ pub(crate) struct RtxCache {
 impl RtxCache {
     pub fn new(max_packet_count: usize, max_packet_age: Duration) -> Self {
         Self {
-            packet_by_seq_no: EvictingBuffer::new(10, max_packet_age, max_packet_count),
+            // lanrelay patch: one slot to start with, not ten (4.5 KB): every send
+            // stream gets a cache, also those that never resend (audio) and the one
+            // replaced when the cache is sized; the buffer grows as packets come.
+            packet_by_seq_no: EvictingBuffer::new(1, max_packet_age, max_packet_count),
             seq_no_by_quantized_size: [SeqNo::MAX; RTX_CACHE_QUANTIZE_SLOTS],
         }
     }
