@@ -85,18 +85,14 @@ pub async fn run(args: &Args) -> Result<Vec<Row>, LoadError> {
         }
     };
     let mut rows = Vec::new();
-    let rounds = args.rounds.max(1) as usize;
+    let rounds = args.rounds as usize;
     for (i, &step) in steps.iter().enumerate() {
         for (round, &target) in (0..rounds).flat_map(|r| args.target.iter().map(move |t| (r, t))) {
-            if rounds > 1 {
-                eprintln!(
-                    "== {target:?} {:?} N={step} (round {} of {rounds})",
-                    args.scenario,
-                    round + 1
-                );
-            } else {
-                eprintln!("== {target:?} {:?} N={step}", args.scenario);
-            }
+            let of = match rounds {
+                1 => String::new(),
+                _ => format!(" (round {} of {rounds})", round + 1),
+            };
+            eprintln!("== {target:?} {:?} N={step}{of}", args.scenario);
             // Each run gets its own index (room numbers, recording folders).
             let index = i * rounds + round;
             let mut row = match target {
