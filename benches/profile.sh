@@ -9,6 +9,7 @@
 #
 # PERF_DATA=file keeps the recording (default: a temporary file);
 # PERF_CALLGRAPH='--call-graph dwarf,16384' records whole call stacks (default -g);
+# PERF_FREQ=samples per second (default 999);
 # SERVER_CPUS=1 LOAD_CPUS=0 pin the server and the generator to those cores (taskset);
 # SERVER_ARGS='--no-bandwidth-estimation' adds flags to the server.
 # Needs `perf`
@@ -56,7 +57,7 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 # The generator measures for --duration seconds (default 10); record 6 of them.
-perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$SERVER_PID" -o "$PERF_DATA" -- sleep "${PROFILE_SECS:-6}" 2>/dev/null >&2
+perf record -F ${PERF_FREQ:-999} ${PERF_CALLGRAPH:--g} -p "$SERVER_PID" -o "$PERF_DATA" -- sleep "${PROFILE_SECS:-6}" 2>/dev/null >&2
 wait "$LOAD_PID"
 perf report -i "$PERF_DATA" --no-children --sort symbol --stdio 2>/dev/null \
     | grep -E '^ +[0-9.]+%' | head -${TOP:-25}
