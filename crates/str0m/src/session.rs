@@ -22,7 +22,7 @@ use crate::pacer::PacerControl;
 use crate::pacer::{Pacer, PacerImpl};
 use crate::packet::{RedBlock, RedDecoder, red_same_pt_blocks};
 use crate::poll::Wake;
-use crate::rtp::{Extension, RawPacket};
+use crate::rtp::{Extension, RawPacket, RtpWrite};
 use crate::rtp_::Direction;
 use crate::rtp_::ExtensionValues;
 use crate::rtp_::MediaTime;
@@ -109,7 +109,6 @@ pub(crate) struct Session {
     pacer_control: PacerControl,
 
     // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
-    poll_packet_buf: Vec<u8>,
 
     // Next packet for RtpPacket event.
     pending_packet: Option<RtpPacket>,
@@ -210,7 +209,6 @@ impl Session {
             enable_twcc_feedback: false,
             pacer,
             pacer_control: PacerControl::new(),
-            poll_packet_buf: vec![0; 2000],
             pending_packet: None,
             media_bytes_rx: 0,
             media_bytes_tx: 0,
@@ -1256,39 +1254,59 @@ impl Session {
         // Figure out which, if any, queue to poll
         // The cluster_id is captured by the pacer at poll time, before register_send() might clear it
         let (midrid, cluster_id) = self.pacer.poll_queue()?;
-        self.send_from(now, midrid, cluster_id)
+        self.send_from(now, midrid, Next::Polled(cluster_id))
     }
 
-    /// lanrelay patch: sends the packet just written to `midrid`'s send stream at
-    /// once, without the send queue's turn at the pacer, as an SFU forwards media.
-    /// Only when nothing else waits in that stream (no earlier packet, resend or
-    /// padding, so the order on the wire is the order written), the stream has had
-    /// its first timeout, DTLS keys exist, nothing is closing and no bandwidth probe
-    /// is on (probes take their media and timing from the pacer). The pacer and the
-    /// estimator are told of the send as after a paced one. `None`: not sent, the
-    /// packet stays queued.
-    pub(crate) fn send_now(&mut self, now: Instant, midrid: MidRid) -> Option<DatagramSend> {
+    /// lanrelay patch: whether a packet written to `midrid`'s send stream now can be
+    /// sent at once (`send_written`), without the send queue's turn at the pacer, as
+    /// an SFU forwards media: nothing else waits in that stream (no earlier packet,
+    /// resend or padding, so the order on the wire is the order written), the stream
+    /// has had its first timeout, DTLS keys exist, nothing is closing and no
+    /// bandwidth probe is on (probes take their media and timing from the pacer).
+    pub(crate) fn can_send_written(&mut self, midrid: MidRid) -> bool {
         if self.pacer.active_cluster().is_some()
             || self.srtp_tx.is_none()
             || self.rtp_closing
             || self.raw_packets.is_some()
         {
-            return None;
+            return false;
         }
-        let stream = self.streams.stream_tx_by_midrid(midrid)?;
-        if !stream.only_just_written() || !stream.stamp_queued(now) {
-            return None;
-        }
-        self.send_from(now, midrid, None)
+        let Some(stream) = self.streams.stream_tx_by_midrid(midrid) else {
+            return false;
+        };
+        let mid = stream.mid();
+        stream.can_send_written() && self.medias.iter().any(|m| m.mid() == mid)
     }
 
-    /// Sends the next packet of `midrid`'s send stream (a resend, the head of its
-    /// queue or padding, in that order).
-    fn send_from(
+    /// lanrelay patch: builds, records and encrypts `rtp` for `midrid`'s send stream
+    /// as a paced send of it would (retransmission cache, transport-wide sequence,
+    /// pacer and estimator accounting, stats), without queueing it. Only after
+    /// `can_send_written`. `None`: dropped (its PT is not negotiated).
+    pub(crate) fn send_written(
         &mut self,
         now: Instant,
         midrid: MidRid,
-        cluster_id: Option<TwccClusterId>,
+        rtp: RtpWrite,
+    ) -> Option<DatagramSend> {
+        self.send_from(now, midrid, Next::Written(rtp))
+    }
+
+    /// Sends the next packet of `midrid`'s send stream (a resend, the head of its
+    /// queue or padding, in that order), or (lanrelay patch) a packet just written.
+    fn send_from(&mut self, now: Instant, midrid: MidRid, next: Next) -> Option<DatagramSend> {
+        // lanrelay patch: one scratch buffer per thread, not one per `Rtc`: the packet
+        // is built here and encrypted into a fresh `Vec`, so the buffer holds nothing
+        // between sends; with one per `Rtc`, an SFU writing a packet to each of many
+        // receivers wrote 1 KB into a different cold buffer each time.
+        SEND_BUF.with_borrow_mut(|buf| self.send_from_buf(now, midrid, next, buf))
+    }
+
+    fn send_from_buf(
+        &mut self,
+        now: Instant,
+        midrid: MidRid,
+        next: Next,
+        buf: &mut Vec<u8>,
     ) -> Option<DatagramSend> {
         let srtp_tx = self.srtp_tx.as_mut()?;
         let stream = self.streams.stream_tx_by_midrid(midrid)?;
@@ -1296,7 +1314,6 @@ impl Session {
             trace!("Pacer pointed to mid {} which has no media", midrid.mid());
             return None;
         };
-        let buf = &mut self.poll_packet_buf;
         let twcc_seq = self.twcc;
 
         let params = &self.codec_config;
@@ -1309,7 +1326,10 @@ impl Session {
             && exts.id_of(Extension::TransportSequenceNumber).is_some();
         let twcc = twcc_enabled.then_some(&mut self.twcc);
 
-        let receipt = stream.poll_packet(now, exts, twcc, params, buf)?;
+        let (receipt, cluster_id) = match next {
+            Next::Polled(cluster_id) => (stream.poll_packet(now, exts, twcc, params, buf)?, cluster_id),
+            Next::Written(rtp) => (stream.send_written(now, rtp, exts, twcc, params, buf)?, None),
+        };
 
         let PacketReceipt {
             header,
@@ -1640,6 +1660,19 @@ impl Session {
     pub fn is_connected(&self) -> bool {
         self.srtp_rx.is_some() && self.srtp_tx.is_some()
     }
+}
+
+thread_local! {
+    /// lanrelay patch: where `Session::send_from` builds a packet before encrypting it.
+    static SEND_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 2000]);
+}
+
+/// lanrelay patch: what `Session::send_from` sends.
+enum Next {
+    /// What the stream's `poll_packet` gives (for the pacer's pick, of this cluster).
+    Polled(Option<TwccClusterId>),
+    /// A packet just written, not queued (`Session::send_written`).
+    Written(RtpWrite),
 }
 
 pub struct PacketReceipt {

@@ -390,23 +390,27 @@ impl<'a> DirectApi<'a> {
         let midrid = MidRid(mid, rid);
         // Narrowed below when the packet leaves at once.
         let mut rtc = self.rtc.mutate();
+        rtc.session.streams.stream_tx_by_midrid(midrid)?;
+        let alive = !rtc.need_init_time && rtc.state == crate::RtcState::Alive;
+        let now = now.max(rtc.last_now);
+        if alive && rtc.send_addr.is_some() && rtc.session.can_send_written(midrid) {
+            // Sent at once, never queued. `None`: its PT is not negotiated, so it is
+            // dropped, as the queue would drop it.
+            rtc.last_now = now;
+            if let Some(datagram) = rtc.session.send_written(now, midrid, rtp) {
+                rtc.sent_now.push_back(datagram);
+            }
+            // `poll_output` hands out `sent_now` before looking at anything else, and
+            // a send moves no timer earlier: the stream's queue is as empty as before,
+            // the pacer and the estimator only count it.
+            rtc.no_events();
+            rtc.no_timeout();
+            return Some(true);
+        }
         let stream = rtc.session.streams.stream_tx_by_midrid(midrid)?;
         stream.write_rtp(rtp);
-        if rtc.need_init_time || rtc.state != crate::RtcState::Alive {
+        if !alive {
             return Some(false);
-        }
-        let now = now.max(rtc.last_now);
-        if rtc.send_addr.is_some() {
-            if let Some(datagram) = rtc.session.send_now(now, midrid) {
-                rtc.last_now = now;
-                rtc.sent_now.push_back(datagram);
-                // `poll_output` hands out `sent_now` before looking at anything
-                // else, and a send moves no timer earlier: the stream's queue is as
-                // empty as before, the pacer and the estimator only count it.
-                rtc.no_events();
-                rtc.no_timeout();
-                return Some(true);
-            }
         }
         let offered = rtc.session.offer_queued(now, midrid);
         if offered {

@@ -134,6 +134,7 @@ impl<T> EvictingBuffer<T> {
         None
     }
 
+    #[allow(unused)] // lanrelay patch: the cache lends its entries by reference only
     pub fn get_mut(&mut self, position: u64) -> Option<&mut T> {
         if self.is_inert() {
             return None;

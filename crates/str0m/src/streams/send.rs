@@ -141,6 +141,10 @@ pub struct StreamTx {
     /// Dummy packet for resends. Used between poll_packet and poll_packet_padding
     blank_packet: RtpPacket,
 
+    /// lanrelay patch: the packet a resend or a spurious padding resend is built
+    /// from, filled from the retransmission cache's compact form when needed.
+    resend_packet: Option<Box<RtpPacket>>,
+
     /// Cache of sent packets to be able to answer to NACKs as well as
     /// sending spurious resends as padding.
     rtx_cache: RtxCache,
@@ -385,6 +389,7 @@ impl StreamTx {
             resends: VecDeque::new(),
             padding: 0,
             blank_packet: RtpPacket::blank(),
+            resend_packet: None,
             rtx_cache: RtxCache::new(2000, DEFAULT_RTX_CACHE_DURATION),
             rtx_ratio_cap: DEFAULT_RTX_RATIO_CAP,
             last_sender_report: already_happened(),
@@ -496,13 +501,6 @@ impl StreamTx {
     /// lanrelay patch: stamps packets written since the last timeout as queued at `now`,
     /// which `handle_timeout` would otherwise do. `false` (nothing stamped) before the
     /// stream's first timeout, which must set it up.
-    /// lanrelay patch: whether the one packet waiting to be sent is the one just
-    /// written (no earlier packet queued, no resend or padding asked for), so
-    /// sending it at once keeps the order on the wire.
-    pub(crate) fn only_just_written(&self) -> bool {
-        self.resends.is_empty() && self.padding == 0 && self.send_queue.len() == 1
-    }
-
     pub(crate) fn stamp_queued(&mut self, now: Instant) -> bool {
         if self.kind.is_none() {
             return false;
@@ -515,6 +513,12 @@ impl StreamTx {
     ///
     /// The write command carries the RTP payload and optional RTP metadata.
     pub fn write_rtp(&mut self, rtp: RtpWrite) {
+        let packet = self.packet_of(rtp);
+        self.send_queue.push(packet);
+    }
+
+    /// lanrelay patch: the packet `write_rtp` queues, not yet stamped.
+    fn packet_of(&mut self, rtp: RtpWrite) -> RtpPacket {
         let RtpWrite {
             pt,
             seq_no,
@@ -556,7 +560,7 @@ impl StreamTx {
             ..Default::default()
         };
 
-        let packet = RtpPacket {
+        RtpPacket {
             seq_no,
             time: media_time,
             header,
@@ -574,9 +578,7 @@ impl StreamTx {
 
             // This is only relevant for incoming RTP packets.
             last_sender_info: None,
-        };
-
-        self.send_queue.push(packet);
+        }
     }
 
     fn padding_enabled(&self) -> bool {
@@ -591,15 +593,10 @@ impl StreamTx {
         params: &[PayloadParams],
         buf: &mut Vec<u8>,
     ) -> Option<PacketReceipt> {
-        let mid = self.midrid.mid();
-        let rid = self.midrid.rid();
-        let is_probe = self.ssrc.is_probe();
-        if is_probe && twcc.is_none() {
+        let ctx = self.build_ctx();
+        if ctx.is_probe && twcc.is_none() {
             return None;
         }
-        let ssrc_rtx = self.rtx;
-        let remote_acked_ssrc = self.remote_acked_ssrc;
-        let remote_acked_rtx_ssrc = self.remote_acked_rtx_ssrc;
 
         let (next, is_padding) = if let Some(next) = self.poll_packet_resend(now) {
             (next, false)
@@ -610,205 +607,112 @@ impl StreamTx {
             (next, true)
         };
 
-        let pop_send_queue = next.kind == NextPacketKind::Regular;
+        let kind = next.kind;
+        let seq_no = next.seq_no;
+        let pop_send_queue = kind == NextPacketKind::Regular;
 
-        // Need the header for the receipt and modifications
-        // TODO: Can we remove this?
-        let header_ref = &mut next.pkt.header;
-
-        // <https://webrtc.googlesource.com/src/+/refs/heads/main/modules/rtp_rtcp/source/rtp_sender.cc#537>
-        // BUNDLE requires that the receiver "bind" the received SSRC to the values
-        // in the MID and/or (R)RID header extensions if present. Therefore, the
-        // sender can reduce overhead by omitting these header extensions once it
-        // knows that the receiver has "bound" the SSRC.
-        // <snip>
-        // The algorithm here is fairly simple: Always attach a MID and/or RID (if
-        // configured) to the outgoing packets until an RTCP receiver report comes
-        // back for this SSRC. That feedback indicates the receiver must have
-        // received a packet with the SSRC and header extension(s), so the sender
-        // then stops attaching the MID and RID.
-        if !remote_acked_ssrc {
-            header_ref.ext_vals.mid = Some(mid);
-            header_ref.ext_vals.rid = rid;
-        }
-
-        let pt_main = header_ref.payload_type;
-
-        // The pt in next.pkt is the "main" pt, or a RED PT folded onto its primary codec.
-        let Some(param) = params
-            .iter()
-            .find(|p| p.pt() == pt_main || p.red() == Some(pt_main))
-        else {
-            // PT does not exist in the connected media.
-            warn!("Media is missing PT ({}) used in RTP packet", pt_main);
-
-            // Get rid of this packet we can't send.
+        let Some(built) = build_packet(ctx, next, now, exts, twcc, params, buf) else {
             if pop_send_queue {
                 self.send_queue.pop(now);
             }
-
             return None;
         };
+        let receipt = self.after_build(now, kind, seq_no, is_padding, built);
 
-        let mut set_pt_for_padding = None;
-        let mut set_cr = None;
-
-        let mut header = match next.kind {
-            NextPacketKind::Regular => {
-                // A RED-wrapped packet (pt_main is the RED PT) must not be nackable: an RTX
-                // resend carries the RTX PT with the primary codec's apt, so the peer would
-                // parse the RED bytes as raw primary codec. RED carries its own redundancy, so
-                // it does not need RTX anyway. Plain packets on this PT stay nackable.
-                let is_red_packet = param.red() == Some(pt_main);
-                let rtx_possible = param.resend().is_some() && !is_red_packet;
-
-                if rtx_possible {
-                    // Remember PT We want to set these directly on `self` here, but can't
-                    // because we already have a mutable borrow. We are using pt_main
-                    // since the above loop figuring out param needs to be correct also
-                    // for the NextPacketKind::Blank case.
-                    set_pt_for_padding = Some(pt_main);
-                } else {
-                    // If the PT we're sending on doesn't have a corresponding RTX PT,
-                    // the packet is de-facto not nackable.
-                    //
-                    // This blocks incoming NACK requests and thus ensures there are no
-                    // entries in self.retries without a RTX PT.
-                    next.pkt.nackable = false;
-                }
-
-                let clock_rate = param.spec().rtp_clock_rate();
-                set_cr = Some(clock_rate);
-
-                // Modify the cached packet time. This is so write_rtp can use u32 media time without
-                // worrying about lengthening or the clock rate.
-                let time = MediaTime::new(next.pkt.time.numer(), clock_rate);
-                next.pkt.time = time;
-
-                // Modify the original (and also cached) header value.
-                header_ref.ext_vals.rid_repair = None;
-
-                header_ref.clone()
+        if pop_send_queue {
+            // poll_packet_regular leaves the packet in the head of the send_queue
+            let pkt = self
+                .send_queue
+                .pop(now)
+                .expect("head of send_queue to be there");
+            if pkt.nackable {
+                self.rtx_cache.cache_sent_packet(pkt, now);
             }
-            NextPacketKind::Blank(_) if is_probe => {
-                // Non-media probes use their negotiated main PT and own sequence
-                // counter, rather than rewriting the header for an RTX stream.
-                let mut header = header_ref.clone();
-                header.has_padding = true;
-                header.ssrc = 0.into();
-                header.sequence_number = *next.seq_no as u16;
-                header
-            }
-            NextPacketKind::Resend(_) | NextPacketKind::Blank(_) => {
-                // * For the Resend case, we will not have accepted/cached the packet unless
-                //   we have a RTX PT (see logic setting next.pkt.nackable above).
-                // * For the Blank case, we will only have produced blank packets if we
-                //   got a "real" PTX RT, either via set_pt_for_padding above, or via
-                //   the on_first_timeout() further down.
-                // Either way, unwrapping this optional _should_ be correct.
-                let pt_rtx = param.resend().expect("PT for resend or blank");
+        }
 
-                // Clone header to not change the original (cached) header.
-                let mut header = header_ref.clone();
+        Some(receipt)
+    }
 
-                // Update clone of header (to not change the cached value).
-                header.payload_type = pt_rtx;
-                header.ssrc = ssrc_rtx.expect("Should have RTX SSRC for resends");
-                header.sequence_number = *next.seq_no as u16;
+    /// lanrelay patch: whether a packet written now can be sent at once, without the
+    /// send queue: the stream has had its first timeout (which sets it up), nothing
+    /// waits in it (no earlier packet, resend or padding, so the order on the wire is
+    /// the order written) and it is a media stream, not the probe stream.
+    pub(crate) fn can_send_written(&self) -> bool {
+        self.kind.is_some()
+            && self.resends.is_empty()
+            && self.padding == 0
+            && self.send_queue.is_empty()
+            && !self.ssrc.is_probe()
+    }
 
-                header.ext_vals.rid = None;
-                header.ext_vals.rid_repair = rid;
-
-                if !remote_acked_rtx_ssrc {
-                    header.ext_vals.mid = Some(mid);
-                }
-
-                header
-            }
+    /// lanrelay patch: builds `rtp` into `buf` as `poll_packet` builds the head of
+    /// the send queue, without queueing it: stamped as queued at `now` and sent
+    /// (counted, cached for resends) at once. Only when `can_send_written`. `None`:
+    /// its PT is not in `params`, the packet is dropped (as `poll_packet` drops it).
+    pub(crate) fn send_written(
+        &mut self,
+        now: Instant,
+        rtp: RtpWrite,
+        exts: &ExtensionMap,
+        twcc: Option<&mut u64>,
+        params: &[PayloadParams],
+        buf: &mut Vec<u8>,
+    ) -> Option<PacketReceipt> {
+        debug_assert!(self.can_send_written());
+        let ctx = self.build_ctx();
+        let mut pkt = self.packet_of(rtp);
+        pkt.timestamp = now;
+        // As poll_packet_regular counts the head of the queue.
+        let len = pkt.payload.len() as u64;
+        self.stats.update_packet_counts(len, false);
+        if let Some(h) = &mut self.stats.bytes_transmitted {
+            h.push(now, len)
+        }
+        let seq_no = pkt.seq_no;
+        let next = NextPacket {
+            kind: NextPacketKind::Regular,
+            seq_no,
+            pkt: &mut pkt,
         };
-
-        // These need to match `Extension::is_supported()` so we are sending what we are
-        // declaring we support.
-
-        // Absolute Send Time might not be enabled for this m-line.
-        if exts.id_of(Extension::AbsoluteSendTime).is_some() {
-            header.ext_vals.abs_send_time = Some(now);
+        let built = build_packet(ctx, next, now, exts, twcc, params, buf)?;
+        let receipt = self.after_build(now, NextPacketKind::Regular, seq_no, false, built);
+        if pkt.nackable {
+            self.rtx_cache.cache_sent_packet(pkt, now);
         }
+        Some(receipt)
+    }
 
-        // TWCC might not be enabled for this m-line.
-        if let Some(twcc) = twcc {
-            header.ext_vals.transport_cc = Some(*twcc as u16);
-            *twcc += 1;
+    /// lanrelay patch: what `build_packet` needs of the stream, copied out so the
+    /// packet being built can borrow the stream's queue or cache meanwhile.
+    fn build_ctx(&self) -> BuildCtx {
+        BuildCtx {
+            mid: self.midrid.mid(),
+            rid: self.midrid.rid(),
+            is_probe: self.ssrc.is_probe(),
+            ssrc_rtx: self.rtx,
+            remote_acked_ssrc: self.remote_acked_ssrc,
+            remote_acked_rtx_ssrc: self.remote_acked_rtx_ssrc,
         }
+    }
 
-        buf.resize(DATAGRAM_MAX_PACKET_SIZE, 0);
+    /// lanrelay patch: the stream's bookkeeping after a packet was built (the tail of
+    /// `poll_packet` before the patch, but popping the queue).
+    fn after_build(
+        &mut self,
+        now: Instant,
+        kind: NextPacketKind,
+        seq_no: SeqNo,
+        is_padding: bool,
+        built: Built,
+    ) -> PacketReceipt {
+        let Built {
+            header,
+            body_len,
+            set_pt_for_padding,
+            set_cr,
+        } = built;
 
-        let header_len = header.write_to(buf, exts);
-        assert!(header_len % 4 == 0, "RTP header must be multiple of 4");
-        header.header_len = header_len;
-
-        let mut body_out = &mut buf[header_len..];
-
-        // For resends, the original seq_no is inserted before the payload.
-        let mut original_seq_len = 0;
-        if let NextPacketKind::Resend(orig_seq_no) = next.kind {
-            original_seq_len = RtpHeader::write_original_sequence_number(body_out, orig_seq_no);
-            body_out = &mut body_out[original_seq_len..];
-        }
-
-        let pkt = &next.pkt;
-
-        let body_len = match next.kind {
-            NextPacketKind::Regular | NextPacketKind::Resend(_) => {
-                let body_len = pkt.payload.len();
-                if let Some(patch) = pkt.vp8_patch.as_ref() {
-                    patch.copy_to(pkt.payload.as_ref(), &mut body_out[..body_len]);
-                } else {
-                    body_out[..body_len].copy_from_slice(pkt.payload.as_ref());
-                }
-
-                // media packets are sent unpadded: the SRTP ciphers handle
-                // arbitrary body lengths (the CTR scratch alignment is internal
-                // to protect_rtp), and RTP-level padding breaks SFUs that
-                // re-marshal forwarded packets without it while keeping the P
-                // bit (observed with LiveKit -> Chrome, str0m issue #1014)
-                body_len + original_seq_len
-            }
-            NextPacketKind::Blank(len) => {
-                let len = RtpHeader::create_padding_packet(
-                    &mut buf[..],
-                    header_len,
-                    len,
-                    SRTP_BLOCK_SIZE,
-                );
-
-                if len == 0 {
-                    return None;
-                }
-
-                len
-            }
-        };
-
-        buf.truncate(header_len + body_len);
-
-        #[cfg(feature = "_internal_dont_use_log_stats")]
-        {
-            let queued_at = match next.kind {
-                NextPacketKind::Regular => Some(pkt.timestamp),
-                _ => {
-                    // TODO: We don't have queued at stats for Resends or blank padding.
-                    None
-                }
-            };
-
-            if let Some(delay) = queued_at.map(|i| now.duration_since(i)) {
-                crate::log_stat!("QUEUE_DELAY", header.ssrc, delay.as_secs_f64() * 1000.0);
-            }
-        }
-
-        let seq_no = next.seq_no;
-        if next.kind == NextPacketKind::Regular {
+        if kind == NextPacketKind::Regular {
             self.last_sent_seq_no = seq_no;
         }
 
@@ -829,23 +733,12 @@ impl StreamTx {
             self.clock_rate = set_cr;
         }
 
-        if pop_send_queue {
-            // poll_packet_regular leaves the packet in the head of the send_queue
-            let pkt = self
-                .send_queue
-                .pop(now)
-                .expect("head of send_queue to be there");
-            if pkt.nackable {
-                self.rtx_cache.cache_sent_packet(pkt, now);
-            }
-        }
-
-        Some(PacketReceipt {
+        PacketReceipt {
             header,
             seq_no,
             is_padding,
             payload_size: body_len,
-        })
+        }
     }
 
     fn rtx_ratio_downsampled(&mut self, now: Instant) -> f32 {
@@ -895,7 +788,7 @@ impl StreamTx {
             }
         }
 
-        let seq_no = loop {
+        let cached = loop {
             let resend = self.resends.pop_front()?;
 
             let pkt = self.rtx_cache.get_cached_packet_by_seq_no(resend.seq_no);
@@ -906,15 +799,17 @@ impl StreamTx {
                 continue;
             };
 
-            // Cached packets must be nackable. This is ensured before adding the
-            // entry to the self.rtx_cache.
-            assert!(pkt.nackable);
-
-            break pkt.seq_no;
+            // (Cached packets are nackable: ensured before adding the entry to the
+            // self.rtx_cache.)
+            break pkt;
         };
 
-        // Borrow checker gymnastics.
-        let pkt = self.rtx_cache.get_cached_packet_by_seq_no(seq_no).unwrap();
+        // lanrelay patch: the cache keeps a compact form; the resend is built from a
+        // scratch packet.
+        let pkt = self
+            .resend_packet
+            .get_or_insert_with(|| Box::new(RtpPacket::blank()));
+        cached.expand_into(pkt);
 
         let len = pkt.payload.len() as u64;
         self.stats.update_packet_counts(len, true);
@@ -971,10 +866,15 @@ impl StreamTx {
                 // is a headroom since we can accept slightly larger padding than asked for.
                 let max_size = (self.padding * 2).min(self.mtu_warn - MAX_RTP_OVERHEAD);
 
-                let Some(pkt) = self.rtx_cache.get_cached_packet_smaller_than(max_size) else {
+                let Some(cached) = self.rtx_cache.get_cached_packet_smaller_than(max_size) else {
                     // Couldn't find spurious packet, try a blank packet instead.
                     break 'outer;
                 };
+                // lanrelay patch: built from a scratch packet (see poll_packet_resend).
+                let pkt = self
+                    .resend_packet
+                    .get_or_insert_with(|| Box::new(RtpPacket::blank()));
+                cached.expand_into(pkt);
 
                 let orig_seq_no = pkt.seq_no;
                 let seq_no = self.seq_no_rtx.inc();
@@ -1096,7 +996,7 @@ impl StreamTx {
             let resend = Resend {
                 seq_no,
                 queued_at: now,
-                payload_size: packet.payload.len(),
+                payload_size: packet.payload_len(),
             };
             self.resends.push_back(resend);
         }
@@ -1395,6 +1295,237 @@ struct NextPacket<'a> {
     kind: NextPacketKind,
     seq_no: SeqNo,
     pkt: &'a mut RtpPacket,
+}
+
+/// lanrelay patch: see `StreamTx::build_ctx`.
+#[derive(Clone, Copy)]
+struct BuildCtx {
+    mid: Mid,
+    rid: Option<Rid>,
+    is_probe: bool,
+    ssrc_rtx: Option<Ssrc>,
+    remote_acked_ssrc: bool,
+    remote_acked_rtx_ssrc: bool,
+}
+
+/// lanrelay patch: a packet built into the send buffer, and what the stream learns.
+struct Built {
+    header: RtpHeader,
+    body_len: usize,
+    set_pt_for_padding: Option<Pt>,
+    set_cr: Option<Frequency>,
+}
+
+/// lanrelay patch: the middle of `StreamTx::poll_packet` before the patch: writes
+/// `next` (a regular packet, a resend or padding) into `buf`, header and body.
+/// `None`: not sendable (its PT is not in `params`, or a blank packet of no length).
+fn build_packet(
+    ctx: BuildCtx,
+    next: NextPacket<'_>,
+    now: Instant,
+    exts: &ExtensionMap,
+    twcc: Option<&mut u64>,
+    params: &[PayloadParams],
+    buf: &mut Vec<u8>,
+) -> Option<Built> {
+    // Need the header for the receipt and modifications
+    // TODO: Can we remove this?
+    let header_ref = &mut next.pkt.header;
+
+    // <https://webrtc.googlesource.com/src/+/refs/heads/main/modules/rtp_rtcp/source/rtp_sender.cc#537>
+    // BUNDLE requires that the receiver "bind" the received SSRC to the values
+    // in the MID and/or (R)RID header extensions if present. Therefore, the
+    // sender can reduce overhead by omitting these header extensions once it
+    // knows that the receiver has "bound" the SSRC.
+    // <snip>
+    // The algorithm here is fairly simple: Always attach a MID and/or RID (if
+    // configured) to the outgoing packets until an RTCP receiver report comes
+    // back for this SSRC. That feedback indicates the receiver must have
+    // received a packet with the SSRC and header extension(s), so the sender
+    // then stops attaching the MID and RID.
+    if !ctx.remote_acked_ssrc {
+        header_ref.ext_vals.mid = Some(ctx.mid);
+        header_ref.ext_vals.rid = ctx.rid;
+    }
+
+    let pt_main = header_ref.payload_type;
+
+    // The pt in next.pkt is the "main" pt, or a RED PT folded onto its primary codec.
+    let Some(param) = params
+        .iter()
+        .find(|p| p.pt() == pt_main || p.red() == Some(pt_main))
+    else {
+        // PT does not exist in the connected media.
+        warn!("Media is missing PT ({}) used in RTP packet", pt_main);
+
+        // Get rid of this packet we can't send (the caller drops it).
+        return None;
+    };
+
+    let mut set_pt_for_padding = None;
+    let mut set_cr = None;
+
+    let mut header = match next.kind {
+        NextPacketKind::Regular => {
+            // A RED-wrapped packet (pt_main is the RED PT) must not be nackable: an RTX
+            // resend carries the RTX PT with the primary codec's apt, so the peer would
+            // parse the RED bytes as raw primary codec. RED carries its own redundancy, so
+            // it does not need RTX anyway. Plain packets on this PT stay nackable.
+            let is_red_packet = param.red() == Some(pt_main);
+            let rtx_possible = param.resend().is_some() && !is_red_packet;
+
+            if rtx_possible {
+                // Remember PT We want to set these directly on `self` here, but can't
+                // because we already have a mutable borrow. We are using pt_main
+                // since the above loop figuring out param needs to be correct also
+                // for the NextPacketKind::Blank case.
+                set_pt_for_padding = Some(pt_main);
+            } else {
+                // If the PT we're sending on doesn't have a corresponding RTX PT,
+                // the packet is de-facto not nackable.
+                //
+                // This blocks incoming NACK requests and thus ensures there are no
+                // entries in self.retries without a RTX PT.
+                next.pkt.nackable = false;
+            }
+
+            let clock_rate = param.spec().rtp_clock_rate();
+            set_cr = Some(clock_rate);
+
+            // Modify the cached packet time. This is so write_rtp can use u32 media time without
+            // worrying about lengthening or the clock rate.
+            let time = MediaTime::new(next.pkt.time.numer(), clock_rate);
+            next.pkt.time = time;
+
+            // Modify the original (and also cached) header value.
+            header_ref.ext_vals.rid_repair = None;
+
+            header_ref.clone()
+        }
+        NextPacketKind::Blank(_) if ctx.is_probe => {
+            // Non-media probes use their negotiated main PT and own sequence
+            // counter, rather than rewriting the header for an RTX stream.
+            let mut header = header_ref.clone();
+            header.has_padding = true;
+            header.ssrc = 0.into();
+            header.sequence_number = *next.seq_no as u16;
+            header
+        }
+        NextPacketKind::Resend(_) | NextPacketKind::Blank(_) => {
+            // * For the Resend case, we will not have accepted/cached the packet unless
+            //   we have a RTX PT (see logic setting next.pkt.nackable above).
+            // * For the Blank case, we will only have produced blank packets if we
+            //   got a "real" PTX RT, either via set_pt_for_padding above, or via
+            //   the on_first_timeout() further down.
+            // Either way, unwrapping this optional _should_ be correct.
+            let pt_rtx = param.resend().expect("PT for resend or blank");
+
+            // Clone header to not change the original (cached) header.
+            let mut header = header_ref.clone();
+
+            // Update clone of header (to not change the cached value).
+            header.payload_type = pt_rtx;
+            header.ssrc = ctx.ssrc_rtx.expect("Should have RTX SSRC for resends");
+            header.sequence_number = *next.seq_no as u16;
+
+            header.ext_vals.rid = None;
+            header.ext_vals.rid_repair = ctx.rid;
+
+            if !ctx.remote_acked_rtx_ssrc {
+                header.ext_vals.mid = Some(ctx.mid);
+            }
+
+            header
+        }
+    };
+
+    // These need to match `Extension::is_supported()` so we are sending what we are
+    // declaring we support.
+
+    // Absolute Send Time might not be enabled for this m-line.
+    if exts.id_of(Extension::AbsoluteSendTime).is_some() {
+        header.ext_vals.abs_send_time = Some(now);
+    }
+
+    // TWCC might not be enabled for this m-line.
+    if let Some(twcc) = twcc {
+        header.ext_vals.transport_cc = Some(*twcc as u16);
+        *twcc += 1;
+    }
+
+    buf.resize(DATAGRAM_MAX_PACKET_SIZE, 0);
+
+    let header_len = header.write_to(buf, exts);
+    assert!(header_len % 4 == 0, "RTP header must be multiple of 4");
+    header.header_len = header_len;
+
+    let mut body_out = &mut buf[header_len..];
+
+    // For resends, the original seq_no is inserted before the payload.
+    let mut original_seq_len = 0;
+    if let NextPacketKind::Resend(orig_seq_no) = next.kind {
+        original_seq_len = RtpHeader::write_original_sequence_number(body_out, orig_seq_no);
+        body_out = &mut body_out[original_seq_len..];
+    }
+
+    let pkt = &next.pkt;
+
+    let body_len = match next.kind {
+        NextPacketKind::Regular | NextPacketKind::Resend(_) => {
+            let body_len = pkt.payload.len();
+            if let Some(patch) = pkt.vp8_patch.as_ref() {
+                patch.copy_to(pkt.payload.as_ref(), &mut body_out[..body_len]);
+            } else {
+                body_out[..body_len].copy_from_slice(pkt.payload.as_ref());
+            }
+
+            // media packets are sent unpadded: the SRTP ciphers handle
+            // arbitrary body lengths (the CTR scratch alignment is internal
+            // to protect_rtp), and RTP-level padding breaks SFUs that
+            // re-marshal forwarded packets without it while keeping the P
+            // bit (observed with LiveKit -> Chrome, str0m issue #1014)
+            body_len + original_seq_len
+        }
+        NextPacketKind::Blank(len) => {
+            let len = RtpHeader::create_padding_packet(
+                &mut buf[..],
+                header_len,
+                len,
+                SRTP_BLOCK_SIZE,
+            );
+
+            if len == 0 {
+                return None;
+            }
+
+            len
+        }
+    };
+
+    buf.truncate(header_len + body_len);
+
+    #[cfg(feature = "_internal_dont_use_log_stats")]
+    {
+        let queued_at = match next.kind {
+            NextPacketKind::Regular => Some(pkt.timestamp),
+            _ => {
+                // TODO: We don't have queued at stats for Resends or blank padding.
+                None
+            }
+        };
+
+        if let Some(delay) = queued_at.map(|i| now.duration_since(i)) {
+            crate::log_stat!("QUEUE_DELAY", header.ssrc, delay.as_secs_f64() * 1000.0);
+        }
+    }
+
+
+    Some(Built {
+        header,
+        body_len,
+        set_pt_for_padding,
+        set_cr,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,11 +78,6 @@ impl SendQueue {
         Some(packet)
     }
 
-    /// lanrelay patch: packets queued, stamped or not.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

@@ -43,10 +43,15 @@ static BEGINNING_OF_TIME: LazyLock<(Instant, SystemTime)> = LazyLock::new(|| {
 });
 
 pub fn epoch_to_beginning() -> Duration {
-    BEGINNING_OF_TIME
-        .1
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("beginning of time to be after epoch")
+    // lanrelay patch: computed once; `to_unix_duration` runs for every packet sent
+    // with the absolute send time extension.
+    static EPOCH_TO_BEGINNING: LazyLock<Duration> = LazyLock::new(|| {
+        BEGINNING_OF_TIME
+            .1
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("beginning of time to be after epoch")
+    });
+    *EPOCH_TO_BEGINNING
 }
 
 pub(crate) fn already_happened() -> Instant {
@@ -99,11 +104,11 @@ impl InstantExt for Instant {
         }
 
         let duration_since_time_0 = self.duration_since(BEGINNING_OF_TIME.0);
-        let system_time = BEGINNING_OF_TIME.1 + duration_since_time_0;
 
-        system_time
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .expect("clock to go forwards from unix epoch")
+        // lanrelay patch: the beginning's distance from the epoch, computed once,
+        // plus this instant's from the beginning (the same sum as through SystemTime,
+        // without its checked arithmetic per call).
+        epoch_to_beginning() + duration_since_time_0
     }
 
     fn to_ntp_duration(&self) -> Duration {
