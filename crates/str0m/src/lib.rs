@@ -920,7 +920,8 @@ pub struct Rtc {
     dtls_connected: bool,
     dtls_buf: Vec<u8>,
     next_dtls_timeout: Option<Instant>,
-    sctp: RtcSctp,
+    // lanrelay patch: boxed (2.3 KB), so the fields a send reads sit closer.
+    sctp: Box<RtcSctp>,
     chan: ChannelHandler,
     stats: Option<Stats>,
     session: Session,
@@ -1286,6 +1287,7 @@ impl Rtc {
         }
         sctp.set_max_buffered_amount(config.sctp_max_buffered_amount);
 
+        let sctp = Box::new(sctp);
         Ok(Rtc {
             state: RtcState::Alive,
             ice,

@@ -97,9 +97,10 @@ pub(crate) struct Session {
     twcc_tx_register: TwccSendRegister,
     max_rx_seq_lookup: HashMap<Ssrc, SeqNoWindow>,
 
-    bwe: Option<Bwe>,
+    // lanrelay patch: boxed (2 KB each), so the fields a send reads sit closer.
+    bwe: Option<Box<Bwe>>,
     /// lanrelay patch: the estimator while estimation is paused (`set_bwe_active`).
-    bwe_paused: Option<Bwe>,
+    bwe_paused: Option<Box<Bwe>>,
     bwe_last_event: Option<(Bitrate, bool)>,
 
     enable_twcc_feedback: bool,
@@ -169,7 +170,7 @@ impl Session {
         let (pacer, bwe) = if let Some(config) = &config.bwe_config {
             let rate = config.initial_bitrate;
             let pacer = PacerImpl::leaky_bucket(rate * 2.0);
-            let bwe = Bwe::new(rate);
+            let bwe = Box::new(Bwe::new(rate));
             (pacer, Some(bwe))
         } else {
             (PacerImpl::null(), None)
