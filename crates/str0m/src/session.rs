@@ -109,8 +109,6 @@ pub(crate) struct Session {
     pacer: PacerImpl,
     pacer_control: PacerControl,
 
-    // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
-
     // Next packet for RtpPacket event.
     pending_packet: Option<RtpPacket>,
 
@@ -1328,8 +1326,11 @@ impl Session {
         let twcc = twcc_enabled.then_some(&mut self.twcc);
 
         let (receipt, cluster_id) = match next {
-            Next::Polled(cluster_id) => (stream.poll_packet(now, exts, twcc, params, buf)?, cluster_id),
-            Next::Written(rtp) => (stream.send_written(now, rtp, exts, twcc, params, buf)?, None),
+            Next::Polled(cluster) => (stream.poll_packet(now, exts, twcc, params, buf)?, cluster),
+            Next::Written(rtp) => (
+                stream.send_written(now, rtp, exts, twcc, params, buf)?,
+                None,
+            ),
         };
 
         let PacketReceipt {

@@ -663,11 +663,8 @@ impl StreamTx {
         let mut pkt = self.packet_of(rtp);
         pkt.timestamp = now;
         // As poll_packet_regular counts the head of the queue.
-        let len = pkt.payload.len() as u64;
-        self.stats.update_packet_counts(len, false);
-        if let Some(h) = &mut self.stats.bytes_transmitted {
-            h.push(now, len)
-        }
+        self.stats
+            .update_packet_counts(now, pkt.payload.len() as u64, false);
         let seq_no = pkt.seq_no;
         let next = NextPacket {
             kind: NextPacketKind::Regular,
@@ -696,7 +693,7 @@ impl StreamTx {
     }
 
     /// lanrelay patch: the stream's bookkeeping after a packet was built (the tail of
-    /// `poll_packet` before the patch, but popping the queue).
+    /// `poll_packet` before the patch, without popping the queue).
     fn after_build(
         &mut self,
         now: Instant,
@@ -811,11 +808,8 @@ impl StreamTx {
             .get_or_insert_with(|| Box::new(RtpPacket::blank()));
         cached.expand_into(pkt);
 
-        let len = pkt.payload.len() as u64;
-        self.stats.update_packet_counts(len, true);
-        if let Some(h) = &mut self.stats.bytes_retransmitted {
-            h.push(now, len);
-        }
+        self.stats
+            .update_packet_counts(now, pkt.payload.len() as u64, true);
 
         let seq_no = self.seq_no_rtx.inc();
 
@@ -834,11 +828,8 @@ impl StreamTx {
         // finish poll_packet, at which point we move it to the cache.
         let pkt = self.send_queue.peek()?;
 
-        let len = pkt.payload.len() as u64;
-        self.stats.update_packet_counts(len, false);
-        if let Some(h) = &mut self.stats.bytes_transmitted {
-            h.push(now, len)
-        }
+        self.stats
+            .update_packet_counts(now, pkt.payload.len() as u64, false);
 
         let seq_no = pkt.seq_no;
 

@@ -63,12 +63,23 @@ impl StreamTxStats {
         }
     }
 
-    pub fn update_packet_counts(&mut self, bytes: u64, is_resend: bool) {
+    /// Counts a packet sent at `now`, also in the last second's history of bytes
+    /// sent or resent (lanrelay patch: the history's push moved here from each of
+    /// the stream's send paths).
+    pub fn update_packet_counts(&mut self, now: Instant, bytes: u64, is_resend: bool) {
         self.packets += 1;
         self.bytes += bytes;
         if is_resend {
             self.bytes_resent += bytes;
             self.packets_resent += 1;
+        }
+        let history = if is_resend {
+            &mut self.bytes_retransmitted
+        } else {
+            &mut self.bytes_transmitted
+        };
+        if let Some(h) = history {
+            h.push(now, bytes);
         }
     }
 
