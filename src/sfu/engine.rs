@@ -8,6 +8,8 @@
 //! - The receive task ([`super::receive`]) reads the media sockets in batches and hands
 //!   each worker its datagrams: STUN by the worker named in the server's ICE ufrag,
 //!   the rest by the source addresses the workers learnt from authenticated STUN.
+//!   With a single worker there is no receive task: the worker reads the sockets
+//!   itself and its shard routes each datagram ([`super::receive::Inline`]).
 //! - Each worker has two lanes in ([`super::lanes`]): lossy media, and control that is
 //!   never dropped and goes first.
 //! - A room lives on one worker, chosen when it opens (the least loaded,
@@ -669,7 +671,7 @@ pub(crate) fn spawn(
             links.clone(),
             ToReceive {
                 recycle: recycle_tx.clone(),
-                routes: route_tx.clone(),
+                routes: Some(route_tx.clone()),
             },
             cluster_tx.clone(),
             media_tx.clone(),
@@ -695,9 +697,9 @@ pub(crate) fn spawn(
         },
         counters: counters.clone(),
     };
-    // One worker reads the media socket itself: no hand-off between threads per
-    // datagram batch. With several, a task of its own reads for all of them, so none
-    // waits for another's work to have its datagrams read.
+    // One worker reads the media socket itself: no routing table, no copy into a
+    // batch and no hand-off per read. With several, a task of its own reads for all of
+    // them, so none waits for another's work to have its datagrams read.
     let mut inline = if n == 1 {
         Some(task)
     } else {

@@ -1,5 +1,6 @@
 //! The receive task: reads the media sockets in batches and hands every datagram to
-//! the worker that owns its peer, in one batch per worker per read.
+//! the worker that owns its peer, in one batch per worker per read. With a single
+//! worker, [`Inline`] instead: the worker reads the sockets itself.
 //!
 //! - STUN carries the server's ufrag, whose first character names the worker
 //!   ([`ufrag_worker`]). Nothing is learnt from it here: a STUN request proves nothing
@@ -140,6 +141,77 @@ impl Task {
             .map(UdpIo::rehome)
             .collect::<std::io::Result<_>>()?;
         Ok(Task { sockets, ..self })
+    }
+}
+
+/// The media sockets read by the one worker itself (the engine has a single worker):
+/// each datagram goes straight to its shard, which routes it (STUN by ufrag, the rest
+/// by the address its peer proved) and counts what it cannot route. No routing table
+/// here, no copy into a batch and no hand-off between tasks per read.
+pub(crate) struct Inline {
+    sockets: Vec<UdpIo>,
+    candidates: Vec<SocketAddr>,
+}
+
+impl Inline {
+    /// Takes over a receive task's sockets, registered with the current runtime's
+    /// reactor (the worker's thread).
+    pub(crate) fn new(task: Task) -> std::io::Result<Inline> {
+        let Task {
+            sockets,
+            candidates,
+            ..
+        } = task.rehome()?;
+        Ok(Inline {
+            sockets,
+            candidates,
+        })
+    }
+
+    /// Resolves with the index of a socket that has datagrams waiting; never, without
+    /// sockets.
+    pub(crate) async fn readable(&self) -> usize {
+        loop {
+            let (index, ready) = match self.sockets.as_slice() {
+                [] => std::future::pending().await,
+                [only] => (0, only.readable().await),
+                [first, second, ..] => tokio::select! {
+                    r = first.readable() => (0, r),
+                    r = second.readable() => (1, r),
+                },
+            };
+            match ready {
+                Ok(()) => return index,
+                Err(e) => warn!("media socket error: {e}"),
+            }
+        }
+    }
+
+    /// Reads one batch of what socket `index` has waiting, handing each datagram to
+    /// `f` with its arrival time, source and destination (the candidate address str0m
+    /// must see). Returns how many were read: 0 when the socket is drained.
+    pub(crate) fn read(
+        &mut self,
+        index: usize,
+        mut f: impl FnMut(std::time::Instant, SocketAddr, SocketAddr, &[u8]),
+    ) -> usize {
+        let Some(sock) = self.sockets.get_mut(index) else {
+            return 0;
+        };
+        #[allow(clippy::disallowed_methods)] // the I/O shell: arrival time of what is read
+        let read_at = std::time::Instant::now();
+        let port = sock.local_addr().port();
+        let fallback = sock.local_addr().ip();
+        let candidates = &self.candidates;
+        let res = sock.try_recv(|d| {
+            let dst = destination_ip(candidates, d.source, d.destination, fallback);
+            f(read_at, d.source, SocketAddr::new(dst, port), d.contents);
+        });
+        res.unwrap_or_else(|e| {
+            // ICMP errors surface here (e.g. a browser that closed its port).
+            debug!("media socket receive error: {e}");
+            0
+        })
     }
 }
 

@@ -103,8 +103,9 @@ impl UdpIo {
     /// the number of datagrams read (0 when nothing was waiting).
     pub(crate) fn try_recv(&mut self, mut f: impl FnMut(Datagram<'_>)) -> io::Result<usize> {
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
-        let mut slices: Vec<IoSliceMut<'_>> =
-            self.buf.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+        let mut chunks = self.buf.chunks_mut(SLOT);
+        let mut slices: [IoSliceMut<'_>; BATCH_SIZE] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let (socket, state) = (&self.socket, &self.state);
         let n = match socket.try_io(Interest::READABLE, |sock| {
             state.recv(sock.into(), &mut slices, &mut meta)

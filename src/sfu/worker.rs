@@ -1,10 +1,11 @@
 //! A media worker: one thread that owns a [`Shard`] (the rooms it serves, their peers
 //! and timers) and feeds it what arrives for it: commands on the control lane first,
-//! then datagram batches on the media lane, then messages from other workers. What the
-//! shard wants sent goes out in `sendmmsg` batches on the shared media sockets;
-//! signaling messages go to their sessions, route changes to the receive task, and
-//! messages for other workers (a room spread over several) to them in one batch per
-//! turn. This is the I/O shell: it reads the clock and gives the shard the time.
+//! then datagram batches on the media lane (or, as the only worker, the media sockets
+//! themselves), then messages from other workers. What the shard wants sent goes out
+//! in `sendmmsg` batches on the shared media sockets; signaling messages go to their
+//! sessions, route changes to the receive task (when there is one), and messages for
+//! other workers (a room spread over several) to them in one batch per turn. This is
+//! the I/O shell: it reads the clock and gives the shard the time.
 #![allow(clippy::disallowed_methods)] // the shell reads the clock for the shard
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use tracing::{debug, warn};
 use super::lanes::MediaLane;
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
 use super::link::{is_remote, LinkMsg};
-use super::receive::Task;
+use super::receive::{Inline, Task};
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
@@ -92,8 +93,9 @@ pub(crate) struct WorkerLanes {
 pub(crate) struct ToReceive {
     /// Emptied batches go back to be filled again.
     pub(crate) recycle: mpsc::Sender<Batch>,
-    /// Route changes: addresses this worker's peers proved, or gave up.
-    pub(crate) routes: mpsc::Sender<Route>,
+    /// Route changes: addresses this worker's peers proved, or gave up. None when the
+    /// worker reads the media sockets itself (its shard routes every datagram).
+    pub(crate) routes: Option<mpsc::Sender<Route>>,
 }
 
 /// The I/O around one worker's `Shard`.
@@ -190,8 +192,8 @@ impl Worker {
 }
 
 /// Runs a worker on the calling thread until the engine's handles are all dropped;
-/// with `receive`, the receive task too, on the same thread.
-pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes, receive: Option<Task>) {
+/// with `receive` (the only worker), it reads the media sockets itself.
+pub(crate) fn run(mut worker: Worker, shard: Shard, lanes: WorkerLanes, receive: Option<Task>) {
     // Time for the shard's deadlines; I/O for the sockets of relay links.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -205,22 +207,26 @@ pub(crate) fn run(worker: Worker, shard: Shard, lanes: WorkerLanes, receive: Opt
         }
     };
     rt.block_on(async move {
-        if let Some(task) = receive {
-            match task.rehome() {
-                Ok(task) => {
-                    tokio::spawn(task.run());
-                }
-                Err(e) => {
-                    tracing::error!("the media socket cannot be read on the worker's thread: {e}");
-                    return;
-                }
+        let sockets = match receive.map(Inline::new).transpose() {
+            Ok(sockets) => sockets,
+            Err(e) => {
+                tracing::error!("the media socket cannot be read on the worker's thread: {e}");
+                return;
             }
+        };
+        if sockets.is_some() {
+            worker.to_receive.routes = None;
         }
-        run_loop(worker, shard, lanes).await
+        run_loop(worker, shard, lanes, sockets).await
     });
 }
 
-async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
+async fn run_loop(
+    mut w: Worker,
+    mut shard: Shard,
+    lanes: WorkerLanes,
+    mut sockets: Option<Inline>,
+) {
     if w.senders.is_empty() {
         tracing::error!("no media socket: the worker cannot run");
         return;
@@ -272,6 +278,21 @@ async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
                 }
                 w.take_links(&mut shard, &mut link_rx);
             }
+            index = readable(&sockets) => {
+                woke = Instant::now();
+                if let Some(sockets) = &mut sockets {
+                    // A bounded number of reads per turn, each sent before the next.
+                    for _ in 0..4 {
+                        let read = sockets.read(index, |now, src, dst, contents| {
+                            shard.handle_datagram(now, src, dst, contents)
+                        });
+                        if read == 0 {
+                            break;
+                        }
+                        w.flush(&mut shard);
+                    }
+                }
+            }
             Some(msgs) = link_rx.recv() => {
                 woke = Instant::now();
                 w.handle_links(&mut shard, msgs);
@@ -284,6 +305,15 @@ async fn run_loop(mut w: Worker, mut shard: Shard, lanes: WorkerLanes) {
         }
     }
     debug!(worker = w.index, "media worker stopped");
+}
+
+/// Which of the media sockets has datagrams waiting, when the worker reads them
+/// itself; otherwise never.
+async fn readable(sockets: &Option<Inline>) -> usize {
+    match sockets {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Worker {
@@ -502,7 +532,10 @@ impl Worker {
                         worker: self.index,
                         learnt,
                     };
-                    if self.to_receive.routes.try_send(route).is_err() {
+                    let Some(routes) = &self.to_receive.routes else {
+                        continue;
+                    };
+                    if routes.try_send(route).is_err() {
                         self.route_drops += 1;
                     }
                 }

@@ -2074,8 +2074,23 @@ impl Rtc {
         match input {
             Input::Timeout(now) => self.do_handle_timeout(now)?,
             Input::Receive(recv_time, r) => {
+                // lanrelay patch: an SRTP media packet that arrives before any timer is
+                // due skips the timer walk after it. The walk would find nothing due
+                // (the cached timeout is current and later), the packet reaches the app
+                // through `poll_output`, and the receive arms the timeout's
+                // recomputation, so whatever it made due shows in the next
+                // `Output::Timeout`, which the caller honours. RTCP still takes the
+                // walk: a NACK's resends reach the pacer there.
+                let nothing_due = matches!(r.contents.inner, DatagramRecvInner::Rtp(_))
+                    && self.state == RtcState::Alive
+                    && !self.need_init_time
+                    && !self.readiness.wants_timeout()
+                    && recv_time >= self.last_now
+                    && recv_time < self.cached_timeout;
                 self.do_handle_receive(recv_time, r)?;
-                self.do_handle_timeout(recv_time)?;
+                if !nothing_due {
+                    self.do_handle_timeout(recv_time)?;
+                }
             }
         }
         Ok(())
