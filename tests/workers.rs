@@ -82,8 +82,9 @@ async fn rooms_spread_over_workers_and_calls_flow_on_each() {
 }
 
 /// With one media worker the worker's thread reads the media socket itself (no
-/// receive task on the server's runtime): ICE, DTLS and media all arrive that way,
-/// and a second call runs beside the first.
+/// receive task, no routing table before its shard): ICE, DTLS and media all arrive
+/// that way, a second call runs beside the first, and garbage on the media port is
+/// counted as unroutable without disturbing either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_reads_the_media_socket_and_calls_flow() {
     let mut config = lanrelay::Config::loopback(common::temp_dir("one-worker"));
@@ -100,10 +101,37 @@ async fn one_worker_reads_the_media_socket_and_calls_flow() {
         })
         .await;
     }
+    // Garbage, media from an unknown address and STUN for nobody, read by the worker.
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[9; 12]);
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x08]);
+    stun.extend_from_slice(b"nobody:x");
+    let rtp = [
+        vec![0x80, 0x60, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef],
+        vec![7; 900],
+    ]
+    .concat();
+    let samples = [vec![0xff; 40], stun, rtp];
+    let before = (video_from(&a.seen(), "b"), video_from(&c.seen(), "d"));
+    for _ in 0..100 {
+        for s in &samples {
+            let _ = junk.send_to(s, server.candidates[0]).await;
+        }
+    }
+    a.wait_for("more of b's video", wait, |s| {
+        video_from(s, "b") > before.0 + 20
+    })
+    .await;
+    c.wait_for("more of d's video", wait, |s| {
+        video_from(s, "d") > before.1 + 20
+    })
+    .await;
     let status = server.engine.status().await.expect("engine runs");
     assert_eq!(status.workers.len(), 1, "{status:?}");
     assert_eq!(status.workers[0].participants, 4, "{status:?}");
     assert!(status.forwarded_packets > 120, "{status:?}");
+    assert!(status.unroutable_datagrams >= 300, "{status:?}");
     for p in [a, b, c, d] {
         assert_eq!(p.seen().corrupt, 0, "{}", p.tag);
         p.leave().await;

@@ -292,6 +292,7 @@ async fn run_loop(
                         w.flush(&mut shard);
                     }
                 }
+                w.take_links(&mut shard, &mut link_rx);
             }
             Some(msgs) = link_rx.recv() => {
                 woke = Instant::now();
