@@ -92,3 +92,27 @@ fn forwarded_packets_leave_without_a_timer_turn() {
 fn forwarded_packets_leave_without_a_timer_turn_when_nobody_estimates() {
     packets_leave_without_a_turn(Harness::without_estimation(3));
 }
+
+/// A packet for more receivers than one step of the fan-out: the first step's copies
+/// are there to send before the other receivers' are made, and the rest follow as they
+/// are taken, so the first receivers' copies leave while the last ones' are made.
+#[test]
+fn a_fan_out_hands_out_its_first_copies_before_it_makes_the_rest() {
+    const RECEIVERS: usize = 40;
+    let mut h = Harness::new(RECEIVERS);
+    for _ in 0..3 {
+        let (src, buf) = h.publish(false);
+        let (now, server) = (h.now, h.server);
+        let sfu = &mut h.sfus[0];
+        let before = sfu.counters().forwarded;
+        sfu.handle_datagram(now, src, server, &buf);
+        let first = sfu.counters().forwarded - before;
+        assert!(
+            first > 0 && first < RECEIVERS as u64,
+            "{first} of {RECEIVERS} copies made before any was taken"
+        );
+        let sent = in_memory::drain(sfu, &mut Vec::new());
+        assert_eq!(sent, RECEIVERS, "every receiver's copy, once taken");
+        assert_eq!(sfu.counters().forwarded - before, RECEIVERS as u64);
+    }
+}

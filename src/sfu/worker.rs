@@ -79,6 +79,10 @@ impl Links {
     }
 }
 
+/// Datagrams for one socket that are sent as soon as they are there, in one
+/// `sendmmsg`, without waiting for the rest of the turn's.
+const SEND_AT: usize = 32;
+
 /// Most queued messages a worker handles before it flushes and checks its timers.
 const MAX_MESSAGES_PER_TURN: usize = 64;
 
@@ -577,6 +581,11 @@ impl Worker {
                     };
                     let src = self.sets_source[i].then_some(t.source.ip());
                     self.pending[i].push((t.destination, src, t.contents));
+                    // Sent as they come: the shard makes a fan-out's copies a step at
+                    // a time, so the first receivers' leave while the rest are made.
+                    if self.pending[i].len() >= SEND_AT {
+                        self.send_pending(i);
+                    }
                 }
                 Output::Signal(id, msg) => {
                     let Some(tx) = self.sessions.get(&id) else {
@@ -651,22 +660,31 @@ impl Worker {
                 self.link_drops[to] += self.links.send(to, msgs);
             }
         }
-        for (sender, pending) in self.senders.iter_mut().zip(self.pending.iter_mut()) {
-            if pending.is_empty() {
-                continue;
-            }
-            let out: Vec<Outgoing<'_>> = pending
-                .iter()
-                .map(|(destination, source, contents)| Outgoing {
-                    destination: *destination,
-                    source: *source,
-                    contents,
-                })
-                .collect();
-            sender.send_all(&out);
-            drop(out);
-            pending.clear();
+        for i in 0..self.pending.len() {
+            self.send_pending(i);
         }
+    }
+
+    /// Sends the datagrams waiting for socket `i`.
+    fn send_pending(&mut self, i: usize) {
+        let (Some(sender), Some(pending)) = (self.senders.get_mut(i), self.pending.get_mut(i))
+        else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let out: Vec<Outgoing<'_>> = pending
+            .iter()
+            .map(|(destination, source, contents)| Outgoing {
+                destination: *destination,
+                source: *source,
+                contents,
+            })
+            .collect();
+        sender.send_all(&out);
+        drop(out);
+        pending.clear();
     }
 }
 

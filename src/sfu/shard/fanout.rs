@@ -1,23 +1,21 @@
 //! Forwarding: a publisher's RTP packet goes to each of its receivers on this shard
 //! (header rewritten per receiver: payload type, sequence number, timestamp, VP8
-//! picture ids), once to every other worker that serves viewers of the room, and the
-//! simulcast layer each receiver gets is chosen here.
+//! picture ids), a step of receivers at a time, and once to every other worker that
+//! serves viewers of the room. A receiver's layer switches here, on a keyframe of the
+//! layer chosen for it (see `layers`).
 
 use std::time::Instant;
 
-use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::RtcError;
-use tracing::debug;
 
 use super::{Output, Shard};
 use crate::sfu::codec;
 use crate::sfu::link::{LinkMsg, TrackPacket};
 use crate::sfu::peer::{nackable, DownState, Local, Peer, Served, TrackKey};
-use crate::sfu::simulcast::{Inputs, Quality};
-use crate::signaling::protocol::{PeerId, ServerMsg};
+use crate::signaling::protocol::PeerId;
 
 /// What became of one packet written for one receiver.
 enum Written {
@@ -95,7 +93,6 @@ impl Shard {
                 }
             }
         }
-        self.fan_out(now, from, &packet);
         if !self.relay_out.is_empty() {
             self.relay_out_rtp(now, from, &packet);
         }
@@ -103,6 +100,7 @@ impl Shard {
         if !self.recorders.is_empty() {
             self.record_packet(now, from, &packet);
         }
+        self.fan_out(now, from, packet);
     }
 
     /// The m-line and simulcast layer of publisher `from`'s incoming stream `ssrc`,
@@ -127,8 +125,12 @@ impl Shard {
         Some(found)
     }
 
-    /// Writes one packet of publisher `from` to each of its receivers on this shard.
-    pub(super) fn fan_out(&mut self, now: Instant, from: PeerId, pkt: &TrackPacket) {
+    /// Writes one packet of publisher `from` to each of its receivers on this shard,
+    /// [`FAN_OUT_STEP`] receivers at a time: the first step now, the rest as
+    /// [`Shard::poll_output`] hands out what the steps before made.
+    pub(super) fn fan_out(&mut self, now: Instant, from: PeerId, pkt: TrackPacket) {
+        // One fan-out at a time: one whose datagrams nobody took yet ends first.
+        self.finish_fan_out();
         let Some(up) = self
             .peers
             .get_mut(&from)
@@ -136,7 +138,7 @@ impl Shard {
         else {
             return;
         };
-        let (mid, rid) = (pkt.mid, pkt.rid);
+        let rid = pkt.rid;
         let codec = pkt.params.spec().codec;
         if up.codec != Some(codec) {
             up.codec = Some(codec);
@@ -157,43 +159,76 @@ impl Shard {
                 }
             }
         }
-        let subscribers = std::mem::take(&mut up.subscribers);
-        let mut wants_keyframe: Vec<Option<Rid>> = Vec::new();
-        let mut notes: Vec<(PeerId, Note)> = Vec::new();
-        let packet = Packet {
+        if up.subscribers.is_empty() {
+            return;
+        }
+        // A copy of the list: receivers may come and go between steps, which
+        // changes the next packet's list, not this one's.
+        self.fanout = Some(Box::new(FanOut {
+            now,
+            from,
+            subscribers: up.subscribers.clone(),
+            next: 0,
             pkt,
-            key: (from, mid),
+            vp8,
             simulcast,
             keyframe_start,
-            vp8: vp8.as_ref(),
+            wants_keyframe: Vec::new(),
+            notes: Vec::new(),
+        }));
+        self.step_fan_out();
+    }
+
+    /// Writes the next [`FAN_OUT_STEP`] receivers of the fan-out under way, and ends
+    /// it after the last. Returns whether receivers are left.
+    pub(super) fn step_fan_out(&mut self) -> bool {
+        let Some(mut f) = self.fanout.take() else {
+            return false;
         };
-        for &sub in &subscribers {
+        let end = (f.next + FAN_OUT_STEP).min(f.subscribers.len());
+        let packet = Packet {
+            pkt: &f.pkt,
+            key: (f.from, f.pkt.mid),
+            simulcast: f.simulcast,
+            keyframe_start: f.keyframe_start,
+            vp8: f.vp8.as_ref(),
+        };
+        for &sub in &f.subscribers[f.next..end] {
             let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
                 continue;
             };
             let written = write_down(
-                now,
+                f.now,
                 local,
                 &packet,
                 &mut self.drained,
-                &mut wants_keyframe,
-                |note| notes.push((sub, note)),
+                &mut f.wants_keyframe,
+                |note| f.notes.push((sub, note)),
             );
             match written {
                 Written::Skipped => {}
                 Written::Sent { offered } => {
                     self.counters.forwarded += 1;
-                    self.counters.forwarded_bytes += pkt.payload.len() as u64;
-                    self.after_write(now, sub, offered);
+                    self.counters.forwarded_bytes += f.pkt.payload.len() as u64;
+                    self.after_write(f.now, sub, offered);
                 }
                 Written::Failed(e) => self.fail(sub, &e),
             }
         }
-        if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
-            // Subscribers added while forwarding (none today) would be lost otherwise.
-            let added = std::mem::replace(&mut up.subscribers, subscribers);
-            up.subscribers.extend(added);
+        f.next = end;
+        if end < f.subscribers.len() {
+            self.fanout = Some(f);
+            return true;
         }
+        let FanOut {
+            now,
+            from,
+            pkt,
+            wants_keyframe,
+            notes,
+            ..
+        } = *f;
+        let (mid, codec) = (pkt.mid, pkt.params.spec().codec);
         for layer in wants_keyframe {
             self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
         }
@@ -204,116 +239,49 @@ impl Shard {
                 Note::Decodable => self.codec_mended(from, sub, codec),
             }
         }
+        false
     }
 
-    /// Tells a receiver which layer of a publisher's video it now gets.
-    fn announce_layer(&mut self, now: Instant, sub: PeerId, src: PeerId, mid: Mid, layer: Rid) {
-        let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
-            return;
-        };
-        let layers = up.rates.active(now);
-        let index = layers.iter().position(|l| l.rid == layer).unwrap_or(0);
-        let reason = self
-            .peers
-            .get(&sub)
-            .and_then(Peer::here)
-            .map(|l| match l.quality {
-                Quality::High => "you asked for high quality".to_string(),
-                Quality::Low => "you asked for low quality".to_string(),
-                Quality::Auto if !l.bwe => "fits your screen".to_string(),
-                Quality::Auto => match l.estimate_bps {
-                    Some(e) => format!(
-                        "fits your link (estimate {:.0} kbit/s) and screen",
-                        e / 1000.0
-                    ),
-                    None => "starting small until your link is measured".to_string(),
-                },
-            })
-            .unwrap_or_default();
-        debug!(sub, src, %layer, index, "layer switch");
-        self.signal(
-            sub,
-            ServerMsg::Layer {
-                peer: src,
-                rid: layer.to_string(),
-                index,
-                count: layers.len(),
-                reason,
-            },
-        );
+    /// Writes every receiver left of the fan-out under way.
+    pub(super) fn finish_fan_out(&mut self) {
+        while self.step_fan_out() {}
     }
 
-    /// Revisits the simulcast layer of every video `id` receives; asks for a keyframe
-    /// on each newly wanted layer and sets the bandwidth estimator's goals.
-    pub(super) fn choose_layers(&mut self, now: Instant, id: PeerId, why: &str) {
-        self.sync_estimation(id);
-        let Some(local) = self.peers.get(&id).and_then(Peer::here) else {
-            return;
-        };
-        let keys: Vec<TrackKey> = local
-            .down
-            .iter()
-            .filter(|(_, d)| d.kind == MediaKind::Video && matches!(d.state, DownState::Open(_)))
-            .map(|(k, _)| *k)
-            .collect();
-        if keys.is_empty() {
-            return;
-        }
-        // Without an estimate (no transport-wide CC feedback) only the screen and the
-        // preference choose.
-        let estimate = match local.bwe {
-            true => local.estimate_bps,
-            false => Some(f64::INFINITY),
-        };
-        let quality = local.quality;
-        let mut requests = Vec::new();
-        let (mut min_bps, mut desired_bps) = (0.0, 0.0);
-        for (src, mid) in keys {
-            let Some(up) = self.peers.get(&src).and_then(|p| p.up.get(&mid)) else {
-                continue;
-            };
-            if !up.simulcast {
-                continue;
-            }
-            let layers = up.rates.active(now);
-            let Some(down) = self
-                .peers
-                .get_mut(&id)
-                .and_then(Peer::here_mut)
-                .and_then(|l| l.down.get_mut(&(src, mid)))
-            else {
-                continue;
-            };
-            let before = down.selector.target();
-            let target = down.selector.choose(
-                now,
-                Inputs {
-                    layers: &layers,
-                    estimate_bps: estimate,
-                    render_width: down.render_width,
-                    quality,
-                },
-            );
-            if target != before && target != down.layer {
-                debug!(id, src, ?target, why, "layer wanted");
-                requests.push((src, mid, target));
-            }
-            // Keep probing towards the next layer up, so the estimate can show it fits.
-            if let Some(i) = target.and_then(|t| layers.iter().position(|l| l.rid == t)) {
-                min_bps += layers[i].bps;
-                desired_bps += layers.get(i + 1).unwrap_or(&layers[i]).bps * 1.2;
-            }
-        }
-        if desired_bps > 0.0 {
-            let (min, desired) = (
-                Bitrate::bps(min_bps as u64),
-                Bitrate::bps(desired_bps as u64),
-            );
-            self.with_rtc(id, |rtc| rtc.bwe().set_bitrate(min, desired));
-        }
-        for (src, mid, layer) in requests {
-            self.request_keyframe(now, src, mid, layer, KeyframeRequestKind::Pli);
-        }
+    /// The time of the fan-out under way (moved on to `now` if later): events behind
+    /// it wait for it to end, and are then handled at that time.
+    pub(super) fn fan_out_pending(&mut self, now: Instant) -> Option<Instant> {
+        let f = self.fanout.as_mut()?;
+        f.now = f.now.max(now);
+        Some(f.now)
+    }
+}
+
+/// Receivers written per step of a fan-out. The worker sends what a step made before
+/// the next one is written, so the first receivers' copies leave while the others'
+/// are made (at 100 receivers the copies take the better part of a millisecond, and
+/// nothing was sent before the last was made), and a copy's buffer is sent and freed
+/// while it is still in the cache.
+pub(super) const FAN_OUT_STEP: usize = 32;
+
+/// A fan-out under way: one packet and the receivers not yet written.
+pub(super) struct FanOut {
+    now: Instant,
+    from: PeerId,
+    pkt: TrackPacket,
+    vp8: Option<Vp8Descriptor>,
+    simulcast: bool,
+    keyframe_start: bool,
+    subscribers: Vec<PeerId>,
+    /// The first receiver not yet written.
+    next: usize,
+    wants_keyframe: Vec<Option<Rid>>,
+    notes: Vec<(PeerId, Note)>,
+}
+
+impl FanOut {
+    /// The time the fan-out's writes are made at.
+    pub(super) fn now(&self) -> Instant {
+        self.now
     }
 }
 
@@ -327,7 +295,7 @@ struct Packet<'a> {
 }
 
 /// What forwarding a packet to one receiver changed, for the shard to tell.
-enum Note {
+pub(super) enum Note {
     /// It now gets this simulcast layer.
     Switched(Rid),
     /// It cannot decode the publisher's codec (said once per codec).

@@ -55,6 +55,7 @@ mod fanout;
 mod host;
 mod http;
 mod keyframes;
+mod layers;
 mod mirror;
 mod negotiate;
 mod publish;
@@ -201,6 +202,8 @@ pub struct Shard {
     by_resource: HashMap<String, PeerId>,
     /// What the `Rtc`s' drains produced: datagrams and events.
     drained: Drained,
+    /// The fan-out under way, if any (see `fanout`).
+    fanout: Option<Box<fanout::FanOut>>,
     /// When the datagrams being handled were read from the socket (set by the worker
     /// around a batch): the arrival time the up streams' jitter is measured with. The
     /// `Rtc`s get the time of handling, as they stamp what they send with it.
@@ -264,6 +267,7 @@ impl Shard {
             routes: Routes::default(),
             by_resource: HashMap::new(),
             drained: Drained::default(),
+            fanout: None,
             arrival: None,
             routes_out: VecDeque::new(),
             out: VecDeque::new(),
@@ -276,15 +280,24 @@ impl Shard {
         self.counters
     }
 
-    /// Next output: route changes, then datagrams, then the rest.
+    /// Next output: route changes, then datagrams, then the rest. A fan-out under way
+    /// goes on here, a step each time the datagrams of the steps before have been
+    /// handed out; the events behind it are handled once it ends.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(r) = self.routes_out.pop_front() {
-            return Some(r);
+        loop {
+            if let Some(r) = self.routes_out.pop_front() {
+                return Some(r);
+            }
+            if let Some(t) = self.drained.transmits.pop_front() {
+                return Some(Output::Transmit(t));
+            }
+            let Some(now) = self.fanout.as_ref().map(|f| f.now()) else {
+                return self.out.pop_front();
+            };
+            if !self.step_fan_out() {
+                self.process(now);
+            }
         }
-        if let Some(t) = self.drained.transmits.pop_front() {
-            return Some(Output::Transmit(t));
-        }
-        self.out.pop_front()
     }
 
     /// When [`Shard::handle_timeout`] must next be called.
@@ -292,9 +305,13 @@ impl Shard {
         self.timers.poll_timeout(!self.peers.is_empty())
     }
 
-    /// Handles queued events until none are left.
+    /// Handles queued events until none are left, or until one starts a fan-out that
+    /// goes on in [`Shard::poll_output`] (and this with it, after).
     fn process(&mut self, now: Instant) {
         loop {
+            if self.fan_out_pending(now).is_some() {
+                return;
+            }
             if let Some((id, event)) = self.drained.events.pop_front() {
                 self.handle_event(now, id, event);
                 continue;
