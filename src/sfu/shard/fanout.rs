@@ -55,7 +55,7 @@ impl Shard {
             *pkt.seq_no,
             pkt.header.timestamp,
             pkt.time.frequency().get(),
-            self.arrival.map_or(pkt.timestamp, |t| t.min(pkt.timestamp)),
+            pkt.timestamp,
         );
         let (Some(up), Some(driver)) = (up.get_mut(&mid), local.rtc.as_ref()) else {
             return;
@@ -162,12 +162,19 @@ impl Shard {
         if up.subscribers.is_empty() {
             return;
         }
-        // A copy of the list: receivers may come and go between steps, which
-        // changes the next packet's list, not this one's.
-        self.fanout = Some(Box::new(FanOut {
+        // More than a step: a copy of the list, as receivers may come and go between
+        // steps (which changes the next packet's list, not this one's). One step: the
+        // list itself, put back at the end (nothing runs in between).
+        let taken = up.subscribers.len() <= FAN_OUT_STEP;
+        let subscribers = match taken {
+            true => std::mem::take(&mut up.subscribers),
+            false => up.subscribers.clone(),
+        };
+        let mut f = FanOut {
             now,
             from,
-            subscribers: up.subscribers.clone(),
+            subscribers,
+            taken,
             next: 0,
             pkt,
             vp8,
@@ -175,8 +182,12 @@ impl Shard {
             keyframe_start,
             wants_keyframe: Vec::new(),
             notes: Vec::new(),
-        }));
-        self.step_fan_out();
+        };
+        if self.write_step(&mut f) {
+            self.fanout = Some(Box::new(f));
+        } else {
+            self.end_fan_out(f);
+        }
     }
 
     /// Writes the next [`FAN_OUT_STEP`] receivers of the fan-out under way, and ends
@@ -185,6 +196,17 @@ impl Shard {
         let Some(mut f) = self.fanout.take() else {
             return false;
         };
+        if self.write_step(&mut f) {
+            self.fanout = Some(f);
+            return true;
+        }
+        self.end_fan_out(*f);
+        false
+    }
+
+    /// Writes the next [`FAN_OUT_STEP`] receivers of `f`; returns whether receivers
+    /// are left.
+    fn write_step(&mut self, f: &mut FanOut) -> bool {
         let end = (f.next + FAN_OUT_STEP).min(f.subscribers.len());
         let packet = Packet {
             pkt: &f.pkt,
@@ -216,19 +238,30 @@ impl Shard {
             }
         }
         f.next = end;
-        if end < f.subscribers.len() {
-            self.fanout = Some(f);
-            return true;
-        }
+        end < f.subscribers.len()
+    }
+
+    /// After the last receiver: the list goes back (if it was taken), then the
+    /// keyframe requests and the notices the copies called for.
+    fn end_fan_out(&mut self, f: FanOut) {
         let FanOut {
             now,
             from,
             pkt,
+            subscribers,
+            taken,
             wants_keyframe,
             notes,
             ..
-        } = *f;
+        } = f;
         let (mid, codec) = (pkt.mid, pkt.params.spec().codec);
+        if taken {
+            if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
+                // Subscribers added while forwarding (none today) would be lost otherwise.
+                let added = std::mem::replace(&mut up.subscribers, subscribers);
+                up.subscribers.extend(added);
+            }
+        }
         for layer in wants_keyframe {
             self.request_keyframe(now, from, mid, layer, KeyframeRequestKind::Pli);
         }
@@ -239,7 +272,6 @@ impl Shard {
                 Note::Decodable => self.codec_mended(from, sub, codec),
             }
         }
-        false
     }
 
     /// Writes every receiver left of the fan-out under way.
@@ -272,6 +304,8 @@ pub(super) struct FanOut {
     simulcast: bool,
     keyframe_start: bool,
     subscribers: Vec<PeerId>,
+    /// The list was taken from the publisher's track (a single step), to put back.
+    taken: bool,
     /// The first receiver not yet written.
     next: usize,
     wants_keyframe: Vec<Option<Rid>>,

@@ -204,10 +204,6 @@ pub struct Shard {
     drained: Drained,
     /// The fan-out under way, if any (see `fanout`).
     fanout: Option<Box<fanout::FanOut>>,
-    /// When the datagrams being handled were read from the socket (set by the worker
-    /// around a batch): the arrival time the up streams' jitter is measured with. The
-    /// `Rtc`s get the time of handling, as they stamp what they send with it.
-    arrival: Option<Instant>,
     /// Route changes for the receive task, handed out before any datagram so that the
     /// reply to a STUN request never overtakes the route its DTLS will need.
     routes_out: VecDeque<Output>,
@@ -268,7 +264,6 @@ impl Shard {
             by_resource: HashMap::new(),
             drained: Drained::default(),
             fanout: None,
-            arrival: None,
             routes_out: VecDeque::new(),
             out: VecDeque::new(),
             doomed: Vec::new(),
@@ -415,12 +410,6 @@ impl Shard {
             }
             _ => {}
         }
-    }
-
-    /// The datagrams handled next were read from the socket at `at` (`None`: at the
-    /// time they are handled).
-    pub fn set_arrival(&mut self, at: Option<Instant>) {
-        self.arrival = at;
     }
 
     /// The layer of each of `id`'s simulcast video tracks that its receivers get
