@@ -291,8 +291,8 @@ impl Shard {
 /// Receivers written per step of a fan-out. The worker sends what a step made before
 /// the next one is written, so the first receivers' copies leave while the others'
 /// are made (at 100 receivers the copies take the better part of a millisecond, and
-/// nothing was sent before the last was made), and a copy's buffer is sent and freed
-/// while it is still in the cache.
+/// nothing was sent before the last was made). The last receiver's copy leaves no
+/// sooner: that is the cost of the whole fan-out.
 pub(super) const FAN_OUT_STEP: usize = 32;
 
 /// A fan-out under way: one packet and the receivers not yet written.
