@@ -178,7 +178,7 @@ pub struct EngineHandle {
     /// Commands that found their worker gone.
     control_drops: Arc<AtomicU64>,
     /// The channels into the workers' link lanes (messages from other nodes).
-    links: Arc<worker::Links>,
+    links: Arc<lanes::Links>,
     /// The cluster, when this node is in one (`--cluster`).
     cluster: Arc<OnceLock<Cluster>>,
     /// What the workers send to other nodes, until the cluster task takes it.
@@ -633,7 +633,7 @@ pub(crate) fn spawn(
         },
     ));
     let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
-    let links = Arc::new(worker::Links::new(link_txs));
+    let links = Arc::new(lanes::Links::new(link_txs));
     let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
     let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);
     let (recycle_tx, recycle_rx) = mpsc::channel(lanes::SPARE_BATCHES);
@@ -757,7 +757,7 @@ mod tests {
             registry: Arc::new(Registry::new(1, usize::MAX)),
             receive: Arc::new(receive::ReceiveCounters::new(1)),
             control_drops: Arc::new(AtomicU64::new(0)),
-            links: Arc::new(worker::Links::new(vec![link_tx])),
+            links: Arc::new(lanes::Links::new(vec![link_tx])),
             cluster: Arc::new(OnceLock::new()),
             to_cluster: Arc::new(std::sync::Mutex::new(None)),
         };

@@ -9,7 +9,9 @@
 //!   or an answer.
 //!
 //! And back from the workers, the **route lane**: the addresses whose DTLS and SRTP
-//! belong to each worker, learnt from authenticated STUN.
+//! belong to each worker, learnt from authenticated STUN. Between workers, the
+//! **links** ([`Links`]): a room spread over several passes its packets and messages
+//! on them.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,8 +20,64 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::link::LinkMsg;
 use super::shard::{HttpAnswer, RecordError, RoomSnapshot, ShardCounters};
 use crate::signaling::protocol::{ClientMsg, Mode, PeerId, Role, ServerMsg};
+
+/// The channels between workers, for rooms spread over several (`core::mirror`).
+#[derive(Debug)]
+pub(crate) struct Links {
+    txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>,
+    /// Packets sent to each worker and not yet handled by it.
+    backlog: Vec<AtomicUsize>,
+}
+
+/// Packets one worker may have waiting for another before further ones are dropped
+/// (about 3 s of one 2.5 Mbit/s publisher's video and audio): a worker that far
+/// behind is overloaded, and its viewers recover with a keyframe. Other messages are
+/// never dropped.
+const LINK_BACKLOG: usize = 1024;
+
+impl Links {
+    pub(crate) fn new(txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>) -> Self {
+        let backlog = txs.iter().map(|_| AtomicUsize::new(0)).collect();
+        Links { txs, backlog }
+    }
+
+    /// How many workers there are.
+    pub(crate) fn workers(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Sends messages to worker `to`; returns how many packets were dropped.
+    pub(crate) fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
+        let (Some(tx), Some(backlog)) = (self.txs.get(to), self.backlog.get(to)) else {
+            return 0;
+        };
+        let media = msgs.iter().filter(|m| m.is_media()).count();
+        let mut dropped = 0;
+        if backlog.load(Ordering::Relaxed) + media > LINK_BACKLOG {
+            msgs.retain(|m| !m.is_media());
+            dropped = media as u64;
+            if msgs.is_empty() {
+                return dropped;
+            }
+        } else {
+            backlog.fetch_add(media, Ordering::Relaxed);
+        }
+        if tx.send(msgs).is_err() {
+            tracing::debug!(to, "worker gone: link messages dropped");
+        }
+        dropped
+    }
+
+    /// Worker `at` handled `media` packets sent to it.
+    pub(crate) fn handled(&self, at: usize, media: usize) {
+        if let Some(b) = self.backlog.get(at) {
+            b.fetch_sub(media, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Datagram batches a worker may have queued before the receive task drops further
 /// ones for it (a worker that far behind is overloaded).

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, warn};
 
-use super::lanes::MediaLane;
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
+use super::lanes::{Links, MediaLane};
 use super::link::{is_remote, LinkMsg};
 use super::receive::{Inline, Task};
 use super::registry::Registry;
@@ -28,56 +27,6 @@ use super::udp::{source_ip, Outgoing, UdpSender};
 use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
 use str0m::net::Protocol;
 use tokio::sync::mpsc::error::TrySendError;
-
-/// The channels between workers, for rooms spread over several (`core::mirror`).
-#[derive(Debug)]
-pub(crate) struct Links {
-    txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>,
-    /// Packets sent to each worker and not yet handled by it.
-    backlog: Vec<AtomicUsize>,
-}
-
-/// Packets one worker may have waiting for another before further ones are dropped
-/// (about 3 s of one 2.5 Mbit/s publisher's video and audio): a worker that far
-/// behind is overloaded, and its viewers recover with a keyframe. Other messages are
-/// never dropped.
-const LINK_BACKLOG: usize = 1024;
-
-impl Links {
-    pub(crate) fn new(txs: Vec<mpsc::UnboundedSender<Vec<LinkMsg>>>) -> Self {
-        let backlog = txs.iter().map(|_| AtomicUsize::new(0)).collect();
-        Links { txs, backlog }
-    }
-
-    /// Sends messages to worker `to`; returns how many packets were dropped.
-    pub(crate) fn send(&self, to: usize, mut msgs: Vec<LinkMsg>) -> u64 {
-        let (Some(tx), Some(backlog)) = (self.txs.get(to), self.backlog.get(to)) else {
-            return 0;
-        };
-        let media = msgs.iter().filter(|m| m.is_media()).count();
-        let mut dropped = 0;
-        if backlog.load(Ordering::Relaxed) + media > LINK_BACKLOG {
-            msgs.retain(|m| !m.is_media());
-            dropped = media as u64;
-            if msgs.is_empty() {
-                return dropped;
-            }
-        } else {
-            backlog.fetch_add(media, Ordering::Relaxed);
-        }
-        if tx.send(msgs).is_err() {
-            debug!(to, "worker gone: link messages dropped");
-        }
-        dropped
-    }
-
-    /// Worker `at` handled `media` packets sent to it.
-    fn handled(&self, at: usize, media: usize) {
-        if let Some(b) = self.backlog.get(at) {
-            b.fetch_sub(media, Ordering::Relaxed);
-        }
-    }
-}
 
 /// Datagrams for one socket that are sent as soon as they are there, in one
 /// `sendmmsg`, without waiting for the rest of the turn's.
@@ -176,8 +125,8 @@ impl Worker {
             sessions: HashMap::new(),
             http_waiting: HashMap::new(),
             busy: Duration::ZERO,
-            link_out: links.txs.iter().map(|_| Vec::new()).collect(),
-            link_drops: vec![0; links.txs.len()],
+            link_out: (0..links.workers()).map(|_| Vec::new()).collect(),
+            link_drops: vec![0; links.workers()],
             links,
             no_socket_drops: 0,
             session_drops: 0,
