@@ -9,7 +9,7 @@
 //!   each worker its datagrams: STUN by the worker named in the server's ICE ufrag,
 //!   the rest by the source addresses the workers learnt from authenticated STUN.
 //!   With a single worker there is no receive task: the worker reads the sockets
-//!   itself and its shard routes each datagram ([`super::receive::Inline`]).
+//!   itself and its shard routes each datagram ([`super::receive::Reader`]).
 //! - Each worker has two lanes in ([`super::lanes`]): lossy media, and control that is
 //!   never dropped and goes first.
 //! - A room lives on one worker, chosen when it opens (the least loaded,

@@ -1,6 +1,6 @@
 //! The receive task: reads the media sockets in batches and hands every datagram to
 //! the worker that owns its peer, in one batch per worker per read. With a single
-//! worker, [`Inline`] instead: the worker reads the sockets itself.
+//! worker, the worker reads the sockets itself (a [`Reader`] of its own).
 //!
 //! - STUN carries the server's ufrag, whose first character names the worker
 //!   ([`ufrag_worker`]). Nothing is learnt from it here: a STUN request proves nothing
@@ -144,25 +144,26 @@ impl Task {
     }
 }
 
-/// The media sockets read by the one worker itself (the engine has a single worker):
-/// each datagram goes straight to its shard, which routes it (STUN by ufrag, the rest
-/// by the address its peer proved) and counts what it cannot route. No routing table
-/// here, no copy into a batch and no hand-off between tasks per read.
-pub(crate) struct Inline {
+/// The media sockets and how they are read: by the receive task, which routes each
+/// datagram to a worker, or by the only worker itself, which hands each straight to
+/// its shard (the shard routes it: STUN by ufrag, the rest by the address its peer
+/// proved, and counts what it cannot route). Then there is no routing table in front,
+/// no copy into a batch and no hand-off between tasks per read.
+pub(crate) struct Reader {
     sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
 }
 
-impl Inline {
+impl Reader {
     /// Takes over a receive task's sockets, registered with the current runtime's
     /// reactor (the worker's thread).
-    pub(crate) fn new(task: Task) -> std::io::Result<Inline> {
+    pub(crate) fn new(task: Task) -> std::io::Result<Reader> {
         let Task {
             sockets,
             candidates,
             ..
         } = task.rehome()?;
-        Ok(Inline {
+        Ok(Reader {
             sockets,
             candidates,
         })
@@ -216,7 +217,7 @@ impl Inline {
 }
 
 async fn run(
-    mut sockets: Vec<UdpIo>,
+    sockets: Vec<UdpIo>,
     candidates: Vec<SocketAddr>,
     mut lanes: Lanes,
     counters: std::sync::Arc<ReceiveCounters>,
@@ -224,68 +225,54 @@ async fn run(
     if sockets.is_empty() {
         return;
     }
+    let mut reader = Reader {
+        sockets,
+        candidates,
+    };
     let workers = lanes.media.clone();
     let mut routes = Routes::default();
     let mut batches: Vec<Batch> = workers.iter().map(|_| Batch::default()).collect();
-    let has_second = sockets.len() > 1;
     loop {
-        let (index, ready) = tokio::select! {
-            r = sockets[0].readable() => (0, r),
-            r = async { sockets[1].readable().await }, if has_second => (1, r),
+        let index = tokio::select! {
+            index = reader.readable() => index,
             _ = closed(&workers) => break,
         };
-        if let Err(e) = ready {
-            warn!("media socket error: {e}");
-            continue;
-        }
         // Routes first: a worker says a route before it answers the STUN request whose
         // DTLS will need it.
         while let Ok(r) = lanes.routes.try_recv() {
             routes.apply(r);
         }
-        #[allow(clippy::disallowed_methods)] // the I/O shell: arrival time of what is read
-        let read_at = std::time::Instant::now();
-        let sock = &mut sockets[index];
-        let port = sock.local_addr().port();
-        let fallback = sock.local_addr().ip();
         // Read a bounded number of batches before handing them over, so workers start
         // early on a busy socket.
         for _ in 0..4 {
-            let res = sock.try_recv(|d| {
-                let mut w = routes.route(d.source, d.contents, workers.len());
+            let read = reader.read(index, |read_at, src, dst, contents| {
+                let mut w = routes.route(src, contents, workers.len());
                 if w == Routed::Nowhere {
                     // A route said after this read began (the reply to a STUN request
                     // left, and the DTLS that follows it is here already).
                     while let Ok(r) = lanes.routes.try_recv() {
                         routes.apply(r);
                     }
-                    w = routes.route(d.source, d.contents, workers.len());
+                    w = routes.route(src, contents, workers.len());
                 }
                 let w = match w {
                     Routed::To(w) => w,
                     Routed::Nowhere => {
                         counters.unroutable.fetch_add(1, Ordering::Relaxed);
-                        debug!(src = %d.source, len = d.contents.len(), "dropped unroutable datagram");
+                        debug!(%src, len = contents.len(), "dropped unroutable datagram");
                         return;
                     }
                     Routed::Taken => {
                         counters.taken.fetch_add(1, Ordering::Relaxed);
-                        debug!(src = %d.source, "refused STUN from an address another worker's peer holds");
+                        debug!(%src, "refused STUN from an address another worker's peer holds");
                         return;
                     }
                 };
-                let dst = destination_ip(&candidates, d.source, d.destination, fallback);
                 batches[w].read_at.get_or_insert(read_at);
-                batches[w].push(d.source, SocketAddr::new(dst, port), d.contents);
+                batches[w].push(src, dst, contents);
             });
-            match res {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    // ICMP errors surface here (e.g. a browser that closed its port).
-                    debug!("media socket receive error: {e}");
-                    break;
-                }
+            if read == 0 {
+                break;
             }
         }
         for (w, batch) in batches.iter_mut().enumerate() {

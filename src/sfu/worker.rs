@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use super::lanes::{Batch, Command, Control, MediaRx, Report, Route, WorkerStatus};
 use super::lanes::{Links, MediaLane};
 use super::link::{is_remote, LinkMsg};
-use super::receive::{Inline, Task};
+use super::receive::{Reader, Task};
 use super::registry::Registry;
 use super::shard::{HttpAnswer, Output, Shard};
 use super::udp::{source_ip, Outgoing, UdpSender};
@@ -160,7 +160,7 @@ pub(crate) fn run(mut worker: Worker, shard: Shard, lanes: WorkerLanes, receive:
         }
     };
     rt.block_on(async move {
-        let sockets = match receive.map(Inline::new).transpose() {
+        let sockets = match receive.map(Reader::new).transpose() {
             Ok(sockets) => sockets,
             Err(e) => {
                 tracing::error!("the media socket cannot be read on the worker's thread: {e}");
@@ -178,7 +178,7 @@ async fn run_loop(
     mut w: Worker,
     mut shard: Shard,
     lanes: WorkerLanes,
-    mut sockets: Option<Inline>,
+    mut sockets: Option<Reader>,
 ) {
     if w.senders.is_empty() {
         tracing::error!("no media socket: the worker cannot run");
@@ -263,7 +263,7 @@ async fn run_loop(
 
 /// Which of the media sockets has datagrams waiting, when the worker reads them
 /// itself; otherwise never.
-async fn readable(sockets: &Option<Inline>) -> usize {
+async fn readable(sockets: &Option<Reader>) -> usize {
     match sockets {
         Some(s) => s.readable().await,
         None => std::future::pending().await,

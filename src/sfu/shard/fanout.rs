@@ -279,12 +279,14 @@ impl Shard {
         while self.step_fan_out() {}
     }
 
-    /// The time of the fan-out under way (moved on to `now` if later): events behind
-    /// it wait for it to end, and are then handled at that time.
-    pub(super) fn fan_out_pending(&mut self, now: Instant) -> Option<Instant> {
-        let f = self.fanout.as_mut()?;
+    /// Whether a fan-out is under way; its time moves on to `now` if later, as the
+    /// events behind it wait for it to end and are then handled at that time.
+    pub(super) fn fan_out_pending(&mut self, now: Instant) -> bool {
+        let Some(f) = self.fanout.as_mut() else {
+            return false;
+        };
         f.now = f.now.max(now);
-        Some(f.now)
+        true
     }
 }
 

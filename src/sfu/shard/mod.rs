@@ -304,7 +304,7 @@ impl Shard {
     /// goes on in [`Shard::poll_output`] (and this with it, after).
     fn process(&mut self, now: Instant) {
         loop {
-            if self.fan_out_pending(now).is_some() {
+            if self.fan_out_pending(now) {
                 return;
             }
             if let Some((id, event)) = self.drained.events.pop_front() {
