@@ -44,6 +44,11 @@ where
                 return;
             }
         }
+        // lanrelay patch: entries older than `max_time` go as new ones come. Upstream
+        // only purges when the share of resends is asked for, which happens when a
+        // resend is due: on a stream that loses nothing the history grew for the whole
+        // call (one entry per packet upstream, 7 KB a second per video stream).
+        self.purge_old(t);
         self.history.push_back((t, v));
     }
 
@@ -134,5 +139,20 @@ mod test {
         assert!(h.sum() < 100 && h.sum() > 40, "{}", h.sum());
         h.purge_old(now + Duration::from_millis(1_400));
         assert_eq!(h.sum(), 0);
+    }
+
+    #[test]
+    fn push_alone_keeps_only_max_time() {
+        // lanrelay patch: the history stays bounded without anyone calling purge_old.
+        let start = Instant::now();
+        let mut h = ValueHistory::default();
+        for i in 0..10_000_u64 {
+            h.push(start + Duration::from_millis(i), 1);
+        }
+        // One entry per BUCKET (10 ms) over the last second (max_time), and the one
+        // that just opened.
+        assert!(h.history.len() <= 102, "{} entries", h.history.len());
+        assert!(h.sum() <= 1_020, "sum {}", h.sum());
+        assert!(h.sum() >= 990, "sum {}", h.sum());
     }
 }
