@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct ValueHistory<T> {
     value: T,
+    /// lanrelay patch: the newest entry, still taking values (see [`BUCKET`]). It
+    /// lives here, beside `value`, not at the back of `history`: a push per packet
+    /// then writes the cache line the caller's stats already hold, instead of the
+    /// deque's buffer elsewhere on the heap (cold again by the next packet of the
+    /// same stream when a fan-out sends to many receivers in between).
+    open: Option<(Instant, T)>,
+    /// The closed entries, oldest first, all older than `open`.
     history: VecDeque<(Instant, T)>,
     max_time: Duration,
 }
@@ -24,6 +31,7 @@ impl<T: Default> Default for ValueHistory<T> {
     fn default() -> Self {
         Self {
             value: Default::default(),
+            open: None,
             history: Default::default(),
             max_time: DEFAULT_VALUE_HISTORY_DURATION,
         }
@@ -38,18 +46,21 @@ where
     /// Note: time should always monotonically increase in subsequent calls to add()
     pub fn push(&mut self, t: Instant, v: T) {
         self.value += v;
-        if let Some((last_t, last_v)) = self.history.back_mut() {
-            if t.saturating_duration_since(*last_t) < BUCKET {
-                *last_v += v;
+        if let Some((open_t, open_v)) = &mut self.open {
+            if t.saturating_duration_since(*open_t) < BUCKET {
+                *open_v += v;
                 return;
             }
+        }
+        if let Some(closed) = self.open.take() {
+            self.history.push_back(closed);
         }
         // lanrelay patch: entries older than `max_time` go as new ones come. Upstream
         // only purges when the share of resends is asked for, which happens when a
         // resend is due: on a stream that loses nothing the history grew for the whole
         // call (one entry per packet upstream, 7 KB a second per video stream).
         self.purge_old(t);
-        self.history.push_back((t, v));
+        self.open = Some((t, v));
     }
 
     /// Returns the sum of all values in the history up to max_time. Might
@@ -60,16 +71,22 @@ where
 
     /// Recalculates sum purging values older than `now - max_time`.
     pub fn purge_old(&mut self, now: Instant) {
-        while {
-            let Some(front_t) = self.history.front().map(|v| v.0) else {
-                return;
-            };
-            now.duration_since(front_t) > self.max_time
-        } {
+        let old = |t: Instant| now.saturating_duration_since(t) > self.max_time;
+        while self.history.front().is_some_and(|(t, _)| old(*t)) {
             if let Some((_, v)) = self.history.pop_front() {
                 self.value -= v;
             }
         }
+        if self.history.is_empty() && self.open.is_some_and(|(t, _)| old(t)) {
+            if let Some((_, v)) = self.open.take() {
+                self.value -= v;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.history.len() + usize::from(self.open.is_some())
     }
 }
 
@@ -133,7 +150,7 @@ mod test {
         }
         assert_eq!(h.sum(), 100);
         // 300 ms of pushes every 3 ms: one entry per 10 ms or so, not one each.
-        assert!(h.history.len() <= 31, "{} entries", h.history.len());
+        assert!(h.entries() <= 31, "{} entries", h.entries());
         h.purge_old(now + Duration::from_millis(1_150));
         // Entries from before 150 ms are gone, with everything added to them.
         assert!(h.sum() < 100 && h.sum() > 40, "{}", h.sum());
@@ -151,7 +168,7 @@ mod test {
         }
         // One entry per BUCKET (10 ms) over the last second (max_time), and the one
         // that just opened.
-        assert!(h.history.len() <= 102, "{} entries", h.history.len());
+        assert!(h.entries() <= 102, "{} entries", h.entries());
         assert!(h.sum() <= 1_020, "sum {}", h.sum());
         assert!(h.sum() >= 990, "sum {}", h.sum());
     }
