@@ -633,7 +633,10 @@ impl Worker {
             .collect();
         sender.send_all(&out);
         drop(out);
-        pending.clear();
+        // The buffers go back to str0m for the next packets this worker encrypts.
+        for (_, _, contents) in pending.drain(..) {
+            str0m::net::recycle(contents);
+        }
     }
 }
 

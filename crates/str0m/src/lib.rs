@@ -869,6 +869,8 @@ pub mod error;
 /// Network related types to get socket data in/out of [`Rtc`].
 pub mod net {
     pub use crate::io::{DatagramRecv, DatagramSend, Protocol, Receive, TcpType, Transmit};
+    // lanrelay patch: sent datagrams' buffers can be given back (`io/pool.rs`).
+    pub use crate::io::recycle;
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

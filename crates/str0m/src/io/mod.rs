@@ -28,6 +28,10 @@ pub const MAX_DTLS_OVERHEAD: usize = 48;
 
 mod error;
 pub use self::error::NetError;
+
+mod pool;
+pub(crate) use pool::datagram_buf;
+pub use pool::recycle;
 #[allow(unused_imports)]
 pub use self::error::StunError;
 
