@@ -390,7 +390,7 @@ impl<'a> DirectApi<'a> {
         let midrid = MidRid(mid, rid);
         // Narrowed below when the packet leaves at once.
         let mut rtc = self.rtc.mutate();
-        rtc.session.streams.stream_tx_by_midrid(midrid)?;
+        // No such stream: `can_send_written` says no, and the lookup below returns.
         let alive = !rtc.need_init_time && rtc.state == crate::RtcState::Alive;
         let now = now.max(rtc.last_now);
         if alive && rtc.send_addr.is_some() && rtc.session.can_send_written(midrid) {
