@@ -285,7 +285,15 @@ impl TwccRecvRegister {
     pub fn update_seq(&mut self, seq: TwccSeq, time: Instant) {
         self.receive_window.record_seq(seq);
 
-        match self.queue.binary_search_by_key(&seq, |r| r.seq) {
+        // lanrelay patch: a packet after the newest one (the usual case) goes at the
+        // end without a binary search over the whole queue, whose probes each read
+        // a line of it that is cold by the next packet of this peer.
+        let found = match self.queue.back() {
+            None => Err(0),
+            Some(last) if last.seq < seq => Err(self.queue.len()),
+            Some(_) => self.queue.binary_search_by_key(&seq, |r| r.seq),
+        };
+        match found {
             Ok(_) => {
                 // Exact same SeqNo found. This is an error where the sender potentially
                 // used the same twcc sequence number for two packets. Let's ignore it.
