@@ -391,13 +391,12 @@ struct MapEntry {
 impl ExtensionMap {
     /// Create an empty map.
     pub fn empty() -> Self {
-        ExtensionMap {
+        let mut map = ExtensionMap {
             entries: std::array::from_fn(|_| None),
-            summary: Summary {
-                one_byte: true,
-                ..Summary::default()
-            },
-        }
+            summary: Summary::default(),
+        };
+        map.summarize();
+        map
     }
 
     /// lanrelay patch: takes [`Summary`] afresh from the entries; every change of
