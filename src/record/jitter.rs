@@ -207,6 +207,30 @@ impl Jitter {
         if data.is_empty() {
             return;
         }
+        if self.codec == Codec::Vp8 && !codec::vp8_frame_holds_first_partition(&data) {
+            // Packets missing at its end that nothing above caught: never hand a decoder
+            // a frame it cannot parse, go on from the next keyframe.
+            let packets: Vec<_> = frame
+                .iter()
+                .map(|(s, p)| (*s, p.payload.len(), p.marker, p.rtp_time))
+                .collect();
+            let after: Vec<_> = self
+                .packets
+                .iter()
+                .take(3)
+                .map(|(s, p)| (*s, p.payload.len(), p.marker, p.rtp_time))
+                .collect();
+            tracing::warn!(
+                ?packets,
+                ?after,
+                len = data.len(),
+                "recorder: a VP8 frame shorter than its first partition, dropped"
+            );
+            out.dropped += 1;
+            self.need_keyframe = true;
+            out.lost = true;
+            return;
+        }
         self.need_keyframe = false;
         out.frames.push(Assembled {
             rtp_time,
@@ -393,6 +417,24 @@ mod tests {
         f.frame(333, 9, 15000, &vp8_frame(true, 2));
         f.frame(366, 11, 18000, &vp8_frame(false, 1));
         assert_eq!(f.frames.len(), 3);
+        assert!(f.frames[1].keyframe);
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_first_partition_is_dropped_until_a_keyframe() {
+        let mut f = Feed::new(Codec::Vp8);
+        f.frame(0, 1, 0, &vp8_frame(true, 2));
+        // An inter frame whose tag claims a 200-byte first partition, its only packet
+        // marked as the last: its end is missing though no sequence number is.
+        let mut short = vp8_frame(false, 1).remove(0);
+        short[1..4].copy_from_slice(&(200u32 << 5 | 0x10 | 0x01).to_le_bytes()[..3]);
+        f.push(33, 3, 3000, true, &short);
+        assert_eq!(f.frames.len(), 1, "not handed on");
+        assert!(f.lost, "a keyframe is asked for");
+        f.frame(66, 4, 6000, &vp8_frame(false, 1));
+        assert_eq!(f.frames.len(), 1, "inter frames wait for the keyframe");
+        f.frame(100, 5, 9000, &vp8_frame(true, 2));
+        assert_eq!(f.frames.len(), 2);
         assert!(f.frames[1].keyframe);
     }
 

@@ -58,6 +58,20 @@ fn vp8_header_offset(p: &[u8]) -> Option<usize> {
     Some(i)
 }
 
+/// Whether a reassembled VP8 frame is at least as long as its frame tag says its first
+/// partition is (RFC 6386 9.1): a frame missing packets at its end fails this, the first
+/// check a decoder makes.
+pub fn vp8_frame_holds_first_partition(frame: &[u8]) -> bool {
+    let Some(tag) = frame.get(..3) else {
+        return false;
+    };
+    let keyframe = tag[0] & 0x01 == 0;
+    let first_partition =
+        (u32::from(tag[0]) | u32::from(tag[1]) << 8 | u32::from(tag[2]) << 16) >> 5;
+    let header = if keyframe { 10 } else { 3 };
+    frame.len() >= header + first_partition as usize
+}
+
 fn h264_starts_keyframe(p: &[u8]) -> bool {
     let Some(&b0) = p.first() else { return false };
     match b0 & 0x1F {
@@ -109,6 +123,26 @@ mod tests {
         assert!(!starts_keyframe(Codec::Vp8, &[0x00, 0x50]));
         assert!(!starts_keyframe(Codec::Vp8, &[]));
         assert!(!starts_keyframe(Codec::Vp8, &[0x90, 0x80]));
+    }
+
+    #[test]
+    fn a_vp8_frame_shorter_than_its_first_partition_is_caught() {
+        // Inter frame tag: show_frame, first partition of 100 bytes (100 << 5 | 0x10 | 1).
+        let tag = (100u32 << 5 | 0x10 | 0x01).to_le_bytes();
+        let mut frame = tag[..3].to_vec();
+        frame.resize(3 + 99, 0);
+        assert!(!vp8_frame_holds_first_partition(&frame));
+        frame.push(0);
+        assert!(vp8_frame_holds_first_partition(&frame));
+        // A keyframe's header is 10 bytes before its first partition.
+        let tag = (20u32 << 5 | 0x10).to_le_bytes();
+        let mut key = tag[..3].to_vec();
+        key.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+        key.resize(10 + 19, 0);
+        assert!(!vp8_frame_holds_first_partition(&key));
+        key.push(0);
+        assert!(vp8_frame_holds_first_partition(&key));
+        assert!(!vp8_frame_holds_first_partition(&[0x01, 0x00]));
     }
 
     #[test]

@@ -245,6 +245,7 @@ test('recording: with 5 % loss on the publisher\'s leg the files still decode wi
     }, 10000, 'two files of lossy');
     await sleep(1000);
     console.log(`the server saw ${lost === null ? '?' : (lost * 100).toFixed(1)} % of Ann's packets lost in the last second`);
+    for (const line of lossServer.logs().split('\n').filter((l) => l.includes('recorder'))) console.log(line);
     for (const path of names.map((n) => join(lossDir, n))) {
       const { codecs, duration } = probe(path);
       console.log(`${path}: ${codecs.join('+')} ${duration.toFixed(2)} s, ${statSync(path).size} bytes`);
