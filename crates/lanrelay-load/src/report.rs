@@ -44,7 +44,8 @@ pub struct Row {
     /// delivering each datagram to the receiving socket).
     pub server_sys_us_per_packet: f64,
     pub server_rss_before_mib: f64,
-    /// (RSS with everyone connected − RSS before joining) / receivers, KiB.
+    /// (private memory with everyone connected − before joining) / receivers, KiB;
+    /// private: RssAnon, without the shared pages of code (see `Proc::private_bytes`).
     pub server_rss_per_receiver_kib: f64,
     /// Transit from the publisher's stamp to the kernel's arrival timestamp at the
     /// receiver's socket, microseconds.

@@ -16,7 +16,7 @@ use super::janus::Janus;
 use super::lanrelay;
 use super::peer::{Outcome, Phase, Publish, Shared, Spec};
 use super::probe::{delivery, percentile, Delivery, Window};
-use super::procfs::Proc;
+use super::procfs::{Memory, Proc};
 use super::report::Row;
 use super::rxtime::wall_ns;
 use super::spawn::lanrelay_target;
@@ -219,7 +219,7 @@ async fn run_lanrelay_on(
     if health(base.clone(), tls.clone()).await.is_none() {
         return Err(LoadError::Http(format!("no /healthz answer from {base}")));
     }
-    let rss_before = server.rss_bytes()?;
+    let before = Memory::of(server)?;
     let mut st = Step::new();
     let tag = format!("{}-{}", std::process::id(), index);
     let rooms = plan(args.scenario, step, args.room_size, &tag);
@@ -290,7 +290,7 @@ async fn run_lanrelay_on(
         }
         eprintln!("   recording {} room(s)", rooms.len());
     }
-    let (mut row, _) = measure(args, &mut st, server, rss_before, || {
+    let (mut row, _) = measure(args, &mut st, server, before, || {
         health(base.clone(), tls.clone())
     })
     .await?;
@@ -330,7 +330,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
     let server = Proc::Pid(pid);
     let tls = tls_any_cert();
     let janus = Janus::connect(url, tls.clone()).await?;
-    let rss_before = server.rss_bytes()?;
+    let before = Memory::of(server)?;
     let mut st = Step::new();
     let rooms = plan(args.scenario, step, args.room_size, "janus");
     // Room numbers unique per process and step.
@@ -415,7 +415,7 @@ async fn run_janus(args: &Args, step: usize, index: usize) -> Result<Row, LoadEr
             Err(e) => st.errors.push(e.to_string()),
         }
     }
-    let (mut row, _) = measure(args, &mut st, server, rss_before, || async { None }).await?;
+    let (mut row, _) = measure(args, &mut st, server, before, || async { None }).await?;
     row.target = Target::Janus;
     row.server_forwarded_pps = None;
     row.step = step;
@@ -432,7 +432,7 @@ async fn measure<F, Fut>(
     args: &Args,
     st: &mut Step,
     server: Proc,
-    rss_before: u64,
+    before: Memory,
     health: F,
 ) -> Result<(Row, Vec<Outcome>), LoadError>
 where
@@ -446,7 +446,7 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let rss_connected = server.rss_bytes()?;
+    let connected = Memory::of(server)?;
     let me = Proc::Myself;
     let forwarded =
         |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| v["forwardedPackets"].as_u64());
@@ -558,8 +558,8 @@ where
         } else {
             f64::NAN
         },
-        server_rss_before_mib: rss_before as f64 / (1 << 20) as f64,
-        server_rss_per_receiver_kib: rss_connected.saturating_sub(rss_before) as f64
+        server_rss_before_mib: before.rss as f64 / (1 << 20) as f64,
+        server_rss_per_receiver_kib: connected.private.saturating_sub(before.private) as f64
             / 1024.0
             / st.receivers.max(1) as f64,
         transit_p50_us: percentile(&transit, 50.0) as f64 / 1000.0,
