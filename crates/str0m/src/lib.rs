@@ -1461,6 +1461,15 @@ impl Rtc {
         SdpApi::new(self)
     }
 
+    /// lanrelay patch: reads, changing nothing, the first state a
+    /// `DirectApi::write_rtp_at` to `mid` (no RID) touches. An SFU writing one packet
+    /// to many receivers in turn calls it for the next receiver before writing to the
+    /// current one, so that the next one's cache misses overlap this one's work
+    /// instead of stalling it later.
+    pub fn warm_write(&self, mid: Mid) {
+        std::hint::black_box(self.session.warm_written(rtp_::MidRid(mid, None)));
+    }
+
     /// Makes direct changes to the Rtc session.
     ///
     /// This is a low level API. For "normal" use via SDP, see [`Rtc::sdp_api()`].

@@ -1277,6 +1277,20 @@ impl Session {
         stream.can_send_written() && self.medias.iter().any(|m| m.mid() == mid)
     }
 
+    /// lanrelay patch: reads, changing nothing, the first lines `send_written` to
+    /// `midrid` touches (see `Rtc::warm_write`).
+    pub(crate) fn warm_written(&self, midrid: MidRid) -> u64 {
+        let Some(stream) = self.streams.stream_tx_ref(midrid) else {
+            return 0;
+        };
+        let media = self
+            .medias
+            .iter()
+            .find(|m| m.mid() == midrid.mid())
+            .map_or(0, |m| m.remote_extmap().warm());
+        stream.warm() ^ media ^ self.twcc
+    }
+
     /// lanrelay patch: builds, records and encrypts `rtp` for `midrid`'s send stream
     /// as a paced send of it would (retransmission cache, transport-wide sequence,
     /// pacer and estimator accounting, stats), without queueing it. Only after

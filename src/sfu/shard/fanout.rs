@@ -215,7 +215,13 @@ impl Shard {
             keyframe_start: f.keyframe_start,
             vp8: f.vp8.as_ref(),
         };
-        for &sub in &f.subscribers[f.next..end] {
+        for (i, &sub) in f.subscribers.iter().enumerate().take(end).skip(f.next) {
+            // The next receiver's state comes into cache while this one is written.
+            if let Some(next) = f.subscribers.get(i + 1) {
+                if let Some(local) = self.peers.get(next).and_then(Peer::here) {
+                    warm_down(local, &packet);
+                }
+            }
             let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
                 continue;
             };
@@ -338,6 +344,18 @@ pub(super) enum Note {
     Undecodable,
     /// It decodes the publisher's video again.
     Decodable,
+}
+
+/// Reads, changing nothing, what [`write_down`] to this receiver touches first (its
+/// down track's state, its `Rtc`'s send stream), so that those cache misses overlap
+/// the write before it.
+fn warm_down(local: &Local, p: &Packet<'_>) {
+    let Some(down) = local.down.get(&p.key) else {
+        return;
+    };
+    if let (DownState::Open(mid), Some(driver)) = (down.state, local.rtc.as_ref()) {
+        driver.rtc().warm_write(mid);
+    }
 }
 
 /// Writes `p` to one receiver, if it is for it: the layer it gets (switching to the

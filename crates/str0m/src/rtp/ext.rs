@@ -493,6 +493,18 @@ impl ExtensionMap {
             .map(|p| p as u8 + 1)
     }
 
+    /// lanrelay patch: reads, changing nothing, the entries a `write_to` reads.
+    pub(crate) fn warm(&self) -> u64 {
+        let mut acc = self.summary.mapped as u64;
+        let mut bits = self.summary.mapped;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            acc ^= self.entries[i].is_some() as u64;
+            bits &= bits - 1;
+        }
+        acc
+    }
+
     /// Returns an iterator over the elements of the extension map
     pub fn iter(&self) -> impl Iterator<Item = (u8, &Extension)> + '_ {
         self.entries

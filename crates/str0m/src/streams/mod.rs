@@ -676,6 +676,11 @@ impl Streams {
         self.streams_tx.values_mut().find(|s| s.is_midrid(midrid))
     }
 
+    /// lanrelay patch: `stream_tx_by_midrid` to read.
+    pub(crate) fn stream_tx_ref(&self, midrid: MidRid) -> Option<&StreamTx> {
+        self.streams_tx.values().find(|s| s.is_midrid(midrid))
+    }
+
     pub(crate) fn stream_rx_by_midrid(&mut self, midrid: MidRid) -> Option<&mut StreamRx> {
         self.streams_rx.values_mut().find(|s| s.is_midrid(midrid))
     }

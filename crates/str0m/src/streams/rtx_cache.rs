@@ -151,6 +151,13 @@ impl RtxCache {
         self.remove_old_packets(now);
     }
 
+    /// lanrelay patch: see `EvictingBuffer::warm`; also the count of the payload the
+    /// next entry replaces (dropping it writes there).
+    pub(crate) fn warm(&self) -> u64 {
+        self.packet_by_seq_no
+            .warm(|c| Arc::strong_count(&c.payload) as u64)
+    }
+
     pub fn last_cached_seq_no(&self) -> Option<SeqNo> {
         Some(self.packet_by_seq_no.last_position()?.into())
     }

@@ -62,6 +62,22 @@ impl<T> EvictingBuffer<T> {
         }
     }
 
+    /// lanrelay patch: reads, changing nothing, the slot the next `push` (the position
+    /// after the last) writes, and `f` of the value it would drop, so that a caller
+    /// about to push into many buffers in turn can load the next one's lines early.
+    pub fn warm(&self, f: impl Fn(&T) -> u64) -> u64 {
+        let Some(last) = self.last_position else {
+            return 0;
+        };
+        if self.buf.is_empty() {
+            return 0;
+        }
+        match &self.buf[self.index_for_position(last + 1)] {
+            Some(e) => e.position ^ f(&e.value),
+            None => 1,
+        }
+    }
+
     fn index_for_position(&self, position: u64) -> usize {
         (position % self.buf.len() as u64) as usize
     }

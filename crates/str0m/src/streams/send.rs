@@ -645,6 +645,16 @@ impl StreamTx {
             && !self.ssrc.is_probe()
     }
 
+    /// lanrelay patch: reads, changing nothing, what `send_written` touches first: the
+    /// checks of `can_send_written`, the counters and the retransmission slot.
+    pub(crate) fn warm(&self) -> u64 {
+        let checks = self.kind.is_some() as u64
+            ^ self.resends.len() as u64
+            ^ self.padding as u64
+            ^ self.send_queue.is_empty() as u64;
+        checks ^ self.stats.packets ^ *self.last_sent_seq_no ^ self.rtx_cache.warm()
+    }
+
     /// lanrelay patch: builds `rtp` into `buf` as `poll_packet` builds the head of
     /// the send queue, without queueing it: stamped as queued at `now` and sent
     /// (counted, cached for resends) at once. Only when `can_send_written`. `None`:
