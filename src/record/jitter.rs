@@ -141,6 +141,12 @@ impl Jitter {
             .map(|(s, _)| *s)?;
         self.packets = self.packets.split_off(&head);
         self.next = Some(head);
+        // What comes before the frame started from is late from now on: a repair of
+        // a packet given up with its gap must not sit below `next`, where the next
+        // emit would take it as part of its frame.
+        if let Some(before) = head.checked_sub(1) {
+            self.done = Some(self.done.map_or(before, |d| d.max(before)));
+        }
         Some(head)
     }
 
@@ -165,7 +171,8 @@ impl Jitter {
 
     fn emit(&mut self, start: u64, end: u64, out: &mut Drained) {
         let rest = self.packets.split_off(&(end + 1));
-        let frame = std::mem::replace(&mut self.packets, rest);
+        // The frame is `start..=end`, never what may be held below it.
+        let frame = std::mem::replace(&mut self.packets, rest).split_off(&start);
         self.next = Some(end + 1);
         self.done = Some(end);
         let Some(first) = frame.get(&start) else {
@@ -436,6 +443,36 @@ mod tests {
         f.frame(100, 5, 9000, &vp8_frame(true, 2));
         assert_eq!(f.frames.len(), 2);
         assert!(f.frames[1].keyframe);
+    }
+
+    #[test]
+    fn a_packet_from_before_the_frame_started_from_is_not_glued_to_it() {
+        let mut f = Feed::new(Codec::Vp8);
+        f.frame(0, 1, 0, &vp8_frame(true, 2));
+        // An inter frame missing its middle, and nothing after it: given up whole.
+        let inter = vp8_frame(false, 3);
+        f.push(33, 3, 3000, false, &inter[0]);
+        f.push(33, 5, 3000, true, &inter[2]);
+        f.j.drain(f.at(300));
+        // A keyframe starts at 7; before it completes, a late packet of the frame
+        // before it (6, whose head was lost) arrives.
+        let key = vp8_frame(true, 2);
+        f.push(310, 7, 9000, false, &key[0]);
+        f.push(311, 6, 6000, true, &vp8_frame(false, 2)[1]);
+        f.push(312, 8, 9000, true, &key[1]);
+        assert_eq!(f.frames.len(), 2);
+        let k = &f.frames[1];
+        assert!(k.keyframe);
+        assert_eq!(
+            k.data[..3],
+            [0x00, 0x02, 0x00],
+            "starts with its own frame tag"
+        );
+        assert_eq!(
+            k.data.len(),
+            10 + 50 * 2,
+            "its two packets and nothing else"
+        );
     }
 
     #[test]
