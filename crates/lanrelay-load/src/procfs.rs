@@ -38,11 +38,7 @@ impl Proc {
 
     /// Resident memory (VmRSS), in bytes.
     pub fn rss_bytes(&self) -> Result<u64, LoadError> {
-        let path = self.path("status");
-        let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
-        parse_status_kb(&text, "VmRSS:")
-            .map(|kb| kb * 1024)
-            .ok_or(LoadError::ProcFormat(path))
+        self.status_bytes("VmRSS:")
     }
 
     /// Private resident memory (RssAnon: heap, stacks, anonymous maps), in bytes: what
@@ -50,9 +46,14 @@ impl Proc {
     /// libraries, which the first call faults in (about 3 MB of lanrelay's code) and
     /// which are shared and not per anything.
     pub fn private_bytes(&self) -> Result<u64, LoadError> {
+        self.status_bytes("RssAnon:")
+    }
+
+    /// A `kB` field of `/proc/PID/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> Result<u64, LoadError> {
         let path = self.path("status");
         let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Proc(path.clone(), e))?;
-        parse_status_kb(&text, "RssAnon:")
+        parse_status_kb(&text, field)
             .map(|kb| kb * 1024)
             .ok_or(LoadError::ProcFormat(path))
     }
