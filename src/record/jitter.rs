@@ -170,9 +170,10 @@ impl Jitter {
     }
 
     fn emit(&mut self, start: u64, end: u64, out: &mut Drained) {
+        // Nothing is held below `start`: whatever is at or below `done` is refused,
+        // and `done` is always just below the frame a drain starts from.
         let rest = self.packets.split_off(&(end + 1));
-        // The frame is `start..=end`, never what may be held below it.
-        let frame = std::mem::replace(&mut self.packets, rest).split_off(&start);
+        let frame = std::mem::replace(&mut self.packets, rest);
         self.next = Some(end + 1);
         self.done = Some(end);
         let Some(first) = frame.get(&start) else {
@@ -217,19 +218,9 @@ impl Jitter {
         if self.codec == Codec::Vp8 && !codec::vp8_frame_holds_first_partition(&data) {
             // Packets missing at its end that nothing above caught: never hand a decoder
             // a frame it cannot parse, go on from the next keyframe.
-            let packets: Vec<_> = frame
-                .iter()
-                .map(|(s, p)| (*s, p.payload.len(), p.marker, p.rtp_time))
-                .collect();
-            let after: Vec<_> = self
-                .packets
-                .iter()
-                .take(3)
-                .map(|(s, p)| (*s, p.payload.len(), p.marker, p.rtp_time))
-                .collect();
             tracing::warn!(
-                ?packets,
-                ?after,
+                packets = ?describe(frame.iter()),
+                after = ?describe(self.packets.iter().take(3)),
                 len = data.len(),
                 "recorder: a VP8 frame shorter than its first partition, dropped"
             );
@@ -297,6 +288,12 @@ impl Jitter {
             .as_ref()
             .is_none_or(|d| d.is_partition_tail(p.marker, &p.payload))
     }
+}
+
+/// Held packets as a log line shows them: sequence number, size, marker, timestamp.
+fn describe<'a>(held: impl Iterator<Item = (&'a u64, &'a Held)>) -> Vec<(u64, usize, bool, u32)> {
+    held.map(|(s, p)| (*s, p.payload.len(), p.marker, p.rtp_time))
+        .collect()
 }
 
 #[cfg(test)]

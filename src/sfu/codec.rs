@@ -66,8 +66,7 @@ pub fn vp8_frame_holds_first_partition(frame: &[u8]) -> bool {
         return false;
     };
     let keyframe = tag[0] & 0x01 == 0;
-    let first_partition =
-        (u32::from(tag[0]) | u32::from(tag[1]) << 8 | u32::from(tag[2]) << 16) >> 5;
+    let first_partition = u32::from_le_bytes([tag[0], tag[1], tag[2], 0]) >> 5;
     let header = if keyframe { 10 } else { 3 };
     frame.len() >= header + first_partition as usize
 }
