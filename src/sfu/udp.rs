@@ -3,6 +3,7 @@
 //! STUN requests to the candidate they were sent to. Each media worker writes to the
 //! same sockets through its own [`UdpSender`], in batches (sendmmsg).
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -141,6 +142,15 @@ pub(crate) struct UdpSender {
     pub(crate) dropped: u64,
 }
 
+/// What `UdpSender::send_batch` reuses on each worker thread: the `sendmmsg` headers
+/// (they hold pointers, so they stay on the thread that made them) and the destination
+/// addresses.
+type SendScratch = (MultiHeaders<SockaddrStorage>, Vec<Option<SockaddrStorage>>);
+
+thread_local! {
+    static SEND_SCRATCH: RefCell<Option<SendScratch>> = const { RefCell::new(None) };
+}
+
 /// A datagram to send.
 pub(crate) struct Outgoing<'a> {
     pub(crate) destination: SocketAddr,
@@ -189,30 +199,45 @@ impl UdpSender {
         }
     }
 
-    /// One `sendmmsg`; returns how many datagrams the kernel took.
+    /// One `sendmmsg` of at most [`SEND_BATCH`] datagrams; returns how many the kernel
+    /// took. The message headers and addresses are this thread's, reused from one
+    /// call to the next (a fan-out makes several calls per packet).
     fn send_batch(&mut self, batch: &[Outgoing<'_>]) -> Result<usize, Errno> {
-        let iovs: Vec<[IoSlice<'_>; 1]> =
-            batch.iter().map(|d| [IoSlice::new(d.contents)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = batch
-            .iter()
-            .map(|d| Some(SockaddrStorage::from(d.destination)))
-            .collect();
-        let cmsgs: [ControlMessage<'_>; 0] = [];
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
-        loop {
-            match sendmmsg(
-                self.sock.as_raw_fd(),
-                &mut headers,
-                &iovs,
-                &addrs,
-                cmsgs,
-                MsgFlags::empty(),
-            ) {
-                Ok(results) => return Ok(results.count()),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
+        let batch = &batch[..batch.len().min(SEND_BATCH)];
+        let mut iovs = [[IoSlice::new(&[])]; SEND_BATCH];
+        for (iov, d) in iovs.iter_mut().zip(batch) {
+            *iov = [IoSlice::new(d.contents)];
         }
+        let iovs = &iovs[..batch.len()];
+        SEND_SCRATCH.with_borrow_mut(|scratch| {
+            let (headers, addrs) = scratch.get_or_insert_with(|| {
+                (
+                    MultiHeaders::preallocate(SEND_BATCH, None),
+                    Vec::with_capacity(SEND_BATCH),
+                )
+            });
+            addrs.clear();
+            addrs.extend(
+                batch
+                    .iter()
+                    .map(|d| Some(SockaddrStorage::from(d.destination))),
+            );
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            loop {
+                match sendmmsg(
+                    self.sock.as_raw_fd(),
+                    headers,
+                    iovs,
+                    &addrs[..],
+                    cmsgs,
+                    MsgFlags::empty(),
+                ) {
+                    Ok(results) => return Ok(results.count()),
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
     }
 
     fn send_one(&mut self, d: &Outgoing<'_>) {

@@ -23,7 +23,10 @@ thread_local! {
     static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A zeroed buffer of `len` bytes, reused from this thread's pool when it has one.
+/// A buffer of `len` bytes, reused from this thread's pool when it has one. Its
+/// contents are unspecified (zeros, or a datagram sent before): the caller writes all
+/// of it. A reused buffer keeps the bytes it had, so only the part beyond its last
+/// length is filled, instead of zeroing a whole datagram that is then overwritten.
 pub(crate) fn datagram_buf(len: usize) -> Vec<u8> {
     let reused = if len <= BUF_CAPACITY {
         POOL.with_borrow_mut(|pool| pool.pop())
@@ -31,8 +34,11 @@ pub(crate) fn datagram_buf(len: usize) -> Vec<u8> {
         None
     };
     let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(len.max(BUF_CAPACITY)));
-    buf.clear();
-    buf.resize(len, 0);
+    if buf.len() > len {
+        buf.truncate(len);
+    } else {
+        buf.resize(len, 0);
+    }
     buf
 }
 
@@ -54,7 +60,7 @@ mod test {
     use super::*;
 
     #[test]
-    fn a_recycled_buffer_is_reused_zeroed() {
+    fn a_recycled_buffer_is_reused_at_the_asked_length() {
         let mut a = datagram_buf(1200);
         a.fill(7);
         let ptr = a.as_ptr();
@@ -62,7 +68,10 @@ mod test {
         let b = datagram_buf(100);
         assert_eq!(b.as_ptr(), ptr, "the same allocation");
         assert_eq!(b.len(), 100);
-        assert!(b.iter().all(|x| *x == 0));
+        recycle(b.into());
+        let c = datagram_buf(1300);
+        assert_eq!(c.as_ptr(), ptr, "the same allocation again");
+        assert_eq!(c.len(), 1300);
     }
 
     #[test]

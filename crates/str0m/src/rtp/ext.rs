@@ -1657,7 +1657,7 @@ mod test {
         // First apply e2
         e1.remap(&e2.iter_video().collect::<Vec<_>>());
 
-        println!("{:#?}", e1.0);
+        println!("{:#?}", e1.entries);
         assert_eq!(
             e1.iter_video().collect::<Vec<_>>(),
             vec![(12, &VideoOrientation), (14, &TransportSequenceNumber)]
@@ -1666,7 +1666,7 @@ mod test {
         // Now attempt e3
         e1.remap(&e3.iter_audio().collect::<Vec<_>>());
 
-        println!("{:#?}", e1.0);
+        println!("{:#?}", e1.entries);
         // At this point we should have not allowed the change, but remain as it was in first apply.
         assert_eq!(
             e1.iter_video().collect::<Vec<_>>(),

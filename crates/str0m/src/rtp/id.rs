@@ -43,25 +43,24 @@ macro_rules! str_id {
             type Target = str;
 
             fn deref(&self) -> &Self::Target {
-                from_utf8(&self.0).expect("ascii id").trim()
+                // lanrelay patch: the id is ASCII padded with spaces at the end (see
+                // `new` and `from`), so only the end is trimmed, and of spaces only. A
+                // send writes the MID extension through this on every packet.
+                let len = self.0.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1);
+                from_utf8(&self.0[..len]).expect("ascii id")
             }
         }
 
         impl<'a> From<&'a str> for $id {
             fn from(v: &'a str) -> Self {
-                let v = v
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                    .collect::<String>();
-
-                let bytes = v.as_bytes();
-                let bytes = &bytes[0..$num.min(bytes.len())];
-
-                // pad with space.
+                // lanrelay patch: mapped straight into the array instead of through a
+                // `String` (a received packet's MID extension comes through here):
+                // each char becomes one byte, itself if ASCII alphanumeric, else '_',
+                // and the rest is padded with spaces.
                 let mut array = [b' '; $num];
-
-                let max = bytes.len().min(array.len());
-                (&mut array[0..max]).copy_from_slice(bytes);
+                for (slot, c) in array.iter_mut().zip(v.chars()) {
+                    *slot = if c.is_ascii_alphanumeric() { c as u8 } else { b'_' };
+                }
 
                 $id(array)
             }
@@ -370,5 +369,26 @@ impl MidRid {
 
     pub fn special_equals(&self, other: &MidRid) -> bool {
         self.0 == other.0 && (self.1.is_none() || self.1 == other.1)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    // lanrelay patch: `From<&str>` and `Deref` without a `String` or a full trim.
+    #[test]
+    fn str_ids_map_pad_and_trim_as_before() {
+        assert_eq!(&*Mid::from("0"), "0");
+        assert_eq!(&*Mid::from("a-b c"), "a_b_c");
+        assert_eq!(&*Mid::from("añb"), "a_b");
+        assert_eq!(&*Mid::from(""), "");
+        let long = "abcdefghijklmnopqrstuvwxyz";
+        assert_eq!(&*Mid::from(long), &long[..16]);
+        assert_eq!(Mid::from("x"), Mid::from_array(*b"x               "));
+        assert_eq!(&*Rid::from("hi"), "hi");
+        let m = Mid::new();
+        assert_eq!(m.len(), 3);
+        assert_eq!(Mid::from(&*m), m);
     }
 }

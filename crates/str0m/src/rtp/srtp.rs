@@ -284,7 +284,8 @@ impl SrtpContext {
         let hlen = header.header_len;
         let input = &buf[hlen..];
         // lanrelay patch: the output comes from the thread's pool of sent datagrams
-        // (`io/pool.rs`) instead of a fresh zeroed `Vec` per packet.
+        // (`io/pool.rs`) instead of a fresh zeroed `Vec` per packet. It is not zeroed:
+        // each arm below writes every byte it keeps (header, ciphertext, tag).
 
         match &mut self.rtp {
             Derived::Aes128CmSha1_80 { key, salt, enc, .. } => {
