@@ -1,7 +1,8 @@
 //! The packet plane: ICE, DTLS and SRTP termination with str0m, and RTP forwarding
 //! between the participants of a room.
 //!
-//! - [`engine`]: starts the workers and the receive task; the handle signaling uses.
+//! - [`engine`]: starts the workers and the receive task; the handle signaling uses;
+//!   [`status`]: its figures summed over the workers; [`ids`]: participant ids.
 //! - [`receive`]: the task that reads the media sockets and routes each datagram to
 //!   its worker; [`udp`]: the sockets (batched receive and send); [`tcp`]: ICE over
 //!   TCP, one task per connection that reached the HTTPS port.
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod demux;
 pub(crate) mod driver;
 pub mod engine;
+pub(crate) mod ids;
 pub(crate) mod keyframe;
 pub(crate) mod lanes;
 pub mod link;
@@ -29,6 +31,7 @@ pub mod shard;
 pub(crate) mod simulcast;
 pub mod speaker;
 pub(crate) mod stats;
+pub(crate) mod status;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 pub(crate) mod worker;

@@ -15,6 +15,8 @@
 //! - [`keyframes`]: keyframe requests to publishers, throttled.
 //! - [`http`]: WHIP publishers and WHEP players.
 //! - [`mirror`]: one room spread over several workers (home and mirrors).
+//! - [`relay`]: one room spread over several nodes, a WebRTC link per edge node: the
+//!   edge's side in [`relay_edge`], the origin's in [`relay_origin`].
 //! - [`timers`]: every `Rtc`'s deadline in one queue.
 //! - [`control`]: signaling messages from joined participants.
 //! - [`chat`]: the rooms' text chat.
@@ -61,6 +63,8 @@ mod negotiate;
 mod publish;
 mod record;
 mod relay;
+mod relay_edge;
+mod relay_origin;
 mod route;
 mod rtc;
 mod screen;
