@@ -1683,219 +1683,223 @@ impl Rtc {
             return Ok(Some(Output::Timeout(self.poll_timeout())));
         }
 
-        while let Some(e) = self.ice.poll_event() {
-            match e {
-                IceAgentEvent::IceRestart(_) => {
-                    //
-                }
-                IceAgentEvent::IceConnectionStateChange(v) => {
-                    return Ok(Some(Output::Event(Event::IceConnectionStateChange(v))));
-                }
-                IceAgentEvent::DiscoveredRecv { proto, source } => {
-                    debug!("ICE remote address: {:?}/{:?}", Pii(source), proto);
-                    self.remote_addrs.push(source);
-                    while self.remote_addrs.len() > 20 {
-                        self.remote_addrs.remove(0);
+        // lanrelay patch: only the session has anything new (see `Wake::session_only`):
+        // ICE, DTLS and SCTP were drained before and nothing reached them since.
+        if self.readiness.wants_others() {
+            while let Some(e) = self.ice.poll_event() {
+                match e {
+                    IceAgentEvent::IceRestart(_) => {
+                        //
                     }
-                }
-                IceAgentEvent::NominatedSend {
-                    proto,
-                    source,
-                    destination,
-                } => {
-                    debug!(
-                        "ICE nominated send from: {:?} to: {:?} with protocol {:?}",
-                        Pii(source),
-                        Pii(destination),
-                        proto,
-                    );
-                    self.send_addr = Some(SendAddr {
+                    IceAgentEvent::IceConnectionStateChange(v) => {
+                        return Ok(Some(Output::Event(Event::IceConnectionStateChange(v))));
+                    }
+                    IceAgentEvent::DiscoveredRecv { proto, source } => {
+                        debug!("ICE remote address: {:?}/{:?}", Pii(source), proto);
+                        self.remote_addrs.push(source);
+                        while self.remote_addrs.len() > 20 {
+                            self.remote_addrs.remove(0);
+                        }
+                    }
+                    IceAgentEvent::NominatedSend {
                         proto,
                         source,
                         destination,
-                    });
-                }
-            }
-        }
-
-        // Handle DTLS timeout before polling output so any retransmit packets
-        // queued by dimpl and the re-armed flight timer are picked up by the
-        // poll loop below in the same iteration.
-        if let Some(timeout) = self.next_dtls_timeout {
-            if timeout <= self.last_now {
-                self.next_dtls_timeout = None;
-
-                if let Err(error) = self.dtls.handle_timeout(self.last_now) {
-                    // A failed timer transition leaves DTLS unrecoverable. Close the
-                    // RTC so continued polling cannot expose the same due timeout again.
-                    self.disconnect();
-                    return Err(error.into());
-                }
-            }
-        }
-
-        // Poll DTLS output - collect packets, handle events
-        let mut just_connected = false;
-        loop {
-            match self.dtls.poll_output(&mut self.dtls_buf) {
-                DtlsOutput::Packet(_) => {
-                    unreachable!("We don't expect DTLS packets here since we use poll_packet");
-                }
-                DtlsOutput::Connected => {
-                    if !self.dtls_connected {
-                        debug!("DTLS connected");
-                        self.dtls_connected = true;
-                        just_connected = true;
+                    } => {
+                        debug!(
+                            "ICE nominated send from: {:?} to: {:?} with protocol {:?}",
+                            Pii(source),
+                            Pii(destination),
+                            proto,
+                        );
+                        self.send_addr = Some(SendAddr {
+                            proto,
+                            source,
+                            destination,
+                        });
                     }
                 }
-                DtlsOutput::KeyingMaterial(km, profile) => {
-                    use config::KeyingMaterial;
-                    let km_bytes = km.as_ref().to_vec();
-                    debug!("DTLS set SRTP keying material and profile: {}", profile);
-                    let active = self.dtls.is_active().expect("DTLS must be inited by now");
-                    self.session.set_keying_material(
-                        KeyingMaterial::new(&km_bytes),
-                        &self.crypto_provider,
-                        profile,
-                        active,
-                    );
-                }
-                DtlsOutput::PeerCert(der) => {
-                    debug!("DTLS verify remote fingerprint");
-                    // Compute the fingerprint of the peer's DER certificate with the hash
-                    // function of the expected one (RFC 8122 §5): sha-256, or sha-1 as some
-                    // endpoints still announce. sha-256 when there is none to compare with.
-                    let provider = &self.crypto_provider;
-                    let matching = self.remote_fingerprint.as_ref().and_then(|expected| {
-                        crate::crypto::Fingerprint::of_certificate(
-                            der,
-                            &expected.hash_func,
-                            provider,
-                        )
-                    });
-                    let fingerprint = matching.clone().unwrap_or_else(|| {
-                        crate::crypto::Fingerprint::of_certificate(der, "sha-256", provider)
-                            .expect("sha-256 is supported")
-                    });
-                    self.dtls.set_remote_fingerprint(fingerprint.clone());
-                    if let Some(expected) = &self.remote_fingerprint {
-                        if !self.fingerprint_verification {
-                            debug!("DTLS fingerprint verification disabled");
-                        } else if matching.is_none() {
-                            let message = format!(
-                                "unsupported fingerprint hash function: {}",
-                                expected.hash_func
-                            );
-                            self.disconnect();
-                            return Err(RtcError::RemoteSdp(message));
-                        } else if fingerprint != *expected {
-                            self.disconnect();
-                            return Err(RtcError::RemoteSdp("remote fingerprint no match".into()));
-                        }
-                    } else {
+            }
+
+            // Handle DTLS timeout before polling output so any retransmit packets
+            // queued by dimpl and the re-armed flight timer are picked up by the
+            // poll loop below in the same iteration.
+            if let Some(timeout) = self.next_dtls_timeout {
+                if timeout <= self.last_now {
+                    self.next_dtls_timeout = None;
+
+                    if let Err(error) = self.dtls.handle_timeout(self.last_now) {
+                        // A failed timer transition leaves DTLS unrecoverable. Close the
+                        // RTC so continued polling cannot expose the same due timeout again.
                         self.disconnect();
-                        return Err(RtcError::RemoteSdp("no a=fingerprint before dtls".into()));
+                        return Err(error.into());
                     }
-                }
-                DtlsOutput::ApplicationData(data) => {
-                    self.sctp.handle_input(self.last_now, data);
-                }
-                DtlsOutput::Timeout(t) => {
-                    self.next_dtls_timeout = Some(t);
-                    break;
-                }
-                DtlsOutput::CloseNotify => {
-                    self.start_close()?;
-                    return Ok(Some(Output::Event(Event::Closed)));
-                }
-                other => {
-                    return Err(RtcError::Dtls(DtlsError::Io(std::io::Error::other(
-                        format!("Unexpected DTLS output: {other:?}"),
-                    ))));
                 }
             }
-        }
 
-        if just_connected {
-            return Ok(Some(Output::Event(Event::Connected)));
-        }
-
-        while let Some(e) = self.sctp.poll() {
-            match e {
-                SctpEvent::Transmit { mut packets } => {
-                    if let Some(v) = packets.front() {
-                        if let Err(e) = self.dtls.handle_input(v) {
-                            if is_would_block(&e) {
-                                self.sctp.push_back_transmit(packets);
-                                break;
-                            } else if self.state == RtcState::Closing {
-                                debug!(
-                                    "Dropping SCTP transmit while closing after DTLS error: {e}"
+            // Poll DTLS output - collect packets, handle events
+            let mut just_connected = false;
+            loop {
+                match self.dtls.poll_output(&mut self.dtls_buf) {
+                    DtlsOutput::Packet(_) => {
+                        unreachable!("We don't expect DTLS packets here since we use poll_packet");
+                    }
+                    DtlsOutput::Connected => {
+                        if !self.dtls_connected {
+                            debug!("DTLS connected");
+                            self.dtls_connected = true;
+                            just_connected = true;
+                        }
+                    }
+                    DtlsOutput::KeyingMaterial(km, profile) => {
+                        use config::KeyingMaterial;
+                        let km_bytes = km.as_ref().to_vec();
+                        debug!("DTLS set SRTP keying material and profile: {}", profile);
+                        let active = self.dtls.is_active().expect("DTLS must be inited by now");
+                        self.session.set_keying_material(
+                            KeyingMaterial::new(&km_bytes),
+                            &self.crypto_provider,
+                            profile,
+                            active,
+                        );
+                    }
+                    DtlsOutput::PeerCert(der) => {
+                        debug!("DTLS verify remote fingerprint");
+                        // Compute the fingerprint of the peer's DER certificate with the hash
+                        // function of the expected one (RFC 8122 §5): sha-256, or sha-1 as some
+                        // endpoints still announce. sha-256 when there is none to compare with.
+                        let provider = &self.crypto_provider;
+                        let matching = self.remote_fingerprint.as_ref().and_then(|expected| {
+                            crate::crypto::Fingerprint::of_certificate(
+                                der,
+                                &expected.hash_func,
+                                provider,
+                            )
+                        });
+                        let fingerprint = matching.clone().unwrap_or_else(|| {
+                            crate::crypto::Fingerprint::of_certificate(der, "sha-256", provider)
+                                .expect("sha-256 is supported")
+                        });
+                        self.dtls.set_remote_fingerprint(fingerprint.clone());
+                        if let Some(expected) = &self.remote_fingerprint {
+                            if !self.fingerprint_verification {
+                                debug!("DTLS fingerprint verification disabled");
+                            } else if matching.is_none() {
+                                let message = format!(
+                                    "unsupported fingerprint hash function: {}",
+                                    expected.hash_func
                                 );
-                                packets.pop_front();
-                                if !packets.is_empty() {
-                                    self.sctp.push_back_transmit(packets);
-                                }
-                                return Ok(None);
-                            } else {
-                                return Err(e.into());
+                                self.disconnect();
+                                return Err(RtcError::RemoteSdp(message));
+                            } else if fingerprint != *expected {
+                                self.disconnect();
+                                return Err(RtcError::RemoteSdp("remote fingerprint no match".into()));
                             }
+                        } else {
+                            self.disconnect();
+                            return Err(RtcError::RemoteSdp("no a=fingerprint before dtls".into()));
                         }
-
-                        packets.pop_front();
-                        // If there are still packets, they are sent on next
-                        // poll_output()
-                        if !packets.is_empty() {
-                            self.sctp.push_back_transmit(packets);
-                        }
-
-                        // Run again since this would feed the DTLS subsystem
-                        // to produce a packet now.
-                        return Ok(None);
+                    }
+                    DtlsOutput::ApplicationData(data) => {
+                        self.sctp.handle_input(self.last_now, data);
+                    }
+                    DtlsOutput::Timeout(t) => {
+                        self.next_dtls_timeout = Some(t);
+                        break;
+                    }
+                    DtlsOutput::CloseNotify => {
+                        self.start_close()?;
+                        return Ok(Some(Output::Event(Event::Closed)));
+                    }
+                    other => {
+                        return Err(RtcError::Dtls(DtlsError::Io(std::io::Error::other(
+                            format!("Unexpected DTLS output: {other:?}"),
+                        ))));
                     }
                 }
-                SctpEvent::Open { id, label } => {
-                    self.chan.ensure_channel_id_for(id);
-                    let id = self.chan.channel_id_by_stream_id(id).unwrap();
-                    return Ok(Some(Output::Event(Event::ChannelOpen(id, label))));
-                }
-                SctpEvent::Close {
-                    id: stream_id,
-                    reset_pending,
-                } => {
-                    let Some(channel_id) = self.chan.channel_id_by_stream_id(stream_id) else {
-                        warn!("Drop ChannelClose event for id: {:?}", stream_id);
+            }
+
+            if just_connected {
+                return Ok(Some(Output::Event(Event::Connected)));
+            }
+
+            while let Some(e) = self.sctp.poll() {
+                match e {
+                    SctpEvent::Transmit { mut packets } => {
+                        if let Some(v) = packets.front() {
+                            if let Err(e) = self.dtls.handle_input(v) {
+                                if is_would_block(&e) {
+                                    self.sctp.push_back_transmit(packets);
+                                    break;
+                                } else if self.state == RtcState::Closing {
+                                    debug!(
+                                        "Dropping SCTP transmit while closing after DTLS error: {e}"
+                                    );
+                                    packets.pop_front();
+                                    if !packets.is_empty() {
+                                        self.sctp.push_back_transmit(packets);
+                                    }
+                                    return Ok(None);
+                                } else {
+                                    return Err(e.into());
+                                }
+                            }
+
+                            packets.pop_front();
+                            // If there are still packets, they are sent on next
+                            // poll_output()
+                            if !packets.is_empty() {
+                                self.sctp.push_back_transmit(packets);
+                            }
+
+                            // Run again since this would feed the DTLS subsystem
+                            // to produce a packet now.
+                            return Ok(None);
+                        }
+                    }
+                    SctpEvent::Open { id, label } => {
+                        self.chan.ensure_channel_id_for(id);
+                        let id = self.chan.channel_id_by_stream_id(id).unwrap();
+                        return Ok(Some(Output::Event(Event::ChannelOpen(id, label))));
+                    }
+                    SctpEvent::Close {
+                        id: stream_id,
+                        reset_pending,
+                    } => {
+                        let Some(channel_id) = self.chan.channel_id_by_stream_id(stream_id) else {
+                            warn!("Drop ChannelClose event for id: {:?}", stream_id);
+                            continue;
+                        };
+                        // When a reset is outstanding, remove_channel holds the stream id
+                        // back from reallocation until the handshake completes.
+                        self.chan.remove_channel(channel_id, reset_pending);
+                        return Ok(Some(Output::Event(Event::ChannelClose(channel_id))));
+                    }
+                    SctpEvent::StreamResetComplete { id } => {
+                        // The reset handshake completed, the stream id can be used again.
+                        self.chan.stream_reset_complete(id);
                         continue;
-                    };
-                    // When a reset is outstanding, remove_channel holds the stream id
-                    // back from reallocation until the handshake completes.
-                    self.chan.remove_channel(channel_id, reset_pending);
-                    return Ok(Some(Output::Event(Event::ChannelClose(channel_id))));
-                }
-                SctpEvent::StreamResetComplete { id } => {
-                    // The reset handshake completed, the stream id can be used again.
-                    self.chan.stream_reset_complete(id);
-                    continue;
-                }
-                SctpEvent::AssociationLost => {
-                    self.chan.association_lost();
-                    self.start_close()?;
-                    return Ok(Some(Output::Event(Event::Closed)));
-                }
-                SctpEvent::Data { id, binary, data } => {
-                    let Some(id) = self.chan.channel_id_by_stream_id(id) else {
-                        warn!("Drop ChannelData event for id: {:?}", id);
-                        continue;
-                    };
-                    let cd = ChannelData { id, binary, data };
-                    return Ok(Some(Output::Event(Event::ChannelData(cd))));
-                }
-                SctpEvent::BufferedAmountLow { id } => {
-                    let Some(id) = self.chan.channel_id_by_stream_id(id) else {
-                        warn!("Drop BufferedAmountLow for id: {:?}", id);
-                        continue;
-                    };
-                    return Ok(Some(Output::Event(Event::ChannelBufferedAmountLow(id))));
+                    }
+                    SctpEvent::AssociationLost => {
+                        self.chan.association_lost();
+                        self.start_close()?;
+                        return Ok(Some(Output::Event(Event::Closed)));
+                    }
+                    SctpEvent::Data { id, binary, data } => {
+                        let Some(id) = self.chan.channel_id_by_stream_id(id) else {
+                            warn!("Drop ChannelData event for id: {:?}", id);
+                            continue;
+                        };
+                        let cd = ChannelData { id, binary, data };
+                        return Ok(Some(Output::Event(Event::ChannelData(cd))));
+                    }
+                    SctpEvent::BufferedAmountLow { id } => {
+                        let Some(id) = self.chan.channel_id_by_stream_id(id) else {
+                            warn!("Drop BufferedAmountLow for id: {:?}", id);
+                            continue;
+                        };
+                        return Ok(Some(Output::Event(Event::ChannelBufferedAmountLow(id))));
+                    }
                 }
             }
         }
@@ -2265,7 +2269,13 @@ impl Rtc {
                 let _wake = readiness.wake();
                 dtls.handle_receive(dtls_packet)?;
             }
-            Rtp(rtp) => session.handle_rtp_receive(recv_time, rtp, &mut readiness.wake()),
+            Rtp(rtp) => {
+                // lanrelay patch: an SRTP media packet reaches only the session, so
+                // the drain after it need not walk ICE, DTLS and SCTP.
+                let mut wake = readiness.wake();
+                wake.session_only();
+                session.handle_rtp_receive(recv_time, rtp, &mut wake)
+            }
             Rtcp(rtcp) => session.handle_rtcp_receive(recv_time, rtcp, &mut readiness.wake()),
         }
 

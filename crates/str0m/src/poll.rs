@@ -151,6 +151,10 @@ impl Drop for Mutation<'_> {
 pub(crate) struct Readiness {
     events: bool,
     timeout: bool,
+    /// lanrelay patch: the event pipeline must walk the parts other than the session
+    /// (ICE, DTLS, SCTP). Set by every wake unless narrowed with
+    /// [`Wake::session_only`]; cleared with `events` once the pipeline has drained.
+    others: bool,
 }
 
 impl Readiness {
@@ -159,11 +163,17 @@ impl Readiness {
         Readiness {
             events: true,
             timeout: true,
+            others: true,
         }
     }
 
     pub(crate) fn wants_events(&self) -> bool {
         self.events
+    }
+
+    /// lanrelay patch: the pending events may come from outside the session.
+    pub(crate) fn wants_others(&self) -> bool {
+        self.others
     }
 
     pub(crate) fn wants_timeout(&self) -> bool {
@@ -172,6 +182,7 @@ impl Readiness {
 
     pub(crate) fn clear_events(&mut self) {
         self.events = false;
+        self.others = false;
     }
 
     pub(crate) fn clear_timeout(&mut self) {
@@ -184,6 +195,7 @@ impl Readiness {
             readiness: self,
             events: true,
             timeout: true,
+            session_only: false,
         }
     }
 }
@@ -199,6 +211,7 @@ pub(crate) struct Wake<'a> {
     readiness: &'a mut Readiness,
     events: bool,
     timeout: bool,
+    session_only: bool,
 }
 
 impl Wake<'_> {
@@ -213,12 +226,20 @@ impl Wake<'_> {
     pub(crate) fn no_timeout(&mut self) {
         self.timeout = false;
     }
+
+    /// lanrelay patch: assert that only the session was reached on this path (an
+    /// SRTP media packet received), so whatever it queued comes out of the session
+    /// and the walk over ICE, DTLS and SCTP can be skipped on its behalf.
+    pub(crate) fn session_only(&mut self) {
+        self.session_only = true;
+    }
 }
 
 impl Drop for Wake<'_> {
     fn drop(&mut self) {
         self.readiness.events |= self.events;
         self.readiness.timeout |= self.timeout;
+        self.readiness.others |= self.events && !self.session_only;
     }
 }
 
@@ -228,6 +249,7 @@ impl Readiness {
         Self {
             events: false,
             timeout: false,
+            others: false,
         }
     }
 }
@@ -327,7 +349,11 @@ mod tests {
     fn narrowing_preserves_other_operations() {
         for events in [false, true] {
             for timeout in [false, true] {
-                let mut readiness = Readiness { events, timeout };
+                let mut readiness = Readiness {
+                    events,
+                    timeout,
+                    others: events,
+                };
                 {
                     let mut wake = readiness.wake();
                     wake.no_events();
@@ -335,7 +361,58 @@ mod tests {
                 }
                 assert_eq!(readiness.wants_events(), events);
                 assert_eq!(readiness.wants_timeout(), timeout);
+                assert_eq!(readiness.wants_others(), events);
             }
         }
+    }
+
+    // lanrelay patch: a session-only wake asks for the session's events without the
+    // walk over ICE, DTLS and SCTP; any other wake asks for that walk, and draining the
+    // events clears it.
+    #[test]
+    fn a_session_only_wake_skips_the_other_parts() {
+        let mut readiness = Readiness::idle();
+        {
+            let mut wake = readiness.wake();
+            wake.session_only();
+        }
+        assert!(readiness.wants_events() && readiness.wants_timeout());
+        assert!(!readiness.wants_others());
+        drop(readiness.wake());
+        assert!(readiness.wants_others(), "a plain wake walks everything");
+        readiness.clear_events();
+        assert!(!readiness.wants_events() && !readiness.wants_others());
+        {
+            let mut wake = readiness.wake();
+            wake.no_events();
+        }
+        assert!(!readiness.wants_others(), "no events: nothing to walk for");
+    }
+
+    // lanrelay patch: an SRTP media packet received on an idle `Rtc` reaches the
+    // session only; an RTCP packet or a timeout still walks everything.
+    #[test]
+    fn a_received_rtp_packet_wakes_the_session_only() {
+        use crate::net::{DatagramRecv, Protocol, Receive};
+        let mut rtc = idle_rtc();
+        let now = rtc.last_now;
+        let addr: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        // An RTP header the session parses (it cannot decrypt it: no stream, no
+        // matching keys), which still arms the readiness as a receive does.
+        let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        rtp.extend_from_slice(&[0; 40]);
+        let r = Receive {
+            proto: Protocol::Udp,
+            source: addr,
+            destination: addr,
+            contents: DatagramRecv::try_from(&rtp[..]).unwrap(),
+        };
+        rtc.do_handle_receive(now, r).unwrap();
+        assert!(rtc.readiness.wants_events());
+        assert!(!rtc.readiness.wants_others());
+        while !matches!(rtc.poll_output().unwrap(), Output::Timeout(_)) {}
+        assert!(!rtc.readiness.wants_events());
+        rtc.handle_input(Input::Timeout(now)).unwrap();
+        assert!(rtc.readiness.wants_others());
     }
 }
