@@ -33,14 +33,15 @@ use std::time::Instant;
 
 use rand::Rng;
 use str0m::format::PayloadParams;
+use str0m::ice::IceCreds;
 use str0m::media::{Mid, Pt, Rid};
 use tracing::{info, warn};
 
 use super::{Output, Shard};
-use crate::sfu::driver::Drained;
+use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::link::{LinkMsg, REMOTE_HOME};
-use crate::sfu::peer::Served;
-use crate::signaling::protocol::PeerId;
+use crate::sfu::peer::{Client, Local, Peer, Served};
+use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
 /// The first sequence number of a relayed stream; packets of the publisher's that
 /// arrive out of order from before the first one relayed keep their place below it.
@@ -121,6 +122,45 @@ impl Shard {
                 return id;
             }
         }
+    }
+
+    /// Adds link `id` of `room` as a peer of this shard: its drained `Rtc` in a relay
+    /// client's state, and the link's side.
+    pub(super) fn add_link(
+        &mut self,
+        id: PeerId,
+        room: &str,
+        creds: &IceCreds,
+        driver: Driver,
+        side: Side,
+    ) {
+        let rate = self.cfg.direct_rate;
+        let mut local = Local::new(Client::Relay, creds.ufrag.clone(), creds.pass.clone(), rate);
+        local.rtc = Some(driver);
+        let info = PeerInfo::joining(id, "relay link".into());
+        let peer = Peer::new(
+            id,
+            info,
+            Role::Viewer,
+            room.to_string(),
+            Served::Here(Box::new(local)),
+        );
+        self.peers.insert(id, peer);
+        let room = room.to_string();
+        self.relays.insert(id, Link { room, side });
+    }
+
+    /// Origin: the links of `room` to edge `edge`.
+    pub(super) fn links_from(&self, room: &str, edge: usize) -> Vec<PeerId> {
+        self.relay_out
+            .get(room)
+            .map(|v| {
+                v.iter()
+                    .filter(|(e, _)| *e == edge)
+                    .map(|(_, id)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Removes link `id` (it failed, timed out, or is no longer needed). `tell`: the

@@ -15,8 +15,8 @@ use super::relay::{relay_mid, Link, Side};
 use super::{Output, Shard};
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::link::{LinkMsg, LinkParams, TrackPacket, REMOTE_HOME};
-use crate::sfu::peer::{Client, Local, Peer, Served};
-use crate::signaling::protocol::{ErrorCode, PeerId, PeerInfo, Role, ServerMsg};
+use crate::sfu::peer::Peer;
+use crate::signaling::protocol::{ErrorCode, PeerId, ServerMsg};
 
 impl Shard {
     /// Edge: `room`, whose origin is another node, has a viewer here: open its link if
@@ -73,31 +73,13 @@ impl Shard {
             }
         };
         self.drained.transmits.extend(scratch.transmits);
-        let rate = self.cfg.direct_rate;
-        let mut local_peer =
-            Local::new(Client::Relay, creds.ufrag.clone(), creds.pass.clone(), rate);
-        local_peer.rtc = Some(driver);
-        let info = PeerInfo::joining(id, "relay link".into());
-        let peer = Peer::new(
-            id,
-            info,
-            Role::Viewer,
-            room.clone(),
-            Served::Here(Box::new(local_peer)),
-        );
-        self.peers.insert(id, peer);
         self.relay_local.insert(local, id);
-        self.relays.insert(
-            id,
-            Link {
-                room: room.clone(),
-                side: Side::In {
-                    local,
-                    medias: Vec::new(),
-                    params: Vec::new(),
-                },
-            },
-        );
+        let side = Side::In {
+            local,
+            medias: Vec::new(),
+            params: Vec::new(),
+        };
+        self.add_link(id, &room, &creds, driver, side);
         self.declare_relay_media(&room);
         self.schedule(id);
         info!(room, %local, "relay link offered to the room's origin");

@@ -15,8 +15,8 @@ use super::relay::{relay_mid, Link, OutStream, Side, START_SEQ};
 use super::{Output, Shard};
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::link::{LinkMsg, LinkParams, TrackPacket};
-use crate::sfu::peer::{nackable, Client, Local, Peer, Served};
-use crate::signaling::protocol::{PeerId, PeerInfo, Role};
+use crate::sfu::peer::nackable;
+use crate::signaling::protocol::PeerId;
 
 impl Shard {
     /// Origin: edge `from` offers a link for `room` (its link id `link`).
@@ -29,16 +29,7 @@ impl Shard {
         from: usize,
     ) {
         // An edge that offers again replaces its link.
-        let old: Vec<PeerId> = self
-            .relay_out
-            .get(&room)
-            .map(|v| {
-                v.iter()
-                    .filter(|(e, _)| *e == from)
-                    .map(|(_, id)| *id)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let old = self.links_from(&room, from);
         for id in old {
             self.close_relay(now, id, "replaced", false);
         }
@@ -77,30 +68,13 @@ impl Shard {
             }
         };
         self.drained.transmits.extend(scratch.transmits);
-        let rate = self.cfg.direct_rate;
-        let mut local = Local::new(Client::Relay, creds.ufrag.clone(), creds.pass.clone(), rate);
-        local.rtc = Some(driver);
         self.routes.add_ufrag(creds.ufrag.clone(), id);
-        let info = PeerInfo::joining(id, "relay link".into());
-        let peer = Peer::new(
-            id,
-            info,
-            Role::Viewer,
-            room.clone(),
-            Served::Here(Box::new(local)),
-        );
-        self.peers.insert(id, peer);
-        self.relays.insert(
-            id,
-            Link {
-                room: room.clone(),
-                side: Side::Out {
-                    edge: from,
-                    streams: Vec::new(),
-                    medias: Vec::new(),
-                },
-            },
-        );
+        let side = Side::Out {
+            edge: from,
+            streams: Vec::new(),
+            medias: Vec::new(),
+        };
+        self.add_link(id, &room, &creds, driver, side);
         self.relay_out
             .entry(room.clone())
             .or_default()
@@ -122,16 +96,7 @@ impl Shard {
 
     /// Origin: edge `from` closed its link of `room`.
     pub(super) fn link_closed(&mut self, now: Instant, room: &str, from: usize) {
-        let ids: Vec<PeerId> = self
-            .relay_out
-            .get(room)
-            .map(|v| {
-                v.iter()
-                    .filter(|(e, _)| *e == from)
-                    .map(|(_, id)| *id)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let ids = self.links_from(room, from);
         for id in ids {
             self.close_relay(now, id, "closed by the edge", true);
         }
