@@ -1453,7 +1453,12 @@ impl Session {
     fn nack_at(&self) -> Option<Instant> {
         // Paused streams stop counting as NACK-enabled once their pending retries finish,
         // so an idle session doesn't wake every NACK_MIN_INTERVAL for as long as it lives.
-        if !self.streams.any_nack_enabled() {
+        // lanrelay patch: nor does a stream that misses nothing: the timer runs only
+        // while a packet is missing. Upstream woke every 33 ms for each session that
+        // receives video, loss or not (30 of the 55 timeouts a second of an SFU's
+        // publisher). A gap that opens after a quiet spell is reported at once (the
+        // last NACK turn is more than 33 ms ago), as a receiver does.
+        if !self.streams.any_nack_may_be_due() {
             return None;
         }
 

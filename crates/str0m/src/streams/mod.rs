@@ -764,11 +764,13 @@ impl Streams {
             .find(|s| s.ssrc() == ssrc || s.rtx() == Some(ssrc))
     }
 
-    /// Whether any receive stream currently needs NACK reports (see [`StreamRx::nack_enabled`]).
+    /// Whether any receive stream may have a NACK report due (see
+    /// [`StreamRx::nack_may_be_due`]). lanrelay patch: upstream asked only whether
+    /// NACK is on (`any_nack_enabled`).
     ///
-    /// Not cached: the answer changes with pause state and pending NACK retries.
-    pub(crate) fn any_nack_enabled(&self) -> bool {
-        self.streams_rx.values().any(|s| s.nack_enabled())
+    /// Not cached: the answer changes with pause state, gaps and pending NACK retries.
+    pub(crate) fn any_nack_may_be_due(&self) -> bool {
+        self.streams_rx.values().any(|s| s.nack_may_be_due())
     }
 
     fn rx_lookup_at(&self) -> Instant {

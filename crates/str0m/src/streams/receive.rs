@@ -829,6 +829,12 @@ impl StreamRx {
         register.has_pending_nacks()
     }
 
+    /// lanrelay patch: whether a NACK report may be due: NACK is on for this stream
+    /// and a packet is missing. Without a gap the NACK timer has nothing to report.
+    pub(crate) fn nack_may_be_due(&self) -> bool {
+        self.nack_enabled() && self.register.as_ref().is_some_and(|r| r.has_gap())
+    }
+
     pub(crate) fn maybe_create_nack(
         &mut self,
         now: Instant,
@@ -1107,6 +1113,22 @@ mod tests {
             stream.update_register(now, &header, Frequency::FORTY_EIGHT_KHZ, false, seq_no);
         }
         stream
+    }
+
+    // lanrelay patch: the NACK timer has something to report only while a packet is
+    // missing; a stream with NACK suppressed never has.
+    #[test]
+    fn a_nack_may_be_due_only_while_a_packet_is_missing() {
+        let whole = stream_with(&[(1, 0), (2, 960), (3, 1920)]);
+        assert!(whole.nack_enabled());
+        assert!(!whole.nack_may_be_due());
+        let gap = stream_with(&[(1, 0), (2, 960), (4, 2880)]);
+        assert!(gap.nack_may_be_due());
+        let repaired = stream_with(&[(1, 0), (2, 960), (4, 2880), (3, 1920)]);
+        assert!(!repaired.nack_may_be_due());
+        let mut suppressed = stream_with(&[(1, 0), (3, 1920)]);
+        suppressed.suppress_nack = true;
+        assert!(!suppressed.nack_may_be_due());
     }
 
     #[test]

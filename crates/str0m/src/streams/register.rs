@@ -117,6 +117,11 @@ impl ReceiverRegister {
         self.nack.has_pending_nacks()
     }
 
+    /// lanrelay patch: whether a packet is missing (see `NackRegister::has_gap`).
+    pub fn has_gap(&self) -> bool {
+        self.nack.has_gap()
+    }
+
     /// Generates a NACK report
     pub fn nack_report(
         &mut self,

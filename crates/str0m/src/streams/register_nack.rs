@@ -191,6 +191,15 @@ impl NackRegister {
         self.active.as_ref().map(|a| a.end)
     }
 
+    /// lanrelay patch: whether a packet in the window is missing. The window's start
+    /// moves up to the first packet not received (`update`), so it is shorter than a
+    /// packet exactly when one is missing: O(1), where `has_pending_nacks` scans the
+    /// window. A missing packet whose NACKs are spent still counts until the window
+    /// passes it.
+    pub fn has_gap(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.start < a.end)
+    }
+
     /// Whether a missing packet still has NACK attempts remaining.
     ///
     /// Includes retries that are waiting for their RTT deadline.
@@ -328,6 +337,34 @@ mod test {
                 Some(base + measured * 3)
             );
         }
+    }
+
+    // lanrelay patch: the O(1) gap test agrees with a scan of the window for a missing
+    // packet, through gaps, repairs, reordering and a window that slides past a loss.
+    #[test]
+    fn a_gap_shows_exactly_while_a_packet_in_the_window_is_missing() {
+        fn missing(reg: &NackRegister) -> bool {
+            let Some(a) = &reg.active else {
+                return false;
+            };
+            (*a.start..=*a.end).any(|s| !reg.packet(s.into()).received)
+        }
+        let mut reg = NackRegister::new(None);
+        assert!(!reg.has_gap());
+        let arrivals = [
+            10u64, 11, 12, 14, 15, 13, 16, 20, 18, 17, 19, 21, 23, 200, 201, 22,
+        ];
+        for seq in arrivals {
+            reg.update(seq.into());
+            assert_eq!(reg.has_gap(), missing(&reg), "after {seq}");
+        }
+        // 22 came after the window moved past it; 24..200 are missing.
+        assert!(reg.has_gap());
+        for seq in 202..=400u64 {
+            reg.update(seq.into());
+            assert_eq!(reg.has_gap(), missing(&reg), "after {seq}");
+        }
+        assert!(!reg.has_gap(), "the window slid past the loss");
     }
 
     #[test]
