@@ -63,7 +63,8 @@ impl<T> EvictingBuffer<T> {
     }
 
     /// lanrelay patch: reads, changing nothing, the slot the next `push` (the position
-    /// after the last) writes, and `f` of the value it would drop, so that a caller
+    /// after the last) writes, `f` of the value it would drop and the slot after (where
+    /// the eviction that follows the push looks first), so that a caller
     /// about to push into many buffers in turn can load the next one's lines early.
     pub fn warm(&self, f: impl Fn(&T) -> u64) -> u64 {
         let Some(last) = self.last_position else {
@@ -72,9 +73,14 @@ impl<T> EvictingBuffer<T> {
         if self.buf.is_empty() {
             return 0;
         }
-        match &self.buf[self.index_for_position(last + 1)] {
+        let next = match &self.buf[self.index_for_position(last + 1)] {
             Some(e) => e.position ^ f(&e.value),
             None => 1,
+        };
+        // And the slot after it, where the eviction after that push starts (`evict`).
+        match &self.buf[self.index_for_position(last.saturating_add(2))] {
+            Some(e) => next ^ e.position,
+            None => next,
         }
     }
 
@@ -183,6 +189,20 @@ impl<T> EvictingBuffer<T> {
         let Some(start_position) = self.next_evict else {
             // Before first element been pushed.
             return;
+        };
+
+        // lanrelay patch: a position a whole buffer's length or more behind the last one
+        // pushed shares its slot with a newer position, so there is nothing of it left
+        // to evict: start at the oldest position the buffer can still hold, whose slot
+        // is the one the next push writes (and `warm` loads). Once pushes overwrote
+        // entries before they aged out, `next_evict` stayed at the first overwritten
+        // position, and every push read its slot (long cold, holding a young entry) to
+        // stop there: 1.5 % of a server's samples at 100 viewers.
+        let start_position = match self.last_position {
+            Some(last) => {
+                start_position.max(last.saturating_add(1).saturating_sub(self.buf.len() as u64))
+            }
+            None => start_position,
         };
 
         let mut position = start_position;
@@ -323,6 +343,30 @@ mod test {
         buf.push(5, now + Duration::from_secs(1), 'A');
 
         assert_eq!(buf.get(5), None);
+    }
+
+    // lanrelay patch: once the buffer wraps, eviction starts at the oldest position
+    // still held (the next push's slot), and entries still age out from there.
+    #[test]
+    fn evict_starts_at_the_oldest_position_still_held() {
+        let mut buf = EvictingBuffer::new(4, Duration::from_secs(1), 4);
+        let now = Instant::now();
+        for p in 0..10u64 {
+            buf.push(p, now + Duration::from_millis(10 * p), p);
+            buf.maybe_evict(now + Duration::from_millis(10 * p));
+        }
+        // 6..=9 are held; the scan no longer starts at the first overwritten position.
+        assert_eq!(buf.next_evict, Some(6));
+        for p in 6..10u64 {
+            assert_eq!(buf.get(p), Some(&p));
+        }
+        // 6 and 7 age out; 8 and 9 stay.
+        buf.maybe_evict(now + Duration::from_millis(1075));
+        assert_eq!(buf.get(6), None);
+        assert_eq!(buf.get(7), None);
+        assert_eq!(buf.get(8), Some(&8));
+        assert_eq!(buf.get(9), Some(&9));
+        assert_eq!(buf.next_evict, Some(8));
     }
 
     #[test]
