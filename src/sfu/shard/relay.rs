@@ -32,14 +32,16 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::Rng;
+use str0m::crypto::Fingerprint;
 use str0m::format::PayloadParams;
 use str0m::ice::IceCreds;
 use str0m::media::{Mid, Pt, Rid};
+use str0m::{Candidate, Rtc};
 use tracing::{info, warn};
 
 use super::{Output, Shard};
 use crate::sfu::driver::{Drained, Driver};
-use crate::sfu::link::{LinkMsg, REMOTE_HOME};
+use crate::sfu::link::{LinkMsg, LinkParams, REMOTE_HOME};
 use crate::sfu::peer::{Client, Local, Peer, Served};
 use crate::signaling::protocol::{PeerId, PeerInfo, Role};
 
@@ -223,6 +225,23 @@ impl Shard {
                     self.out.push_back(Output::Close(v));
                 }
             }
+        }
+    }
+}
+
+/// Points `rtc` at the far end of a relay link: its ICE credentials, DTLS certificate
+/// and host candidates, as its [`LinkParams`] give them (`fingerprint` parsed from
+/// them by the caller, which says what it does when it does not parse).
+pub(super) fn set_link_peer(rtc: &mut Rtc, params: LinkParams, fingerprint: Fingerprint) {
+    let mut api = rtc.direct_api();
+    api.set_remote_ice_credentials(IceCreds {
+        ufrag: params.ufrag,
+        pass: params.pass,
+    });
+    api.set_remote_fingerprint(fingerprint);
+    for addr in &params.candidates {
+        if let Ok(c) = Candidate::host(*addr, "udp") {
+            rtc.add_remote_candidate(c);
         }
     }
 }

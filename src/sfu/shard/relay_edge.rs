@@ -11,7 +11,7 @@ use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Rtc};
 use tracing::{debug, info, warn};
 
-use super::relay::{relay_mid, Link, Side};
+use super::relay::{relay_mid, set_link_peer, Link, Side};
 use super::{Output, Shard};
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::link::{LinkMsg, LinkParams, TrackPacket, REMOTE_HOME};
@@ -149,17 +149,7 @@ impl Shard {
         };
         debug!(room, candidates = ?params.candidates, "relay link answered");
         let r = self.with_rtc(link, |rtc| {
-            let mut api = rtc.direct_api();
-            api.set_remote_ice_credentials(str0m::ice::IceCreds {
-                ufrag: params.ufrag,
-                pass: params.pass,
-            });
-            api.set_remote_fingerprint(fingerprint);
-            for addr in &params.candidates {
-                if let Ok(c) = Candidate::host(*addr, "udp") {
-                    rtc.add_remote_candidate(c);
-                }
-            }
+            set_link_peer(rtc, params, fingerprint);
             rtc.direct_api().start_dtls(true)
         });
         if let Some(Err(e)) = r {

@@ -8,10 +8,9 @@ use std::time::Instant;
 use rand::Rng;
 use str0m::media::{KeyframeRequest, MediaKind};
 use str0m::rtp::RtpWrite;
-use str0m::Candidate;
 use tracing::{info, warn};
 
-use super::relay::{relay_mid, Link, OutStream, Side, START_SEQ};
+use super::relay::{relay_mid, set_link_peer, Link, OutStream, Side, START_SEQ};
 use super::{Output, Shard};
 use crate::sfu::driver::{Drained, Driver};
 use crate::sfu::link::{LinkMsg, LinkParams, TrackPacket};
@@ -40,20 +39,8 @@ impl Shard {
         let id = self.link_id();
         let creds = self.new_creds();
         let mut rtc = self.build_rtc(now, creds.clone(), false, false);
-        {
-            let mut api = rtc.direct_api();
-            api.set_ice_controlling(false);
-            api.set_remote_ice_credentials(str0m::ice::IceCreds {
-                ufrag: params.ufrag,
-                pass: params.pass,
-            });
-            api.set_remote_fingerprint(fingerprint);
-        }
-        for addr in &params.candidates {
-            if let Ok(c) = Candidate::host(*addr, "udp") {
-                rtc.add_remote_candidate(c);
-            }
-        }
+        rtc.direct_api().set_ice_controlling(false);
+        set_link_peer(&mut rtc, params, fingerprint);
         let fingerprint = rtc.direct_api().local_dtls_fingerprint().to_string();
         if let Err(e) = rtc.direct_api().start_dtls(false) {
             warn!(room, "relay link: {e}");
