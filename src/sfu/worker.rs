@@ -236,9 +236,12 @@ async fn run_loop(
                 if let Some(sockets) = &mut sockets {
                     // A bounded number of reads per turn, each sent before the next.
                     for _ in 0..4 {
+                        // A read's media packets go out together at its end (`hold`).
+                        shard.start_batch();
                         let read = sockets.read(index, |now, src, dst, contents| {
                             shard.handle_datagram(now, src, dst, contents)
                         });
+                        shard.end_batch();
                         if read == 0 {
                             break;
                         }
@@ -275,6 +278,8 @@ impl Worker {
         // Arrival time: when the receive task read the socket (never later than now).
         let now = Instant::now();
         let now = batch.read_at.map_or(now, |t| t.min(now));
+        // The batch's media packets go out together at its end (`hold`).
+        shard.start_batch();
         for (src, dst, range) in &batch.datagrams {
             let contents = &batch.bytes[range.clone()];
             if batch.tcp {
@@ -283,6 +288,7 @@ impl Worker {
                 shard.handle_datagram(now, *src, *dst, contents);
             }
         }
+        shard.end_batch();
         batch.clear();
         // The receive task has enough spare batches when this fails.
         let _ = self.to_receive.recycle.try_send(batch);

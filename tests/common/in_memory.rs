@@ -251,6 +251,24 @@ impl Harness {
         }
     }
 
+    /// Hands `t` to the client it is addressed to and returns which client that is
+    /// and the stamps of the media packets it decoded from it.
+    pub fn deliver(&mut self, t: &str0m::net::Transmit) -> Option<(usize, Vec<Option<Stamp>>)> {
+        let i = self.clients.iter().position(|c| c.addr == t.destination)?;
+        let c = &mut self.clients[i];
+        c.peer
+            .receive(self.now, t.source, t.destination, &t.contents);
+        let mut stamps = Vec::new();
+        while let Ok(out) = c.peer.poll() {
+            match out {
+                PeerOutput::Timeout(_) => break,
+                PeerOutput::Event(PeerEvent::Packet(p)) => stamps.push(p.stamp),
+                _ => {}
+            }
+        }
+        Some((i, stamps))
+    }
+
     /// The publisher's next video packet as the SRTP datagram it sends.
     pub fn publish(&mut self, keyframe: bool) -> (SocketAddr, Vec<u8>) {
         self.now += Duration::from_micros(10);

@@ -14,7 +14,7 @@ use str0m::RtcError;
 use super::{Output, Shard};
 use crate::sfu::codec;
 use crate::sfu::link::{LinkMsg, TrackPacket};
-use crate::sfu::peer::{nackable, DownState, Local, Peer, Served, TrackKey};
+use crate::sfu::peer::{nackable, DownState, Local, Peer, Served, TrackKey, UpTrack};
 use crate::signaling::protocol::PeerId;
 
 /// What became of one packet written for one receiver.
@@ -74,6 +74,7 @@ impl Shard {
             return;
         };
         let packet = TrackPacket::from_rtp(mid, rid, params, pkt);
+        let receivers = up.subscribers.len();
         if level.is_some() {
             self.timers.speaker_heard(now);
         }
@@ -100,7 +101,7 @@ impl Shard {
         if !self.recorders.is_empty() {
             self.record_packet(now, from, &packet);
         }
-        self.fan_out(now, from, packet);
+        self.fan_out_or_hold(now, from, packet, receivers);
     }
 
     /// The m-line and simulcast layer of publisher `from`'s incoming stream `ssrc`,
@@ -129,43 +130,46 @@ impl Shard {
     /// [`FAN_OUT_STEP`] receivers at a time: the first step now, the rest as
     /// [`Shard::poll_output`] hands out what the steps before made.
     pub(super) fn fan_out(&mut self, now: Instant, from: PeerId, pkt: TrackPacket) {
+        self.fan_out_group(now, from, pkt, Vec::new());
+    }
+
+    /// Writes packets of one track of publisher `from` (`first`, then `rest`, in the
+    /// order they came) to each of its receivers on this shard: all of them to one
+    /// receiver, then all to the next, so that a receiver's state, cold by the time
+    /// its next packet comes, is brought in once for the lot (see `hold`).
+    /// [`FAN_OUT_STEP`] receivers at a time: the first step now, the rest as
+    /// [`Shard::poll_output`] hands out what the steps before made.
+    pub(super) fn fan_out_group(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        first: TrackPacket,
+        rest: Vec<TrackPacket>,
+    ) {
         // One fan-out at a time: one whose datagrams nobody took yet ends first.
         self.finish_fan_out();
         let Some(up) = self
             .peers
             .get_mut(&from)
-            .and_then(|p| p.up.get_mut(&pkt.mid))
+            .and_then(|p| p.up.get_mut(&first.mid))
         else {
             return;
         };
-        let rid = pkt.rid;
-        let codec = pkt.params.spec().codec;
-        if up.codec != Some(codec) {
-            up.codec = Some(codec);
-        }
-        let keyframe_start =
-            up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
-        let simulcast = up.simulcast && rid.is_some();
-        // Parsed once for all receivers; each renumbers its own copy.
-        let vp8 = match (up.kind, codec) {
-            (MediaKind::Video, Codec::Vp8) => Vp8Descriptor::parse(&pkt.payload).ok(),
-            _ => None,
-        };
-        if let (true, Some(r)) = (simulcast, rid) {
-            up.rates.on_packet(now, r, pkt.payload.len());
-            if keyframe_start {
-                if let Some(w) = codec::vp8_keyframe_width(&pkt.payload) {
-                    up.rates.on_width(r, w);
-                }
-            }
-        }
+        let simulcast = up.simulcast && first.rid.is_some();
+        let first = prepare(now, up, simulcast, first);
+        let rest: Vec<Prepared> = rest
+            .into_iter()
+            .map(|pkt| prepare(now, up, simulcast, pkt))
+            .collect();
         if up.subscribers.is_empty() {
             return;
         }
         // More than a step: a copy of the list, as receivers may come and go between
         // steps (which changes the next packet's list, not this one's). One step: the
         // list itself, put back at the end (nothing runs in between).
-        let taken = up.subscribers.len() <= FAN_OUT_STEP;
+        // About FAN_OUT_STEP copies a step, however many packets each receiver gets.
+        let step = (FAN_OUT_STEP / (1 + rest.len())).max(1);
+        let taken = up.subscribers.len() <= step;
         let subscribers = match taken {
             true => std::mem::take(&mut up.subscribers),
             false => up.subscribers.clone(),
@@ -176,10 +180,10 @@ impl Shard {
             subscribers,
             taken,
             next: 0,
-            pkt,
-            vp8,
+            step,
+            first,
+            rest,
             simulcast,
-            keyframe_start,
             wants_keyframe: Vec::new(),
             notes: Vec::new(),
         };
@@ -204,47 +208,66 @@ impl Shard {
         false
     }
 
-    /// Writes the next [`FAN_OUT_STEP`] receivers of `f`; returns whether receivers
-    /// are left.
+    /// Writes the next receivers of `f`, each all of its packets, [`FAN_OUT_STEP`]
+    /// copies or so; returns whether receivers are left.
     fn write_step(&mut self, f: &mut FanOut) -> bool {
-        let end = (f.next + FAN_OUT_STEP).min(f.subscribers.len());
-        let packet = Packet {
-            pkt: &f.pkt,
-            key: (f.from, f.pkt.mid),
-            simulcast: f.simulcast,
-            keyframe_start: f.keyframe_start,
-            vp8: f.vp8.as_ref(),
-        };
-        for (i, &sub) in f.subscribers.iter().enumerate().take(end).skip(f.next) {
+        let FanOut {
+            now,
+            from,
+            subscribers,
+            next,
+            step,
+            first,
+            rest,
+            simulcast,
+            wants_keyframe,
+            notes,
+            ..
+        } = f;
+        let (now, key) = (*now, (*from, first.pkt.mid));
+        let end = (*next + *step).min(subscribers.len());
+        for (i, &sub) in subscribers.iter().enumerate().take(end).skip(*next) {
             // The next receiver's state comes into cache while this one is written.
-            if let Some(next) = f.subscribers.get(i + 1) {
+            if let Some(next) = subscribers.get(i + 1) {
                 if let Some(local) = self.peers.get(next).and_then(Peer::here) {
-                    warm_down(local, &packet);
+                    warm_down(local, key);
                 }
             }
-            let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
-                continue;
-            };
-            let written = write_down(
-                f.now,
-                local,
-                &packet,
-                &mut self.drained,
-                &mut f.wants_keyframe,
-                |note| f.notes.push((sub, note)),
-            );
-            match written {
-                Written::Skipped => {}
-                Written::Sent { offered } => {
-                    self.counters.forwarded += 1;
-                    self.counters.forwarded_bytes += f.pkt.payload.len() as u64;
-                    self.after_write(f.now, sub, offered);
+            for p in std::iter::once(&*first).chain(rest.iter()) {
+                let Some(local) = self.peers.get_mut(&sub).and_then(Peer::here_mut) else {
+                    break;
+                };
+                let packet = Packet {
+                    pkt: &p.pkt,
+                    key,
+                    simulcast: *simulcast,
+                    keyframe_start: p.keyframe_start,
+                    vp8: p.vp8.as_ref(),
+                };
+                let written = write_down(
+                    now,
+                    local,
+                    &packet,
+                    &mut self.drained,
+                    wants_keyframe,
+                    |note| notes.push((sub, note)),
+                );
+                match written {
+                    Written::Skipped => {}
+                    Written::Sent { offered } => {
+                        self.counters.forwarded += 1;
+                        self.counters.forwarded_bytes += p.pkt.payload.len() as u64;
+                        self.after_write(now, sub, offered);
+                    }
+                    Written::Failed(e) => {
+                        self.fail(sub, &e);
+                        break;
+                    }
                 }
-                Written::Failed(e) => self.fail(sub, &e),
             }
         }
-        f.next = end;
-        end < f.subscribers.len()
+        *next = end;
+        end < subscribers.len()
     }
 
     /// After the last receiver: the list goes back (if it was taken), then the
@@ -253,14 +276,14 @@ impl Shard {
         let FanOut {
             now,
             from,
-            pkt,
+            first,
             subscribers,
             taken,
             wants_keyframe,
             notes,
             ..
         } = f;
-        let (mid, codec) = (pkt.mid, pkt.params.spec().codec);
+        let (mid, codec) = (first.pkt.mid, first.pkt.params.spec().codec);
         if taken {
             if let Some(up) = self.peers.get_mut(&from).and_then(|p| p.up.get_mut(&mid)) {
                 // Subscribers added while forwarding (none today) would be lost otherwise.
@@ -296,28 +319,66 @@ impl Shard {
     }
 }
 
-/// Receivers written per step of a fan-out. The worker sends what a step made before
+/// Copies written per step of a fan-out (receivers, when each gets one packet; fewer
+/// receivers when each gets several). The worker sends what a step made before
 /// the next one is written, so the first receivers' copies leave while the others'
 /// are made (at 100 receivers the copies take the better part of a millisecond, and
 /// nothing was sent before the last was made). The last receiver's copy leaves no
 /// sooner: that is the cost of the whole fan-out.
 pub(super) const FAN_OUT_STEP: usize = 32;
 
-/// A fan-out under way: one packet and the receivers not yet written.
+/// A fan-out under way: packets of one track and the receivers not yet written.
 pub(super) struct FanOut {
     now: Instant,
     from: PeerId,
-    pkt: TrackPacket,
-    vp8: Option<Vp8Descriptor>,
+    /// The first packet, and those after it (most fan-outs have none).
+    first: Prepared,
+    rest: Vec<Prepared>,
     simulcast: bool,
-    keyframe_start: bool,
     subscribers: Vec<PeerId>,
     /// The list was taken from the publisher's track (a single step), to put back.
     taken: bool,
     /// The first receiver not yet written.
     next: usize,
+    /// Receivers written per step.
+    step: usize,
     wants_keyframe: Vec<Option<Rid>>,
     notes: Vec<(PeerId, Note)>,
+}
+
+/// A packet of a fan-out with what was worked out once for all its receivers.
+struct Prepared {
+    pkt: TrackPacket,
+    vp8: Option<Vp8Descriptor>,
+    keyframe_start: bool,
+}
+
+/// Works out once what every receiver of `pkt` needs (whether it starts a keyframe,
+/// its VP8 descriptor), and counts it in the track's layer rates.
+fn prepare(now: Instant, up: &mut UpTrack, simulcast: bool, pkt: TrackPacket) -> Prepared {
+    let codec = pkt.params.spec().codec;
+    if up.codec != Some(codec) {
+        up.codec = Some(codec);
+    }
+    let keyframe_start = up.kind == MediaKind::Video && codec::starts_keyframe(codec, &pkt.payload);
+    // Parsed once for all receivers; each renumbers its own copy.
+    let vp8 = match (up.kind, codec) {
+        (MediaKind::Video, Codec::Vp8) => Vp8Descriptor::parse(&pkt.payload).ok(),
+        _ => None,
+    };
+    if let (true, Some(r)) = (simulcast, pkt.rid) {
+        up.rates.on_packet(now, r, pkt.payload.len());
+        if keyframe_start {
+            if let Some(w) = codec::vp8_keyframe_width(&pkt.payload) {
+                up.rates.on_width(r, w);
+            }
+        }
+    }
+    Prepared {
+        pkt,
+        vp8,
+        keyframe_start,
+    }
 }
 
 impl FanOut {
@@ -349,8 +410,8 @@ pub(super) enum Note {
 /// Reads, changing nothing, what [`write_down`] to this receiver touches first (its
 /// down track's state, its `Rtc`'s send stream), so that those cache misses overlap
 /// the write before it.
-fn warm_down(local: &Local, p: &Packet<'_>) {
-    let Some(down) = local.down.get(&p.key) else {
+fn warm_down(local: &Local, key: TrackKey) {
+    let Some(down) = local.down.get(&key) else {
         return;
     };
     if let (DownState::Open(mid), Some(driver)) = (down.state, local.rtc.as_ref()) {

@@ -12,6 +12,8 @@
 //!   viewers served by other workers.
 //! - [`negotiate`]: SDP offers and answers, the down tracks they open and stop.
 //! - [`fanout`]: forwarding a publisher's packets to its receivers, simulcast layers.
+//! - [`hold`]: the packets of one read held back to its end, fanned out a track at a
+//!   time.
 //! - [`keyframes`]: keyframe requests to publishers, throttled.
 //! - [`http`]: WHIP publishers and WHEP players.
 //! - [`mirror`]: one room spread over several workers (home and mirrors).
@@ -54,6 +56,7 @@ mod control;
 mod estimation;
 mod expiry;
 mod fanout;
+mod hold;
 mod host;
 mod http;
 mod keyframes;
@@ -208,6 +211,8 @@ pub struct Shard {
     drained: Drained,
     /// The fan-out under way, if any (see `fanout`).
     fanout: Option<Box<fanout::FanOut>>,
+    /// Packets held back to the end of the read under way (see `hold`).
+    held: hold::Held,
     /// Route changes for the receive task, handed out before any datagram so that the
     /// reply to a STUN request never overtakes the route its DTLS will need.
     routes_out: VecDeque<Output>,
@@ -268,6 +273,7 @@ impl Shard {
             by_resource: HashMap::new(),
             drained: Drained::default(),
             fanout: None,
+            held: hold::Held::default(),
             routes_out: VecDeque::new(),
             out: VecDeque::new(),
             doomed: Vec::new(),
@@ -293,7 +299,9 @@ impl Shard {
             let Some(now) = self.fanout.as_ref().map(|f| f.now()) else {
                 return self.out.pop_front();
             };
-            if !self.step_fan_out() {
+            // When that fan-out ends: the next track held from a read, else the
+            // events that waited behind it.
+            if !self.step_fan_out() && !self.fan_out_held() {
                 self.process(now);
             }
         }

@@ -1,0 +1,114 @@
+//! Packets held back to the end of a read. The worker hands the shard the datagrams
+//! of one `recvmmsg` between [`Shard::start_batch`] and [`Shard::end_batch`]; in
+//! between, a publisher's packets are not fanned out as they come but held, and at
+//! the end each track's packets go out in one fan-out that writes all of them to a
+//! receiver before the next ([`Shard::fan_out_group`]), one track's fan-out after
+//! the other.
+//!
+//! A receiver's state (its down track, its `Rtc`'s send stream, the retransmission
+//! ring, the SRTP key) is cold again by the time its next packet comes, and walking
+//! to it is most of what a copy costs. Packets queue up when the server is behind,
+//! as in a keyframe burst to many viewers: held and written together, each receiver
+//! is walked once for the lot, so the queue drains sooner. A read that holds one
+//! packet forwards it as before, and so does a track with few receivers
+//! ([`HOLD_MIN_RECEIVERS`]).
+//!
+//! What else the read brings (a receiver's feedback, a join) is handled as it comes,
+//! before the held packets go out; the packets of one track keep their order, and
+//! each receiver gets them in that order.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::Shard;
+use crate::sfu::link::TrackPacket;
+use crate::signaling::protocol::PeerId;
+
+/// Tracks with fewer receivers here are fanned out as their packets come: a walk to
+/// a handful of receivers costs too little for holding to pay (in calls and rooms of
+/// five it cost a few per cent), and their reads seldom hold two packets of a track.
+const HOLD_MIN_RECEIVERS: usize = 8;
+
+/// The most packets held at once; past it they are fanned out as they come (a read
+/// is at most 32 datagrams, so only a caller that forgets the end reaches it).
+const MAX_HELD: usize = 256;
+
+/// The packets of the read under way, in the order they came, and the tracks whose
+/// fan-out waits for the one under way to end.
+#[derive(Default)]
+pub(super) struct Held {
+    holding: bool,
+    packets: Vec<(Instant, PeerId, TrackPacket)>,
+    tracks: VecDeque<Track>,
+}
+
+/// One track's packets of a read: the first one's arrival, the publisher, the first
+/// packet and the rest, in order.
+type Track = (Instant, PeerId, TrackPacket, Vec<TrackPacket>);
+
+impl Shard {
+    /// The datagrams handed in until [`Shard::end_batch`] came in one read: their
+    /// media packets are held back and fanned out together at its end.
+    pub fn start_batch(&mut self) {
+        self.held.holding = true;
+    }
+
+    /// The read is over: each track's held packets go out in one fan-out, tracks in
+    /// the order their first packet came, one fan-out after the other (the next
+    /// starts when [`Shard::poll_output`] has handed out the last step of the one
+    /// before, so that no more than a step's datagrams wait at a time).
+    pub fn end_batch(&mut self) {
+        self.held.holding = false;
+        let mut packets = std::mem::take(&mut self.held.packets);
+        for (now, from, pkt) in packets.drain(..) {
+            let same = |t: &&mut Track| t.1 == from && t.2.mid == pkt.mid && t.2.rid == pkt.rid;
+            match self.held.tracks.iter_mut().find(same) {
+                Some(t) => t.3.push(pkt),
+                None => self.held.tracks.push_back((now, from, pkt, Vec::new())),
+            }
+        }
+        // The list's allocation is kept for the next read.
+        self.held.packets = packets;
+        if self.fanout.is_none() {
+            self.fan_out_held();
+        }
+    }
+
+    /// Starts the fan-outs of the tracks held from a read, until one is under way
+    /// (it goes on in [`Shard::poll_output`]) or none is left. Returns whether one is
+    /// under way.
+    pub(super) fn fan_out_held(&mut self) -> bool {
+        while self.fanout.is_none() {
+            let Some((now, from, first, rest)) = self.held.tracks.pop_front() else {
+                return false;
+            };
+            self.fan_out_group(now, from, first, rest);
+        }
+        true
+    }
+
+    /// A publisher's packet for `receivers` receivers here: held while a read is
+    /// under way if the track has [`HOLD_MIN_RECEIVERS`] or more (or has packets
+    /// held already, which it must not overtake), else fanned out now.
+    pub(super) fn fan_out_or_hold(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        pkt: TrackPacket,
+        receivers: usize,
+    ) {
+        let hold = self.held.holding
+            && self.held.packets.len() < MAX_HELD
+            && (receivers >= HOLD_MIN_RECEIVERS
+                || self
+                    .held
+                    .packets
+                    .iter()
+                    .any(|(_, f, p)| *f == from && p.mid == pkt.mid && p.rid == pkt.rid));
+        if hold {
+            self.held.packets.push((now, from, pkt));
+        } else {
+            self.fan_out(now, from, pkt);
+        }
+    }
+}
