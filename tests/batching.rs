@@ -9,14 +9,19 @@
 #[path = "common/in_memory.rs"]
 mod in_memory;
 
-use in_memory::Harness;
+use in_memory::{home_step, Harness};
 use lanrelay::sfu::shard::Output;
 
 /// The engine's outputs until it has none: the video datagrams (over 1,000 bytes),
 /// in the order it sent them.
 fn video_out(h: &mut Harness) -> Vec<str0m::net::Transmit> {
+    video_out_of(h, 0)
+}
+
+/// [`video_out`] of engine `w`.
+fn video_out_of(h: &mut Harness, w: usize) -> Vec<str0m::net::Transmit> {
     let mut out = Vec::new();
-    while let Some(o) = h.sfus[0].poll_output() {
+    while let Some(o) = h.sfus[w].poll_output() {
         if let Output::Transmit(t) = o {
             if t.contents.len() > 1000 {
                 out.push(t);
@@ -115,4 +120,42 @@ fn a_track_with_few_viewers_is_not_held() {
     h.sfus[0].end_batch();
     assert_eq!(as_they_came, 9, "each packet forwarded as it came");
     assert!(video_out(&mut h).is_empty());
+}
+
+/// A room spread over two workers: the mirror gets the publisher's packets as link
+/// messages, a batch at a time, and holds them as the home holds a read.
+#[test]
+fn a_batch_of_link_messages_reaches_each_viewer_together() {
+    const PACKETS: usize = 4;
+    // 20 viewers, 10 on each worker.
+    let mut h = Harness::spread(20, 2);
+    let (now, server) = (h.now, h.server);
+    let mut links = Vec::new();
+    for _ in 0..PACKETS {
+        let (src, buf) = h.publish(false);
+        home_step(&mut h.sfus[0], now, src, server, &buf, &mut links);
+    }
+    assert_eq!(links.len(), PACKETS, "one link message per packet");
+    h.sfus[1].start_batch();
+    for msg in links {
+        h.sfus[1].handle_link(now, msg);
+    }
+    h.sfus[1].end_batch();
+    let sent = video_out_of(&mut h, 1);
+    assert_eq!(
+        sent.len(),
+        10 * PACKETS,
+        "every packet to the mirror's viewers"
+    );
+    let order: Vec<_> = sent.iter().map(|t| t.destination).collect();
+    for chunk in order.chunks(PACKETS) {
+        assert!(
+            chunk.iter().all(|d| *d == chunk[0]),
+            "each viewer gets the batch's packets one after the other: {order:?}"
+        );
+    }
+    for t in &sent {
+        let (_, stamps) = h.deliver(t).expect("sent to a viewer");
+        assert!(stamps.iter().all(Option::is_some), "intact");
+    }
 }

@@ -298,9 +298,12 @@ impl Worker {
     fn handle_links(&mut self, shard: &mut Shard, msgs: Vec<LinkMsg>) {
         let now = Instant::now();
         let media = msgs.iter().filter(|m| m.is_media()).count();
+        // The batch's packets go out together at its end (`hold`).
+        shard.start_batch();
         for msg in msgs {
             shard.handle_link(now, msg);
         }
+        shard.end_batch();
         self.links.handled(self.index, media);
     }
 

@@ -1,5 +1,6 @@
 //! Packets held back to the end of a read. The worker hands the shard the datagrams
-//! of one `recvmmsg` between [`Shard::start_batch`] and [`Shard::end_batch`]; in
+//! of one `recvmmsg` (or one batch of messages from other workers) between
+//! [`Shard::start_batch`] and [`Shard::end_batch`]; in
 //! between, a publisher's packets are not fanned out as they come but held, and at
 //! the end each track's packets go out in one fan-out that writes all of them to a
 //! receiver before the next ([`Shard::fan_out_group`]), one track's fan-out after
@@ -85,6 +86,23 @@ impl Shard {
             self.fan_out_group(now, from, first, rest);
         }
         true
+    }
+
+    /// A packet of stand-in `publisher` (a publisher served by another worker or
+    /// node, whose packets come as link messages): held or fanned out as a packet
+    /// from a publisher here.
+    pub(super) fn fan_out_or_hold_stand_in(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        pkt: TrackPacket,
+    ) {
+        let receivers = self
+            .peers
+            .get(&publisher)
+            .and_then(|p| p.up.get(&pkt.mid))
+            .map_or(0, |up| up.subscribers.len());
+        self.fan_out_or_hold(now, publisher, pkt, receivers);
     }
 
     /// A publisher's packet for `receivers` receivers here: held while a read is

@@ -93,7 +93,7 @@ impl Shard {
         match msg {
             LinkMsg::Rtp { publisher, packet } => {
                 if self.is_stand_in(publisher) {
-                    self.fan_out(now, publisher, packet);
+                    self.fan_out_or_hold_stand_in(now, publisher, packet);
                 }
             }
             LinkMsg::AdmitViewer {

@@ -193,7 +193,7 @@ impl Shard {
         };
         let packet = TrackPacket::from_rtp(mid, rid, params, pkt);
         if self.peers.get(&publisher).is_some_and(Peer::is_stand_in) {
-            self.fan_out(now, publisher, packet);
+            self.fan_out_or_hold_stand_in(now, publisher, packet);
         }
     }
 
