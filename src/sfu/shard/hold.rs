@@ -30,8 +30,8 @@ use crate::signaling::protocol::PeerId;
 /// five it cost a few per cent), and their reads seldom hold two packets of a track.
 const HOLD_MIN_RECEIVERS: usize = 8;
 
-/// The most packets held at once; past it they are fanned out as they come (a read
-/// is at most 32 datagrams, so only a caller that forgets the end reaches it).
+/// The most packets held at once; past it the held ones are queued to go out and
+/// holding starts over (a read is at most 32 datagrams).
 const MAX_HELD: usize = 256;
 
 /// The packets of the read under way, in the order they came, and the tracks whose
@@ -60,6 +60,12 @@ impl Shard {
     /// before, so that no more than a step's datagrams wait at a time).
     pub fn end_batch(&mut self) {
         self.held.holding = false;
+        self.queue_held();
+    }
+
+    /// The held packets, grouped by track, join the tracks waiting to be fanned out,
+    /// and the first of those starts if no fan-out is under way.
+    fn queue_held(&mut self) {
         let mut packets = std::mem::take(&mut self.held.packets);
         for (now, from, pkt) in packets.drain(..) {
             let same = |t: &&mut Track| t.1 == from && t.2.mid == pkt.mid && t.2.rid == pkt.rid;
@@ -115,18 +121,23 @@ impl Shard {
         pkt: TrackPacket,
         receivers: usize,
     ) {
-        let hold = self.held.holding
-            && self.held.packets.len() < MAX_HELD
-            && (receivers >= HOLD_MIN_RECEIVERS
-                || self
-                    .held
-                    .packets
-                    .iter()
-                    .any(|(_, f, p)| *f == from && p.mid == pkt.mid && p.rid == pkt.rid));
-        if hold {
-            self.held.packets.push((now, from, pkt));
-        } else {
+        // A track with packets held or waiting keeps its order behind them.
+        let waiting = || {
+            let same =
+                |f: PeerId, p: &TrackPacket| f == from && p.mid == pkt.mid && p.rid == pkt.rid;
+            self.held.packets.iter().any(|(_, f, p)| same(*f, p))
+                || self.held.tracks.iter().any(|(_, f, p, _)| same(*f, p))
+        };
+        let hold = (self.held.holding && receivers >= HOLD_MIN_RECEIVERS) || waiting();
+        if !hold {
             self.fan_out(now, from, pkt);
+            return;
+        }
+        self.held.packets.push((now, from, pkt));
+        // Outside a read (a packet behind its track's waiting ones), or a batch this
+        // long (messages from other workers can be many): queued to go out now.
+        if !self.held.holding || self.held.packets.len() >= MAX_HELD {
+            self.queue_held();
         }
     }
 }
