@@ -63,13 +63,17 @@ export async function runComparison(session, seconds, order = ['relay', 'direct'
 }
 
 /**
- * Whether `path` carries media for a window: the relay once connected, the direct
- * path once it delivers.
+ * Whether `path` carries media both ways for a window: we receive on it (the relay
+ * once connected, the direct path once it delivers), and the other side has said it
+ * receives on it too, so that what we send goes there. Until then our own sending may
+ * still be on the other path, or paused (a quiet relay), and the window would measure
+ * a one-way call.
  * @param {CallSession} session
  * @param {PathName} path
  */
 function pathReady(session, path) {
-  return path === 'relay' ? session.relay?.state === 'delivering' || session.relay?.state === 'connected' : session.direct?.state === 'delivering';
+  const receiving = path === 'relay' ? session.relay?.state === 'delivering' || session.relay?.state === 'connected' : session.direct?.state === 'delivering';
+  return receiving && session.peerUsing === path;
 }
 
 /**
