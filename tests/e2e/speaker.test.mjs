@@ -1,5 +1,5 @@
-// Who is speaking: two Chromium participants with fake microphones (Chromium's beep)
-// and a viewer, in a relay room whose viewer is served by the server's other media
+// Who is speaking: two Chromium participants with fake microphones (a voice-like
+// recording, below) and a viewer, in a relay room whose viewer is served by the server's other media
 // worker. One participant keeps its microphone muted (the page's mic button: the track
 // sends silence). The other unmutes: within a second every page (its own, the muted
 // participant's and the viewer's) outlines its tile as the speaker, and the muted one
@@ -8,7 +8,7 @@
 // namespace with only loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, launchBrowser, newPage, mediaStats, waitFor, gotoRetry, sessionState, repoRoot, canUseNetns, loopbackNamespace } from './lib.mjs';
 
@@ -26,8 +26,49 @@ before(async () => {
   // Two workers, viewers spread from the first: the viewer is served by the worker
   // that does not hold the room, so the message reaches it across workers.
   server = await startServer(['--workers', '2', '--spread-viewers-after', '0'], { netns: ns.name });
-  browser = await launchBrowser([], { netns: ns.name });
+  // Chromium's own fake microphone beeps for 20 ms every half second, which its noise
+  // suppression can turn down to under the speaking threshold after the first beep
+  // (seen once in a full run: the talker spoke for one tick, then never again). A
+  // voice-like sound instead: syllables of a harmonic tone.
+  const wav = join(artifacts, 'speaker-voice.wav');
+  writeFileSync(wav, voiceWav());
+  browser = await launchBrowser([`--use-file-for-fake-audio-capture=${wav}`], { netns: ns.name });
 });
+
+/**
+ * Four seconds of 48 kHz 16-bit mono PCM (Chromium loops it): syllables of 220 ms with
+ * 80 ms between them, a 150–190 Hz voice with its first harmonics, about -12 dBFS.
+ */
+function voiceWav() {
+  const rate = 48000;
+  const n = rate * 4;
+  const data = Buffer.alloc(n * 2);
+  let phase = 0;
+  for (let i = 0; i < n; i++) {
+    const t = i / rate;
+    const inSyllable = t % 0.3;
+    const env = inSyllable < 0.22 ? Math.sin((Math.PI * inSyllable) / 0.22) : 0;
+    const f = 150 + 40 * Math.sin(2 * Math.PI * 0.7 * t);
+    phase += (2 * Math.PI * f) / rate;
+    const v = 0.6 * Math.sin(phase) + 0.3 * Math.sin(2 * phase) + 0.15 * Math.sin(3 * phase) + 0.08 * Math.sin(5 * phase);
+    data.writeInt16LE(Math.round(0.25 * env * v * 32767), i * 2);
+  }
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20); // PCM
+  h.writeUInt16LE(1, 22); // mono
+  h.writeUInt32LE(rate, 24);
+  h.writeUInt32LE(rate * 2, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
 
 after(async () => {
   await browser?.close();
@@ -95,7 +136,7 @@ test('the unmuted participant is marked as speaking on every page within a secon
         return s && s.audio.streams >= streams && s.audio.packetsReceived > 100;
       }, 20000, `${label} receives audio`);
     }
-    // Both microphones muted: nobody speaks (the talker's beeps before it muted fade).
+    // Both microphones muted: nobody speaks (the talker's voice before it muted fades).
     await waitFor(async () => {
       for (const p of pages) if ((await outlined(p)).length) return false;
       return true;
