@@ -74,7 +74,7 @@ STEPS = [
     ("a datagram received (Driver::receive)", "lanrelay::sfu::driver::Driver::receive"),
     ("  SRTP decrypt (unprotect_rtp)", "str0m::rtp_::srtp::SrtpContext::unprotect_rtp"),
     ("  str0m: handle_rtp_receive", "str0m::session::Session::handle_rtp_receive"),
-    ("a packet to all its receivers (fan_out)", "lanrelay::sfu::shard::fanout::<impl lanrelay::sfu::shard::Shard>::fan_out"),
+    ("a packet or a held group to all receivers (fan_out_group)", "lanrelay::sfu::shard::fanout::<impl lanrelay::sfu::shard::Shard>::fan_out_group"),
 ]
 num = lambda s: int(s.replace(",", ""))
 head = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\*\s+\S*?:(.+?)(?: \[.*)?$")

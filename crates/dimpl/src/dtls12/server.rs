@@ -451,21 +451,9 @@ impl State {
             .into());
         }
 
-        // Select SRTP profile according to server priority: AES256GCM, AES128GCM, then SHA1
+        // Select SRTP profile according to server priority (`select_srtp_profile`)
         if let Some(profiles) = client_srtp_profiles {
-            // Map client profile ids to SrtpProfile, then pick our preferred
-            let mut selected_profile: Option<SrtpProfile> = None;
-            for preferred in [
-                SrtpProfile::AEAD_AES_256_GCM,
-                SrtpProfile::AEAD_AES_128_GCM,
-                SrtpProfile::AES128_CM_SHA1_80,
-            ] {
-                if profiles.iter().any(|pid| preferred == (*pid).into()) {
-                    selected_profile = Some(preferred);
-                    break;
-                }
-            }
-            server.negotiated_srtp_profile = selected_profile;
+            server.negotiated_srtp_profile = select_srtp_profile(profiles);
             if let Some(profile) = server.negotiated_srtp_profile {
                 debug!("Negotiated SRTP profile: {:?}", profile);
             }
@@ -1422,9 +1410,36 @@ fn select_certificate_request_sig_algs(
     out
 }
 
+/// The SRTP profile the server picks from those the client offers: AES-128-GCM, then
+/// AES-256-GCM, then AES-128-CM with HMAC-SHA1-80 (lanrelay patch: AES-128-GCM first,
+/// was AES-256-GCM; see PATCH.md).
+fn select_srtp_profile(client: &[SrtpProfileId]) -> Option<SrtpProfile> {
+    [
+        SrtpProfile::AEAD_AES_128_GCM,
+        SrtpProfile::AEAD_AES_256_GCM,
+        SrtpProfile::AES128_CM_SHA1_80,
+    ]
+    .into_iter()
+    .find(|preferred| client.iter().any(|pid| *preferred == (*pid).into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_srtp_profile_prefers_aes_128_gcm() {
+        use SrtpProfileId::*;
+        let all = [SRTP_AEAD_AES_256_GCM, SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_SHA1_80];
+        assert_eq!(select_srtp_profile(&all), Some(SrtpProfile::AEAD_AES_128_GCM));
+        let no_128_gcm = [SRTP_AES128_CM_SHA1_80, SRTP_AEAD_AES_256_GCM];
+        assert_eq!(select_srtp_profile(&no_128_gcm), Some(SrtpProfile::AEAD_AES_256_GCM));
+        assert_eq!(
+            select_srtp_profile(&[SRTP_AES128_CM_SHA1_80]),
+            Some(SrtpProfile::AES128_CM_SHA1_80)
+        );
+        assert_eq!(select_srtp_profile(&[]), None);
+    }
 
     fn named_group_vec(groups: &[NamedGroup]) -> NamedGroupVec {
         let mut out = NamedGroupVec::new();
