@@ -21,6 +21,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use str0m::media::{Mid, Rid};
+
 use super::Shard;
 use crate::sfu::link::TrackPacket;
 use crate::signaling::protocol::PeerId;
@@ -43,9 +45,19 @@ pub(super) struct Held {
     tracks: VecDeque<Track>,
 }
 
-/// One track's packets of a read: the first one's arrival, the publisher, the first
-/// packet and the rest, in order.
-type Track = (Instant, PeerId, TrackPacket, Vec<TrackPacket>);
+/// One track's packets of a read, in order.
+struct Track {
+    /// When the first one came.
+    now: Instant,
+    from: PeerId,
+    first: TrackPacket,
+    rest: Vec<TrackPacket>,
+}
+
+/// Which track of which publisher a packet belongs to.
+fn track_of(from: PeerId, pkt: &TrackPacket) -> (PeerId, Mid, Option<Rid>) {
+    (from, pkt.mid, pkt.rid)
+}
 
 impl Shard {
     /// The datagrams handed in until [`Shard::end_batch`] came in one read: their
@@ -68,10 +80,20 @@ impl Shard {
     fn queue_held(&mut self) {
         let mut packets = std::mem::take(&mut self.held.packets);
         for (now, from, pkt) in packets.drain(..) {
-            let same = |t: &&mut Track| t.1 == from && t.2.mid == pkt.mid && t.2.rid == pkt.rid;
-            match self.held.tracks.iter_mut().find(same) {
-                Some(t) => t.3.push(pkt),
-                None => self.held.tracks.push_back((now, from, pkt, Vec::new())),
+            let key = track_of(from, &pkt);
+            match self
+                .held
+                .tracks
+                .iter_mut()
+                .find(|t| track_of(t.from, &t.first) == key)
+            {
+                Some(t) => t.rest.push(pkt),
+                None => self.held.tracks.push_back(Track {
+                    now,
+                    from,
+                    first: pkt,
+                    rest: Vec::new(),
+                }),
             }
         }
         // The list's allocation is kept for the next read.
@@ -86,10 +108,10 @@ impl Shard {
     /// under way.
     pub(super) fn fan_out_held(&mut self) -> bool {
         while self.fanout.is_none() {
-            let Some((now, from, first, rest)) = self.held.tracks.pop_front() else {
+            let Some(t) = self.held.tracks.pop_front() else {
                 return false;
             };
-            self.fan_out_group(now, from, first, rest);
+            self.fan_out_group(t.now, t.from, t.first, t.rest);
         }
         true
     }
@@ -123,10 +145,16 @@ impl Shard {
     ) {
         // A track with packets held or waiting keeps its order behind them.
         let waiting = || {
-            let same =
-                |f: PeerId, p: &TrackPacket| f == from && p.mid == pkt.mid && p.rid == pkt.rid;
-            self.held.packets.iter().any(|(_, f, p)| same(*f, p))
-                || self.held.tracks.iter().any(|(_, f, p, _)| same(*f, p))
+            let key = track_of(from, &pkt);
+            self.held
+                .packets
+                .iter()
+                .any(|(_, f, p)| track_of(*f, p) == key)
+                || self
+                    .held
+                    .tracks
+                    .iter()
+                    .any(|t| track_of(t.from, &t.first) == key)
         };
         let hold = (self.held.holding && receivers >= HOLD_MIN_RECEIVERS) || waiting();
         if !hold {
