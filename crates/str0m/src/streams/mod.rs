@@ -1,4 +1,4 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::{self};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +117,27 @@ impl RtpPacket {
     }
 }
 
+// lanrelay patch: SSRC maps hash with FxHash. They are looked up for every packet
+// received (three or four times) and std's SipHash was about 110 instructions a lookup;
+// FxHash is a handful. An SSRC map holds only streams the session negotiated or mapped,
+// so keys a remote picks to collide can only slow a map of a few entries.
+pub(crate) type SsrcMap<V> = std::collections::HashMap<Ssrc, V, rustc_hash::FxBuildHasher>;
+
+/// lanrelay patch: see `Streams::timer_marks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamTimerMarks {
+    rx: usize,
+    tx: usize,
+    stream: Option<RxTimerMarks>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RxTimerMarks {
+    pause_check: bool,
+    nack_may_be_due: bool,
+    pending_request: bool,
+}
+
 /// Holder of incoming/outgoing encoded streams.
 ///
 /// Each encoded stream is uniquely identified by an SSRC. The concept of mid/rid sits on the Media
@@ -124,17 +145,17 @@ impl RtpPacket {
 #[derive(Debug)]
 pub(crate) struct Streams {
     /// All incoming encoded streams.
-    streams_rx: HashMap<Ssrc, StreamRx>,
+    streams_rx: SsrcMap<StreamRx>,
 
     /// Each incoming SSRC is mapped to a Mid/Ssrc. The Ssrc in the value is for the case
     /// where the incoming SSRC is for an RTX and we want the "main".
-    rx_lookup: HashMap<Ssrc, RxLookup>,
+    rx_lookup: SsrcMap<RxLookup>,
 
     /// Time we last cleaned up unused entries from source_keys_rx.
     last_rx_lookup_cleanup: Instant,
 
     /// All outgoing encoded streams.
-    streams_tx: HashMap<Ssrc, StreamTx>,
+    streams_tx: SsrcMap<StreamTx>,
 
     /// Non-media padding source. Its sequence counter survives media changes.
     // lanrelay patch: boxed (1.8 KB), so the fields a send reads sit closer.
@@ -769,6 +790,28 @@ impl Streams {
     /// NACK is on (`any_nack_enabled`).
     ///
     /// Not cached: the answer changes with pause state, gaps and pending NACK retries.
+    /// lanrelay patch: the streams' part of `Session::timer_marks`: how many streams
+    /// there are each way and, for the receive stream that `ssrc` (a main or repair
+    /// SSRC) is mapped to, whether its pause check is scheduled (set when it
+    /// receives), whether it may have a NACK due (an open gap) and whether it has a
+    /// request pending. `None` for an SSRC not mapped yet.
+    pub(crate) fn timer_marks(&self, ssrc: Ssrc) -> StreamTimerMarks {
+        let stream = self
+            .rx_lookup
+            .get(&ssrc)
+            .and_then(|r| self.streams_rx.get(&r.main))
+            .map(|s| RxTimerMarks {
+                pause_check: s.paused_at().is_some(),
+                nack_may_be_due: s.nack_may_be_due(),
+                pending_request: s.has_pending_request(),
+            });
+        StreamTimerMarks {
+            rx: self.streams_rx.len(),
+            tx: self.streams_tx.len(),
+            stream,
+        }
+    }
+
     pub(crate) fn any_nack_may_be_due(&self) -> bool {
         self.streams_rx.values().any(|s| s.nack_may_be_due())
     }
