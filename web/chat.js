@@ -23,6 +23,7 @@ const TEXT = {
   get readOnly() { return t('chat.readOnly'); },
   get you() { return t('chat.you'); },
   get viewer() { return t('chat.viewer'); },
+  get notSent() { return t('chat.notSent'); },
 };
 
 /**
@@ -253,7 +254,13 @@ export function mountChat(button, panel, session) {
     ev.preventDefault();
     const text = input.value.trim();
     if (!text) return;
-    session.sendChat(text);
+    if (!session.sendChat(text)) {
+      // Not connected (the page is reconnecting): the text stays, to send again.
+      notice.textContent = TEXT.notSent;
+      notice.dataset.code = 'notSent';
+      notice.hidden = false;
+      return;
+    }
     input.value = '';
     notice.hidden = true;
   });

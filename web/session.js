@@ -784,11 +784,13 @@ export class CallSession extends EventTarget {
 
   /**
    * Sends a chat message to everyone in the room; the server echoes it back as a
-   * `chat` event (or says why not, `chatRefused`).
+   * `chat` event (or says why not, `chatRefused`). Returns whether it was sent: not
+   * while the page has no signaling connection (it is reconnecting).
    * @param {string} text
+   * @returns {boolean}
    */
   sendChat(text) {
-    this.sig?.send({ type: 'chat', text });
+    return this.sig?.send({ type: 'chat', text }) ?? false;
   }
 
   // ---- screen sharing ----------------------------------------------------------------

@@ -179,11 +179,19 @@ export class Signaling extends EventTarget {
     this.stale = null;
   }
 
-  /** @param {ClientMsg} msg */
+  /**
+   * Sends `msg` if the socket is open. Returns whether it went: while the page
+   * reconnects there is no socket to send on, and a caller whose message must not be
+   * lost silently (a chat line) tells the user.
+   * @param {ClientMsg} msg
+   * @returns {boolean}
+   */
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify(msg));
+      return true;
     }
+    return false;
   }
 
   close() {

@@ -2,8 +2,9 @@
 // Chromium (a fresh network namespace with only loopback): a message typed on one page
 // appears on the others and on the viewer page, counted as unread on the closed
 // panels; `<script>` in a message is shown as text and runs nothing; a late joiner
-// sees the history; a flood from one page is refused with a clear sentence while the
-// other page's messages still arrive.
+// sees the history; a message written while the page has no signaling connection is
+// kept with a notice, not lost; a flood from one page is refused with a clear sentence
+// while the other page's messages still arrive.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -105,6 +106,24 @@ test('chat: messages reach every page and the viewer, as text, with history and 
     await waitFor(async () => (await unread(cat)) === '2', 5000, "the late joiner's unread count");
     await cat.click('#chat-button');
     assert.deepEqual(await shown(cat), [{ who: 'Ann', text: evil }, { who: 'Bob', text: 'hi Ann, nice to see you' }]);
+
+    // Without a signaling connection (the page reconnecting), a message is not lost
+    // silently: Bob's page says it was not sent and keeps his words to send again.
+    await bob.evaluate(() => {
+      const sig = /** @type {any} */ (window).lanrelay.session.sig;
+      sig.send = () => false;
+    });
+    await say(bob, 'sent while offline');
+    await bob.waitForSelector('#chat .chat-notice:not([hidden])', { timeout: 5000 });
+    assert.match(await bob.$eval('#chat .chat-notice', (n) => n.textContent || ''), /Not connected to the server/);
+    assert.equal(await bob.$eval('#chat input', (i) => /** @type {HTMLInputElement} */ (i).value), 'sent while offline');
+    await bob.evaluate(() => {
+      delete /** @type {any} */ (window).lanrelay.session.sig.send;
+    });
+    await bob.press('#chat input', 'Enter');
+    await waitFor(async () => (await shown(cat)).some((m) => m.text === 'sent while offline'), 5000, "Bob's message, sent again");
+    assert.equal(await bob.$eval('#chat input', (i) => /** @type {HTMLInputElement} */ (i).value), '');
+    assert.ok(await bob.$eval('#chat .chat-notice', (n) => /** @type {HTMLElement} */ (n).hidden), 'the notice goes');
 
     // A flood from Ann (over --chat-rate 5 in 10 s) is refused on her page with the
     // limit in words; Bob's message still reaches her. The notice goes away when one

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatState, MAX_SHOWN } from '../../web/chat.js';
+import { Signaling } from '../../web/signaling.js';
 
 const line = (id, from, text = `m${id}`, agoMs = 0) => ({ id, from, name: `p${from}`, role: 'participant', text, agoMs });
 
@@ -45,4 +46,18 @@ test('the list is bounded', () => {
   assert.equal(s.messages.length, MAX_SHOWN);
   assert.equal(s.messages[0].id, 10);
   assert.equal(s.unread, MAX_SHOWN + 10);
+});
+
+test('a message is reported as not sent while there is no open socket', () => {
+  // Node before 22 has no WebSocket; only its OPEN constant is read here.
+  /** @type {any} */ (globalThis).WebSocket ??= { OPEN: 1 };
+  const sig = new Signaling('wss://127.0.0.1:9/');
+  assert.equal(sig.send({ type: 'chat', text: 'hi' }), false, 'never opened');
+  let sent = '';
+  sig.ws = /** @type {any} */ ({ readyState: 3, send(/** @type {string} */ d) { sent = d; } });
+  assert.equal(sig.send({ type: 'chat', text: 'hi' }), false, 'closed');
+  assert.equal(sent, '');
+  sig.ws = /** @type {any} */ ({ readyState: 1, send(/** @type {string} */ d) { sent = d; } });
+  assert.equal(sig.send({ type: 'chat', text: 'hi' }), true, 'open');
+  assert.deepEqual(JSON.parse(sent), { type: 'chat', text: 'hi' });
 });

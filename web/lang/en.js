@@ -35,6 +35,7 @@ export default {
   'chat.readOnly': 'Viewers can read this chat; only participants write in it.',
   'chat.you': 'You',
   'chat.viewer': 'viewer',
+  'chat.notSent': 'Not connected to the server right now, so this message was not sent. Send it again in a moment.',
   'chat.refused.rateLimited': 'Too many chat messages in a short time; this one was not sent.',
   'chat.refused.tooLarge': 'This message is too long; it was not sent.',
   'chat.refused.badMessage': 'An empty message is not sent.',

@@ -34,6 +34,7 @@ export default {
   'chat.readOnly': '观看者可以阅读聊天，只有参会者可以发言。',
   'chat.you': '我',
   'chat.viewer': '观看者',
+  'chat.notSent': '当前没有连接到服务器，这条消息没有发出。请稍后再发送。',
   'chat.refused.rateLimited': '短时间内发送的消息太多，这条没有发出。',
   'chat.refused.tooLarge': '消息太长，没有发出。',
   'chat.refused.badMessage': '空消息不会发出。',
