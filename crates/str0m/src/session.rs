@@ -662,6 +662,17 @@ impl Session {
         // Rewrite absolute-send-time (if present) to be relative to now.
         header.ext_vals.update_absolute_send_time(now);
 
+        // lanrelay patch: the highest sequence number is kept for every SSRC a packet
+        // came on, and upstream never forgot one. A peer that keeps changing SSRCs
+        // (padding on made-up repair SSRCs, or media under a new SSRC for the same
+        // RID, each packet authenticated) grew it without end. Past a bound, the
+        // SSRCs of no current stream are forgotten: only a stream that comes back to
+        // an SSRC it left loses its remembered sequence (its rollover counter).
+        if self.max_rx_seq_lookup.len() >= MAX_RX_SEQ_LOOKUP {
+            let streams = &self.streams;
+            self.max_rx_seq_lookup.retain(|ssrc, _| streams.is_rx_ssrc(*ssrc));
+        }
+
         trace!("Handle RTP: {:?}", header);
 
         // Early repair padding has no main stream yet, but still needs transport feedback.
@@ -1771,6 +1782,11 @@ fn un_red<'a>(header: &mut RtpHeader, data: &'a [u8], pt: Pt) -> Option<UnRed<'a
     })
 }
 
+/// lanrelay patch: SSRCs whose highest sequence number `Session::max_rx_seq_lookup`
+/// keeps before it forgets those of no current stream (a session has a few streams,
+/// each with a main and a repair SSRC).
+const MAX_RX_SEQ_LOOKUP: usize = 64;
+
 /// lanrelay patch: see `Session::timer_marks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TimerMarks {
@@ -1850,6 +1866,94 @@ mod tests {
         assert!(session.streams.has_stream_rx(0.into()));
         assert!(readiness.wants_events());
         assert!(readiness.wants_timeout());
+    }
+
+    // lanrelay patch: `handle_rtp_receive` narrows the timeout in RTP mode only when
+    // no timer moved earlier. After each packet, the timeout computed afresh must not
+    // be earlier than the one computed before it whenever the recomputation was
+    // skipped, and the packets that do start a timer must ask for it.
+    #[test]
+    fn readiness_rtp_mode_skips_the_timeout_only_when_no_timer_moves_earlier() {
+        let start = Instant::now();
+        let mut session = keyed_session();
+        session.rtp_mode = true;
+        let ssrc: Ssrc = 1234.into();
+        session
+            .streams
+            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
+        let mut receive = |session: &mut Session, seq: u16| -> bool {
+            let now = start + Duration::from_millis(u64::from(seq) * 10);
+            let header = RtpHeader {
+                ssrc,
+                sequence_number: seq,
+                payload_type: 96.into(),
+                timestamp: u32::from(seq) * 3000,
+                ..Default::default()
+            };
+            let mut buf = vec![0; 1500];
+            let hlen = header.write_to(&mut buf, &session.exts);
+            buf.truncate(hlen);
+            buf.extend_from_slice(&[7; 100]);
+            let packet = session
+                .srtp_tx
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&buf, &header, u64::from(seq));
+            let before = session.poll_timeout().0;
+            let mut readiness = Readiness::idle();
+            session.handle_rtp_receive(now, &packet, &mut readiness.wake());
+            let mut delivered = false;
+            while let Some(e) = session.poll_event() {
+                delivered |= matches!(e, Event::RtpPacket(_));
+            }
+            assert!(delivered, "packet {seq} reaches the app");
+            let recompute = readiness.wants_timeout();
+            if !recompute {
+                let after = session.poll_timeout().0;
+                assert!(
+                    after.is_none() || before.is_some_and(|b| after.unwrap() >= b),
+                    "packet {seq}: a timer moved earlier ({before:?} -> {after:?}) \
+                     without asking for the timeout"
+                );
+            }
+            recompute
+        };
+        assert!(receive(&mut session, 1), "the first packet starts the pause check");
+        assert!(!receive(&mut session, 2), "the next in order moves nothing earlier");
+        assert!(!receive(&mut session, 3));
+        assert!(receive(&mut session, 5), "a gap starts the NACK timer");
+        assert!(!receive(&mut session, 6), "while the gap is open");
+    }
+
+    // lanrelay patch: padding on ever new made-up SSRCs must not grow the session's
+    // sequence-number memory without end.
+    #[test]
+    fn highest_sequence_numbers_of_made_up_ssrcs_are_bounded() {
+        let now = Instant::now();
+        let mut session = keyed_session();
+        let ssrc: Ssrc = 1234.into();
+        session
+            .streams
+            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
+        for n in 0..1000u32 {
+            update_max_seq(&mut session.max_rx_seq_lookup, (5000 + n).into(), 1.into());
+            if n == 10 {
+                update_max_seq(&mut session.max_rx_seq_lookup, ssrc, 7.into());
+            }
+            // A packet on no stream: dropped, but the bound is kept on its way.
+            let header = RtpHeader {
+                ssrc: (9_000_000 + n).into(),
+                payload_type: 96.into(),
+                ..Default::default()
+            };
+            session.handle_rtp(now, header, &[0; 40]);
+        }
+        let kept = session.max_rx_seq_lookup.len();
+        assert!(kept <= 66, "{kept} SSRCs remembered of 1,001 made up");
+        assert!(
+            session.max_rx_seq_lookup.contains_key(&ssrc),
+            "a current stream's SSRC is kept"
+        );
     }
 
     #[test]

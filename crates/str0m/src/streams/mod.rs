@@ -779,6 +779,11 @@ impl Streams {
         to_change.maybe_reset_rtx(rtx_to);
     }
 
+    /// lanrelay patch: whether `ssrc` is the main or repair SSRC of a receive stream.
+    pub(crate) fn is_rx_ssrc(&self, ssrc: Ssrc) -> bool {
+        self.stream_rx_by_ssrc_or_rtx(ssrc).is_some()
+    }
+
     fn stream_rx_by_ssrc_or_rtx(&self, ssrc: Ssrc) -> Option<&StreamRx> {
         self.streams_rx
             .values()
