@@ -790,16 +790,11 @@ impl Streams {
             .find(|s| s.ssrc() == ssrc || s.rtx() == Some(ssrc))
     }
 
-    /// Whether any receive stream may have a NACK report due (see
-    /// [`StreamRx::nack_may_be_due`]). lanrelay patch: upstream asked only whether
-    /// NACK is on (`any_nack_enabled`).
-    ///
-    /// Not cached: the answer changes with pause state, gaps and pending NACK retries.
     /// lanrelay patch: the streams' part of `Session::timer_marks`: how many streams
     /// there are each way and, for the receive stream that `ssrc` (a main or repair
     /// SSRC) is mapped to, whether its pause check is scheduled (set when it
     /// receives), whether it may have a NACK due (an open gap) and whether it has a
-    /// request pending. `None` for an SSRC not mapped yet.
+    /// request pending (no stream for an SSRC not mapped yet).
     pub(crate) fn timer_marks(&self, ssrc: Ssrc) -> StreamTimerMarks {
         let stream = self
             .rx_lookup
@@ -817,6 +812,11 @@ impl Streams {
         }
     }
 
+    /// Whether any receive stream may have a NACK report due (see
+    /// [`StreamRx::nack_may_be_due`]). lanrelay patch: upstream asked only whether
+    /// NACK is on (`any_nack_enabled`).
+    ///
+    /// Not cached: the answer changes with pause state, gaps and pending NACK retries.
     pub(crate) fn any_nack_may_be_due(&self) -> bool {
         self.streams_rx.values().any(|s| s.nack_may_be_due())
     }
