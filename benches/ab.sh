@@ -13,7 +13,12 @@
 # are taskset lists; DURATION and WARMUP are the generator's (default 8 and 3 s).
 # Builds lanrelay-load if needed. The speed of a shared machine drifts within the
 # hour by more than most changes: only alternating runs compare, and a difference
-# inside the spread of one build's runs is not one.
+# inside the spread of one build's runs is not one. Rounds alternate which build
+# runs first (A B, B A, ...): the first run of a pair was the faster one in 8 of
+# 11 pairs of the same comparison run both ways. The summary's sign test says how
+# often a split at least as lopsided as "B lower in k of n" comes from two equal
+# builds (p), and the interval is the distribution-free one for the paired
+# differences' median (at least 90 %, from 6 pairs on).
 # A benchmark, not a test: it is not part of tests/run.sh.
 set -euo pipefail
 
@@ -37,7 +42,9 @@ echo "load: $* (rounds $ROUNDS, server on cpu ${SERVER_CPUS:-1}, generator on ${
 echo "| round | build | µs/pkt (kernel) | KiB/recv | transit p50 / p99 / max ms | receiving |"
 echo "|--:|---|--:|--:|--:|--:|"
 for r in $(seq "$ROUNDS"); do
-    for side in A B; do
+    order="A B"
+    [ $((r % 2)) -eq 0 ] && order="B A"
+    for side in $order; do
         bin=$A
         [ "$side" = B ] && bin=$B
         row=$(taskset -c "${LOAD_CPUS:-0}" "$LOAD" --spawn "$bin" --server-cpus "${SERVER_CPUS:-1}" \
@@ -74,5 +81,22 @@ awk '
         }
         if (!ka || !kb) { print "ab: no complete runs"; exit 1 }
         printf "\nA: median %.2f µs/pkt over %d runs; B: median %.2f over %d runs\n", median(a, ka), ka, median(b, kb), kb
-        if (kd) printf "B lower in %d of %d pairs; paired difference B - A: median %+.2f µs/pkt\n", lower, kd, median(d, kd)
+        if (!kd) exit 0
+        printf "B lower in %d of %d pairs; paired difference B - A: median %+.2f µs/pkt\n", lower, kd, median(d, kd)
+        # Sign test, two-sided: P(a split at least this uneven | no difference).
+        m = lower < kd - lower ? lower : kd - lower
+        tail = 0; c = 1
+        for (i = 0; i <= m; i++) { tail += c; c = c * (kd - i) / (i + 1) }
+        p = 2 * tail / 2 ^ kd; if (p > 1) p = 1
+        line = sprintf("sign test: p = %.2f", p)
+        # Distribution-free interval (at least 90 %) for the median difference: the k-th
+        # smallest and k-th largest, k the largest with P(Bin(n, 1/2) < k) <= 5 %.
+        if (kd >= 6) {
+            median(d, kd)   # sorts d
+            k = 0; cum = 0; c = 1
+            for (i = 0; i < kd; i++) { if ((cum + c) / 2 ^ kd > 0.05) break; cum += c; c = c * (kd - i) / (i + 1); k = i + 1 }
+            if (k < 1) k = 1
+            line = line sprintf("; interval (>= 90 %%) of the median difference: %+.2f to %+.2f µs/pkt", d[k], d[kd - k + 1])
+        }
+        print line
     }' "$OUT"

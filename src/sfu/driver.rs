@@ -140,6 +140,11 @@ impl Driver {
 
     /// Polls until `Output::Timeout`. The only caller of `poll_output` in the crate.
     fn drain(&mut self, out: &mut Drained) -> Result<(), RtcError> {
+        // The packets a write sent at once come first, without `Output`'s moves (see
+        // str0m's `Rtc::poll_sent_now`); the loop then drains the rest to the timeout.
+        while let Some(t) = self.rtc.poll_sent_now() {
+            out.transmits.push_back(t);
+        }
         loop {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => {

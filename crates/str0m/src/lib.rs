@@ -1649,6 +1649,19 @@ impl Rtc {
         Ok(o)
     }
 
+    /// lanrelay patch: the next packet `DirectApi::write_rtp_at` sent at once, as
+    /// `poll_output` would hand it out first, without building an [`Output`] (a 520-byte
+    /// enum moved twice per packet). A drain still ends with `poll_output` returning
+    /// the timeout: this only takes what it would have returned before that.
+    pub fn poll_sent_now(&mut self) -> Option<net::Transmit> {
+        if self.state != RtcState::Alive {
+            return None;
+        }
+        let t = self.pop_sent_now()?;
+        self.peer_bytes_tx += t.contents.len() as u64;
+        Some(t)
+    }
+
     /// lanrelay patch: the next packet `DirectApi::write_rtp_at` sent at once, to the
     /// nominated pair (it only sends while one is).
     fn pop_sent_now(&mut self) -> Option<net::Transmit> {
