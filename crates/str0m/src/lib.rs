@@ -1613,6 +1613,15 @@ impl Rtc {
             if !self.readiness.wants_events() {
                 return Ok(Output::Timeout(self.poll_timeout()));
             }
+            // lanrelay patch: a received media packet and nothing else pending (see
+            // `Wake::packet_only`): hand it out, and the next poll finds the timeout,
+            // instead of walking the event pipeline for it and again to find nothing.
+            if self.readiness.only_packet() {
+                if let Some(packet) = self.session.take_pending_packet() {
+                    self.readiness.clear_events();
+                    return Ok(Output::Event(Event::RtpPacket(packet)));
+                }
+            }
         }
 
         // SCTP packets fed into DTLS require another pass. Loop here so a large

@@ -154,7 +154,10 @@ pub(crate) struct Readiness {
     /// lanrelay patch: the event pipeline must walk the parts other than the session
     /// (ICE, DTLS, SCTP). Set by every wake unless narrowed with
     /// [`Wake::session_only`]; cleared with `events` once the pipeline has drained.
-    others: bool,
+    others: bool,    /// lanrelay patch: the only pending event is the session's received RTP packet
+    /// (set by a wake narrowed with [`Wake::packet_only`] when nothing else was
+    /// pending; any other wake with events clears it, and so does `clear_events`).
+    only_packet: bool,
 }
 
 impl Readiness {
@@ -164,6 +167,7 @@ impl Readiness {
             events: true,
             timeout: true,
             others: true,
+            only_packet: false,
         }
     }
 
@@ -176,6 +180,12 @@ impl Readiness {
         self.others
     }
 
+    /// lanrelay patch: the pending events are the session's received RTP packet and
+    /// nothing else (see [`Wake::packet_only`]).
+    pub(crate) fn only_packet(&self) -> bool {
+        self.events && self.only_packet
+    }
+
     pub(crate) fn wants_timeout(&self) -> bool {
         self.timeout
     }
@@ -183,6 +193,7 @@ impl Readiness {
     pub(crate) fn clear_events(&mut self) {
         self.events = false;
         self.others = false;
+        self.only_packet = false;
     }
 
     pub(crate) fn clear_timeout(&mut self) {
@@ -196,6 +207,7 @@ impl Readiness {
             events: true,
             timeout: true,
             session_only: false,
+            packet_only: false,
         }
     }
 }
@@ -212,6 +224,7 @@ pub(crate) struct Wake<'a> {
     events: bool,
     timeout: bool,
     session_only: bool,
+    packet_only: bool,
 }
 
 impl Wake<'_> {
@@ -233,10 +246,24 @@ impl Wake<'_> {
     pub(crate) fn session_only(&mut self) {
         self.session_only = true;
     }
+
+    /// lanrelay patch: assert that the only event this path queued is the session's
+    /// pending RTP packet (`Session::pending_packet`): nothing for ICE, DTLS or SCTP,
+    /// no other session event, no datagram. Then `poll_output` hands the packet out
+    /// and stops, without walking the event pipeline twice.
+    pub(crate) fn packet_only(&mut self) {
+        self.session_only = true;
+        self.packet_only = true;
+    }
 }
 
 impl Drop for Wake<'_> {
     fn drop(&mut self) {
+        if self.events {
+            // Only the packet, onto nothing pending: the fast path may take it. Anything
+            // else pending, before or now, needs the whole walk.
+            self.readiness.only_packet = self.packet_only && !self.readiness.events;
+        }
         self.readiness.events |= self.events;
         self.readiness.timeout |= self.timeout;
         self.readiness.others |= self.events && !self.session_only;
@@ -250,6 +277,7 @@ impl Readiness {
             events: false,
             timeout: false,
             others: false,
+            only_packet: false,
         }
     }
 }
@@ -353,6 +381,7 @@ mod tests {
                     events,
                     timeout,
                     others: events,
+                    only_packet: false,
                 };
                 {
                     let mut wake = readiness.wake();
@@ -414,5 +443,29 @@ mod tests {
         assert!(!rtc.readiness.wants_events());
         rtc.handle_input(Input::Timeout(now)).unwrap();
         assert!(rtc.readiness.wants_others());
+    }
+
+    // lanrelay patch: a packet-only wake onto nothing pending lets `poll_output` take
+    // the packet alone; onto anything pending, or followed by any other wake with
+    // events, it does not; draining the events clears it.
+    #[test]
+    fn packet_only_holds_only_alone() {
+        let mut r = Readiness::idle();
+        r.wake().packet_only();
+        assert!(r.only_packet() && r.wants_events() && !r.wants_others());
+        r.wake().no_timeout();
+        assert!(!r.only_packet(), "another wake with events needs the walk");
+
+        let mut r = Readiness::idle();
+        r.wake().no_events();
+        r.wake().packet_only();
+        assert!(r.only_packet(), "a wake without events changes nothing");
+        r.clear_events();
+        assert!(!r.only_packet());
+
+        let mut r = Readiness::idle();
+        r.wake().session_only();
+        r.wake().packet_only();
+        assert!(!r.only_packet(), "events were pending before the packet");
     }
 }

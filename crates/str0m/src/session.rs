@@ -525,7 +525,33 @@ impl Session {
         self.handle_rtp(now, header, message);
         if before.is_some_and(|b| b == self.timer_marks(ssrc)) {
             wake.no_timeout();
+            // lanrelay patch: nor did it queue anything but the packet itself (no new
+            // stream, no pause or resume to tell, no debug copy): `poll_output` then
+            // hands the packet out and stops (see `Wake::packet_only`).
+            if self.pending_packet.is_some()
+                && self.raw_packets.is_none()
+                && self.pending_app_feedback.is_none()
+                && !self.probe_pending()
+                && !self.streams.paused_event_pending(ssrc)
+            {
+                wake.packet_only();
+            }
         }
+    }
+
+    /// lanrelay patch: the received RTP packet waiting for `poll_event` (RTP mode).
+    pub(crate) fn take_pending_packet(&mut self) -> Option<RtpPacket> {
+        self.pending_packet.take()
+    }
+
+    #[cfg(feature = "_internal_test_exports")]
+    fn probe_pending(&self) -> bool {
+        self.pending_probe.is_some()
+    }
+
+    #[cfg(not(feature = "_internal_test_exports"))]
+    fn probe_pending(&self) -> bool {
+        false
     }
 
     /// lanrelay patch: what a received RTP packet with this SSRC can change that moves
@@ -1923,6 +1949,62 @@ mod tests {
         assert!(!receive(&mut session, 3));
         assert!(receive(&mut session, 5), "a gap starts the NACK timer");
         assert!(!receive(&mut session, 6), "while the gap is open");
+    }
+
+    // lanrelay patch: a received media packet that queued nothing else lets
+    // `poll_output` hand it out without the walk; whenever it claims so, the session
+    // holds exactly that packet and no other event.
+    #[test]
+    fn readiness_rtp_mode_packet_only_hides_no_other_event() {
+        let start = Instant::now();
+        let mut session = keyed_session();
+        session.rtp_mode = true;
+        let ssrc: Ssrc = 1234.into();
+        session
+            .streams
+            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
+        let mut receive = |session: &mut Session, seq: u16| -> bool {
+            let now = start + Duration::from_millis(u64::from(seq) * 10);
+            let header = RtpHeader {
+                ssrc,
+                sequence_number: seq,
+                payload_type: 96.into(),
+                timestamp: u32::from(seq) * 3000,
+                ..Default::default()
+            };
+            let mut buf = vec![0; 1500];
+            let hlen = header.write_to(&mut buf, &session.exts);
+            buf.truncate(hlen);
+            buf.extend_from_slice(&[7; 100]);
+            let packet = session
+                .srtp_tx
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&buf, &header, u64::from(seq));
+            let mut readiness = Readiness::idle();
+            session.handle_rtp_receive(now, &packet, &mut readiness.wake());
+            let only_packet = readiness.only_packet();
+            let mut events = Vec::new();
+            while let Some(e) = session.poll_event() {
+                events.push(e);
+            }
+            if only_packet {
+                assert!(
+                    matches!(events.as_slice(), [Event::RtpPacket(_)]),
+                    "packet {seq}: claimed to queue only itself, queued {events:?}"
+                );
+            }
+            only_packet
+        };
+        assert!(!receive(&mut session, 1), "the first packet starts timers");
+        assert!(receive(&mut session, 2), "the next in order queues only itself");
+        assert!(receive(&mut session, 3));
+        assert!(!receive(&mut session, 5), "a gap starts the NACK timer");
+        assert!(receive(&mut session, 6));
+        assert!(!receive(&mut session, 6), "a duplicate is not handed out");
+        // A pending pause notice comes before the packet: no fast path then.
+        session.streams.stream_rx(&ssrc).unwrap().set_paused_event_pending();
+        assert!(!receive(&mut session, 7), "a pause or resume to tell comes first");
     }
 
     // lanrelay patch: padding on ever new made-up SSRCs must not grow the session's

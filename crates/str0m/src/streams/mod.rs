@@ -812,6 +812,15 @@ impl Streams {
         }
     }
 
+    /// lanrelay patch: whether the receive stream `ssrc` is mapped to has a pause or
+    /// resume to tell (an unknown SSRC answers yes: the caller then does not narrow).
+    pub(crate) fn paused_event_pending(&self, ssrc: Ssrc) -> bool {
+        self.rx_lookup
+            .get(&ssrc)
+            .and_then(|r| self.streams_rx.get(&r.main))
+            .is_none_or(|s| s.paused_event_pending())
+    }
+
     /// Whether any receive stream may have a NACK report due (see
     /// [`StreamRx::nack_may_be_due`]). lanrelay patch: upstream asked only whether
     /// NACK is on (`any_nack_enabled`).

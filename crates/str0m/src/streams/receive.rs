@@ -872,6 +872,17 @@ impl StreamRx {
             .fill(snapshot, self.midrid, self.sender_info.as_ref(), now);
     }
 
+    /// lanrelay patch: a pause or resume of this stream waits to be told
+    /// (`poll_paused`).
+    pub(crate) fn paused_event_pending(&self) -> bool {
+        self.need_paused_event && !self.ssrc.is_probe()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_paused_event_pending(&mut self) {
+        self.need_paused_event = true;
+    }
+
     pub(crate) fn poll_paused(&mut self) -> Option<StreamPaused> {
         if self.ssrc.is_probe() {
             return None;
