@@ -154,7 +154,8 @@ pub(crate) struct Readiness {
     /// lanrelay patch: the event pipeline must walk the parts other than the session
     /// (ICE, DTLS, SCTP). Set by every wake unless narrowed with
     /// [`Wake::session_only`]; cleared with `events` once the pipeline has drained.
-    others: bool,    /// lanrelay patch: the only pending event is the session's received RTP packet
+    others: bool,
+    /// lanrelay patch: the only pending event is the session's received RTP packet
     /// (set by a wake narrowed with [`Wake::packet_only`] when nothing else was
     /// pending; any other wake with events clears it, and so does `clear_events`).
     only_packet: bool,
