@@ -1901,30 +1901,11 @@ mod tests {
     #[test]
     fn readiness_rtp_mode_skips_the_timeout_only_when_no_timer_moves_earlier() {
         let start = Instant::now();
-        let mut session = keyed_session();
-        session.rtp_mode = true;
         let ssrc: Ssrc = 1234.into();
-        session
-            .streams
-            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
-        let mut receive = |session: &mut Session, seq: u16| -> bool {
+        let mut session = rtp_mode_session(ssrc);
+        let receive = |session: &mut Session, seq: u16| -> bool {
             let now = start + Duration::from_millis(u64::from(seq) * 10);
-            let header = RtpHeader {
-                ssrc,
-                sequence_number: seq,
-                payload_type: 96.into(),
-                timestamp: u32::from(seq) * 3000,
-                ..Default::default()
-            };
-            let mut buf = vec![0; 1500];
-            let hlen = header.write_to(&mut buf, &session.exts);
-            buf.truncate(hlen);
-            buf.extend_from_slice(&[7; 100]);
-            let packet = session
-                .srtp_tx
-                .as_mut()
-                .unwrap()
-                .protect_rtp(&buf, &header, u64::from(seq));
+            let packet = protected_rtp(session, ssrc, seq);
             let before = session.poll_timeout().0;
             let mut readiness = Readiness::idle();
             session.handle_rtp_receive(now, &packet, &mut readiness.wake());
@@ -1951,36 +1932,48 @@ mod tests {
         assert!(!receive(&mut session, 6), "while the gap is open");
     }
 
+    /// lanrelay patch (tests): a keyed session in RTP mode expecting video on `ssrc`.
+    fn rtp_mode_session(ssrc: Ssrc) -> Session {
+        let mut session = keyed_session();
+        session.rtp_mode = true;
+        session
+            .streams
+            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
+        session
+    }
+
+    /// lanrelay patch (tests): packet `seq` on `ssrc`, 100 bytes of payload, encrypted
+    /// with the session's send context, which the session's receive side accepts.
+    fn protected_rtp(session: &mut Session, ssrc: Ssrc, seq: u16) -> Vec<u8> {
+        let header = RtpHeader {
+            ssrc,
+            sequence_number: seq,
+            payload_type: 96.into(),
+            timestamp: u32::from(seq) * 3000,
+            ..Default::default()
+        };
+        let mut buf = vec![0; 1500];
+        let hlen = header.write_to(&mut buf, &session.exts);
+        buf.truncate(hlen);
+        buf.extend_from_slice(&[7; 100]);
+        session
+            .srtp_tx
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&buf, &header, u64::from(seq))
+    }
+
     // lanrelay patch: a received media packet that queued nothing else lets
     // `poll_output` hand it out without the walk; whenever it claims so, the session
     // holds exactly that packet and no other event.
     #[test]
     fn readiness_rtp_mode_packet_only_hides_no_other_event() {
         let start = Instant::now();
-        let mut session = keyed_session();
-        session.rtp_mode = true;
         let ssrc: Ssrc = 1234.into();
-        session
-            .streams
-            .expect_stream_rx(ssrc, None, MidRid("vid".into(), None), false);
-        let mut receive = |session: &mut Session, seq: u16| -> bool {
+        let mut session = rtp_mode_session(ssrc);
+        let receive = |session: &mut Session, seq: u16| -> bool {
             let now = start + Duration::from_millis(u64::from(seq) * 10);
-            let header = RtpHeader {
-                ssrc,
-                sequence_number: seq,
-                payload_type: 96.into(),
-                timestamp: u32::from(seq) * 3000,
-                ..Default::default()
-            };
-            let mut buf = vec![0; 1500];
-            let hlen = header.write_to(&mut buf, &session.exts);
-            buf.truncate(hlen);
-            buf.extend_from_slice(&[7; 100]);
-            let packet = session
-                .srtp_tx
-                .as_mut()
-                .unwrap()
-                .protect_rtp(&buf, &header, u64::from(seq));
+            let packet = protected_rtp(session, ssrc, seq);
             let mut readiness = Readiness::idle();
             session.handle_rtp_receive(now, &packet, &mut readiness.wake());
             let only_packet = readiness.only_packet();
