@@ -2,7 +2,7 @@
 //! task that routes every datagram to the worker of its peer, and the handle signaling
 //! uses to reach them.
 //!
-//! - Each worker ([`super::worker`]) is a thread with its own [`Shard`]: the peers, their
+//! - Each worker ([`super::worker`]) is a thread with its own [`Shard`](super::shard::Shard): the peers, their
 //!   `Rtc`s and timers of the rooms it serves. Nothing on the packet path is shared
 //!   between workers, so there are no locks on it.
 //! - The receive task ([`super::receive`]) reads the media sockets in batches and hands
@@ -14,28 +14,32 @@
 //!   never dropped and goes first.
 //! - A room lives on one worker, chosen when it opens (the least loaded,
 //!   [`super::registry`]); commands go to the worker of their room or participant.
+//!
+//! Here the handle and the commands it routes; `requests`: what it asks every
+//! worker (status, rooms, recordings, WHIP/WHEP); `spawn`: starting the workers.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::lanes::{self, Batch, Control};
 use super::link::{LinkMsg, REMOTE_HOME};
 use super::receive;
-use super::registry::{Quotas, Registry};
-use super::shard::{HttpAnswer, RecordError, RoomSnapshot, Shard, ShardConfig, MAX_WORKERS};
-use super::udp::UdpIo;
-use super::worker::{self, ToReceive, WorkerLanes};
+use super::registry::Registry;
 use crate::cluster::placement::Arrival;
 use crate::cluster::{Cluster, Place};
 use crate::signaling::protocol::{ErrorCode, PeerId, Role, ServerMsg};
 use std::sync::OnceLock;
 
 pub use super::ids::{next_peer_id, spread_peer_ids};
+pub use spawn::Limits;
+pub(crate) use spawn::{spawn, MediaSockets};
+
+mod requests;
+mod spawn;
 pub use super::lanes::{Command, WorkerStatus};
 pub use super::status::Status;
 
@@ -289,316 +293,6 @@ impl EngineHandle {
             let _ = lane.send(Control::TcpClosed { peer }).await;
         }
     }
-
-    /// Asks every worker; their answers in worker order.
-    async fn ask_all<T>(&self, make: impl Fn(oneshot::Sender<T>) -> Control) -> Option<Vec<T>> {
-        let mut replies = Vec::with_capacity(self.control.len());
-        for w in &self.control {
-            let (reply, rx) = oneshot::channel();
-            w.send(make(reply)).await.ok()?;
-            replies.push(rx);
-        }
-        let mut out = Vec::with_capacity(replies.len());
-        for rx in replies {
-            out.push(rx.await.ok()?);
-        }
-        Some(out)
-    }
-
-    pub async fn status(&self) -> Option<Status> {
-        let reports = self.ask_all(|reply| Control::Status { reply }).await?;
-        let refused = self.registry.refused();
-        let mut status = Status {
-            refused_rooms: refused.rooms,
-            refused_sessions: refused.sessions,
-            refused_per_address: refused.per_address,
-            refused_rate: refused.rate,
-            unroutable_datagrams: self.receive.unroutable(),
-            stun_refused: self.receive.stun_refused(),
-            control_drops: self.control_drops.load(Ordering::Relaxed),
-            ..Status::default()
-        };
-        for r in &reports {
-            status.add(r);
-        }
-        for (w, queue_drops) in status.workers.iter_mut().zip(self.receive.queue_drops()) {
-            w.queue_drops = queue_drops;
-        }
-        // Packets one worker passed to another for a spread room and dropped because
-        // the other was too far behind count as the other's queue drops.
-        for r in &reports {
-            for (w, drops) in status.workers.iter_mut().zip(&r.link_drops) {
-                w.queue_drops += drops;
-            }
-        }
-        Some(status)
-    }
-
-    /// Starts a WHIP (`whep` false) or WHEP session; `edge`: a WHEP player of a room
-    /// whose origin is another node ([`Place::Edge`]).
-    pub async fn http_session(
-        &self,
-        whep: bool,
-        room: String,
-        token: Option<String>,
-        offer: String,
-        from: Option<std::net::IpAddr>,
-        edge: bool,
-    ) -> HttpAnswer {
-        let (reply, rx) = oneshot::channel();
-        let id = next_peer_id();
-        let cmd = Command::HttpSession {
-            whep,
-            id,
-            room,
-            token,
-            offer,
-            reply,
-            from,
-            edge,
-        };
-        let unavailable = || {
-            (
-                ErrorCode::Unavailable,
-                "the media engine is not running".to_string(),
-            )
-        };
-        if !self.send(cmd).await {
-            return Err(unavailable());
-        }
-        rx.await.map_err(|_| unavailable())?
-    }
-
-    /// Ends a WHIP/WHEP session; false when it does not exist.
-    pub async fn end_resource(&self, resource: String) -> bool {
-        let answers = self
-            .ask_all(|reply| Control::EndResource {
-                resource: resource.clone(),
-                reply,
-            })
-            .await;
-        answers.is_some_and(|a| a.into_iter().any(|ended| ended))
-    }
-
-    /// Whether a WHIP/WHEP session with this resource id exists.
-    pub async fn has_resource(&self, resource: String) -> bool {
-        let answers = self
-            .ask_all(|reply| Control::HasResource {
-                resource: resource.clone(),
-                reply,
-            })
-            .await;
-        answers.is_some_and(|a| a.into_iter().any(|here| here))
-    }
-
-    pub async fn rooms(&self) -> Option<Vec<RoomSnapshot>> {
-        let per_worker = self.ask_all(|reply| Control::Rooms { reply }).await?;
-        // A room whose viewers are spread over workers shows once, with everyone.
-        let mut rooms: Vec<RoomSnapshot> = Vec::new();
-        for room in per_worker.into_iter().flatten() {
-            match rooms.iter_mut().find(|r| r.name == room.name) {
-                Some(r) => {
-                    r.participants.extend(room.participants);
-                    r.viewers.extend(room.viewers);
-                    r.comparison = r.comparison.take().or(room.comparison);
-                    r.edges.extend(room.edges);
-                    // The home knows the host and the lock; mirrors know neither.
-                    r.host = r.host.or(room.host);
-                    r.locked |= room.locked;
-                    r.recording |= room.recording;
-                }
-                None => rooms.push(room),
-            }
-        }
-        rooms.sort_by(|a, b| a.name.cmp(&b.name));
-        Some(rooms)
-    }
-
-    /// Starts (`on`) or stops recording `room`; `Ok(false)` when it already was (or
-    /// was not). `message`: why a recording stopped by itself, for the room.
-    pub async fn recording(
-        &self,
-        room: &str,
-        on: bool,
-        message: Option<String>,
-    ) -> Result<bool, RecordError> {
-        let Some(home) = self.registry.home_of(room.trim()) else {
-            return Err(RecordError::NoRoom);
-        };
-        let (reply, rx) = oneshot::channel();
-        let msg = Control::Recording {
-            room: room.trim().to_string(),
-            on,
-            message,
-            reply,
-        };
-        if self.control[home].send(msg).await.is_err() {
-            return Err(RecordError::Off);
-        }
-        rx.await.unwrap_or(Err(RecordError::Off))
-    }
-
-    /// Stops every recording (the server is shutting down); how many there were.
-    pub async fn stop_recordings(&self) -> usize {
-        self.ask_all(|reply| Control::StopRecordings { reply })
-            .await
-            .map_or(0, |n| n.into_iter().sum())
-    }
-
-    /// Participants per worker, as the registry counts them.
-    pub fn worker_load(&self) -> Vec<usize> {
-        self.registry.load()
-    }
-}
-
-/// The media sockets plus the address rules for them.
-pub(crate) struct MediaSockets {
-    pub(crate) sockets: Vec<UdpIo>,
-    pub(crate) candidates: Vec<SocketAddr>,
-    /// Passive ICE-TCP candidates (the HTTPS port); empty when TCP media is off.
-    pub(crate) tcp_candidates: Vec<SocketAddr>,
-}
-
-/// Room limits and access rules.
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    pub room_capacity: usize,
-    pub viewer_capacity: usize,
-    pub room_tokens: HashMap<String, String>,
-    /// The operator's token, which also makes its holder a room's host.
-    pub operator_token: Option<String>,
-    /// Viewers of one room its own worker serves before further viewers go to other
-    /// workers (see [`super::registry`]).
-    pub spread_viewers_after: usize,
-    /// How long a media session may take to connect.
-    pub connect_timeout: std::time::Duration,
-    /// Direct-call signals per second per participant.
-    pub direct_rate: u32,
-    /// The chat's limits, and whether viewers may write.
-    pub chat: crate::chat::ChatLimits,
-    /// Rooms that may exist at once, server-wide.
-    pub max_rooms: usize,
-    /// Participants, viewers and WHIP/WHEP sessions at once, server-wide.
-    pub max_sessions: usize,
-    /// Sessions from one client address at once.
-    pub max_per_address: usize,
-    /// Sessions one client address may open per minute.
-    pub joins_per_minute: u32,
-    /// Where recordings go (`None`: recording is off).
-    pub record: Option<crate::record::RecordSink>,
-    /// Estimate the bandwidth towards each receiver (`--no-bandwidth-estimation`).
-    pub bandwidth_estimation: bool,
-}
-
-/// Starts `workers` media worker threads (at least one) and the receive task (on the
-/// current tokio runtime, or with one worker on its thread). The engine runs until
-/// every [`EngineHandle`] is dropped.
-pub(crate) fn spawn(
-    media: MediaSockets,
-    limits: Limits,
-    workers: usize,
-) -> std::io::Result<EngineHandle> {
-    let n = workers.clamp(1, MAX_WORKERS);
-    let registry = Arc::new(Registry::with_limits(
-        n,
-        limits.spread_viewers_after,
-        Quotas {
-            max_rooms: limits.max_rooms,
-            max_sessions: limits.max_sessions,
-            max_per_address: limits.max_per_address,
-            joins_per_minute: limits.joins_per_minute,
-        },
-    ));
-    let (link_txs, link_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
-    let links = Arc::new(lanes::Links::new(link_txs));
-    let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
-    let (route_tx, route_rx) = mpsc::channel(lanes::ROUTE_QUEUE);
-    let (recycle_tx, recycle_rx) = mpsc::channel(lanes::SPARE_BATCHES);
-    let mut control = Vec::with_capacity(n);
-    let mut media_txs = Vec::with_capacity(n);
-    let mut starts = Vec::with_capacity(n);
-    for (index, link_rx) in link_rxs.into_iter().enumerate() {
-        let (control_tx, control_rx) = mpsc::channel(lanes::CONTROL_QUEUE);
-        let (media_tx, media_rx) = lanes::media_lane();
-        let shard = Shard::new(ShardConfig {
-            candidates: media.candidates.clone(),
-            tcp_candidates: media.tcp_candidates.clone(),
-            room_capacity: limits.room_capacity,
-            viewer_capacity: limits.viewer_capacity,
-            room_tokens: limits.room_tokens.clone(),
-            operator_token: limits.operator_token.clone(),
-            worker: index,
-            seed: rand::random(),
-            connect_timeout: limits.connect_timeout,
-            direct_rate: limits.direct_rate,
-            chat: limits.chat,
-            record: limits.record.clone(),
-            bandwidth_estimation: limits.bandwidth_estimation,
-        });
-        let senders = media
-            .sockets
-            .iter()
-            .map(UdpIo::sender)
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let shell = worker::Worker::new(
-            index,
-            senders,
-            media.candidates.clone(),
-            registry.clone(),
-            links.clone(),
-            ToReceive {
-                recycle: recycle_tx.clone(),
-                routes: Some(route_tx.clone()),
-            },
-            cluster_tx.clone(),
-            media_tx.clone(),
-        );
-        let lanes = WorkerLanes {
-            control: control_rx,
-            media: media_rx,
-            links: link_rx,
-        };
-        starts.push((shell, shard, lanes));
-        control.push(control_tx);
-        media_txs.push(media_tx);
-    }
-    let counters = Arc::new(receive::ReceiveCounters::new(n));
-    let tcp_media = media_txs.clone();
-    let task = receive::Task {
-        sockets: media.sockets,
-        candidates: media.candidates,
-        lanes: receive::Lanes {
-            media: media_txs,
-            routes: route_rx,
-            recycle: recycle_rx,
-        },
-        counters: counters.clone(),
-    };
-    // One worker reads the media socket itself: no routing table, no copy into a
-    // batch and no hand-off per read. With several, a task of its own reads for all of
-    // them, so none waits for another's work to have its datagrams read.
-    let mut inline = if n == 1 {
-        Some(task)
-    } else {
-        tokio::spawn(task.run());
-        None
-    };
-    for (index, (shell, shard, lanes)) in starts.into_iter().enumerate() {
-        let inline = inline.take();
-        std::thread::Builder::new()
-            .name(format!("media-{index}"))
-            .spawn(move || worker::run(shell, shard, lanes, inline))?;
-    }
-    Ok(EngineHandle {
-        control,
-        media: tcp_media,
-        registry,
-        receive: counters,
-        control_drops: Arc::new(AtomicU64::new(0)),
-        links,
-        cluster: Arc::new(OnceLock::new()),
-        to_cluster: Arc::new(std::sync::Mutex::new(Some(cluster_rx))),
-    })
 }
 
 /// A message for sessions the engine cannot serve.
