@@ -453,10 +453,11 @@ impl Media {
                 Ok(_) => continue,
                 Err(_) => return,
             };
-            let read = wall_ns();
-            self.current_rx = (arrived.unwrap_or(read), read);
-            self.peer
-                .receive(Instant::now(), src, self.local, &buf[..n]);
+            let (read_at, read) = (Instant::now(), wall_ns());
+            let arrived = arrived.unwrap_or(read);
+            self.current_rx = (arrived, read);
+            let at = rxtime::arrival_instant(read_at, read, arrived);
+            self.peer.receive(at, src, self.local, &buf[..n]);
             if let Err(e) = self.drain() {
                 self.outcome.error = Some(e.to_string());
                 return;

@@ -5,6 +5,7 @@
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
@@ -58,4 +59,35 @@ pub fn wall_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// When a datagram arrived, as an `Instant`: `read_at` (the `Instant` it was read at,
+/// `read_ns` in wall-clock time) moved back by the time it waited in the socket since
+/// the kernel's arrival time `arrived_ns`. This is the time a participant's `Rtc` is
+/// given with the datagram, so the transport-wide feedback it sends reports when each
+/// packet reached the machine, as a browser's does, and not when the generator (one
+/// thread for many receivers) got round to reading it: those waits would read as
+/// queueing on the path to the server's bandwidth estimator.
+pub fn arrival_instant(read_at: Instant, read_ns: u64, arrived_ns: u64) -> Instant {
+    let waited = Duration::from_nanos(read_ns.saturating_sub(arrived_ns));
+    read_at.checked_sub(waited).unwrap_or(read_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_is_the_read_moved_back_by_the_wait() {
+        let read_at = Instant::now();
+        let read_ns = 1_000_000_000_000;
+        let two_ms = Duration::from_millis(2);
+        assert_eq!(
+            arrival_instant(read_at, read_ns, read_ns - 2_000_000),
+            read_at - two_ms
+        );
+        // No kernel time (the read's own) or a clock that stepped back: the read.
+        assert_eq!(arrival_instant(read_at, read_ns, read_ns), read_at);
+        assert_eq!(arrival_instant(read_at, read_ns, read_ns + 5_000), read_at);
+    }
 }

@@ -110,7 +110,7 @@ impl Shard {
                 },
             );
             if target != before && target != down.layer {
-                debug!(id, src, ?target, why, "layer wanted");
+                debug!(id, src, ?target, why, ?estimate, "layer wanted");
                 requests.push((src, mid, target));
             }
             // Keep probing towards the next layer up, so the estimate can show it fits.
