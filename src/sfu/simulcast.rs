@@ -14,8 +14,16 @@ pub(crate) use crate::signaling::protocol::Quality;
 
 /// A layer must fit this long before a receiver moves up to it.
 pub(crate) const UP_DELAY: Duration = Duration::from_secs(2);
-/// Share of the bandwidth estimate a layer may use (room for audio and overhead).
+/// Share of the bandwidth estimate a layer may use to be moved up to (room for audio
+/// and overhead).
 pub(crate) const HEADROOM: f64 = 0.85;
+/// Share of the estimate the current layer may use before a receiver moves down. Above
+/// `HEADROOM`, so that a layer whose rate swings (a keyframe raises it for a while)
+/// with an estimate that settles just above it is kept, not dropped and taken again:
+/// the estimator, probing to `desired` (the next layer up, or the top layer's rate
+/// with 20 % on it), holds the estimate at about that, which is only just above what
+/// `HEADROOM` asks of the top layer.
+pub(crate) const STAY_HEADROOM: f64 = 1.0;
 /// A layer silent this long is not offered to receivers.
 const LAYER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bitrates are measured over windows of this length.
@@ -140,16 +148,19 @@ impl Selector {
         if layers.is_empty() {
             return self.target;
         }
-        let ideal = ideal_index(inputs);
+        let ideal = ideal_index(inputs, HEADROOM);
         let current = self
             .target
             .and_then(|t| layers.iter().position(|l| l.rid == t));
         let chosen = match current {
             // First choice, or the current layer went away: take the ideal at once.
             None => ideal,
+            // The current layer no longer fits even the whole estimate (or the screen
+            // or preference asks for less): down at once.
+            Some(c) if ideal_index(inputs, STAY_HEADROOM) < c => ideal,
             Some(c) if ideal <= c => {
                 self.higher_since = None;
-                ideal
+                c
             }
             Some(c) => {
                 let rid = layers[ideal].rid;
@@ -180,8 +191,9 @@ impl Selector {
     }
 }
 
-/// The best layer for the inputs, ignoring how long it has fitted.
-fn ideal_index(inputs: Inputs<'_>) -> usize {
+/// The best layer for the inputs, ignoring how long it has fitted, when a layer may
+/// use `headroom` of the estimate.
+fn ideal_index(inputs: Inputs<'_>, headroom: f64) -> usize {
     let layers = inputs.layers;
     let top = layers.len() - 1;
     match inputs.quality {
@@ -194,7 +206,7 @@ fn ideal_index(inputs: Inputs<'_>) -> usize {
     let by_bandwidth = match inputs.estimate_bps {
         Some(est) => layers
             .iter()
-            .rposition(|l| l.bps > 0.0 && l.bps <= est * HEADROOM)
+            .rposition(|l| l.bps > 0.0 && l.bps <= est * headroom)
             .unwrap_or(0),
         None => 0,
     };
@@ -256,6 +268,36 @@ mod tests {
         // The estimate drops: down at once, to the layer that fits.
         assert_eq!(s.choose(t0, inputs(&l, Some(700_000.0))), Some("h".into()));
         assert_eq!(s.choose(t0, inputs(&l, Some(100_000.0))), Some("q".into()));
+    }
+
+    #[test]
+    fn a_layer_is_kept_while_the_estimate_covers_it() {
+        let l = layers();
+        let t0 = Instant::now();
+        let t = |s| t0 + Duration::from_secs(s);
+        let mut s = Selector::default();
+        assert_eq!(
+            s.choose(t0, inputs(&l, Some(3_000_000.0))),
+            Some("f".into())
+        );
+        // 1.6 Mbit/s: f (1.5) would not be moved up to (it wants 15 % to spare), but
+        // the receiver on it keeps it.
+        assert_eq!(
+            s.choose(t(1), inputs(&l, Some(1_600_000.0))),
+            Some("f".into())
+        );
+        // Below f's rate: down at once, to the layer that fits with room to spare.
+        assert_eq!(
+            s.choose(t(2), inputs(&l, Some(1_400_000.0))),
+            Some("h".into())
+        );
+        // Back at 1.6 Mbit/s, however long: not up to f, which does not fit with room.
+        for at in 3..10 {
+            assert_eq!(
+                s.choose(t(at), inputs(&l, Some(1_600_000.0))),
+                Some("h".into())
+            );
+        }
     }
 
     #[test]
