@@ -20,9 +20,9 @@ pub(crate) const HEADROOM: f64 = 0.85;
 /// Share of the estimate the current layer may use before a receiver moves down. Above
 /// `HEADROOM`, so that a layer whose rate swings (a keyframe raises it for a while)
 /// with an estimate that settles just above it is kept, not dropped and taken again:
-/// the estimator, probing to `desired` (the next layer up, or the top layer's rate
-/// with 20 % on it), holds the estimate at about that, which is only just above what
-/// `HEADROOM` asks of the top layer.
+/// the estimator, probing to `desired` (the rate of the next layer up, or of the top
+/// layer when on it, with 20 % on it), holds the estimate at about that, only just
+/// above what `HEADROOM` asks of the top layer.
 pub(crate) const STAY_HEADROOM: f64 = 1.0;
 /// A layer silent this long is not offered to receivers.
 const LAYER_TIMEOUT: Duration = Duration::from_secs(2);

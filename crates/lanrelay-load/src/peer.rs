@@ -4,7 +4,8 @@
 //! asked) and Opus-sized audio; a receiver checks every packet with a [`Probe`].
 //! Receive sockets report each datagram's kernel arrival time ([`super::rxtime`]), so transit is measured to the moment the
 //! packet reached the receiver, not to when the generator got round to reading it
-//! (both are reported). Signaling is done by the caller
+//! (both are reported); the participant's `Rtc` is given that arrival time too, so its
+//! transport-wide feedback does not report the generator's own reading delay. Signaling is done by the caller
 //! ([`super::lanrelay`] or [`super::janus`]); for lanrelay the WebSocket stays with the
 //! task so the server's renegotiation offers are answered during the call.
 //!
